@@ -1,0 +1,268 @@
+//! The bond's configuration as the data plane sees it: one [`BondConfig`] per config bank.
+//!
+//! The controller writes a complete `BondConfig` into the bank that is not in use, then flips the
+//! `config_bank` index (one 4-byte write). A packet reads the index once and then only that bank,
+//! so it sees either the old or the new configuration, never a mix.
+
+/// Largest number of members (slots) a bond can have. Member state is a `u32` bit mask.
+pub const MAX_MEMBERS: usize = 16;
+/// Largest number of policies in force at once (the default plus peer-specific ones).
+pub const MAX_POLICIES: usize = 16;
+/// Buckets of a balance-aware policy's allocation table. A flow lands in bucket
+/// `flow_hash % BUCKETS`; the controller assigns buckets to members in proportion to their
+/// allocation, so one bucket is 1/256 (0.4 %) of the traffic.
+pub const BUCKETS: usize = 256;
+/// Number of config banks (double buffering).
+pub const CONFIG_BANKS: u32 = 2;
+/// "No member": an empty slot reference.
+pub const NO_MEMBER: u8 = 0xff;
+
+/// Transmit policy. Stored as `u32` in [`PolicyConfig::mode`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// One link at a time; traffic moves only when that link is gone.
+    None = 0,
+    /// Only the active member (bonding mode 1).
+    ActiveBackup = 1,
+    /// Every usable member (mode 3).
+    Broadcast = 2,
+    /// `packets_per_link` packets per member in turn (mode 0).
+    BalanceRr = 3,
+    /// Flow hash modulo the members (mode 2).
+    BalanceXor = 4,
+    /// Flows (or packets) placed by the allocation bucket table.
+    BalanceAware = 5,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 6] = [
+        Mode::None,
+        Mode::ActiveBackup,
+        Mode::Broadcast,
+        Mode::BalanceRr,
+        Mode::BalanceXor,
+        Mode::BalanceAware,
+    ];
+
+    #[inline(always)]
+    pub fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            0 => Some(Mode::None),
+            1 => Some(Mode::ActiveBackup),
+            2 => Some(Mode::Broadcast),
+            3 => Some(Mode::BalanceRr),
+            4 => Some(Mode::BalanceXor),
+            5 => Some(Mode::BalanceAware),
+            _ => None,
+        }
+    }
+
+    /// The name used in configuration files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::None => "none",
+            Mode::ActiveBackup => "active-backup",
+            Mode::Broadcast => "broadcast",
+            Mode::BalanceRr => "balance-rr",
+            Mode::BalanceXor => "balance-xor",
+            Mode::BalanceAware => "balance-aware",
+        }
+    }
+}
+
+/// Transmit hash of balance-xor. Stored as `u32` in [`PolicyConfig::xmit_hash`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum XmitHash {
+    Layer2 = 0,
+    Layer23 = 1,
+    Layer34 = 2,
+    Encap23 = 3,
+    Encap34 = 4,
+    VlanSrcMac = 5,
+    /// ZeroTier's `src_port ^ dst_port ^ proto`; traffic without ports goes to a random member.
+    ZeroTier = 6,
+}
+
+impl XmitHash {
+    pub const ALL: [XmitHash; 7] = [
+        XmitHash::Layer2,
+        XmitHash::Layer23,
+        XmitHash::Layer34,
+        XmitHash::Encap23,
+        XmitHash::Encap34,
+        XmitHash::VlanSrcMac,
+        XmitHash::ZeroTier,
+    ];
+
+    #[inline(always)]
+    pub fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            0 => Some(XmitHash::Layer2),
+            1 => Some(XmitHash::Layer23),
+            2 => Some(XmitHash::Layer34),
+            3 => Some(XmitHash::Encap23),
+            4 => Some(XmitHash::Encap34),
+            5 => Some(XmitHash::VlanSrcMac),
+            6 => Some(XmitHash::ZeroTier),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            XmitHash::Layer2 => "layer2",
+            XmitHash::Layer23 => "layer2+3",
+            XmitHash::Layer34 => "layer3+4",
+            XmitHash::Encap23 => "encap2+3",
+            XmitHash::Encap34 => "encap3+4",
+            XmitHash::VlanSrcMac => "vlan+srcmac",
+            XmitHash::ZeroTier => "zerotier",
+        }
+    }
+}
+
+/// How balance-aware places traffic. Stored as `u32` in [`PolicyConfig::balance`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Balance {
+    /// A flow follows its bucket; the controller may move buckets to keep the target split.
+    FlowDynamic = 0,
+    /// A flow stays on the member it started on until that member fails or is degraded.
+    FlowStatic = 1,
+    /// Every packet is placed by the allocation independently (reordering possible).
+    Packet = 2,
+}
+
+impl Balance {
+    pub const ALL: [Balance; 3] = [Balance::FlowDynamic, Balance::FlowStatic, Balance::Packet];
+
+    #[inline(always)]
+    pub fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            0 => Some(Balance::FlowDynamic),
+            1 => Some(Balance::FlowStatic),
+            2 => Some(Balance::Packet),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Balance::FlowDynamic => "flow-dynamic",
+            Balance::FlowStatic => "flow-static",
+            Balance::Packet => "packet",
+        }
+    }
+}
+
+/// One transmit policy. Members are referred to by slot (index into
+/// [`BondConfig::member_ifindex`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// [`Mode`] as `u32`.
+    pub mode: u32,
+    /// [`XmitHash`] as `u32` (balance-xor).
+    pub xmit_hash: u32,
+    /// [`Balance`] as `u32` (balance-aware).
+    pub balance: u32,
+    /// balance-rr: packets per member before moving on; 0 = a random member per packet.
+    pub packets_per_link: u32,
+    /// Preferred member slot for active-backup and none, or [`NO_MEMBER`].
+    pub active: u32,
+    /// Number of valid entries in `members`.
+    pub n_members: u32,
+    /// Bit `s` set when slot `s` belongs to this policy.
+    pub member_mask: u32,
+    /// Reserved, zero.
+    pub flags: u32,
+    /// Member slots in order of preference (active-backup failover order, round-robin order,
+    /// balance-xor modulo order).
+    pub members: [u8; MAX_MEMBERS],
+    /// balance-aware: bucket -> member slot.
+    pub buckets: [u8; BUCKETS],
+}
+
+const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 32 + MAX_MEMBERS + BUCKETS);
+
+impl PolicyConfig {
+    pub const EMPTY: PolicyConfig = PolicyConfig {
+        mode: Mode::ActiveBackup as u32,
+        xmit_hash: XmitHash::Layer2 as u32,
+        balance: Balance::FlowDynamic as u32,
+        packets_per_link: 1,
+        active: NO_MEMBER as u32,
+        n_members: 0,
+        member_mask: 0,
+        flags: 0,
+        members: [NO_MEMBER; MAX_MEMBERS],
+        buckets: [NO_MEMBER; BUCKETS],
+    };
+
+    /// The member slots of this policy, in order.
+    pub fn member_slots(&self) -> &[u8] {
+        let n = (self.n_members as usize).min(MAX_MEMBERS);
+        &self.members[..n]
+    }
+}
+
+/// Which peer tables hold entries ([`BondConfig::peer_tables`]); empty tables are not looked up.
+pub mod peer_tables {
+    pub const IPV4: u32 = 1;
+    pub const IPV6: u32 = 2;
+    pub const MAC: u32 = 4;
+}
+
+/// The whole configuration of one bond, as one map value (one per config bank).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BondConfig {
+    /// Increases with every configuration the controller writes.
+    pub generation: u64,
+    /// ifindex of the bond device (received traffic is handed to it).
+    pub bond_ifindex: u32,
+    /// Policy used when no peer entry matches the destination.
+    pub default_policy: u32,
+    /// Bits of [`peer_tables`] for the peer tables that hold entries.
+    pub peer_tables: u32,
+    /// Number of member slots in use (the highest used slot + 1).
+    pub n_slots: u32,
+    /// Slot -> member ifindex (0 = empty slot).
+    pub member_ifindex: [u32; MAX_MEMBERS],
+    pub policies: [PolicyConfig; MAX_POLICIES],
+}
+
+const _: () = assert!(
+    core::mem::size_of::<BondConfig>()
+        == 24 + 4 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>()
+);
+
+impl BondConfig {
+    pub const EMPTY: BondConfig = BondConfig {
+        generation: 0,
+        bond_ifindex: 0,
+        default_policy: 0,
+        peer_tables: 0,
+        n_slots: 0,
+        member_ifindex: [0; MAX_MEMBERS],
+        policies: [PolicyConfig::EMPTY; MAX_POLICIES],
+    };
+
+    /// The slot of the member with this ifindex.
+    #[inline(always)]
+    pub fn slot_of(&self, ifindex: u32) -> Option<u8> {
+        let mut i = 0;
+        while i < MAX_MEMBERS {
+            if i as u32 >= self.n_slots {
+                break;
+            }
+            if self.member_ifindex[i] == ifindex && ifindex != 0 {
+                return Some(i as u8);
+            }
+            i += 1;
+        }
+        None
+    }
+}

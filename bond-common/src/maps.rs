@@ -1,0 +1,59 @@
+//! Names and capacities of the data plane's maps, in one place.
+//!
+//! The names are the kernel map names (at most 15 characters) and also the file names under the
+//! pin directory `/sys/fs/bpf/bond/<bond>/`, so `bpftool map dump pinned
+//! /sys/fs/bpf/bond/bond0/member_stats` works.
+
+/// `Array<BondConfig, 2>`: the two config banks.
+pub const CONFIG: &str = "config";
+/// `Array<u32, 1>`: which bank of `config` is in force.
+pub const CONFIG_BANK: &str = "config_bank";
+/// `Array<u32, 1>`: bit mask of usable member slots. Marking a member down is one write here.
+pub const MEMBER_USABLE: &str = "member_usable";
+/// `PerCpuArray<MemberStats, MAX_MEMBERS>`.
+pub const MEMBER_STATS: &str = "member_stats";
+/// `PerCpuArray<BondStats, 1>`.
+pub const BOND_STATS: &str = "bond_stats";
+/// `PerCpuArray<u32, MAX_POLICIES>`: balance-rr packet counter per policy and CPU.
+pub const RR_CURSOR: &str = "rr_cursor";
+/// `LruHashMap<u64, FlowEntry, FLOW_CAPACITY>`: flow id -> flow record.
+pub const FLOWS: &str = "flows";
+/// `LpmTrie<[u8; 4], u32>`: IPv4 destination prefix -> policy index.
+pub const PEER_V4: &str = "peer_v4";
+/// `LpmTrie<[u8; 16], u32>`: IPv6 destination prefix -> policy index.
+pub const PEER_V6: &str = "peer_v6";
+/// `HashMap<MacKey, u32>`: destination MAC -> policy index.
+pub const PEER_MAC: &str = "peer_mac";
+
+/// Every map, for pinning and adoption.
+pub const ALL: [&str; 10] = [
+    CONFIG,
+    CONFIG_BANK,
+    MEMBER_USABLE,
+    MEMBER_STATS,
+    BOND_STATS,
+    RR_CURSOR,
+    FLOWS,
+    PEER_V4,
+    PEER_V6,
+    PEER_MAC,
+];
+
+/// Flows remembered at once (ZeroTier's limit; least recently used flows are evicted first).
+pub const FLOW_CAPACITY: usize = 65536;
+/// Entries per peer table.
+pub const PEER_CAPACITY: usize = 1024;
+
+/// Program names (the functions in bond-ebpf).
+pub const PROG_BOND_EGRESS: &str = "bond_egress";
+pub const PROG_MEMBER_INGRESS: &str = "member_ingress";
+
+/// Key of `peer_mac`: a MAC address padded to 8 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MacKey {
+    pub mac: [u8; 6],
+    pub pad: [u8; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<MacKey>() == 8);

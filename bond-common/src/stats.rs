@@ -1,0 +1,61 @@
+//! Counters kept by the data plane in per-CPU maps (the controller sums the CPUs).
+
+/// Per-member counters (`member_stats`, indexed by member slot).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberStats {
+    /// Packets and bytes the bond sent on this member.
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Redirects to this member the kernel refused (e.g. the device vanished).
+    pub tx_errors: u64,
+    /// Packets and bytes received on this member and handed to the bond.
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// Packets received on this member and dropped by the data plane (duplicates, probes).
+    pub rx_dropped: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<MemberStats>() == 48);
+
+impl MemberStats {
+    pub fn add(&mut self, o: &MemberStats) {
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.tx_errors += o.tx_errors;
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.rx_dropped += o.rx_dropped;
+    }
+}
+
+/// Bond-wide counters (`bond_stats`, one entry).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BondStats {
+    /// Packets dropped because no member of the policy was usable.
+    pub tx_no_member: u64,
+    /// Packets sent without a configuration in place (dropped).
+    pub tx_no_config: u64,
+    /// Packets whose headers could not be parsed (sent on a deterministic member).
+    pub tx_unparsed: u64,
+    /// Extra copies made by broadcast.
+    pub tx_broadcast_copies: u64,
+    /// Packets received on an interface that is not a member of this bond (passed up unchanged).
+    pub rx_not_member: u64,
+    /// Slow-protocol frames (LACP) left on the member for the controller.
+    pub rx_slow_protocol: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<BondStats>() == 48);
+
+impl BondStats {
+    pub fn add(&mut self, o: &BondStats) {
+        self.tx_no_member += o.tx_no_member;
+        self.tx_no_config += o.tx_no_config;
+        self.tx_unparsed += o.tx_unparsed;
+        self.tx_broadcast_copies += o.tx_broadcast_copies;
+        self.rx_not_member += o.rx_not_member;
+        self.rx_slow_protocol += o.rx_slow_protocol;
+    }
+}
