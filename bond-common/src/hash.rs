@@ -110,69 +110,106 @@ pub fn vlan_srcmac_hash(h: &Headers) -> u32 {
     u32::from(h.vlan_tci) ^ vendor ^ dev
 }
 
-/// The kernel's `bond_flow_ip`: one IP header at `*nhoff` of family `ether_type`.
-#[inline(always)]
-fn bond_flow_ip<P: PacketBytes + ?Sized>(
-    p: &P,
-    ether_type: u16,
-    nhoff: &mut usize,
-    ip_proto: &mut i32,
-    f: &mut KernelFlow,
-    l34: bool,
-) -> bool {
-    if ether_type == ETH_P_IP {
-        let Some(b) = p.bytes::<20>(*nhoff) else {
-            return false;
+/// One IP header as the kernel's dissection sees it.
+#[derive(Clone, Copy)]
+struct IpFields {
+    /// Addresses as the hash uses them (IPv4 raw, IPv6 `ipv6_addr_hash`).
+    src: u32,
+    dst: u32,
+    /// Header length as written (IPv4 IHL x 4, unchecked by `bond_flow_ip`).
+    header_len: usize,
+    /// IPv4 protocol or IPv6 Next Header.
+    proto: u8,
+    /// IPv4 fragment (MF or offset): the kernel keeps no transport protocol for it.
+    fragment: bool,
+}
+
+impl IpFields {
+    /// The outer header, already read by the parser.
+    #[inline(always)]
+    fn outer(h: &Headers) -> IpFields {
+        let (src, dst) = if h.ip.version == 4 {
+            (le32(&h.ip.src[..4]), le32(&h.ip.dst[..4]))
+        } else {
+            (ipv6_addr_hash(&h.ip.src), ipv6_addr_hash(&h.ip.dst))
         };
-        f.src = le32(&b[12..16]);
-        f.dst = le32(&b[16..20]);
-        *nhoff += usize::from(b[0] & 0x0f) * 4;
-        if u16::from_be_bytes([b[6], b[7]]) & 0x3fff == 0 {
-            *ip_proto = i32::from(b[9]);
+        IpFields {
+            src,
+            dst,
+            header_len: usize::from(h.ip.header_len),
+            proto: h.ip.first_proto,
+            fragment: h.ip.version == 4 && h.ip.fragment,
         }
-    } else if ether_type == ETH_P_IPV6 {
-        let Some(b) = p.bytes::<40>(*nhoff) else {
-            return false;
-        };
-        f.src = ipv6_addr_hash(&b[8..24]);
-        f.dst = ipv6_addr_hash(&b[24..40]);
-        *nhoff += 40;
-        *ip_proto = i32::from(b[6]);
-    } else {
-        return false;
     }
-    if l34 && *ip_proto >= 0 {
-        f.ports = kernel_ports(p, *ip_proto as u8, *nhoff);
+
+    /// A header of family `ether_type` at `off` (inside an ICMP error or a tunnel).
+    #[inline(always)]
+    fn at<P: PacketBytes + ?Sized>(p: &P, ether_type: u16, off: usize) -> Option<IpFields> {
+        if ether_type == ETH_P_IP {
+            let b = p.bytes::<20>(off)?;
+            Some(IpFields {
+                src: le32(&b[12..16]),
+                dst: le32(&b[16..20]),
+                header_len: usize::from(b[0] & 0x0f) * 4,
+                proto: b[9],
+                fragment: u16::from_be_bytes([b[6], b[7]]) & 0x3fff != 0,
+            })
+        } else if ether_type == ETH_P_IPV6 {
+            let fixed = p.bytes::<8>(off)?;
+            let src = ipv6_addr_hash(&p.bytes::<16>(off + 8)?);
+            let dst = ipv6_addr_hash(&p.bytes::<16>(off + 24)?);
+            Some(IpFields { src, dst, header_len: 40, proto: fixed[6], fragment: false })
+        } else {
+            None
+        }
     }
-    true
 }
 
 /// The kernel's `bond_flow_dissect` for the non-encap policies (layer2+3, layer3+4): the outer
-/// IP header, its ports, and for ICMP errors the addresses and ports of the quoted packet.
+/// IP header and its ports (with `bond_flow_ip`'s rules: no transport protocol for IPv4
+/// fragments, IPv6 extension headers not skipped), and for ICMP errors the addresses and ports
+/// of the quoted packet.
 #[inline(always)]
 fn bond_flow_dissect<P: PacketBytes + ?Sized>(p: &P, h: &Headers, l34: bool) -> Option<KernelFlow> {
-    let mut f = KernelFlow::default();
-    let mut nhoff = usize::from(h.l3_offset);
-    let mut ip_proto: i32 = -1;
-    if !h.has_eth || !bond_flow_ip(p, h.ether_type, &mut nhoff, &mut ip_proto, &mut f, l34) {
+    if !h.has_eth || h.ip.version == 0 {
         return None;
     }
-    if ip_proto == i32::from(IPPROTO_ICMP) || ip_proto == i32::from(IPPROTO_ICMPV6) {
-        f.icmp = icmp_key(p, nhoff);
-        let t = f.icmp as u8;
-        let err = if ip_proto == i32::from(IPPROTO_ICMP) { icmp_is_err(t) } else { icmpv6_is_err(t) };
-        if !err {
-            return Some(f);
+    let outer = IpFields::outer(h);
+    let mut f = KernelFlow { src: outer.src, dst: outer.dst, ports: 0, icmp: 0 };
+    let mut nhoff = usize::from(h.l3_offset) + outer.header_len;
+    let mut ip_proto = if outer.fragment { None } else { Some(outer.proto) };
+    if let (true, Some(proto)) = (l34, ip_proto) {
+        f.ports = kernel_ports(p, proto, nhoff);
+    }
+    let err = match ip_proto {
+        Some(IPPROTO_ICMP) => {
+            f.icmp = icmp_key(p, nhoff);
+            icmp_is_err(f.icmp as u8)
         }
+        Some(IPPROTO_ICMPV6) => {
+            f.icmp = icmp_key(p, nhoff);
+            icmpv6_is_err(f.icmp as u8)
+        }
+        _ => false,
+    };
+    if err {
+        // The quoted header follows the 8-byte ICMP header; it is read as the outer family.
         nhoff += 8;
-        if !bond_flow_ip(p, h.ether_type, &mut nhoff, &mut ip_proto, &mut f, l34) {
-            return None;
+        let inner = IpFields::at(p, h.ether_type, nhoff)?;
+        f.src = inner.src;
+        f.dst = inner.dst;
+        nhoff += inner.header_len;
+        if !inner.fragment {
+            ip_proto = Some(inner.proto);
+        }
+        if let (true, Some(proto)) = (l34, ip_proto) {
+            f.ports = kernel_ports(p, proto, nhoff);
         }
     }
     Some(f)
 }
 
-/// Encapsulations followed by the encap policies (outer header + tunnels).
+/// Network headers followed by the encap policies (the outer one and two encapsulations).
 const MAX_DISSECT_HEADERS: usize = 3;
 
 const GRE_CSUM: u16 = 0x8000;
@@ -202,31 +239,18 @@ fn encap_flow_dissect<P: PacketBytes + ?Sized>(p: &P, h: &Headers) -> Option<Ker
     let mut nhoff = usize::from(h.l3_offset);
     let mut proto = h.ether_type;
     for _ in 0..MAX_DISSECT_HEADERS {
-        let ip_proto;
-        if proto == ETH_P_IP {
-            let b = p.bytes::<20>(nhoff)?;
-            let ihl = usize::from(b[0] & 0x0f);
-            if ihl < 5 {
-                return None;
-            }
-            f.src = le32(&b[12..16]);
-            f.dst = le32(&b[16..20]);
-            nhoff += ihl * 4;
-            if u16::from_be_bytes([b[6], b[7]]) & 0x3fff != 0 {
-                // Fragments: addresses only (the first fragment's ports are not parsed either).
-                return Some(f);
-            }
-            ip_proto = b[9];
-        } else if proto == ETH_P_IPV6 {
-            let b = p.bytes::<40>(nhoff)?;
-            f.src = ipv6_addr_hash(&b[8..24]);
-            f.dst = ipv6_addr_hash(&b[24..40]);
-            nhoff += 40;
-            ip_proto = b[6];
-        } else {
+        let ip = IpFields::at(p, proto, nhoff)?;
+        if proto == ETH_P_IP && ip.header_len < 20 {
             return None;
         }
-        match dissect_ip_proto(p, proto, ip_proto, &mut nhoff, &mut f) {
+        f.src = ip.src;
+        f.dst = ip.dst;
+        nhoff += ip.header_len;
+        if ip.fragment {
+            // Addresses only: not even the first fragment's ports are parsed.
+            return Some(f);
+        }
+        match dissect_ip_proto(p, proto, ip.proto, &mut nhoff, &mut f) {
             Next::Done => return Some(f),
             Next::Bad => return None,
             Next::Again(t) => proto = t,
@@ -294,10 +318,10 @@ fn dissect_gre<P: PacketBytes + ?Sized>(p: &P, nhoff: &mut usize) -> Next {
         offset += 4;
     }
     if proto == ETH_P_TEB {
-        let Some(eth) = p.bytes::<ETH_HLEN>(*nhoff + offset) else {
+        let Some(t) = p.be16_at(*nhoff + offset + 12) else {
             return Next::Bad;
         };
-        proto = u16::from_be_bytes([eth[12], eth[13]]);
+        proto = t;
         offset += ETH_HLEN;
     }
     *nhoff += offset;

@@ -92,6 +92,8 @@ pub struct IpHeader {
     pub version: u8,
     /// IPv4 protocol, or the Next Header of the fixed IPv6 header.
     pub first_proto: u8,
+    /// Length of the fixed header: IPv4's IHL x 4 as written (even when invalid), 40 for IPv6.
+    pub header_len: u8,
     /// A fragment (IPv4 MF or offset, or an IPv6 fragment header): no transport header used.
     pub fragment: bool,
     pub src: [u8; 16],
@@ -126,7 +128,7 @@ impl Headers {
         vlan_tci: 0,
         vlans: 0,
         l3_offset: 0,
-        ip: IpHeader { version: 0, first_proto: 0, fragment: false, src: [0; 16], dst: [0; 16] },
+        ip: IpHeader { version: 0, first_proto: 0, header_len: 0, fragment: false, src: [0; 16], dst: [0; 16] },
         l4: L4Header {
             present: false,
             proto: 0,
@@ -157,8 +159,16 @@ impl Headers {
 #[inline(always)]
 pub fn parse<P: PacketBytes + ?Sized>(p: &P) -> Headers {
     let mut h = Headers::EMPTY;
+    parse_into(p, &mut h);
+    h
+}
+
+/// [`parse`] into `h`, which must be [`Headers::EMPTY`]. Writing in place spares the eBPF
+/// program a second copy of the headers on its small stack.
+#[inline(always)]
+pub fn parse_into<P: PacketBytes + ?Sized>(p: &P, h: &mut Headers) {
     let Some(eth) = p.bytes::<ETH_HLEN>(0) else {
-        return h;
+        return;
     };
     h.has_eth = true;
     h.eth_dst = [eth[0], eth[1], eth[2], eth[3], eth[4], eth[5]];
@@ -182,11 +192,10 @@ pub fn parse<P: PacketBytes + ?Sized>(p: &P) -> Headers {
     h.ether_type = ether_type;
     h.l3_offset = off as u16;
     match ether_type {
-        ETH_P_IP => parse_ipv4(p, off, &mut h),
-        ETH_P_IPV6 => parse_ipv6(p, off, &mut h),
+        ETH_P_IP => parse_ipv4(p, off, h),
+        ETH_P_IPV6 => parse_ipv6(p, off, h),
         _ => {}
     }
-    h
 }
 
 #[inline(always)]
@@ -200,7 +209,8 @@ fn parse_ipv4<P: PacketBytes + ?Sized>(p: &P, off: usize, h: &mut Headers) {
     h.ip.dst[..4].copy_from_slice(&b[16..20]);
     // More-fragments flag or a fragment offset.
     h.ip.fragment = u16::from_be_bytes([b[6], b[7]]) & 0x3fff != 0;
-    let header_len = usize::from(b[0] & 0x0f) * 4;
+    h.ip.header_len = (b[0] & 0x0f) * 4;
+    let header_len = usize::from(h.ip.header_len);
     if header_len < 20 || h.ip.fragment {
         return;
     }
@@ -209,14 +219,17 @@ fn parse_ipv4<P: PacketBytes + ?Sized>(p: &P, off: usize, h: &mut Headers) {
 
 #[inline(always)]
 fn parse_ipv6<P: PacketBytes + ?Sized>(p: &P, off: usize, h: &mut Headers) {
-    let Some(b) = p.bytes::<40>(off) else {
+    // Field by field rather than one 40-byte read: keeps the eBPF stack small.
+    let (Some(fixed), Some(src), Some(dst)) = (p.bytes::<8>(off), p.bytes::<16>(off + 8), p.bytes::<16>(off + 24))
+    else {
         return;
     };
     h.ip.version = 6;
-    h.ip.first_proto = b[6];
-    h.ip.src.copy_from_slice(&b[8..24]);
-    h.ip.dst.copy_from_slice(&b[24..40]);
-    let mut next = b[6];
+    h.ip.first_proto = fixed[6];
+    h.ip.header_len = 40;
+    h.ip.src = src;
+    h.ip.dst = dst;
+    let mut next = fixed[6];
     let mut off = off + 40;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {

@@ -10,6 +10,14 @@
 
 use crate::config::{MAX_MEMBERS, NO_MEMBER, PolicyConfig};
 
+/// `i`, hidden from the optimizer. LLVM can prove `hash % n < n <= MAX_MEMBERS` and drop the
+/// bounds check of the array access that follows; the eBPF verifier cannot prove it and rejects
+/// the unchecked access. Hiding the value keeps the check, which is the verifier's proof.
+#[inline(always)]
+fn opaque_index(i: u32) -> usize {
+    core::hint::black_box(i) as usize
+}
+
 #[inline(always)]
 fn bit(slot: u32) -> u32 {
     if slot < 32 { 1 << slot } else { 0 }
@@ -87,7 +95,7 @@ pub fn xor_member(p: &PolicyConfig, usable: u32, hash: u32) -> Option<u8> {
     if n == 0 || n as usize > MAX_MEMBERS {
         return None;
     }
-    let slot = *p.members.get((hash % n) as usize)?;
+    let slot = *p.members.get(opaque_index(hash % n))?;
     if is_usable(p, usable, u32::from(slot)) {
         return Some(slot);
     }

@@ -1,0 +1,244 @@
+//! TC egress on the bond device: choose a member per packet and redirect to it.
+
+use aya_ebpf::{
+    bindings::{TC_ACT_REDIRECT, TC_ACT_SHOT},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns, bpf_redirect},
+    maps::lpm_trie::Key,
+    programs::TcContext,
+};
+use bond_common::{
+    config::{Balance, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, XmitHash, peer_tables},
+    flow::{FlowEntry, bucket_hash, flow_id},
+    hash::{kernel_hash, zerotier_hash},
+    maps::MacKey,
+    packet::{Headers, parse_into},
+    select::{active_member, aware_member, is_usable, round_robin_member, usable_count, xor_member},
+};
+
+use crate::{
+    maps::{
+        FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, bond_stats, current_config, member_stats,
+        member_usable,
+    },
+    skb::Skb,
+};
+
+enum Choice {
+    Member(u8),
+    Broadcast,
+    Nothing,
+}
+
+#[inline(always)]
+pub fn bond_egress(ctx: &TcContext) -> i32 {
+    let Some(cfg) = current_config() else {
+        bond_stats(|s| s.tx_no_config += 1);
+        return TC_ACT_SHOT as i32;
+    };
+    let usable = member_usable();
+    let pkt = Skb::new(ctx);
+    let mut h = Headers::EMPTY;
+    let has_eth = parse_headers(&pkt, &mut h);
+    let policy_index = policy_for(cfg, &h);
+    let Some(policy) = cfg.policies.get(policy_index as usize) else {
+        bond_stats(|s| s.tx_no_config += 1);
+        return TC_ACT_SHOT as i32;
+    };
+    let len = u64::from(ctx.len());
+    let id = flow_id(&h);
+    let flow = FLOWS.get_ptr_mut(&id);
+    // SAFETY: a pointer into the flow table from the lookup just above.
+    let sticky = flow.map(|f| unsafe { (*f).member }).unwrap_or(NO_MEMBER);
+
+    let choice = if has_eth {
+        choose(policy, policy_index, usable, &pkt, &h, id, sticky)
+    } else {
+        // Nothing to classify by: send it where active-backup would, deterministically.
+        bond_stats(|s| s.tx_unparsed += 1);
+        active_member(policy, usable).map_or(Choice::Nothing, Choice::Member)
+    };
+
+    let member = match choice {
+        Choice::Member(m) => m,
+        _ => NO_MEMBER,
+    };
+    match flow {
+        // SAFETY: as above. Counters race between CPUs sending the same flow at once; the flow
+        // table is for observation and stickiness, not accounting (member_stats is exact).
+        Some(f) => unsafe {
+            (*f).packets += 1;
+            (*f).bytes += len;
+            (*f).last_seen_ns = bpf_ktime_get_coarse_ns();
+            (*f).member = member;
+            (*f).policy = policy_index as u8;
+        },
+        None => {
+            new_flow(id, &h, member, policy_index as u8, len);
+        }
+    }
+
+    match choice {
+        Choice::Member(slot) => send(cfg, slot, len),
+        Choice::Broadcast => broadcast(ctx, cfg, policy, usable, len),
+        Choice::Nothing => {
+            bond_stats(|s| s.tx_no_member += 1);
+            TC_ACT_SHOT as i32
+        }
+    }
+}
+
+// The stages below are separate BPF functions (not inlined) on purpose: each one's register
+// spills live in its own stack frame, which is gone before the next stage runs. Inlined into one
+// function, the spills of all stages add up past the verifier's 512-byte stack limit.
+
+/// Returns whether the frame had an Ethernet header. (A subprogram must leave a scalar in R0:
+/// the verifier rejects one that returns with a stack pointer there.)
+#[inline(never)]
+fn parse_headers(pkt: &Skb, h: &mut Headers) -> bool {
+    parse_into(pkt, h);
+    h.has_eth
+}
+
+#[inline(never)]
+fn xmit_hash(policy: XmitHash, pkt: &Skb, h: &Headers) -> u32 {
+    kernel_hash(policy, pkt, h)
+}
+
+#[inline(never)]
+fn new_flow(id: u64, h: &Headers, member: u8, policy: u8, len: u64) -> bool {
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    FLOWS.insert(&id, &FlowEntry::new(h, member, policy, len, now), 0).is_ok()
+}
+
+/// The policy for this packet: a peer entry for its destination, else the default.
+#[inline(always)]
+fn policy_for(cfg: &BondConfig, h: &Headers) -> u32 {
+    let tables = cfg.peer_tables;
+    if tables != 0 {
+        if h.ip.version == 4 && tables & peer_tables::IPV4 != 0 {
+            if let Some(p) = PEER_V4.get(&Key::new(32, h.ipv4_dst())) {
+                return *p;
+            }
+        } else if h.ip.version == 6 && tables & peer_tables::IPV6 != 0 {
+            if let Some(p) = PEER_V6.get(&Key::new(128, h.ip.dst)) {
+                return *p;
+            }
+        }
+        if tables & peer_tables::MAC != 0 {
+            let key = MacKey { mac: h.eth_dst, pad: [0; 2] };
+            // SAFETY: the value is a plain u32 read right away.
+            if let Some(p) = unsafe { PEER_MAC.get(&key) } {
+                return *p;
+            }
+        }
+    }
+    cfg.default_policy
+}
+
+#[inline(always)]
+fn choose(
+    policy: &PolicyConfig,
+    policy_index: u32,
+    usable: u32,
+    pkt: &Skb,
+    h: &Headers,
+    id: u64,
+    sticky: u8,
+) -> Choice {
+    let member = match Mode::from_u32(policy.mode) {
+        Some(Mode::Broadcast) => {
+            return if usable_count(policy, usable) > 0 { Choice::Broadcast } else { Choice::Nothing };
+        }
+        Some(Mode::BalanceRr) => {
+            let counter = match RR_CURSOR.get_ptr_mut(policy_index) {
+                // SAFETY: per-CPU counter of this policy.
+                Some(c) => unsafe {
+                    let v = *c;
+                    *c = v.wrapping_add(1);
+                    v
+                },
+                None => 0,
+            };
+            let random = if policy.packets_per_link == 0 { unsafe { bpf_get_prandom_u32() } } else { 0 };
+            round_robin_member(policy, usable, counter, random)
+        }
+        Some(Mode::BalanceXor) => {
+            let hash = match XmitHash::from_u32(policy.xmit_hash) {
+                Some(XmitHash::ZeroTier) => zerotier_hash(h).unwrap_or_else(|| unsafe { bpf_get_prandom_u32() }),
+                Some(x) => xmit_hash(x, pkt, h),
+                None => xmit_hash(XmitHash::Layer2, pkt, h),
+            };
+            xor_member(policy, usable, hash)
+        }
+        Some(Mode::BalanceAware) => match Balance::from_u32(policy.balance) {
+            Some(Balance::Packet) => aware_member(policy, usable, unsafe { bpf_get_prandom_u32() }, NO_MEMBER),
+            Some(Balance::FlowStatic) => aware_member(policy, usable, bucket_hash(id), sticky),
+            _ => aware_member(policy, usable, bucket_hash(id), NO_MEMBER),
+        },
+        // none and active-backup (and anything unknown): the active member.
+        _ => active_member(policy, usable),
+    };
+    member.map_or(Choice::Nothing, Choice::Member)
+}
+
+#[inline(always)]
+fn send(cfg: &BondConfig, slot: u8, len: u64) -> i32 {
+    let Some(&ifindex) = cfg.member_ifindex.get(usize::from(slot)) else {
+        return TC_ACT_SHOT as i32;
+    };
+    let verdict = unsafe { bpf_redirect(ifindex, 0) } as i32;
+    member_stats(u32::from(slot), |s| {
+        if verdict == TC_ACT_REDIRECT as i32 {
+            s.tx_packets += 1;
+            s.tx_bytes += len;
+        } else {
+            s.tx_errors += 1;
+        }
+    });
+    verdict
+}
+
+/// A copy on every usable member: clones to all but the last, the packet itself to the last.
+#[inline(always)]
+fn broadcast(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: u32, len: u64) -> i32 {
+    let mut last = NO_MEMBER;
+    let mut i = 0usize;
+    while i < MAX_MEMBERS {
+        if i as u32 >= policy.n_members {
+            break;
+        }
+        let slot = policy.members[i];
+        i += 1;
+        if !is_usable(policy, usable, u32::from(slot)) {
+            continue;
+        }
+        if last != NO_MEMBER {
+            clone_to(ctx, cfg, last, len);
+        }
+        last = slot;
+    }
+    if last == NO_MEMBER {
+        bond_stats(|s| s.tx_no_member += 1);
+        return TC_ACT_SHOT as i32;
+    }
+    send(cfg, last, len)
+}
+
+#[inline(always)]
+fn clone_to(ctx: &TcContext, cfg: &BondConfig, slot: u8, len: u64) {
+    let Some(&ifindex) = cfg.member_ifindex.get(usize::from(slot)) else {
+        return;
+    };
+    let ok = ctx.clone_redirect(ifindex, 0).is_ok();
+    member_stats(u32::from(slot), |s| {
+        if ok {
+            s.tx_packets += 1;
+            s.tx_bytes += len;
+        } else {
+            s.tx_errors += 1;
+        }
+    });
+    if ok {
+        bond_stats(|s| s.tx_broadcast_copies += 1);
+    }
+}

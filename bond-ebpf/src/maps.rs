@@ -1,0 +1,73 @@
+//! The data plane's maps (names and capacities from `bond_common::maps`) and small accessors.
+
+use aya_ebpf::{
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    macros::btf_map,
+};
+use bond_common::{
+    config::{BondConfig, CONFIG_BANKS, MAX_MEMBERS, MAX_POLICIES},
+    flow::FlowEntry,
+    maps::{FLOW_CAPACITY, MacKey, PEER_CAPACITY},
+    stats::{BondStats, MemberStats},
+};
+
+#[btf_map(name = "config")]
+pub static CONFIG: Array<BondConfig, { CONFIG_BANKS as usize }> = Array::new();
+
+#[btf_map(name = "config_bank")]
+pub static CONFIG_BANK: Array<u32, 1> = Array::new();
+
+#[btf_map(name = "member_usable")]
+pub static MEMBER_USABLE: Array<u32, 1> = Array::new();
+
+#[btf_map(name = "member_stats")]
+pub static MEMBER_STATS: PerCpuArray<MemberStats, MAX_MEMBERS> = PerCpuArray::new();
+
+#[btf_map(name = "bond_stats")]
+pub static BOND_STATS: PerCpuArray<BondStats, 1> = PerCpuArray::new();
+
+#[btf_map(name = "rr_cursor")]
+pub static RR_CURSOR: PerCpuArray<u32, MAX_POLICIES> = PerCpuArray::new();
+
+#[btf_map(name = "flows")]
+pub static FLOWS: LruHashMap<u64, FlowEntry, FLOW_CAPACITY> = LruHashMap::new();
+
+#[btf_map(name = "peer_v4")]
+pub static PEER_V4: LpmTrie<[u8; 4], u32, PEER_CAPACITY> = LpmTrie::new();
+
+#[btf_map(name = "peer_v6")]
+pub static PEER_V6: LpmTrie<[u8; 16], u32, PEER_CAPACITY> = LpmTrie::new();
+
+#[btf_map(name = "peer_mac")]
+pub static PEER_MAC: HashMap<MacKey, u32, PEER_CAPACITY> = HashMap::new();
+
+/// The configuration in force: the bank `config_bank` points at.
+#[inline(always)]
+pub fn current_config() -> Option<&'static BondConfig> {
+    let bank = *CONFIG_BANK.get(0)?;
+    CONFIG.get(bank % CONFIG_BANKS)
+}
+
+/// Bit mask of usable member slots.
+#[inline(always)]
+pub fn member_usable() -> u32 {
+    MEMBER_USABLE.get(0).copied().unwrap_or(0)
+}
+
+/// Applies `f` to this CPU's counters of member `slot`.
+#[inline(always)]
+pub fn member_stats(slot: u32, f: impl FnOnce(&mut MemberStats)) {
+    if let Some(p) = MEMBER_STATS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU value, only this program on this CPU touches it right now.
+        f(unsafe { &mut *p });
+    }
+}
+
+/// Applies `f` to this CPU's bond-wide counters.
+#[inline(always)]
+pub fn bond_stats(f: impl FnOnce(&mut BondStats)) {
+    if let Some(p) = BOND_STATS.get_ptr_mut(0) {
+        // SAFETY: as above.
+        f(unsafe { &mut *p });
+    }
+}
