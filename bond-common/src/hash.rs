@@ -228,8 +228,19 @@ enum Next {
     Bad,
 }
 
+/// EtherTypes the kernel's dissector accepts without finding addresses (ARP, RARP, MPLS, TIPC,
+/// FCoE, PTP, CFM): the flow is "found" but empty.
+#[inline(always)]
+fn empty_flow_ether_type(t: u16) -> bool {
+    matches!(t, ETH_P_ARP | 0x8035 | ETH_P_MPLS_UC | 0x8848 | 0x88ca | 0x8906 | 0x88f7 | 0x8902)
+}
+
+const ETH_P_MPLS_UC: u16 = 0x8847;
+const IPPROTO_MPLS: u8 = 137;
+
 /// The kernel's `__skb_flow_dissect` with the bonding key set, for encap2+3 and encap3+4: looks
-/// through IPv6 extension headers, IP-in-IP, IPv6-in-IP and GRE (including Ethernet over GRE).
+/// through IPv6 extension headers, IP-in-IP, IPv6-in-IP, GRE (including Ethernet over GRE) and
+/// VLAN headers inside tunnels. (PPPoE, HSR and BATMAN are not followed.)
 #[inline(always)]
 fn encap_flow_dissect<P: PacketBytes + ?Sized>(p: &P, h: &Headers) -> Option<KernelFlow> {
     if !h.has_eth {
@@ -239,6 +250,14 @@ fn encap_flow_dissect<P: PacketBytes + ?Sized>(p: &P, h: &Headers) -> Option<Ker
     let mut nhoff = usize::from(h.l3_offset);
     let mut proto = h.ether_type;
     for _ in 0..MAX_DISSECT_HEADERS {
+        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+            proto = p.be16_at(nhoff + 2)?;
+            nhoff += 4;
+            continue;
+        }
+        if empty_flow_ether_type(proto) {
+            return Some(f);
+        }
         let ip = IpFields::at(p, proto, nhoff)?;
         if proto == ETH_P_IP && ip.header_len < 20 {
             return None;
@@ -285,6 +304,8 @@ fn dissect_ip_proto<P: PacketBytes + ?Sized>(
     match ip_proto {
         IPPROTO_IPIP => Next::Again(ETH_P_IP),
         IPPROTO_IPV6 => Next::Again(ETH_P_IPV6),
+        // MPLS ends the dissection with the outer addresses.
+        IPPROTO_MPLS => Next::Done,
         IPPROTO_GRE => dissect_gre(p, nhoff),
         _ => {
             f.ports = kernel_ports(p, ip_proto, *nhoff);
@@ -461,9 +482,32 @@ mod tests {
     fn non_ip_falls_back_to_layer2() {
         let pkt = eth_frame([0xff; 6], MAC_A, ETH_P_ARP, &[0; 28]);
         let l2 = 0xffu32 ^ 0x0a ^ 0x0806;
-        for p in [XmitHash::Layer2, XmitHash::Layer23, XmitHash::Layer34, XmitHash::Encap23, XmitHash::Encap34] {
+        for p in [XmitHash::Layer2, XmitHash::Layer23, XmitHash::Layer34] {
             assert_eq!(hash(p, &pkt), l2, "{p:?}");
         }
+        // The full dissector "finds" an empty flow for ARP: encap3+4 hashes it to 0 and
+        // encap2+3 folds the layer-2 hash.
+        assert_eq!(hash(XmitHash::Encap34, &pkt), 0);
+        let folded = (l2 ^ (l2 >> 16)) ^ ((l2 ^ (l2 >> 16)) >> 8);
+        assert_eq!(hash(XmitHash::Encap23, &pkt), folded);
+        // An EtherType the dissector does not know: layer 2 for every policy.
+        let other = eth_frame([0xff; 6], MAC_A, 0x88b5, &[0; 28]);
+        assert_eq!(hash(XmitHash::Encap34, &other), 0xffu32 ^ 0x0a ^ 0x88b5);
+    }
+
+    #[test]
+    fn encap_walks_vlan_inside_ethernet_over_gre() {
+        let inner = with_vlan_tags(
+            &eth_frame(MAC_B, MAC_A, ETH_P_IP, &ipv4([10, 0, 0, 1], [10, 0, 0, 2], IPPROTO_UDP, 0, &ports(1000, 2000))),
+            &[(ETH_P_8021Q, 7)],
+        );
+        let mut gre = std::vec![0, 0, 0x65, 0x58];
+        gre.extend_from_slice(&inner);
+        let pkt = eth_frame(MAC_B, MAC_A, ETH_P_IP, &ipv4([192, 0, 2, 1], [192, 0, 2, 2], IPPROTO_GRE, 0, &gre));
+        let mut h = 0xd007_e803u32 ^ 0x0300_0000;
+        h ^= h >> 16;
+        h ^= h >> 8;
+        assert_eq!(hash(XmitHash::Encap34, &pkt), h >> 1);
     }
 
     #[test]

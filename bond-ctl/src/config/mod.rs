@@ -1,0 +1,41 @@
+//! Configuration: the file format ([`file`]), its validated form ([`model`]) and loading.
+//!
+//! Loading is all-or-nothing: a file is parsed and validated completely before anything uses
+//! it, and any problem is a [`ConfigError`] naming the file, the key and the reason.
+
+pub mod file;
+pub mod model;
+
+use std::path::{Path, PathBuf};
+
+pub use model::{BondSpec, Config, LinkSpec, PolicySpec};
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {key}: {reason}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// Dotted path of the key, e.g. `bonds.bond0.policy` (or `(file)` for the file as a whole).
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError { file: file.to_path_buf(), line: None, key: key.into(), reason: reason.into() }
+    }
+}
+
+/// Reads and validates a configuration file (YAML, or JSON for `.json` files).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, "(file)", format!("cannot read: {e}")))?;
+    parse(path, &text)
+}
+
+/// Parses and validates configuration text; `path` is only used in error messages.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw = file::parse(path, text)?;
+    model::resolve(path, raw)
+}

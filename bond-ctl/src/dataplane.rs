@@ -1,0 +1,207 @@
+//! The kernel side of one bond: loading the eBPF object, attaching its programs, and the maps.
+//!
+//! Every map is pinned under `/sys/fs/bpf/bond/<bond>/<map>` and every attachment is a pinned
+//! TCX link (`link_egress_<bond>`, `link_ingress_<member>`), so `bpftool` can inspect a running
+//! bond and the data plane keeps forwarding while no controller runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray},
+    programs::{
+        SchedClassifier, TcAttachType,
+        links::{FdLink, LinkOrder, PinnedLink},
+        tc::TcAttachOptions,
+    },
+};
+use bond_common::{
+    config::{BondConfig, CONFIG_BANKS, MAX_MEMBERS},
+    flow::FlowEntry,
+    maps::{self, MacKey},
+    stats::{BondStats, MemberStats},
+};
+
+use crate::sys;
+
+/// The eBPF object, built from `bond-ebpf` and embedded at compile time.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bond"));
+
+/// The maps of one bond, opened from their pins.
+pub struct Maps {
+    config: Array<MapData, BondConfig>,
+    config_bank: Array<MapData, u32>,
+    member_usable: Array<MapData, u32>,
+    member_stats: PerCpuArray<MapData, MemberStats>,
+    bond_stats: PerCpuArray<MapData, BondStats>,
+    flows: HashMap<MapData, u64, FlowEntry>,
+    pub peer_v4: LpmTrie<MapData, [u8; 4], u32>,
+    pub peer_v6: LpmTrie<MapData, [u8; 16], u32>,
+    pub peer_mac: HashMap<MapData, MacKey, u32>,
+    /// Bank in force, and whether the other bank may still be read by packets that looked at
+    /// the bank index before the last switch.
+    bank: u32,
+    grace_pending: bool,
+}
+
+impl Maps {
+    fn take(ebpf: &mut Ebpf) -> anyhow::Result<Maps> {
+        fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(e: &mut Ebpf, name: &str) -> anyhow::Result<T> {
+            let m = e.take_map(name).ok_or_else(|| anyhow!("the eBPF object has no map {name}"))?;
+            T::try_from(m).with_context(|| format!("map {name}"))
+        }
+        let config_bank: Array<MapData, u32> = take(ebpf, maps::CONFIG_BANK)?;
+        let bank = config_bank.get(&0, 0).context("reading config_bank")? % CONFIG_BANKS;
+        Ok(Maps {
+            config: take(ebpf, maps::CONFIG)?,
+            config_bank,
+            member_usable: take(ebpf, maps::MEMBER_USABLE)?,
+            member_stats: take(ebpf, maps::MEMBER_STATS)?,
+            bond_stats: take(ebpf, maps::BOND_STATS)?,
+            flows: take(ebpf, maps::FLOWS)?,
+            peer_v4: take(ebpf, maps::PEER_V4)?,
+            peer_v6: take(ebpf, maps::PEER_V6)?,
+            peer_mac: take(ebpf, maps::PEER_MAC)?,
+            bank,
+            // A previous controller may have switched banks just before it stopped.
+            grace_pending: true,
+        })
+    }
+
+    /// Puts `cfg` in force atomically: written whole into the idle bank, then one 4-byte write
+    /// switches banks.
+    pub fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {
+        if self.grace_pending {
+            sys::wait_for_bpf_readers();
+            self.grace_pending = false;
+        }
+        let next = (self.bank + 1) % CONFIG_BANKS;
+        self.config.set(next, cfg, 0).context("writing the config bank")?;
+        self.config_bank.set(0, next, 0).context("switching config banks")?;
+        self.bank = next;
+        self.grace_pending = true;
+        Ok(())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> anyhow::Result<BondConfig> {
+        self.config.get(&self.bank, 0).context("reading the config bank")
+    }
+
+    /// Marks members usable or not: one write, effective from the next packet.
+    pub fn set_usable(&mut self, mask: u32) -> anyhow::Result<()> {
+        self.member_usable.set(0, mask, 0).context("writing member_usable")
+    }
+
+    pub fn usable(&self) -> anyhow::Result<u32> {
+        self.member_usable.get(&0, 0).context("reading member_usable")
+    }
+
+    /// Counters of member `slot`, summed over CPUs.
+    pub fn member_stats(&self, slot: u8) -> anyhow::Result<MemberStats> {
+        let per_cpu = self.member_stats.get(&u32::from(slot), 0).context("reading member_stats")?;
+        let mut sum = MemberStats::default();
+        per_cpu.iter().for_each(|s| sum.add(s));
+        Ok(sum)
+    }
+
+    pub fn bond_stats(&self) -> anyhow::Result<BondStats> {
+        let per_cpu = self.bond_stats.get(&0, 0).context("reading bond_stats")?;
+        let mut sum = BondStats::default();
+        per_cpu.iter().for_each(|s| sum.add(s));
+        Ok(sum)
+    }
+
+    /// Every flow in the flow table.
+    pub fn flows(&self) -> Vec<(u64, FlowEntry)> {
+        self.flows.iter().filter_map(Result::ok).collect()
+    }
+}
+
+/// A loaded and attached bond data plane.
+pub struct Dataplane {
+    pin_dir: PathBuf,
+    pub maps: Maps,
+    /// Keeps the programs loaded while we may attach more members.
+    ebpf: Ebpf,
+    links: Vec<(String, PinnedLink)>,
+}
+
+impl Dataplane {
+    /// Loads the object with every map pinned under `pin_dir` (created or reused).
+    pub fn load(pin_dir: &Path) -> anyhow::Result<Dataplane> {
+        std::fs::create_dir_all(pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
+        let paths: Vec<(&str, PathBuf)> = maps::ALL.iter().map(|m| (*m, pin_dir.join(m))).collect();
+        let mut loader = EbpfLoader::new();
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT).context("loading the eBPF object")?;
+        for prog in [maps::PROG_BOND_EGRESS, maps::PROG_MEMBER_INGRESS] {
+            classifier(&mut ebpf, prog)?.load().with_context(|| format!("verifying program {prog}"))?;
+        }
+        let maps = Maps::take(&mut ebpf)?;
+        Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new() })
+    }
+
+    /// Attaches the transmit program to the bond device.
+    pub fn attach_egress(&mut self, bond: &str) -> anyhow::Result<()> {
+        self.attach(maps::PROG_BOND_EGRESS, bond, TcAttachType::Egress, format!("link_egress_{bond}"))
+    }
+
+    /// Attaches the receive program to a member.
+    pub fn attach_ingress(&mut self, member: &str) -> anyhow::Result<()> {
+        self.attach(maps::PROG_MEMBER_INGRESS, member, TcAttachType::Ingress, format!("link_ingress_{member}"))
+    }
+
+    fn attach(&mut self, prog: &str, iface: &str, dir: TcAttachType, pin: String) -> anyhow::Result<()> {
+        let p = classifier(&mut self.ebpf, prog)?;
+        let id = p
+            .attach_with_options(iface, dir, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .with_context(|| format!("attaching {prog} to {iface}"))?;
+        let link: FdLink = p.take_link(id)?.try_into().context("TCX link")?;
+        let pinned = link.pin(self.pin_dir.join(&pin)).with_context(|| format!("pinning {pin}"))?;
+        self.links.push((iface.to_string(), pinned));
+        Ok(())
+    }
+
+    /// Detaches the receive program from one member.
+    pub fn detach(&mut self, iface: &str) -> anyhow::Result<()> {
+        if let Some(i) = self.links.iter().position(|(n, _)| n == iface) {
+            let (_, pinned) = self.links.remove(i);
+            drop(pinned.unpin().context("unpinning link")?);
+        }
+        Ok(())
+    }
+
+    /// Detaches everything and removes the pins.
+    pub fn remove(mut self) -> anyhow::Result<()> {
+        let links = std::mem::take(&mut self.links);
+        for (_, pinned) in links {
+            drop(pinned.unpin().context("unpinning link")?);
+        }
+        remove_pins(&self.pin_dir)
+    }
+}
+
+fn classifier<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut SchedClassifier> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {name}"))?
+        .try_into()
+        .with_context(|| format!("program {name}"))
+}
+
+/// Removes a bond's pin directory: its link pins (detaching the programs) and map pins.
+pub fn remove_pins(pin_dir: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(pin_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", pin_dir.display())),
+    }
+}
+
+/// Member slots a config names, for sanity checks.
+pub fn slots_in_use(cfg: &BondConfig) -> impl Iterator<Item = (u8, u32)> + '_ {
+    cfg.member_ifindex.iter().take(MAX_MEMBERS).enumerate().filter(|(_, i)| **i != 0).map(|(s, i)| (s as u8, *i))
+}

@@ -1,0 +1,14 @@
+//! The bond's controller: configuration, planning, the data plane's maps, the daemon and the
+//! `bondctl` command line. `plan` and `alloc` are pure policy logic; `dataplane`, `netdev`,
+//! `control` and `sys` do the I/O.
+
+pub mod alloc;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod dataplane;
+pub mod netdev;
+pub mod plan;
+pub mod status;
+pub mod sys;

@@ -1,0 +1,213 @@
+//! Network devices through rtnetlink: the bond device, member preparation, link events.
+
+use std::net::IpAddr;
+
+use anyhow::{Context, anyhow, bail};
+use futures::{StreamExt, TryStreamExt, channel::mpsc::UnboundedReceiver};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage},
+};
+use rtnetlink::{
+    Handle, LinkIfb, LinkUnspec, MulticastGroup,
+    packet_core::{NetlinkMessage, NetlinkPayload},
+};
+
+/// What we need to know about an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: [u8; 6],
+    pub perm_mac: Option<[u8; 6]>,
+    pub mtu: u32,
+    /// Administratively up (IFF_UP).
+    pub admin_up: bool,
+    /// The lower layer reports carrier (IFF_LOWER_UP).
+    pub carrier: bool,
+    /// rtnetlink kind ("ifb", "veth", ...), None for physical devices.
+    pub kind: Option<String>,
+}
+
+impl Link {
+    fn from_message(msg: &LinkMessage) -> Link {
+        let mut l = Link {
+            index: msg.header.index,
+            name: String::new(),
+            mac: [0; 6],
+            perm_mac: None,
+            mtu: 0,
+            admin_up: msg.header.flags.contains(LinkFlags::Up),
+            carrier: msg.header.flags.contains(LinkFlags::LowerUp),
+            kind: None,
+        };
+        for a in &msg.attributes {
+            match a {
+                LinkAttribute::IfName(n) => l.name = n.clone(),
+                LinkAttribute::Address(m) if m.len() == 6 => l.mac.copy_from_slice(m),
+                LinkAttribute::PermAddress(m) if m.len() == 6 => l.perm_mac = Some([m[0], m[1], m[2], m[3], m[4], m[5]]),
+                LinkAttribute::Mtu(m) => l.mtu = *m,
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let NlLinkInfo::Kind(k) = i {
+                            l.kind = Some(k.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        l
+    }
+
+    /// Usable for traffic as far as the device itself says: up with carrier.
+    pub fn usable(&self) -> bool {
+        self.admin_up && self.carrier
+    }
+}
+
+/// A change reported by the kernel.
+#[derive(Debug, Clone)]
+pub enum LinkEvent {
+    Changed(Link),
+    Removed { index: u32, name: String },
+}
+
+/// An rtnetlink connection for requests.
+#[derive(Clone)]
+pub struct Netdev {
+    handle: Handle,
+}
+
+impl Netdev {
+    /// Opens a connection; its I/O runs as a task on the current tokio runtime.
+    pub fn connect() -> anyhow::Result<Netdev> {
+        let (conn, handle, _) = rtnetlink::new_connection().context("opening an rtnetlink socket")?;
+        tokio::spawn(conn);
+        Ok(Netdev { handle })
+    }
+
+    pub async fn link(&self, name: &str) -> anyhow::Result<Option<Link>> {
+        let mut s = self.handle.link().get().match_name(name.to_string()).execute();
+        match s.try_next().await {
+            Ok(m) => Ok(m.map(|m| Link::from_message(&m))),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+            Err(e) => Err(anyhow!(e).context(format!("looking up interface {name}"))),
+        }
+    }
+
+    pub async fn require_link(&self, name: &str) -> anyhow::Result<Link> {
+        self.link(name).await?.ok_or_else(|| anyhow!("interface {name} does not exist"))
+    }
+
+    pub async fn links(&self) -> anyhow::Result<Vec<Link>> {
+        let msgs: Vec<LinkMessage> = self.handle.link().get().execute().try_collect().await.context("listing interfaces")?;
+        Ok(msgs.iter().map(Link::from_message).collect())
+    }
+
+    /// Creates the bond device: an ifb, which drops anything not redirected by the bond's
+    /// program (so it fails closed), with ARP and multicast on (ifb has them off).
+    pub async fn create_bond_device(&self, name: &str) -> anyhow::Result<Link> {
+        self.handle
+            .link()
+            .add(LinkIfb::new(name).arp(true).multicast(true).build())
+            .execute()
+            .await
+            .with_context(|| format!("creating bond device {name} (ifb)"))?;
+        self.require_link(name).await
+    }
+
+    pub async fn delete(&self, index: u32) -> anyhow::Result<()> {
+        self.handle.link().del(index).execute().await.with_context(|| format!("deleting interface #{index}"))
+    }
+
+    async fn set(&self, msg: LinkMessage, what: impl FnOnce() -> String) -> anyhow::Result<()> {
+        self.handle.link().set(msg).execute().await.with_context(what)
+    }
+
+    pub async fn set_up(&self, l: &Link, up: bool) -> anyhow::Result<()> {
+        let b = LinkUnspec::new_with_index(l.index);
+        let msg = if up { b.up() } else { b.down() }.build();
+        self.set(msg, || format!("setting {} {}", l.name, if up { "up" } else { "down" })).await
+    }
+
+    /// Sets the MAC address, taking the device down for the change if it refuses while up.
+    pub async fn set_mac(&self, l: &Link, mac: [u8; 6]) -> anyhow::Result<()> {
+        if l.mac == mac {
+            return Ok(());
+        }
+        let msg = || LinkUnspec::new_with_index(l.index).address(mac.to_vec()).build();
+        let what = || format!("setting the MAC address of {}", l.name);
+        if self.set(msg(), what).await.is_ok() {
+            return Ok(());
+        }
+        self.set_up(l, false).await?;
+        let r = self.set(msg(), what).await;
+        if l.admin_up {
+            self.set_up(l, true).await?;
+        }
+        r
+    }
+
+    pub async fn set_mtu(&self, l: &Link, mtu: u32) -> anyhow::Result<()> {
+        if l.mtu == mtu {
+            return Ok(());
+        }
+        self.set(LinkUnspec::new_with_index(l.index).mtu(mtu).build(), || format!("setting the MTU of {}", l.name)).await
+    }
+
+    pub async fn add_address(&self, l: &Link, addr: IpAddr, prefix: u8) -> anyhow::Result<()> {
+        match self.handle.address().add(l.index, addr, prefix).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(e) => Err(anyhow!(e).context(format!("adding {addr}/{prefix} to {}", l.name))),
+        }
+    }
+}
+
+/// A stream of link changes in this network namespace (like `ip monitor link`).
+pub struct LinkEvents {
+    messages: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, rtnetlink::sys::SocketAddr)>,
+}
+
+impl LinkEvents {
+    pub fn subscribe() -> anyhow::Result<LinkEvents> {
+        let (conn, _handle, messages) =
+            rtnetlink::new_multicast_connection(&[MulticastGroup::Link]).context("subscribing to link events")?;
+        tokio::spawn(conn);
+        Ok(LinkEvents { messages })
+    }
+
+    /// The next change; None when the subscription ended.
+    pub async fn next(&mut self) -> Option<LinkEvent> {
+        loop {
+            let (msg, _) = self.messages.next().await?;
+            match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
+                    return Some(LinkEvent::Changed(Link::from_message(&m)));
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(m)) => {
+                    let l = Link::from_message(&m);
+                    return Some(LinkEvent::Removed { index: l.index, name: l.name });
+                }
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// Whether an existing interface is a bond device this program can take over (an ifb).
+pub fn is_bond_device(l: &Link) -> bool {
+    l.kind.as_deref() == Some(&InfoKind::Ifb.to_string())
+}
+
+/// Rejects an interface that cannot be a member.
+pub fn check_member(l: &Link, bond: &str) -> anyhow::Result<()> {
+    if l.name == "lo" {
+        bail!("{} cannot be a bond member", l.name);
+    }
+    if l.mac == [0; 6] {
+        bail!("{} has no Ethernet address and cannot be a member of {bond}", l.name);
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! A bond's status: the data model (`bondctl status --json`) and its text form, laid out like
+//! `/proc/net/bonding/bond0`.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BondStatus {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: String,
+    pub policy: PolicyStatus,
+    /// Member carrying active-backup / none traffic.
+    pub active: Option<String>,
+    /// Config generation in force in the data plane.
+    pub generation: u64,
+    pub members: Vec<MemberStatus>,
+    pub counters: BondCounters,
+    /// Recent events, oldest first.
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    pub name: String,
+    /// Standard policy the policy is based on.
+    pub mode: String,
+    pub xmit_hash_policy: String,
+    pub packets_per_link: u32,
+    pub balance_policy: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub name: String,
+    pub slot: u8,
+    pub ifindex: u32,
+    /// "up" when the member may carry traffic, else "down".
+    pub state: String,
+    pub carrier: bool,
+    pub admin_up: bool,
+    pub usable: bool,
+    pub active: bool,
+    pub link_failures: u32,
+    pub perm_mac: String,
+    /// Share of balance-aware buckets (0.0..=1.0), when the policy uses buckets.
+    pub allocation: Option<f64>,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_errors: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub rx_dropped: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BondCounters {
+    pub tx_no_member: u64,
+    pub tx_no_config: u64,
+    pub tx_unparsed: u64,
+    pub tx_broadcast_copies: u64,
+    pub rx_not_member: u64,
+    pub rx_slow_protocol: u64,
+    pub flows: u64,
+}
+
+impl BondStatus {
+    /// The text form.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let p = &self.policy;
+        let _ = writeln!(s, "Bond: {} (ifindex {}, MAC {})", self.name, self.ifindex, self.mac);
+        let _ = writeln!(s, "Bonding Policy: {} (base {})", p.name, p.mode);
+        match p.mode.as_str() {
+            "balance-xor" => {
+                let _ = writeln!(s, "Transmit Hash Policy: {}", p.xmit_hash_policy);
+            }
+            "balance-rr" => {
+                let _ = writeln!(s, "Packets Per Link: {}", p.packets_per_link);
+            }
+            "balance-aware" => {
+                let _ = writeln!(s, "Balance Policy: {}", p.balance_policy);
+            }
+            _ => {}
+        }
+        let up = self.members.iter().any(|m| m.usable);
+        let _ = writeln!(s, "MII Status: {}", if up { "up" } else { "down" });
+        if let Some(a) = &self.active {
+            let _ = writeln!(s, "Currently Active Member: {a}");
+        }
+        let c = &self.counters;
+        let _ = writeln!(
+            s,
+            "Flows: {}  Dropped (no usable member): {}  Unparsed: {}  Broadcast copies: {}",
+            c.flows, c.tx_no_member, c.tx_unparsed, c.tx_broadcast_copies
+        );
+        for m in &self.members {
+            let _ = writeln!(s);
+            let _ = writeln!(s, "Member Interface: {}", m.name);
+            let _ = writeln!(s, "MII Status: {}", m.state);
+            let _ = writeln!(
+                s,
+                "Carrier: {}  Admin: {}{}",
+                if m.carrier { "yes" } else { "no" },
+                if m.admin_up { "up" } else { "down" },
+                if m.active { "  (active)" } else { "" }
+            );
+            let _ = writeln!(s, "Link Failure Count: {}", m.link_failures);
+            let _ = writeln!(s, "Permanent HW addr: {}", m.perm_mac);
+            if let Some(a) = m.allocation {
+                let _ = writeln!(s, "Allocation: {:.1}%", a * 100.0);
+            }
+            let _ = writeln!(s, "TX: {} packets, {} bytes, {} errors", m.tx_packets, m.tx_bytes, m.tx_errors);
+            let _ = writeln!(s, "RX: {} packets, {} bytes, {} dropped", m.rx_packets, m.rx_bytes, m.rx_dropped);
+        }
+        if !self.events.is_empty() {
+            let _ = writeln!(s);
+            let _ = writeln!(s, "Recent events:");
+            for e in &self.events {
+                let _ = writeln!(s, "  {e}");
+            }
+        }
+        s
+    }
+}
