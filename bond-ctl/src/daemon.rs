@@ -162,16 +162,23 @@ impl Bond {
         }
         // Left behind by a daemon that was killed: its data plane is removed and rebuilt.
         dataplane::remove_pins(&sys::pin_dir(&name))?;
-        let device = match nl.link(&name).await? {
-            Some(l) if netdev::is_bond_device(&l) => l,
-            Some(l) => bail!("an interface named {name} exists and is not a bond device ({})", l.kind.as_deref().unwrap_or("physical")),
-            None => nl.create_bond_device(&name).await?,
-        };
-        self.device = Some(device.clone());
-
         // The bond takes its first member's address, as bonding does; members take the bond's.
         let mac = links[0].mac;
         let mtu = links.iter().map(|l| l.mtu).min().unwrap_or(1500);
+        match nl.link(&name).await? {
+            Some(l) if netdev::is_bond_device(&l) => {
+                self.device = Some(l.clone());
+                if l.mac != mac {
+                    nl.delete(l.index).await?;
+                    self.device = None;
+                }
+            }
+            Some(l) => bail!("an interface named {name} exists and is not a bond device ({})", l.kind.as_deref().unwrap_or("physical")),
+            None => {}
+        }
+        if self.device.is_none() {
+            self.device = Some(nl.create_bond_device(&name, mac, mtu).await?);
+        }
         for (slot, link) in links.into_iter().enumerate() {
             let saved = Saved { mac: link.mac, admin_up: link.admin_up, ipv6_disabled: sys::ipv6_disabled(&link.name) };
             self.members.push(Member { name: link.name.clone(), slot: slot as u8, link: link.clone(), link_failures: 0, saved: Some(saved) });
@@ -182,8 +189,6 @@ impl Bond {
             nl.set_mac(&link, mac).await?;
             nl.set_up(&link, true).await?;
         }
-        nl.set_mac(&device, mac).await?;
-        nl.set_mtu(&device, mtu).await?;
 
         let mut dp = Dataplane::load(&sys::pin_dir(&name))?;
         for m in &mut self.members {
@@ -366,6 +371,7 @@ impl Bond {
         let cfg = dp.maps.config()?;
         let bs = dp.maps.bond_stats()?;
         let aware = self.policy.mode == Mode::BalanceAware;
+        let has_active = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None);
         let mut members = Vec::new();
         for m in &self.members {
             let s = dp.maps.member_stats(m.slot)?;
@@ -378,7 +384,7 @@ impl Bond {
                 carrier: m.link.carrier,
                 admin_up: m.link.admin_up,
                 usable,
-                active: self.active == Some(m.slot),
+                active: has_active && self.active == Some(m.slot),
                 link_failures: m.link_failures,
                 perm_mac: sys::format_mac(&m.link.perm_mac.or(m.saved.as_ref().map(|s| s.mac)).unwrap_or(m.link.mac)),
                 allocation: aware.then(|| cfg.policies[0].buckets.iter().filter(|&&b| b == m.slot).count() as f64 / BUCKETS as f64),
@@ -402,9 +408,7 @@ impl Bond {
                 packets_per_link: self.policy.packets_per_link,
                 balance_policy: self.policy.balance.name().into(),
             },
-            active: matches!(self.policy.mode, Mode::ActiveBackup | Mode::None)
-                .then(|| self.active.and_then(|s| self.members.get(usize::from(s))).map(|m| m.name.clone()))
-                .flatten(),
+            active: has_active.then(|| self.active.and_then(|s| self.members.get(usize::from(s))).map(|m| m.name.clone())).flatten(),
             generation: cfg.generation,
             members,
             counters: BondCounters {

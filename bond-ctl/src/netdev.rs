@@ -106,11 +106,12 @@ impl Netdev {
     }
 
     /// Creates the bond device: an ifb, which drops anything not redirected by the bond's
-    /// program (so it fails closed), with ARP and multicast on (ifb has them off).
-    pub async fn create_bond_device(&self, name: &str) -> anyhow::Result<Link> {
+    /// program (so it fails closed), with ARP and multicast on (ifb has them off). An ifb takes
+    /// its MAC address only at creation.
+    pub async fn create_bond_device(&self, name: &str, mac: [u8; 6], mtu: u32) -> anyhow::Result<Link> {
         self.handle
             .link()
-            .add(LinkIfb::new(name).arp(true).multicast(true).build())
+            .add(LinkIfb::new(name).address(mac.to_vec()).mtu(mtu).arp(true).multicast(true).build())
             .execute()
             .await
             .with_context(|| format!("creating bond device {name} (ifb)"))?;
