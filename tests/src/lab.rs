@@ -1,0 +1,284 @@
+//! Two namespaces joined by N veth links, with a bond daemon on each side.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+
+use crate::{Netns, cmd};
+
+/// The `bondctl` binary under test: `$BONDCTL`, else the workspace's release build.
+pub fn bondctl() -> PathBuf {
+    match std::env::var_os("BONDCTL") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/bondctl"),
+    }
+}
+
+pub const ADDR_A: &str = "192.0.2.1";
+pub const ADDR_B: &str = "192.0.2.2";
+
+/// How to build a lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Number of links (veth pairs, `eth0`.. on both sides).
+    pub links: usize,
+    /// Policy both bonds start with.
+    pub policy: String,
+    /// YAML put under `settings:` on both sides (custom policies).
+    pub settings: String,
+    /// Leave IPv6 on for the bonds (off by default, so no stray ND/MLD traffic muddies counts).
+    pub ipv6: bool,
+    /// Start the daemon on side B (the receiving side) too.
+    pub bond_b: bool,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions { links: 3, policy: "active-backup".into(), settings: String::new(), ipv6: false, bond_b: true }
+    }
+}
+
+impl LabOptions {
+    pub fn policy(mut self, p: &str) -> Self {
+        self.policy = p.into();
+        self
+    }
+    pub fn settings(mut self, s: &str) -> Self {
+        self.settings = s.into();
+        self
+    }
+    pub fn links(mut self, n: usize) -> Self {
+        self.links = n;
+        self
+    }
+    pub fn ipv6(mut self, on: bool) -> Self {
+        self.ipv6 = on;
+        self
+    }
+}
+
+/// One side of the lab. Field order matters: the daemon goes before its namespace.
+pub struct Side {
+    pub daemon: Option<Daemon>,
+    pub bond: String,
+    pub addr: &'static str,
+    pub ns: Netns,
+}
+
+impl Side {
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("this side runs no daemon")
+    }
+
+    /// Member names.
+    pub fn members(&self, links: usize) -> Vec<String> {
+        (0..links).map(|i| format!("eth{i}")).collect()
+    }
+}
+
+/// The lab. Dropping it stops the daemons, then deletes the namespaces (and so every link).
+pub struct Lab {
+    pub a: Side,
+    pub b: Side,
+    pub links: usize,
+    dir: TempDir,
+}
+
+impl Lab {
+    pub fn start(opts: LabOptions) -> anyhow::Result<Lab> {
+        let dir = TempDir::new()?;
+        let ns_a = Netns::new("lab-a-")?;
+        let ns_b = Netns::new("lab-b-")?;
+        for ns in [&ns_a, &ns_b] {
+            if !opts.ipv6 {
+                ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+                ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+            }
+        }
+        for i in 0..opts.links {
+            let name = format!("eth{i}");
+            ns_a.ip(&["link", "add", &name, "type", "veth", "peer", "name", &name, "netns", ns_b.name()])?;
+            ns_a.ip(&["link", "set", &name, "up"])?;
+            ns_b.ip(&["link", "set", &name, "up"])?;
+        }
+        let mut lab = Lab {
+            a: Side { daemon: None, bond: crate::unique_name("bd"), addr: ADDR_A, ns: ns_a },
+            b: Side { daemon: None, bond: crate::unique_name("bd"), addr: ADDR_B, ns: ns_b },
+            links: opts.links,
+            dir,
+        };
+        let cfg_a = lab.write_config(&lab.a, &opts)?;
+        lab.a.daemon = Some(Daemon::start(&lab.a.ns, &cfg_a, &lab.a.bond, lab.dir.path())?);
+        if opts.bond_b {
+            let cfg_b = lab.write_config(&lab.b, &opts)?;
+            lab.b.daemon = Some(Daemon::start(&lab.b.ns, &cfg_b, &lab.b.bond, lab.dir.path())?);
+        }
+        Ok(lab)
+    }
+
+    fn write_config(&self, side: &Side, opts: &LabOptions) -> anyhow::Result<PathBuf> {
+        let links: Vec<String> = side.members(opts.links);
+        let mut text = format!(
+            "bonds:\n  {}:\n    links: [{}]\n    addresses: [{}/24]\n    policy: {}\n",
+            side.bond,
+            links.join(", "),
+            side.addr,
+            opts.policy
+        );
+        if !opts.settings.trim().is_empty() {
+            text.push_str("settings:\n");
+            for line in opts.settings.lines() {
+                text.push_str("  ");
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        let path = self.dir.path().join(format!("{}.yaml", side.bond));
+        fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    /// Cuts link `i` by taking B's end down: A's end loses carrier.
+    pub fn cut(&self, i: usize) -> anyhow::Result<()> {
+        self.b.ns.ip(&["link", "set", &format!("eth{i}"), "down"]).map(drop)
+    }
+
+    pub fn restore(&self, i: usize) -> anyhow::Result<()> {
+        self.b.ns.ip(&["link", "set", &format!("eth{i}"), "up"]).map(drop)
+    }
+
+    /// Kernel counters of every member on side B.
+    pub fn b_member_counters(&self) -> anyhow::Result<Vec<crate::ns::Counters>> {
+        (0..self.links).map(|i| self.b.ns.counters(&format!("eth{i}"))).collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A `bondctl up` process, stopped with SIGTERM on drop (SIGKILL if it does not exit).
+pub struct Daemon {
+    child: Child,
+    pub bond: String,
+    netns: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(ns: &Netns, config: &Path, bond: &str, dir: &Path) -> anyhow::Result<Daemon> {
+        let log = dir.join(format!("{bond}.log"));
+        let out = fs::File::create(&log)?;
+        let child = Command::new(bondctl())
+            .args(["--netns", ns.name(), "up", "--config"])
+            .arg(config)
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bondctl().display()))?;
+        let mut d = Daemon { child, bond: bond.into(), netns: ns.name().into(), log };
+        d.wait_ready(Duration::from_secs(15))?;
+        Ok(d)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("bondctl up exited with {status}:\n{}", self.log());
+            }
+            if self.ctl(&["status", &self.bond.clone(), "--json"]).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("bond {} not ready after {timeout:?}:\n{}", self.bond, self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `bondctl --netns NS ARGS`.
+    pub fn ctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut a = vec!["--netns", &self.netns];
+        a.extend_from_slice(args);
+        cmd::run(&bondctl().to_string_lossy(), &a)
+    }
+
+    /// `bondctl status BOND --json` for this bond.
+    pub fn status(&self) -> anyhow::Result<serde_json::Value> {
+        let out = self.ctl(&["status", &self.bond, "--json"])?;
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        Ok(v[0].clone())
+    }
+
+    pub fn set_policy(&self, policy: &str) -> anyhow::Result<()> {
+        self.ctl(&["set-policy", &self.bond, policy]).map(drop)
+    }
+
+    /// A member's field from the status, e.g. `member(&s, "eth0")["tx_packets"]`.
+    pub fn member<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+        status["members"].as_array().and_then(|m| m.iter().find(|m| m["name"] == name)).unwrap_or(&serde_json::Value::Null)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it; returns its exit status.
+    pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("bondctl did not exit within 10 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.stop();
+        }
+        // Whatever a killed daemon left: its pins (the namespace takes the devices with it).
+        let _ = fs::remove_dir_all(Path::new("/sys/fs/bpf/bond").join(&self.bond));
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> anyhow::Result<TempDir> {
+        let p = std::env::temp_dir().join(crate::unique_name("bond-lab-"));
+        fs::create_dir_all(&p)?;
+        Ok(TempDir(p))
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}

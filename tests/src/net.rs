@@ -1,0 +1,371 @@
+//! Traffic and observation: sequenced UDP flows, TCP transfers, raw frames, packet capture.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+
+use crate::{Lab, Netns};
+
+/// Marks the lab's test datagrams ("BOND").
+pub const MAGIC: [u8; 4] = *b"BOND";
+/// UDP port the receivers listen on.
+pub const RX_PORT: u16 = 5001;
+
+/// A test payload: magic, sequence number, flow number, padded to `len` (at least 16).
+pub fn payload(seq: u64, flow: u32, len: usize) -> Vec<u8> {
+    let mut p = Vec::with_capacity(len.max(16));
+    p.extend_from_slice(&MAGIC);
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&flow.to_be_bytes());
+    p.resize(len.max(16), 0);
+    p
+}
+
+/// (sequence, flow) of a test payload.
+pub fn parse_payload(p: &[u8]) -> Option<(u64, u32)> {
+    if p.len() < 16 || p[..4] != MAGIC {
+        return None;
+    }
+    Some((u64::from_be_bytes(p[4..12].try_into().ok()?), u32::from_be_bytes(p[12..16].try_into().ok()?)))
+}
+
+/// (sequence, flow) of a captured Ethernet frame carrying a test datagram (IPv4/UDP, untagged).
+pub fn parse_frame(f: &[u8]) -> Option<(u64, u32)> {
+    if f.len() < 14 + 20 + 8 || f[12..14] != [0x08, 0x00] || f[14 + 9] != 17 {
+        return None;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    parse_payload(f.get(14 + ihl + 8..)?)
+}
+
+/// UDP flows from side A to side B: one sender socket per flow (its own source port) and one
+/// receiver.
+pub struct UdpFlows {
+    pub senders: Vec<UdpSocket>,
+    pub receiver: UdpSocket,
+    pub dst: SocketAddr,
+}
+
+impl UdpFlows {
+    /// `flows` senders on ports `base_port..` of A's address, receiver on B.
+    pub fn new(lab: &Lab, flows: usize, base_port: u16) -> anyhow::Result<UdpFlows> {
+        let receiver = lab.b.ns.enter(|| UdpSocket::bind((lab.b.addr, RX_PORT)))??;
+        receiver.set_read_timeout(Some(Duration::from_millis(200)))?;
+        set_rcvbuf(&receiver, 16 << 20);
+        let senders = lab.a.ns.enter(|| {
+            (0..flows).map(|i| UdpSocket::bind((lab.a.addr, base_port + i as u16))).collect::<Result<Vec<_>, _>>()
+        })??;
+        Ok(UdpFlows { senders, receiver, dst: format!("{}:{RX_PORT}", lab.b.addr).parse()? })
+    }
+
+    /// Sends `per_flow` datagrams of `len` bytes on every flow, round-robin over flows;
+    /// sequence numbers count over all datagrams.
+    pub fn send(&self, per_flow: u64, len: usize) -> anyhow::Result<u64> {
+        let mut seq = 0;
+        for _ in 0..per_flow {
+            for (f, s) in self.senders.iter().enumerate() {
+                send_retrying(s, &payload(seq, f as u32, len), self.dst)?;
+                seq += 1;
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Everything received until nothing arrives for `idle`.
+    pub fn receive(&self, idle: Duration) -> Vec<(u64, u32)> {
+        receive_until_idle(&self.receiver, idle)
+    }
+}
+
+/// Sends, waiting briefly when the socket buffer is full rather than dropping.
+pub fn send_retrying(s: &UdpSocket, p: &[u8], dst: SocketAddr) -> anyhow::Result<()> {
+    for _ in 0..1000 {
+        match s.send_to(p, dst) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) || e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(e) => return Err(e).context("sending a test datagram"),
+        }
+    }
+    bail!("socket buffer stayed full")
+}
+
+/// Test datagrams received on `sock` until nothing arrives for `idle`.
+pub fn receive_until_idle(sock: &UdpSocket, idle: Duration) -> Vec<(u64, u32)> {
+    let _ = sock.set_read_timeout(Some(idle));
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = sock.recv(&mut buf) {
+        if let Some(x) = parse_payload(&buf[..n]) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn set_rcvbuf(s: &impl AsRawFd, bytes: i32) {
+    // SO_RCVBUFFORCE (root) lifts the rmem_max cap, so bursts are not dropped by the receiver.
+    // SAFETY: valid fd and option value.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const i32).cast(),
+            std::mem::size_of::<i32>() as u32,
+        );
+    }
+}
+
+/// Packet capture on one interface (AF_PACKET), for frames arriving on it.
+pub struct Capture {
+    fd: OwnedFd,
+    pub dev: String,
+}
+
+impl Capture {
+    pub fn open(ns: &Netns, dev: &str) -> anyhow::Result<Capture> {
+        let fd = ns.enter(|| packet_socket(dev))??;
+        set_rcvbuf(&fd, 32 << 20);
+        Ok(Capture { fd, dev: dev.into() })
+    }
+
+    /// Frames received so far (not ones sent from this interface).
+    pub fn frames(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut alen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            // SAFETY: valid buffers and lengths.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                    (&mut addr as *mut libc::sockaddr_ll).cast(),
+                    &mut alen,
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            if addr.sll_pkttype != libc::PACKET_OUTGOING as u8 {
+                out.push(buf[..n as usize].to_vec());
+            }
+        }
+        out
+    }
+
+    /// Test datagrams among the frames received so far.
+    pub fn test_datagrams(&self) -> Vec<(u64, u32)> {
+        self.frames().iter().filter_map(|f| parse_frame(f)).collect()
+    }
+}
+
+/// Sends raw Ethernet frames out of an interface (through its TC egress programs).
+pub struct RawSender {
+    fd: OwnedFd,
+}
+
+impl RawSender {
+    pub fn open(ns: &Netns, dev: &str) -> anyhow::Result<RawSender> {
+        Ok(RawSender { fd: ns.enter(|| packet_socket(dev))?? })
+    }
+
+    pub fn send(&self, frame: &[u8]) -> anyhow::Result<()> {
+        // SAFETY: valid buffer.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if n < 0 {
+            bail!("sending a raw frame: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+fn packet_socket(dev: &str) -> anyhow::Result<OwnedFd> {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain socket call.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
+    if raw < 0 {
+        bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let name = std::ffi::CString::new(dev)?;
+    // SAFETY: valid NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        bail!("no interface {dev}");
+    }
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: valid sockaddr_ll.
+    let rc = unsafe {
+        libc::bind(fd.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+    };
+    if rc != 0 {
+        bail!("binding to {dev}: {}", std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Sends `bytes` over TCP from A to B and checks B received exactly that, with its checksum.
+pub fn tcp_transfer(lab: &Lab, bytes: usize) -> anyhow::Result<()> {
+    let listener = lab.b.ns.enter(|| TcpListener::bind((lab.b.addr, 0)))??;
+    let port = listener.local_addr()?.port();
+    let receiver = std::thread::spawn(move || -> anyhow::Result<(usize, u64)> {
+        let (mut s, _) = listener.accept()?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let (mut n, mut sum) = (0usize, 0u64);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let k = s.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            sum = buf[..k].iter().fold(sum, |acc, b| acc.wrapping_mul(31).wrapping_add(u64::from(*b)));
+            n += k;
+        }
+        s.write_all(b"ok")?;
+        Ok((n, sum))
+    });
+    let data: Vec<u8> = (0..bytes).map(|i| (i * 7 % 251) as u8).collect();
+    let expected = data.iter().fold(0u64, |acc, b| acc.wrapping_mul(31).wrapping_add(u64::from(*b)));
+    let dst: SocketAddr = format!("{}:{port}", lab.b.addr).parse()?;
+    let mut s = lab.a.ns.enter(|| TcpStream::connect_timeout(&dst, Duration::from_secs(5)))??;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(&data)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut ack = [0u8; 2];
+    s.read_exact(&mut ack)?;
+    let (n, sum) = receiver.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    if n != bytes || sum != expected {
+        bail!("TCP: sent {bytes} bytes, received {n} (checksum {})", if sum == expected { "ok" } else { "wrong" });
+    }
+    Ok(())
+}
+
+/// `ping -c COUNT` from A to B; Ok when every echo came back.
+pub fn ping(lab: &Lab, count: u32) -> anyhow::Result<()> {
+    lab.a.ns.exec("ping", &["-q", "-c", &count.to_string(), "-i", "0.05", "-W", "2", lab.b.addr]).map(drop)
+}
+
+/// Pins the calling thread to one CPU (per-CPU data-plane state then sees one sender).
+pub fn pin_to_cpu(cpu: usize) -> anyhow::Result<()> {
+    // SAFETY: zeroed cpu_set_t is a valid empty set; CPU_SET within bounds.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A constant-rate sequenced stream from A to B over one flow, in a background thread, and its
+/// receiver. Used to measure how much traffic a fault costs.
+pub struct Stream {
+    sender: Option<std::thread::JoinHandle<anyhow::Result<u64>>>,
+    receiver: Option<std::thread::JoinHandle<Vec<(u64, Instant)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub interval: Duration,
+}
+
+impl Stream {
+    /// Starts sending one datagram every `interval` (at most `max` datagrams).
+    pub fn start(lab: &Lab, interval: Duration, max: u64) -> anyhow::Result<Stream> {
+        use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+        let flows = UdpFlows::new(lab, 1, 40000)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let UdpFlows { mut senders, receiver, dst } = flows;
+        let sender = senders.pop().context("no sender")?;
+        let st = stop.clone();
+        let sender = std::thread::spawn(move || -> anyhow::Result<u64> {
+            let start = Instant::now();
+            let mut seq = 0;
+            while seq < max && !st.load(Ordering::Relaxed) {
+                let due = start + Duration::from_nanos(interval.as_nanos() as u64 * seq);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                send_retrying(&sender, &payload(seq, 0, 64), dst)?;
+                seq += 1;
+            }
+            Ok(seq)
+        });
+        let st = stop.clone();
+        let receiver = std::thread::spawn(move || {
+            let _ = receiver.set_read_timeout(Some(Duration::from_millis(100)));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            let mut idle_since: Option<Instant> = None;
+            loop {
+                match receiver.recv(&mut buf) {
+                    Ok(n) => {
+                        idle_since = None;
+                        if let Some((seq, _)) = parse_payload(&buf[..n]) {
+                            got.push((seq, Instant::now()));
+                        }
+                    }
+                    Err(_) => {
+                        if st.load(Ordering::Relaxed) {
+                            let since = *idle_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() > Duration::from_millis(300) {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            got
+        });
+        Ok(Stream { sender: Some(sender), receiver: Some(receiver), stop, interval })
+    }
+
+    /// Stops sending; returns (datagrams sent, (seq, arrival) received).
+    pub fn finish(mut self) -> anyhow::Result<(u64, Vec<(u64, Instant)>)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = self.sender.take().context("finished twice")?.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
+        let got = self.receiver.take().context("finished twice")?.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;
+        Ok((sent, got))
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Loss summary of a sequenced stream: (datagrams lost, longest run of consecutive lost ones).
+pub fn losses(sent: u64, got: &[(u64, Instant)]) -> (u64, u64) {
+    let mut seen = vec![false; sent as usize];
+    for (s, _) in got {
+        if let Some(x) = seen.get_mut(*s as usize) {
+            *x = true;
+        }
+    }
+    let lost = seen.iter().filter(|s| !**s).count() as u64;
+    let mut longest = 0;
+    let mut run = 0;
+    for s in &seen {
+        if *s {
+            run = 0;
+        } else {
+            run += 1;
+            longest = longest.max(run);
+        }
+    }
+    (lost, longest)
+}

@@ -1,0 +1,106 @@
+//! Bringing a bond up and down: bad configurations change nothing, members get their settings
+//! back, one daemon per bond.
+
+use std::time::Duration;
+
+use bond_tests::{Daemon, Netns, cmd, lab::{TempDir, bondctl}, net::ping, Lab, LabOptions};
+
+/// A namespace with two veth links to a second one, and the links' MAC addresses.
+fn two_links() -> (Netns, Netns, Vec<String>) {
+    let a = Netns::new("lc-a-").unwrap();
+    let b = Netns::new("lc-b-").unwrap();
+    let mut macs = Vec::new();
+    for i in 0..2 {
+        let n = format!("eth{i}");
+        a.ip(&["link", "add", &n, "type", "veth", "peer", "name", &n, "netns", b.name()]).unwrap();
+        a.ip(&["link", "set", &n, "up"]).unwrap();
+        b.ip(&["link", "set", &n, "up"]).unwrap();
+        macs.push(mac(&a, &n));
+    }
+    (a, b, macs)
+}
+
+fn mac(ns: &Netns, dev: &str) -> String {
+    let out = ns.ip(&["-j", "link", "show", "dev", dev]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["address"].as_str().unwrap().to_string()
+}
+
+fn sysctl(ns: &Netns, key: &str) -> String {
+    ns.exec("sysctl", &["-n", key]).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_bad_config_is_rejected_naming_the_key_and_nothing_changes() {
+    let (a, _b, macs) = two_links();
+    let dir = TempDir::new().unwrap();
+    let bond = bond_tests::unique_name("bd");
+    let cfg = dir.path().join("bad.yaml");
+    std::fs::write(&cfg, format!("bonds:\n  {bond}:\n    links: [eth0, eth1]\n    policy: balance-xor\n    packetsPerLink: 4\n")).unwrap();
+    let out = cmd::output(&bondctl().to_string_lossy(), &["--netns", a.name(), "up", "--config", &cfg.to_string_lossy()]).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bad.yaml") && err.contains(&format!("bonds.{bond}")) && err.contains("unknown field `packetsPerLink`"), "{err}");
+    assert!(a.ip(&["link", "show", "dev", &bond]).is_err(), "no bond device was created");
+    assert_eq!(mac(&a, "eth0"), macs[0]);
+    assert!(!std::path::Path::new("/sys/fs/bpf/bond").join(&bond).exists(), "no pins");
+
+    // A member that does not exist: refused too, before anything is touched.
+    std::fs::write(&cfg, format!("bonds:\n  {bond}:\n    links: [eth0, eth7]\n")).unwrap();
+    let out = cmd::output(&bondctl().to_string_lossy(), &["--netns", a.name(), "up", "--config", &cfg.to_string_lossy()]).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("interface eth7 does not exist"), "{err}");
+    assert!(a.ip(&["link", "show", "dev", &bond]).is_err());
+    assert_eq!(mac(&a, "eth0"), macs[0], "eth0 untouched");
+}
+
+#[test]
+fn stopping_the_daemon_removes_the_bond_and_restores_members() {
+    let (a, _b, macs) = two_links();
+    let dir = TempDir::new().unwrap();
+    let bond = bond_tests::unique_name("bd");
+    let cfg = dir.path().join("ok.yaml");
+    std::fs::write(&cfg, format!("bonds:\n  {bond}:\n    links: [eth0, eth1]\n    addresses: [198.51.100.1/24]\n")).unwrap();
+    let ipv6_before = sysctl(&a, "net.ipv6.conf.eth1.disable_ipv6");
+    let mut d = Daemon::start(&a, &cfg, &bond, dir.path()).unwrap();
+    // Up: the bond has the first member's MAC, every member has the bond's, members' IPv6 is off.
+    assert_eq!(mac(&a, &bond), macs[0]);
+    assert_eq!(mac(&a, "eth1"), macs[0]);
+    assert_eq!(sysctl(&a, "net.ipv6.conf.eth1.disable_ipv6"), "1");
+    let pins = std::path::Path::new("/sys/fs/bpf/bond").join(&bond);
+    for map in ["config", "member_usable", "member_stats", "flows"] {
+        assert!(pins.join(map).exists(), "map {map} pinned");
+    }
+    // bpftool reads the pinned maps with field names (BTF).
+    let dump = cmd::run("bpftool", &["-j", "map", "dump", "pinned", &pins.join("config").to_string_lossy()]).unwrap();
+    assert!(dump.contains("\"member_ifindex\""), "BTF field names in bpftool output");
+    let status = d.stop().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM:\n{}", d.log());
+    assert!(a.ip(&["link", "show", "dev", &bond]).is_err(), "bond device removed");
+    assert_eq!(mac(&a, "eth1"), macs[1], "eth1 has its own MAC again");
+    assert_eq!(sysctl(&a, "net.ipv6.conf.eth1.disable_ipv6"), ipv6_before, "IPv6 setting restored");
+    assert!(!pins.exists(), "pins removed");
+}
+
+#[test]
+fn a_second_daemon_for_the_same_bond_is_refused_and_the_first_keeps_running() {
+    let lab = Lab::start(LabOptions::default()).unwrap();
+    let cfg = lab.dir().join(format!("{}.yaml", lab.a.bond));
+    let out = cmd::output(&bondctl().to_string_lossy(), &["--netns", lab.a.ns.name(), "up", "--config", &cfg.to_string_lossy()]).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("already run by another bondctl"), "{err}");
+    std::thread::sleep(Duration::from_millis(100));
+    ping(&lab, 2).unwrap();
+}
+
+#[test]
+fn status_reads_like_proc_net_bonding() {
+    let lab = Lab::start(LabOptions::default().policy("active-backup")).unwrap();
+    ping(&lab, 2).unwrap();
+    let text = lab.a.daemon().ctl(&["status", &lab.a.bond]).unwrap();
+    for want in ["Bonding Policy: active-backup", "MII Status: up", "Currently Active Member: eth0", "Member Interface: eth2", "Link Failure Count: 0"] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+}

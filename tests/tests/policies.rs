@@ -1,0 +1,208 @@
+//! Each transmit policy with real traffic: what arrives on which of the peer's members, counted
+//! by the peer's kernel (interface counters) or captured there (AF_PACKET).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use bond_tests::{
+    Lab, LabOptions,
+    net::{Capture, UdpFlows, pin_to_cpu, ping, tcp_transfer},
+    ns::Counters,
+};
+
+fn lab(opts: LabOptions) -> Lab {
+    Lab::start(opts).unwrap_or_else(|e| panic!("starting the lab: {e:#}"))
+}
+
+fn counters(lab: &Lab) -> Vec<Counters> {
+    lab.b_member_counters().expect("reading B's member counters")
+}
+
+fn delta(after: &[Counters], before: &[Counters]) -> Vec<Counters> {
+    after.iter().zip(before).map(|(a, b)| *a - *b).collect()
+}
+
+/// Resolves ARP both ways before measuring, so measurements see only test traffic.
+fn warm_up(lab: &Lab) {
+    ping(lab, 2).unwrap_or_else(|e| panic!("ping before the test: {e:#}"));
+}
+
+#[test]
+fn active_backup_sends_on_the_active_member_only() {
+    let lab = lab(LabOptions::default().policy("active-backup"));
+    warm_up(&lab);
+    let flows = UdpFlows::new(&lab, 8, 41000).unwrap();
+    let before = counters(&lab);
+    let sent = flows.send(100, 200).unwrap();
+    let got = flows.receive(Duration::from_millis(300));
+    let d = delta(&counters(&lab), &before);
+    assert_eq!(got.len() as u64, sent, "every datagram arrives once");
+    let carrying: Vec<usize> = (0..3).filter(|&i| d[i].rx_packets >= sent).collect();
+    assert_eq!(carrying.len(), 1, "one member carries the traffic: {d:?}");
+    for (i, c) in d.iter().enumerate() {
+        if i != carrying[0] {
+            assert_eq!(c.rx_packets, 0, "eth{i} is a backup and carried {c:?}");
+        }
+    }
+    let status = lab.a.daemon().status().unwrap();
+    assert_eq!(status["active"], format!("eth{}", carrying[0]), "status names the member that carried it");
+}
+
+#[test]
+fn broadcast_puts_every_packet_on_every_member() {
+    let lab = lab(LabOptions::default().policy("broadcast"));
+    warm_up(&lab);
+    let flows = UdpFlows::new(&lab, 4, 41000).unwrap();
+    let before = counters(&lab);
+    let sent = flows.send(50, 200).unwrap();
+    let got = flows.receive(Duration::from_millis(300));
+    let d = delta(&counters(&lab), &before);
+    for (i, c) in d.iter().enumerate() {
+        assert!(c.rx_packets >= sent, "eth{i} got {} of {sent}", c.rx_packets);
+    }
+    // Without dedup the receiving host gets one copy per member.
+    let mut copies: BTreeMap<u64, usize> = BTreeMap::new();
+    for (seq, _) in &got {
+        *copies.entry(*seq).or_default() += 1;
+    }
+    assert_eq!(copies.len() as u64, sent);
+    assert!(copies.values().all(|&n| n == 3), "each datagram arrives 3 times");
+}
+
+#[test]
+fn balance_rr_spreads_evenly_in_runs_of_packets_per_link() {
+    const PPL: usize = 4;
+    let lab = lab(LabOptions::default()
+        .policy("rr4")
+        .settings(&format!("policies:\n  rr4: {{ basePolicy: balance-rr, packetsPerLink: {PPL} }}")));
+    warm_up(&lab);
+    let caps: Vec<Capture> = (0..3).map(|i| Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
+    // The round-robin counter is per CPU: send from one CPU so one counter sees the stream.
+    let sent = std::thread::scope(|s| {
+        s.spawn(|| {
+            pin_to_cpu(0).unwrap();
+            UdpFlows::new(&lab, 1, 41000).unwrap().send(600, 100).unwrap()
+        })
+        .join()
+        .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let mut member_of = vec![usize::MAX; sent as usize];
+    for (i, c) in caps.iter().enumerate() {
+        for (seq, _) in c.test_datagrams() {
+            member_of[seq as usize] = i;
+        }
+    }
+    assert!(member_of.iter().all(|&m| m < 3), "every datagram was captured on some member");
+    let per_member: Vec<usize> = (0..3).map(|i| member_of.iter().filter(|&&m| m == i).count()).collect();
+    for n in &per_member {
+        assert!(n.abs_diff(sent as usize / 3) <= PPL, "even spread: {per_member:?}");
+    }
+    // Runs of consecutive datagrams on one member, and the member order they rotate in.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &m in &member_of {
+        match runs.last_mut() {
+            Some((rm, len)) if *rm == m => *len += 1,
+            _ => runs.push((m, 1)),
+        }
+    }
+    let inner = &runs[1..runs.len() - 1];
+    let exact = inner.iter().filter(|(_, len)| *len == PPL).count();
+    assert!(exact * 100 >= inner.len() * 95, "runs of {PPL}: {exact} of {} ({runs:?})", inner.len());
+    let rotating = inner.windows(2).filter(|w| w[1].0 == (w[0].0 + 1) % 3).count();
+    assert!(rotating * 100 >= (inner.len() - 1) * 95, "members in turn: {rotating} of {}", inner.len() - 1);
+}
+
+#[test]
+fn balance_xor_keeps_each_flow_on_one_member_and_spreads_64_flows() {
+    let lab = lab(LabOptions::default().policy("balance-xor"));
+    warm_up(&lab);
+    let caps: Vec<Capture> = (0..3).map(|i| Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
+    let flows = UdpFlows::new(&lab, 64, 41000).unwrap();
+    flows.send(20, 100).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut members_of_flow: BTreeMap<u32, std::collections::BTreeSet<usize>> = BTreeMap::new();
+    for (i, c) in caps.iter().enumerate() {
+        for (_, flow) in c.test_datagrams() {
+            members_of_flow.entry(flow).or_default().insert(i);
+        }
+    }
+    assert_eq!(members_of_flow.len(), 64, "every flow was seen");
+    for (flow, m) in &members_of_flow {
+        assert_eq!(m.len(), 1, "flow {flow} used members {m:?}");
+    }
+    let per_member: Vec<usize> =
+        (0..3).map(|i| members_of_flow.values().filter(|m| m.contains(&i)).count()).collect();
+    assert!(per_member.iter().all(|&n| n >= 15), "64 flows over 3 members: {per_member:?}");
+}
+
+fn aware_settings(balance: &str) -> String {
+    format!(
+        "policies:\n  aware:\n    basePolicy: balance-aware\n    balancePolicy: {balance}\n    links:\n      eth0: {{ alloc: 0.5 }}\n      eth1: {{ alloc: 0.3 }}\n      eth2: {{ alloc: 0.2 }}"
+    )
+}
+
+fn byte_shares(d: &[Counters]) -> Vec<f64> {
+    let total: u64 = d.iter().map(|c| c.rx_bytes).sum();
+    d.iter().map(|c| c.rx_bytes as f64 / total as f64).collect()
+}
+
+#[test]
+fn balance_aware_packet_mode_splits_bytes_by_allocation() {
+    let lab = lab(LabOptions::default().policy("aware").settings(&aware_settings("packet")));
+    warm_up(&lab);
+    let flows = UdpFlows::new(&lab, 4, 41000).unwrap();
+    let before = counters(&lab);
+    flows.send(2000, 1000).unwrap();
+    flows.receive(Duration::from_millis(300));
+    let shares = byte_shares(&delta(&counters(&lab), &before));
+    // 8000 packets placed independently: the share's standard deviation is under 0.6 %.
+    for (s, want) in shares.iter().zip([0.5, 0.3, 0.2]) {
+        assert!((s - want).abs() < 0.03, "byte shares {shares:?}, allocation 0.5/0.3/0.2");
+    }
+}
+
+#[test]
+fn balance_aware_flow_mode_splits_bytes_by_allocation() {
+    let lab = lab(LabOptions::default().policy("aware").settings(&aware_settings("flow-dynamic")));
+    warm_up(&lab);
+    let flows = UdpFlows::new(&lab, 600, 41000).unwrap();
+    let before = counters(&lab);
+    flows.send(10, 500).unwrap();
+    flows.receive(Duration::from_millis(300));
+    let shares = byte_shares(&delta(&counters(&lab), &before));
+    // 600 equal flows hashed into buckets: the share's standard deviation is about 2 %.
+    for (s, want) in shares.iter().zip([0.5, 0.3, 0.2]) {
+        assert!((s - want).abs() < 0.08, "byte shares {shares:?}, allocation 0.5/0.3/0.2");
+    }
+    let status = lab.a.daemon().status().unwrap();
+    let alloc: Vec<f64> =
+        (0..3).map(|i| bond_tests::Daemon::member(&status, &format!("eth{i}"))["allocation"].as_f64().unwrap()).collect();
+    for (a, want) in alloc.iter().zip([0.5, 0.3, 0.2]) {
+        assert!((a - want).abs() < 0.01, "status allocation {alloc:?}");
+    }
+}
+
+#[test]
+fn tcp_and_ping_work_across_every_policy() {
+    let lab = lab(LabOptions::default()
+        .settings("policies:\n  rr1: { basePolicy: balance-rr, packetsPerLink: 1 }\n  rr0: { basePolicy: balance-rr, packetsPerLink: 0 }\n  l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }\n  awp: { basePolicy: balance-aware, balancePolicy: packet }\n  aws: { basePolicy: balance-aware, balancePolicy: flow-static }"));
+    for policy in
+        ["none", "active-backup", "broadcast", "balance-rr", "balance-xor", "balance-aware", "rr1", "rr0", "l34", "awp", "aws"]
+    {
+        for side in [&lab.a, &lab.b] {
+            side.daemon().set_policy(policy).unwrap_or_else(|e| panic!("set-policy {policy}: {e:#}"));
+        }
+        ping(&lab, 3).unwrap_or_else(|e| panic!("ping with {policy}: {e:#}"));
+        tcp_transfer(&lab, 4 << 20).unwrap_or_else(|e| panic!("TCP with {policy}: {e:#}"));
+        assert_eq!(lab.a.daemon().status().unwrap()["policy"]["name"], policy);
+    }
+}
+
+#[test]
+fn set_policy_rejects_unknown_policy_and_keeps_the_current_one() {
+    let lab = lab(LabOptions::default().policy("balance-xor"));
+    let err = lab.a.daemon().set_policy("balance-nope").expect_err("unknown policy must be refused");
+    assert!(err.to_string().contains("unknown policy \"balance-nope\""), "{err:#}");
+    assert_eq!(lab.a.daemon().status().unwrap()["policy"]["name"], "balance-xor");
+    ping(&lab, 2).unwrap();
+}

@@ -1,0 +1,44 @@
+//! Running commands: one place that reports what failed.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context, bail};
+
+/// Runs a command, inheriting stdio; an error names the command and its exit status.
+pub fn exec(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("failed to start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Whether a program is on PATH.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf()
+}
+
+/// A `cargo` command without the environment of the cargo that runs xtask (toolchain choice,
+/// flags), so nested builds pick their own toolchain.
+pub fn cargo() -> Command {
+    let mut c = Command::new("cargo");
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" || k == "RUSTUP_TOOLCHAIN" || k == "RUSTC" || k == "RUSTFLAGS" || k == "RUSTDOC" {
+            c.env_remove(&*k);
+        }
+    }
+    c.current_dir(root());
+    c
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: no arguments.
+    unsafe { libc::geteuid() == 0 }
+}
