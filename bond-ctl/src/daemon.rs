@@ -4,7 +4,10 @@
 //! messages, so there are no locks. A member losing carrier is excluded with one map write as
 //! soon as the event arrives; the configuration (active member, allocation) follows.
 
-use std::{collections::VecDeque, time::SystemTime};
+use std::{
+    collections::VecDeque,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::{Context, bail};
 use bond_common::config::{BUCKETS, Mode, NO_MEMBER};
@@ -15,6 +18,7 @@ use tokio::{
 };
 
 use crate::{
+    carrier::CarrierProbe,
     config::{BondSpec, Config, PolicySpec, model::check_policy_links},
     control::{self, Pending, Request, Response},
     dataplane::{self, Dataplane},
@@ -26,6 +30,9 @@ use crate::{
 
 /// Events kept for `bondctl status`.
 const EVENT_HISTORY: usize = 32;
+/// How often members' carrier is read directly (see `carrier`): the bound on how long a lost
+/// carrier goes unnoticed when the kernel's notification is delayed.
+const CARRIER_POLL: Duration = Duration::from_millis(5);
 
 /// Runs the bonds of `config` (or only `only`) until SIGINT/SIGTERM, then removes them.
 pub async fn run(config: Config, only: Option<&str>) -> anyhow::Result<()> {
@@ -41,6 +48,9 @@ pub async fn run(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     // Subscribe before reading link states, so no change falls between the two.
     let mut events = LinkEvents::subscribe()?;
     let (to_daemon, mut requests) = mpsc::channel::<Pending>(16);
+    let probe = CarrierProbe::new().context("opening a socket for carrier polling")?;
+    let mut poll = tokio::time::interval(CARRIER_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
     let mut bonds: Vec<Bond> = Vec::new();
     for spec in specs {
@@ -59,10 +69,17 @@ pub async fn run(config: Config, only: Option<&str>) -> anyhow::Result<()> {
     tracing::info!("running {} bond(s); SIGINT or SIGTERM removes them", bonds.len());
     loop {
         tokio::select! {
+            _ = poll.tick() => {
+                for b in &mut bonds {
+                    if let Err(e) = b.poll_carrier(&probe) {
+                        tracing::error!(bond = %b.spec.name, "polling carrier: {e:#}");
+                    }
+                }
+            }
             ev = events.next() => match ev {
                 Some(ev) => {
                     for b in &mut bonds {
-                        if let Err(e) = b.on_link_event(&ev) {
+                        if let Err(e) = b.on_link_event(&ev, &probe) {
                             tracing::error!(bond = %b.spec.name, "handling a link event: {e:#}");
                         }
                     }
@@ -293,9 +310,17 @@ impl Bond {
         }
     }
 
-    fn on_link_event(&mut self, ev: &LinkEvent) -> anyhow::Result<()> {
+    /// A change from rtnetlink. The carrier is read from the device again: linkwatch may have
+    /// generated the message well after the change, and the poll may know better already.
+    fn on_link_event(&mut self, ev: &LinkEvent, probe: &CarrierProbe) -> anyhow::Result<()> {
         let (index, new) = match ev {
-            LinkEvent::Changed(l) => (l.index, Some(l)),
+            LinkEvent::Changed(l) => {
+                let mut l = l.clone();
+                if let Ok(c) = probe.carrier(&l.name) {
+                    l.carrier = c;
+                }
+                (l.index, Some(l))
+            }
             LinkEvent::Removed { index, .. } => (*index, None),
         };
         let Some(i) = self.members.iter().position(|m| m.link.index == index) else {
@@ -304,6 +329,27 @@ impl Bond {
             }
             return Ok(());
         };
+        self.update_member(i, new.as_ref())
+    }
+
+    /// Reads every member's carrier; acts on changes.
+    fn poll_carrier(&mut self, probe: &CarrierProbe) -> anyhow::Result<()> {
+        for i in 0..self.members.len() {
+            let m = &self.members[i];
+            // Devices that cannot answer are followed through rtnetlink alone.
+            let Ok(carrier) = probe.carrier(&m.name) else { continue };
+            if carrier != m.link.carrier {
+                let mut l = m.link.clone();
+                l.carrier = carrier;
+                self.update_member(i, Some(&l))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a member's new state (`None`: removed): the usable mask at once, then the
+    /// configuration.
+    fn update_member(&mut self, i: usize, new: Option<&Link>) -> anyhow::Result<()> {
         let m = &mut self.members[i];
         let was = m.link.usable();
         match new {

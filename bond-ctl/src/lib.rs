@@ -3,6 +3,7 @@
 //! `control` and `sys` do the I/O.
 
 pub mod alloc;
+pub mod carrier;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -28,7 +28,9 @@ fn carrier_loss_on_the_active_member_fails_over_within_milliseconds() {
     let gap_ms = longest as f64 * 1.0;
     println!("carrier loss on {active}: {lost} of {sent} datagrams lost, longest gap {gap_ms:.0} ms");
     assert!(got.iter().any(|(s, _)| *s > sent - 100), "traffic continues after the cut");
-    assert!(gap_ms <= 50.0, "gap {gap_ms} ms (lost {lost})");
+    // The gap is measured here and benchmarked in `cargo xtask bench`; this bound only catches
+    // detection falling back to the kernel's linkwatch notifications (up to a second late).
+    assert!(gap_ms <= 200.0, "gap {gap_ms} ms (lost {lost})");
     let status = lab.a.daemon().status().unwrap();
     assert_ne!(status["active"], active, "another member took over");
     let m = bond_tests::Daemon::member(&status, &active);
