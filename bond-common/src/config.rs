@@ -201,6 +201,19 @@ impl PolicyConfig {
         buckets: [NO_MEMBER; BUCKETS],
     };
 
+    /// Whether choosing a member reads the packet's headers (the others need none).
+    #[inline(always)]
+    pub fn reads_headers(&self) -> bool {
+        matches!(Mode::from_u32(self.mode), Some(Mode::BalanceXor | Mode::BalanceAware))
+    }
+
+    /// Whether flows stay on the member they started on (balance-aware flow-static), so the
+    /// flow table is consulted for every packet rather than sampled.
+    #[inline(always)]
+    pub fn sticky_flows(&self) -> bool {
+        Mode::from_u32(self.mode) == Some(Mode::BalanceAware) && Balance::from_u32(self.balance) == Some(Balance::FlowStatic)
+    }
+
     /// The member slots of this policy, in order.
     pub fn member_slots(&self) -> &[u8] {
         let n = (self.n_members as usize).min(MAX_MEMBERS);

@@ -1,10 +1,20 @@
 //! Flow identity and the flow table's records.
 //!
+//! The flow table observes traffic; forwarding does not depend on it (except balance-aware
+//! flow-static, whose flows stick to their member). So it is updated from one packet in
+//! [`FLOW_SAMPLE_EVERY`] per CPU, with packet and byte counts scaled up: an LRU lookup and
+//! update on every packet would cost more than everything else the bond does per packet.
+//! Flow-static policies consult and update it on every packet, exactly.
+//!
 //! A flow is one direction of a conversation: IP family, addresses, transport protocol and ports
 //! (the echo identifier for ICMP echo). Non-IP traffic is a flow per (source MAC, destination
 //! MAC, EtherType). Fragments carry no ports, so every fragment of a datagram is the same flow.
 
 use crate::packet::Headers;
+
+/// The flow table is updated from one packet in this many, per CPU (ZeroTier samples the same
+/// share of its traffic for its measurements).
+pub const FLOW_SAMPLE_EVERY: u32 = 16;
 
 /// One record of the `flows` table, keyed by [`flow_id`].
 #[repr(C)]
@@ -33,14 +43,14 @@ pub struct FlowEntry {
 const _: () = assert!(core::mem::size_of::<FlowEntry>() == 72);
 
 impl FlowEntry {
-    /// A new record for the flow of `h`.
+    /// A new record for the flow of `h`, first seen with `packets` packets of `bytes` bytes.
     #[inline(always)]
-    pub fn new(h: &Headers, member: u8, policy: u8, len: u64, now_ns: u64) -> FlowEntry {
+    pub fn new(h: &Headers, member: u8, policy: u8, packets: u64, bytes: u64, now_ns: u64) -> FlowEntry {
         let mut e = FlowEntry {
             first_seen_ns: now_ns,
             last_seen_ns: now_ns,
-            packets: 1,
-            bytes: len,
+            packets,
+            bytes,
             src: [0; 16],
             dst: [0; 16],
             src_port: 0,
@@ -77,6 +87,19 @@ fn flow_ports(h: &Headers) -> (u16, u16) {
     } else {
         (0, 0)
     }
+}
+
+/// One step of the flow table's sampler: the next per-CPU state, and whether this packet is
+/// sampled (one in [`FLOW_SAMPLE_EVERY`] on average). Pseudo-random (xorshift32) rather than
+/// "every 16th packet", which would alias with periodic traffic: 16 flows sent in turn would
+/// always sample the same flow.
+#[inline(always)]
+pub fn sample_step(state: u32) -> (u32, bool) {
+    let mut x = if state == 0 { 0x9e37_79b9 } else { state };
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    (x, x % FLOW_SAMPLE_EVERY == 0)
 }
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -131,6 +154,7 @@ pub fn bucket_hash(flow_id: u64) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
     use crate::packet::{parse, tests::build::*};
 
@@ -155,9 +179,29 @@ mod tests {
     #[test]
     fn entry_records_the_tuple() {
         let h = parse(&eth_ipv4_udp([192, 0, 2, 1], [192, 0, 2, 2], 1000, 2000)[..]);
-        let e = FlowEntry::new(&h, 2, 0, 100, 5);
+        let e = FlowEntry::new(&h, 2, 0, 1, 100, 5);
         assert_eq!((e.family, e.proto, e.src_port, e.dst_port, e.member), (4, 17, 1000, 2000, 2));
         assert_eq!(&e.dst[..4], &[192, 0, 2, 2]);
+    }
+
+    #[test]
+    fn sampling_does_not_alias_with_flows_sent_in_turn() {
+        // 8 and 16 flows sent round-robin: every flow gets its share of the samples.
+        for flows in [8usize, 16] {
+            let mut state = 0;
+            let mut samples = std::vec![0u32; flows];
+            for i in 0..160_000usize {
+                let (s, due) = sample_step(state);
+                state = s;
+                if due {
+                    samples[i % flows] += 1;
+                }
+            }
+            let expect = 160_000 / 16 / flows as u32;
+            for (f, n) in samples.iter().enumerate() {
+                assert!(n.abs_diff(expect) * 5 < expect, "{flows} flows: flow {f} got {n} samples, expected about {expect}");
+            }
+        }
     }
 
     #[test]

@@ -212,10 +212,8 @@ fn bond_flow_dissect<P: PacketBytes + ?Sized>(p: &P, h: &Headers, l34: bool) -> 
 /// Network headers followed by the encap policies (the outer one and two encapsulations).
 const MAX_DISSECT_HEADERS: usize = 3;
 
-const GRE_CSUM: u16 = 0x8000;
+// GRE flags: checksum 0x8000, routing 0x4000, key 0x2000, sequence 0x1000, version 0x0007.
 const GRE_ROUTING: u16 = 0x4000;
-const GRE_KEY: u16 = 0x2000;
-const GRE_SEQ: u16 = 0x1000;
 const GRE_VERSION: u16 = 0x0007;
 
 /// Next step of the dissector after an IP protocol.
@@ -328,16 +326,11 @@ fn dissect_gre<P: PacketBytes + ?Sized>(p: &P, nhoff: &mut usize) -> Next {
     if flags & GRE_ROUTING != 0 || flags & GRE_VERSION != 0 {
         return Next::Done;
     }
-    let mut offset = 4;
-    if flags & GRE_CSUM != 0 {
-        offset += 4;
-    }
-    if flags & GRE_KEY != 0 {
-        offset += 4;
-    }
-    if flags & GRE_SEQ != 0 {
-        offset += 4;
-    }
+    // 4 bytes, plus 4 for each of checksum, key and sequence number present. Computed without
+    // branches: each branch would double the paths the eBPF verifier has to walk.
+    // (Shifts, not comparisons: BPF has no set-on-condition, so a bool becomes a branch.)
+    let present = usize::from((flags >> 15) & 1) + usize::from((flags >> 13) & 1) + usize::from((flags >> 12) & 1);
+    let mut offset = 4 + 4 * present;
     if proto == ETH_P_TEB {
         let Some(t) = p.be16_at(*nhoff + offset + 12) else {
             return Next::Bad;

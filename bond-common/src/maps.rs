@@ -16,6 +16,8 @@ pub const MEMBER_STATS: &str = "member_stats";
 pub const BOND_STATS: &str = "bond_stats";
 /// `PerCpuArray<u32, MAX_POLICIES>`: balance-rr packet counter per policy and CPU.
 pub const RR_CURSOR: &str = "rr_cursor";
+/// `PerCpuArray<u32, 1>`: pseudo-random state that picks the packets the flow table samples.
+pub const SAMPLE_CURSOR: &str = "sample_cursor";
 /// `LruHashMap<u64, FlowEntry, FLOW_CAPACITY>`: flow id -> flow record.
 pub const FLOWS: &str = "flows";
 /// `LpmTrie<[u8; 4], u32>`: IPv4 destination prefix -> policy index.
@@ -26,13 +28,14 @@ pub const PEER_V6: &str = "peer_v6";
 pub const PEER_MAC: &str = "peer_mac";
 
 /// Every map, for pinning and adoption.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     CONFIG,
     CONFIG_BANK,
     MEMBER_USABLE,
     MEMBER_STATS,
     BOND_STATS,
     RR_CURSOR,
+    SAMPLE_CURSOR,
     FLOWS,
     PEER_V4,
     PEER_V6,

@@ -163,10 +163,11 @@ pub fn parse<P: PacketBytes + ?Sized>(p: &P) -> Headers {
     h
 }
 
-/// [`parse`] into `h`, which must be [`Headers::EMPTY`]. Writing in place spares the eBPF
-/// program a second copy of the headers on its small stack.
+/// [`parse`] into `h` (whatever it held before). Writing in place spares the eBPF program a
+/// copy of the headers.
 #[inline(always)]
 pub fn parse_into<P: PacketBytes + ?Sized>(p: &P, h: &mut Headers) {
+    *h = Headers::EMPTY;
     let Some(eth) = p.bytes::<ETH_HLEN>(0) else {
         return;
     };

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use bond_common::{
     config::{Balance, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, XmitHash, peer_tables},
-    flow::{FlowEntry, bucket_hash, flow_id},
+    flow::{FLOW_SAMPLE_EVERY, FlowEntry, bucket_hash, flow_id},
     hash::{kernel_hash, zerotier_hash},
     maps::MacKey,
     packet::{Headers, parse_into},
@@ -17,79 +17,66 @@ use bond_common::{
 
 use crate::{
     maps::{
-        FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, bond_stats, current_config, member_stats,
-        member_usable,
+        FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config,
+        flow_sample_due, member_stats, member_usable,
     },
     skb::Skb,
 };
 
-enum Choice {
-    Member(u8),
-    Broadcast,
-    Nothing,
-}
+
+/// What `choose` decided: a member slot (0..MAX_MEMBERS), or one of these.
+const CHOICE_BROADCAST: u32 = 0x100;
+const CHOICE_NOTHING: u32 = 0x200;
 
 #[inline(always)]
 pub fn bond_egress(ctx: &TcContext) -> i32 {
-    let Some(cfg) = current_config() else {
+    let (Some(cfg), Some(h)) = (current_config(), SCRATCH.get_ptr_mut(0)) else {
         bond_stats(|s| s.tx_no_config += 1);
         return TC_ACT_SHOT as i32;
     };
+    // SAFETY: this CPU's scratch entry, used by this program run only.
+    let h = unsafe { &mut *h };
     let usable = member_usable();
     let pkt = Skb::new(ctx);
-    let mut h = Headers::EMPTY;
-    let has_eth = parse_headers(&pkt, &mut h);
-    let policy_index = policy_for(cfg, &h);
+    let len = u64::from(ctx.len());
+    // Headers are read only when something needs them: the destination table, the policy's
+    // choice, or a flow-table sample. `h` is meaningful only after parse_headers.
+    if cfg.peer_tables != 0 {
+        parse_headers(&pkt, h);
+    }
+    let policy_index = policy_for(cfg, h);
     let Some(policy) = cfg.policies.get(policy_index as usize) else {
         bond_stats(|s| s.tx_no_config += 1);
         return TC_ACT_SHOT as i32;
     };
-    let len = u64::from(ctx.len());
-    let id = flow_id(&h);
-    let flow = FLOWS.get_ptr_mut(&id);
-    // SAFETY: a pointer into the flow table from the lookup just above.
-    let sticky = flow.map(|f| unsafe { (*f).member }).unwrap_or(NO_MEMBER);
-
-    let choice = if has_eth {
-        choose(policy, policy_index, usable, &pkt, &h, id, sticky)
-    } else {
-        // Nothing to classify by: send it where active-backup would, deterministically.
-        bond_stats(|s| s.tx_unparsed += 1);
-        active_member(policy, usable).map_or(Choice::Nothing, Choice::Member)
-    };
-
-    let member = match choice {
-        Choice::Member(m) => m,
-        _ => NO_MEMBER,
-    };
-    match flow {
-        // SAFETY: as above. Counters race between CPUs sending the same flow at once; the flow
-        // table is for observation and stickiness, not accounting (member_stats is exact).
-        Some(f) => unsafe {
-            (*f).packets += 1;
-            (*f).bytes += len;
-            (*f).last_seen_ns = bpf_ktime_get_coarse_ns();
-            (*f).member = member;
-            (*f).policy = policy_index as u8;
-        },
-        None => {
-            new_flow(id, &h, member, policy_index as u8, len);
-        }
+    let parsed = cfg.peer_tables != 0 || policy.reads_headers();
+    if cfg.peer_tables == 0 && policy.reads_headers() {
+        parse_headers(&pkt, h);
     }
 
+    let choice = choose(policy, policy_index, usable, &pkt, h);
+
+    let sticky = policy.sticky_flows();
+    if sticky || flow_sample_due() {
+        if !parsed {
+            parse_headers(&pkt, h);
+        }
+        record_flow(h, choice | (policy_index & 0xff) << 16, u32::from(sticky), len);
+    }
     match choice {
-        Choice::Member(slot) => send(cfg, slot, len),
-        Choice::Broadcast => broadcast(ctx, cfg, policy, usable, len),
-        Choice::Nothing => {
+        CHOICE_BROADCAST => broadcast(ctx, cfg, policy, usable, len),
+        CHOICE_NOTHING => {
             bond_stats(|s| s.tx_no_member += 1);
             TC_ACT_SHOT as i32
         }
+        slot => send(cfg, slot as u8, len),
     }
 }
 
 // The stages below are separate BPF functions (not inlined) on purpose: each one's register
-// spills live in its own stack frame, which is gone before the next stage runs. Inlined into one
-// function, the spills of all stages add up past the verifier's 512-byte stack limit.
+// spills live in its own stack frame, which is gone before the next stage runs (inlined, they
+// add up past the verifier's 512-byte stack limit), and the verifier explores each stage's
+// branches without multiplying them by every other stage's.
 
 /// Returns whether the frame had an Ethernet header. (A subprogram must leave a scalar in R0:
 /// the verifier rejects one that returns with a stack pointer there.)
@@ -104,10 +91,37 @@ fn xmit_hash(policy: XmitHash, pkt: &Skb, h: &Headers) -> u32 {
     kernel_hash(policy, pkt, h)
 }
 
+/// Updates (or creates) the flow's record. `placed` is the choice in the low bits and the
+/// policy index from bit 16; sampled packets stand for FLOW_SAMPLE_EVERY packets, flow-static
+/// policies count every packet.
 #[inline(never)]
-fn new_flow(id: u64, h: &Headers, member: u8, policy: u8, len: u64) -> bool {
+fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
+    let id = flow_id(h);
+    let member = if placed & 0xffff < MAX_MEMBERS as u32 { placed as u8 } else { NO_MEMBER };
+    let policy = (placed >> 16) as u8;
+    let weight = if sticky != 0 { 1 } else { u64::from(FLOW_SAMPLE_EVERY) };
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    FLOWS.insert(&id, &FlowEntry::new(h, member, policy, len, now), 0).is_ok()
+    match FLOWS.get_ptr_mut(&id) {
+        // SAFETY: a pointer into the flow table from the lookup just above. Counters race
+        // between CPUs sending the same flow at once; the flow table is for observation and
+        // stickiness, not accounting (member_stats is exact).
+        Some(f) => unsafe {
+            (*f).packets += weight;
+            (*f).bytes += len * weight;
+            (*f).last_seen_ns = now;
+            (*f).member = member;
+            (*f).policy = policy;
+            0
+        },
+        None => FLOWS.insert(&id, &FlowEntry::new(h, member, policy, weight, len * weight, now), 0).map_or(1, |_| 0),
+    }
+}
+
+/// The member a flow-static flow is on, or NO_MEMBER.
+#[inline(never)]
+fn flow_member(h: &Headers) -> u32 {
+    // SAFETY: a plain byte read from the flow table entry.
+    FLOWS.get_ptr(&flow_id(h)).map_or(u32::from(NO_MEMBER), |f| u32::from(unsafe { (*f).member }))
 }
 
 /// The policy for this packet: a peer entry for its destination, else the default.
@@ -135,19 +149,17 @@ fn policy_for(cfg: &BondConfig, h: &Headers) -> u32 {
     cfg.default_policy
 }
 
-#[inline(always)]
-fn choose(
-    policy: &PolicyConfig,
-    policy_index: u32,
-    usable: u32,
-    pkt: &Skb,
-    h: &Headers,
-    id: u64,
-    sticky: u8,
-) -> Choice {
+/// The member for this packet (a slot), CHOICE_BROADCAST or CHOICE_NOTHING.
+#[inline(never)]
+fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &Headers) -> u32 {
     let member = match Mode::from_u32(policy.mode) {
         Some(Mode::Broadcast) => {
-            return if usable_count(policy, usable) > 0 { Choice::Broadcast } else { Choice::Nothing };
+            return if usable_count(policy, usable) > 0 { CHOICE_BROADCAST } else { CHOICE_NOTHING };
+        }
+        // Nothing to classify by: send it where active-backup would, deterministically.
+        Some(Mode::BalanceXor | Mode::BalanceAware) if !h.has_eth => {
+            bond_stats(|s| s.tx_unparsed += 1);
+            active_member(policy, usable)
         }
         Some(Mode::BalanceRr) => {
             let counter = match RR_CURSOR.get_ptr_mut(policy_index) {
@@ -172,13 +184,15 @@ fn choose(
         }
         Some(Mode::BalanceAware) => match Balance::from_u32(policy.balance) {
             Some(Balance::Packet) => aware_member(policy, usable, unsafe { bpf_get_prandom_u32() }, NO_MEMBER),
-            Some(Balance::FlowStatic) => aware_member(policy, usable, bucket_hash(id), sticky),
-            _ => aware_member(policy, usable, bucket_hash(id), NO_MEMBER),
+            _ => {
+                let sticky_member = if policy.sticky_flows() { flow_member(h) as u8 } else { NO_MEMBER };
+                aware_member(policy, usable, bucket_hash(flow_id(h)), sticky_member)
+            }
         },
         // none and active-backup (and anything unknown): the active member.
         _ => active_member(policy, usable),
     };
-    member.map_or(Choice::Nothing, Choice::Member)
+    member.map_or(CHOICE_NOTHING, u32::from)
 }
 
 #[inline(always)]

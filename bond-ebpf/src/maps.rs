@@ -6,7 +6,8 @@ use aya_ebpf::{
 };
 use bond_common::{
     config::{BondConfig, CONFIG_BANKS, MAX_MEMBERS, MAX_POLICIES},
-    flow::FlowEntry,
+    flow::{FlowEntry, sample_step},
+    packet::Headers,
     maps::{FLOW_CAPACITY, MacKey, PEER_CAPACITY},
     stats::{BondStats, MemberStats},
 };
@@ -29,6 +30,15 @@ pub static BOND_STATS: PerCpuArray<BondStats, 1> = PerCpuArray::new();
 #[btf_map(name = "rr_cursor")]
 pub static RR_CURSOR: PerCpuArray<u32, MAX_POLICIES> = PerCpuArray::new();
 
+#[btf_map(name = "sample_cursor")]
+pub static SAMPLE_CURSOR: PerCpuArray<u32, 1> = PerCpuArray::new();
+
+/// Per-CPU room for the packet's parsed headers. Kept in a map rather than on the stack: the
+/// verifier tracks stack bytes exactly, so a parsed and an unparsed packet would be different
+/// states for everything that follows, doubling what it has to verify at every such branch.
+#[btf_map(name = "scratch")]
+pub static SCRATCH: PerCpuArray<Headers, 1> = PerCpuArray::new();
+
 #[btf_map(name = "flows")]
 pub static FLOWS: LruHashMap<u64, FlowEntry, FLOW_CAPACITY> = LruHashMap::new();
 
@@ -46,6 +56,20 @@ pub static PEER_MAC: HashMap<MacKey, u32, PEER_CAPACITY> = HashMap::new();
 pub fn current_config() -> Option<&'static BondConfig> {
     let bank = *CONFIG_BANK.get(0)?;
     CONFIG.get(bank % CONFIG_BANKS)
+}
+
+/// Whether the flow table samples this packet (see `bond_common::flow::sample_step`).
+#[inline(always)]
+pub fn flow_sample_due() -> bool {
+    match SAMPLE_CURSOR.get_ptr_mut(0) {
+        // SAFETY: per-CPU state.
+        Some(c) => unsafe {
+            let (next, due) = sample_step(*c);
+            *c = next;
+            due
+        },
+        None => true,
+    }
 }
 
 /// Bit mask of usable member slots.

@@ -206,3 +206,41 @@ fn set_policy_rejects_unknown_policy_and_keeps_the_current_one() {
     assert_eq!(lab.a.daemon().status().unwrap()["policy"]["name"], "balance-xor");
     ping(&lab, 2).unwrap();
 }
+
+#[test]
+fn the_flow_table_records_each_flow_with_its_member() {
+    let lab = lab(LabOptions::default().policy("balance-xor"));
+    warm_up(&lab);
+    let caps: Vec<Capture> = (0..3).map(|i| Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
+    let flows = UdpFlows::new(&lab, 8, 44000).unwrap();
+    flows.send(400, 100).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut member_of_flow = BTreeMap::new();
+    for (i, c) in caps.iter().enumerate() {
+        for (_, flow) in c.test_datagrams() {
+            member_of_flow.insert(44000 + flow as u64, i as u64);
+        }
+    }
+    // Read the pinned table as an operator would, with bpftool (field names from BTF).
+    let path = format!("/sys/fs/bpf/bond/{}/flows", lab.a.bond);
+    let out = bond_tests::cmd::run("bpftool", &["-j", "map", "dump", "pinned", &path]).unwrap();
+    let entries: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for (port, member) in &member_of_flow {
+        let e = entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["formatted"]["value"])
+            .find(|v| v["src_port"] == *port && v["dst_port"] == 5001)
+            .unwrap_or_else(|| panic!("no flow table entry for source port {port}:\n{out}"));
+        assert_eq!(e["family"], 4);
+        assert_eq!(e["proto"], 17);
+        assert_eq!(e["member"], *member, "recorded member is where the packets arrived");
+        // Sampled one packet in 16, counted 16-fold: within half of the truth for 400 packets.
+        let packets = e["packets"].as_u64().unwrap();
+        assert!((200..=600).contains(&packets), "flow {port}: {packets} packets recorded for 400 sent");
+        assert!(e["last_seen_ns"].as_u64().unwrap() >= e["first_seen_ns"].as_u64().unwrap());
+    }
+    let flows_reported = lab.a.daemon().status().unwrap()["counters"]["flows"].as_u64().unwrap();
+    assert!(flows_reported >= 8, "status counts the flows ({flows_reported})");
+}

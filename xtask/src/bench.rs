@@ -1,6 +1,180 @@
-//! `cargo xtask bench`: measured in one run, as ratios against a baseline in the same run.
-use std::path::Path;
+//! `cargo xtask bench`: everything measured in one run against a baseline in the same run,
+//! because these machines are noisy. Reported as ratios.
+//!
+//! - Packet rate: 64-byte UDP datagrams through the bond (egress program on the bond, ingress
+//!   program on the peer's member) vs the same traffic over a plain veth pair between the same
+//!   two namespaces. Rounds alternate between the two paths; medians are compared.
+//! - Program cost: nanoseconds per packet of each program, from the kernel's BPF statistics
+//!   (`kernel.bpf_stats_enabled`), which include the statistics' own clock reads.
 
-pub fn run(_bondctl: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("not yet implemented")
+use std::{
+    net::{SocketAddr, UdpSocket},
+    os::fd::AsRawFd,
+    path::Path,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use bond_tests::{Lab, LabOptions, cmd, net::pin_to_cpu};
+
+const PAYLOAD: usize = 64;
+const ROUND: Duration = Duration::from_secs(2);
+const ROUNDS: usize = 5;
+const BATCH: usize = 64;
+
+pub fn run(bondctl: &Path) -> anyhow::Result<()> {
+    // SAFETY: single-threaded at this point.
+    unsafe { std::env::set_var("BONDCTL", bondctl) };
+    let lab = Lab::start(
+        LabOptions::default()
+            .policy("active-backup")
+            .settings("policies:\n  xor-l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }"),
+    )
+    .context("starting the lab")?;
+    lab.a.ns.ip(&["link", "add", "plain", "type", "veth", "peer", "name", "plain", "netns", lab.b.ns.name()])?;
+    lab.a.ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "plain"])?;
+    lab.b.ns.ip(&["addr", "add", "198.51.100.2/24", "dev", "plain"])?;
+    lab.a.ns.ip(&["link", "set", "plain", "up"])?;
+    lab.b.ns.ip(&["link", "set", "plain", "up"])?;
+    bond_tests::net::ping(&lab, 2)?;
+    lab.a.ns.exec("ping", &["-q", "-c", "2", "-i", "0.1", "198.51.100.2"])?;
+
+    println!("== packet rate, {PAYLOAD}-byte UDP payloads, one flow, {ROUNDS} interleaved rounds of {ROUND:?}");
+    let (mut plain, mut bond) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        let p = blast(&lab, "198.51.100.1", "198.51.100.2")?;
+        let b = blast(&lab, lab.a.addr, lab.b.addr)?;
+        println!("   round {round}: plain veth {:>9.0} pps   bond {:>9.0} pps   ratio {:.2}", p, b, b / p);
+        plain.push(p);
+        bond.push(b);
+    }
+    let (mp, mb) = (median(&mut plain), median(&mut bond));
+    println!("   median: plain veth {mp:.0} pps, bond {mb:.0} pps: bond at {:.0}% of the plain path", 100.0 * mb / mp);
+
+    println!("== program cost per packet (kernel.bpf_stats_enabled; includes the statistics' own clock reads)");
+    let egress = prog_id(&lab.a.bond, &format!("link_egress_{}", lab.a.bond))?;
+    let ingress = prog_id(&lab.b.bond, "link_ingress_eth0")?;
+    for policy in ["active-backup", "xor-l34", "balance-aware"] {
+        lab.a.daemon().set_policy(policy)?;
+        cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
+        let before = (prog_stats(egress)?, prog_stats(ingress)?);
+        let r = blast(&lab, lab.a.addr, lab.b.addr);
+        let after = (prog_stats(egress)?, prog_stats(ingress)?);
+        cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
+        r?;
+        let per_packet = |(t0, n0): (u64, u64), (t1, n1): (u64, u64)| -> anyhow::Result<f64> {
+            let n = n1.saturating_sub(n0);
+            if n == 0 {
+                bail!("program did not run");
+            }
+            Ok((t1 - t0) as f64 / n as f64)
+        };
+        println!(
+            "   {policy:<14} bond_egress {:>6.1} ns   member_ingress {:>6.1} ns",
+            per_packet(before.0, after.0)?,
+            per_packet(before.1, after.1)?
+        );
+    }
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// Sends 64-byte datagrams from A (`src`) to B (`dst`) for one round; returns datagrams
+/// delivered to B's socket per second.
+fn blast(lab: &Lab, src: &str, dst: &str) -> anyhow::Result<f64> {
+    let rx = lab.b.ns.enter(|| UdpSocket::bind((dst, 9000)))??;
+    rx.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let tx = lab.a.ns.enter(|| UdpSocket::bind((src, 0)))??;
+    let to: SocketAddr = format!("{dst}:9000").parse()?;
+    let sending = AtomicBool::new(true);
+    let (received, elapsed) = std::thread::scope(|s| -> anyhow::Result<(u64, Duration)> {
+        let receiver = s.spawn(|| {
+            let _ = pin_to_cpu(1);
+            recv_count(&rx, &sending)
+        });
+        let _ = pin_to_cpu(0);
+        let start = Instant::now();
+        send_for(&tx, to, ROUND)?;
+        let elapsed = start.elapsed();
+        sending.store(false, Ordering::Relaxed);
+        let received = receiver.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;
+        Ok((received, elapsed))
+    })?;
+    Ok(received as f64 / elapsed.as_secs_f64())
+}
+
+fn sockaddr(to: SocketAddr) -> anyhow::Result<libc::sockaddr_in> {
+    let SocketAddr::V4(v4) = to else { bail!("IPv4 only") };
+    // SAFETY: zeroed sockaddr_in is valid.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as u16;
+    sa.sin_port = v4.port().to_be();
+    sa.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+    Ok(sa)
+}
+
+fn send_for(sock: &UdpSocket, to: SocketAddr, dur: Duration) -> anyhow::Result<u64> {
+    let mut sa = sockaddr(to)?;
+    let mut buf = [0u8; PAYLOAD];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: PAYLOAD };
+    // SAFETY: zeroed mmsghdr is valid; pointers set below stay alive for the loop.
+    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for m in &mut msgs {
+        m.msg_hdr.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
+        m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        m.msg_hdr.msg_iov = &mut iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while start.elapsed() < dur {
+        // SAFETY: valid socket and message vector.
+        let n = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
+        if n > 0 {
+            sent += n as u64;
+        }
+    }
+    Ok(sent)
+}
+
+fn recv_count(sock: &UdpSocket, sending: &AtomicBool) -> u64 {
+    let mut bufs = vec![[0u8; 256]; BATCH];
+    let mut iovs: Vec<libc::iovec> =
+        bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
+    // SAFETY: zeroed mmsghdr is valid; iovecs outlive the loop.
+    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+    for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    let mut got = 0u64;
+    loop {
+        // SAFETY: valid socket and message vector; the receive timeout bounds each call.
+        let n = unsafe { libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0, std::ptr::null_mut()) };
+        if n > 0 {
+            got += n as u64;
+        } else if !sending.load(Ordering::Relaxed) {
+            return got;
+        }
+    }
+}
+
+/// The program behind a pinned link of a bond.
+fn prog_id(bond: &str, link: &str) -> anyhow::Result<u64> {
+    let path = format!("/sys/fs/bpf/bond/{bond}/{link}");
+    let out = cmd::run("bpftool", &["-j", "link", "show", "pinned", &path])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    v["prog_id"].as_u64().with_context(|| format!("no prog_id for {path}: {out}"))
+}
+
+/// (run_time_ns, run_cnt) of a program.
+fn prog_stats(id: u64) -> anyhow::Result<(u64, u64)> {
+    let out = cmd::run("bpftool", &["-j", "prog", "show", "id", &id.to_string()])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    Ok((v["run_time_ns"].as_u64().unwrap_or(0), v["run_cnt"].as_u64().unwrap_or(0)))
 }
