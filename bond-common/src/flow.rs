@@ -68,7 +68,7 @@ impl FlowEntry {
             let (sp, dp) = flow_ports(h);
             e.src_port = sp;
             e.dst_port = dp;
-        } else {
+        } else if h.has_eth {
             e.src[..6].copy_from_slice(&h.eth_src);
             e.dst[..6].copy_from_slice(&h.eth_dst);
             e.dst_port = h.ether_type;
@@ -129,7 +129,7 @@ pub fn flow_id(h: &Headers) -> u64 {
         x = mix(x, word(&h.ip.src, 1));
         x = mix(x, word(&h.ip.dst, 0));
         x = mix(x, word(&h.ip.dst, 1));
-    } else {
+    } else if h.has_eth {
         let mut src = [0u8; 8];
         src[..6].copy_from_slice(&h.eth_src);
         let mut dst = [0u8; 8];

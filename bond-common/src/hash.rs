@@ -248,6 +248,7 @@ fn encap_flow_dissect<P: PacketBytes + ?Sized>(p: &P, h: &Headers) -> Option<Ker
     let mut nhoff = usize::from(h.l3_offset);
     let mut proto = h.ether_type;
     for _ in 0..MAX_DISSECT_HEADERS {
+        nhoff = loop_offset(nhoff);
         if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
             proto = p.be16_at(nhoff + 2)?;
             nhoff += 4;
@@ -285,6 +286,7 @@ fn dissect_ip_proto<P: PacketBytes + ?Sized>(
     f: &mut KernelFlow,
 ) -> Next {
     for _ in 0..MAX_IPV6_EXT_HEADERS {
+        *nhoff = loop_offset(*nhoff);
         match ip_proto {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS if l3 == ETH_P_IPV6 => {
                 let Some(e) = p.bytes::<2>(*nhoff) else {

@@ -138,7 +138,7 @@ fn policy_for(cfg: &BondConfig, h: &Headers) -> u32 {
                 return *p;
             }
         }
-        if tables & peer_tables::MAC != 0 {
+        if tables & peer_tables::MAC != 0 && h.has_eth {
             let key = MacKey { mac: h.eth_dst, pad: [0; 2] };
             // SAFETY: the value is a plain u32 read right away.
             if let Some(p) = unsafe { PEER_MAC.get(&key) } {

@@ -49,7 +49,7 @@ impl PacketBytes for Skb<'_> {
         // the packet pointer: it otherwise compares `ptr - k` against data_end and loads from
         // `ptr - k'`, and the verifier derives no safe range from a pointer with a negative
         // fixed offset ("invalid access to packet").
-        let offset = core::hint::black_box(offset);
+        let offset = offset;
         if offset >= HEADER_WINDOW {
             return None;
         }
