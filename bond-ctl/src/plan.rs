@@ -14,18 +14,32 @@ pub struct MemberView {
     pub usable: bool,
 }
 
-/// The member slots that carry `policy`'s traffic, in order. For active-backup and none,
-/// primary links come first (in the bond's link order), then the rest.
+/// The member slots that carry `policy`'s traffic, in order. For active-backup and none this is
+/// the failover order: each primary link followed by its `failoverTo` chain, then the remaining
+/// links (each followed by its chain), in the bond's link order. The data plane's own fallback
+/// (the first usable member in this order) therefore follows `failoverTo`.
 pub fn member_order(policy: &PolicySpec, members: &[MemberView]) -> Vec<u8> {
     let used: Vec<&MemberView> = members.iter().filter(|m| policy.uses_link(&m.name)).collect();
-    let is_primary = |m: &MemberView| policy.links.get(&m.name).is_some_and(|l| l.primary);
-    match policy.mode {
-        Mode::ActiveBackup | Mode::None => {
-            let (primary, rest): (Vec<&MemberView>, Vec<&MemberView>) = used.into_iter().partition(|m| is_primary(m));
-            primary.into_iter().chain(rest).map(|m| m.slot).collect()
-        }
-        _ => used.into_iter().map(|m| m.slot).collect(),
+    if !matches!(policy.mode, Mode::ActiveBackup | Mode::None) {
+        return used.into_iter().map(|m| m.slot).collect();
     }
+    let link = |name: &str| policy.links.get(name);
+    let mut order: Vec<u8> = Vec::new();
+    let mut visit = |start: &MemberView| {
+        let mut cur = Some(start);
+        while let Some(m) = cur.filter(|m| !order.contains(&m.slot)) {
+            order.push(m.slot);
+            let next = link(&m.name).and_then(|l| l.failover_to.as_deref());
+            cur = next.and_then(|n| used.iter().copied().find(|u| u.name == n));
+        }
+    };
+    for m in used.iter().filter(|m| link(&m.name).is_some_and(|l| l.primary)) {
+        visit(m);
+    }
+    for m in &used {
+        visit(m);
+    }
+    order
 }
 
 /// The member active-backup and none send on.
@@ -152,6 +166,27 @@ mod tests {
         let p = with_link(p, "eth0", |_| {});
         let p = with_link(p, "eth1", |_| {});
         assert_eq!(member_order(&p, &members(&[true; 3])), [2, 0, 1]);
+    }
+
+    #[test]
+    fn failover_to_chains_set_the_failover_order() {
+        // eth0 (primary) -> eth3 -> eth1; eth2 has no chain.
+        let p = with_link(policy(Mode::ActiveBackup), "eth0", |l| {
+            l.primary = true;
+            l.failover_to = Some("eth3".into());
+        });
+        let p = with_link(p, "eth3", |l| l.failover_to = Some("eth1".into()));
+        let p = with_link(with_link(p, "eth1", |_| {}), "eth2", |_| {});
+        let m = members(&[true; 4]);
+        assert_eq!(member_order(&p, &m), [0, 3, 1, 2]);
+        // eth0 fails: eth3 takes over, not eth1 or eth2.
+        assert_eq!(choose_active(&p, &members(&[false, true, true, true]), Some(0)), Some(3));
+        assert_eq!(choose_active(&p, &members(&[false, true, true, false]), Some(3)), Some(1));
+        // A chain that loops ends where it started.
+        let p = with_link(with_link(policy(Mode::ActiveBackup), "eth0", |l| l.failover_to = Some("eth1".into())), "eth1", |l| {
+            l.failover_to = Some("eth0".into())
+        });
+        assert_eq!(member_order(&p, &members(&[true, true])), [0, 1]);
     }
 
     #[test]
