@@ -104,3 +104,51 @@ fn status_reads_like_proc_net_bonding() {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }
 }
+
+/// A child process killed on drop.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn runs_under_ip_netns_exec_with_its_own_bpf_filesystem() {
+    // `ip netns exec` remounts /sys, hiding /sys/fs/bpf: bondctl mounts a BPF filesystem there.
+    let (a, b, _) = two_links();
+    b.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]).unwrap();
+    b.ip(&["addr", "add", "198.51.100.3/24", "dev", "eth1"]).unwrap();
+    let dir = TempDir::new().unwrap();
+    let bond = bond_tests::unique_name("bd");
+    let cfg = dir.path().join("ns.yaml");
+    std::fs::write(&cfg, format!("bonds:\n  {bond}:\n    links: [eth0, eth1]\n    addresses: [198.51.100.1/24]\n")).unwrap();
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", a.name()])
+        .arg(bondctl())
+        .args(["up", "--config"])
+        .arg(&cfg)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut daemon = Reaped(child);
+    let status = || a.exec(&bondctl().to_string_lossy(), &["status", &bond, "--json"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while status().is_err() {
+        assert!(daemon.0.try_wait().unwrap().is_none(), "bondctl exited: {}", std::fs::read_to_string(dir.path().join("log")).unwrap());
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.exec("ping", &["-q", "-c", "2", "-i", "0.1", "-W", "2", "198.51.100.2"]).expect("ping through the bond");
+    let s: serde_json::Value = serde_json::from_str(&status().unwrap()).unwrap();
+    assert!(s[0]["members"][0]["tx_packets"].as_u64().unwrap() >= 2, "the data plane counted the pings");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
+    assert!(daemon.0.wait().unwrap().success(), "clean exit");
+    assert!(a.ip(&["link", "show", "dev", &bond]).is_err(), "bond removed");
+}
