@@ -17,143 +17,88 @@ pub const CONFIG_BANKS: u32 = 2;
 /// "No member": an empty slot reference.
 pub const NO_MEMBER: u8 = 0xff;
 
-/// Transmit policy. Stored as `u32` in [`PolicyConfig::mode`].
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Mode {
-    /// One link at a time; traffic moves only when that link is gone.
-    None = 0,
-    /// Only the active member (bonding mode 1).
-    ActiveBackup = 1,
-    /// Every usable member (mode 3).
-    Broadcast = 2,
-    /// `packets_per_link` packets per member in turn (mode 0).
-    BalanceRr = 3,
-    /// Flow hash modulo the members (mode 2).
-    BalanceXor = 4,
-    /// Flows (or packets) placed by the allocation bucket table.
-    BalanceAware = 5,
+/// An enum stored in map values as `u32`: its variants with their numbers and names, `ALL`,
+/// `from_u32` (for values read from a map), `name`/`from_name` (files and the command line).
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $num:literal => $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant = $num,)+
+        }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            #[inline(always)]
+            pub fn from_u32(v: u32) -> Option<Self> {
+                match v {
+                    $($num => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// The name used in configuration files and on the command line.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.name() == name)
+            }
+
+            /// Every name, comma-separated (for error messages).
+            pub fn names() -> &'static str {
+                concat!($($text, ", ",)+)
+            }
+        }
+    };
 }
 
-impl Mode {
-    pub const ALL: [Mode; 6] = [
-        Mode::None,
-        Mode::ActiveBackup,
-        Mode::Broadcast,
-        Mode::BalanceRr,
-        Mode::BalanceXor,
-        Mode::BalanceAware,
-    ];
-
-    #[inline(always)]
-    pub fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            0 => Some(Mode::None),
-            1 => Some(Mode::ActiveBackup),
-            2 => Some(Mode::Broadcast),
-            3 => Some(Mode::BalanceRr),
-            4 => Some(Mode::BalanceXor),
-            5 => Some(Mode::BalanceAware),
-            _ => None,
-        }
-    }
-
-    /// The name used in configuration files and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::None => "none",
-            Mode::ActiveBackup => "active-backup",
-            Mode::Broadcast => "broadcast",
-            Mode::BalanceRr => "balance-rr",
-            Mode::BalanceXor => "balance-xor",
-            Mode::BalanceAware => "balance-aware",
-        }
-    }
-}
-
-/// Transmit hash of balance-xor. Stored as `u32` in [`PolicyConfig::xmit_hash`].
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum XmitHash {
-    Layer2 = 0,
-    Layer23 = 1,
-    Layer34 = 2,
-    Encap23 = 3,
-    Encap34 = 4,
-    VlanSrcMac = 5,
-    /// ZeroTier's `src_port ^ dst_port ^ proto`; traffic without ports goes to a random member.
-    ZeroTier = 6,
-}
-
-impl XmitHash {
-    pub const ALL: [XmitHash; 7] = [
-        XmitHash::Layer2,
-        XmitHash::Layer23,
-        XmitHash::Layer34,
-        XmitHash::Encap23,
-        XmitHash::Encap34,
-        XmitHash::VlanSrcMac,
-        XmitHash::ZeroTier,
-    ];
-
-    #[inline(always)]
-    pub fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            0 => Some(XmitHash::Layer2),
-            1 => Some(XmitHash::Layer23),
-            2 => Some(XmitHash::Layer34),
-            3 => Some(XmitHash::Encap23),
-            4 => Some(XmitHash::Encap34),
-            5 => Some(XmitHash::VlanSrcMac),
-            6 => Some(XmitHash::ZeroTier),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            XmitHash::Layer2 => "layer2",
-            XmitHash::Layer23 => "layer2+3",
-            XmitHash::Layer34 => "layer3+4",
-            XmitHash::Encap23 => "encap2+3",
-            XmitHash::Encap34 => "encap3+4",
-            XmitHash::VlanSrcMac => "vlan+srcmac",
-            XmitHash::ZeroTier => "zerotier",
-        }
+wire_enum! {
+    /// Transmit policy. Stored as `u32` in [`PolicyConfig::mode`].
+    Mode {
+        /// One link at a time; traffic moves only when that link is gone.
+        None = 0 => "none",
+        /// Only the active member (bonding mode 1).
+        ActiveBackup = 1 => "active-backup",
+        /// Every usable member (mode 3).
+        Broadcast = 2 => "broadcast",
+        /// `packets_per_link` packets per member in turn (mode 0).
+        BalanceRr = 3 => "balance-rr",
+        /// Flow hash modulo the members (mode 2).
+        BalanceXor = 4 => "balance-xor",
+        /// Flows (or packets) placed by the allocation bucket table.
+        BalanceAware = 5 => "balance-aware",
     }
 }
 
-/// How balance-aware places traffic. Stored as `u32` in [`PolicyConfig::balance`].
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Balance {
-    /// A flow follows its bucket; the controller may move buckets to keep the target split.
-    FlowDynamic = 0,
-    /// A flow stays on the member it started on until that member fails or is degraded.
-    FlowStatic = 1,
-    /// Every packet is placed by the allocation independently (reordering possible).
-    Packet = 2,
+wire_enum! {
+    /// Transmit hash of balance-xor. Stored as `u32` in [`PolicyConfig::xmit_hash`].
+    XmitHash {
+        Layer2 = 0 => "layer2",
+        Layer23 = 1 => "layer2+3",
+        Layer34 = 2 => "layer3+4",
+        Encap23 = 3 => "encap2+3",
+        Encap34 = 4 => "encap3+4",
+        VlanSrcMac = 5 => "vlan+srcmac",
+        /// ZeroTier's `src_port ^ dst_port ^ proto`; traffic without ports goes to a random member.
+        ZeroTier = 6 => "zerotier",
+    }
 }
 
-impl Balance {
-    pub const ALL: [Balance; 3] = [Balance::FlowDynamic, Balance::FlowStatic, Balance::Packet];
-
-    #[inline(always)]
-    pub fn from_u32(v: u32) -> Option<Self> {
-        match v {
-            0 => Some(Balance::FlowDynamic),
-            1 => Some(Balance::FlowStatic),
-            2 => Some(Balance::Packet),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Balance::FlowDynamic => "flow-dynamic",
-            Balance::FlowStatic => "flow-static",
-            Balance::Packet => "packet",
-        }
+wire_enum! {
+    /// How balance-aware places traffic. Stored as `u32` in [`PolicyConfig::balance`].
+    Balance {
+        /// A flow follows its bucket; the controller may move buckets to keep the target split.
+        FlowDynamic = 0 => "flow-dynamic",
+        /// A flow stays on the member it started on until that member fails or is degraded.
+        FlowStatic = 1 => "flow-static",
+        /// Every packet is placed by the allocation independently (reordering possible).
+        Packet = 2 => "packet",
     }
 }
 

@@ -539,7 +539,7 @@ mod tests {
     fn vlan_srcmac_uses_tci_and_source_mac() {
         let pkt = with_vlan_tags(&eth_ipv4_udp([192, 0, 2, 1], [192, 0, 2, 2], 1, 2), &[(ETH_P_8021Q, 0x0064)]);
         // src 02:00:00:00:00:0a: vendor 0x020000, device 0x00000a; ^ 0x64
-        assert_eq!(hash(XmitHash::VlanSrcMac, &pkt), 0x0200_00 ^ 0x0a ^ 0x64);
+        assert_eq!(hash(XmitHash::VlanSrcMac, &pkt), 0x0002_0000 ^ 0x0a ^ 0x64);
     }
 
     #[test]
@@ -554,7 +554,7 @@ mod tests {
     fn truncated_frames_hash_without_panicking() {
         let pkt = eth_ipv4_udp([192, 0, 2, 1], [192, 0, 2, 2], 1000, 2000);
         for len in 0..pkt.len() {
-            for p in XmitHash::ALL {
+            for &p in XmitHash::ALL {
                 let _ = hash(p, &pkt[..len]);
             }
         }

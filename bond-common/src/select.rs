@@ -84,7 +84,10 @@ pub fn round_robin_member(p: &PolicyConfig, usable: u32, counter: u32, random: u
     if n == 0 {
         return None;
     }
-    let k = if p.packets_per_link == 0 { random % n } else { (counter / p.packets_per_link) % n };
+    let k = match counter.checked_div(p.packets_per_link) {
+        Some(turn) => turn % n,
+        None => random % n,
+    };
     nth_usable(p, usable, k)
 }
 

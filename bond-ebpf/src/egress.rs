@@ -32,7 +32,7 @@ const CHOICE_NOTHING: u32 = 0x200;
 pub fn bond_egress(ctx: &TcContext) -> i32 {
     let (Some(cfg), Some(h)) = (current_config(), SCRATCH.get_ptr_mut(0)) else {
         bond_stats(|s| s.tx_no_config += 1);
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     };
     // SAFETY: this CPU's scratch entry, used by this program run only.
     let h = unsafe { &mut *h };
@@ -47,7 +47,7 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
     let policy_index = policy_for(cfg, h);
     let Some(policy) = cfg.policies.get(policy_index as usize) else {
         bond_stats(|s| s.tx_no_config += 1);
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     };
     let parsed = cfg.peer_tables != 0 || policy.reads_headers();
     if cfg.peer_tables == 0 && policy.reads_headers() {
@@ -67,7 +67,7 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
         CHOICE_BROADCAST => broadcast(ctx, cfg, policy, usable, len),
         CHOICE_NOTHING => {
             bond_stats(|s| s.tx_no_member += 1);
-            TC_ACT_SHOT as i32
+            TC_ACT_SHOT
         }
         slot => send(cfg, slot as u8, len),
     }
@@ -101,7 +101,7 @@ fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
     let policy = (placed >> 16) as u8;
     let weight = if sticky != 0 { 1 } else { u64::from(FLOW_SAMPLE_EVERY) };
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    match FLOWS.get_ptr_mut(&id) {
+    match FLOWS.get_ptr_mut(id) {
         // SAFETY: a pointer into the flow table from the lookup just above. Counters race
         // between CPUs sending the same flow at once; the flow table is for observation and
         // stickiness, not accounting (member_stats is exact).
@@ -113,7 +113,7 @@ fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
             (*f).policy = policy;
             0
         },
-        None => FLOWS.insert(&id, &FlowEntry::new(h, member, policy, weight, len * weight, now), 0).map_or(1, |_| 0),
+        None => FLOWS.insert(id, FlowEntry::new(h, member, policy, weight, len * weight, now), 0).map_or(1, |_| 0),
     }
 }
 
@@ -121,7 +121,7 @@ fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
 #[inline(never)]
 fn flow_member(h: &Headers) -> u32 {
     // SAFETY: a plain byte read from the flow table entry.
-    FLOWS.get_ptr(&flow_id(h)).map_or(u32::from(NO_MEMBER), |f| u32::from(unsafe { (*f).member }))
+    FLOWS.get_ptr(flow_id(h)).map_or(u32::from(NO_MEMBER), |f| u32::from(unsafe { (*f).member }))
 }
 
 /// The policy for this packet: a peer entry for its destination, else the default.
@@ -129,19 +129,22 @@ fn flow_member(h: &Headers) -> u32 {
 fn policy_for(cfg: &BondConfig, h: &Headers) -> u32 {
     let tables = cfg.peer_tables;
     if tables != 0 {
-        if h.ip.version == 4 && tables & peer_tables::IPV4 != 0 {
-            if let Some(p) = PEER_V4.get(&Key::new(32, h.ipv4_dst())) {
-                return *p;
-            }
-        } else if h.ip.version == 6 && tables & peer_tables::IPV6 != 0 {
-            if let Some(p) = PEER_V6.get(&Key::new(128, h.ip.dst)) {
-                return *p;
-            }
+        if h.ip.version == 4
+            && tables & peer_tables::IPV4 != 0
+            && let Some(p) = PEER_V4.get(&Key::new(32, h.ipv4_dst()))
+        {
+            return *p;
+        }
+        if h.ip.version == 6
+            && tables & peer_tables::IPV6 != 0
+            && let Some(p) = PEER_V6.get(&Key::new(128, h.ip.dst))
+        {
+            return *p;
         }
         if tables & peer_tables::MAC != 0 && h.has_eth {
             let key = MacKey { mac: h.eth_dst, pad: [0; 2] };
             // SAFETY: the value is a plain u32 read right away.
-            if let Some(p) = unsafe { PEER_MAC.get(&key) } {
+            if let Some(p) = unsafe { PEER_MAC.get(key) } {
                 return *p;
             }
         }
@@ -198,11 +201,11 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
 #[inline(always)]
 fn send(cfg: &BondConfig, slot: u8, len: u64) -> i32 {
     let Some(&ifindex) = cfg.member_ifindex.get(usize::from(slot)) else {
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     };
     let verdict = unsafe { bpf_redirect(ifindex, 0) } as i32;
     member_stats(u32::from(slot), |s| {
-        if verdict == TC_ACT_REDIRECT as i32 {
+        if verdict == TC_ACT_REDIRECT {
             s.tx_packets += 1;
             s.tx_bytes += len;
         } else {
@@ -233,7 +236,7 @@ fn broadcast(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: u
     }
     if last == NO_MEMBER {
         bond_stats(|s| s.tx_no_member += 1);
-        return TC_ACT_SHOT as i32;
+        return TC_ACT_SHOT;
     }
     send(cfg, last, len)
 }

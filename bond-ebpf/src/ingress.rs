@@ -12,19 +12,19 @@ use crate::maps::{bond_stats, current_config, member_stats};
 #[inline(always)]
 pub fn member_ingress(ctx: &TcContext) -> i32 {
     let Some(cfg) = current_config() else {
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     };
     // SAFETY: the context's skb pointer is valid for the whole program run.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     let Some(slot) = cfg.slot_of(ifindex) else {
         bond_stats(|s| s.rx_not_member += 1);
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     };
     // skb->protocol holds the EtherType in network byte order.
     if u16::from_be(ctx.skb.protocol() as u16) == ETH_P_SLOW {
         // LACP and marker frames belong to the controller, which reads them on the member.
         bond_stats(|s| s.rx_slow_protocol += 1);
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     }
     let len = u64::from(ctx.len());
     member_stats(u32::from(slot), |s| {

@@ -45,11 +45,6 @@ impl<'a> Skb<'a> {
 impl PacketBytes for Skb<'_> {
     #[inline(always)]
     fn bytes<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
-        // Opaque to LLVM so it cannot fold constants from the caller's offset arithmetic into
-        // the packet pointer: it otherwise compares `ptr - k` against data_end and loads from
-        // `ptr - k'`, and the verifier derives no safe range from a pointer with a negative
-        // fixed offset ("invalid access to packet").
-        let offset = offset;
         if offset >= HEADER_WINDOW {
             return None;
         }

@@ -157,7 +157,7 @@ impl Capture {
             if n <= 0 {
                 break;
             }
-            if addr.sll_pkttype != libc::PACKET_OUTGOING as u8 {
+            if addr.sll_pkttype != libc::PACKET_OUTGOING {
                 out.push(buf[..n as usize].to_vec());
             }
         }

@@ -50,7 +50,8 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(5));
         }
     });
-    let steps: [(u64, &str, Box<dyn Fn(&Lab) -> anyhow::Result<()>>); 4] = [
+    type Step = (u64, &'static str, Box<dyn Fn(&Lab) -> anyhow::Result<()>>);
+    let steps: [Step; 4] = [
         (2, "cut eth1 (peer side down): its flows move to eth0 and eth2 at once", Box::new(|l: &Lab| l.cut(1))),
         (4, "restore eth1", Box::new(|l: &Lab| l.restore(1))),
         (6, "set-policy balance-rr on both sides", Box::new(|l: &Lab| {

@@ -91,20 +91,9 @@ impl PolicySpec {
     }
 }
 
-pub fn mode_by_name(name: &str) -> Option<Mode> {
-    Mode::ALL.into_iter().find(|m| m.name() == name)
-}
-
-pub fn xmit_hash_by_name(name: &str) -> Option<XmitHash> {
-    XmitHash::ALL.into_iter().find(|h| h.name() == name)
-}
-
-pub fn balance_by_name(name: &str) -> Option<Balance> {
-    Balance::ALL.into_iter().find(|b| b.name() == name)
-}
-
-fn names<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
-    all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", ")
+/// `names()` of a wire enum without its trailing separator.
+fn one_of(names: &str) -> &str {
+    names.trim_end_matches(", ")
 }
 
 /// Validates the parsed file and applies defaults.
@@ -112,20 +101,20 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
     let err = |key: String, reason: String| ConfigError::new(path, key, reason);
 
     let mut policies: BTreeMap<String, PolicySpec> =
-        Mode::ALL.into_iter().map(|m| (m.name().to_string(), PolicySpec::standard(m))).collect();
+        Mode::ALL.iter().map(|&m| (m.name().to_string(), PolicySpec::standard(m))).collect();
     for (name, p) in &raw.settings.policies {
         let key = format!("settings.policies.{name}");
-        if mode_by_name(name).is_some() {
+        if Mode::from_name(name).is_some() {
             return Err(err(key, format!("\"{name}\" is a standard policy; give the custom policy another name")));
         }
         let base = p
             .base_policy
             .as_deref()
             .ok_or_else(|| err(format!("{key}.basePolicy"), "missing: a custom policy needs a basePolicy".into()))?;
-        let mode = mode_by_name(base).ok_or_else(|| {
+        let mode = Mode::from_name(base).ok_or_else(|| {
             err(
                 format!("{key}.basePolicy"),
-                format!("unknown policy \"{base}\" (one of: {})", names(&Mode::ALL, Mode::name)),
+                format!("unknown policy \"{base}\" (one of: {})", one_of(Mode::names())),
             )
         })?;
         let mut spec = PolicySpec::standard(mode);
@@ -195,13 +184,13 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
         spec.packets_per_link = n;
     }
     if let Some(h) = &p.xmit_hash_policy {
-        spec.xmit_hash = xmit_hash_by_name(h).ok_or_else(|| {
-            err("xmitHashPolicy", format!("unknown hash \"{h}\" (one of: {})", names(&XmitHash::ALL, XmitHash::name)))
+        spec.xmit_hash = XmitHash::from_name(h).ok_or_else(|| {
+            err("xmitHashPolicy", format!("unknown hash \"{h}\" (one of: {})", one_of(XmitHash::names())))
         })?;
     }
     if let Some(b) = &p.balance_policy {
-        spec.balance = balance_by_name(b).ok_or_else(|| {
-            err("balancePolicy", format!("unknown balance policy \"{b}\" (one of: {})", names(&Balance::ALL, Balance::name)))
+        spec.balance = Balance::from_name(b).ok_or_else(|| {
+            err("balancePolicy", format!("unknown balance policy \"{b}\" (one of: {})", one_of(Balance::names())))
         })?;
     }
     for (name, l) in &p.links {
