@@ -121,8 +121,10 @@ pub struct PolicyConfig {
     pub n_members: u32,
     /// Bit `s` set when slot `s` belongs to this policy.
     pub member_mask: u32,
-    /// Reserved, zero.
-    pub flags: u32,
+    /// Members that may carry IPv4 traffic (`ipvPref`); other traffic uses `member_mask`.
+    pub v4_mask: u32,
+    /// Members that may carry IPv6 traffic.
+    pub v6_mask: u32,
     /// Member slots in order of preference (active-backup failover order, round-robin order,
     /// balance-xor modulo order).
     pub members: [u8; MAX_MEMBERS],
@@ -130,7 +132,7 @@ pub struct PolicyConfig {
     pub buckets: [u8; BUCKETS],
 }
 
-const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 32 + MAX_MEMBERS + BUCKETS);
+const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 36 + MAX_MEMBERS + BUCKETS);
 
 impl PolicyConfig {
     pub const EMPTY: PolicyConfig = PolicyConfig {
@@ -141,10 +143,22 @@ impl PolicyConfig {
         active: NO_MEMBER as u32,
         n_members: 0,
         member_mask: 0,
-        flags: 0,
+        v4_mask: 0,
+        v6_mask: 0,
         members: [NO_MEMBER; MAX_MEMBERS],
         buckets: [NO_MEMBER; BUCKETS],
     };
+
+    /// The members that may carry a packet of this EtherType (IPv4 or IPv6 restricted by
+    /// `ipvPref`), as a mask.
+    #[inline(always)]
+    pub fn family_mask(&self, ether_type: u16) -> u32 {
+        match ether_type {
+            crate::packet::ETH_P_IP => self.v4_mask,
+            crate::packet::ETH_P_IPV6 => self.v6_mask,
+            _ => self.member_mask,
+        }
+    }
 
     /// Whether choosing a member reads the packet's headers (the others need none).
     #[inline(always)]
@@ -165,6 +179,19 @@ impl PolicyConfig {
         &self.members[..n]
     }
 }
+
+/// Bits of [`BondConfig::flags`].
+pub mod bond_flags {
+    /// Received duplicates (broadcast with dedup at the sender) are dropped.
+    pub const RX_DEDUP: u32 = 1;
+    /// Record ARP sightings per member (ARP monitor).
+    pub const ARP_MONITOR: u32 = 2;
+    /// Record IPv6 neighbour advertisements per member (NS monitor).
+    pub const NS_MONITOR: u32 = 4;
+}
+
+/// A received frame identical to one seen within this time on another member is a duplicate.
+pub const DEDUP_WINDOW_NS: u64 = 50_000_000;
 
 /// Which peer tables hold entries ([`BondConfig::peer_tables`]); empty tables are not looked up.
 pub mod peer_tables {
@@ -187,6 +214,12 @@ pub struct BondConfig {
     pub peer_tables: u32,
     /// Number of member slots in use (the highest used slot + 1).
     pub n_slots: u32,
+    /// Bits of [`bond_flags`].
+    pub flags: u32,
+    /// Identifies this bond's probes (see `probe`): replies to another sender are ignored.
+    pub probe_id: u32,
+    /// The bond's MAC address (source of probe replies), padded to 8 bytes.
+    pub bond_mac: [u8; 8],
     /// Slot -> member ifindex (0 = empty slot).
     pub member_ifindex: [u32; MAX_MEMBERS],
     pub policies: [PolicyConfig; MAX_POLICIES],
@@ -194,7 +227,7 @@ pub struct BondConfig {
 
 const _: () = assert!(
     core::mem::size_of::<BondConfig>()
-        == 24 + 4 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>()
+        == 40 + 4 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>()
 );
 
 impl BondConfig {
@@ -204,6 +237,9 @@ impl BondConfig {
         default_policy: 0,
         peer_tables: 0,
         n_slots: 0,
+        flags: 0,
+        probe_id: 0,
+        bond_mac: [0; 8],
         member_ifindex: [0; MAX_MEMBERS],
         policies: [PolicyConfig::EMPTY; MAX_POLICIES],
     };

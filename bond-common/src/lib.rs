@@ -15,6 +15,7 @@ pub mod flow;
 pub mod hash;
 pub mod maps;
 pub mod packet;
+pub mod probe;
 pub mod select;
 pub mod stats;
 
@@ -28,4 +29,6 @@ mod pod {
     unsafe impl aya::Pod for crate::stats::MemberStats {}
     unsafe impl aya::Pod for crate::stats::BondStats {}
     unsafe impl aya::Pod for crate::maps::MacKey {}
+    unsafe impl aya::Pod for crate::stats::MemberSeen {}
+    unsafe impl aya::Pod for crate::probe::ProbeEvent {}
 }

@@ -20,6 +20,16 @@ pub const RR_CURSOR: &str = "rr_cursor";
 pub const SAMPLE_CURSOR: &str = "sample_cursor";
 /// `LruHashMap<u64, FlowEntry, FLOW_CAPACITY>`: flow id -> flow record.
 pub const FLOWS: &str = "flows";
+/// `RingBuf`: `ProbeEvent`s for probe replies.
+pub const PROBE_EVENTS: &str = "probe_events";
+/// `PerCpuArray<MemberSeen, MAX_MEMBERS>`: ARP / neighbour-advertisement sightings per member.
+pub const MEMBER_SEEN: &str = "member_seen";
+/// `HashMap<[u8; 16], u32>`: ARP (IPv4-mapped) and neighbour-solicitation targets monitored.
+pub const MONITOR_TARGETS: &str = "monitor_targets";
+/// `LruHashMap<u64, u64>`: recently received frames (content hash -> time), for dedup.
+pub const DEDUP: &str = "dedup";
+/// `PerCpuArray<u64, MAX_POLICIES * BUCKETS>`: bytes sent per balance-aware bucket.
+pub const BUCKET_BYTES: &str = "bucket_bytes";
 /// `LpmTrie<[u8; 4], u32>`: IPv4 destination prefix -> policy index.
 pub const PEER_V4: &str = "peer_v4";
 /// `LpmTrie<[u8; 16], u32>`: IPv6 destination prefix -> policy index.
@@ -28,7 +38,7 @@ pub const PEER_V6: &str = "peer_v6";
 pub const PEER_MAC: &str = "peer_mac";
 
 /// Every map, for pinning and adoption.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 16] = [
     CONFIG,
     CONFIG_BANK,
     MEMBER_USABLE,
@@ -40,7 +50,19 @@ pub const ALL: [&str; 11] = [
     PEER_V4,
     PEER_V6,
     PEER_MAC,
+    PROBE_EVENTS,
+    MEMBER_SEEN,
+    MONITOR_TARGETS,
+    DEDUP,
+    BUCKET_BYTES,
 ];
+
+/// Bytes of the probe event ring buffer.
+pub const PROBE_EVENTS_BYTES: usize = 256 * 1024;
+/// Frames remembered for dedup.
+pub const DEDUP_CAPACITY: usize = 16384;
+/// Monitored ARP / NS targets (bonding allows 16 of each).
+pub const MONITOR_TARGET_CAPACITY: usize = 32;
 
 /// Flows remembered at once (ZeroTier's limit; least recently used flows are evicted first).
 pub const FLOW_CAPACITY: usize = 65536;

@@ -12,11 +12,18 @@ pub struct MemberStats {
     /// Packets and bytes received on this member and handed to the bond.
     pub rx_packets: u64,
     pub rx_bytes: u64,
-    /// Packets received on this member and dropped by the data plane (duplicates, probes).
+    /// Packets received on this member and dropped by the data plane (duplicates).
     pub rx_dropped: u64,
+    /// Probes sent on this member, and probe replies received on it.
+    pub tx_probes: u64,
+    pub rx_probes: u64,
+    /// Probe requests from the peer answered on this member.
+    pub probes_answered: u64,
+    /// Corrupt or malformed probes received on this member.
+    pub probe_errors: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<MemberStats>() == 48);
+const _: () = assert!(core::mem::size_of::<MemberStats>() == 80);
 
 impl MemberStats {
     pub fn add(&mut self, o: &MemberStats) {
@@ -26,6 +33,30 @@ impl MemberStats {
         self.rx_packets += o.rx_packets;
         self.rx_bytes += o.rx_bytes;
         self.rx_dropped += o.rx_dropped;
+        self.tx_probes += o.tx_probes;
+        self.rx_probes += o.rx_probes;
+        self.probes_answered += o.probes_answered;
+        self.probe_errors += o.probe_errors;
+    }
+}
+
+/// When a member last received monitoring traffic (`member_seen`, per CPU and member slot;
+/// the controller takes the latest over CPUs). Kernel monotonic nanoseconds, 0 = never.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberSeen {
+    /// Any ARP or IPv6 neighbour advertisement.
+    pub any_arp_ns: u64,
+    /// An ARP or neighbour advertisement from a monitored target (`monitor_targets`).
+    pub target_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<MemberSeen>() == 16);
+
+impl MemberSeen {
+    pub fn latest(&mut self, o: &MemberSeen) {
+        self.any_arp_ns = self.any_arp_ns.max(o.any_arp_ns);
+        self.target_ns = self.target_ns.max(o.target_ns);
     }
 }
 

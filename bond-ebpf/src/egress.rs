@@ -7,19 +7,21 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use bond_common::{
-    config::{Balance, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, XmitHash, peer_tables},
+    config::{BUCKETS, Balance, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, XmitHash, peer_tables},
     flow::{FLOW_SAMPLE_EVERY, FlowEntry, bucket_hash, flow_id},
     hash::{kernel_hash, zerotier_hash},
     maps::MacKey,
     packet::{Headers, parse_into},
+    probe::ETH_P_PROBE,
     select::{active_member, aware_member, is_usable, round_robin_member, usable_count, xor_member},
 };
 
 use crate::{
     maps::{
-        FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config,
-        flow_sample_due, member_stats, member_usable,
+        BUCKET_BYTES, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config,
+        flow_sample_due, member_stats, member_usable, skb_protocol,
     },
+    probe,
     skb::Skb,
 };
 
@@ -34,9 +36,12 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
         bond_stats(|s| s.tx_no_config += 1);
         return TC_ACT_SHOT;
     };
+    let ether_type = skb_protocol(ctx);
+    if ether_type == ETH_P_PROBE {
+        return probe::send(ctx, cfg);
+    }
     // SAFETY: this CPU's scratch entry, used by this program run only.
     let h = unsafe { &mut *h };
-    let usable = member_usable();
     let pkt = Skb::new(ctx);
     let len = u64::from(ctx.len());
     // Headers are read only when something needs them: the destination table, the policy's
@@ -49,6 +54,8 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
         bond_stats(|s| s.tx_no_config += 1);
         return TC_ACT_SHOT;
     };
+    // Members this packet may use: usable ones, restricted by ipvPref for its IP family.
+    let usable = member_usable() & policy.family_mask(ether_type);
     let parsed = cfg.peer_tables != 0 || policy.reads_headers();
     if cfg.peer_tables == 0 && policy.reads_headers() {
         parse_headers(&pkt, h);
@@ -114,6 +121,16 @@ fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
             0
         },
         None => FLOWS.insert(id, FlowEntry::new(h, member, policy, weight, len * weight, now), 0).map_or(1, |_| 0),
+    }
+}
+
+/// Adds a packet's bytes to its balance-aware bucket (what rebalancing measures).
+#[inline(always)]
+fn count_bucket(policy_index: u32, hash: u32, len: u64) {
+    let index = policy_index * BUCKETS as u32 + hash % BUCKETS as u32;
+    if let Some(b) = BUCKET_BYTES.get_ptr_mut(index) {
+        // SAFETY: per-CPU counter.
+        unsafe { *b += len };
     }
 }
 
@@ -189,7 +206,9 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
             Some(Balance::Packet) => aware_member(policy, usable, unsafe { bpf_get_prandom_u32() }, NO_MEMBER),
             _ => {
                 let sticky_member = if policy.sticky_flows() { flow_member(h) as u8 } else { NO_MEMBER };
-                aware_member(policy, usable, bucket_hash(flow_id(h)), sticky_member)
+                let hash = bucket_hash(flow_id(h));
+                count_bucket(policy_index, hash, u64::from(pkt.len()));
+                aware_member(policy, usable, hash, sticky_member)
             }
         },
         // none and active-backup (and anything unknown): the active member.

@@ -1,13 +1,23 @@
-//! TC ingress on each member: hand received traffic to the bond device.
+//! TC ingress on each member: hand received traffic to the bond device. On the way: answer and
+//! report probes, note monitoring traffic (ARP, neighbour advertisements), drop duplicates of
+//! broadcast copies, leave slow-protocol frames to the controller.
 
 use aya_ebpf::{
-    bindings::{BPF_F_INGRESS, TC_ACT_OK},
-    helpers::bpf_redirect,
+    bindings::{BPF_F_INGRESS, BPF_NOEXIST, TC_ACT_OK, TC_ACT_SHOT},
+    helpers::{bpf_ktime_get_ns, bpf_redirect},
     programs::TcContext,
 };
-use bond_common::packet::ETH_P_SLOW;
+use bond_common::{
+    config::{BondConfig, DEDUP_WINDOW_NS, bond_flags},
+    packet::{ETH_HLEN, ETH_P_ARP, ETH_P_IPV6, ETH_P_SLOW, PacketBytes},
+    probe::ETH_P_PROBE,
+};
 
-use crate::maps::{bond_stats, current_config, member_stats};
+use crate::{
+    maps::{DEDUP, MEMBER_SEEN, MONITOR_TARGETS, bond_stats, current_config, member_stats, skb_protocol},
+    probe,
+    skb::Skb,
+};
 
 #[inline(always)]
 pub fn member_ingress(ctx: &TcContext) -> i32 {
@@ -20,16 +30,94 @@ pub fn member_ingress(ctx: &TcContext) -> i32 {
         bond_stats(|s| s.rx_not_member += 1);
         return TC_ACT_OK;
     };
-    // skb->protocol holds the EtherType in network byte order.
-    if u16::from_be(ctx.skb.protocol() as u16) == ETH_P_SLOW {
+    match skb_protocol(ctx) {
+        ETH_P_PROBE => return probe::receive(ctx, cfg, slot),
         // LACP and marker frames belong to the controller, which reads them on the member.
-        bond_stats(|s| s.rx_slow_protocol += 1);
-        return TC_ACT_OK;
+        ETH_P_SLOW => {
+            bond_stats(|s| s.rx_slow_protocol += 1);
+            return TC_ACT_OK;
+        }
+        ETH_P_ARP if cfg.flags & bond_flags::ARP_MONITOR != 0 => saw_monitoring(cfg, slot, arp_sender(ctx)),
+        ETH_P_IPV6 if cfg.flags & bond_flags::NS_MONITOR != 0 => {
+            if let Some(src) = neighbour_advert_source(ctx) {
+                saw_monitoring(cfg, slot, Some(src));
+            }
+        }
+        _ => {}
     }
     let len = u64::from(ctx.len());
+    if cfg.flags & bond_flags::RX_DEDUP != 0 && is_duplicate(ctx, len) {
+        member_stats(u32::from(slot), |s| s.rx_dropped += 1);
+        return TC_ACT_SHOT;
+    }
     member_stats(u32::from(slot), |s| {
         s.rx_packets += 1;
         s.rx_bytes += len;
     });
     unsafe { bpf_redirect(cfg.bond_ifindex, u64::from(BPF_F_INGRESS)) as i32 }
+}
+
+/// The sender IP of an ARP frame, IPv4-mapped as in `monitor_targets`.
+#[inline(always)]
+fn arp_sender(ctx: &TcContext) -> Option<[u8; 16]> {
+    let ip = Skb::new(ctx).bytes::<4>(ETH_HLEN + 14)?;
+    Some([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ip[0], ip[1], ip[2], ip[3]])
+}
+
+/// The source address of an ICMPv6 neighbour advertisement (no extension headers).
+#[inline(always)]
+fn neighbour_advert_source(ctx: &TcContext) -> Option<[u8; 16]> {
+    let pkt = Skb::new(ctx);
+    let fixed = pkt.bytes::<8>(ETH_HLEN)?;
+    let icmp_type = pkt.bytes::<1>(ETH_HLEN + 40)?;
+    (fixed[6] == 58 && icmp_type[0] == 136).then_some(())?;
+    pkt.bytes::<16>(ETH_HLEN + 8)
+}
+
+/// Notes that member `slot` received ARP or a neighbour advertisement, from a monitored target
+/// or not.
+#[inline(always)]
+fn saw_monitoring(_cfg: &BondConfig, slot: u8, sender: Option<[u8; 16]>) {
+    let now = unsafe { bpf_ktime_get_ns() };
+    let target = sender.is_some_and(|s| MONITOR_TARGETS.get_ptr(s).is_some());
+    if let Some(p) = MEMBER_SEEN.get_ptr_mut(u32::from(slot)) {
+        // SAFETY: per-CPU value.
+        unsafe {
+            (*p).any_arp_ns = now;
+            if target {
+                (*p).target_ns = now;
+            }
+        }
+    }
+}
+
+/// Whether an identical frame arrived within the dedup window (on any member): the content of
+/// its first 64 bytes after the Ethernet header and its length identify it. Copies arriving at
+/// once on two CPUs race on one insert, so exactly one of them passes.
+#[inline(always)]
+fn is_duplicate(ctx: &TcContext, len: u64) -> bool {
+    let pkt = Skb::new(ctx);
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ len;
+    let mut off = ETH_HLEN - 2;
+    for _ in 0..8 {
+        let Some(w) = pkt.bytes::<8>(off) else { break };
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(31);
+        off += 8;
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    if DEDUP.insert(h, now, u64::from(BPF_NOEXIST)).is_ok() {
+        return false;
+    }
+    match DEDUP.get_ptr_mut(h) {
+        // SAFETY: a pointer into the table from the lookup just above.
+        Some(seen) => unsafe {
+            if now.wrapping_sub(*seen) < DEDUP_WINDOW_NS {
+                true
+            } else {
+                *seen = now;
+                false
+            }
+        },
+        None => false,
+    }
 }

@@ -12,6 +12,7 @@
 mod egress;
 mod ingress;
 mod maps;
+mod probe;
 mod skb;
 
 use aya_ebpf::{macros::classifier, programs::TcContext};

@@ -1,15 +1,16 @@
 //! The data plane's maps (names and capacities from `bond_common::maps`) and small accessors.
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
     macros::btf_map,
 };
 use bond_common::{
-    config::{BondConfig, CONFIG_BANKS, MAX_MEMBERS, MAX_POLICIES},
+    config::{BUCKETS, BondConfig, CONFIG_BANKS, MAX_MEMBERS, MAX_POLICIES},
     flow::{FlowEntry, sample_step},
+    maps::{DEDUP_CAPACITY, FLOW_CAPACITY, MONITOR_TARGET_CAPACITY, MacKey, PEER_CAPACITY, PROBE_EVENTS_BYTES},
     packet::Headers,
-    maps::{FLOW_CAPACITY, MacKey, PEER_CAPACITY},
-    stats::{BondStats, MemberStats},
+    probe::ProbeEvent,
+    stats::{BondStats, MemberSeen, MemberStats},
 };
 
 #[btf_map(name = "config")]
@@ -50,6 +51,21 @@ pub static PEER_V6: LpmTrie<[u8; 16], u32, PEER_CAPACITY> = LpmTrie::new();
 
 #[btf_map(name = "peer_mac")]
 pub static PEER_MAC: HashMap<MacKey, u32, PEER_CAPACITY> = HashMap::new();
+
+#[btf_map(name = "probe_events")]
+pub static PROBE_EVENTS: RingBuf<ProbeEvent, PROBE_EVENTS_BYTES> = RingBuf::new();
+
+#[btf_map(name = "member_seen")]
+pub static MEMBER_SEEN: PerCpuArray<MemberSeen, MAX_MEMBERS> = PerCpuArray::new();
+
+#[btf_map(name = "monitor_targets")]
+pub static MONITOR_TARGETS: HashMap<[u8; 16], u32, MONITOR_TARGET_CAPACITY> = HashMap::new();
+
+#[btf_map(name = "dedup")]
+pub static DEDUP: LruHashMap<u64, u64, DEDUP_CAPACITY> = LruHashMap::new();
+
+#[btf_map(name = "bucket_bytes")]
+pub static BUCKET_BYTES: PerCpuArray<u64, { MAX_POLICIES * BUCKETS }> = PerCpuArray::new();
 
 /// The configuration in force: the bank `config_bank` points at.
 #[inline(always)]
@@ -94,4 +110,11 @@ pub fn bond_stats(f: impl FnOnce(&mut BondStats)) {
         // SAFETY: as above.
         f(unsafe { &mut *p });
     }
+}
+
+/// The EtherType of the packet, from the skb (no packet read).
+#[inline(always)]
+pub fn skb_protocol(ctx: &aya_ebpf::programs::TcContext) -> u16 {
+    // skb->protocol holds the EtherType in network byte order.
+    u16::from_be(ctx.skb.protocol() as u16)
 }

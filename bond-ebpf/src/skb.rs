@@ -10,6 +10,11 @@ const HEADER_WINDOW: usize = 256;
 pub struct Skb<'a>(&'a TcContext);
 
 impl Skb<'_> {
+    #[inline(always)]
+    pub fn len(&self) -> u32 {
+        self.0.len()
+    }
+
     /// `skb->data` and `skb->data_end`. Volatile so LLVM cannot hoist the context loads out of a
     /// BPF subprogram into its arguments: the callee would then zero-extend the 32-bit field with
     /// shifts, which the verifier forbids on packet pointers.

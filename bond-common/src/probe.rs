@@ -1,0 +1,219 @@
+//! Peer probes: small frames each bond sends on every member to the bond at the other end,
+//! answered in the kernel by the far side's `member_ingress` and timestamped in the kernel at
+//! both ends, so a round trip excludes user-space scheduling.
+//!
+//! ```text
+//!  A: bondctl --AF_PACKET on bond--> bond_egress (t1, out member m) ==link==>
+//!  B: member_ingress: REQUEST -> REPLY (t2), back out the same member ==link==>
+//!  A: member_ingress: REPLY (t4) -> ring buffer event -> bondctl: rtt = t4 - t1
+//! ```
+//!
+//! Frame: Ethernet header (EtherType [`ETH_P_PROBE`]) then [`ProbeHeader`], then
+//! [`PATTERN_LEN`] pattern bytes derived from the sequence number. A probe whose magic, member
+//! or pattern does not check out is corrupt; the responder flags it in its reply and the sender
+//! counts it as an error (`per`).
+
+use crate::packet::ETH_HLEN;
+
+/// IEEE 802 local experimental EtherType 1.
+pub const ETH_P_PROBE: u16 = 0x88b5;
+pub const PROBE_MAGIC: u32 = 0x424e_4450; // "BNDP"
+pub const PROBE_VERSION: u8 = 1;
+pub const KIND_REQUEST: u8 = 1;
+pub const KIND_REPLY: u8 = 2;
+/// Reply flag: the request arrived corrupt.
+pub const FLAG_CORRUPT: u8 = 1;
+pub const PATTERN_LEN: usize = 32;
+
+/// The probe header as it is on the wire (all multi-byte fields little-endian: both ends run
+/// this software; the EtherType is what tells others to ignore it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeHeader {
+    pub magic: u32,
+    pub version: u8,
+    pub kind: u8,
+    /// Member slot the request was sent on (at the sender).
+    pub member: u8,
+    pub flags: u8,
+    pub seq: u32,
+    /// Identifies the sending bond instance: replies for another one are ignored.
+    pub sender_id: u32,
+    /// Sender's kernel time when the request left (`bpf_ktime_get_ns`).
+    pub t1: u64,
+    /// Responder's kernel time when the request arrived.
+    pub t2: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<ProbeHeader>() == 32);
+
+/// Offsets of fields the kernel programs write, from the start of the frame.
+pub const OFF_HEADER: usize = ETH_HLEN;
+pub const OFF_KIND: usize = OFF_HEADER + 5;
+pub const OFF_MEMBER: usize = OFF_HEADER + 6;
+pub const OFF_FLAGS: usize = OFF_HEADER + 7;
+pub const OFF_T1: usize = OFF_HEADER + 16;
+pub const OFF_T2: usize = OFF_HEADER + 24;
+pub const OFF_PATTERN: usize = OFF_HEADER + core::mem::size_of::<ProbeHeader>();
+/// Length of a probe frame.
+pub const PROBE_FRAME_LEN: usize = OFF_PATTERN + PATTERN_LEN;
+
+/// The pattern byte `i` of probe `seq`.
+#[inline(always)]
+pub fn pattern_byte(seq: u32, i: usize) -> u8 {
+    (seq as u8).wrapping_add((i as u8).wrapping_mul(37))
+}
+
+impl ProbeHeader {
+    #[inline(always)]
+    pub fn from_bytes(b: &[u8; 32]) -> ProbeHeader {
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| u64::from(u32_at(o)) | u64::from(u32_at(o + 4)) << 32;
+        ProbeHeader {
+            magic: u32_at(0),
+            version: b[4],
+            kind: b[5],
+            member: b[6],
+            flags: b[7],
+            seq: u32_at(8),
+            sender_id: u32_at(12),
+            t1: u64_at(16),
+            t2: u64_at(24),
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[0..4].copy_from_slice(&self.magic.to_le_bytes());
+        b[4] = self.version;
+        b[5] = self.kind;
+        b[6] = self.member;
+        b[7] = self.flags;
+        b[8..12].copy_from_slice(&self.seq.to_le_bytes());
+        b[12..16].copy_from_slice(&self.sender_id.to_le_bytes());
+        b[16..24].copy_from_slice(&self.t1.to_le_bytes());
+        b[24..32].copy_from_slice(&self.t2.to_le_bytes());
+        b
+    }
+
+    /// Whether the fields a probe must carry make sense (the pattern is checked separately).
+    #[inline(always)]
+    pub fn is_sane(&self) -> bool {
+        self.magic == PROBE_MAGIC
+            && self.version == PROBE_VERSION
+            && (self.kind == KIND_REQUEST || self.kind == KIND_REPLY)
+            && usize::from(self.member) < crate::config::MAX_MEMBERS
+    }
+}
+
+/// A request frame, ready to send on the bond device (the data plane stamps `t1` and sends it
+/// out of member `member`).
+pub fn request_frame(src_mac: [u8; 6], member: u8, seq: u32, sender_id: u32) -> [u8; PROBE_FRAME_LEN] {
+    let mut f = [0u8; PROBE_FRAME_LEN];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&ETH_P_PROBE.to_be_bytes());
+    let h = ProbeHeader {
+        magic: PROBE_MAGIC,
+        version: PROBE_VERSION,
+        kind: KIND_REQUEST,
+        member,
+        flags: 0,
+        seq,
+        sender_id,
+        t1: 0,
+        t2: 0,
+    };
+    f[OFF_HEADER..OFF_PATTERN].copy_from_slice(&h.to_bytes());
+    for (i, b) in f[OFF_PATTERN..].iter_mut().enumerate() {
+        *b = pattern_byte(seq, i);
+    }
+    f
+}
+
+/// Whether a probe frame is intact: sane header and the pattern its sequence number implies.
+#[inline(always)]
+pub fn frame_intact(h: &ProbeHeader, pattern: &[u8; PATTERN_LEN]) -> bool {
+    // Compared as four 64-bit words, the expected ones built with carry-free byte additions:
+    // a comparison per byte would be a branch per byte in eBPF (it has no set-on-condition),
+    // and 32 branches multiply the paths the verifier walks past its limit.
+    let seq = u64::from(h.seq as u8) * 0x0101_0101_0101_0101;
+    let mut diff = 0u64;
+    let mut k = 0;
+    while k < PATTERN_LEN / 8 {
+        let mut offsets = [0u8; 8];
+        let mut i = 0;
+        while i < 8 {
+            offsets[i] = ((k * 8 + i) as u8).wrapping_mul(37);
+            i += 1;
+        }
+        let c = u64::from_le_bytes(offsets);
+        let expected = ((seq & 0x7f7f_7f7f_7f7f_7f7f) + (c & 0x7f7f_7f7f_7f7f_7f7f)) ^ ((seq ^ c) & 0x8080_8080_8080_8080);
+        let got = u64::from_le_bytes([
+            pattern[k * 8],
+            pattern[k * 8 + 1],
+            pattern[k * 8 + 2],
+            pattern[k * 8 + 3],
+            pattern[k * 8 + 4],
+            pattern[k * 8 + 5],
+            pattern[k * 8 + 6],
+            pattern[k * 8 + 7],
+        ]);
+        diff |= got ^ expected;
+        k += 1;
+    }
+    diff == 0 && h.is_sane()
+}
+
+/// What the data plane reports for each reply (ring buffer `probe_events`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeEvent {
+    /// Member slot the request was sent on.
+    pub member: u8,
+    /// `FLAG_CORRUPT` when the reply, or the request it answers, arrived corrupt.
+    pub flags: u8,
+    /// Member slot the reply arrived on.
+    pub rx_member: u8,
+    pub pad: u8,
+    pub seq: u32,
+    pub t1: u64,
+    pub t2: u64,
+    /// Local kernel time the reply arrived.
+    pub t4: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<ProbeEvent>() == 32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trips_and_checks_out() {
+        let f = request_frame([2, 0, 0, 0, 0, 1], 3, 77, 0xabcd);
+        assert_eq!(f.len(), PROBE_FRAME_LEN);
+        let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_PATTERN].try_into().unwrap());
+        assert_eq!((h.kind, h.member, h.seq, h.sender_id), (KIND_REQUEST, 3, 77, 0xabcd));
+        assert!(frame_intact(&h, f[OFF_PATTERN..].try_into().unwrap()));
+        assert_eq!(f[OFF_MEMBER], 3);
+        assert_eq!(f[OFF_KIND], KIND_REQUEST);
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let f = request_frame([2, 0, 0, 0, 0, 1], 3, 77, 1);
+        let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_PATTERN].try_into().unwrap());
+        for i in 0..PATTERN_LEN {
+            let mut p: [u8; PATTERN_LEN] = f[OFF_PATTERN..].try_into().unwrap();
+            p[i] ^= 0x40;
+            assert!(!frame_intact(&h, &p), "byte {i}");
+        }
+        let mut bad = h;
+        bad.member = 200;
+        assert!(!frame_intact(&bad, f[OFF_PATTERN..].try_into().unwrap()));
+        let mut bad = h;
+        bad.seq ^= 1;
+        assert!(!frame_intact(&bad, f[OFF_PATTERN..].try_into().unwrap()), "a changed sequence no longer matches its pattern");
+    }
+}
