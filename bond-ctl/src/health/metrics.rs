@@ -1,0 +1,236 @@
+//! A link's measurements over a sliding window of probes: latency, its maximum and variation,
+//! loss, errors, and availability.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+/// Nanoseconds on the kernel's monotonic clock (`CLOCK_MONOTONIC`, what eBPF stamps with).
+pub type Nanos = u64;
+
+pub const MS: Nanos = 1_000_000;
+
+/// Probes the metrics are computed over (ZeroTier uses 64-sample windows too).
+pub const WINDOW: usize = 64;
+
+/// The six quality metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkMetrics {
+    /// Mean round-trip latency (ms).
+    pub lat: f64,
+    /// Maximum round-trip latency observed (ms).
+    pub ltm: f64,
+    /// Packet delay variation: standard deviation of the round trips (ms).
+    pub pdv: f64,
+    /// Packet loss ratio.
+    pub plr: f64,
+    /// Packet error ratio: corrupt or malformed probes among those received.
+    pub per: f64,
+    /// Availability: share of the window the link was usable.
+    pub avl: f64,
+    /// Round trips the figures rest on.
+    pub samples: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    Reply { rtt: Nanos, corrupt: bool },
+    Lost,
+}
+
+/// Outstanding and answered probes of one member.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeWindow {
+    /// (sequence, time sent) of probes awaiting an answer, oldest first.
+    outstanding: VecDeque<(u32, Nanos)>,
+    outcomes: VecDeque<Outcome>,
+    /// When the last intact reply arrived.
+    pub last_reply: Option<Nanos>,
+    /// Whether any reply was ever received: the peer runs this software.
+    pub peer_seen: bool,
+}
+
+impl ProbeWindow {
+    pub fn sent(&mut self, seq: u32, now: Nanos) {
+        self.outstanding.push_back((seq, now));
+        // A probe that is neither answered nor expired cannot stay forever.
+        while self.outstanding.len() > WINDOW {
+            self.outstanding.pop_front();
+            self.record(Outcome::Lost);
+        }
+    }
+
+    /// A reply to probe `seq` with round trip `rtt` (kernel timestamps). Replies to probes no
+    /// longer outstanding (already counted lost) are ignored.
+    pub fn replied(&mut self, seq: u32, rtt: Nanos, corrupt: bool, now: Nanos) {
+        let Some(i) = self.outstanding.iter().position(|(s, _)| *s == seq) else {
+            return;
+        };
+        self.outstanding.remove(i);
+        self.record(Outcome::Reply { rtt, corrupt });
+        self.peer_seen = true;
+        if !corrupt {
+            self.last_reply = Some(now);
+        }
+    }
+
+    /// Counts probes older than `timeout` as lost.
+    pub fn expire(&mut self, now: Nanos, timeout: Nanos) {
+        while let Some(&(_, sent)) = self.outstanding.front() {
+            if now.saturating_sub(sent) < timeout {
+                break;
+            }
+            self.outstanding.pop_front();
+            self.record(Outcome::Lost);
+        }
+    }
+
+    fn record(&mut self, o: Outcome) {
+        self.outcomes.push_back(o);
+        while self.outcomes.len() > WINDOW {
+            self.outcomes.pop_front();
+        }
+    }
+
+    /// The metrics over the window; `avl` is supplied by the caller (it is about usability, not
+    /// probes).
+    pub fn metrics(&self, avl: f64) -> LinkMetrics {
+        let rtts: Vec<f64> = self
+            .outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Reply { rtt, corrupt: false } => Some(*rtt as f64 / MS as f64),
+                _ => None,
+            })
+            .collect();
+        let received = self.outcomes.iter().filter(|o| matches!(o, Outcome::Reply { .. })).count();
+        let lost = self.outcomes.len() - received;
+        let corrupt = self.outcomes.iter().filter(|o| matches!(o, Outcome::Reply { corrupt: true, .. })).count();
+        let n = rtts.len() as f64;
+        let lat = if rtts.is_empty() { 0.0 } else { rtts.iter().sum::<f64>() / n };
+        // As ZeroTier: variation needs at least 4 samples to mean anything.
+        let pdv = if rtts.len() < 4 { 0.0 } else { (rtts.iter().map(|r| (r - lat).powi(2)).sum::<f64>() / n).sqrt() };
+        LinkMetrics {
+            lat,
+            ltm: rtts.iter().copied().fold(0.0, f64::max),
+            pdv,
+            plr: if self.outcomes.is_empty() { 0.0 } else { lost as f64 / self.outcomes.len() as f64 },
+            per: if received == 0 { 0.0 } else { corrupt as f64 / received as f64 },
+            avl,
+            samples: rtts.len(),
+        }
+    }
+}
+
+/// Share of time a link was usable over a sliding period (time-weighted).
+#[derive(Debug, Clone)]
+pub struct Availability {
+    /// (since, usable) changes, oldest first.
+    changes: VecDeque<(Nanos, bool)>,
+    period: Nanos,
+}
+
+impl Availability {
+    pub fn new(now: Nanos, usable: bool, period: Nanos) -> Self {
+        Availability { changes: VecDeque::from([(now, usable)]), period }
+    }
+
+    pub fn set(&mut self, now: Nanos, usable: bool) {
+        if self.changes.back().is_some_and(|(_, u)| *u != usable) {
+            self.changes.push_back((now, usable));
+        }
+    }
+
+    /// Share of the last `period` (or of the time since the first record) spent usable.
+    pub fn share(&mut self, now: Nanos) -> f64 {
+        let start = now.saturating_sub(self.period);
+        // Keep one change at or before the start of the period.
+        while self.changes.len() > 1 && self.changes[1].0 <= start {
+            self.changes.pop_front();
+        }
+        let from = self.changes.front().map_or(now, |(t, _)| (*t).max(start));
+        let span = now.saturating_sub(from);
+        if span == 0 {
+            return if self.changes.back().is_some_and(|(_, u)| *u) { 1.0 } else { 0.0 };
+        }
+        let mut up = 0;
+        for (i, (t, u)) in self.changes.iter().enumerate() {
+            let a = (*t).max(from);
+            let b = self.changes.get(i + 1).map_or(now, |(t2, _)| *t2).max(from);
+            if *u {
+                up += b - a;
+            }
+        }
+        up as f64 / span as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_variation_loss_and_errors() {
+        let mut w = ProbeWindow::default();
+        for (seq, rtt) in [(1, 10), (2, 20), (3, 30), (4, 40)] {
+            w.sent(seq, 0);
+            w.replied(seq, rtt * MS, false, 1);
+        }
+        w.sent(5, 0);
+        w.sent(6, 0);
+        w.replied(6, 20 * MS, true, 2);
+        w.expire(100 * MS, 50 * MS); // 5 is lost
+        let m = w.metrics(1.0);
+        assert_eq!(m.lat, 25.0);
+        assert_eq!(m.ltm, 40.0);
+        assert!((m.pdv - 125f64.sqrt()).abs() < 1e-9);
+        assert!((m.plr - 1.0 / 6.0).abs() < 1e-9);
+        assert!((m.per - 1.0 / 5.0).abs() < 1e-9);
+        assert_eq!(m.samples, 4);
+        assert!(w.peer_seen);
+    }
+
+    #[test]
+    fn no_samples_no_figures() {
+        let w = ProbeWindow::default();
+        assert_eq!(w.metrics(1.0), LinkMetrics { avl: 1.0, ..Default::default() });
+        assert!(!w.peer_seen);
+    }
+
+    #[test]
+    fn late_replies_after_expiry_do_not_count_twice() {
+        let mut w = ProbeWindow::default();
+        w.sent(1, 0);
+        w.expire(10 * MS, 5 * MS);
+        w.replied(1, 11 * MS, false, 11 * MS);
+        let m = w.metrics(1.0);
+        assert_eq!((m.plr, m.samples), (1.0, 0));
+        assert_eq!(w.last_reply, None);
+    }
+
+    #[test]
+    fn window_keeps_the_latest_outcomes() {
+        let mut w = ProbeWindow::default();
+        for seq in 0..(WINDOW as u32) {
+            w.sent(seq, 0);
+        }
+        w.expire(u64::MAX, 1);
+        for seq in 100..(100 + WINDOW as u32) {
+            w.sent(seq, 0);
+            w.replied(seq, MS, false, 1);
+        }
+        assert_eq!(w.metrics(1.0).plr, 0.0);
+    }
+
+    #[test]
+    fn availability_is_time_weighted() {
+        let mut a = Availability::new(0, true, 100);
+        a.set(40, false);
+        a.set(50, true);
+        assert!((a.share(100) - 0.9).abs() < 1e-9);
+        // The down time leaves the period.
+        assert!((a.share(200) - 1.0).abs() < 1e-9);
+        a.set(200, false);
+        assert!((a.share(250) - 0.5).abs() < 1e-9);
+    }
+}
