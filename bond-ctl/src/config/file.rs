@@ -26,6 +26,18 @@ pub struct Bond {
     pub addresses: Vec<String>,
     /// Policy name; default `settings.defaultBondingPolicy`.
     pub policy: Option<String>,
+    /// bonding.ko options, under their kernel names.
+    pub miimon: Option<u64>,
+    pub arp_interval: Option<u64>,
+    #[serde(default)]
+    pub arp_ip_target: Vec<String>,
+    pub arp_validate: Option<String>,
+    pub arp_all_targets: Option<String>,
+    pub arp_missed_max: Option<u32>,
+    #[serde(default)]
+    pub ns_ip6_target: Vec<String>,
+    pub num_grat_arp: Option<u32>,
+    pub num_unsol_na: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,8 +55,52 @@ pub struct Policy {
     pub packets_per_link: Option<u32>,
     pub xmit_hash_policy: Option<String>,
     pub balance_policy: Option<String>,
+    /// Milliseconds a silent link may stay before it counts as failed.
+    pub failover_interval: Option<u64>,
+    pub up_delay: Option<u64>,
+    pub down_delay: Option<u64>,
+    #[serde(alias = "activeReselect")]
+    pub link_select_method: Option<String>,
+    #[serde(alias = "pathMonitorStrategy")]
+    pub monitor_strategy: Option<String>,
+    pub quality: Option<QualityWeights>,
+    pub quality_limits: Option<QualityLimits>,
+    /// broadcast: receivers drop duplicate copies.
+    pub dedup: Option<bool>,
+    pub punishment: Option<Punishment>,
+    /// Milliseconds a flow may be idle before it is forgotten.
+    pub flow_expiry: Option<u64>,
     #[serde(default)]
     pub links: BTreeMap<String, Link>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityWeights {
+    pub lat: Option<f64>,
+    pub ltm: Option<f64>,
+    pub pdv: Option<f64>,
+    pub plr: Option<f64>,
+    pub per: Option<f64>,
+    pub avl: Option<f64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityLimits {
+    pub lat: Option<f64>,
+    pub ltm: Option<f64>,
+    pub pdv: Option<f64>,
+    pub plr: Option<f64>,
+    pub per: Option<f64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Punishment {
+    pub base: Option<u64>,
+    pub max: Option<u64>,
+    pub window: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -58,6 +114,11 @@ pub struct Link {
     pub mode: Option<String>,
     pub failover_to: Option<String>,
     pub enabled: Option<bool>,
+    pub failover_interval: Option<u64>,
+    /// IP versions the link carries: 0 (any), 4, 6, 46 or 64 (both).
+    pub ipv_pref: Option<u32>,
+    pub up_delay: Option<u64>,
+    pub down_delay: Option<u64>,
 }
 
 /// Parses the text: JSON when the file name ends in `.json`, YAML otherwise.

@@ -3,13 +3,18 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::IpAddr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
 };
 
 use bond_common::config::{Balance, MAX_MEMBERS, MAX_POLICIES, Mode, XmitHash};
 
 use super::{ConfigError, file};
+use crate::health::{
+    punish::PunishConfig,
+    quality::{Limits, Weights},
+    reselect::SelectMethod,
+};
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +43,116 @@ pub struct BondSpec {
     pub addresses: Vec<(IpAddr, u8)>,
     /// Name of the policy in force (a key of [`Config::policies`]).
     pub policy: String,
+    pub monitor: BondMonitor,
+}
+
+/// Link monitoring of a bond (bonding.ko's options).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BondMonitor {
+    /// Carrier polling interval (ms); 0 = rtnetlink events only.
+    pub miimon: u64,
+    /// ARP (and IPv6 neighbour solicitation) monitoring, when `arp_interval` is set.
+    pub arp: Option<ArpMonitor>,
+    /// Gratuitous ARPs and unsolicited neighbour advertisements after a failover.
+    pub num_grat_arp: u32,
+    pub num_unsol_na: u32,
+}
+
+/// Default carrier polling interval (ms). bonding.ko's miimon is 100 ms; polling is one ioctl
+/// per member, so a short interval costs little and bounds carrier-loss detection.
+pub const DEFAULT_MIIMON: u64 = 5;
+
+impl Default for BondMonitor {
+    fn default() -> Self {
+        BondMonitor { miimon: DEFAULT_MIIMON, arp: None, num_grat_arp: 1, num_unsol_na: 1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArpMonitor {
+    pub interval: u64,
+    pub ip_targets: Vec<Ipv4Addr>,
+    pub ns_targets: Vec<Ipv6Addr>,
+    pub validate: ArpValidate,
+    /// A member is up only if every target answers (else: any target).
+    pub all_targets: bool,
+    pub missed_max: u32,
+}
+
+/// bonding.ko's `arp_validate`: which received traffic proves a member alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArpValidate {
+    None,
+    Active,
+    Backup,
+    All,
+    Filter,
+    FilterActive,
+    FilterBackup,
+}
+
+impl ArpValidate {
+    const NAMES: [(&'static str, ArpValidate); 7] = [
+        ("none", ArpValidate::None),
+        ("active", ArpValidate::Active),
+        ("backup", ArpValidate::Backup),
+        ("all", ArpValidate::All),
+        ("filter", ArpValidate::Filter),
+        ("filter_active", ArpValidate::FilterActive),
+        ("filter_backup", ArpValidate::FilterBackup),
+    ];
+
+    /// By name or by bonding's number (0-6).
+    pub fn parse(s: &str) -> Option<ArpValidate> {
+        let by_number = s.parse::<usize>().ok().and_then(|n| Self::NAMES.get(n)).map(|(_, v)| *v);
+        by_number.or_else(|| Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, v)| *v))
+    }
+
+    /// Whether a member in this role needs ARP from a target (else any traffic, or any ARP
+    /// with the filter variants, proves it alive).
+    pub fn validates(self, active: bool) -> bool {
+        match self {
+            ArpValidate::All => true,
+            ArpValidate::Active | ArpValidate::FilterActive => active,
+            ArpValidate::Backup | ArpValidate::FilterBackup => !active,
+            ArpValidate::None | ArpValidate::Filter => false,
+        }
+    }
+
+    /// Whether only ARP (not any traffic) counts for members not validated.
+    pub fn filters(self) -> bool {
+        matches!(self, ArpValidate::Filter | ArpValidate::FilterActive | ArpValidate::FilterBackup)
+    }
+}
+
+/// How peer probes are sent (`monitorStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorStrategy {
+    /// No probes: carrier and the ARP monitor only.
+    Passive,
+    /// A probe every third of the failover interval.
+    Active,
+    /// Probes only on links that received nothing since the last one: received traffic proves
+    /// the link alive (as ZeroTier's heartbeats, which traffic suppresses).
+    Dynamic,
+}
+
+/// IP versions a link carries (`ipvPref`). On a layer-2 bond 46 and 64 both mean "both".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IpvPref {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl IpvPref {
+    pub fn carries_v4(self) -> bool {
+        self != IpvPref::V6
+    }
+    pub fn carries_v6(self) -> bool {
+        self != IpvPref::V4
+    }
 }
 
 /// A transmit policy with every setting resolved (defaults applied).
@@ -51,6 +166,19 @@ pub struct PolicySpec {
     pub balance: Balance,
     /// Per-link settings. When non-empty, only these links carry this policy's traffic.
     pub links: BTreeMap<String, LinkSpec>,
+    /// A silent link counts as failed after this long (ms).
+    pub failover_interval: u64,
+    pub up_delay: u64,
+    pub down_delay: u64,
+    pub select_method: SelectMethod,
+    pub monitor: MonitorStrategy,
+    pub weights: Weights,
+    pub limits: Limits,
+    /// broadcast: receivers drop duplicate copies.
+    pub dedup: bool,
+    pub punishment: PunishConfig,
+    /// Flows idle this long (ms) are forgotten.
+    pub flow_expiry: u64,
 }
 
 /// Per-link settings of a policy.
@@ -61,12 +189,22 @@ pub struct LinkSpec {
     pub primary: bool,
     pub failover_to: Option<String>,
     pub enabled: bool,
+    pub failover_interval: Option<u64>,
+    pub ipv_pref: IpvPref,
+    pub up_delay: Option<u64>,
+    pub down_delay: Option<u64>,
 }
 
 /// Policy used when neither the bond nor `settings.defaultBondingPolicy` names one.
 pub const DEFAULT_POLICY: &str = "active-backup";
 /// ZeroTier's default `packetsPerLink`.
 pub const DEFAULT_PACKETS_PER_LINK: u32 = 64;
+/// ZeroTier's default `failoverInterval` (ms).
+pub const DEFAULT_FAILOVER_INTERVAL: u64 = 5_000;
+/// Shortest `failoverInterval` (ms): probes go out every third of it.
+pub const MIN_FAILOVER_INTERVAL: u64 = 10;
+/// ZeroTier forgets flows idle for 243 s.
+pub const DEFAULT_FLOW_EXPIRY: u64 = 243_000;
 
 impl PolicySpec {
     /// A standard policy with its defaults.
@@ -79,7 +217,32 @@ impl PolicySpec {
             xmit_hash: XmitHash::ZeroTier,
             balance: Balance::FlowDynamic,
             links: BTreeMap::new(),
+            failover_interval: DEFAULT_FAILOVER_INTERVAL,
+            up_delay: 0,
+            down_delay: 0,
+            select_method: SelectMethod::Optimize,
+            monitor: MonitorStrategy::Active,
+            weights: Weights::default(),
+            limits: Limits::default(),
+            dedup: false,
+            punishment: PunishConfig::default(),
+            flow_expiry: DEFAULT_FLOW_EXPIRY,
         }
+    }
+
+    /// The timing of one link (failover interval, up delay, down delay, in ms): its own
+    /// settings, else the policy's.
+    pub fn link_timing(&self, link: &str) -> (u64, u64, u64) {
+        let l = self.links.get(link);
+        (
+            l.and_then(|l| l.failover_interval).unwrap_or(self.failover_interval),
+            l.and_then(|l| l.up_delay).unwrap_or(self.up_delay),
+            l.and_then(|l| l.down_delay).unwrap_or(self.down_delay),
+        )
+    }
+
+    pub fn ipv_pref(&self, link: &str) -> IpvPref {
+        self.links.get(link).map_or(IpvPref::Any, |l| l.ipv_pref)
     }
 
     /// Whether `link` carries this policy's traffic.
@@ -173,7 +336,8 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
             ));
         };
         check_policy_links(path, &format!("settings.policies.{policy}"), spec, &b.links)?;
-        bonds.push(BondSpec { name, links: b.links, addresses, policy });
+        let monitor = bond_monitor(path, &key, &b)?;
+        bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor });
     }
     Ok(Config { bonds, policies })
 }
@@ -193,6 +357,59 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
             err("balancePolicy", format!("unknown balance policy \"{b}\" (one of: {})", one_of(Balance::names())))
         })?;
     }
+    if let Some(ms) = p.failover_interval {
+        spec.failover_interval = check_failover_interval(ms).map_err(|r| err("failoverInterval", r))?;
+    }
+    if let Some(ms) = p.up_delay {
+        spec.up_delay = check_delay(ms).map_err(|r| err("upDelay", r))?;
+    }
+    if let Some(ms) = p.down_delay {
+        spec.down_delay = check_delay(ms).map_err(|r| err("downDelay", r))?;
+    }
+    if let Some(m) = &p.monitor_strategy {
+        spec.monitor = match m.as_str() {
+            "passive" => MonitorStrategy::Passive,
+            "active" | "default" => MonitorStrategy::Active,
+            "dynamic" => MonitorStrategy::Dynamic,
+            other => return Err(err("monitorStrategy", format!("unknown strategy \"{other}\" (one of: passive, active, dynamic)"))),
+        };
+    }
+    if let Some(q) = &p.quality {
+        spec.weights = quality_weights(q).map_err(|r| err("quality", r))?;
+    }
+    if let Some(q) = &p.quality_limits {
+        let d = Limits::default();
+        let pick = |v: Option<f64>, d: f64, k: &str| match v {
+            Some(x) if !(x.is_finite() && x > 0.0) => Err(err(&format!("qualityLimits.{k}"), format!("{x} is not a positive limit"))),
+            v => Ok(v.unwrap_or(d)),
+        };
+        spec.limits = Limits {
+            lat: pick(q.lat, d.lat, "lat")?,
+            ltm: pick(q.ltm, d.ltm, "ltm")?,
+            pdv: pick(q.pdv, d.pdv, "pdv")?,
+            plr: pick(q.plr, d.plr, "plr")?,
+            per: pick(q.per, d.per, "per")?,
+        };
+    }
+    if let Some(d) = p.dedup {
+        if spec.mode != Mode::Broadcast {
+            return Err(err("dedup", format!("dedup applies to broadcast, not {}", spec.mode.name())));
+        }
+        spec.dedup = d;
+    }
+    if let Some(pun) = &p.punishment {
+        let d = PunishConfig::default();
+        spec.punishment = PunishConfig { base: pun.base.unwrap_or(d.base), max: pun.max.unwrap_or(d.max), window: pun.window.unwrap_or(d.window) };
+        if spec.punishment.max < spec.punishment.base {
+            return Err(err("punishment.max", format!("{} ms is less than base {} ms", spec.punishment.max, spec.punishment.base)));
+        }
+    }
+    if let Some(ms) = p.flow_expiry {
+        if ms == 0 {
+            return Err(err("flowExpiry", "0 would forget every flow at once".into()));
+        }
+        spec.flow_expiry = ms;
+    }
     for (name, l) in &p.links {
         let lkey = format!("links.{name}");
         check_ifname(name).map_err(|r| err(&lkey, r))?;
@@ -206,6 +423,23 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
         {
             return Err(err(&format!("{lkey}.alloc"), format!("{a} is not a share between 0.0 and 1.0")));
         }
+        let ipv_pref = match l.ipv_pref {
+            None | Some(0) | Some(46) | Some(64) => IpvPref::Any,
+            Some(4) => IpvPref::V4,
+            Some(6) => IpvPref::V6,
+            Some(v) => return Err(err(&format!("{lkey}.ipvPref"), format!("{v} is not one of 0, 4, 6, 46, 64"))),
+        };
+        if l.mode.as_deref() == Some("spare") && l.failover_to.is_some() {
+            return Err(err(&format!("{lkey}.failoverTo"), "a spare link has no failoverTo: it is what others fail over to".into()));
+        }
+        let failover_interval = match l.failover_interval {
+            Some(ms) => Some(check_failover_interval(ms).map_err(|r| err(&format!("{lkey}.failoverInterval"), r))?),
+            None => None,
+        };
+        let delay = |v: Option<u64>, k: &str| match v {
+            Some(ms) => check_delay(ms).map(Some).map_err(|r| err(&format!("{lkey}.{k}"), r)),
+            None => Ok(None),
+        };
         spec.links.insert(
             name.clone(),
             LinkSpec {
@@ -214,6 +448,10 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
                 primary,
                 failover_to: l.failover_to.clone(),
                 enabled: l.enabled.unwrap_or(true),
+                failover_interval,
+                ipv_pref,
+                up_delay: delay(l.up_delay, "upDelay")?,
+                down_delay: delay(l.down_delay, "downDelay")?,
             },
         );
     }
@@ -224,7 +462,115 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
             return Err(err(&format!("links.{name}.failoverTo"), format!("\"{to}\" is not one of this policy's links")));
         }
     }
+    let allocs: Vec<f64> = spec.links.values().filter_map(|l| l.alloc).collect();
+    if !allocs.is_empty() {
+        let sum: f64 = allocs.iter().sum();
+        if (sum - 1.0).abs() > 0.001 {
+            return Err(err("links", format!("the alloc shares sum to {sum}, not 1.0")));
+        }
+    }
+    // ZeroTier: "optimize" unless the user gave failover guidance, then "always".
+    let guided = spec.links.values().any(|l| l.primary || l.failover_to.is_some());
+    spec.select_method = match &p.link_select_method {
+        Some(m) => SelectMethod::from_name(m).ok_or_else(|| {
+            err("linkSelectMethod", format!("unknown method \"{m}\" (one of: always, better, failure, optimize)"))
+        })?,
+        None if guided => SelectMethod::Always,
+        None => SelectMethod::Optimize,
+    };
     Ok(())
+}
+
+fn check_failover_interval(ms: u64) -> Result<u64, String> {
+    if (MIN_FAILOVER_INTERVAL..=3_600_000).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!("{ms} ms is outside {MIN_FAILOVER_INTERVAL}..=3600000"))
+    }
+}
+
+fn check_delay(ms: u64) -> Result<u64, String> {
+    if ms <= 3_600_000 { Ok(ms) } else { Err(format!("{ms} ms is longer than an hour")) }
+}
+
+fn quality_weights(q: &file::QualityWeights) -> Result<Weights, String> {
+    let w = Weights {
+        lat: q.lat.unwrap_or(0.0),
+        ltm: q.ltm.unwrap_or(0.0),
+        pdv: q.pdv.unwrap_or(0.0),
+        plr: q.plr.unwrap_or(0.0),
+        per: q.per.unwrap_or(0.0),
+        avl: q.avl.unwrap_or(0.0),
+    };
+    for (k, v) in [("lat", w.lat), ("ltm", w.ltm), ("pdv", w.pdv), ("plr", w.plr), ("per", w.per), ("avl", w.avl)] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(format!("{k}: {v} is not a weight between 0.0 and 1.0"));
+        }
+    }
+    if (w.sum() - 1.0).abs() > 0.001 {
+        return Err(format!("the weights sum to {}, not 1.0", w.sum()));
+    }
+    Ok(w)
+}
+
+/// The bond's monitoring options (bonding.ko names).
+fn bond_monitor(path: &Path, key: &str, b: &file::Bond) -> Result<BondMonitor, ConfigError> {
+    let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
+    let mut m = BondMonitor::default();
+    if let Some(v) = b.miimon {
+        m.miimon = v;
+    }
+    for (k, v, field) in [("num_grat_arp", b.num_grat_arp, &mut m.num_grat_arp), ("num_unsol_na", b.num_unsol_na, &mut m.num_unsol_na)] {
+        match v {
+            Some(n) if n > 255 => return Err(err(k, format!("{n} is outside 0..=255"))),
+            Some(n) => *field = n,
+            None => {}
+        }
+    }
+    let ip_targets = b
+        .arp_ip_target
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t.parse::<Ipv4Addr>().map_err(|_| err(&format!("arp_ip_target[{i}]"), format!("\"{t}\" is not an IPv4 address"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ns_targets = b
+        .ns_ip6_target
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t.parse::<Ipv6Addr>().map_err(|_| err(&format!("ns_ip6_target[{i}]"), format!("\"{t}\" is not an IPv6 address"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (k, n) in [("arp_ip_target", ip_targets.len()), ("ns_ip6_target", ns_targets.len())] {
+        if n > 16 {
+            return Err(err(k, format!("{n} targets; at most 16")));
+        }
+    }
+    let interval = b.arp_interval.unwrap_or(0);
+    if interval == 0 {
+        if !ip_targets.is_empty() || !ns_targets.is_empty() {
+            return Err(err("arp_interval", "targets are set but arp_interval is 0: nothing would monitor them".into()));
+        }
+        return Ok(m);
+    }
+    if ip_targets.is_empty() && ns_targets.is_empty() {
+        return Err(err("arp_ip_target", "arp_interval is set but there is no arp_ip_target or ns_ip6_target".into()));
+    }
+    let validate = match &b.arp_validate {
+        Some(v) => ArpValidate::parse(v).ok_or_else(|| {
+            err("arp_validate", format!("unknown value \"{v}\" (one of: none, active, backup, all, filter, filter_active, filter_backup)"))
+        })?,
+        None => ArpValidate::None,
+    };
+    let all_targets = match b.arp_all_targets.as_deref() {
+        None | Some("any") | Some("0") => false,
+        Some("all") | Some("1") => true,
+        Some(v) => return Err(err("arp_all_targets", format!("\"{v}\" is neither any nor all"))),
+    };
+    let missed_max = b.arp_missed_max.unwrap_or(2);
+    if !(1..=255).contains(&missed_max) {
+        return Err(err("arp_missed_max", format!("{missed_max} is outside 1..=255")));
+    }
+    m.arp = Some(ArpMonitor { interval, ip_targets, ns_targets, validate, all_targets, missed_max });
+    Ok(m)
 }
 
 /// A policy's per-link settings must name links of the bond that uses it.
@@ -338,9 +684,79 @@ settings:
     fn policy_links_must_belong_to_the_bond() {
         let e = bad("
 bonds: { bond0: { links: [a, b], policy: p } }
-settings: { policies: { p: { basePolicy: balance-aware, links: { c: { alloc: 0.5 } } } } }
+settings: { policies: { p: { basePolicy: balance-aware, links: { c: { alloc: 1.0 } } } } }
 ");
         assert!(e.contains("settings.policies.p.links.c: \"c\" is not a link of the bond"), "{e}");
+    }
+
+    #[test]
+    fn health_settings_resolve() {
+        let c = ok("
+bonds:
+  bond0:
+    links: [a, b]
+    policy: ab
+    arp_interval: 100
+    arp_ip_target: [192.0.2.9]
+    arp_validate: all
+    num_grat_arp: 3
+settings:
+  policies:
+    ab:
+      basePolicy: active-backup
+      failoverInterval: 30
+      downDelay: 20
+      activeReselect: better
+      pathMonitorStrategy: dynamic
+      quality: { lat: 0.5, plr: 0.5 }
+      links:
+        a: { mode: primary, failoverTo: b, ipvPref: 4, upDelay: 100 }
+        b: { mode: spare }
+");
+        let p = c.policy("ab").unwrap();
+        assert_eq!((p.failover_interval, p.down_delay, p.select_method), (30, 20, SelectMethod::Better));
+        assert_eq!(p.monitor, MonitorStrategy::Dynamic);
+        assert_eq!((p.weights.lat, p.weights.plr, p.weights.pdv), (0.5, 0.5, 0.0));
+        assert_eq!(p.link_timing("a"), (30, 100, 20));
+        assert_eq!(p.ipv_pref("a"), IpvPref::V4);
+        let m = &c.bond("bond0").unwrap().monitor;
+        let arp = m.arp.as_ref().unwrap();
+        assert_eq!((arp.interval, arp.validate, arp.missed_max, m.num_grat_arp), (100, ArpValidate::All, 2, 3));
+        assert_eq!(arp.ip_targets, ["192.0.2.9".parse::<Ipv4Addr>().unwrap()]);
+    }
+
+    #[test]
+    fn select_method_default_follows_failover_guidance() {
+        let c = ok("settings: { policies: { g: { basePolicy: active-backup, links: { a: { mode: primary } } }, n: { basePolicy: active-backup } } }");
+        assert_eq!(c.policy("g").unwrap().select_method, SelectMethod::Always);
+        assert_eq!(c.policy("n").unwrap().select_method, SelectMethod::Optimize);
+    }
+
+    #[test]
+    fn health_settings_are_validated() {
+        for (text, want) in [
+            ("settings: { policies: { p: { basePolicy: broadcast, quality: { lat: 0.5, plr: 0.4 } } } }", "settings.policies.p.quality: the weights sum to 0.9"),
+            ("settings: { policies: { p: { basePolicy: broadcast, failoverInterval: 5 } } }", "settings.policies.p.failoverInterval: 5 ms is outside"),
+            ("settings: { policies: { p: { basePolicy: balance-xor, dedup: true } } }", "dedup applies to broadcast"),
+            ("settings: { policies: { p: { basePolicy: active-backup, links: { a: { ipvPref: 5 } } } } }", "links.a.ipvPref: 5 is not one of"),
+            ("settings: { policies: { p: { basePolicy: active-backup, links: { a: { mode: spare, failoverTo: b }, b: {} } } } }", "links.a.failoverTo: a spare link has no failoverTo"),
+            ("settings: { policies: { p: { basePolicy: balance-aware, links: { a: { alloc: 0.5 }, b: { alloc: 0.4 } } } } }", "the alloc shares sum to 0.9"),
+            ("settings: { policies: { p: { basePolicy: active-backup, linkSelectMethod: sometimes } } }", "unknown method \"sometimes\""),
+            ("bonds: { b: { links: [a], arp_interval: 100 } }", "bonds.b.arp_ip_target: arp_interval is set but there is no"),
+            ("bonds: { b: { links: [a], arp_ip_target: [192.0.2.1] } }", "bonds.b.arp_interval: targets are set"),
+            ("bonds: { b: { links: [a], arp_interval: 10, arp_ip_target: [nope] } }", "bonds.b.arp_ip_target[0]: \"nope\" is not an IPv4 address"),
+            ("bonds: { b: { links: [a], arp_interval: 10, arp_ip_target: [192.0.2.1], arp_validate: maybe } }", "bonds.b.arp_validate: unknown value"),
+        ] {
+            let e = bad(text);
+            assert!(e.contains(want), "{text}\n  gave: {e}\n  want: {want}");
+        }
+    }
+
+    #[test]
+    fn arp_validate_takes_numbers_too() {
+        assert_eq!(ArpValidate::parse("3"), Some(ArpValidate::All));
+        assert_eq!(ArpValidate::parse("filter_backup"), Some(ArpValidate::FilterBackup));
+        assert_eq!(ArpValidate::parse("7"), None);
     }
 
     #[test]
