@@ -486,8 +486,8 @@ mod tests {
         let folded = (l2 ^ (l2 >> 16)) ^ ((l2 ^ (l2 >> 16)) >> 8);
         assert_eq!(hash(XmitHash::Encap23, &pkt), folded);
         // An EtherType the dissector does not know: layer 2 for every policy.
-        let other = eth_frame([0xff; 6], MAC_A, 0x88b5, &[0; 28]);
-        assert_eq!(hash(XmitHash::Encap34, &other), 0xffu32 ^ 0x0a ^ 0x88b5);
+        let other = eth_frame([0xff; 6], MAC_A, 0x88b6, &[0; 28]);
+        assert_eq!(hash(XmitHash::Encap34, &other), 0xffu32 ^ 0x0a ^ 0x88b6);
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub const FLOWS: &str = "flows";
 pub const PROBE_EVENTS: &str = "probe_events";
 /// `PerCpuArray<MemberSeen, MAX_MEMBERS>`: ARP / neighbour-advertisement sightings per member.
 pub const MEMBER_SEEN: &str = "member_seen";
-/// `HashMap<[u8; 16], u32>`: ARP (IPv4-mapped) and neighbour-solicitation targets monitored.
+/// `HashMap<[u8; 16], u32>`: ARP (IPv4-mapped) and neighbour-solicitation targets monitored,
+/// with their index in `MemberSeen::target_ns`.
 pub const MONITOR_TARGETS: &str = "monitor_targets";
 /// `LruHashMap<u64, u64>`: recently received frames (content hash -> time), for dedup.
 pub const DEDUP: &str = "dedup";

@@ -40,23 +40,35 @@ impl MemberStats {
     }
 }
 
+/// Monitored targets: 16 ARP and 16 neighbour-solicitation targets, as bonding allows.
+pub const MAX_TARGETS: usize = 32;
+
 /// When a member last received monitoring traffic (`member_seen`, per CPU and member slot;
 /// the controller takes the latest over CPUs). Kernel monotonic nanoseconds, 0 = never.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberSeen {
     /// Any ARP or IPv6 neighbour advertisement.
     pub any_arp_ns: u64,
-    /// An ARP or neighbour advertisement from a monitored target (`monitor_targets`).
-    pub target_ns: u64,
+    /// ARP or a neighbour advertisement from each monitored target, by the index
+    /// `monitor_targets` gives it.
+    pub target_ns: [u64; MAX_TARGETS],
 }
 
-const _: () = assert!(core::mem::size_of::<MemberSeen>() == 16);
+const _: () = assert!(core::mem::size_of::<MemberSeen>() == 8 + 8 * MAX_TARGETS);
+
+impl Default for MemberSeen {
+    fn default() -> Self {
+        MemberSeen { any_arp_ns: 0, target_ns: [0; MAX_TARGETS] }
+    }
+}
 
 impl MemberSeen {
     pub fn latest(&mut self, o: &MemberSeen) {
         self.any_arp_ns = self.any_arp_ns.max(o.any_arp_ns);
-        self.target_ns = self.target_ns.max(o.target_ns);
+        for (a, b) in self.target_ns.iter_mut().zip(o.target_ns.iter()) {
+            *a = (*a).max(*b);
+        }
     }
 }
 

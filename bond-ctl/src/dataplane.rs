@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
     programs::{
         SchedClassifier, TcAttachType,
         links::{FdLink, LinkOrder, PinnedLink},
@@ -17,10 +17,10 @@ use aya::{
     },
 };
 use bond_common::{
-    config::{BondConfig, CONFIG_BANKS, MAX_MEMBERS},
+    config::{BUCKETS, BondConfig, CONFIG_BANKS, MAX_MEMBERS},
     flow::FlowEntry,
     maps::{self, MacKey},
-    stats::{BondStats, MemberStats},
+    stats::{BondStats, MemberSeen, MemberStats},
 };
 
 use crate::sys;
@@ -39,6 +39,10 @@ pub struct Maps {
     pub peer_v4: LpmTrie<MapData, [u8; 4], u32>,
     pub peer_v6: LpmTrie<MapData, [u8; 16], u32>,
     pub peer_mac: HashMap<MapData, MacKey, u32>,
+    monitor_targets: HashMap<MapData, [u8; 16], u32>,
+    member_seen: PerCpuArray<MapData, MemberSeen>,
+    bucket_bytes: PerCpuArray<MapData, u64>,
+    probe_events: Option<RingBuf<MapData>>,
     /// Bank in force, and whether the other bank may still be read by packets that looked at
     /// the bank index before the last switch.
     bank: u32,
@@ -63,6 +67,10 @@ impl Maps {
             peer_v4: take(ebpf, maps::PEER_V4)?,
             peer_v6: take(ebpf, maps::PEER_V6)?,
             peer_mac: take(ebpf, maps::PEER_MAC)?,
+            monitor_targets: take(ebpf, maps::MONITOR_TARGETS)?,
+            member_seen: take(ebpf, maps::MEMBER_SEEN)?,
+            bucket_bytes: take(ebpf, maps::BUCKET_BYTES)?,
+            probe_events: Some(take(ebpf, maps::PROBE_EVENTS)?),
             bank,
             // A previous controller may have switched banks just before it stopped.
             grace_pending: true,
@@ -116,6 +124,47 @@ impl Maps {
     /// Every flow in the flow table.
     pub fn flows(&self) -> Vec<(u64, FlowEntry)> {
         self.flows.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Forgets flows last seen before `cutoff_ns` (kernel monotonic time); returns how many.
+    pub fn expire_flows(&mut self, cutoff_ns: u64) -> usize {
+        let idle: Vec<u64> = self.flows().into_iter().filter(|(_, f)| f.last_seen_ns < cutoff_ns).map(|(k, _)| k).collect();
+        idle.iter().filter(|k| self.flows.remove(k).is_ok()).count()
+    }
+
+    /// The monitored ARP / NS targets: (address IPv4-mapped or IPv6, index).
+    pub fn set_monitor_targets(&mut self, targets: &[([u8; 16], u32)]) -> anyhow::Result<()> {
+        let old: Vec<[u8; 16]> = self.monitor_targets.keys().filter_map(Result::ok).collect();
+        for k in old {
+            let _ = self.monitor_targets.remove(&k);
+        }
+        for (addr, index) in targets {
+            self.monitor_targets.insert(addr, index, 0).context("writing monitor_targets")?;
+        }
+        Ok(())
+    }
+
+    /// Latest monitoring sightings of member `slot`, over CPUs.
+    pub fn member_seen(&self, slot: u8) -> anyhow::Result<MemberSeen> {
+        let per_cpu = self.member_seen.get(&u32::from(slot), 0).context("reading member_seen")?;
+        let mut latest = MemberSeen::default();
+        per_cpu.iter().for_each(|s| latest.latest(s));
+        Ok(latest)
+    }
+
+    /// Bytes sent per balance-aware bucket of policy `index`, over CPUs (running totals).
+    pub fn bucket_bytes(&self, policy: u32) -> anyhow::Result<[u64; BUCKETS]> {
+        let mut out = [0u64; BUCKETS];
+        for (b, total) in out.iter_mut().enumerate() {
+            let per_cpu = self.bucket_bytes.get(&(policy * BUCKETS as u32 + b as u32), 0).context("reading bucket_bytes")?;
+            *total = per_cpu.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// The probe event ring buffer (taken once, by the task that reads it).
+    pub fn take_probe_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.probe_events.take()
     }
 }
 

@@ -3,14 +3,18 @@
 //! `control` and `sys` do the I/O.
 
 pub mod alloc;
+pub mod bond;
 pub mod carrier;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod health;
+pub mod member;
 pub mod dataplane;
+pub mod frames;
 pub mod netdev;
 pub mod plan;
+pub mod rawsock;
 pub mod status;
 pub mod sys;

@@ -1,17 +1,24 @@
 //! From specs and member states to the data plane's configuration. Pure: no I/O, so every
 //! decision here is unit-tested.
 
-use bond_common::config::{BUCKETS, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig};
+use bond_common::config::{BUCKETS, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, bond_flags};
 
-use crate::{alloc, config::PolicySpec};
+use crate::{
+    config::PolicySpec,
+    health::reselect::{Candidate, SelectMethod},
+};
 
 /// What the planner knows about one member.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MemberView {
     pub name: String,
     pub slot: u8,
     pub ifindex: u32,
     pub usable: bool,
+    /// Quality score, 0.0 to 1.0.
+    pub score: f64,
+    /// Speed the driver reports (Mb/s).
+    pub speed: Option<u32>,
 }
 
 /// The member slots that carry `policy`'s traffic, in order. For active-backup and none this is
@@ -42,47 +49,58 @@ pub fn member_order(policy: &PolicySpec, members: &[MemberView]) -> Vec<u8> {
     order
 }
 
-/// The member active-backup and none send on.
-///
-/// - none: stay on the current member while it is usable; otherwise the first usable one.
-/// - active-backup: a usable primary link always (re)gains the role; otherwise stay on the
-///   current member while usable; otherwise the first usable one in order.
-pub fn choose_active(policy: &PolicySpec, members: &[MemberView], current: Option<u8>) -> Option<u8> {
-    let order = member_order(policy, members);
-    let usable = |slot: u8| members.iter().any(|m| m.slot == slot && m.usable);
-    if policy.mode == Mode::ActiveBackup {
-        let primary = order.iter().copied().find(|&s| {
-            members.iter().any(|m| m.slot == s && policy.links.get(&m.name).is_some_and(|l| l.primary))
-        });
-        if let Some(p) = primary.filter(|&p| usable(p)) {
-            return Some(p);
-        }
-    }
-    if let Some(c) = current.filter(|&c| order.contains(&c) && usable(c)) {
-        return Some(c);
-    }
-    order.iter().copied().find(|&s| usable(s))
+/// The members active-backup and none choose from, in failover order, as the active-member
+/// choice sees them.
+pub fn candidates(policy: &PolicySpec, members: &[MemberView]) -> Vec<Candidate> {
+    member_order(policy, members)
+        .into_iter()
+        .filter_map(|slot| members.iter().find(|m| m.slot == slot))
+        .map(|m| Candidate {
+            slot: m.slot,
+            usable: m.usable,
+            primary: policy.links.get(&m.name).is_some_and(|l| l.primary),
+            score: m.score,
+        })
+        .collect()
 }
 
-/// balance-aware weights of the usable members: `alloc` shares when any link has one (others
-/// get 0), else relative `speed` (links without one count as the mean of those with one), else
-/// equal. If the usable members' weights add up to nothing, they share equally: a usable link
-/// is never left idle while traffic would otherwise be dropped.
+/// How the active member is chosen: `none` never moves back to another link, whatever
+/// `linkSelectMethod` says.
+pub fn select_method(policy: &PolicySpec) -> SelectMethod {
+    if policy.mode == Mode::None { SelectMethod::Failure } else { policy.select_method }
+}
+
+/// balance-aware weights of the usable members.
+///
+/// - `alloc` shares when any link has one (links without one get 0): fixed, quality only
+///   decides which links are usable;
+/// - otherwise capacity times quality score, capacity being the configured `speed` (links
+///   without one count as the mean of those with one), else the speed the driver reports
+///   (when every usable link reports one), else equal.
+///
+/// If the usable members' weights add up to nothing, they share equally: a usable link is never
+/// left idle while traffic would otherwise be dropped.
 pub fn weights(policy: &PolicySpec, members: &[MemberView]) -> Vec<(u8, f64)> {
     let usable: Vec<&MemberView> = members.iter().filter(|m| m.usable && policy.uses_link(&m.name)).collect();
     let link = |m: &MemberView| policy.links.get(&m.name);
     let any_alloc = policy.links.values().any(|l| l.alloc.is_some());
     let speeds: Vec<f64> = policy.links.values().filter_map(|l| l.speed).map(f64::from).collect();
     let mean_speed = if speeds.is_empty() { 1.0 } else { speeds.iter().sum::<f64>() / speeds.len() as f64 };
+    let driver_speeds = usable.iter().all(|m| m.speed.is_some());
     let w: Vec<(u8, f64)> = usable
         .iter()
         .map(|m| {
             let w = if any_alloc {
                 link(m).and_then(|l| l.alloc).unwrap_or(0.0)
-            } else if !speeds.is_empty() {
-                link(m).and_then(|l| l.speed).map_or(mean_speed, f64::from)
             } else {
-                1.0
+                let capacity = if !speeds.is_empty() {
+                    link(m).and_then(|l| l.speed).map_or(mean_speed, f64::from)
+                } else if driver_speeds {
+                    f64::from(m.speed.unwrap_or(1))
+                } else {
+                    1.0
+                };
+                capacity * m.score
             };
             (m.slot, w)
         })
@@ -90,13 +108,8 @@ pub fn weights(policy: &PolicySpec, members: &[MemberView]) -> Vec<(u8, f64)> {
     if w.iter().map(|(_, w)| w).sum::<f64>() > 0.0 { w } else { w.into_iter().map(|(s, _)| (s, 1.0)).collect() }
 }
 
-/// The data plane's form of `policy`.
-pub fn policy_config(
-    policy: &PolicySpec,
-    members: &[MemberView],
-    active: Option<u8>,
-    previous_buckets: &[u8; BUCKETS],
-) -> PolicyConfig {
+/// The data plane's form of `policy`, with `buckets` as balance-aware's table.
+pub fn policy_config(policy: &PolicySpec, members: &[MemberView], active: Option<u8>, buckets: &[u8; BUCKETS]) -> PolicyConfig {
     let order = member_order(policy, members);
     let mut p = PolicyConfig::EMPTY;
     p.mode = policy.mode as u32;
@@ -108,18 +121,55 @@ pub fn policy_config(
     for (i, slot) in order.iter().take(MAX_MEMBERS).enumerate() {
         p.members[i] = *slot;
         p.member_mask |= 1 << slot;
+        let name = members.iter().find(|m| m.slot == *slot).map(|m| m.name.as_str()).unwrap_or("");
+        if policy.ipv_pref(name).carries_v4() {
+            p.v4_mask |= 1 << slot;
+        }
+        if policy.ipv_pref(name).carries_v6() {
+            p.v6_mask |= 1 << slot;
+        }
     }
     if policy.mode == Mode::BalanceAware {
-        p.buckets = alloc::allocate(&weights(policy, members), previous_buckets);
+        p.buckets = *buckets;
     }
     p
 }
 
+/// Bond-wide settings of the data plane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BondSettings {
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub probe_id: u32,
+    /// Bits of `bond_flags`.
+    pub flags: u32,
+}
+
+impl BondSettings {
+    /// The data-plane flags for a policy in force and the monitors.
+    pub fn flags_for(policy: &PolicySpec, arp_monitor: bool, ns_monitor: bool) -> u32 {
+        let mut f = 0;
+        if policy.mode == Mode::Broadcast && policy.dedup {
+            f |= bond_flags::RX_DEDUP;
+        }
+        if arp_monitor {
+            f |= bond_flags::ARP_MONITOR;
+        }
+        if ns_monitor {
+            f |= bond_flags::NS_MONITOR;
+        }
+        f
+    }
+}
+
 /// The whole configuration of a bond with one policy for all traffic.
-pub fn bond_config(bond_ifindex: u32, members: &[MemberView], policy: PolicyConfig, generation: u64) -> BondConfig {
+pub fn bond_config(bond: &BondSettings, members: &[MemberView], policy: PolicyConfig, generation: u64) -> BondConfig {
     let mut c = BondConfig::EMPTY;
     c.generation = generation;
-    c.bond_ifindex = bond_ifindex;
+    c.bond_ifindex = bond.ifindex;
+    c.flags = bond.flags;
+    c.probe_id = bond.probe_id;
+    c.bond_mac[..6].copy_from_slice(&bond.mac);
     c.default_policy = 0;
     for m in members {
         if usize::from(m.slot) < MAX_MEMBERS {
@@ -139,13 +189,20 @@ pub fn usable_mask(members: &[MemberView]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LinkSpec;
+    use crate::{alloc, config::LinkSpec, health::reselect::ActiveSelector};
 
     fn members(usable: &[bool]) -> Vec<MemberView> {
         usable
             .iter()
             .enumerate()
-            .map(|(i, u)| MemberView { name: format!("eth{i}"), slot: i as u8, ifindex: 10 + i as u32, usable: *u })
+            .map(|(i, u)| MemberView {
+                name: format!("eth{i}"),
+                slot: i as u8,
+                ifindex: 10 + i as u32,
+                usable: *u,
+                score: 1.0,
+                speed: None,
+            })
             .collect()
     }
 
@@ -158,6 +215,11 @@ mod tests {
         f(&mut l);
         p.links.insert(name.into(), l);
         p
+    }
+
+    /// The active member as the bond would choose it.
+    fn active(p: &PolicySpec, m: &[MemberView], current: Option<u8>) -> Option<u8> {
+        ActiveSelector::default().choose(select_method(p), &candidates(p, m), current, 0)
     }
 
     #[test]
@@ -176,12 +238,13 @@ mod tests {
             l.failover_to = Some("eth3".into());
         });
         let p = with_link(p, "eth3", |l| l.failover_to = Some("eth1".into()));
-        let p = with_link(with_link(p, "eth1", |_| {}), "eth2", |_| {});
+        let mut p = with_link(with_link(p, "eth1", |_| {}), "eth2", |_| {});
+        p.select_method = SelectMethod::Always;
         let m = members(&[true; 4]);
         assert_eq!(member_order(&p, &m), [0, 3, 1, 2]);
         // eth0 fails: eth3 takes over, not eth1 or eth2.
-        assert_eq!(choose_active(&p, &members(&[false, true, true, true]), Some(0)), Some(3));
-        assert_eq!(choose_active(&p, &members(&[false, true, true, false]), Some(3)), Some(1));
+        assert_eq!(active(&p, &members(&[false, true, true, true]), Some(0)), Some(3));
+        assert_eq!(active(&p, &members(&[false, true, true, false]), Some(3)), Some(1));
         // A chain that loops ends where it started.
         let p = with_link(with_link(policy(Mode::ActiveBackup), "eth0", |l| l.failover_to = Some("eth1".into())), "eth1", |l| {
             l.failover_to = Some("eth0".into())
@@ -197,59 +260,92 @@ mod tests {
     }
 
     #[test]
-    fn active_backup_keeps_active_until_it_fails_and_primary_returns() {
-        let p = policy(Mode::ActiveBackup);
-        assert_eq!(choose_active(&p, &members(&[true, true]), None), Some(0));
-        assert_eq!(choose_active(&p, &members(&[true, true]), Some(1)), Some(1), "no primary: stays");
-        assert_eq!(choose_active(&p, &members(&[false, true]), Some(0)), Some(1));
-        let p = with_link(p, "eth0", |l| l.primary = true);
-        assert_eq!(choose_active(&p, &members(&[true, true]), Some(1)), Some(0), "primary returns");
-        assert_eq!(choose_active(&p, &members(&[false, false]), Some(1)), None);
+    fn primary_returns_with_always() {
+        let mut p = with_link(with_link(policy(Mode::ActiveBackup), "eth0", |l| l.primary = true), "eth1", |_| {});
+        p.select_method = SelectMethod::Always;
+        assert_eq!(active(&p, &members(&[true, true]), None), Some(0));
+        assert_eq!(active(&p, &members(&[false, true]), Some(0)), Some(1));
+        assert_eq!(active(&p, &members(&[true, true]), Some(1)), Some(0), "primary returns");
+        assert_eq!(active(&p, &members(&[false, false]), Some(1)), None);
     }
 
     #[test]
     fn none_never_moves_back() {
-        let p = with_link(with_link(policy(Mode::None), "eth0", |l| l.primary = true), "eth1", |_| {});
-        assert_eq!(choose_active(&p, &members(&[true, true]), Some(1)), Some(1));
-        assert_eq!(choose_active(&p, &members(&[true, false]), Some(1)), Some(0));
+        let mut p = with_link(with_link(policy(Mode::None), "eth0", |l| l.primary = true), "eth1", |_| {});
+        p.select_method = SelectMethod::Always;
+        assert_eq!(active(&p, &members(&[true, true]), Some(1)), Some(1));
+        assert_eq!(active(&p, &members(&[true, false]), Some(1)), Some(0));
     }
 
     #[test]
-    fn weights_from_alloc_speed_or_equal() {
-        let m = members(&[true, true, true]);
+    fn weights_from_alloc_speed_driver_speed_or_quality() {
+        let mut m = members(&[true, true, true]);
         let p = policy(Mode::BalanceAware);
         assert_eq!(weights(&p, &m), [(0, 1.0), (1, 1.0), (2, 1.0)]);
+        m[1].score = 0.5;
+        assert_eq!(weights(&p, &m), [(0, 1.0), (1, 0.5), (2, 1.0)], "quality lowers the weight");
+        // Driver speeds, when every usable link reports one.
+        m[0].speed = Some(10_000);
+        m[1].speed = Some(1_000);
+        assert_eq!(weights(&p, &m), [(0, 1.0), (1, 0.5), (2, 1.0)], "eth2 reports none: equal capacities");
+        m[2].speed = Some(1_000);
+        assert_eq!(weights(&p, &m), [(0, 10_000.0), (1, 500.0), (2, 1_000.0)]);
+        // Configured speeds win over the driver's.
         let p = with_link(with_link(policy(Mode::BalanceAware), "eth0", |l| l.speed = Some(300)), "eth1", |l| l.speed = Some(100));
         let p = with_link(p, "eth2", |_| {});
+        let m = members(&[true; 3]);
         assert_eq!(weights(&p, &m), [(0, 300.0), (1, 100.0), (2, 200.0)], "eth2 has no speed: the mean");
+        // Fixed allocations ignore quality.
         let p = with_link(policy(Mode::BalanceAware), "eth0", |l| l.alloc = Some(0.75));
         let p = with_link(p, "eth1", |l| l.alloc = Some(0.25));
         let p = with_link(p, "eth2", |l| l.alloc = Some(0.0));
+        let mut m = members(&[true; 3]);
+        m[0].score = 0.1;
         assert_eq!(weights(&p, &m), [(0, 0.75), (1, 0.25), (2, 0.0)]);
         // Only the zero-share link is usable: it carries the traffic rather than dropping it.
         assert_eq!(weights(&p, &members(&[false, false, true])), [(2, 1.0)]);
     }
 
     #[test]
-    fn aware_buckets_follow_weights_of_usable_members() {
-        let p = with_link(policy(Mode::BalanceAware), "eth0", |l| l.alloc = Some(0.5));
-        let p = with_link(p, "eth1", |l| l.alloc = Some(0.25));
-        let p = with_link(p, "eth2", |l| l.alloc = Some(0.25));
-        let cfg = policy_config(&p, &members(&[true; 3]), None, &[NO_MEMBER; BUCKETS]);
-        let n = |s| cfg.buckets.iter().filter(|&&b| b == s).count();
-        assert_eq!((n(0), n(1), n(2)), (128, 64, 64));
-        assert_eq!(cfg.member_mask, 0b111);
-        let down = policy_config(&p, &members(&[true, false, true]), None, &cfg.buckets);
-        assert_eq!(alloc::moved(&cfg.buckets, &down.buckets), 64, "only member 1's buckets move");
+    fn no_capacities_and_all_degraded_still_share() {
+        // ZeroTier divides 0 by 0 here; every link at score 0 shares equally instead.
+        let mut m = members(&[true, true]);
+        m[0].score = 0.0;
+        m[1].score = 0.0;
+        assert_eq!(weights(&policy(Mode::BalanceAware), &m), [(0, 1.0), (1, 1.0)]);
+        // A single link takes everything.
+        assert_eq!(weights(&policy(Mode::BalanceAware), &members(&[true])), [(0, 1.0)]);
+    }
+
+    #[test]
+    fn aware_buckets_are_copied_and_family_masks_follow_ipv_pref() {
+        let p = with_link(policy(Mode::BalanceAware), "eth0", |l| l.ipv_pref = crate::config::model::IpvPref::V4);
+        let p = with_link(p, "eth1", |l| l.ipv_pref = crate::config::model::IpvPref::V6);
+        let p = with_link(p, "eth2", |_| {});
+        let m = members(&[true; 3]);
+        let table = alloc::allocate(&weights(&p, &m), &[NO_MEMBER; BUCKETS]);
+        let cfg = policy_config(&p, &m, None, &table);
+        assert_eq!(cfg.buckets, table);
+        assert_eq!((cfg.member_mask, cfg.v4_mask, cfg.v6_mask), (0b111, 0b101, 0b110));
     }
 
     #[test]
     fn bond_config_places_members_by_slot() {
         let m = members(&[true, false, true]);
-        let c = bond_config(7, &m, policy_config(&policy(Mode::BalanceRr), &m, None, &[NO_MEMBER; BUCKETS]), 3);
-        assert_eq!((c.bond_ifindex, c.n_slots, c.generation), (7, 3, 3));
+        let bond = BondSettings { ifindex: 7, mac: [2, 0, 0, 0, 0, 1], probe_id: 9, flags: bond_flags::RX_DEDUP };
+        let c = bond_config(&bond, &m, policy_config(&policy(Mode::BalanceRr), &m, None, &[NO_MEMBER; BUCKETS]), 3);
+        assert_eq!((c.bond_ifindex, c.n_slots, c.generation, c.probe_id, c.flags), (7, 3, 3, 9, bond_flags::RX_DEDUP));
+        assert_eq!(&c.bond_mac[..6], &[2, 0, 0, 0, 0, 1]);
         assert_eq!(&c.member_ifindex[..3], &[10, 11, 12]);
         assert_eq!(c.policies[0].n_members, 3);
         assert_eq!(usable_mask(&m), 0b101);
+    }
+
+    #[test]
+    fn dedup_flag_only_for_broadcast_with_dedup() {
+        let mut p = policy(Mode::Broadcast);
+        assert_eq!(BondSettings::flags_for(&p, false, false), 0);
+        p.dedup = true;
+        assert_eq!(BondSettings::flags_for(&p, true, false), bond_flags::RX_DEDUP | bond_flags::ARP_MONITOR);
     }
 }

@@ -5,6 +5,8 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::health::metrics::LinkMetrics;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BondStatus {
     pub name: String,
@@ -43,6 +45,22 @@ pub struct MemberStatus {
     pub usable: bool,
     pub active: bool,
     pub link_failures: u32,
+    /// "up", or why not: "down: no carrier", "down: silent: no probe reply for 40 ms", ...
+    pub health: String,
+    /// Punishment left (ms), 0 when not punished.
+    pub punished_ms: u64,
+    /// Quality limits exceeded (avoided while any).
+    pub violations: Vec<String>,
+    /// Measured quality (round trips and loss from peer probes).
+    pub quality: LinkMetrics,
+    /// Quality score, 0.0 to 1.0.
+    pub score: f64,
+    /// Link speed the driver reports (Mb/s).
+    pub speed_mbps: Option<u32>,
+    pub tx_probes: u64,
+    pub rx_probes: u64,
+    pub probes_answered: u64,
+    pub probe_errors: u64,
     pub perm_mac: String,
     /// Share of balance-aware buckets (0.0..=1.0), when the policy uses buckets.
     pub allocation: Option<f64>,
@@ -106,7 +124,33 @@ impl BondStatus {
                 if m.admin_up { "up" } else { "down" },
                 if m.active { "  (active)" } else { "" }
             );
+            let _ = writeln!(s, "Health: {}", m.health);
+            if m.punished_ms > 0 {
+                let _ = writeln!(s, "Punished: {} ms left", m.punished_ms);
+            }
+            for v in &m.violations {
+                let _ = writeln!(s, "Avoided: {v}");
+            }
             let _ = writeln!(s, "Link Failure Count: {}", m.link_failures);
+            let q = &m.quality;
+            if q.samples > 0 || q.plr > 0.0 {
+                let _ = writeln!(
+                    s,
+                    "Quality: score {:.2}  lat {:.3} ms  ltm {:.3} ms  pdv {:.3} ms  plr {:.1}%  per {:.1}%  avl {:.1}%",
+                    m.score,
+                    q.lat,
+                    q.ltm,
+                    q.pdv,
+                    q.plr * 100.0,
+                    q.per * 100.0,
+                    q.avl * 100.0
+                );
+            }
+            let _ = writeln!(
+                s,
+                "Probes: {} sent, {} answered by the peer, {} answered for the peer, {} corrupt",
+                m.tx_probes, m.rx_probes, m.probes_answered, m.probe_errors
+            );
             let _ = writeln!(s, "Permanent HW addr: {}", m.perm_mac);
             if let Some(a) = m.allocation {
                 let _ = writeln!(s, "Allocation: {:.1}%", a * 100.0);

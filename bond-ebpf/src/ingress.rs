@@ -11,6 +11,7 @@ use bond_common::{
     config::{BondConfig, DEDUP_WINDOW_NS, bond_flags},
     packet::{ETH_HLEN, ETH_P_ARP, ETH_P_IPV6, ETH_P_SLOW, PacketBytes},
     probe::ETH_P_PROBE,
+    stats::MAX_TARGETS,
 };
 
 use crate::{
@@ -79,14 +80,14 @@ fn neighbour_advert_source(ctx: &TcContext) -> Option<[u8; 16]> {
 #[inline(always)]
 fn saw_monitoring(_cfg: &BondConfig, slot: u8, sender: Option<[u8; 16]>) {
     let now = unsafe { bpf_ktime_get_ns() };
-    let target = sender.is_some_and(|s| MONITOR_TARGETS.get_ptr(s).is_some());
+    // SAFETY: a plain u32 read from the table.
+    let target = sender.and_then(|s| MONITOR_TARGETS.get_ptr(s)).map(|i| unsafe { *i } as usize % MAX_TARGETS);
     if let Some(p) = MEMBER_SEEN.get_ptr_mut(u32::from(slot)) {
         // SAFETY: per-CPU value.
-        unsafe {
-            (*p).any_arp_ns = now;
-            if target {
-                (*p).target_ns = now;
-            }
+        let seen = unsafe { &mut *p };
+        seen.any_arp_ns = now;
+        if let Some(t) = target.and_then(|i| seen.target_ns.get_mut(i)) {
+            *t = now;
         }
     }
 }

@@ -293,7 +293,7 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         v.push(("ipv6-udp", eth(i, 5, 0x86dd, &ipv6(i, 2 * i + 1, 17, &l4_ports(7000 + u16::from(i), 53, next())))));
         let inner = ipv4([10, 0, 0, i], [10, 0, 1, 3 * i], 17, 0, &l4_ports(20_000 + u16::from(i) * 3, 443, next()));
         v.push(("ipip", eth(2, 9, 0x0800, &ipv4([203, 0, 113, 1], [203, 0, 113, 2], 4, 0, &inner))));
-        v.push(("non-ip", eth(i, 4, 0x88b5, &marker(next()))));
+        v.push(("non-ip", eth(i, 4, 0x88b6, &marker(next()))));
         let quoted = ipv4([192, 0, 2, 2], [198, 51, 100, i], 17, 0, &l4_ports(3000 + u16::from(i), 4000, next()));
         let mut err = vec![3, 3, 0, 0, 0, 0, 0, 0];
         err.extend_from_slice(&quoted);

@@ -33,7 +33,7 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     let obj = root().join("target/ebpf/bpfel-unknown-none/release/bond");
     exec(cargo().args(["test", "-p", "bond-common", "-p", "bond-ctl", "-p", "xtask"]).env("BOND_EBPF_OBJ", &obj))?;
     let mut it = cargo();
-    it.args(["test", "--release", "-p", "bond-tests"]).env("BONDCTL", root().join("target/release/bondctl"));
+    it.args(["test", "--release", "--no-fail-fast", "-p", "bond-tests"]).env("BONDCTL", root().join("target/release/bondctl"));
     if let Some(f) = filter {
         it.arg(f);
     }

@@ -74,6 +74,11 @@ impl ProbeWindow {
         }
     }
 
+    /// Probe outcomes (answered or lost) in the window.
+    pub fn outcomes(&self) -> usize {
+        self.outcomes.len()
+    }
+
     /// Counts probes older than `timeout` as lost.
     pub fn expire(&mut self, now: Nanos, timeout: Nanos) {
         while let Some(&(_, sent)) = self.outstanding.front() {

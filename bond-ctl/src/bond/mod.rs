@@ -1,0 +1,376 @@
+//! One running bond: bringing it up and down, putting its configuration in force, answering
+//! requests. Its monitoring (what happens on every tick) is in [`monitor`].
+
+mod monitor;
+mod status;
+
+use std::{collections::VecDeque, net::IpAddr, time::SystemTime};
+
+use anyhow::{Context, bail};
+use bond_common::config::{BUCKETS, Mode, NO_MEMBER};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use crate::{
+    alloc,
+    carrier::CarrierProbe,
+    config::{BondSpec, Config, PolicySpec, model::check_policy_links},
+    control::{self, Pending, Request, Response},
+    dataplane::{self, Dataplane},
+    frames,
+    health::reselect::ActiveSelector,
+    member::{Member, Saved},
+    netdev::{self, Netdev},
+    plan::{self, BondSettings, MemberView},
+    rawsock::RawSender,
+    sys,
+};
+
+pub use monitor::ProbeEvents;
+
+/// Events kept for `bondctl status`.
+const EVENT_HISTORY: usize = 32;
+
+pub struct Bond {
+    pub spec: BondSpec,
+    pub policy: PolicySpec,
+    device: Option<netdev::Link>,
+    members: Vec<Member>,
+    dataplane: Option<Dataplane>,
+    settings: BondSettings,
+    active: Option<u8>,
+    selector: ActiveSelector,
+    buckets: [u8; BUCKETS],
+    /// Allocation weights the buckets were last allocated for.
+    weights: Vec<(u8, f64)>,
+    generation: u64,
+    events: VecDeque<String>,
+    control: Option<JoinHandle<()>>,
+    probe_reader: Option<JoinHandle<()>>,
+    /// Sends probes on the bond device (the data plane puts each on its member).
+    bond_sender: Option<RawSender>,
+    /// Sends ARP / NS monitor probes and announcements on each member, by slot.
+    member_senders: Vec<Option<RawSender>>,
+    monitor: monitor::State,
+}
+
+impl Bond {
+    pub async fn start(
+        nl: &Netdev,
+        spec: BondSpec,
+        config: &Config,
+        to_daemon: mpsc::Sender<Pending>,
+        probe_events: mpsc::Sender<ProbeEvents>,
+        ethtool: &CarrierProbe,
+    ) -> anyhow::Result<Bond> {
+        let policy = config.policy(&spec.policy).cloned().with_context(|| format!("no policy {}", spec.policy))?;
+        let now = sys::monotonic_ns();
+        let mut bond = Bond {
+            spec,
+            policy,
+            device: None,
+            members: Vec::new(),
+            dataplane: None,
+            settings: BondSettings { probe_id: sys::random_u32(), ..Default::default() },
+            active: None,
+            selector: ActiveSelector::default(),
+            buckets: [NO_MEMBER; BUCKETS],
+            weights: Vec::new(),
+            generation: 0,
+            events: VecDeque::new(),
+            control: None,
+            probe_reader: None,
+            bond_sender: None,
+            member_senders: Vec::new(),
+            monitor: monitor::State::new(now),
+        };
+        let name = bond.spec.name.clone();
+        match bond.setup(nl, to_daemon, probe_events, ethtool).await {
+            Ok(()) => {
+                tracing::info!(bond = %name, "up: policy {}, members {}", bond.policy.name, bond.spec.links.join(", "));
+                Ok(bond)
+            }
+            Err(e) => {
+                bond.stop(nl).await;
+                Err(e.context(format!("bringing up bond {name}")))
+            }
+        }
+    }
+
+    /// Each step records what it changed, so `stop` can undo a partial setup.
+    async fn setup(
+        &mut self,
+        nl: &Netdev,
+        to_daemon: mpsc::Sender<Pending>,
+        probe_events: mpsc::Sender<ProbeEvents>,
+        ethtool: &CarrierProbe,
+    ) -> anyhow::Result<()> {
+        let name = self.spec.name.clone();
+        // Claiming the control socket first also tells us whether another daemon runs it.
+        self.control = Some(control::serve(&name, to_daemon)?);
+
+        let mut links = Vec::new();
+        for l in &self.spec.links {
+            let link = nl.require_link(l).await.with_context(|| format!("member {l}"))?;
+            netdev::check_member(&link, &name)?;
+            links.push(link);
+        }
+        // Left behind by a daemon that was killed: its data plane is removed and rebuilt.
+        dataplane::remove_pins(&sys::pin_dir(&name))?;
+        // The bond takes its first member's address, as bonding does; members take the bond's.
+        let mac = links[0].mac;
+        let mtu = links.iter().map(|l| l.mtu).min().unwrap_or(1500);
+        match nl.link(&name).await? {
+            Some(l) if netdev::is_bond_device(&l) => {
+                self.device = Some(l.clone());
+                if l.mac != mac {
+                    nl.delete(l.index).await?;
+                    self.device = None;
+                }
+            }
+            Some(l) => bail!("an interface named {name} exists and is not a bond device ({})", l.kind.as_deref().unwrap_or("physical")),
+            None => {}
+        }
+        if self.device.is_none() {
+            self.device = Some(nl.create_bond_device(&name, mac, mtu).await?);
+        }
+        let now = sys::monotonic_ns();
+        for (slot, link) in links.into_iter().enumerate() {
+            let saved = Saved { mac: link.mac, admin_up: link.admin_up, ipv6_disabled: sys::ipv6_disabled(&link.name) };
+            self.members.push(Member::new(link.name.clone(), slot as u8, link.clone(), saved, now));
+            // Members' own IPv6 (link-local, ND) would bypass the bond.
+            if sys::ipv6_disabled(&link.name) == Some(false) {
+                sys::set_ipv6_disabled(&link.name, true)?;
+            }
+            nl.set_mac(&link, mac).await?;
+            nl.set_up(&link, true).await?;
+        }
+
+        let mut dp = Dataplane::load(&sys::pin_dir(&name))?;
+        for m in &mut self.members {
+            m.link = nl.require_link(&m.name).await?;
+            m.usable = m.link.usable();
+            m.speed = ethtool.speed_mbps(&m.name);
+            self.member_senders.push(RawSender::new(m.link.index).ok());
+        }
+        let device = nl.require_link(&name).await?;
+        self.settings.ifindex = device.index;
+        self.settings.mac = device.mac;
+        self.device = Some(device);
+        dp.maps.set_monitor_targets(&self.monitor_targets())?;
+        dp.maps.set_usable(plan::usable_mask(&self.views()))?;
+        if let Some(rb) = dp.maps.take_probe_events() {
+            self.probe_reader = Some(monitor::read_probe_events(name.clone(), rb, probe_events)?);
+        }
+        self.dataplane = Some(dp);
+        self.choose_active(now);
+        self.reallocate(true);
+        self.write_config()?;
+        let dp = self.dataplane.as_mut().expect("set above");
+        for m in &self.members {
+            dp.attach_ingress(&m.name)?;
+        }
+        dp.attach_egress(&name)?;
+
+        let device = nl.require_link(&name).await?;
+        nl.set_up(&device, true).await?;
+        for (addr, prefix) in &self.spec.addresses {
+            nl.add_address(&device, *addr, *prefix).await?;
+        }
+        let device = nl.require_link(&name).await?;
+        self.bond_sender = Some(RawSender::new(device.index).context("opening the probe socket")?);
+        self.device = Some(device);
+        self.event(format!("bond up with policy {}", self.policy.name));
+        Ok(())
+    }
+
+    /// Removes the bond and gives members back their settings. Never fails: problems are
+    /// logged and the rest is still undone.
+    pub async fn stop(mut self, nl: &Netdev) {
+        let name = self.spec.name.clone();
+        let warn = |what: &str, e: anyhow::Error| tracing::warn!(bond = %name, "{what}: {e:#}");
+        for task in [self.control.take(), self.probe_reader.take()].into_iter().flatten() {
+            task.abort();
+        }
+        match self.dataplane.take() {
+            Some(dp) => {
+                if let Err(e) = dp.remove() {
+                    warn("removing the data plane", e);
+                }
+            }
+            None => {
+                if self.device.is_some()
+                    && let Err(e) = dataplane::remove_pins(&sys::pin_dir(&name))
+                {
+                    warn("removing pins", e);
+                }
+            }
+        }
+        if let Some(d) = self.device.take()
+            && let Err(e) = nl.delete(d.index).await
+        {
+            warn("deleting the bond device", e);
+        }
+        for m in self.members.iter().rev() {
+            let Some(saved) = &m.saved else { continue };
+            let Ok(Some(link)) = nl.link(&m.name).await else { continue };
+            if let Err(e) = nl.set_mac(&link, saved.mac).await {
+                warn("restoring a member's MAC", e);
+            }
+            if !saved.admin_up
+                && let Err(e) = nl.set_up(&link, false).await
+            {
+                warn("restoring a member's link state", e);
+            }
+            if let Some(v) = saved.ipv6_disabled
+                && let Err(e) = sys::set_ipv6_disabled(&m.name, v)
+            {
+                warn("restoring a member's IPv6 setting", e);
+            }
+        }
+        tracing::info!(bond = %name, "removed");
+    }
+
+    fn views(&self) -> Vec<MemberView> {
+        self.members
+            .iter()
+            .map(|m| MemberView {
+                name: m.name.clone(),
+                slot: m.slot,
+                ifindex: m.link.index,
+                usable: m.usable,
+                score: m.score,
+                speed: m.speed,
+            })
+            .collect()
+    }
+
+    fn dataplane(&mut self) -> anyhow::Result<&mut Dataplane> {
+        self.dataplane.as_mut().context("the data plane is not loaded")
+    }
+
+    /// Monitored targets for the data plane: ARP targets IPv4-mapped at 0.., NS targets at 16..
+    fn monitor_targets(&self) -> Vec<([u8; 16], u32)> {
+        let Some(arp) = &self.spec.monitor.arp else {
+            return Vec::new();
+        };
+        let v4 = arp.ip_targets.iter().enumerate().map(|(i, a)| (a.to_ipv6_mapped().octets(), i as u32));
+        let v6 = arp.ns_targets.iter().enumerate().map(|(i, a)| (a.octets(), 16 + i as u32));
+        v4.chain(v6).collect()
+    }
+
+    /// Recomputes the configuration and puts it in force.
+    fn write_config(&mut self) -> anyhow::Result<()> {
+        let views = self.views();
+        let arp = self.spec.monitor.arp.as_ref();
+        self.settings.flags = BondSettings::flags_for(
+            &self.policy,
+            arp.is_some_and(|a| !a.ip_targets.is_empty()),
+            arp.is_some_and(|a| !a.ns_targets.is_empty()),
+        );
+        let policy = plan::policy_config(&self.policy, &views, self.active, &self.buckets);
+        self.generation += 1;
+        let cfg = plan::bond_config(&self.settings, &views, policy, self.generation);
+        self.dataplane()?.maps.write_config(&cfg)
+    }
+
+    /// Re-allocates balance-aware's buckets when the usable members or their weights changed
+    /// (`force`: whatever the change). Returns whether the table changed.
+    fn reallocate(&mut self, force: bool) -> bool {
+        if self.policy.mode != Mode::BalanceAware {
+            return false;
+        }
+        let weights = plan::weights(&self.policy, &self.views());
+        let same_members = weights.iter().map(|w| w.0).eq(self.weights.iter().map(|w| w.0));
+        let total = |w: &[(u8, f64)]| w.iter().map(|x| x.1).sum::<f64>().max(f64::MIN_POSITIVE);
+        let (t_new, t_old) = (total(&weights), total(&self.weights));
+        // Shares moving by under a bucket's worth do not move flows.
+        let same_shares = weights.iter().zip(&self.weights).all(|(a, b)| (a.1 / t_new - b.1 / t_old).abs() < 1.0 / BUCKETS as f64);
+        if !force && same_members && same_shares {
+            return false;
+        }
+        let table = alloc::allocate(&weights, &self.buckets);
+        self.weights = weights;
+        let changed = table != self.buckets;
+        self.buckets = table;
+        changed
+    }
+
+    /// Chooses the active member (active-backup, none); announces a change.
+    fn choose_active(&mut self, now: u64) {
+        let candidates = plan::candidates(&self.policy, &self.views());
+        let before = self.active;
+        self.active = self.selector.choose(plan::select_method(&self.policy), &candidates, self.active, now);
+        if before != self.active && matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) {
+            let name = |s: Option<u8>| s.and_then(|s| self.members.get(usize::from(s))).map_or("none".into(), |m| m.name.clone());
+            self.event(format!("active member {} -> {}", name(before), name(self.active)));
+            if before.is_some()
+                && let Some(a) = self.active
+            {
+                self.announce(a);
+            }
+        }
+    }
+
+    /// Gratuitous ARPs and unsolicited neighbour advertisements for the bond's addresses from
+    /// member `slot`, so switches and neighbours learn where the bond is now.
+    fn announce(&mut self, slot: u8) {
+        let Some(Some(sender)) = self.member_senders.get(usize::from(slot)) else { return };
+        let mac = self.settings.mac;
+        let mut sent = 0;
+        for (addr, _) in &self.spec.addresses {
+            let (frame, ether_type, count) = match addr {
+                IpAddr::V4(a) => (frames::gratuitous_arp(mac, *a), 0x0806, self.spec.monitor.num_grat_arp),
+                IpAddr::V6(a) => (frames::unsolicited_na(mac, a), 0x86dd, self.spec.monitor.num_unsol_na),
+            };
+            for _ in 0..count {
+                sent += usize::from(sender.send(&frame, ether_type).is_ok());
+            }
+        }
+        if sent > 0 {
+            let name = self.members[usize::from(slot)].name.clone();
+            self.event(format!("announced the bond's addresses on {name} ({sent} frames)"));
+        }
+    }
+
+    fn event(&mut self, what: String) {
+        tracing::info!(bond = %self.spec.name, "{what}");
+        let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        self.events.push_back(format!("[{secs:.3}] {what}"));
+        while self.events.len() > EVENT_HISTORY {
+            self.events.pop_front();
+        }
+    }
+
+    pub fn handle(&mut self, config: &Config, req: Request) -> Response {
+        let result = match req {
+            Request::Status => {
+                return self
+                    .status()
+                    .map_or_else(|e| Response::Error { error: format!("{e:#}") }, |s| Response::Status { status: Box::new(s) });
+            }
+            Request::SetPolicy { policy } => self.set_policy(config, &policy),
+        };
+        match result {
+            Ok(message) => Response::Done { message },
+            Err(e) => Response::Error { error: format!("{e:#}") },
+        }
+    }
+
+    fn set_policy(&mut self, config: &Config, name: &str) -> anyhow::Result<String> {
+        let Some(policy) = config.policy(name) else {
+            bail!("unknown policy \"{name}\" (known: {})", config.policies.keys().cloned().collect::<Vec<_>>().join(", "));
+        };
+        check_policy_links(std::path::Path::new("(config)"), &format!("settings.policies.{name}"), policy, &self.spec.links)
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
+        let old = std::mem::replace(&mut self.policy, policy.clone());
+        let (old_active, old_buckets) = (self.active, self.buckets);
+        self.choose_active(sys::monotonic_ns());
+        self.reallocate(true);
+        if let Err(e) = self.write_config() {
+            (self.policy, self.active, self.buckets) = (old, old_active, old_buckets);
+            return Err(e);
+        }
+        self.event(format!("policy {} -> {}", old.name, self.policy.name));
+        Ok(format!("{}: policy {}", self.spec.name, self.policy.name))
+    }
+}

@@ -1,0 +1,412 @@
+//! A bond's monitoring: carrier polling, peer probes, the ARP / NS monitor, and what follows from
+//! them (health, punishment, quality, allocation, rebalancing, flow expiry). The decisions are
+//! the pure functions of [`crate::health`]; this is where measurements go in and actions come out.
+
+use std::{net::IpAddr, time::Duration};
+
+use anyhow::Context;
+use aya::maps::{MapData, RingBuf};
+use bond_common::{
+    config::{BUCKETS, Balance, Mode},
+    probe::{self, ETH_P_PROBE, FLAG_CORRUPT, ProbeEvent},
+};
+use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
+
+use super::Bond;
+use crate::{
+    carrier::CarrierProbe,
+    config::model::MonitorStrategy,
+    frames,
+    health::{
+        liveness::{self, Timing},
+        metrics::{MS, Nanos},
+        quality, rebalance,
+    },
+    netdev::{Link, LinkEvent},
+    plan,
+};
+
+/// Probe outcomes a link needs before its quality is judged.
+const MIN_JUDGED: usize = 8;
+
+/// Probe replies of one bond, read from its ring buffer.
+pub struct ProbeEvents {
+    pub bond: String,
+    pub events: Vec<ProbeEvent>,
+}
+
+/// Reads `probe_events` as replies arrive and forwards them to the daemon.
+pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<ProbeEvents>) -> anyhow::Result<JoinHandle<()>> {
+    // SAFETY: the ring buffer owns its map fd, which stays open and the same for as long as
+    // the AsyncFd owns the ring buffer.
+    let mut fd = unsafe { AsyncFd::register_with_interest(rb, tokio::io::Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("watching the probe event ring buffer: {e}"))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else { return };
+            let rb = guard.get_inner_mut();
+            let mut events = Vec::new();
+            while let Some(item) = rb.next() {
+                if item.len() >= std::mem::size_of::<ProbeEvent>() {
+                    // SAFETY: the data plane writes whole ProbeEvents; read unaligned.
+                    events.push(unsafe { (item.as_ptr() as *const ProbeEvent).read_unaligned() });
+                }
+            }
+            guard.clear_ready();
+            if !events.is_empty() && tx.send(ProbeEvents { bond: bond.clone(), events }).await.is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// When things are next due.
+pub(super) struct State {
+    next_carrier: Nanos,
+    next_arp: Nanos,
+    next_quality: Nanos,
+    next_rebalance: Nanos,
+    next_expiry: Nanos,
+    /// The ARP monitor gives members the benefit of the doubt for a window from here.
+    arp_epoch: Nanos,
+    /// Since when the far end answers probes (on some member): from then on, silence on a
+    /// member means it failed.
+    peer_probes_since: Option<Nanos>,
+    bucket_totals: Option<[u64; BUCKETS]>,
+    bucket_load: [f64; BUCKETS],
+}
+
+impl State {
+    pub(super) fn new(now: Nanos) -> State {
+        State {
+            next_carrier: now,
+            next_arp: now,
+            next_quality: now,
+            next_rebalance: now,
+            next_expiry: now,
+            arp_epoch: now,
+            peer_probes_since: None,
+            bucket_totals: None,
+            bucket_load: [0.0; BUCKETS],
+        }
+    }
+}
+
+fn clamp_ms(ms: u64, lo: u64, hi: u64) -> Nanos {
+    ms.clamp(lo, hi) * MS
+}
+
+impl Bond {
+    /// How often `tick` must run: often enough for the shortest probe interval and carrier
+    /// polling.
+    pub fn tick_interval(&self) -> Duration {
+        let probe = self
+            .members
+            .iter()
+            .map(|m| self.policy.link_timing(&m.name).0 / 3)
+            .min()
+            .filter(|_| self.policy.monitor != MonitorStrategy::Passive)
+            .unwrap_or(50);
+        let carrier = if self.spec.monitor.miimon > 0 { self.spec.monitor.miimon } else { 50 };
+        Duration::from_millis(probe.min(carrier).clamp(1, 50))
+    }
+
+    /// Periodic work.
+    pub fn tick(&mut self, now: Nanos, ethtool: &CarrierProbe) -> anyhow::Result<()> {
+        let miimon = self.spec.monitor.miimon;
+        if miimon > 0 && now >= self.monitor.next_carrier {
+            self.monitor.next_carrier = now + miimon * MS;
+            self.poll_carrier(now, ethtool);
+        }
+        self.read_rx_counters(now)?;
+        self.send_probes(now);
+        for m in &mut self.members {
+            m.probes.expire(now, self.policy.link_timing(&m.name).0 * MS);
+        }
+        if let Some(arp) = &self.spec.monitor.arp
+            && now >= self.monitor.next_arp
+        {
+            self.monitor.next_arp = now + arp.interval * MS;
+            self.arp_round()?;
+        }
+        self.evaluate(now)?;
+        if now >= self.monitor.next_quality {
+            self.monitor.next_quality = now + clamp_ms(2 * self.policy.failover_interval, 100, 10_000);
+            self.quality_round(now)?;
+        }
+        if now >= self.monitor.next_rebalance {
+            self.monitor.next_rebalance = now + clamp_ms(2 * self.policy.failover_interval, 1_000, 10_000);
+            self.rebalance_round()?;
+        }
+        if now >= self.monitor.next_expiry {
+            self.monitor.next_expiry = now + clamp_ms(self.policy.flow_expiry / 4, 1_000, 10_000);
+            let cutoff = now.saturating_sub(self.policy.flow_expiry * MS);
+            let n = self.dataplane()?.maps.expire_flows(cutoff);
+            if n > 0 {
+                tracing::debug!(bond = %self.spec.name, "forgot {n} idle flows");
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_carrier(&mut self, now: Nanos, ethtool: &CarrierProbe) {
+        for i in 0..self.members.len() {
+            // Devices that cannot answer are followed through rtnetlink alone.
+            let Ok(carrier) = ethtool.carrier(&self.members[i].name) else { continue };
+            if carrier != self.members[i].link.carrier {
+                let mut l = self.members[i].link.clone();
+                l.carrier = carrier;
+                self.set_device(i, Some(l), now);
+            }
+        }
+    }
+
+    /// A member's device state changed (None: removed).
+    fn set_device(&mut self, i: usize, link: Option<Link>, now: Nanos) {
+        let m = &mut self.members[i];
+        let was_up = m.link.usable();
+        match link {
+            Some(l) => m.link = l,
+            None => {
+                m.link.admin_up = false;
+                m.link.carrier = false;
+            }
+        }
+        if !was_up && m.link.usable() {
+            // Back: probes get a failover interval to prove it before silence counts.
+            m.probe_epoch = now;
+        }
+    }
+
+    /// A change from rtnetlink. The carrier is read from the device again: linkwatch may have
+    /// generated the message well after the change, and the poll may know better already.
+    pub fn on_link_event(&mut self, ev: &LinkEvent, ethtool: &CarrierProbe) -> anyhow::Result<()> {
+        let (index, link) = match ev {
+            LinkEvent::Changed(l) => {
+                let mut l = l.clone();
+                if let Ok(c) = ethtool.carrier(&l.name) {
+                    l.carrier = c;
+                }
+                (l.index, Some(l))
+            }
+            LinkEvent::Removed { index, .. } => (*index, None),
+        };
+        let Some(i) = self.members.iter().position(|m| m.link.index == index) else {
+            if self.device.as_ref().is_some_and(|d| d.index == index) && link.is_none() {
+                self.event("the bond device was deleted from outside; traffic stops".into());
+            }
+            return Ok(());
+        };
+        let now = crate::sys::monotonic_ns();
+        self.set_device(i, link, now);
+        self.evaluate(now)
+    }
+
+    /// Probe replies from the data plane.
+    pub fn on_probe_events(&mut self, events: &[ProbeEvent], now: Nanos) -> anyhow::Result<()> {
+        for e in events {
+            let Some(m) = self.members.iter_mut().find(|m| m.slot == e.member) else { continue };
+            m.probes.replied(e.seq, e.t4.saturating_sub(e.t1), e.flags & FLAG_CORRUPT != 0, now);
+            if self.monitor.peer_probes_since.is_none() && m.probes.peer_seen {
+                self.monitor.peer_probes_since = Some(now);
+            }
+        }
+        self.evaluate(now)
+    }
+
+    /// Received-packet counters, for the dynamic strategy and the ARP monitor without validation.
+    fn read_rx_counters(&mut self, now: Nanos) -> anyhow::Result<()> {
+        let needed = self.policy.monitor == MonitorStrategy::Dynamic || self.spec.monitor.arp.is_some();
+        if !needed {
+            return Ok(());
+        }
+        let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
+        for m in &mut self.members {
+            let rx = dp.maps.member_stats(m.slot)?.rx_packets;
+            if rx != m.rx_packets {
+                m.rx_packets = rx;
+                m.last_rx = now;
+            }
+        }
+        Ok(())
+    }
+
+    /// Probes every member whose turn it is (a third of its failover interval); under the
+    /// dynamic strategy only members that received nothing since their last probe.
+    fn send_probes(&mut self, now: Nanos) {
+        if self.policy.monitor == MonitorStrategy::Passive {
+            return;
+        }
+        let Some(sender) = &self.bond_sender else { return };
+        for m in &mut self.members {
+            if now < m.next_probe || !m.link.usable() {
+                continue;
+            }
+            let interval = (self.policy.link_timing(&m.name).0 * MS / 3).max(MS);
+            let quiet = now.saturating_sub(m.last_rx) >= interval;
+            m.next_probe = now + interval;
+            if self.policy.monitor == MonitorStrategy::Dynamic && !quiet {
+                continue;
+            }
+            m.probe_seq = m.probe_seq.wrapping_add(1);
+            let frame = probe::request_frame(self.settings.mac, m.slot, m.probe_seq, self.settings.probe_id);
+            if sender.send(&frame, ETH_P_PROBE).is_ok() {
+                m.probes.sent(m.probe_seq, now);
+            }
+        }
+    }
+
+    /// One round of the ARP / NS monitor: requests for every target on every member, and what
+    /// came back since.
+    fn arp_round(&mut self) -> anyhow::Result<()> {
+        let Some(arp) = self.spec.monitor.arp.clone() else { return Ok(()) };
+        let v4 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None });
+        let v6 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V6(a) = a { Some(*a) } else { None });
+        let mac = self.settings.mac;
+        for sender in self.member_senders.iter().flatten() {
+            for t in &arp.ip_targets {
+                let _ = sender.send(&frames::arp_request(mac, v4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED), *t), 0x0806);
+            }
+            for t in &arp.ns_targets {
+                let _ = sender.send(&frames::neighbour_solicitation(mac, &v6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED), t), 0x86dd);
+            }
+        }
+        let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
+        for m in &mut self.members {
+            m.seen = dp.maps.member_seen(m.slot)?;
+        }
+        Ok(())
+    }
+
+    /// Health of every member from what the monitors say; acts on changes of usability.
+    fn evaluate(&mut self, now: Nanos) -> anyhow::Result<()> {
+        let peer = self.monitor.peer_probes_since.is_some();
+        let active_role = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None).then_some(self.active).flatten();
+        let mut notes = Vec::new();
+        for m in &mut self.members {
+            let (fi, up, down) = self.policy.link_timing(&m.name);
+            let timing = Timing::ms(fi, up, down);
+            let arp = self.spec.monitor.arp.as_ref().map(|a| (a, active_role == Some(m.slot), self.monitor.arp_epoch));
+            let obs = m.observe(now, self.policy.monitor, peer, arp);
+            if let Some(change) = m.liveness.step(now, liveness::verdict(&obs, &timing), &timing) {
+                if change.up {
+                    notes.push(format!("{} is healthy ({})", m.name, change.reason));
+                } else {
+                    notes.push(format!("{} failed: {}", m.name, change.reason));
+                    if m.punishment.failed(now, &self.policy.punishment) {
+                        notes.push(format!("{} punished for flapping: held out {} ms", m.name, m.punishment.remaining_ms()));
+                    }
+                }
+            }
+            let was_punished = m.punishment.active();
+            m.punishment.drain(now, m.liveness.up());
+            if was_punished && !m.punishment.active() {
+                notes.push(format!("{} readmitted: its punishment faded", m.name));
+            }
+        }
+        for n in notes {
+            self.event(n);
+        }
+        self.apply_usable(now)
+    }
+
+    /// Whether each member may carry traffic: healthy, not punished, and within its quality
+    /// limits unless no healthy member is.
+    fn apply_usable(&mut self, now: Nanos) -> anyhow::Result<()> {
+        let eligible = |m: &crate::member::Member| m.liveness.up() && !m.punishment.active();
+        let someone_fine = self.members.iter().any(|m| eligible(m) && m.violations.is_empty());
+        let decisions: Vec<bool> = self.members.iter().map(|m| eligible(m) && (m.violations.is_empty() || !someone_fine)).collect();
+        if decisions.iter().zip(&self.members).all(|(d, m)| *d == m.usable) {
+            return Ok(());
+        }
+        let mut notes = Vec::new();
+        for (m, &usable) in self.members.iter_mut().zip(&decisions) {
+            if usable != m.usable {
+                if !usable {
+                    m.link_failures += 1;
+                }
+                let why = if usable {
+                    "usable".to_string()
+                } else if m.punishment.active() {
+                    format!("not usable: punished, {} ms left", m.punishment.remaining_ms())
+                } else if !m.violations.is_empty() {
+                    format!("not usable: avoided, {}", m.violations.join(", "))
+                } else {
+                    format!("not usable: {}", m.liveness.reason.clone().unwrap_or_default())
+                };
+                notes.push(format!("{} {why}", m.name));
+                m.usable = usable;
+                m.availability.set(now, usable);
+            }
+        }
+        // The fast path: one write, and the data plane re-selects from the next packet on.
+        let mask = plan::usable_mask(&self.views());
+        self.dataplane()?.maps.set_usable(mask)?;
+        for n in notes {
+            self.event(n);
+        }
+        self.choose_active(now);
+        self.reallocate(false);
+        self.write_config()
+    }
+
+    /// Scores, limits and what follows: punishment for misbehaving links, active-member
+    /// reselection (better / optimize), and the allocation of balance-aware.
+    fn quality_round(&mut self, now: Nanos) -> anyhow::Result<()> {
+        let peer = self.monitor.peer_probes_since.is_some();
+        let mut notes = Vec::new();
+        for m in &mut self.members {
+            m.metrics = m.probes.metrics(m.availability.share(now));
+            let judged = peer && m.probes.outcomes() >= MIN_JUDGED;
+            m.score = if judged { quality::score(&m.metrics, &self.policy.weights, &self.policy.limits) } else { 1.0 };
+            let violations = if judged { quality::violations(&m.metrics, &self.policy.limits) } else { Vec::new() };
+            if !violations.is_empty() && m.violations.is_empty() {
+                m.punishment.misbehaved(now, &self.policy.punishment);
+                notes.push(format!("{} misbehaves ({}): held out {} ms", m.name, violations.join(", "), m.punishment.remaining_ms()));
+            } else if violations.is_empty() && !m.violations.is_empty() {
+                notes.push(format!("{} is within its quality limits again", m.name));
+            }
+            m.violations = violations;
+        }
+        for n in notes {
+            self.event(n);
+        }
+        self.apply_usable(now)?;
+        let before = (self.active, self.buckets);
+        self.choose_active(now);
+        self.reallocate(false);
+        if before != (self.active, self.buckets) {
+            self.write_config()?;
+        }
+        Ok(())
+    }
+
+    /// balance-aware flow-dynamic: moves busy buckets to keep the measured split on target.
+    fn rebalance_round(&mut self) -> anyhow::Result<()> {
+        if self.policy.mode != Mode::BalanceAware || self.policy.balance != Balance::FlowDynamic {
+            return Ok(());
+        }
+        let totals = self.dataplane()?.maps.bucket_bytes(0)?;
+        if let Some(prev) = self.monitor.bucket_totals {
+            for (b, load) in self.monitor.bucket_load.iter_mut().enumerate() {
+                *load = *load * rebalance::DECAY + totals[b].saturating_sub(prev[b]) as f64;
+            }
+        }
+        self.monitor.bucket_totals = Some(totals);
+        let total: f64 = self.weights.iter().map(|w| w.1).sum();
+        if total <= 0.0 {
+            return Ok(());
+        }
+        let targets: Vec<(u8, f64)> = self.weights.iter().map(|&(m, w)| (m, w / total)).collect();
+        let moves = rebalance::moves(&self.buckets, &self.monitor.bucket_load, &targets);
+        if moves.is_empty() {
+            return Ok(());
+        }
+        for &(b, to) in &moves {
+            self.buckets[b] = to;
+        }
+        self.write_config()?;
+        self.event(format!("rebalanced: moved {} busy bucket(s) to members below their share", moves.len()));
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! A bond's status for `bondctl status`.
+
+use anyhow::Context;
+use bond_common::config::{BUCKETS, Mode};
+
+use super::Bond;
+use crate::{
+    status::{BondCounters, BondStatus, MemberStatus, PolicyStatus},
+    sys,
+};
+
+impl Bond {
+    pub fn status(&self) -> anyhow::Result<BondStatus> {
+        let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
+        let cfg = dp.maps.config()?;
+        let bs = dp.maps.bond_stats()?;
+        let aware = self.policy.mode == Mode::BalanceAware;
+        let has_active = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None);
+        let mut members = Vec::new();
+        for m in &self.members {
+            let s = dp.maps.member_stats(m.slot)?;
+            let health = if m.liveness.up() {
+                "up".to_string()
+            } else {
+                format!("down: {}", m.liveness.reason.clone().unwrap_or_default())
+            };
+            members.push(MemberStatus {
+                name: m.name.clone(),
+                slot: m.slot,
+                ifindex: m.link.index,
+                state: if m.usable { "up" } else { "down" }.into(),
+                carrier: m.link.carrier,
+                admin_up: m.link.admin_up,
+                usable: m.usable,
+                active: has_active && self.active == Some(m.slot),
+                link_failures: m.link_failures,
+                health,
+                punished_ms: m.punishment.remaining_ms(),
+                violations: m.violations.clone(),
+                quality: m.metrics,
+                score: m.score,
+                speed_mbps: m.speed,
+                tx_probes: s.tx_probes,
+                rx_probes: s.rx_probes,
+                probes_answered: s.probes_answered,
+                probe_errors: s.probe_errors,
+                perm_mac: sys::format_mac(&m.link.perm_mac.or(m.saved.as_ref().map(|s| s.mac)).unwrap_or(m.link.mac)),
+                allocation: aware.then(|| cfg.policies[0].buckets.iter().filter(|&&b| b == m.slot).count() as f64 / BUCKETS as f64),
+                tx_packets: s.tx_packets,
+                tx_bytes: s.tx_bytes,
+                tx_errors: s.tx_errors,
+                rx_packets: s.rx_packets,
+                rx_bytes: s.rx_bytes,
+                rx_dropped: s.rx_dropped,
+            });
+        }
+        let device = self.device.as_ref().context("no bond device")?;
+        Ok(BondStatus {
+            name: self.spec.name.clone(),
+            ifindex: device.index,
+            mac: sys::format_mac(&device.mac),
+            policy: PolicyStatus {
+                name: self.policy.name.clone(),
+                mode: self.policy.mode.name().into(),
+                xmit_hash_policy: self.policy.xmit_hash.name().into(),
+                packets_per_link: self.policy.packets_per_link,
+                balance_policy: self.policy.balance.name().into(),
+            },
+            active: has_active.then(|| self.active.and_then(|s| self.members.get(usize::from(s))).map(|m| m.name.clone())).flatten(),
+            generation: cfg.generation,
+            members,
+            counters: BondCounters {
+                tx_no_member: bs.tx_no_member,
+                tx_no_config: bs.tx_no_config,
+                tx_unparsed: bs.tx_unparsed,
+                tx_broadcast_copies: bs.tx_broadcast_copies,
+                rx_not_member: bs.rx_not_member,
+                rx_slow_protocol: bs.rx_slow_protocol,
+                flows: dp.maps.flows().len() as u64,
+            },
+            events: self.events.iter().cloned().collect(),
+        })
+    }
+}

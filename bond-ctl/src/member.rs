@@ -1,0 +1,191 @@
+//! Everything the controller knows about one member: its device, what the monitors measured,
+//! and the decisions made about it. The decisions themselves are in [`crate::health`].
+
+use bond_common::stats::MemberSeen;
+
+use crate::{
+    config::model::{ArpMonitor, MonitorStrategy},
+    health::{
+        liveness::{Liveness, Observations},
+        metrics::{Availability, LinkMetrics, MS, Nanos, ProbeWindow},
+        punish::Punishment,
+    },
+    netdev::Link,
+};
+
+/// How long availability is measured over.
+const AVAILABILITY_PERIOD: Nanos = 60_000 * MS;
+
+/// A member's settings before it joined, restored when it leaves.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub mac: [u8; 6],
+    pub admin_up: bool,
+    pub ipv6_disabled: Option<bool>,
+}
+
+pub struct Member {
+    pub name: String,
+    pub slot: u8,
+    pub link: Link,
+    pub saved: Option<Saved>,
+    /// Times it went from usable to not.
+    pub link_failures: u32,
+    pub liveness: Liveness,
+    pub probes: ProbeWindow,
+    pub next_probe: Nanos,
+    pub probe_seq: u32,
+    /// Probes judge silence from here when no reply came since (start, carrier back).
+    pub probe_epoch: Nanos,
+    /// Received packets (data plane counter) and when that last changed.
+    pub rx_packets: u64,
+    pub last_rx: Nanos,
+    /// What the ARP / NS monitor saw on it.
+    pub seen: MemberSeen,
+    pub punishment: Punishment,
+    pub availability: Availability,
+    pub metrics: LinkMetrics,
+    /// Quality score, 0.0 to 1.0 (1.0 until measured).
+    pub score: f64,
+    /// Quality limits it exceeds (it is avoided while any).
+    pub violations: Vec<String>,
+    /// Link speed the driver reports (Mb/s).
+    pub speed: Option<u32>,
+    /// What the data plane currently has for it.
+    pub usable: bool,
+}
+
+impl Member {
+    pub fn new(name: String, slot: u8, link: Link, saved: Saved, now: Nanos) -> Member {
+        let up = link.usable();
+        Member {
+            name,
+            slot,
+            link,
+            saved: Some(saved),
+            link_failures: 0,
+            liveness: Liveness::new(up),
+            probes: ProbeWindow::default(),
+            next_probe: now,
+            probe_seq: 0,
+            probe_epoch: now,
+            rx_packets: 0,
+            last_rx: now,
+            seen: MemberSeen::default(),
+            punishment: Punishment::default(),
+            availability: Availability::new(now, up, AVAILABILITY_PERIOD),
+            metrics: LinkMetrics { avl: 1.0, ..Default::default() },
+            score: 1.0,
+            violations: Vec::new(),
+            speed: None,
+            usable: up,
+        }
+    }
+
+    /// What the monitors say now. `peer_probes`: whether the far end answers probes at all
+    /// (on any member), so their silence means something.
+    pub fn observe(
+        &self,
+        now: Nanos,
+        strategy: MonitorStrategy,
+        peer_probes: bool,
+        arp: Option<(&ArpMonitor, bool, Nanos)>,
+    ) -> Observations {
+        let probe_silence = (strategy != MonitorStrategy::Passive && peer_probes).then(|| {
+            let mut alive_at = self.probes.last_reply.unwrap_or(0).max(self.probe_epoch);
+            if strategy == MonitorStrategy::Dynamic {
+                alive_at = alive_at.max(self.last_rx);
+            }
+            now.saturating_sub(alive_at)
+        });
+        Observations {
+            device_up: self.link.usable(),
+            admin_up: self.link.admin_up,
+            probe_silence,
+            monitor_alive: arp.map(|(m, active, epoch)| self.arp_alive(m, active, now, epoch)),
+        }
+    }
+
+    /// The ARP / NS monitor's verdict (bonding's rules, see `ArpValidate`): within
+    /// `arp_interval x arp_missed_max` the member must have received what proves it alive.
+    /// Until a full window has passed since `epoch` it gets the benefit of the doubt.
+    fn arp_alive(&self, m: &ArpMonitor, active: bool, now: Nanos, epoch: Nanos) -> bool {
+        let window = m.interval * MS * u64::from(m.missed_max);
+        let recent = |t: Nanos| now.saturating_sub(t.max(epoch)) <= window;
+        let targets = m.ip_targets.len() + m.ns_targets.len();
+        if m.validate.validates(active) {
+            let mut answered = self.seen.target_ns.iter().take(targets).map(|t| recent(*t));
+            if m.all_targets { answered.all(|a| a) } else { answered.any(|a| a) }
+        } else if m.validate.filters() {
+            recent(self.seen.any_arp_ns)
+        } else {
+            recent(self.last_rx)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::ArpValidate;
+
+    fn member(now: Nanos) -> Member {
+        let link = Link {
+            index: 2,
+            name: "eth0".into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            perm_mac: None,
+            mtu: 1500,
+            admin_up: true,
+            carrier: true,
+            kind: None,
+        };
+        Member::new("eth0".into(), 0, link, Saved { mac: [0; 6], admin_up: true, ipv6_disabled: None }, now)
+    }
+
+    fn arp(validate: ArpValidate, all_targets: bool) -> ArpMonitor {
+        ArpMonitor {
+            interval: 100,
+            ip_targets: vec!["192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()],
+            ns_targets: vec![],
+            validate,
+            all_targets,
+            missed_max: 2,
+        }
+    }
+
+    #[test]
+    fn probe_silence_counts_from_the_last_reply_or_epoch() {
+        let mut m = member(0);
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, true, None).probe_silence, Some(50 * MS));
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, false, None).probe_silence, None, "no peer answers probes");
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Passive, true, None).probe_silence, None);
+        m.last_rx = 40 * MS;
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Dynamic, true, None).probe_silence, Some(10 * MS), "traffic proves it alive");
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, true, None).probe_silence, Some(50 * MS));
+    }
+
+    #[test]
+    fn arp_validation_rules() {
+        let mut m = member(0);
+        let now = 1_000 * MS;
+        m.seen.target_ns[0] = now - 50 * MS;
+        m.last_rx = 0;
+        // Validated: target 0 answered recently; all_targets needs target 1 too.
+        assert!(m.arp_alive(&arp(ArpValidate::All, false), true, now, 0));
+        assert!(!m.arp_alive(&arp(ArpValidate::All, true), true, now, 0));
+        // "active" validates only the active member; a backup needs any traffic (none here).
+        assert!(!m.arp_alive(&arp(ArpValidate::Active, false), false, now, 0));
+        m.last_rx = now - 10 * MS;
+        assert!(m.arp_alive(&arp(ArpValidate::Active, false), false, now, 0));
+        // "filter": any ARP, not any traffic.
+        assert!(!m.arp_alive(&arp(ArpValidate::Filter, false), false, now, 0));
+        m.seen.any_arp_ns = now - 150 * MS;
+        assert!(m.arp_alive(&arp(ArpValidate::Filter, false), false, now, 0));
+        // Too long ago (window 200 ms).
+        m.seen.target_ns[0] = now - 250 * MS;
+        assert!(!m.arp_alive(&arp(ArpValidate::All, false), true, now, 0));
+        // Benefit of the doubt right after start.
+        assert!(m.arp_alive(&arp(ArpValidate::All, false), true, now, now - 100 * MS));
+    }
+}
