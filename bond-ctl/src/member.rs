@@ -33,7 +33,8 @@ pub struct Member {
     pub link_failures: u32,
     pub liveness: Liveness,
     pub probes: ProbeWindow,
-    pub next_probe: Nanos,
+    /// When the last probe went out.
+    pub last_probe: Nanos,
     pub probe_seq: u32,
     /// Probes judge silence from here when no reply came since (start, carrier back).
     pub probe_epoch: Nanos,
@@ -47,6 +48,8 @@ pub struct Member {
     pub metrics: LinkMetrics,
     /// Quality score, 0.0 to 1.0 (1.0 until measured).
     pub score: f64,
+    /// Whether `score` rests on enough measurements to compare links by it.
+    pub judged: bool,
     /// Quality limits it exceeds (it is avoided while any).
     pub violations: Vec<String>,
     /// Link speed the driver reports (Mb/s).
@@ -66,7 +69,7 @@ impl Member {
             link_failures: 0,
             liveness: Liveness::new(up),
             probes: ProbeWindow::default(),
-            next_probe: now,
+            last_probe: 0,
             probe_seq: 0,
             probe_epoch: now,
             rx_packets: 0,
@@ -76,23 +79,25 @@ impl Member {
             availability: Availability::new(now, up, AVAILABILITY_PERIOD),
             metrics: LinkMetrics { avl: 1.0, ..Default::default() },
             score: 1.0,
+            judged: false,
             violations: Vec::new(),
             speed: None,
             usable: up,
         }
     }
 
-    /// What the monitors say now. `peer_probes`: whether the far end answers probes at all
-    /// (on any member), so their silence means something.
+    /// What the monitors say now. `peer_since`: since when the far end answers probes at all
+    /// (on any member); only then does their silence mean something, and a member that never
+    /// answered has a failover interval from then to do so.
     pub fn observe(
         &self,
         now: Nanos,
         strategy: MonitorStrategy,
-        peer_probes: bool,
+        peer_since: Option<Nanos>,
         arp: Option<(&ArpMonitor, bool, Nanos)>,
     ) -> Observations {
-        let probe_silence = (strategy != MonitorStrategy::Passive && peer_probes).then(|| {
-            let mut alive_at = self.probes.last_reply.unwrap_or(0).max(self.probe_epoch);
+        let probe_silence = peer_since.filter(|_| strategy != MonitorStrategy::Passive).map(|since| {
+            let mut alive_at = self.probes.last_reply.unwrap_or(0).max(self.probe_epoch).max(since);
             if strategy == MonitorStrategy::Dynamic {
                 alive_at = alive_at.max(self.last_rx);
             }
@@ -104,6 +109,15 @@ impl Member {
             probe_silence,
             monitor_alive: arp.map(|(m, active, epoch)| self.arp_alive(m, active, now, epoch)),
         }
+    }
+
+    /// When the next probe is due: a third of the failover interval after the last one, or a
+    /// sixth while that one is unanswered. Random loss then has to take about six probes in a
+    /// row to look like a dead link, while a dead link is still found within the interval.
+    pub fn next_probe(&self, failover_interval: Nanos) -> Nanos {
+        let answered = self.probes.last_reply.is_some_and(|r| r >= self.last_probe);
+        let interval = if answered || self.last_probe == 0 { failover_interval / 3 } else { failover_interval / 6 };
+        self.last_probe + interval.max(MS)
     }
 
     /// The ARP / NS monitor's verdict (bonding's rules, see `ArpValidate`): within
@@ -157,12 +171,24 @@ mod tests {
     #[test]
     fn probe_silence_counts_from_the_last_reply_or_epoch() {
         let mut m = member(0);
-        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, true, None).probe_silence, Some(50 * MS));
-        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, false, None).probe_silence, None, "no peer answers probes");
-        assert_eq!(m.observe(50 * MS, MonitorStrategy::Passive, true, None).probe_silence, None);
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, Some(0), None).probe_silence, Some(50 * MS));
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, None, None).probe_silence, None, "no peer answers probes");
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Passive, Some(0), None).probe_silence, None);
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, Some(30 * MS), None).probe_silence, Some(20 * MS), "from when the peer appeared");
         m.last_rx = 40 * MS;
-        assert_eq!(m.observe(50 * MS, MonitorStrategy::Dynamic, true, None).probe_silence, Some(10 * MS), "traffic proves it alive");
-        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, true, None).probe_silence, Some(50 * MS));
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Dynamic, Some(0), None).probe_silence, Some(10 * MS), "traffic proves it alive");
+        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, Some(0), None).probe_silence, Some(50 * MS));
+    }
+
+    #[test]
+    fn probing_speeds_up_while_unanswered() {
+        let mut m = member(0);
+        assert_eq!(m.next_probe(30 * MS), 10 * MS, "first probe after a third");
+        m.last_probe = 100 * MS;
+        assert_eq!(m.next_probe(30 * MS), 105 * MS, "unanswered: a sixth");
+        m.probes.sent(1, 100 * MS);
+        m.probes.replied(1, MS, false, 101 * MS);
+        assert_eq!(m.next_probe(30 * MS), 110 * MS, "answered: a third");
     }
 
     #[test]

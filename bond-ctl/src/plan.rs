@@ -17,6 +17,8 @@ pub struct MemberView {
     pub usable: bool,
     /// Quality score, 0.0 to 1.0.
     pub score: f64,
+    /// Whether the score rests on enough measurements.
+    pub judged: bool,
     /// Speed the driver reports (Mb/s).
     pub speed: Option<u32>,
 }
@@ -60,6 +62,7 @@ pub fn candidates(policy: &PolicySpec, members: &[MemberView]) -> Vec<Candidate>
             usable: m.usable,
             primary: policy.links.get(&m.name).is_some_and(|l| l.primary),
             score: m.score,
+            judged: m.judged,
         })
         .collect()
 }
@@ -181,6 +184,20 @@ pub fn bond_config(bond: &BondSettings, members: &[MemberView], policy: PolicyCo
     c
 }
 
+/// Which members carry traffic, from (healthy, punished, degraded) per member: the healthy ones
+/// neither punished nor degraded; if none, the healthy ones not punished; if none, all healthy
+/// ones. Only unhealthy members are ever left out when nothing else is there.
+pub fn usable_tiers(members: &[(bool, bool, bool)]) -> Vec<bool> {
+    let tiers: [&dyn Fn(&(bool, bool, bool)) -> bool; 3] =
+        [&|&(h, p, d)| h && !p && !d, &|&(h, p, _)| h && !p, &|&(h, _, _)| h];
+    for tier in tiers {
+        if members.iter().any(tier) {
+            return members.iter().map(tier).collect();
+        }
+    }
+    vec![false; members.len()]
+}
+
 /// The `member_usable` bit mask.
 pub fn usable_mask(members: &[MemberView]) -> u32 {
     members.iter().filter(|m| m.usable && usize::from(m.slot) < MAX_MEMBERS).fold(0, |acc, m| acc | 1 << m.slot)
@@ -201,6 +218,7 @@ mod tests {
                 ifindex: 10 + i as u32,
                 usable: *u,
                 score: 1.0,
+                judged: false,
                 speed: None,
             })
             .collect()
@@ -339,6 +357,15 @@ mod tests {
         assert_eq!(&c.member_ifindex[..3], &[10, 11, 12]);
         assert_eq!(c.policies[0].n_members, 3);
         assert_eq!(usable_mask(&m), 0b101);
+    }
+
+    #[test]
+    fn punished_or_degraded_links_carry_traffic_only_when_nothing_better_is_there() {
+        // (healthy, punished, degraded)
+        assert_eq!(usable_tiers(&[(true, false, false), (true, true, false), (true, false, true)]), [true, false, false]);
+        assert_eq!(usable_tiers(&[(true, true, false), (true, false, true), (false, false, false)]), [false, true, false]);
+        assert_eq!(usable_tiers(&[(true, true, true), (true, true, false), (false, false, false)]), [true, true, false]);
+        assert_eq!(usable_tiers(&[(false, false, false), (false, true, true)]), [false, false]);
     }
 
     #[test]

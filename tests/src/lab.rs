@@ -35,11 +35,27 @@ pub struct LabOptions {
     pub ipv6: bool,
     /// Start the daemon on side B (the receiving side) too.
     pub bond_b: bool,
+    /// Policy of side B when it differs from A's.
+    pub b_policy: Option<String>,
+    /// YAML lines added under side A's bond (bonding options such as `arp_interval: 100`).
+    pub a_bond: String,
+    /// Join the sides through a wire namespace that can cut and impair links (see [`Lab`]);
+    /// without it the links are direct veth pairs (for benchmarks: nothing in between).
+    pub wire: bool,
 }
 
 impl Default for LabOptions {
     fn default() -> Self {
-        LabOptions { links: 3, policy: "active-backup".into(), settings: String::new(), ipv6: false, bond_b: true }
+        LabOptions {
+            links: 3,
+            policy: "active-backup".into(),
+            settings: String::new(),
+            ipv6: false,
+            bond_b: true,
+            b_policy: None,
+            a_bond: String::new(),
+            wire: true,
+        }
     }
 }
 
@@ -58,6 +74,19 @@ impl LabOptions {
     }
     pub fn ipv6(mut self, on: bool) -> Self {
         self.ipv6 = on;
+        self
+    }
+    pub fn b_policy(mut self, p: &str) -> Self {
+        self.b_policy = Some(p.into());
+        self
+    }
+    pub fn a_bond(mut self, yaml: &str) -> Self {
+        self.a_bond = yaml.into();
+        self
+    }
+    /// Direct veth links, no wire namespace in between.
+    pub fn direct(mut self) -> Self {
+        self.wire = false;
         self
     }
 }
@@ -82,9 +111,15 @@ impl Side {
 }
 
 /// The lab. Dropping it stops the daemons, then deletes the namespaces (and so every link).
+///
+/// With a wire namespace (the default) each link is `A:eth<i> = W:a<i> -> W:b<i> = B:eth<i>`,
+/// frames passed across W by nftables (`fwd`), where they can be dropped or thinned out without
+/// any carrier change. The bond's own programs cannot be bypassed on A or B: traffic they
+/// redirect skips the members' netfilter hooks, so faults are injected in between.
 pub struct Lab {
     pub a: Side,
     pub b: Side,
+    wire: Option<Netns>,
     pub links: usize,
     dir: TempDir,
 }
@@ -94,21 +129,31 @@ impl Lab {
         let dir = TempDir::new()?;
         let ns_a = Netns::new("lab-a-")?;
         let ns_b = Netns::new("lab-b-")?;
+        let wire = if opts.wire { Some(Netns::new("lab-w-")?) } else { None };
         for ns in [&ns_a, &ns_b] {
             if !opts.ipv6 {
                 ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
                 ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
             }
         }
+        match &wire {
+            Some(w) => build_wire(w, &ns_a, &ns_b, opts.links, dir.path())?,
+            None => {
+                for i in 0..opts.links {
+                    let name = format!("eth{i}");
+                    ns_a.ip(&["link", "add", &name, "type", "veth", "peer", "name", &name, "netns", ns_b.name()])?;
+                }
+            }
+        }
         for i in 0..opts.links {
             let name = format!("eth{i}");
-            ns_a.ip(&["link", "add", &name, "type", "veth", "peer", "name", &name, "netns", ns_b.name()])?;
             ns_a.ip(&["link", "set", &name, "up"])?;
             ns_b.ip(&["link", "set", &name, "up"])?;
         }
         let mut lab = Lab {
             a: Side { daemon: None, bond: crate::unique_name("bd"), addr: ADDR_A, ns: ns_a },
             b: Side { daemon: None, bond: crate::unique_name("bd"), addr: ADDR_B, ns: ns_b },
+            wire,
             links: opts.links,
             dir,
         };
@@ -123,13 +168,22 @@ impl Lab {
 
     fn write_config(&self, side: &Side, opts: &LabOptions) -> anyhow::Result<PathBuf> {
         let links: Vec<String> = side.members(opts.links);
+        let is_a = side.addr == ADDR_A;
+        let policy = if is_a { &opts.policy } else { opts.b_policy.as_ref().unwrap_or(&opts.policy) };
         let mut text = format!(
             "bonds:\n  {}:\n    links: [{}]\n    addresses: [{}/24]\n    policy: {}\n",
             side.bond,
             links.join(", "),
             side.addr,
-            opts.policy
+            policy
         );
+        if is_a {
+            for line in opts.a_bond.lines() {
+                text.push_str("    ");
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
         if !opts.settings.trim().is_empty() {
             text.push_str("settings:\n");
             for line in opts.settings.lines() {
@@ -143,13 +197,48 @@ impl Lab {
         Ok(path)
     }
 
-    /// Cuts link `i` by taking B's end down: A's end loses carrier.
+    /// Cuts link `i`: both bonds' members on it lose carrier (the wire's ends go down; without
+    /// a wire, B's end goes down and A's loses carrier).
     pub fn cut(&self, i: usize) -> anyhow::Result<()> {
-        self.b.ns.ip(&["link", "set", &format!("eth{i}"), "down"]).map(drop)
+        self.set_link(i, "down")
     }
 
     pub fn restore(&self, i: usize) -> anyhow::Result<()> {
-        self.b.ns.ip(&["link", "set", &format!("eth{i}"), "up"]).map(drop)
+        self.set_link(i, "up")
+    }
+
+    fn set_link(&self, i: usize, state: &str) -> anyhow::Result<()> {
+        match &self.wire {
+            Some(w) => {
+                w.ip(&["link", "set", &format!("a{i}"), state])?;
+                w.ip(&["link", "set", &format!("b{i}"), state]).map(drop)
+            }
+            None => self.b.ns.ip(&["link", "set", &format!("eth{i}"), state]).map(drop),
+        }
+    }
+
+    /// Drops `percent`% of the frames crossing link `i` in each direction, without touching
+    /// carrier: 100 makes the link silent.
+    pub fn impair(&self, i: usize, percent: u32) -> anyhow::Result<()> {
+        let w = self.wire.as_ref().context("impairing links needs the wire namespace")?;
+        let drop = if percent >= 100 { "drop".to_string() } else { format!("numgen random mod 100 < {percent} drop") };
+        // One transaction: between a flush and the new rules the link would be silent.
+        let mut script = String::new();
+        for (from, to) in [(format!("a{i}"), format!("b{i}")), (format!("b{i}"), format!("a{i}"))] {
+            script.push_str(&format!("flush chain netdev wire {from}\n"));
+            if percent > 0 {
+                script.push_str(&format!("add rule netdev wire {from} {drop}\n"));
+            }
+            script.push_str(&format!("add rule netdev wire {from} fwd to \"{to}\"\n"));
+        }
+        let path = self.dir.path().join(format!("impair-{i}.nft"));
+        fs::write(&path, script)?;
+        w.exec("nft", &["-f", &path.to_string_lossy()]).map(|_| ())
+    }
+
+    /// Removes what `impair` did to link `i`.
+    pub fn repair(&self, i: usize) -> anyhow::Result<()> {
+        self.impair(i, 0)
     }
 
     /// Kernel counters of every member on side B.
@@ -160,6 +249,29 @@ impl Lab {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// The wire namespace: per link, `a<i>` (to A) and `b<i>` (to B), frames forwarded between them
+/// by nftables. No IPv6 of its own, so it adds no traffic.
+fn build_wire(w: &Netns, a: &Netns, b: &Netns, links: usize, dir: &Path) -> anyhow::Result<()> {
+    w.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+    w.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+    let mut rules = String::from("table netdev wire {\n");
+    for i in 0..links {
+        let eth = format!("eth{i}");
+        w.ip(&["link", "add", &format!("a{i}"), "type", "veth", "peer", "name", &eth, "netns", a.name()])?;
+        w.ip(&["link", "add", &format!("b{i}"), "type", "veth", "peer", "name", &eth, "netns", b.name()])?;
+        for end in ["a", "b"] {
+            w.ip(&["link", "set", &format!("{end}{i}"), "up"])?;
+        }
+        rules.push_str(&format!(
+            " chain a{i} {{ type filter hook ingress device \"a{i}\" priority 0; fwd to \"b{i}\"; }}\n chain b{i} {{ type filter hook ingress device \"b{i}\" priority 0; fwd to \"a{i}\"; }}\n"
+        ));
+    }
+    rules.push_str("}\n");
+    let path = dir.join(format!("{}.nft", w.name()));
+    fs::write(&path, rules)?;
+    w.exec("nft", &["-f", &path.to_string_lossy()]).map(drop)
 }
 
 /// A `bondctl up` process, stopped with SIGTERM on drop (SIGKILL if it does not exit).

@@ -29,6 +29,7 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     let lab = Lab::start(
         LabOptions::default()
             .policy("active-backup")
+            .direct()
             .settings("policies:\n  xor-l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }"),
     )
     .context("starting the lab")?;

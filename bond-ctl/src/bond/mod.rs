@@ -239,6 +239,7 @@ impl Bond {
                 ifindex: m.link.index,
                 usable: m.usable,
                 score: m.score,
+                judged: m.judged,
                 speed: m.speed,
             })
             .collect()

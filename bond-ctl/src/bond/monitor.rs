@@ -26,8 +26,9 @@ use crate::{
     plan,
 };
 
-/// Probe outcomes a link needs before its quality is judged.
-const MIN_JUDGED: usize = 8;
+/// Probe outcomes a link needs before its quality is judged (half the window): a loss among a
+/// handful of probes says little.
+const MIN_JUDGED: usize = crate::health::metrics::WINDOW / 2;
 
 /// Probe replies of one bond, read from its ring buffer.
 pub struct ProbeEvents {
@@ -44,6 +45,10 @@ pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<Pr
     Ok(tokio::spawn(async move {
         loop {
             let Ok(mut guard) = fd.readable_mut().await else { return };
+            // Readiness is cleared before draining: a record that lands after the drain then
+            // wakes us again. (Cleared after, its wakeup could be lost, and the ring buffer only
+            // notifies again once it has been emptied.)
+            guard.clear_ready();
             let rb = guard.get_inner_mut();
             let mut events = Vec::new();
             while let Some(item) = rb.next() {
@@ -52,7 +57,6 @@ pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<Pr
                     events.push(unsafe { (item.as_ptr() as *const ProbeEvent).read_unaligned() });
                 }
             }
-            guard.clear_ready();
             if !events.is_empty() && tx.send(ProbeEvents { bond: bond.clone(), events }).await.is_err() {
                 return;
             }
@@ -231,20 +235,20 @@ impl Bond {
         Ok(())
     }
 
-    /// Probes every member whose turn it is (a third of its failover interval); under the
-    /// dynamic strategy only members that received nothing since their last probe.
+    /// Probes every member whose turn it is (see `Member::next_probe`); under the dynamic
+    /// strategy only members that received nothing for a third of the failover interval.
     fn send_probes(&mut self, now: Nanos) {
         if self.policy.monitor == MonitorStrategy::Passive {
             return;
         }
         let Some(sender) = &self.bond_sender else { return };
         for m in &mut self.members {
-            if now < m.next_probe || !m.link.usable() {
+            let failover = self.policy.link_timing(&m.name).0 * MS;
+            if now < m.next_probe(failover) || !m.link.usable() {
                 continue;
             }
-            let interval = (self.policy.link_timing(&m.name).0 * MS / 3).max(MS);
-            let quiet = now.saturating_sub(m.last_rx) >= interval;
-            m.next_probe = now + interval;
+            let quiet = now.saturating_sub(m.last_rx) >= failover / 3;
+            m.last_probe = now;
             if self.policy.monitor == MonitorStrategy::Dynamic && !quiet {
                 continue;
             }
@@ -280,7 +284,7 @@ impl Bond {
 
     /// Health of every member from what the monitors say; acts on changes of usability.
     fn evaluate(&mut self, now: Nanos) -> anyhow::Result<()> {
-        let peer = self.monitor.peer_probes_since.is_some();
+        let peer = self.monitor.peer_probes_since;
         let active_role = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None).then_some(self.active).flatten();
         let mut notes = Vec::new();
         for m in &mut self.members {
@@ -310,12 +314,11 @@ impl Bond {
         self.apply_usable(now)
     }
 
-    /// Whether each member may carry traffic: healthy, not punished, and within its quality
-    /// limits unless no healthy member is.
+    /// Whether each member may carry traffic: healthy, not punished and within its quality
+    /// limits. When no member is all three, the best that is still healthy carry it: a punished
+    /// or degraded link is held out only while there is something better.
     fn apply_usable(&mut self, now: Nanos) -> anyhow::Result<()> {
-        let eligible = |m: &crate::member::Member| m.liveness.up() && !m.punishment.active();
-        let someone_fine = self.members.iter().any(|m| eligible(m) && m.violations.is_empty());
-        let decisions: Vec<bool> = self.members.iter().map(|m| eligible(m) && (m.violations.is_empty() || !someone_fine)).collect();
+        let decisions = plan::usable_tiers(&self.members.iter().map(|m| (m.liveness.up(), m.punishment.active(), !m.violations.is_empty())).collect::<Vec<_>>());
         if decisions.iter().zip(&self.members).all(|(d, m)| *d == m.usable) {
             return Ok(());
         }
@@ -358,6 +361,7 @@ impl Bond {
         for m in &mut self.members {
             m.metrics = m.probes.metrics(m.availability.share(now));
             let judged = peer && m.probes.outcomes() >= MIN_JUDGED;
+            m.judged = judged;
             m.score = if judged { quality::score(&m.metrics, &self.policy.weights, &self.policy.limits) } else { 1.0 };
             let violations = if judged { quality::violations(&m.metrics, &self.policy.limits) } else { Vec::new() };
             if !violations.is_empty() && m.violations.is_empty() {

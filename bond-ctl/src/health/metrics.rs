@@ -56,7 +56,9 @@ impl ProbeWindow {
         // A probe that is neither answered nor expired cannot stay forever.
         while self.outstanding.len() > WINDOW {
             self.outstanding.pop_front();
-            self.record(Outcome::Lost);
+            if self.peer_seen {
+                self.record(Outcome::Lost);
+            }
         }
     }
 
@@ -67,6 +69,10 @@ impl ProbeWindow {
             return;
         };
         self.outstanding.remove(i);
+        if !self.peer_seen {
+            // The first answer: probes sent before it went out when nothing answered yet.
+            self.outstanding.drain(..i);
+        }
         self.record(Outcome::Reply { rtt, corrupt });
         self.peer_seen = true;
         if !corrupt {
@@ -79,14 +85,18 @@ impl ProbeWindow {
         self.outcomes.len()
     }
 
-    /// Counts probes older than `timeout` as lost.
+    /// Counts probes older than `timeout` as lost. Before the first reply on this link they
+    /// are only forgotten: nothing may be answering yet (the far end still starting), and a
+    /// link's quality is measured from its first answer on.
     pub fn expire(&mut self, now: Nanos, timeout: Nanos) {
         while let Some(&(_, sent)) = self.outstanding.front() {
             if now.saturating_sub(sent) < timeout {
                 break;
             }
             self.outstanding.pop_front();
-            self.record(Outcome::Lost);
+            if self.peer_seen {
+                self.record(Outcome::Lost);
+            }
         }
     }
 
@@ -181,8 +191,8 @@ mod tests {
             w.sent(seq, 0);
             w.replied(seq, rtt * MS, false, 1);
         }
-        w.sent(5, 0);
-        w.sent(6, 0);
+        w.sent(5, 1);
+        w.sent(6, 1);
         w.replied(6, 20 * MS, true, 2);
         w.expire(100 * MS, 50 * MS); // 5 is lost
         let m = w.metrics(1.0);
@@ -203,8 +213,25 @@ mod tests {
     }
 
     #[test]
+    fn probes_before_the_first_answer_are_not_losses() {
+        let mut w = ProbeWindow::default();
+        w.sent(1, 0);
+        w.expire(10 * MS, 5 * MS);
+        assert_eq!(w.outcomes(), 0);
+        w.sent(2, 10 * MS);
+        w.sent(3, 10 * MS);
+        w.replied(3, MS, false, 11 * MS);
+        w.expire(20 * MS, 5 * MS);
+        assert_eq!(w.outcomes(), 1, "probe 2 went out before anything answered");
+        w.sent(4, 22 * MS);
+        w.expire(30 * MS, 5 * MS);
+        assert_eq!(w.metrics(1.0).plr, 0.5);
+    }
+
+    #[test]
     fn late_replies_after_expiry_do_not_count_twice() {
         let mut w = ProbeWindow::default();
+        w.peer_seen = true;
         w.sent(1, 0);
         w.expire(10 * MS, 5 * MS);
         w.replied(1, 11 * MS, false, 11 * MS);
@@ -216,6 +243,7 @@ mod tests {
     #[test]
     fn window_keeps_the_latest_outcomes() {
         let mut w = ProbeWindow::default();
+        w.peer_seen = true;
         for seq in 0..(WINDOW as u32) {
             w.sent(seq, 0);
         }

@@ -51,6 +51,8 @@ pub struct Candidate {
     pub primary: bool,
     /// Quality (and capacity) score; higher is better.
     pub score: f64,
+    /// Whether the score rests on enough measurements to compare links by it.
+    pub judged: bool,
 }
 
 /// Chooses and remembers the active member.
@@ -66,9 +68,11 @@ impl ActiveSelector {
         let usable = |slot: u8| candidates.iter().any(|c| c.slot == slot && c.usable);
         let score = |slot: u8| candidates.iter().find(|c| c.slot == slot).map_or(0.0, |c| c.score);
         let first_usable = candidates.iter().find(|c| c.usable).map(|c| c.slot);
+        // Scores are compared only once measured: a link that just came back is not better yet.
+        let judged = |slot: u8| candidates.iter().any(|c| c.slot == slot && c.judged);
         let best = candidates
             .iter()
-            .filter(|c| c.usable)
+            .filter(|c| c.usable && c.judged)
             .fold(None::<&Candidate>, |b, c| match b {
                 Some(b) if b.score >= c.score => Some(b),
                 _ => Some(c),
@@ -79,13 +83,13 @@ impl ActiveSelector {
         let Some(cur) = current.filter(|&c| usable(c)) else {
             // The active member is gone: the next in failover order (the data plane has already
             // moved there by itself), or for optimize the best one.
-            return if method == SelectMethod::Optimize { best } else { first_usable };
+            return if method == SelectMethod::Optimize { best.or(first_usable) } else { first_usable };
         };
         match method {
             SelectMethod::Failure => Some(cur),
             SelectMethod::Always => Some(primary.unwrap_or(cur)),
             SelectMethod::Better => match primary {
-                Some(p) if p != cur && score(p) > score(cur) * (1.0 + BETTER_MARGIN) => Some(p),
+                Some(p) if p != cur && judged(p) && score(p) > score(cur) * (1.0 + BETTER_MARGIN) => Some(p),
                 _ => Some(cur),
             },
             SelectMethod::Optimize => {
@@ -107,7 +111,7 @@ mod tests {
     use super::*;
 
     fn c(slot: u8, usable: bool, primary: bool, score: f64) -> Candidate {
-        Candidate { slot, usable, primary, score }
+        Candidate { slot, usable, primary, score, judged: true }
     }
 
     #[test]
@@ -133,6 +137,8 @@ mod tests {
         assert_eq!(s.choose(SelectMethod::Better, &worse, Some(1), 0), Some(1));
         let better = [c(0, true, true, 0.99), c(1, true, false, 0.5)];
         assert_eq!(s.choose(SelectMethod::Better, &better, Some(1), 0), Some(0));
+        let unmeasured = [Candidate { judged: false, ..c(0, true, true, 1.0) }, c(1, true, false, 0.5)];
+        assert_eq!(s.choose(SelectMethod::Better, &unmeasured, Some(1), 0), Some(1), "not better until measured");
     }
 
     #[test]
@@ -145,6 +151,9 @@ mod tests {
         let back = [c(0, true, false, 1.0), c(1, true, false, 0.5)];
         assert_eq!(s.choose(SelectMethod::Optimize, &back, Some(1), ANTI_FLAP - 1), Some(1), "anti-flap");
         assert_eq!(s.choose(SelectMethod::Optimize, &back, Some(1), ANTI_FLAP), Some(0));
+        let mut s = ActiveSelector::default();
+        let unmeasured = [c(0, true, false, 0.5), Candidate { judged: false, ..c(1, true, false, 1.0) }];
+        assert_eq!(s.choose(SelectMethod::Optimize, &unmeasured, Some(0), 0), Some(0), "not better until measured");
     }
 
     #[test]

@@ -1,0 +1,296 @@
+//! Link health: silent failures, flapping, loss, primaries and failover order, delays, the ARP
+//! monitor, broadcast dedup. Faults are injected with nftables (no carrier change) or by taking
+//! the far end of a link down.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use bond_tests::{
+    Daemon, Lab, LabOptions,
+    net::{Stream, UdpFlows, losses, ping},
+};
+use serde_json::Value;
+
+fn lab(opts: LabOptions) -> Lab {
+    Lab::start(opts).unwrap_or_else(|e| panic!("starting the lab: {e:#}"))
+}
+
+/// Polls side A's status until `pred` holds; returns it and how long that took.
+fn wait_for(lab: &Lab, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> (Value, Duration) {
+    let start = Instant::now();
+    loop {
+        let s = lab.a.daemon().status().expect("status");
+        if pred(&s) {
+            return (s, start.elapsed());
+        }
+        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}; status:\n{s:#}\nlog:\n{}", lab.a.daemon().log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn member<'a>(s: &'a Value, name: &str) -> &'a Value {
+    Daemon::member(s, name)
+}
+
+fn usable(s: &Value, name: &str) -> bool {
+    member(s, name)["usable"] == true
+}
+
+fn events(s: &Value) -> String {
+    s["events"].as_array().map(|e| e.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("\n")).unwrap_or_default()
+}
+
+#[test]
+fn a_silent_link_is_detected_within_the_failover_interval() {
+    // Probes every 10 ms; a link silent for 30 ms has failed.
+    let lab = lab(LabOptions::default()
+        .policy("fast")
+        .settings("policies:\n  fast: { basePolicy: active-backup, failoverInterval: 30 }"));
+    ping(&lab, 2).unwrap();
+    wait_for(&lab, Duration::from_secs(5), "probes answered", |s| member(s, "eth0")["rx_probes"].as_u64().unwrap_or(0) > 0);
+    let stream = Stream::start(&lab, Duration::from_millis(1), 3000).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // Everything on eth0 is dropped in both directions; its carrier stays up.
+    lab.impair(0, 100).unwrap();
+    let (s, detected) = wait_for(&lab, Duration::from_secs(5), "eth0 declared failed", |s| !usable(s, "eth0"));
+    std::thread::sleep(Duration::from_millis(700));
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, longest) = losses(sent, &got);
+    println!("silent failure: detected after {detected:?} (status polled every 10 ms); {lost} of {sent} datagrams lost, longest gap {longest} ms");
+    let m = member(&s, "eth0");
+    assert_eq!(m["carrier"], true, "no carrier change");
+    assert!(m["health"].as_str().unwrap().contains("silent"), "{m:#}");
+    assert_ne!(s["active"], "eth0");
+    // 30 ms failover interval + one 10 ms probe interval; the bound allows for scheduling noise.
+    assert!(longest <= 150, "traffic lost for {longest} ms");
+    assert!(got.iter().any(|(q, _)| *q > sent - 100), "traffic continues on another member");
+    lab.repair(0).unwrap();
+    wait_for(&lab, Duration::from_secs(5), "eth0 back", |s| usable(s, "eth0"));
+}
+
+#[test]
+fn a_flapping_link_is_punished_with_growing_refractory_periods_and_readmitted() {
+    let lab = lab(LabOptions::default()
+        .policy("p")
+        .settings("policies:\n  p:\n    basePolicy: balance-rr\n    failoverInterval: 100\n    punishment: { base: 400, window: 30000 }"));
+    let cut_and_restore = || {
+        lab.cut(1).unwrap();
+        wait_for(&lab, Duration::from_secs(5), "eth1 failed", |s| member(s, "eth1")["health"] != "up");
+        lab.restore(1).unwrap();
+        wait_for(&lab, Duration::from_secs(5), "eth1 healthy", |s| member(s, "eth1")["health"] == "up");
+    };
+    // First failure: not punished.
+    cut_and_restore();
+    let (s, _) = wait_for(&lab, Duration::from_secs(5), "eth1 back after one failure", |s| usable(s, "eth1"));
+    assert_eq!(member(&s, "eth1")["punished_ms"], 0);
+    // Second failure within the window: punished with the base period.
+    cut_and_restore();
+    let (s, _) = wait_for(&lab, Duration::from_secs(1), "eth1 punished", |s| member(s, "eth1")["punished_ms"].as_u64().unwrap() > 0);
+    let first = member(&s, "eth1")["punished_ms"].as_u64().unwrap();
+    assert!(!usable(&s, "eth1"), "held out while punished");
+    assert!(first <= 400, "base period: {first}");
+    // Third, while still punished: base + twice what is left.
+    cut_and_restore();
+    let (s, _) = wait_for(&lab, Duration::from_secs(1), "eth1 punished again", |s| member(s, "eth1")["punished_ms"].as_u64().unwrap() > first);
+    let second = member(&s, "eth1")["punished_ms"].as_u64().unwrap();
+    println!("refractory periods: {first} ms, then {second} ms");
+    assert!(second > first, "grows on repeats: {first} then {second}");
+    // Healthy: the punishment fades and the link is readmitted.
+    let (s, waited) = wait_for(&lab, Duration::from_secs(10), "eth1 readmitted", |s| usable(s, "eth1"));
+    assert!(waited.as_millis() as u64 + 100 >= second.min(400), "readmitted only after fading ({waited:?})");
+    let e = events(&s);
+    assert!(e.contains("eth1 punished for flapping") && e.contains("eth1 readmitted"), "{e}");
+}
+
+#[test]
+fn loss_on_one_link_lowers_its_allocation_and_moves_flows() {
+    // Loss alone is scored, and (under a high limit) not avoided: the link keeps a smaller share.
+    let lab = lab(LabOptions::default().policy("aw").settings(
+        "policies:\n  aw:\n    basePolicy: balance-aware\n    failoverInterval: 150\n    quality: { plr: 1.0 }\n    qualityLimits: { plr: 0.5 }",
+    ));
+    ping(&lab, 2).unwrap();
+    let alloc = |s: &Value, m: &str| member(s, m)["allocation"].as_f64().unwrap();
+    let (s, _) = wait_for(&lab, Duration::from_secs(5), "probes answered", |s| member(s, "eth2")["quality"]["samples"].as_u64().unwrap() >= 32);
+    let before = alloc(&s, "eth2");
+    assert!((before - 1.0 / 3.0).abs() < 0.02, "equal shares to start with: {before}");
+    let flows = UdpFlows::new(&lab, 200, 45000).unwrap();
+    let tx_on_eth2 = |s: &Value| member(s, "eth2")["tx_bytes"].as_u64().unwrap();
+    let tx_all = |s: &Value| (0..3).map(|i| member(s, &format!("eth{i}"))["tx_bytes"].as_u64().unwrap()).sum::<u64>();
+    let s0 = lab.a.daemon().status().unwrap();
+    flows.send(5, 200).unwrap();
+    let s1 = lab.a.daemon().status().unwrap();
+    let share_before = (tx_on_eth2(&s1) - tx_on_eth2(&s0)) as f64 / (tx_all(&s1) - tx_all(&s0)) as f64;
+
+    lab.impair(2, 10).unwrap();
+    let (s, took) = wait_for(&lab, Duration::from_secs(10), "eth2's allocation lowered", |s| alloc(s, "eth2") < before - 0.08);
+    let after = alloc(&s, "eth2");
+    let m = member(&s, "eth2");
+    println!("10% loss each way on eth2: measured plr {:.2}, score {:.2}, allocation {before:.3} -> {after:.3} after {took:?}", m["quality"]["plr"], m["score"]);
+    assert!(m["quality"]["plr"].as_f64().unwrap() > 0.02, "loss measured: {m:#}");
+    assert!(usable(&s, "eth2"), "not avoided under a 0.5 loss limit");
+    let s2 = lab.a.daemon().status().unwrap();
+    flows.send(5, 200).unwrap();
+    let s3 = lab.a.daemon().status().unwrap();
+    let share_after = (tx_on_eth2(&s3) - tx_on_eth2(&s2)) as f64 / (tx_all(&s3) - tx_all(&s2)) as f64;
+    println!("share of the flows' bytes sent on eth2: {share_before:.3} -> {share_after:.3}");
+    assert!(share_after < share_before - 0.06, "flows moved off the lossy link: {share_before} -> {share_after}");
+    lab.repair(2).unwrap();
+}
+
+#[test]
+fn loss_past_the_limit_avoids_the_link_and_punishes_it() {
+    let lab = lab(LabOptions::default()
+        .policy("aw")
+        .settings("policies:\n  aw:\n    basePolicy: balance-aware\n    failoverInterval: 150\n    punishment: { base: 300 }"));
+    ping(&lab, 2).unwrap();
+    wait_for(&lab, Duration::from_secs(5), "probes answered", |s| member(s, "eth1")["quality"]["samples"].as_u64().unwrap() >= 32);
+    // About 19% of round trips fail: past the default 5% limit, yet rarely long enough to look silent.
+    lab.impair(1, 10).unwrap();
+    let (s, _) = wait_for(&lab, Duration::from_secs(10), "eth1 avoided for loss", |s| {
+        !usable(s, "eth1") && member(s, "eth1")["violations"][0].as_str().is_some_and(|v| v.starts_with("loss"))
+    });
+    let m = member(&s, "eth1");
+    assert_eq!(m["allocation"], 0.0);
+    assert!(events(&s).contains("eth1 misbehaves (loss"), "{}", events(&s));
+    lab.repair(1).unwrap();
+    // Losses age out of the window; the punishment fades; the link returns.
+    wait_for(&lab, Duration::from_secs(20), "eth1 back", |s| usable(s, "eth1"));
+}
+
+// Repeated cuts within a minute would be punished as flapping; a short period keeps the test quick.
+const SELECT: &str = "policies:
+  ab-always: { basePolicy: active-backup, linkSelectMethod: always, failoverInterval: 300, punishment: { base: 50 }, links: { eth0: { mode: primary }, eth1: {}, eth2: {} } }
+  ab-failure: { basePolicy: active-backup, linkSelectMethod: failure, failoverInterval: 300, punishment: { base: 50 }, links: { eth0: { mode: primary }, eth1: {}, eth2: {} } }
+  ab-better: { basePolicy: active-backup, linkSelectMethod: better, failoverInterval: 300, punishment: { base: 50 }, links: { eth0: { mode: primary }, eth1: {}, eth2: {} } }
+  ab-optimize: { basePolicy: active-backup, activeReselect: optimize, failoverInterval: 300, punishment: { base: 50 }, links: { eth0: { mode: primary }, eth1: {}, eth2: {} } }";
+
+#[test]
+fn the_primary_returns_or_not_according_to_link_select_method() {
+    let lab = lab(LabOptions::default().policy("ab-always").settings(SELECT));
+    for (method, returns) in [("always", true), ("failure", false), ("better", false), ("optimize", false)] {
+        // Start from the primary active.
+        lab.a.daemon().set_policy("ab-always").unwrap();
+        wait_for(&lab, Duration::from_secs(5), "eth0 active", |s| s["active"] == "eth0");
+        lab.a.daemon().set_policy(&format!("ab-{method}")).unwrap();
+        lab.cut(0).unwrap();
+        wait_for(&lab, Duration::from_secs(5), "failover to eth1", |s| s["active"] == "eth1");
+        lab.restore(0).unwrap();
+        wait_for(&lab, Duration::from_secs(5), "eth0 usable again", |s| usable(s, "eth0"));
+        std::thread::sleep(Duration::from_millis(300));
+        let s = lab.a.daemon().status().unwrap();
+        let want = if returns { "eth0" } else { "eth1" };
+        assert_eq!(s["active"], want, "linkSelectMethod {method}: the primary {} return", if returns { "should" } else { "should not" });
+    }
+}
+
+#[test]
+fn a_returning_primary_that_is_better_takes_over_with_better() {
+    // eth1 is made lossy (about 19% of round trips; not avoided, and too little to look silent
+    // for 300 ms): once eth0 is back and measured, it scores clearly better.
+    let lab = lab(LabOptions::default().policy("ab-better").settings(
+        "policies:\n  ab-better: { basePolicy: active-backup, linkSelectMethod: better, failoverInterval: 300, qualityLimits: { plr: 0.95 }, links: { eth0: { mode: primary }, eth1: {}, eth2: { enabled: false } } }",
+    ));
+    wait_for(&lab, Duration::from_secs(5), "eth0 active", |s| s["active"] == "eth0");
+    lab.impair(1, 10).unwrap();
+    lab.cut(0).unwrap();
+    wait_for(&lab, Duration::from_secs(5), "failover to eth1", |s| s["active"] == "eth1");
+    lab.restore(0).unwrap();
+    let (s, _) = wait_for(&lab, Duration::from_secs(5), "eth0 usable", |s| usable(s, "eth0"));
+    assert_eq!(s["active"], "eth1", "not taken back before eth0 is measured");
+    let (s, took) = wait_for(&lab, Duration::from_secs(15), "better eth0 takes over", |s| s["active"] == "eth0");
+    println!("the returning primary took over after {took:?}");
+    assert!(!events(&s).contains("eth1 failed"), "eth1 never failed: {}", events(&s));
+    assert!(member(&s, "eth0")["score"].as_f64().unwrap() > member(&s, "eth1")["score"].as_f64().unwrap(), "{s:#}");
+    lab.repair(1).unwrap();
+}
+
+#[test]
+fn failover_to_chains_are_followed() {
+    let lab = lab(LabOptions::default().policy("chain").settings(
+        "policies:\n  chain: { basePolicy: active-backup, links: { eth0: { mode: primary, failoverTo: eth2 }, eth1: {}, eth2: { failoverTo: eth1 } } }",
+    ));
+    wait_for(&lab, Duration::from_secs(5), "eth0 active", |s| s["active"] == "eth0");
+    lab.cut(0).unwrap();
+    wait_for(&lab, Duration::from_secs(5), "eth0 -> eth2 (not eth1)", |s| s["active"] == "eth2");
+    lab.cut(2).unwrap();
+    wait_for(&lab, Duration::from_secs(5), "eth2 -> eth1", |s| s["active"] == "eth1");
+    lab.restore(0).unwrap();
+    lab.restore(2).unwrap();
+    wait_for(&lab, Duration::from_secs(5), "primary eth0 back", |s| s["active"] == "eth0");
+}
+
+#[test]
+fn up_delay_and_down_delay_are_honoured() {
+    let lab = lab(LabOptions::default()
+        .policy("d")
+        .settings("policies:\n  d: { basePolicy: active-backup, upDelay: 600, downDelay: 400, links: { eth0: { mode: primary }, eth1: {}, eth2: {} } }"));
+    wait_for(&lab, Duration::from_secs(5), "eth0 active", |s| s["active"] == "eth0");
+    lab.cut(0).unwrap();
+    let (_, down) = wait_for(&lab, Duration::from_secs(5), "eth0 out after downDelay", |s| !usable(s, "eth0"));
+    lab.restore(0).unwrap();
+    let (s, up) = wait_for(&lab, Duration::from_secs(5), "eth0 back after upDelay", |s| usable(s, "eth0"));
+    println!("downDelay 400 ms: out after {down:?}; upDelay 600 ms: back after {up:?}");
+    assert!(down >= Duration::from_millis(380), "left before downDelay: {down:?}");
+    assert!(up >= Duration::from_millis(580), "back before upDelay: {up:?}");
+    assert!(events(&s).contains("eth0 is healthy (healthy for upDelay 600 ms)"), "{}", events(&s));
+    wait_for(&lab, Duration::from_secs(2), "primary active again", |s| s["active"] == "eth0");
+}
+
+#[test]
+fn the_arp_monitor_detects_a_dead_target() {
+    // B answers ARP on all of its links (broadcast), so every A member hears the target.
+    let lab = lab(LabOptions::default()
+        .policy("balance-rr")
+        .b_policy("broadcast")
+        .a_bond(&format!("arp_interval: 50\narp_ip_target: [{}]\narp_validate: all\narp_missed_max: 2", bond_tests::lab::ADDR_B)));
+    let (s, _) = wait_for(&lab, Duration::from_secs(5), "members up with ARP replies", |s| {
+        (0..3).all(|i| usable(s, &format!("eth{i}")))
+    });
+    assert!(s["members"][0]["health"] == "up");
+    // The target goes away: nobody answers ARP for it any more.
+    lab.b.ns.ip(&["addr", "del", &format!("{}/24", bond_tests::lab::ADDR_B), "dev", &lab.b.bond]).unwrap();
+    let (s, took) = wait_for(&lab, Duration::from_secs(5), "members down", |s| (0..3).all(|i| !usable(s, &format!("eth{i}"))));
+    println!("ARP target gone: all members down after {took:?} (arp_interval 50 ms x arp_missed_max 2)");
+    assert!(member(&s, "eth0")["health"].as_str().unwrap().contains("monitor targets unreachable"));
+    assert_eq!(member(&s, "eth0")["carrier"], true);
+    // It comes back.
+    lab.b.ns.ip(&["addr", "add", &format!("{}/24", bond_tests::lab::ADDR_B), "dev", &lab.b.bond]).unwrap();
+    wait_for(&lab, Duration::from_secs(5), "members up again", |s| (0..3).all(|i| usable(s, &format!("eth{i}"))));
+}
+
+#[test]
+fn dedup_delivers_each_broadcast_packet_once() {
+    let lab = lab(LabOptions::default().policy("bd").settings("policies:\n  bd: { basePolicy: broadcast, dedup: true }"));
+    ping(&lab, 2).unwrap();
+    let flows = UdpFlows::new(&lab, 4, 46000).unwrap();
+    let sent = flows.send(250, 300).unwrap();
+    let got = flows.receive(Duration::from_millis(300));
+    let mut copies: BTreeMap<u64, usize> = BTreeMap::new();
+    for (seq, _) in &got {
+        *copies.entry(*seq).or_default() += 1;
+    }
+    assert_eq!(copies.len() as u64, sent, "every datagram arrives");
+    assert!(copies.values().all(|&n| n == 1), "each exactly once: {:?}", copies.values().filter(|n| **n != 1).count());
+    let s = lab.b.daemon().status().unwrap();
+    let dropped: u64 = (0..3).map(|i| member(&s, &format!("eth{i}"))["rx_dropped"].as_u64().unwrap()).sum();
+    assert!(dropped >= 2 * sent, "the receiver dropped the other copies: {dropped}");
+}
+
+#[test]
+fn probes_measure_each_link() {
+    let lab = lab(LabOptions::default().policy("m").settings("policies:\n  m: { basePolicy: balance-xor, failoverInterval: 60 }"));
+    let (s, _) = wait_for(&lab, Duration::from_secs(5), "samples", |s| {
+        (0..3).all(|i| member(s, &format!("eth{i}"))["quality"]["samples"].as_u64().unwrap_or(0) >= 8)
+    });
+    for i in 0..3 {
+        let m = member(&s, &format!("eth{i}"));
+        let q = &m["quality"];
+        assert!(q["lat"].as_f64().unwrap() > 0.0 && q["lat"].as_f64().unwrap() < 50.0, "{m:#}");
+        assert!(q["ltm"].as_f64().unwrap() >= q["lat"].as_f64().unwrap());
+        assert_eq!(q["plr"], 0.0);
+        assert_eq!(q["per"], 0.0);
+        assert!(m["probes_answered"].as_u64().unwrap() > 0, "A answered B's probes too");
+    }
+}
