@@ -4,11 +4,12 @@
 //! ring buffers), control requests and a tick for periodic work arrive as messages, so there
 //! are no locks.
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::mpsc,
-    time::MissedTickBehavior,
 };
 
 use crate::{
@@ -50,14 +51,21 @@ pub async fn run(config: Config, only: Option<&str>) -> anyhow::Result<()> {
         }
     }
     let period = bonds.iter().map(Bond::tick_interval).min().unwrap_or_default();
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     tracing::info!("running {} bond(s), monitoring every {period:?}; SIGINT or SIGTERM removes them", bonds.len());
+    let mut next_tick = sys::monotonic_ns();
     loop {
+        // Regular ticks, and earlier wake-ups for probes and silence deadlines.
+        let now = sys::monotonic_ns();
+        let due = bonds.iter().filter_map(|b| b.next_deadline(now)).fold(next_tick, u64::min);
+        let wait = Duration::from_nanos(due.saturating_sub(now));
         tokio::select! {
-            _ = tick.tick() => {
+            _ = tokio::time::sleep(wait) => {
+                let now = sys::monotonic_ns();
+                if now >= next_tick {
+                    next_tick = now + period.as_nanos() as u64;
+                }
                 let now = sys::monotonic_ns();
                 for b in &mut bonds {
                     if let Err(e) = b.tick(now, &ethtool) {

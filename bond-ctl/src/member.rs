@@ -96,13 +96,7 @@ impl Member {
         peer_since: Option<Nanos>,
         arp: Option<(&ArpMonitor, bool, Nanos)>,
     ) -> Observations {
-        let probe_silence = peer_since.filter(|_| strategy != MonitorStrategy::Passive).map(|since| {
-            let mut alive_at = self.probes.last_reply.unwrap_or(0).max(self.probe_epoch).max(since);
-            if strategy == MonitorStrategy::Dynamic {
-                alive_at = alive_at.max(self.last_rx);
-            }
-            now.saturating_sub(alive_at)
-        });
+        let probe_silence = self.alive_at(strategy, peer_since).map(|t| now.saturating_sub(t));
         Observations {
             device_up: self.link.usable(),
             admin_up: self.link.admin_up,
@@ -111,12 +105,30 @@ impl Member {
         }
     }
 
+    /// The last proof of life from probes (a reply, or received traffic under the dynamic
+    /// strategy); None when probes do not judge this link (see `observe`).
+    pub fn alive_at(&self, strategy: MonitorStrategy, peer_since: Option<Nanos>) -> Option<Nanos> {
+        let since = peer_since.filter(|_| strategy != MonitorStrategy::Passive)?;
+        let mut alive_at = self.probes.last_reply.unwrap_or(0).max(self.probe_epoch).max(since);
+        if strategy == MonitorStrategy::Dynamic {
+            alive_at = alive_at.max(self.last_rx);
+        }
+        Some(alive_at)
+    }
+
     /// When the next probe is due: a third of the failover interval after the last one, or a
-    /// sixth while that one is unanswered. Random loss then has to take about six probes in a
-    /// row to look like a dead link, while a dead link is still found within the interval.
+    /// ninth while that one is unanswered (but not before twice the longest round trip seen).
+    /// Random loss then has to take about six probes in a row to look like a dead link, while a
+    /// dead link is still found within the interval.
     pub fn next_probe(&self, failover_interval: Nanos) -> Nanos {
         let answered = self.probes.last_reply.is_some_and(|r| r >= self.last_probe);
-        let interval = if answered || self.last_probe == 0 { failover_interval / 3 } else { failover_interval / 6 };
+        let regular = failover_interval / 3;
+        let interval = if answered || self.last_probe == 0 {
+            regular
+        } else {
+            let round_trip = (2.0 * self.metrics.ltm * MS as f64) as Nanos;
+            (failover_interval / 9).max(round_trip.min(regular))
+        };
         self.last_probe + interval.max(MS)
     }
 
@@ -185,7 +197,10 @@ mod tests {
         let mut m = member(0);
         assert_eq!(m.next_probe(30 * MS), 10 * MS, "first probe after a third");
         m.last_probe = 100 * MS;
-        assert_eq!(m.next_probe(30 * MS), 105 * MS, "unanswered: a sixth");
+        assert_eq!(m.next_probe(30 * MS), 100 * MS + 10 * MS / 3, "unanswered: a ninth");
+        m.metrics.ltm = 4.0;
+        assert_eq!(m.next_probe(30 * MS), 108 * MS, "but not before twice the longest round trip");
+        m.metrics.ltm = 0.0;
         m.probes.sent(1, 100 * MS);
         m.probes.replied(1, MS, false, 101 * MS);
         assert_eq!(m.next_probe(30 * MS), 110 * MS, "answered: a third");

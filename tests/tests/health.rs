@@ -201,7 +201,7 @@ fn a_returning_primary_that_is_better_takes_over_with_better() {
     assert_eq!(s["active"], "eth1", "not taken back before eth0 is measured");
     let (s, took) = wait_for(&lab, Duration::from_secs(15), "better eth0 takes over", |s| s["active"] == "eth0");
     println!("the returning primary took over after {took:?}");
-    assert!(!events(&s).contains("eth1 failed"), "eth1 never failed: {}", events(&s));
+    assert!(!events(&s).contains("eth1 failed"), "eth1 never failed: {}\n{:#}", events(&s), member(&s, "eth1"));
     assert!(member(&s, "eth0")["score"].as_f64().unwrap() > member(&s, "eth1")["score"].as_f64().unwrap(), "{s:#}");
     lab.repair(1).unwrap();
 }
@@ -293,4 +293,33 @@ fn probes_measure_each_link() {
         assert_eq!(q["per"], 0.0);
         assert!(m["probes_answered"].as_u64().unwrap() > 0, "A answered B's probes too");
     }
+}
+
+#[test]
+fn the_dynamic_strategy_probes_only_quiet_links() {
+    // A sends a constant stream over all three links; B's members receive a packet every
+    // 3 ms, which proves them alive, so B stops probing until the stream ends.
+    let lab = lab(LabOptions::default()
+        .policy("dyn")
+        .settings("policies:\n  dyn: { basePolicy: balance-rr, packetsPerLink: 1, failoverInterval: 60, monitorStrategy: dynamic }"));
+    ping(&lab, 2).unwrap();
+    let b_probes = || {
+        let s = lab.b.daemon().status().unwrap();
+        (0..3).map(|i| member(&s, &format!("eth{i}"))["tx_probes"].as_u64().unwrap()).sum::<u64>()
+    };
+    let p0 = b_probes();
+    std::thread::sleep(Duration::from_secs(1));
+    let quiet = b_probes() - p0;
+    let stream = Stream::start(&lab, Duration::from_millis(1), 1500).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let p1 = b_probes();
+    std::thread::sleep(Duration::from_secs(1));
+    let busy = b_probes() - p1;
+    let (sent, got) = stream.finish().unwrap();
+    println!("probes B sent in one second: {quiet} on quiet links, {busy} while they carry traffic");
+    assert!(quiet >= 100, "quiet links are probed every 20 ms: {quiet}");
+    assert!(busy <= 10, "busy links are not probed: {busy}");
+    assert_eq!(losses(sent, &got).0, 0);
+    let s = lab.b.daemon().status().unwrap();
+    assert!((0..3).all(|i| usable(&s, &format!("eth{i}"))), "traffic kept every link alive");
 }

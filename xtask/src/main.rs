@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_failover;
 mod build;
 mod demo;
 mod setup;
@@ -33,8 +34,8 @@ enum Command {
         /// Only integration tests whose name contains this.
         filter: Option<String>,
     },
-    /// Set up, build, and measure: packet rate through the bond vs a plain veth path, and the
-    /// programs' cost per packet.
+    /// Set up, build, and measure: packet rate through the bond vs a plain veth path, the
+    /// programs' cost per packet, and failover time (carrier loss, silent loss).
     Bench,
 }
 
@@ -59,7 +60,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench => {
             setup::all()?;
             let bondctl = build::all()?;
-            bench::run(&bondctl)
+            bench::run(&bondctl)?;
+            bench_failover::run()
         }
     }
 }

@@ -115,6 +115,28 @@ impl Bond {
         Duration::from_millis(probe.min(carrier).clamp(1, 50))
     }
 
+    /// The earliest moment something is due before the next regular tick: a probe to send, or
+    /// a link's silence reaching its failover interval. The daemon wakes then, so a silent link
+    /// is declared failed on time rather than up to a tick late.
+    pub fn next_deadline(&self, now: Nanos) -> Option<Nanos> {
+        if self.policy.monitor == MonitorStrategy::Passive || self.bond_sender.is_none() {
+            return None;
+        }
+        let peer = self.monitor.peer_probes_since;
+        self.members
+            .iter()
+            .filter(|m| m.link.usable())
+            .flat_map(|m| {
+                let fi = self.policy.link_timing(&m.name).0 * MS;
+                let silent = m.alive_at(self.policy.monitor, peer).filter(|_| m.liveness.up()).map(|t| t + fi + 1);
+                [Some(m.next_probe(fi)), silent]
+            })
+            .flatten()
+            // What is already past is handled by the regular tick (e.g. during a downDelay).
+            .filter(|&t| t > now)
+            .min()
+    }
+
     /// Periodic work.
     pub fn tick(&mut self, now: Nanos, ethtool: &CarrierProbe) -> anyhow::Result<()> {
         let miimon = self.spec.monitor.miimon;
