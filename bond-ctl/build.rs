@@ -26,11 +26,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let meta = cargo_metadata::MetadataCommand::new().no_deps().exec().context("cargo metadata")?;
-    let pkg = meta
-        .packages
-        .into_iter()
-        .find(|p| p.name.as_str() == "bond-ebpf")
-        .ok_or_else(|| anyhow!("bond-ebpf package not found"))?;
+    let pkg = meta.packages.into_iter().find(|p| p.name.as_str() == "bond-ebpf").ok_or_else(|| anyhow!("bond-ebpf package not found"))?;
     let root = pkg.manifest_path.parent().ok_or_else(|| anyhow!("no parent"))?.to_string();
     println!("cargo::rerun-if-changed={}/../bond-common/src", root);
     aya_build::build_ebpf(

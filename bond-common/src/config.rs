@@ -225,10 +225,7 @@ pub struct BondConfig {
     pub policies: [PolicyConfig; MAX_POLICIES],
 }
 
-const _: () = assert!(
-    core::mem::size_of::<BondConfig>()
-        == 40 + 4 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>()
-);
+const _: () = assert!(core::mem::size_of::<BondConfig>() == 40 + 4 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>());
 
 impl BondConfig {
     pub const EMPTY: BondConfig = BondConfig {

@@ -278,13 +278,7 @@ fn encap_flow_dissect<P: PacketBytes + ?Sized>(p: &P, h: &Headers) -> Option<Ker
 }
 
 #[inline(always)]
-fn dissect_ip_proto<P: PacketBytes + ?Sized>(
-    p: &P,
-    l3: u16,
-    mut ip_proto: u8,
-    nhoff: &mut usize,
-    f: &mut KernelFlow,
-) -> Next {
+fn dissect_ip_proto<P: PacketBytes + ?Sized>(p: &P, l3: u16, mut ip_proto: u8, nhoff: &mut usize, f: &mut KernelFlow) -> Next {
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         *nhoff = loop_offset(*nhoff);
         match ip_proto {

@@ -267,8 +267,7 @@ fn set_ipv4(field: &mut [u8; 16], a: [u8; 4]) {
 #[inline(always)]
 fn parse_ipv6<P: PacketBytes + ?Sized>(p: &P, off: usize, h: &mut Headers) {
     // Field by field rather than one 40-byte read: keeps the eBPF stack small.
-    let (Some(fixed), Some(src), Some(dst)) = (p.bytes::<8>(off), p.bytes::<16>(off + 8), p.bytes::<16>(off + 24))
-    else {
+    let (Some(fixed), Some(src), Some(dst)) = (p.bytes::<8>(off), p.bytes::<16>(off + 8), p.bytes::<16>(off + 24)) else {
         return;
     };
     h.ip.version = 6;

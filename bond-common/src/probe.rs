@@ -113,17 +113,7 @@ pub fn request_frame(src_mac: [u8; 6], member: u8, seq: u32, sender_id: u32) -> 
     f[0..6].copy_from_slice(&[0xff; 6]);
     f[6..12].copy_from_slice(&src_mac);
     f[12..14].copy_from_slice(&ETH_P_PROBE.to_be_bytes());
-    let h = ProbeHeader {
-        magic: PROBE_MAGIC,
-        version: PROBE_VERSION,
-        kind: KIND_REQUEST,
-        member,
-        flags: 0,
-        seq,
-        sender_id,
-        t1: 0,
-        t2: 0,
-    };
+    let h = ProbeHeader { magic: PROBE_MAGIC, version: PROBE_VERSION, kind: KIND_REQUEST, member, flags: 0, seq, sender_id, t1: 0, t2: 0 };
     f[OFF_HEADER..OFF_PATTERN].copy_from_slice(&h.to_bytes());
     for (i, b) in f[OFF_PATTERN..].iter_mut().enumerate() {
         *b = pattern_byte(seq, i);

@@ -186,7 +186,11 @@ mod tests {
         assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, Some(0), None).probe_silence, Some(50 * MS));
         assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, None, None).probe_silence, None, "no peer answers probes");
         assert_eq!(m.observe(50 * MS, MonitorStrategy::Passive, Some(0), None).probe_silence, None);
-        assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, Some(30 * MS), None).probe_silence, Some(20 * MS), "from when the peer appeared");
+        assert_eq!(
+            m.observe(50 * MS, MonitorStrategy::Active, Some(30 * MS), None).probe_silence,
+            Some(20 * MS),
+            "from when the peer appeared"
+        );
         m.last_rx = 40 * MS;
         assert_eq!(m.observe(50 * MS, MonitorStrategy::Dynamic, Some(0), None).probe_silence, Some(10 * MS), "traffic proves it alive");
         assert_eq!(m.observe(50 * MS, MonitorStrategy::Active, Some(0), None).probe_silence, Some(50 * MS));

@@ -188,8 +188,7 @@ pub fn bond_config(bond: &BondSettings, members: &[MemberView], policy: PolicyCo
 /// neither punished nor degraded; if none, the healthy ones not punished; if none, all healthy
 /// ones. Only unhealthy members are ever left out when nothing else is there.
 pub fn usable_tiers(members: &[(bool, bool, bool)]) -> Vec<bool> {
-    let tiers: [&dyn Fn(&(bool, bool, bool)) -> bool; 3] =
-        [&|&(h, p, d)| h && !p && !d, &|&(h, p, _)| h && !p, &|&(h, _, _)| h];
+    let tiers: [&dyn Fn(&(bool, bool, bool)) -> bool; 3] = [&|&(h, p, d)| h && !p && !d, &|&(h, p, _)| h && !p, &|&(h, _, _)| h];
     for tier in tiers {
         if members.iter().any(tier) {
             return members.iter().map(tier).collect();

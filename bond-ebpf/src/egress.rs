@@ -18,13 +18,12 @@ use bond_common::{
 
 use crate::{
     maps::{
-        BUCKET_BYTES, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config,
-        flow_sample_due, member_stats, member_usable, skb_protocol,
+        BUCKET_BYTES, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config, flow_sample_due, member_stats,
+        member_usable, skb_protocol,
     },
     probe,
     skb::Skb,
 };
-
 
 /// What `choose` decided: a member slot (0..MAX_MEMBERS), or one of these.
 const CHOICE_BROADCAST: u32 = 0x100;

@@ -10,8 +10,8 @@ use bond_common::{
     config::{BondConfig, MAX_MEMBERS},
     packet::PacketBytes,
     probe::{
-        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_MEMBER, OFF_PATTERN, OFF_T1,
-        OFF_T2, PATTERN_LEN, ProbeEvent, ProbeHeader, frame_intact,
+        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_MEMBER, OFF_PATTERN, OFF_T1, OFF_T2, PATTERN_LEN,
+        ProbeEvent, ProbeHeader, frame_intact,
     },
 };
 
@@ -49,8 +49,7 @@ pub fn send(ctx: &TcContext, cfg: &BondConfig) -> i32 {
 pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> i32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let pkt = Skb::new(ctx);
-    let (Some(hb), Some(pattern), Some(src)) =
-        (pkt.bytes::<32>(OFF_HEADER), pkt.bytes::<PATTERN_LEN>(OFF_PATTERN), pkt.bytes::<6>(6))
+    let (Some(hb), Some(pattern), Some(src)) = (pkt.bytes::<32>(OFF_HEADER), pkt.bytes::<PATTERN_LEN>(OFF_PATTERN), pkt.bytes::<6>(6))
     else {
         member_stats(u32::from(slot), |s| s.probe_errors += 1);
         return TC_ACT_SHOT;

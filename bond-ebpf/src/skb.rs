@@ -22,12 +22,7 @@ impl Skb<'_> {
     fn data_bounds(&self) -> (usize, usize) {
         let skb = self.0.skb.skb;
         // SAFETY: the context pointer is valid for the whole program run.
-        unsafe {
-            (
-                core::ptr::read_volatile(&(*skb).data) as usize,
-                core::ptr::read_volatile(&(*skb).data_end) as usize,
-            )
-        }
+        unsafe { (core::ptr::read_volatile(&(*skb).data) as usize, core::ptr::read_volatile(&(*skb).data_end) as usize) }
     }
 }
 

@@ -57,9 +57,8 @@ impl UdpFlows {
         let receiver = lab.b.ns.enter(|| UdpSocket::bind((lab.b.addr, RX_PORT)))??;
         receiver.set_read_timeout(Some(Duration::from_millis(200)))?;
         set_rcvbuf(&receiver, 16 << 20);
-        let senders = lab.a.ns.enter(|| {
-            (0..flows).map(|i| UdpSocket::bind((lab.a.addr, base_port + i as u16))).collect::<Result<Vec<_>, _>>()
-        })??;
+        let senders =
+            lab.a.ns.enter(|| (0..flows).map(|i| UdpSocket::bind((lab.a.addr, base_port + i as u16))).collect::<Result<Vec<_>, _>>())??;
         Ok(UdpFlows { senders, receiver, dst: format!("{}:{RX_PORT}", lab.b.addr).parse()? })
     }
 
@@ -210,9 +209,8 @@ fn packet_socket(dev: &str) -> anyhow::Result<OwnedFd> {
     sll.sll_protocol = proto;
     sll.sll_ifindex = ifindex as i32;
     // SAFETY: valid sockaddr_ll.
-    let rc = unsafe {
-        libc::bind(fd.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
-    };
+    let rc =
+        unsafe { libc::bind(fd.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32) };
     if rc != 0 {
         bail!("binding to {dev}: {}", std::io::Error::last_os_error());
     }
@@ -285,7 +283,10 @@ pub struct Stream {
 impl Stream {
     /// Starts sending one datagram every `interval` (at most `max` datagrams).
     pub fn start(lab: &Lab, interval: Duration, max: u64) -> anyhow::Result<Stream> {
-        use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+        use std::sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        };
         let flows = UdpFlows::new(lab, 1, 40000)?;
         let stop = Arc::new(AtomicBool::new(false));
         let UdpFlows { mut senders, receiver, dst } = flows;

@@ -288,7 +288,10 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         v.push(("tcp", eth(i, 7, 0x0800, &ipv4(src, dst, 6, 0, &l4_ports(dport, sport, next())))));
     }
     for i in 0..8u8 {
-        v.push(("icmp-echo", eth(1, 2, 0x0800, &ipv4([192, 0, 2, 1], [192, 0, 2, 2 + i], 1, 0, &icmp_echo(u16::from(i) * 1000 + 1, next())))));
+        v.push((
+            "icmp-echo",
+            eth(1, 2, 0x0800, &ipv4([192, 0, 2, 1], [192, 0, 2, 2 + i], 1, 0, &icmp_echo(u16::from(i) * 1000 + 1, next()))),
+        ));
         v.push(("fragment", eth(3, i, 0x0800, &ipv4([192, 0, 2, 1 + i], [192, 0, 2, 9], 17, 0x2000, &l4_ports(1, 2, next())))));
         v.push(("ipv6-udp", eth(i, 5, 0x86dd, &ipv6(i, 2 * i + 1, 17, &l4_ports(7000 + u16::from(i), 53, next())))));
         let inner = ipv4([10, 0, 0, i], [10, 0, 1, 3 * i], 17, 0, &l4_ports(20_000 + u16::from(i) * 3, 443, next()));

@@ -45,9 +45,7 @@ fn events(s: &Value) -> String {
 #[test]
 fn a_silent_link_is_detected_within_the_failover_interval() {
     // Probes every 10 ms; a link silent for 30 ms has failed.
-    let lab = lab(LabOptions::default()
-        .policy("fast")
-        .settings("policies:\n  fast: { basePolicy: active-backup, failoverInterval: 30 }"));
+    let lab = lab(LabOptions::default().policy("fast").settings("policies:\n  fast: { basePolicy: active-backup, failoverInterval: 30 }"));
     ping(&lab, 2).unwrap();
     wait_for(&lab, Duration::from_secs(5), "probes answered", |s| member(s, "eth0")["rx_probes"].as_u64().unwrap_or(0) > 0);
     let stream = Stream::start(&lab, Duration::from_millis(1), 3000).unwrap();
@@ -58,7 +56,9 @@ fn a_silent_link_is_detected_within_the_failover_interval() {
     std::thread::sleep(Duration::from_millis(700));
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = losses(sent, &got);
-    println!("silent failure: detected after {detected:?} (status polled every 10 ms); {lost} of {sent} datagrams lost, longest gap {longest} ms");
+    println!(
+        "silent failure: detected after {detected:?} (status polled every 10 ms); {lost} of {sent} datagrams lost, longest gap {longest} ms"
+    );
     let m = member(&s, "eth0");
     assert_eq!(m["carrier"], true, "no carrier change");
     assert!(m["health"].as_str().unwrap().contains("silent"), "{m:#}");
@@ -93,7 +93,8 @@ fn a_flapping_link_is_punished_with_growing_refractory_periods_and_readmitted() 
     assert!(first <= 400, "base period: {first}");
     // Third, while still punished: base + twice what is left.
     cut_and_restore();
-    let (s, _) = wait_for(&lab, Duration::from_secs(1), "eth1 punished again", |s| member(s, "eth1")["punished_ms"].as_u64().unwrap() > first);
+    let (s, _) =
+        wait_for(&lab, Duration::from_secs(1), "eth1 punished again", |s| member(s, "eth1")["punished_ms"].as_u64().unwrap() > first);
     let second = member(&s, "eth1")["punished_ms"].as_u64().unwrap();
     println!("refractory periods: {first} ms, then {second} ms");
     assert!(second > first, "grows on repeats: {first} then {second}");
@@ -112,7 +113,8 @@ fn loss_on_one_link_lowers_its_allocation_and_moves_flows() {
     ));
     ping(&lab, 2).unwrap();
     let alloc = |s: &Value, m: &str| member(s, m)["allocation"].as_f64().unwrap();
-    let (s, _) = wait_for(&lab, Duration::from_secs(5), "probes answered", |s| member(s, "eth2")["quality"]["samples"].as_u64().unwrap() >= 32);
+    let (s, _) =
+        wait_for(&lab, Duration::from_secs(5), "probes answered", |s| member(s, "eth2")["quality"]["samples"].as_u64().unwrap() >= 32);
     let before = alloc(&s, "eth2");
     assert!((before - 1.0 / 3.0).abs() < 0.02, "equal shares to start with: {before}");
     let flows = UdpFlows::new(&lab, 200, 45000).unwrap();
@@ -127,7 +129,10 @@ fn loss_on_one_link_lowers_its_allocation_and_moves_flows() {
     let (s, took) = wait_for(&lab, Duration::from_secs(10), "eth2's allocation lowered", |s| alloc(s, "eth2") < before - 0.08);
     let after = alloc(&s, "eth2");
     let m = member(&s, "eth2");
-    println!("10% loss each way on eth2: measured plr {:.2}, score {:.2}, allocation {before:.3} -> {after:.3} after {took:?}", m["quality"]["plr"], m["score"]);
+    println!(
+        "10% loss each way on eth2: measured plr {:.2}, score {:.2}, allocation {before:.3} -> {after:.3} after {took:?}",
+        m["quality"]["plr"], m["score"]
+    );
     assert!(m["quality"]["plr"].as_f64().unwrap() > 0.02, "loss measured: {m:#}");
     assert!(usable(&s, "eth2"), "not avoided under a 0.5 loss limit");
     let s2 = lab.a.daemon().status().unwrap();
@@ -245,9 +250,7 @@ fn the_arp_monitor_detects_a_dead_target() {
         .policy("balance-rr")
         .b_policy("broadcast")
         .a_bond(&format!("arp_interval: 50\narp_ip_target: [{}]\narp_validate: all\narp_missed_max: 2", bond_tests::lab::ADDR_B)));
-    let (s, _) = wait_for(&lab, Duration::from_secs(5), "members up with ARP replies", |s| {
-        (0..3).all(|i| usable(s, &format!("eth{i}")))
-    });
+    let (s, _) = wait_for(&lab, Duration::from_secs(5), "members up with ARP replies", |s| (0..3).all(|i| usable(s, &format!("eth{i}"))));
     assert!(s["members"][0]["health"] == "up");
     // The target goes away: nobody answers ARP for it any more.
     lab.b.ns.ip(&["addr", "del", &format!("{}/24", bond_tests::lab::ADDR_B), "dev", &lab.b.bond]).unwrap();

@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use bond_tests::{Daemon, Netns, cmd, lab::{TempDir, bondctl}, net::ping, Lab, LabOptions};
+use bond_tests::{
+    Daemon, Lab, LabOptions, Netns, cmd,
+    lab::{TempDir, bondctl},
+    net::ping,
+};
 
 /// A namespace with two veth links to a second one, and the links' MAC addresses.
 fn two_links() -> (Netns, Netns, Vec<String>) {
@@ -100,7 +104,13 @@ fn status_reads_like_proc_net_bonding() {
     let lab = Lab::start(LabOptions::default().policy("active-backup")).unwrap();
     ping(&lab, 2).unwrap();
     let text = lab.a.daemon().ctl(&["status", &lab.a.bond]).unwrap();
-    for want in ["Bonding Policy: active-backup", "MII Status: up", "Currently Active Member: eth0", "Member Interface: eth2", "Link Failure Count: 0"] {
+    for want in [
+        "Bonding Policy: active-backup",
+        "MII Status: up",
+        "Currently Active Member: eth0",
+        "Member Interface: eth2",
+        "Link Failure Count: 0",
+    ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }
 }

@@ -130,8 +130,7 @@ fn balance_xor_keeps_each_flow_on_one_member_and_spreads_64_flows() {
     for (flow, m) in &members_of_flow {
         assert_eq!(m.len(), 1, "flow {flow} used members {m:?}");
     }
-    let per_member: Vec<usize> =
-        (0..3).map(|i| members_of_flow.values().filter(|m| m.contains(&i)).count()).collect();
+    let per_member: Vec<usize> = (0..3).map(|i| members_of_flow.values().filter(|m| m.contains(&i)).count()).collect();
     assert!(per_member.iter().all(|&n| n >= 15), "64 flows over 3 members: {per_member:?}");
 }
 
@@ -175,8 +174,7 @@ fn balance_aware_flow_mode_splits_bytes_by_allocation() {
         assert!((s - want).abs() < 0.08, "byte shares {shares:?}, allocation 0.5/0.3/0.2");
     }
     let status = lab.a.daemon().status().unwrap();
-    let alloc: Vec<f64> =
-        (0..3).map(|i| bond_tests::Daemon::member(&status, &format!("eth{i}"))["allocation"].as_f64().unwrap()).collect();
+    let alloc: Vec<f64> = (0..3).map(|i| bond_tests::Daemon::member(&status, &format!("eth{i}"))["allocation"].as_f64().unwrap()).collect();
     for (a, want) in alloc.iter().zip([0.5, 0.3, 0.2]) {
         assert!((a - want).abs() < 0.01, "status allocation {alloc:?}");
     }
@@ -186,9 +184,7 @@ fn balance_aware_flow_mode_splits_bytes_by_allocation() {
 fn tcp_and_ping_work_across_every_policy() {
     let lab = lab(LabOptions::default()
         .settings("policies:\n  rr1: { basePolicy: balance-rr, packetsPerLink: 1 }\n  rr0: { basePolicy: balance-rr, packetsPerLink: 0 }\n  l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }\n  awp: { basePolicy: balance-aware, balancePolicy: packet }\n  aws: { basePolicy: balance-aware, balancePolicy: flow-static }"));
-    for policy in
-        ["none", "active-backup", "broadcast", "balance-rr", "balance-xor", "balance-aware", "rr1", "rr0", "l34", "awp", "aws"]
-    {
+    for policy in ["none", "active-backup", "broadcast", "balance-rr", "balance-xor", "balance-aware", "rr1", "rr0", "l34", "awp", "aws"] {
         for side in [&lab.a, &lab.b] {
             side.daemon().set_policy(policy).unwrap_or_else(|e| panic!("set-policy {policy}: {e:#}"));
         }

@@ -145,8 +145,7 @@ fn send_for(sock: &UdpSocket, to: SocketAddr, dur: Duration) -> anyhow::Result<u
 
 fn recv_count(sock: &UdpSocket, sending: &AtomicBool) -> u64 {
     let mut bufs = vec![[0u8; 256]; BATCH];
-    let mut iovs: Vec<libc::iovec> =
-        bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
+    let mut iovs: Vec<libc::iovec> = bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
     // SAFETY: zeroed mmsghdr is valid; iovecs outlive the loop.
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
     for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {

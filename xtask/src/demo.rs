@@ -54,14 +54,22 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     let steps: [Step; 4] = [
         (2, "cut eth1 (peer side down): its flows move to eth0 and eth2 at once", Box::new(|l: &Lab| l.cut(1))),
         (4, "restore eth1", Box::new(|l: &Lab| l.restore(1))),
-        (6, "set-policy balance-rr on both sides", Box::new(|l: &Lab| {
-            l.a.daemon().set_policy("balance-rr")?;
-            l.b.daemon().set_policy("balance-rr")
-        })),
-        (8, "set-policy active-backup on both sides", Box::new(|l: &Lab| {
-            l.a.daemon().set_policy("active-backup")?;
-            l.b.daemon().set_policy("active-backup")
-        })),
+        (
+            6,
+            "set-policy balance-rr on both sides",
+            Box::new(|l: &Lab| {
+                l.a.daemon().set_policy("balance-rr")?;
+                l.b.daemon().set_policy("balance-rr")
+            }),
+        ),
+        (
+            8,
+            "set-policy active-backup on both sides",
+            Box::new(|l: &Lab| {
+                l.a.daemon().set_policy("active-backup")?;
+                l.b.daemon().set_policy("active-backup")
+            }),
+        ),
     ];
     let start = Instant::now();
     let mut last = tx_counts(&lab)?;
@@ -69,7 +77,8 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     for second in 1..=10u64 {
         std::thread::sleep((start + Duration::from_secs(second)).saturating_duration_since(Instant::now()));
         let (policy, now) = (lab.a.daemon().status()?["policy"]["name"].as_str().unwrap_or("?").to_string(), tx_counts(&lab)?);
-        let rates: Vec<String> = now.iter().zip(&last).map(|((name, state, n), (_, _, p))| format!("{name} {:>6}/s {state:<4}", n - p)).collect();
+        let rates: Vec<String> =
+            now.iter().zip(&last).map(|((name, state, n), (_, _, p))| format!("{name} {:>6}/s {state:<4}", n - p)).collect();
         println!("   t={second:>2}s  {policy:<14} {}", rates.join("  "));
         last = now;
         if let Some((at, what, action)) = steps.get(next_step)

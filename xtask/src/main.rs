@@ -46,11 +46,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run { args } => {
             setup::all()?;
             let bondctl = build::all()?;
-            if args.is_empty() {
-                demo::run(&bondctl)
-            } else {
-                util::exec(std::process::Command::new(&bondctl).args(&args))
-            }
+            if args.is_empty() { demo::run(&bondctl) } else { util::exec(std::process::Command::new(&bondctl).args(&args)) }
         }
         Command::Test { filter } => {
             setup::all()?;

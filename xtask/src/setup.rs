@@ -59,7 +59,12 @@ fn debian_tools() -> anyhow::Result<()> {
     }
     eprintln!("xtask: installing {}", missing.join(" "));
     exec(Command::new("apt-get").arg("update").arg("-qq"))?;
-    exec(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+    exec(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 fn have_sbin(cmd: &str) -> bool {

@@ -13,7 +13,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use crate::{
     alloc,
     carrier::CarrierProbe,
-    config::{BondSpec, Config, PolicySpec, model::check_policy_links},
+    config::{BondSpec, Config, PolicySpec, check_policy_links},
     control::{self, Pending, Request, Response},
     dataplane::{self, Dataplane},
     frames,

@@ -19,11 +19,8 @@ impl Bond {
         let mut members = Vec::new();
         for m in &self.members {
             let s = dp.maps.member_stats(m.slot)?;
-            let health = if m.liveness.up() {
-                "up".to_string()
-            } else {
-                format!("down: {}", m.liveness.reason.clone().unwrap_or_default())
-            };
+            let health =
+                if m.liveness.up() { "up".to_string() } else { format!("down: {}", m.liveness.reason.clone().unwrap_or_default()) };
             members.push(MemberStatus {
                 name: m.name.clone(),
                 slot: m.slot,

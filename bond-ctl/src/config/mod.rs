@@ -5,10 +5,14 @@
 
 pub mod file;
 pub mod model;
+mod resolve;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
 pub use model::{BondSpec, Config, LinkSpec, PolicySpec};
+pub use resolve::check_policy_links;
 
 /// A configuration problem: which file, which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,13 +33,12 @@ impl ConfigError {
 
 /// Reads and validates a configuration file (YAML, or JSON for `.json` files).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path, "(file)", format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(path, "(file)", format!("cannot read: {e}")))?;
     parse(path, &text)
 }
 
 /// Parses and validates configuration text; `path` is only used in error messages.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let raw = file::parse(path, text)?;
-    model::resolve(path, raw)
+    resolve::resolve(path, raw)
 }

@@ -30,10 +30,9 @@ pub fn moves(buckets: &[u8; BUCKETS], load: &[f64; BUCKETS], targets: &[(u8, f64
                 (m, l - share * total)
             })
             .collect();
-        let (Some(&(from, over)), Some(&(to, under))) = (
-            surplus.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
-            surplus.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
-        ) else {
+        let (Some(&(from, over)), Some(&(to, under))) =
+            (surplus.iter().max_by(|a, b| a.1.total_cmp(&b.1)), surplus.iter().min_by(|a, b| a.1.total_cmp(&b.1)))
+        else {
             break;
         };
         if over / total <= HYSTERESIS {
@@ -41,9 +40,8 @@ pub fn moves(buckets: &[u8; BUCKETS], load: &[f64; BUCKETS], targets: &[(u8, f64
         }
         // The bucket whose move leaves the two members closest to their targets.
         let imbalance = |l: f64| (over - l).abs() + (under + l).abs();
-        let best = (0..BUCKETS)
-            .filter(|&b| table[b] == from && load[b] > 0.0)
-            .min_by(|&a, &b| imbalance(load[a]).total_cmp(&imbalance(load[b])));
+        let best =
+            (0..BUCKETS).filter(|&b| table[b] == from && load[b] > 0.0).min_by(|&a, &b| imbalance(load[a]).total_cmp(&imbalance(load[b])));
         match best {
             Some(b) if imbalance(load[b]) < over + under.abs() => {
                 table[b] = to;

@@ -1,0 +1,363 @@
+//! From the parsed file to the validated [`Config`]: names resolve, values are in range, links
+//! exist in their bond, defaults are applied.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
+
+use bond_common::config::{Balance, MAX_MEMBERS, MAX_POLICIES, Mode, XmitHash};
+
+use super::{ConfigError, file, model::*};
+use crate::health::{
+    punish::PunishConfig,
+    quality::{Limits, Weights},
+    reselect::SelectMethod,
+};
+
+/// `names()` of a wire enum without its trailing separator.
+fn one_of(names: &str) -> &str {
+    names.trim_end_matches(", ")
+}
+
+/// Validates the parsed file and applies defaults.
+pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
+    let err = |key: String, reason: String| ConfigError::new(path, key, reason);
+
+    let mut policies: BTreeMap<String, PolicySpec> = Mode::ALL.iter().map(|&m| (m.name().to_string(), PolicySpec::standard(m))).collect();
+    for (name, p) in &raw.settings.policies {
+        let key = format!("settings.policies.{name}");
+        if Mode::from_name(name).is_some() {
+            return Err(err(key, format!("\"{name}\" is a standard policy; give the custom policy another name")));
+        }
+        let base = p
+            .base_policy
+            .as_deref()
+            .ok_or_else(|| err(format!("{key}.basePolicy"), "missing: a custom policy needs a basePolicy".into()))?;
+        let mode = Mode::from_name(base)
+            .ok_or_else(|| err(format!("{key}.basePolicy"), format!("unknown policy \"{base}\" (one of: {})", one_of(Mode::names()))))?;
+        let mut spec = PolicySpec::standard(mode);
+        spec.name = name.clone();
+        apply_policy(path, &key, p, &mut spec)?;
+        policies.insert(name.clone(), spec);
+    }
+    if policies.len() > MAX_POLICIES + Mode::ALL.len() {
+        return Err(err("settings.policies".into(), format!("at most {MAX_POLICIES} custom policies")));
+    }
+
+    let default_policy = raw.settings.default_bonding_policy.clone().unwrap_or_else(|| DEFAULT_POLICY.to_string());
+    if !policies.contains_key(&default_policy) {
+        return Err(err(
+            "settings.defaultBondingPolicy".into(),
+            format!("unknown policy \"{default_policy}\" (known: {})", policies.keys().cloned().collect::<Vec<_>>().join(", ")),
+        ));
+    }
+
+    let mut bonds = Vec::new();
+    let mut all_links: BTreeMap<String, String> = BTreeMap::new();
+    for (name, b) in raw.bonds {
+        let key = format!("bonds.{name}");
+        check_ifname(&name).map_err(|r| err(key.clone(), r))?;
+        if b.links.is_empty() {
+            return Err(err(format!("{key}.links"), "a bond needs at least one link".into()));
+        }
+        if b.links.len() > MAX_MEMBERS {
+            return Err(err(format!("{key}.links"), format!("at most {MAX_MEMBERS} links per bond")));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, l) in b.links.iter().enumerate() {
+            let lkey = format!("{key}.links[{i}]");
+            check_ifname(l).map_err(|r| err(lkey.clone(), r))?;
+            if l == &name {
+                return Err(err(lkey, "a bond cannot be its own member".into()));
+            }
+            if !seen.insert(l.clone()) {
+                return Err(err(lkey, format!("\"{l}\" is listed twice")));
+            }
+            if let Some(other) = all_links.insert(l.clone(), name.clone()) {
+                return Err(err(lkey, format!("\"{l}\" is already a member of bond {other}")));
+            }
+        }
+        let addresses = b
+            .addresses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| parse_prefix(a).map_err(|r| err(format!("{key}.addresses[{i}]"), r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy = b.policy.clone().unwrap_or_else(|| default_policy.clone());
+        let Some(spec) = policies.get(&policy) else {
+            return Err(err(
+                format!("{key}.policy"),
+                format!("unknown policy \"{policy}\" (known: {})", policies.keys().cloned().collect::<Vec<_>>().join(", ")),
+            ));
+        };
+        check_policy_links(path, &format!("settings.policies.{policy}"), spec, &b.links)?;
+        let monitor = bond_monitor(path, &key, &b)?;
+        bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor });
+    }
+    Ok(Config { bonds, policies })
+}
+
+fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec) -> Result<(), ConfigError> {
+    let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
+    if let Some(n) = p.packets_per_link {
+        spec.packets_per_link = n;
+    }
+    if let Some(h) = &p.xmit_hash_policy {
+        spec.xmit_hash = XmitHash::from_name(h)
+            .ok_or_else(|| err("xmitHashPolicy", format!("unknown hash \"{h}\" (one of: {})", one_of(XmitHash::names()))))?;
+    }
+    if let Some(b) = &p.balance_policy {
+        spec.balance = Balance::from_name(b)
+            .ok_or_else(|| err("balancePolicy", format!("unknown balance policy \"{b}\" (one of: {})", one_of(Balance::names()))))?;
+    }
+    if let Some(ms) = p.failover_interval {
+        spec.failover_interval = check_failover_interval(ms).map_err(|r| err("failoverInterval", r))?;
+    }
+    if let Some(ms) = p.up_delay {
+        spec.up_delay = check_delay(ms).map_err(|r| err("upDelay", r))?;
+    }
+    if let Some(ms) = p.down_delay {
+        spec.down_delay = check_delay(ms).map_err(|r| err("downDelay", r))?;
+    }
+    if let Some(m) = &p.monitor_strategy {
+        spec.monitor = match m.as_str() {
+            "passive" => MonitorStrategy::Passive,
+            "active" | "default" => MonitorStrategy::Active,
+            "dynamic" => MonitorStrategy::Dynamic,
+            other => return Err(err("monitorStrategy", format!("unknown strategy \"{other}\" (one of: passive, active, dynamic)"))),
+        };
+    }
+    if let Some(q) = &p.quality {
+        spec.weights = quality_weights(q).map_err(|r| err("quality", r))?;
+    }
+    if let Some(q) = &p.quality_limits {
+        let d = Limits::default();
+        let pick = |v: Option<f64>, d: f64, k: &str| match v {
+            Some(x) if !(x.is_finite() && x > 0.0) => Err(err(&format!("qualityLimits.{k}"), format!("{x} is not a positive limit"))),
+            v => Ok(v.unwrap_or(d)),
+        };
+        spec.limits = Limits {
+            lat: pick(q.lat, d.lat, "lat")?,
+            ltm: pick(q.ltm, d.ltm, "ltm")?,
+            pdv: pick(q.pdv, d.pdv, "pdv")?,
+            plr: pick(q.plr, d.plr, "plr")?,
+            per: pick(q.per, d.per, "per")?,
+        };
+    }
+    if let Some(d) = p.dedup {
+        if spec.mode != Mode::Broadcast {
+            return Err(err("dedup", format!("dedup applies to broadcast, not {}", spec.mode.name())));
+        }
+        spec.dedup = d;
+    }
+    if let Some(pun) = &p.punishment {
+        let d = PunishConfig::default();
+        spec.punishment =
+            PunishConfig { base: pun.base.unwrap_or(d.base), max: pun.max.unwrap_or(d.max), window: pun.window.unwrap_or(d.window) };
+        if spec.punishment.max < spec.punishment.base {
+            return Err(err("punishment.max", format!("{} ms is less than base {} ms", spec.punishment.max, spec.punishment.base)));
+        }
+    }
+    if let Some(ms) = p.flow_expiry {
+        if ms == 0 {
+            return Err(err("flowExpiry", "0 would forget every flow at once".into()));
+        }
+        spec.flow_expiry = ms;
+    }
+    for (name, l) in &p.links {
+        let lkey = format!("links.{name}");
+        check_ifname(name).map_err(|r| err(&lkey, r))?;
+        let primary = match l.mode.as_deref() {
+            None | Some("spare") => false,
+            Some("primary") => true,
+            Some(other) => return Err(err(&format!("{lkey}.mode"), format!("\"{other}\" is neither primary nor spare"))),
+        };
+        if let Some(a) = l.alloc
+            && !(0.0..=1.0).contains(&a)
+        {
+            return Err(err(&format!("{lkey}.alloc"), format!("{a} is not a share between 0.0 and 1.0")));
+        }
+        let ipv_pref = match l.ipv_pref {
+            None | Some(0) | Some(46) | Some(64) => IpvPref::Any,
+            Some(4) => IpvPref::V4,
+            Some(6) => IpvPref::V6,
+            Some(v) => return Err(err(&format!("{lkey}.ipvPref"), format!("{v} is not one of 0, 4, 6, 46, 64"))),
+        };
+        if l.mode.as_deref() == Some("spare") && l.failover_to.is_some() {
+            return Err(err(&format!("{lkey}.failoverTo"), "a spare link has no failoverTo: it is what others fail over to".into()));
+        }
+        let failover_interval = match l.failover_interval {
+            Some(ms) => Some(check_failover_interval(ms).map_err(|r| err(&format!("{lkey}.failoverInterval"), r))?),
+            None => None,
+        };
+        let delay = |v: Option<u64>, k: &str| match v {
+            Some(ms) => check_delay(ms).map(Some).map_err(|r| err(&format!("{lkey}.{k}"), r)),
+            None => Ok(None),
+        };
+        spec.links.insert(
+            name.clone(),
+            LinkSpec {
+                speed: l.speed,
+                alloc: l.alloc,
+                primary,
+                failover_to: l.failover_to.clone(),
+                enabled: l.enabled.unwrap_or(true),
+                failover_interval,
+                ipv_pref,
+                up_delay: delay(l.up_delay, "upDelay")?,
+                down_delay: delay(l.down_delay, "downDelay")?,
+            },
+        );
+    }
+    for (name, l) in &spec.links {
+        if let Some(to) = &l.failover_to
+            && !spec.links.contains_key(to)
+        {
+            return Err(err(&format!("links.{name}.failoverTo"), format!("\"{to}\" is not one of this policy's links")));
+        }
+    }
+    let allocs: Vec<f64> = spec.links.values().filter_map(|l| l.alloc).collect();
+    if !allocs.is_empty() {
+        let sum: f64 = allocs.iter().sum();
+        if (sum - 1.0).abs() > 0.001 {
+            return Err(err("links", format!("the alloc shares sum to {sum}, not 1.0")));
+        }
+    }
+    // ZeroTier: "optimize" unless the user gave failover guidance, then "always".
+    let guided = spec.links.values().any(|l| l.primary || l.failover_to.is_some());
+    spec.select_method = match &p.link_select_method {
+        Some(m) => SelectMethod::from_name(m)
+            .ok_or_else(|| err("linkSelectMethod", format!("unknown method \"{m}\" (one of: always, better, failure, optimize)")))?,
+        None if guided => SelectMethod::Always,
+        None => SelectMethod::Optimize,
+    };
+    Ok(())
+}
+
+fn check_failover_interval(ms: u64) -> Result<u64, String> {
+    if (MIN_FAILOVER_INTERVAL..=3_600_000).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!("{ms} ms is outside {MIN_FAILOVER_INTERVAL}..=3600000"))
+    }
+}
+
+fn check_delay(ms: u64) -> Result<u64, String> {
+    if ms <= 3_600_000 { Ok(ms) } else { Err(format!("{ms} ms is longer than an hour")) }
+}
+
+fn quality_weights(q: &file::QualityWeights) -> Result<Weights, String> {
+    let w = Weights {
+        lat: q.lat.unwrap_or(0.0),
+        ltm: q.ltm.unwrap_or(0.0),
+        pdv: q.pdv.unwrap_or(0.0),
+        plr: q.plr.unwrap_or(0.0),
+        per: q.per.unwrap_or(0.0),
+        avl: q.avl.unwrap_or(0.0),
+    };
+    for (k, v) in [("lat", w.lat), ("ltm", w.ltm), ("pdv", w.pdv), ("plr", w.plr), ("per", w.per), ("avl", w.avl)] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(format!("{k}: {v} is not a weight between 0.0 and 1.0"));
+        }
+    }
+    if (w.sum() - 1.0).abs() > 0.001 {
+        return Err(format!("the weights sum to {}, not 1.0", w.sum()));
+    }
+    Ok(w)
+}
+
+/// The bond's monitoring options (bonding.ko names).
+fn bond_monitor(path: &Path, key: &str, b: &file::Bond) -> Result<BondMonitor, ConfigError> {
+    let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
+    let mut m = BondMonitor::default();
+    if let Some(v) = b.miimon {
+        m.miimon = v;
+    }
+    for (k, v, field) in [("num_grat_arp", b.num_grat_arp, &mut m.num_grat_arp), ("num_unsol_na", b.num_unsol_na, &mut m.num_unsol_na)] {
+        match v {
+            Some(n) if n > 255 => return Err(err(k, format!("{n} is outside 0..=255"))),
+            Some(n) => *field = n,
+            None => {}
+        }
+    }
+    let ip_targets = b
+        .arp_ip_target
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t.parse::<Ipv4Addr>().map_err(|_| err(&format!("arp_ip_target[{i}]"), format!("\"{t}\" is not an IPv4 address"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ns_targets = b
+        .ns_ip6_target
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t.parse::<Ipv6Addr>().map_err(|_| err(&format!("ns_ip6_target[{i}]"), format!("\"{t}\" is not an IPv6 address"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (k, n) in [("arp_ip_target", ip_targets.len()), ("ns_ip6_target", ns_targets.len())] {
+        if n > 16 {
+            return Err(err(k, format!("{n} targets; at most 16")));
+        }
+    }
+    let interval = b.arp_interval.unwrap_or(0);
+    if interval == 0 {
+        if !ip_targets.is_empty() || !ns_targets.is_empty() {
+            return Err(err("arp_interval", "targets are set but arp_interval is 0: nothing would monitor them".into()));
+        }
+        return Ok(m);
+    }
+    if ip_targets.is_empty() && ns_targets.is_empty() {
+        return Err(err("arp_ip_target", "arp_interval is set but there is no arp_ip_target or ns_ip6_target".into()));
+    }
+    let validate = match &b.arp_validate {
+        Some(v) => ArpValidate::parse(v).ok_or_else(|| {
+            err("arp_validate", format!("unknown value \"{v}\" (one of: none, active, backup, all, filter, filter_active, filter_backup)"))
+        })?,
+        None => ArpValidate::None,
+    };
+    let all_targets = match b.arp_all_targets.as_deref() {
+        None | Some("any") | Some("0") => false,
+        Some("all") | Some("1") => true,
+        Some(v) => return Err(err("arp_all_targets", format!("\"{v}\" is neither any nor all"))),
+    };
+    let missed_max = b.arp_missed_max.unwrap_or(2);
+    if !(1..=255).contains(&missed_max) {
+        return Err(err("arp_missed_max", format!("{missed_max} is outside 1..=255")));
+    }
+    m.arp = Some(ArpMonitor { interval, ip_targets, ns_targets, validate, all_targets, missed_max });
+    Ok(m)
+}
+
+/// A policy's per-link settings must name links of the bond that uses it.
+pub fn check_policy_links(path: &Path, key: &str, spec: &PolicySpec, bond_links: &[String]) -> Result<(), ConfigError> {
+    for name in spec.links.keys() {
+        if !bond_links.contains(name) {
+            return Err(ConfigError::new(
+                path,
+                format!("{key}.links.{name}"),
+                format!("\"{name}\" is not a link of the bond (links: {})", bond_links.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Interface names as the kernel accepts them: 1 to 15 bytes, no '/', ':' or whitespace.
+pub fn check_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!("\"{name}\" is not a valid interface name (1 to 15 characters)"));
+    }
+    if name == "." || name == ".." || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
+        return Err(format!("\"{name}\" is not a valid interface name (no '/', ':' or spaces)"));
+    }
+    Ok(())
+}
+
+/// `ADDR/PREFIX`.
+pub fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
+    let (a, p) = s.split_once('/').ok_or_else(|| format!("\"{s}\" is not ADDRESS/PREFIX"))?;
+    let addr: IpAddr = a.parse().map_err(|_| format!("\"{a}\" is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix: u8 = p.parse().ok().filter(|p| *p <= max).ok_or_else(|| format!("\"{p}\" is not a prefix length 0..={max}"))?;
+    Ok((addr, prefix))
+}

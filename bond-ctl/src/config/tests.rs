@@ -1,0 +1,181 @@
+//! Configuration loading: examples that load, and bad files with their errors.
+
+use std::{net::Ipv4Addr, path::Path};
+
+use bond_common::config::{Balance, Mode, XmitHash};
+
+use super::{model::*, parse};
+use crate::health::reselect::SelectMethod;
+
+fn ok(text: &str) -> Config {
+    parse(Path::new("bond.yaml"), text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn bad(text: &str) -> String {
+    parse(Path::new("bond.yaml"), text).expect_err("should be rejected").to_string()
+}
+
+#[test]
+fn issue_example_loads() {
+    let c = ok("
+bonds:
+  bond0:
+    links: [eth0, eth1, eth2]
+    addresses: [198.51.100.1/24]
+    policy: balance-xor
+settings:
+  defaultBondingPolicy: active-backup
+  policies:
+    my-rr: { basePolicy: balance-rr, packetsPerLink: 1 }
+    my-xor: { basePolicy: balance-xor, xmitHashPolicy: layer2+3 }
+");
+    let b = c.bond("bond0").unwrap();
+    assert_eq!(b.links, ["eth0", "eth1", "eth2"]);
+    assert_eq!(b.addresses, [("198.51.100.1".parse().unwrap(), 24)]);
+    assert_eq!(b.policy, "balance-xor");
+    assert_eq!(c.policy("my-rr").unwrap().packets_per_link, 1);
+    assert_eq!(c.policy("my-rr").unwrap().mode, Mode::BalanceRr);
+    assert_eq!(c.policy("my-xor").unwrap().xmit_hash, XmitHash::Layer23);
+}
+
+#[test]
+fn defaults() {
+    let c = ok("bonds: { bond0: { links: [a, b] } }");
+    assert_eq!(c.bond("bond0").unwrap().policy, "active-backup");
+    let rr = c.policy("balance-rr").unwrap();
+    assert_eq!(rr.packets_per_link, 64);
+    assert_eq!(c.policy("balance-xor").unwrap().xmit_hash, XmitHash::ZeroTier);
+    assert_eq!(c.policy("balance-aware").unwrap().balance, Balance::FlowDynamic);
+}
+
+#[test]
+fn json_is_accepted() {
+    let c = parse(Path::new("b.json"), r#"{"bonds": {"bond0": {"links": ["a"], "policy": "broadcast"}}}"#).unwrap();
+    assert_eq!(c.bond("bond0").unwrap().policy, "broadcast");
+}
+
+#[test]
+fn errors_name_key_and_reason() {
+    let e = bad("bonds: { bond0: { links: [a], policy: nope } }");
+    assert!(e.starts_with("bond.yaml: bonds.bond0.policy: unknown policy \"nope\""), "{e}");
+    let e = bad("bonds: { bond0: { links: [a], polcy: x } }");
+    assert!(e.contains("bonds.bond0") && e.contains("unknown field `polcy`"), "{e}");
+    assert!(e.starts_with("bond.yaml:1:"), "line number: {e}");
+    let e = bad("settings: { policies: { p: { basePolicy: balance-xor, xmitHashPolicy: layer5 } } }");
+    assert!(e.contains("settings.policies.p.xmitHashPolicy: unknown hash \"layer5\""), "{e}");
+    let e = bad("settings: { policies: { balance-rr: { basePolicy: balance-rr } } }");
+    assert!(e.contains("is a standard policy"), "{e}");
+    let e = bad("bonds: { bond0: { links: [a, a] } }");
+    assert!(e.contains("bonds.bond0.links[1]: \"a\" is listed twice"), "{e}");
+    let e = bad("bonds: { bond0: { links: [a], addresses: [10.0.0.1] } }");
+    assert!(e.contains("bonds.bond0.addresses[0]"), "{e}");
+    let e = bad("bonds: { b0: { links: [a] }, b1: { links: [a] } }");
+    assert!(e.contains("already a member of bond b0"), "{e}");
+    let e = bad("bonds: { bond0: { links: [] } }");
+    assert!(e.contains("at least one link"), "{e}");
+}
+
+#[test]
+fn policy_links_must_belong_to_the_bond() {
+    let e = bad("
+bonds: { bond0: { links: [a, b], policy: p } }
+settings: { policies: { p: { basePolicy: balance-aware, links: { c: { alloc: 1.0 } } } } }
+");
+    assert!(e.contains("settings.policies.p.links.c: \"c\" is not a link of the bond"), "{e}");
+}
+
+#[test]
+fn health_settings_resolve() {
+    let c = ok("
+bonds:
+  bond0:
+    links: [a, b]
+    policy: ab
+    arp_interval: 100
+    arp_ip_target: [192.0.2.9]
+    arp_validate: all
+    num_grat_arp: 3
+settings:
+  policies:
+    ab:
+      basePolicy: active-backup
+      failoverInterval: 30
+      downDelay: 20
+      activeReselect: better
+      pathMonitorStrategy: dynamic
+      quality: { lat: 0.5, plr: 0.5 }
+      links:
+        a: { mode: primary, failoverTo: b, ipvPref: 4, upDelay: 100 }
+        b: { mode: spare }
+");
+    let p = c.policy("ab").unwrap();
+    assert_eq!((p.failover_interval, p.down_delay, p.select_method), (30, 20, SelectMethod::Better));
+    assert_eq!(p.monitor, MonitorStrategy::Dynamic);
+    assert_eq!((p.weights.lat, p.weights.plr, p.weights.pdv), (0.5, 0.5, 0.0));
+    assert_eq!(p.link_timing("a"), (30, 100, 20));
+    assert_eq!(p.ipv_pref("a"), IpvPref::V4);
+    let m = &c.bond("bond0").unwrap().monitor;
+    let arp = m.arp.as_ref().unwrap();
+    assert_eq!((arp.interval, arp.validate, arp.missed_max, m.num_grat_arp), (100, ArpValidate::All, 2, 3));
+    assert_eq!(arp.ip_targets, ["192.0.2.9".parse::<Ipv4Addr>().unwrap()]);
+}
+
+#[test]
+fn select_method_default_follows_failover_guidance() {
+    let c = ok(
+        "settings: { policies: { g: { basePolicy: active-backup, links: { a: { mode: primary } } }, n: { basePolicy: active-backup } } }",
+    );
+    assert_eq!(c.policy("g").unwrap().select_method, SelectMethod::Always);
+    assert_eq!(c.policy("n").unwrap().select_method, SelectMethod::Optimize);
+}
+
+#[test]
+fn health_settings_are_validated() {
+    for (text, want) in [
+        (
+            "settings: { policies: { p: { basePolicy: broadcast, quality: { lat: 0.5, plr: 0.4 } } } }",
+            "settings.policies.p.quality: the weights sum to 0.9",
+        ),
+        (
+            "settings: { policies: { p: { basePolicy: broadcast, failoverInterval: 5 } } }",
+            "settings.policies.p.failoverInterval: 5 ms is outside",
+        ),
+        ("settings: { policies: { p: { basePolicy: balance-xor, dedup: true } } }", "dedup applies to broadcast"),
+        ("settings: { policies: { p: { basePolicy: active-backup, links: { a: { ipvPref: 5 } } } } }", "links.a.ipvPref: 5 is not one of"),
+        (
+            "settings: { policies: { p: { basePolicy: active-backup, links: { a: { mode: spare, failoverTo: b }, b: {} } } } }",
+            "links.a.failoverTo: a spare link has no failoverTo",
+        ),
+        (
+            "settings: { policies: { p: { basePolicy: balance-aware, links: { a: { alloc: 0.5 }, b: { alloc: 0.4 } } } } }",
+            "the alloc shares sum to 0.9",
+        ),
+        ("settings: { policies: { p: { basePolicy: active-backup, linkSelectMethod: sometimes } } }", "unknown method \"sometimes\""),
+        ("bonds: { b: { links: [a], arp_interval: 100 } }", "bonds.b.arp_ip_target: arp_interval is set but there is no"),
+        ("bonds: { b: { links: [a], arp_ip_target: [192.0.2.1] } }", "bonds.b.arp_interval: targets are set"),
+        (
+            "bonds: { b: { links: [a], arp_interval: 10, arp_ip_target: [nope] } }",
+            "bonds.b.arp_ip_target[0]: \"nope\" is not an IPv4 address",
+        ),
+        (
+            "bonds: { b: { links: [a], arp_interval: 10, arp_ip_target: [192.0.2.1], arp_validate: maybe } }",
+            "bonds.b.arp_validate: unknown value",
+        ),
+    ] {
+        let e = bad(text);
+        assert!(e.contains(want), "{text}\n  gave: {e}\n  want: {want}");
+    }
+}
+
+#[test]
+fn arp_validate_takes_numbers_too() {
+    assert_eq!(ArpValidate::parse("3"), Some(ArpValidate::All));
+    assert_eq!(ArpValidate::parse("filter_backup"), Some(ArpValidate::FilterBackup));
+    assert_eq!(ArpValidate::parse("7"), None);
+}
+
+#[test]
+fn malformed_yaml_reports_line() {
+    let e = parse(Path::new("x.yaml"), "bonds:\n  bond0: [\n").unwrap_err();
+    assert!(e.line.is_some(), "{e}");
+}
