@@ -1,6 +1,6 @@
 //! The demo `cargo xtask run` shows without arguments: a bond between two namespaces, with
-//! traffic, a link failure and recovery, a policy switch, and live status. Everything is
-//! removed at the end (also on error).
+//! traffic, a carrier loss, a silent link, policy switches, a lossy link losing its share, and
+//! live status. Everything is removed at the end (also on error).
 
 use std::{
     path::Path,
@@ -17,12 +17,19 @@ use bond_tests::{
     net::{UdpFlows, ping, tcp_transfer},
 };
 
+/// Probes every 100 ms (a third of failoverInterval); the aware policy scores loss above all.
+const SETTINGS: &str = "policies:
+  xor: { basePolicy: balance-xor, failoverInterval: 300 }
+  aware: { basePolicy: balance-aware, failoverInterval: 300, quality: { lat: 0.1, pdv: 0.1, plr: 0.8 }, qualityLimits: { plr: 0.5 } }
+  ab: { basePolicy: active-backup, failoverInterval: 300 }";
+const SECONDS: u64 = 18;
+
 pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     // The lab runs this bondctl (it reads $BONDCTL, set before any thread exists).
     // SAFETY: single-threaded at this point.
     unsafe { std::env::set_var("BONDCTL", bondctl) };
     println!("== bond demo: two network namespaces joined by three veth links, a bond on each side");
-    let lab = Lab::start(LabOptions::default().policy("balance-xor")).context("starting the lab")?;
+    let lab = Lab::start(LabOptions::default().policy("xor").settings(SETTINGS)).context("starting the lab")?;
     println!(
         "   {} {} ({}) <== eth0, eth1, eth2 ==> {} {} ({})",
         lab.a.ns.name(),
@@ -37,7 +44,7 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     tcp_transfer(&lab, 32 << 20).context("TCP across the bond")?;
     println!("== 32 MiB over TCP across the bond: ok");
 
-    println!("== 48 UDP flows from A to B; per-member packets per second on A (policy, then eth0 eth1 eth2):");
+    println!("== 48 UDP flows from A to B; per-member packets per second on A, state, and balance-aware share:");
     let flows = UdpFlows::new(&lab, 48, 43000)?;
     let running = Arc::new(AtomicBool::new(true));
     let r = running.clone();
@@ -51,34 +58,40 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
         }
     });
     type Step = (u64, &'static str, Box<dyn Fn(&Lab) -> anyhow::Result<()>>);
-    let steps: [Step; 4] = [
-        (2, "cut eth1 (peer side down): its flows move to eth0 and eth2 at once", Box::new(|l: &Lab| l.cut(1))),
+    let set_policy = |p: &'static str| {
+        Box::new(move |l: &Lab| {
+            l.a.daemon().set_policy(p)?;
+            l.b.daemon().set_policy(p)
+        })
+    };
+    let steps: [Step; 8] = [
+        (2, "cut eth1 (its carrier goes): its flows move to eth0 and eth2 at once", Box::new(|l: &Lab| l.cut(1))),
         (4, "restore eth1", Box::new(|l: &Lab| l.restore(1))),
         (
             6,
-            "set-policy balance-rr on both sides",
-            Box::new(|l: &Lab| {
-                l.a.daemon().set_policy("balance-rr")?;
-                l.b.daemon().set_policy("balance-rr")
-            }),
+            "silence eth2 (every frame dropped on the wire, carrier stays up): probes find it within 300 ms",
+            Box::new(|l: &Lab| l.impair(2, 100)),
         ),
-        (
-            8,
-            "set-policy active-backup on both sides",
-            Box::new(|l: &Lab| {
-                l.a.daemon().set_policy("active-backup")?;
-                l.b.daemon().set_policy("active-backup")
-            }),
-        ),
+        (8, "eth2 speaks again", Box::new(|l: &Lab| l.repair(2))),
+        (10, "set-policy aware (balance-aware, weights from measured quality) on both sides", set_policy("aware")),
+        (12, "eth0 drops 10% of frames each way: its score and share of the flows shrink", Box::new(|l: &Lab| l.impair(0, 10))),
+        (16, "eth0 repaired", Box::new(|l: &Lab| l.repair(0))),
+        (17, "set-policy ab (active-backup): its 5% loss limit holds eth0 out while its recent loss counts", set_policy("ab")),
     ];
     let start = Instant::now();
     let mut last = tx_counts(&lab)?;
     let mut next_step = 0;
-    for second in 1..=10u64 {
+    for second in 1..=SECONDS {
         std::thread::sleep((start + Duration::from_secs(second)).saturating_duration_since(Instant::now()));
         let (policy, now) = (lab.a.daemon().status()?["policy"]["name"].as_str().unwrap_or("?").to_string(), tx_counts(&lab)?);
-        let rates: Vec<String> =
-            now.iter().zip(&last).map(|((name, state, n), (_, _, p))| format!("{name} {:>6}/s {state:<4}", n - p)).collect();
+        let rates: Vec<String> = now
+            .iter()
+            .zip(&last)
+            .map(|(m, prev)| {
+                let share = m.allocation.map(|a| format!(" {:>3.0}%", a * 100.0)).unwrap_or_default();
+                format!("{} {:>6}/s {:<4}{share:<5}", m.name, m.tx_packets - prev.tx_packets, m.state)
+            })
+            .collect();
         println!("   t={second:>2}s  {policy:<14} {}", rates.join("  "));
         last = now;
         if let Some((at, what, action)) = steps.get(next_step)
@@ -98,21 +111,24 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// (member, state, tx packets) of A's members.
-fn tx_counts(lab: &Lab) -> anyhow::Result<Vec<(String, String, u64)>> {
+/// What the demo shows of one of A's members.
+struct MemberLine {
+    name: String,
+    state: String,
+    tx_packets: u64,
+    allocation: Option<f64>,
+}
+
+fn tx_counts(lab: &Lab) -> anyhow::Result<Vec<MemberLine>> {
     let s = lab.a.daemon().status()?;
-    Ok(s["members"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| {
-                    (
-                        m["name"].as_str().unwrap_or("?").to_string(),
-                        m["state"].as_str().unwrap_or("?").to_string(),
-                        m["tx_packets"].as_u64().unwrap_or(0),
-                    )
-                })
-                .collect()
+    let members = s["members"].as_array().context("status without members")?;
+    Ok(members
+        .iter()
+        .map(|m| MemberLine {
+            name: m["name"].as_str().unwrap_or("?").to_string(),
+            state: m["state"].as_str().unwrap_or("?").to_string(),
+            tx_packets: m["tx_packets"].as_u64().unwrap_or(0),
+            allocation: m["allocation"].as_f64(),
         })
-        .unwrap_or_default())
+        .collect())
 }

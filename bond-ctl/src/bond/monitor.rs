@@ -316,6 +316,7 @@ impl Bond {
             let obs = m.observe(now, self.policy.monitor, peer, arp);
             if let Some(change) = m.liveness.step(now, liveness::verdict(&obs, &timing), &timing) {
                 if change.up {
+                    m.probes.restart();
                     notes.push(format!("{} is healthy ({})", m.name, change.reason));
                 } else {
                     notes.push(format!("{} failed: {}", m.name, change.reason));
@@ -384,10 +385,16 @@ impl Bond {
         let mut notes = Vec::new();
         for m in &mut self.members {
             m.metrics = m.probes.metrics(m.availability.share(now));
-            let judged = peer && m.probes.outcomes() >= MIN_JUDGED;
+            // A failed link is out already; its losses while failed say nothing of its quality.
+            let judged = peer && m.probes.outcomes() >= MIN_JUDGED && m.liveness.up();
             m.judged = judged;
             m.score = if judged { quality::score(&m.metrics, &self.policy.weights, &self.policy.limits) } else { 1.0 };
-            let violations = if judged { quality::violations(&m.metrics, &self.policy.limits) } else { Vec::new() };
+            let violations = match (judged, m.liveness.up()) {
+                (true, _) => quality::violations(&m.metrics, &self.policy.limits),
+                // Failed: its standing is kept until it recovers and is measured afresh.
+                (false, false) => m.violations.clone(),
+                (false, true) => Vec::new(),
+            };
             if !violations.is_empty() && m.violations.is_empty() {
                 m.punishment.misbehaved(now, &self.policy.punishment);
                 notes.push(format!("{} misbehaves ({}): held out {} ms", m.name, violations.join(", "), m.punishment.remaining_ms()));

@@ -80,6 +80,13 @@ impl ProbeWindow {
         }
     }
 
+    /// Starts measuring afresh, for a link that has just recovered: what was lost while it was
+    /// failed is the failure's business (punishment for flapping), not a mark on its quality.
+    pub fn restart(&mut self) {
+        self.outstanding.clear();
+        self.outcomes.clear();
+    }
+
     /// Probe outcomes (answered or lost) in the window.
     pub fn outcomes(&self) -> usize {
         self.outcomes.len()
@@ -265,5 +272,22 @@ mod tests {
         assert!((a.share(200) - 1.0).abs() < 1e-9);
         a.set(200, false);
         assert!((a.share(250) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_restart_forgets_the_outage() {
+        let mut w = ProbeWindow::default();
+        w.sent(1, 0);
+        w.replied(1, MS, false, MS);
+        for seq in 2..10 {
+            w.sent(seq, seq as Nanos * MS);
+        }
+        w.expire(100 * MS, 10 * MS);
+        assert!(w.metrics(1.0).plr > 0.8);
+        w.restart();
+        assert_eq!(w.outcomes(), 0);
+        assert_eq!(w.metrics(1.0).plr, 0.0);
+        assert_eq!(w.last_reply, Some(MS), "silence is still measured from the last reply");
+        assert!(w.peer_seen);
     }
 }
