@@ -184,11 +184,23 @@ pub fn bond_config(bond: &BondSettings, members: &[MemberView], policy: PolicyCo
     c
 }
 
-/// Which members carry traffic, from (healthy, punished, degraded) per member: the healthy ones
-/// neither punished nor degraded; if none, the healthy ones not punished; if none, all healthy
-/// ones. Only unhealthy members are ever left out when nothing else is there.
-pub fn usable_tiers(members: &[(bool, bool, bool)]) -> Vec<bool> {
-    let tiers: [&dyn Fn(&(bool, bool, bool)) -> bool; 3] = [&|&(h, p, d)| h && !p && !d, &|&(h, p, _)| h && !p, &|&(h, _, _)| h];
+/// What decides whether a member may carry traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Standing {
+    pub healthy: bool,
+    pub punished: bool,
+    /// Past a quality limit.
+    pub degraded: bool,
+}
+
+/// Which members carry traffic: the healthy ones neither punished nor degraded; if none, the
+/// healthy ones not punished; if none, all healthy ones. Only unhealthy members are ever left
+/// out when nothing else is there.
+pub fn usable_tiers(members: &[Standing]) -> Vec<bool> {
+    let clean = |m: &Standing| m.healthy && !m.punished && !m.degraded;
+    let unpunished = |m: &Standing| m.healthy && !m.punished;
+    let healthy = |m: &Standing| m.healthy;
+    let tiers: [&dyn Fn(&Standing) -> bool; 3] = [&clean, &unpunished, &healthy];
     for tier in tiers {
         if members.iter().any(tier) {
             return members.iter().map(tier).collect();
@@ -361,10 +373,11 @@ mod tests {
     #[test]
     fn punished_or_degraded_links_carry_traffic_only_when_nothing_better_is_there() {
         // (healthy, punished, degraded)
-        assert_eq!(usable_tiers(&[(true, false, false), (true, true, false), (true, false, true)]), [true, false, false]);
-        assert_eq!(usable_tiers(&[(true, true, false), (true, false, true), (false, false, false)]), [false, true, false]);
-        assert_eq!(usable_tiers(&[(true, true, true), (true, true, false), (false, false, false)]), [true, true, false]);
-        assert_eq!(usable_tiers(&[(false, false, false), (false, true, true)]), [false, false]);
+        let m = |healthy, punished, degraded| Standing { healthy, punished, degraded };
+        assert_eq!(usable_tiers(&[m(true, false, false), m(true, true, false), m(true, false, true)]), [true, false, false]);
+        assert_eq!(usable_tiers(&[m(true, true, false), m(true, false, true), m(false, false, false)]), [false, true, false]);
+        assert_eq!(usable_tiers(&[m(true, true, true), m(true, true, false), m(false, false, false)]), [true, true, false]);
+        assert_eq!(usable_tiers(&[m(false, false, false), m(false, true, true)]), [false, false]);
     }
 
     #[test]

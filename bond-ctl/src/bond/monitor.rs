@@ -341,9 +341,12 @@ impl Bond {
     /// limits. When no member is all three, the best that is still healthy carry it: a punished
     /// or degraded link is held out only while there is something better.
     fn apply_usable(&mut self, now: Nanos) -> anyhow::Result<()> {
-        let decisions = plan::usable_tiers(
-            &self.members.iter().map(|m| (m.liveness.up(), m.punishment.active(), !m.violations.is_empty())).collect::<Vec<_>>(),
-        );
+        let standings: Vec<plan::Standing> = self
+            .members
+            .iter()
+            .map(|m| plan::Standing { healthy: m.liveness.up(), punished: m.punishment.active(), degraded: !m.violations.is_empty() })
+            .collect();
+        let decisions = plan::usable_tiers(&standings);
         if decisions.iter().zip(&self.members).all(|(d, m)| *d == m.usable) {
             return Ok(());
         }

@@ -237,8 +237,7 @@ mod tests {
 
     #[test]
     fn late_replies_after_expiry_do_not_count_twice() {
-        let mut w = ProbeWindow::default();
-        w.peer_seen = true;
+        let mut w = ProbeWindow { peer_seen: true, ..Default::default() };
         w.sent(1, 0);
         w.expire(10 * MS, 5 * MS);
         w.replied(1, 11 * MS, false, 11 * MS);
@@ -249,8 +248,7 @@ mod tests {
 
     #[test]
     fn window_keeps_the_latest_outcomes() {
-        let mut w = ProbeWindow::default();
-        w.peer_seen = true;
+        let mut w = ProbeWindow { peer_seen: true, ..Default::default() };
         for seq in 0..(WINDOW as u32) {
             w.sent(seq, 0);
         }
