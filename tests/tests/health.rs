@@ -326,3 +326,31 @@ fn the_dynamic_strategy_probes_only_quiet_links() {
     let s = lab.b.daemon().status().unwrap();
     assert!((0..3).all(|i| usable(&s, &format!("eth{i}"))), "traffic kept every link alive");
 }
+
+#[test]
+fn failover_announces_the_bond_with_gratuitous_arps() {
+    let lab = lab(LabOptions::default().policy("active-backup").a_bond("num_grat_arp: 3"));
+    ping(&lab, 2).unwrap();
+    let (s, _) = wait_for(&lab, Duration::from_secs(5), "an active member", |s| s["active"].is_string());
+    let active: usize = s["active"].as_str().unwrap().trim_start_matches("eth").parse().unwrap();
+    let caps: Vec<bond_tests::net::Capture> =
+        (0..3).map(|i| bond_tests::net::Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
+    lab.cut(active).unwrap();
+    let (s, _) =
+        wait_for(&lab, Duration::from_secs(5), "a new active member", |s| s["active"].is_string() && s["active"] != format!("eth{active}"));
+    let new: usize = s["active"].as_str().unwrap().trim_start_matches("eth").parse().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let a_addr: std::net::Ipv4Addr = lab.a.addr.parse().unwrap();
+    let gratuitous = |frames: Vec<Vec<u8>>| {
+        frames
+            .iter()
+            .filter(|f| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[28..32] == a_addr.octets() && f[38..42] == a_addr.octets())
+            .count()
+    };
+    let counts: Vec<usize> = caps.into_iter().map(|c| gratuitous(c.frames())).collect();
+    println!("gratuitous ARPs from A per member after failing over to eth{new}: {counts:?}");
+    assert_eq!(counts[new], 3, "num_grat_arp announcements on the new active member");
+    assert_eq!(counts.iter().sum::<usize>(), 3, "and nowhere else");
+    let e = events(&lab.a.daemon().status().unwrap());
+    assert!(e.contains(&format!("announcing the bond's addresses on eth{new}")), "{e}");
+}

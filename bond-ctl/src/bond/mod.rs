@@ -17,7 +17,10 @@ use crate::{
     control::{self, Pending, Request, Response},
     dataplane::{self, Dataplane},
     frames,
-    health::reselect::ActiveSelector,
+    health::{
+        metrics::{MS, Nanos},
+        reselect::ActiveSelector,
+    },
     member::{Member, Saved},
     netdev::{self, Netdev},
     plan::{self, BondSettings, MemberView},
@@ -50,7 +53,18 @@ pub struct Bond {
     bond_sender: Option<RawSender>,
     /// Sends ARP / NS monitor probes and announcements on each member, by slot.
     member_senders: Vec<Option<RawSender>>,
+    /// Announcements still to send after a failover.
+    announcing: Option<Announcement>,
     monitor: monitor::State,
+}
+
+/// Announcement rounds after a failover: round `round` of `rounds` is due at `next`.
+#[derive(Debug, Clone, Copy)]
+struct Announcement {
+    slot: u8,
+    round: u32,
+    rounds: u32,
+    next: Nanos,
 }
 
 impl Bond {
@@ -81,6 +95,7 @@ impl Bond {
             probe_reader: None,
             bond_sender: None,
             member_senders: Vec::new(),
+            announcing: None,
             monitor: monitor::State::new(now),
         };
         let name = bond.spec.name.clone();
@@ -307,14 +322,30 @@ impl Bond {
             if before.is_some()
                 && let Some(a) = self.active
             {
-                self.announce(a);
+                self.announce(a, now);
             }
         }
     }
 
-    /// Gratuitous ARPs and unsolicited neighbour advertisements for the bond's addresses from
-    /// member `slot`, so switches and neighbours learn where the bond is now.
-    fn announce(&mut self, slot: u8) {
+    /// Starts announcing the bond's addresses from member `slot` (gratuitous ARPs and unsolicited
+    /// neighbour advertisements), so switches and neighbours learn where the bond is now: one
+    /// round at once, the rest (up to `num_grat_arp` / `num_unsol_na`) one per announcement
+    /// interval, as bonding spaces them. A newer failover replaces what is left of this one.
+    fn announce(&mut self, slot: u8, now: Nanos) {
+        let rounds = self.spec.monitor.num_grat_arp.max(self.spec.monitor.num_unsol_na);
+        self.announcing = (rounds > 0 && !self.spec.addresses.is_empty()).then_some(Announcement { slot, round: 0, rounds, next: now });
+        self.announce_due(now);
+    }
+
+    /// Sends the announcement round that is due, if any.
+    pub(super) fn announce_due(&mut self, now: Nanos) {
+        let Some(a) = self.announcing.as_mut().filter(|a| now >= a.next) else { return };
+        let (slot, round) = (a.slot, a.round);
+        a.round += 1;
+        a.next = now + self.spec.monitor.announce_interval() * MS;
+        if a.round >= a.rounds {
+            self.announcing = None;
+        }
         let Some(Some(sender)) = self.member_senders.get(usize::from(slot)) else { return };
         let mac = self.settings.mac;
         let mut sent = 0;
@@ -323,13 +354,13 @@ impl Bond {
                 IpAddr::V4(a) => (frames::gratuitous_arp(mac, *a), 0x0806, self.spec.monitor.num_grat_arp),
                 IpAddr::V6(a) => (frames::unsolicited_na(mac, a), 0x86dd, self.spec.monitor.num_unsol_na),
             };
-            for _ in 0..count {
+            if round < count {
                 sent += usize::from(sender.send(&frame, ether_type).is_ok());
             }
         }
-        if sent > 0 {
+        if round == 0 && sent > 0 {
             let name = self.members[usize::from(slot)].name.clone();
-            self.event(format!("announced the bond's addresses on {name} ({sent} frames)"));
+            self.event(format!("announcing the bond's addresses on {name}"));
         }
     }
 

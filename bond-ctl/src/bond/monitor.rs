@@ -145,6 +145,7 @@ impl Bond {
             self.poll_carrier(now, ethtool);
         }
         self.read_rx_counters(now)?;
+        self.announce_due(now);
         self.send_probes(now);
         for m in &mut self.members {
             m.probes.expire(now, self.policy.link_timing(&m.name).0 * MS);

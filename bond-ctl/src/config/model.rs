@@ -56,6 +56,15 @@ pub struct BondMonitor {
     pub num_unsol_na: u32,
 }
 
+impl BondMonitor {
+    /// Spacing of announcements after a failover (ms): bonding sends one per `miimon` (or ARP)
+    /// interval; here at least 10 ms apart.
+    pub fn announce_interval(&self) -> u64 {
+        let base = if self.miimon > 0 { self.miimon } else { self.arp.as_ref().map_or(100, |a| a.interval) };
+        base.max(10)
+    }
+}
+
 /// Default carrier polling interval (ms). bonding.ko's miimon is 100 ms; polling is one ioctl
 /// per member, so a short interval costs little and bounds carrier-loss detection.
 pub const DEFAULT_MIIMON: u64 = 5;
