@@ -28,19 +28,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Bring up the bonds of a configuration file and run them in the foreground.
+    /// Bring up the bonds of a configuration file, or one bond from bonding.ko options, and run
+    /// them in the foreground.
     ///
     /// Creates each bond device, takes its members (the bond's MAC address on every member,
     /// members' own IPv6 off; both restored afterwards), loads and attaches the data plane,
-    /// and follows the members' carrier. SIGINT or SIGTERM removes the bonds and restores the
-    /// members. Suitable as a systemd service (Type=simple).
+    /// and monitors the members. SIGINT or SIGTERM removes the bonds and restores the members.
+    /// Suitable as a systemd service (Type=simple).
+    ///
+    /// Without a file, the bond is described as bonding.ko options are written:
+    ///
+    ///   bondctl up --bond bond0 --links eth0,eth1 mode=1 miimon=100 updelay=200 downdelay=200 primary=eth0
+    ///
+    /// Options may also be written as in /etc/network/interfaces (bond-mode=1, bond-miimon=100).
+    #[command(verbatim_doc_comment)]
     Up {
-        /// Configuration file (YAML; JSON for *.json).
-        #[arg(long, short, value_name = "FILE")]
-        config: PathBuf,
-        /// Run only this bond of the file.
-        #[arg(long, value_name = "BOND")]
-        bond: Option<String>,
+        #[command(flatten)]
+        source: Source,
     },
     /// Show a bond's policy, members, their state and counters (like /proc/net/bonding).
     ///
@@ -56,22 +60,65 @@ pub enum Command {
     /// Standard policies: none, active-backup, broadcast, balance-rr, balance-xor,
     /// balance-aware. The switch is atomic: every packet sees the old or the new policy.
     SetPolicy { bond: String, policy: String },
-    /// Validate a configuration file without applying it.
+    /// Validate a configuration (file or bonding.ko options) without applying it.
     ///
-    /// Reports every problem with the file, key and reason, and interfaces named in the file
-    /// that do not exist in this network namespace.
+    /// Reports the first problem with the file, line, key and reason; settings that load but
+    /// change nothing here as warnings; and interfaces that do not exist in this network
+    /// namespace (which `bondctl up` would refuse).
     Check {
-        #[arg(long, short, value_name = "FILE")]
-        config: PathBuf,
+        #[command(flatten)]
+        source: Source,
     },
+}
+
+/// Where a configuration comes from: a file, or one bond described by bonding.ko options.
+#[derive(Debug, clap::Args)]
+pub struct Source {
+    /// Configuration file: YAML, or JSON as ZeroTier's local.conf (comments and trailing commas
+    /// allowed) for *.json files and text starting with `{`.
+    #[arg(long, short, value_name = "FILE", conflicts_with_all = ["links", "address", "options"])]
+    config: Option<PathBuf>,
+    /// With --config: run only this bond of the file. Without: the bond's name [default: bond0].
+    #[arg(long, value_name = "BOND")]
+    bond: Option<String>,
+    /// The members, in order (without --config).
+    #[arg(long, value_name = "IF,IF,...", value_delimiter = ',', required_unless_present = "config")]
+    links: Vec<String>,
+    /// An address for the bond device, ADDR/PREFIX (repeatable).
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    address: Vec<String>,
+    /// bonding.ko options: mode, miimon, updelay, downdelay, primary, primary_reselect,
+    /// xmit_hash_policy, packets_per_slave, arp_interval, arp_ip_target, arp_validate,
+    /// arp_all_targets, arp_missed_max, ns_ip6_target, fail_over_mac, num_grat_arp, num_unsol_na,
+    /// lacp_rate, ad_select, min_links, tlb_dynamic_lb, lp_interval, all_slaves_active.
+    #[arg(value_name = "KEY=VALUE")]
+    options: Vec<String>,
+}
+
+impl Source {
+    /// The validated configuration, and the bond to run (None: all of the file's).
+    fn load(&self) -> anyhow::Result<(config::Config, Option<String>, PathBuf)> {
+        match &self.config {
+            Some(path) => Ok((config::load(path)?, self.bond.clone(), path.clone())),
+            None => {
+                let name = self.bond.clone().unwrap_or_else(|| config::IMPLICIT_BOND.to_string());
+                let yaml = config::bond_yaml(&name, &self.links, &self.address, &self.options).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let path = PathBuf::from("(command line)");
+                Ok((config::parse(&path, &yaml)?, Some(name), path))
+            }
+        }
+    }
 }
 
 impl Command {
     pub fn execute(self) -> anyhow::Result<()> {
         match self {
-            Command::Up { config, bond } => {
+            Command::Up { source } => {
                 require_root()?;
-                let cfg = config::load(&config)?;
+                let (cfg, bond, _) = source.load()?;
+                for w in &cfg.warnings {
+                    tracing::warn!("{w}");
+                }
                 runtime()?.block_on(daemon::run(cfg, bond.as_deref()))
             }
             Command::Status { bond, json } => status(bond, json),
@@ -86,13 +133,16 @@ impl Command {
                     other => bail!("unexpected answer: {other:?}"),
                 }
             }
-            Command::Check { config } => {
-                let cfg = config::load(&config)?;
+            Command::Check { source } => {
+                let (cfg, _, path) = source.load()?;
+                for w in &cfg.warnings {
+                    eprintln!("{}: warning: {w}", path.display());
+                }
                 let mut missing = Vec::new();
                 for b in &cfg.bonds {
                     for l in &b.links {
                         if sys::ifindex(l).is_none() {
-                            missing.push(format!("{}: bonds.{}.links: interface {l} does not exist here", config.display(), b.name));
+                            missing.push(format!("{}: bonds.{}.links: interface {l} does not exist here", path.display(), b.name));
                         }
                     }
                 }
@@ -100,9 +150,13 @@ impl Command {
                     eprintln!("{m}");
                 }
                 if !missing.is_empty() {
-                    bail!("{} interface(s) missing; `bondctl up` would refuse this file", missing.len());
+                    bail!("{} interface(s) missing; `bondctl up` would refuse this configuration", missing.len());
                 }
-                println!("{}: OK ({} bond(s))", config.display(), cfg.bonds.len());
+                if cfg.bonds.is_empty() {
+                    println!("{}: OK, but it defines no bond: name links under bonds (or in the default policy)", path.display());
+                } else {
+                    println!("{}: OK ({} bond(s))", path.display(), cfg.bonds.len());
+                }
                 Ok(())
             }
         }

@@ -1,8 +1,10 @@
-//! The configuration file as written: YAML (or JSON), keys as in ZeroTier's `local.conf`
-//! `settings` plus a `bonds` section. Unknown keys are errors, never silently ignored.
+//! The configuration file as written: YAML, or JSON as ZeroTier's `local.conf` is written (with
+//! `/* */` and `//` comments and trailing commas); keys as in ZeroTier's `settings` plus a `bonds`
+//! section with bonding.ko's options. Unknown keys are errors, never silently ignored.
 
 use std::{collections::BTreeMap, path::Path};
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -38,6 +40,44 @@ pub struct Bond {
     pub ns_ip6_target: Vec<String>,
     pub num_grat_arp: Option<u32>,
     pub num_unsol_na: Option<u32>,
+    /// bonding.ko options that make up a transmit policy: given, they define the bond's own
+    /// policy, named after the bond.
+    /// A mode number (0-6) or name.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub mode: Option<String>,
+    pub updelay: Option<u64>,
+    pub downdelay: Option<u64>,
+    pub primary: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub primary_reselect: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub xmit_hash_policy: Option<String>,
+    pub packets_per_slave: Option<u32>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub fail_over_mac: Option<String>,
+    /// 802.3ad, balance-tlb and balance-alb options (validated; see the README).
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub lacp_rate: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub ad_select: Option<String>,
+    pub min_links: Option<u32>,
+    pub tlb_dynamic_lb: Option<u8>,
+    pub lp_interval: Option<u64>,
+    pub all_slaves_active: Option<u8>,
+}
+
+/// Kernel options take numbers or names (`mode: 1`, `mode: active-backup`).
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        S(String),
+        N(u64),
+    }
+    Ok(Option::<V>::deserialize(d)?.map(|v| match v {
+        V::S(s) => s,
+        V::N(n) => n.to_string(),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +86,39 @@ pub struct Settings {
     pub default_bonding_policy: Option<String>,
     #[serde(default)]
     pub policies: BTreeMap<String, Policy>,
+    /// Peers (ZeroTier node ids) with their own policy.
+    #[serde(default)]
+    pub peer_specific_bonds: IndexMap<String, String>,
+    /// Overrides of the standard policies, written directly under `settings` as ZeroTier does.
+    #[serde(rename = "none")]
+    pub none: Option<Policy>,
+    #[serde(rename = "active-backup")]
+    pub active_backup: Option<Policy>,
+    #[serde(rename = "broadcast")]
+    pub broadcast: Option<Policy>,
+    #[serde(rename = "balance-rr")]
+    pub balance_rr: Option<Policy>,
+    #[serde(rename = "balance-xor")]
+    pub balance_xor: Option<Policy>,
+    #[serde(rename = "balance-aware")]
+    pub balance_aware: Option<Policy>,
+}
+
+impl Settings {
+    /// The standard-policy overrides given, by policy name.
+    pub fn standard_overrides(&self) -> Vec<(&'static str, &Policy)> {
+        [
+            ("none", &self.none),
+            ("active-backup", &self.active_backup),
+            ("broadcast", &self.broadcast),
+            ("balance-rr", &self.balance_rr),
+            ("balance-xor", &self.balance_xor),
+            ("balance-aware", &self.balance_aware),
+        ]
+        .into_iter()
+        .filter_map(|(n, p)| p.as_ref().map(|p| (n, p)))
+        .collect()
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -70,8 +143,9 @@ pub struct Policy {
     pub punishment: Option<Punishment>,
     /// Milliseconds a flow may be idle before it is forgotten.
     pub flow_expiry: Option<u64>,
+    /// Per-link settings, in the order written (it orders several primaries).
     #[serde(default)]
-    pub links: BTreeMap<String, Link>,
+    pub links: IndexMap<String, Link>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -121,22 +195,42 @@ pub struct Link {
     pub down_delay: Option<u64>,
 }
 
-/// Parses the text: JSON when the file name ends in `.json`, YAML otherwise.
+/// Parses the text: JSON (with ZeroTier's comments and trailing commas) when the file name ends
+/// in `.json` or the text starts with `{`, YAML otherwise.
 pub fn parse(path: &Path, text: &str) -> Result<File, ConfigError> {
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) || starts_with_brace(text);
     if is_json {
-        serde_json::from_str(text).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: Some(e.line()),
-            key: "(file)".into(),
-            reason: e.to_string(),
-        })
+        json5::from_str(text).map_err(|e| json_error(path, e))
     } else {
         if text.trim().is_empty() {
             return Ok(File::default());
         }
         serde_yaml::from_str(text).map_err(|e| yaml_error(path, e))
     }
+}
+
+/// Whether the first thing in the text, after blanks and comments, is `{`.
+fn starts_with_brace(text: &str) -> bool {
+    let mut t = text.trim_start();
+    loop {
+        if let Some(rest) = t.strip_prefix("/*") {
+            t = rest.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else if let Some(rest) = t.strip_prefix("//") {
+            t = rest.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else {
+            return t.starts_with('{');
+        }
+    }
+}
+
+fn json_error(path: &Path, e: json5::Error) -> ConfigError {
+    let json5::Error::Message { msg, location } = e;
+    let mut err = ConfigError { file: path.to_path_buf(), line: location.as_ref().map(|l| l.line), key: "(file)".into(), reason: msg };
+    if let Some(l) = location {
+        err.reason = format!("{} (column {})", err.reason.lines().next().unwrap_or_default(), l.column);
+    }
+    err.reason = super::suggest::unknown_key_hint(&err.reason);
+    err
 }
 
 /// serde_yaml prefixes its message with the key path (`bonds.bond0: ...`) and ends it with the
@@ -151,5 +245,6 @@ fn yaml_error(path: &Path, e: serde_yaml::Error) -> ConfigError {
         Some((k, r)) if !k.contains(' ') => (k.to_string(), r.to_string()),
         _ => ("(file)".to_string(), msg),
     };
+    let reason = super::suggest::unknown_key_hint(&reason);
     ConfigError { file: path.to_path_buf(), line, key, reason }
 }

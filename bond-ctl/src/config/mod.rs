@@ -4,15 +4,20 @@
 //! it, and any problem is a [`ConfigError`] naming the file, the key and the reason.
 
 pub mod file;
+#[cfg(test)]
+mod fixtures;
+mod kernel;
 pub mod model;
 mod resolve;
+mod suggest;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub use kernel::bond_yaml;
 pub use model::{BondSpec, Config, LinkSpec, PolicySpec};
-pub use resolve::check_policy_links;
+pub use resolve::{IMPLICIT_BOND, check_policy_links};
 
 /// A configuration problem: which file, which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

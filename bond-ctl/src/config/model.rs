@@ -20,6 +20,8 @@ pub struct Config {
     pub bonds: Vec<BondSpec>,
     /// Every policy a bond can be switched to: the standard ones and the custom ones.
     pub policies: BTreeMap<String, PolicySpec>,
+    /// Settings that load but change nothing here (reported by `check` and `up`).
+    pub warnings: Vec<String>,
 }
 
 impl Config {

@@ -9,7 +9,7 @@ use std::{
 
 use bond_common::config::{Balance, MAX_MEMBERS, MAX_POLICIES, Mode, XmitHash};
 
-use super::{ConfigError, file, model::*};
+use super::{ConfigError, file, kernel, model::*};
 use crate::health::{
     punish::PunishConfig,
     quality::{Limits, Weights},
@@ -25,16 +25,24 @@ fn one_of(names: &str) -> &str {
 pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
     let err = |key: String, reason: String| ConfigError::new(path, key, reason);
 
+    let mut warnings = Vec::new();
     let mut policies: BTreeMap<String, PolicySpec> = Mode::ALL.iter().map(|&m| (m.name().to_string(), PolicySpec::standard(m))).collect();
     for (name, p) in &raw.settings.policies {
         let key = format!("settings.policies.{name}");
         if Mode::from_name(name).is_some() {
             return Err(err(key, format!("\"{name}\" is a standard policy; give the custom policy another name")));
         }
-        let base = p
-            .base_policy
-            .as_deref()
-            .ok_or_else(|| err(format!("{key}.basePolicy"), "missing: a custom policy needs a basePolicy".into()))?;
+        let base = match p.base_policy.as_deref() {
+            Some(b) => b,
+            // ZeroTier's examples name custom policies after their base ("aggressive-active-backup")
+            // and sometimes leave basePolicy out.
+            None => {
+                let from_name = Mode::ALL.iter().map(|m| m.name()).filter(|m| name.ends_with(m)).max_by_key(|m| m.len());
+                let b = from_name.ok_or_else(|| err(format!("{key}.basePolicy"), "missing: a custom policy needs a basePolicy".into()))?;
+                warnings.push(format!("{key}.basePolicy: missing; taken from the policy's name: {b}"));
+                b
+            }
+        };
         let mode = Mode::from_name(base)
             .ok_or_else(|| err(format!("{key}.basePolicy"), format!("unknown policy \"{base}\" (one of: {})", one_of(Mode::names()))))?;
         let mut spec = PolicySpec::standard(mode);
@@ -46,6 +54,30 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
         return Err(err("settings.policies".into(), format!("at most {MAX_POLICIES} custom policies")));
     }
 
+    // ZeroTier writes overrides of a standard policy directly under `settings`.
+    for (name, p) in raw.settings.standard_overrides() {
+        let key = format!("settings.{name}");
+        if let Some(base) = p.base_policy.as_deref().filter(|b| *b != name) {
+            return Err(err(format!("{key}.basePolicy"), format!("\"{base}\": an override of {name} cannot change its base policy")));
+        }
+        let spec = policies.get_mut(name).expect("standard policies are all there");
+        apply_policy(path, &key, p, spec)?;
+    }
+    for (peer, policy) in &raw.settings.peer_specific_bonds {
+        let key = format!("settings.peerSpecificBonds.{peer}");
+        if !policies.contains_key(policy) {
+            return Err(err(
+                key,
+                format!("unknown policy \"{policy}\" (known: {})", policies.keys().cloned().collect::<Vec<_>>().join(", ")),
+            ));
+        }
+        if peer.len() == 10 && peer.chars().all(|c| c.is_ascii_hexdigit()) {
+            warnings.push(format!("{key}: \"{peer}\" is a ZeroTier node id, which names no peer here; ignored"));
+        } else {
+            return Err(err(key, "per-peer policies by address are not implemented yet (ZeroTier node ids load, with a warning)".into()));
+        }
+    }
+
     let default_policy = raw.settings.default_bonding_policy.clone().unwrap_or_else(|| DEFAULT_POLICY.to_string());
     if !policies.contains_key(&default_policy) {
         return Err(err(
@@ -54,9 +86,16 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
         ));
     }
 
+    let mut raw_bonds = raw.bonds;
+    if raw_bonds.is_empty()
+        && let Some(links) = implicit_bond_links(&raw.settings, &default_policy)
+    {
+        // A ZeroTier-style file with settings only: one bond over the policy's links.
+        raw_bonds.insert(IMPLICIT_BOND.to_string(), file::Bond { links, ..Default::default() });
+    }
     let mut bonds = Vec::new();
     let mut all_links: BTreeMap<String, String> = BTreeMap::new();
-    for (name, b) in raw.bonds {
+    for (name, b) in raw_bonds {
         let key = format!("bonds.{name}");
         check_ifname(&name).map_err(|r| err(key.clone(), r))?;
         if b.links.is_empty() {
@@ -85,7 +124,21 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
             .enumerate()
             .map(|(i, a)| parse_prefix(a).map_err(|r| err(format!("{key}.addresses[{i}]"), r)))
             .collect::<Result<Vec<_>, _>>()?;
-        let policy = b.policy.clone().unwrap_or_else(|| default_policy.clone());
+        let own_policy = kernel::shapes_policy(&b);
+        if own_policy {
+            if let Some(p) = &b.policy {
+                return Err(err(
+                    format!("{key}.policy"),
+                    format!("\"{p}\" and the bond's kernel options (mode, primary, ...) both name a policy; give one"),
+                ));
+            }
+            if policies.contains_key(&name) {
+                return Err(err(format!("{key}.mode"), format!("the bond's own policy would be named {name}, which is already a policy")));
+            }
+            policies.insert(name.clone(), kernel::policy(path, &key, &name, &b)?);
+        }
+        warnings.extend(kernel::warnings(path, &key, &b)?);
+        let policy = if own_policy { name.clone() } else { b.policy.clone().unwrap_or_else(|| default_policy.clone()) };
         let Some(spec) = policies.get(&policy) else {
             return Err(err(
                 format!("{key}.policy"),
@@ -96,7 +149,20 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
         let monitor = bond_monitor(path, &key, &b)?;
         bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor });
     }
-    Ok(Config { bonds, policies })
+    Ok(Config { bonds, policies, warnings })
+}
+
+/// Name of the bond a settings-only file makes.
+pub const IMPLICIT_BOND: &str = "bond0";
+
+/// The links of the default policy (custom, or a standard one overridden under `settings`), in
+/// the order written.
+fn implicit_bond_links(settings: &file::Settings, default_policy: &str) -> Option<Vec<String>> {
+    let p = settings
+        .policies
+        .get(default_policy)
+        .or_else(|| settings.standard_overrides().into_iter().find(|(n, _)| *n == default_policy).map(|(_, p)| p))?;
+    (!p.links.is_empty()).then(|| p.links.keys().cloned().collect())
 }
 
 fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec) -> Result<(), ConfigError> {
@@ -175,9 +241,9 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
             Some(other) => return Err(err(&format!("{lkey}.mode"), format!("\"{other}\" is neither primary nor spare"))),
         };
         if let Some(a) = l.alloc
-            && !(0.0..=1.0).contains(&a)
+            && !(a.is_finite() && (0.0..=255.0).contains(&a))
         {
-            return Err(err(&format!("{lkey}.alloc"), format!("{a} is not a share between 0.0 and 1.0")));
+            return Err(err(&format!("{lkey}.alloc"), format!("{a} is neither a share (0.0 to 1.0) nor a relative value (0 to 255)")));
         }
         let ipv_pref = match l.ipv_pref {
             None | Some(0) | Some(46) | Some(64) => IpvPref::Any,
@@ -218,11 +284,16 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
             return Err(err(&format!("links.{name}.failoverTo"), format!("\"{to}\" is not one of this policy's links")));
         }
     }
+    // Shares (all 1.0 or less) must sum to 1.0; ZeroTier's relative values (0-255) are scaled.
     let allocs: Vec<f64> = spec.links.values().filter_map(|l| l.alloc).collect();
-    if !allocs.is_empty() {
-        let sum: f64 = allocs.iter().sum();
-        if (sum - 1.0).abs() > 0.001 {
+    let sum: f64 = allocs.iter().sum();
+    if allocs.iter().all(|a| *a <= 1.0) {
+        if !allocs.is_empty() && (sum - 1.0).abs() > 0.001 {
             return Err(err("links", format!("the alloc shares sum to {sum}, not 1.0")));
+        }
+    } else {
+        for l in spec.links.values_mut() {
+            l.alloc = l.alloc.map(|a| a / sum);
         }
     }
     // ZeroTier: "optimize" unless the user gave failover guidance, then "always".
