@@ -61,6 +61,16 @@ pub async fn run(config: Config, only: Option<&str>) -> anyhow::Result<()> {
         let due = bonds.iter().filter_map(|b| b.next_deadline(now)).fold(next_tick, u64::min);
         let wait = Duration::from_nanos(due.saturating_sub(now));
         tokio::select! {
+            // Probe replies first: one that is waiting must count before a silence deadline.
+            biased;
+            Some(p) = probe_events.recv() => {
+                let now = sys::monotonic_ns();
+                if let Some(b) = bonds.iter_mut().find(|b| b.spec.name == p.bond)
+                    && let Err(e) = b.on_probe_events(&p.events, now)
+                {
+                    tracing::error!(bond = %b.spec.name, "handling probe replies: {e:#}");
+                }
+            }
             _ = tokio::time::sleep(wait) => {
                 let now = sys::monotonic_ns();
                 if now >= next_tick {
@@ -71,14 +81,6 @@ pub async fn run(config: Config, only: Option<&str>) -> anyhow::Result<()> {
                     if let Err(e) = b.tick(now, &ethtool) {
                         tracing::error!(bond = %b.spec.name, "monitoring: {e:#}");
                     }
-                }
-            }
-            Some(p) = probe_events.recv() => {
-                let now = sys::monotonic_ns();
-                if let Some(b) = bonds.iter_mut().find(|b| b.spec.name == p.bond)
-                    && let Err(e) = b.on_probe_events(&p.events, now)
-                {
-                    tracing::error!(bond = %b.spec.name, "handling probe replies: {e:#}");
                 }
             }
             ev = link_events.next() => match ev {

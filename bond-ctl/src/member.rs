@@ -35,6 +35,8 @@ pub struct Member {
     pub probes: ProbeWindow,
     /// When the last probe went out.
     pub last_probe: Nanos,
+    /// Whether a probe went out at `last_probe` (under the dynamic strategy one may be skipped).
+    pub probe_outstanding: bool,
     pub probe_seq: u32,
     /// Probes judge silence from here when no reply came since (start, carrier back).
     pub probe_epoch: Nanos,
@@ -70,6 +72,7 @@ impl Member {
             liveness: Liveness::new(up),
             probes: ProbeWindow::default(),
             last_probe: 0,
+            probe_outstanding: false,
             probe_seq: 0,
             probe_epoch: now,
             rx_packets: 0,
@@ -121,7 +124,7 @@ impl Member {
     /// Random loss then has to take about six probes in a row to look like a dead link, while a
     /// dead link is still found within the interval.
     pub fn next_probe(&self, failover_interval: Nanos) -> Nanos {
-        let answered = self.probes.last_reply.is_some_and(|r| r >= self.last_probe);
+        let answered = !self.probe_outstanding || self.probes.last_reply.is_some_and(|r| r >= self.last_probe);
         let regular = failover_interval / 3;
         let interval = if answered || self.last_probe == 0 {
             regular
@@ -136,7 +139,9 @@ impl Member {
     /// `arp_interval x arp_missed_max` the member must have received what proves it alive.
     /// Until a full window has passed since `epoch` it gets the benefit of the doubt.
     fn arp_alive(&self, m: &ArpMonitor, active: bool, now: Nanos, epoch: Nanos) -> bool {
-        let window = m.interval * MS * u64::from(m.missed_max);
+        // Half an interval of slack for replies to the last round still on their way (bonding
+        // allows the same).
+        let window = m.interval * MS * u64::from(m.missed_max) + m.interval * MS / 2;
         let recent = |t: Nanos| now.saturating_sub(t.max(epoch)) <= window;
         let targets = m.ip_targets.len() + m.ns_targets.len();
         if m.validate.validates(active) {
@@ -201,6 +206,7 @@ mod tests {
         let mut m = member(0);
         assert_eq!(m.next_probe(30 * MS), 10 * MS, "first probe after a third");
         m.last_probe = 100 * MS;
+        m.probe_outstanding = true;
         assert_eq!(m.next_probe(30 * MS), 100 * MS + 10 * MS / 3, "unanswered: a ninth");
         m.metrics.ltm = 4.0;
         assert_eq!(m.next_probe(30 * MS), 108 * MS, "but not before twice the longest round trip");
@@ -208,6 +214,9 @@ mod tests {
         m.probes.sent(1, 100 * MS);
         m.probes.replied(1, MS, false, 101 * MS);
         assert_eq!(m.next_probe(30 * MS), 110 * MS, "answered: a third");
+        m.last_probe = 200 * MS;
+        m.probe_outstanding = false;
+        assert_eq!(m.next_probe(30 * MS), 210 * MS, "skipped (dynamic): not unanswered");
     }
 
     #[test]
@@ -227,8 +236,10 @@ mod tests {
         assert!(!m.arp_alive(&arp(ArpValidate::Filter, false), false, now, 0));
         m.seen.any_arp_ns = now - 150 * MS;
         assert!(m.arp_alive(&arp(ArpValidate::Filter, false), false, now, 0));
-        // Too long ago (window 200 ms).
-        m.seen.target_ns[0] = now - 250 * MS;
+        // Too long ago (window 200 ms, plus half an interval of slack).
+        m.seen.target_ns[0] = now - 240 * MS;
+        assert!(m.arp_alive(&arp(ArpValidate::All, false), true, now, 0), "within the slack");
+        m.seen.target_ns[0] = now - 260 * MS;
         assert!(!m.arp_alive(&arp(ArpValidate::All, false), true, now, 0));
         // Benefit of the doubt right after start.
         assert!(m.arp_alive(&arp(ArpValidate::All, false), true, now, now - 100 * MS));

@@ -73,6 +73,8 @@ pub(super) struct State {
     next_expiry: Nanos,
     /// The ARP monitor gives members the benefit of the doubt for a window from here.
     arp_epoch: Nanos,
+    /// ARP / NS rounds sent so far.
+    arp_rounds: u64,
     /// Since when the far end answers probes (on some member): from then on, silence on a
     /// member means it failed.
     peer_probes_since: Option<Nanos>,
@@ -89,6 +91,7 @@ impl State {
             next_rebalance: now,
             next_expiry: now,
             arp_epoch: now,
+            arp_rounds: 0,
             peer_probes_since: None,
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
@@ -150,11 +153,22 @@ impl Bond {
         for m in &mut self.members {
             m.probes.expire(now, self.policy.link_timing(&m.name).0 * MS);
         }
-        if let Some(arp) = &self.spec.monitor.arp
-            && now >= self.monitor.next_arp
-        {
-            self.monitor.next_arp = now + arp.interval * MS;
-            self.arp_round()?;
+        if let Some(arp) = &self.spec.monitor.arp {
+            if now >= self.monitor.next_arp {
+                if self.monitor.arp_rounds == 0 {
+                    // The benefit of the doubt runs from the first request, not from start-up.
+                    self.monitor.arp_epoch = now;
+                }
+                self.monitor.arp_rounds += 1;
+                // On a fixed schedule: rounds do not drift later tick by tick.
+                self.monitor.next_arp = (self.monitor.next_arp + arp.interval * MS).max(now);
+                self.arp_round();
+            }
+            // Replies are judged as they arrive, not a round late.
+            let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
+            for m in &mut self.members {
+                m.seen = dp.maps.member_seen(m.slot)?;
+            }
         }
         self.evaluate(now)?;
         if now >= self.monitor.next_quality {
@@ -233,7 +247,9 @@ impl Bond {
     pub fn on_probe_events(&mut self, events: &[ProbeEvent], now: Nanos) -> anyhow::Result<()> {
         for e in events {
             let Some(m) = self.members.iter_mut().find(|m| m.slot == e.member) else { continue };
-            m.probes.replied(e.seq, e.t4.saturating_sub(e.t1), e.flags & FLAG_CORRUPT != 0, now);
+            // Stamped by the kernel on arrival (CLOCK_MONOTONIC, as `now`): a reply that arrived
+            // before a silence deadline counts even if the daemon reads it after.
+            m.probes.replied(e.seq, e.t4.saturating_sub(e.t1), e.flags & FLAG_CORRUPT != 0, e.t4.min(now));
             if self.monitor.peer_probes_since.is_none() && m.probes.peer_seen {
                 self.monitor.peer_probes_since = Some(now);
             }
@@ -272,7 +288,8 @@ impl Bond {
             }
             let quiet = now.saturating_sub(m.last_rx) >= failover / 3;
             m.last_probe = now;
-            if self.policy.monitor == MonitorStrategy::Dynamic && !quiet {
+            m.probe_outstanding = !(self.policy.monitor == MonitorStrategy::Dynamic && !quiet);
+            if !m.probe_outstanding {
                 continue;
             }
             m.probe_seq = m.probe_seq.wrapping_add(1);
@@ -283,10 +300,9 @@ impl Bond {
         }
     }
 
-    /// One round of the ARP / NS monitor: requests for every target on every member, and what
-    /// came back since.
-    fn arp_round(&mut self) -> anyhow::Result<()> {
-        let Some(arp) = self.spec.monitor.arp.clone() else { return Ok(()) };
+    /// One round of the ARP / NS monitor: requests for every target on every member.
+    fn arp_round(&mut self) {
+        let Some(arp) = self.spec.monitor.arp.clone() else { return };
         let v4 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None });
         let v6 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V6(a) = a { Some(*a) } else { None });
         let mac = self.settings.mac;
@@ -298,11 +314,6 @@ impl Bond {
                 let _ = sender.send(&frames::neighbour_solicitation(mac, &v6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED), t), 0x86dd);
             }
         }
-        let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
-        for m in &mut self.members {
-            m.seen = dp.maps.member_seen(m.slot)?;
-        }
-        Ok(())
     }
 
     /// Health of every member from what the monitors say; acts on changes of usability.
@@ -318,6 +329,9 @@ impl Bond {
             if let Some(change) = m.liveness.step(now, liveness::verdict(&obs, &timing), &timing) {
                 if change.up {
                     m.probes.restart();
+                    // Not measured yet: not compared by score until it is (see quality_round).
+                    m.judged = false;
+                    m.score = 1.0;
                     notes.push(format!("{} is healthy ({})", m.name, change.reason));
                 } else {
                     notes.push(format!("{} failed: {}", m.name, change.reason));
@@ -331,6 +345,14 @@ impl Bond {
             if was_punished && !m.punishment.active() {
                 notes.push(format!("{} readmitted: its punishment faded", m.name));
             }
+        }
+        // Every link with carrier silent at once: the peer (not each link) went away, e.g. its
+        // bondctl was stopped. Probes then stop judging until it answers again, so the bond
+        // does not go dark while its links work.
+        let with_carrier: Vec<_> = self.members.iter().filter(|m| m.link.usable()).collect();
+        if peer.is_some() && !with_carrier.is_empty() && with_carrier.iter().all(|m| !m.liveness.up() && m.probes.last_reply.is_some()) {
+            self.monitor.peer_probes_since = None;
+            notes.push("the peer answers probes on no link: probes stop judging links until it answers again".into());
         }
         for n in notes {
             self.event(n);

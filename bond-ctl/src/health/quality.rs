@@ -46,9 +46,9 @@ pub struct Limits {
 
 impl Default for Limits {
     /// Latency and variation as ZeroTier; loss and errors higher than ZeroTier's 0.001 and
-    /// 0.0001, which one lost probe in a 64-probe window already exceeds.
+    /// 0.0001, which one lost or corrupt probe in a 64-probe window already exceeds.
     fn default() -> Self {
-        Limits { lat: 500.0, ltm: 2000.0, pdv: 100.0, plr: 0.05, per: 0.01 }
+        Limits { lat: 500.0, ltm: 2000.0, pdv: 100.0, plr: 0.05, per: 0.05 }
     }
 }
 
