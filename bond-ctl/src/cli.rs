@@ -104,7 +104,9 @@ impl Source {
                 let name = self.bond.clone().unwrap_or_else(|| config::IMPLICIT_BOND.to_string());
                 let yaml = config::bond_yaml(&name, &self.links, &self.address, &self.options).map_err(|e| anyhow::anyhow!("{e}"))?;
                 let path = PathBuf::from("(command line)");
-                Ok((config::parse(&path, &yaml)?, Some(name), path))
+                // Lines of the generated YAML would mean nothing to the user.
+                let cfg = config::parse(&path, &yaml).map_err(|e| config::ConfigError { line: None, ..e })?;
+                Ok((cfg, Some(name), path))
             }
         }
     }
