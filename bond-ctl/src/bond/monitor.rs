@@ -288,7 +288,7 @@ impl Bond {
             }
             let quiet = now.saturating_sub(m.last_rx) >= failover / 3;
             m.last_probe = now;
-            m.probe_outstanding = !(self.policy.monitor == MonitorStrategy::Dynamic && !quiet);
+            m.probe_outstanding = self.policy.monitor != MonitorStrategy::Dynamic || quiet;
             if !m.probe_outstanding {
                 continue;
             }
