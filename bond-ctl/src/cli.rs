@@ -55,6 +55,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One line per member: state, carrier, role, allocation, quality, counters, health.
+    Links {
+        bond: String,
+        /// Machine-readable output (the members of `status --json`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The busiest flows of the flow table, by bytes, with the member each was sent on.
+    ///
+    /// Counts are estimated from a pseudo-random sample of one packet in 16 (exact for
+    /// balance-aware flow-static policies); flows idle for the policy's flowExpiry are forgotten.
+    Flows {
+        bond: String,
+        /// How many flows.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The bond's and each member's packet, byte, error and probe counters.
+    Stats {
+        bond: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent events with their reasons: failovers, failures, punishments, policy changes.
+    Events {
+        bond: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Switch a running bond to another policy (a standard one or one from its configuration).
     ///
     /// Standard policies: none, active-backup, broadcast, balance-rr, balance-xor,
@@ -124,6 +155,31 @@ impl Command {
                 runtime()?.block_on(daemon::run(cfg, bond.as_deref()))
             }
             Command::Status { bond, json } => status(bond, json),
+            Command::Links { bond, json } => {
+                let s = one_status(&bond)?;
+                print_json_or(json, &s.members, || crate::status::render_links(&s))
+            }
+            Command::Stats { bond, json } => {
+                let s = one_status(&bond)?;
+                let stats = serde_json::json!({ "bond": s.name, "counters": s.counters, "members": s.members.iter().map(|m| serde_json::json!({
+                    "name": m.name, "tx_packets": m.tx_packets, "tx_bytes": m.tx_bytes, "tx_errors": m.tx_errors,
+                    "rx_packets": m.rx_packets, "rx_bytes": m.rx_bytes, "rx_dropped": m.rx_dropped,
+                    "tx_probes": m.tx_probes, "rx_probes": m.rx_probes, "link_failures": m.link_failures,
+                })).collect::<Vec<_>>() });
+                print_json_or(json, &stats, || crate::status::render_stats(&s))
+            }
+            Command::Events { bond, json } => {
+                let s = one_status(&bond)?;
+                print_json_or(json, &s.events, || s.events.iter().map(|e| format!("{e}\n")).collect())
+            }
+            Command::Flows { bond, top, json } => {
+                require_root()?;
+                match control::request(&bond, &Request::Flows { top })? {
+                    Response::Flows { flows } => print_json_or(json, &flows, || crate::status::FlowStatus::render_table(&flows)),
+                    Response::Error { error } => bail!("{bond}: {error}"),
+                    other => bail!("unexpected answer: {other:?}"),
+                }
+            }
             Command::SetPolicy { bond, policy } => {
                 require_root()?;
                 match control::request(&bond, &Request::SetPolicy { policy })? {
@@ -165,6 +221,24 @@ impl Command {
     }
 }
 
+fn one_status(bond: &str) -> anyhow::Result<crate::status::BondStatus> {
+    require_root()?;
+    match control::request(bond, &Request::Status)? {
+        Response::Status { status } => Ok(*status),
+        Response::Error { error } => bail!("{bond}: {error}"),
+        other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
+fn print_json_or<T: serde::Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
+}
+
 fn status(bond: Option<String>, json: bool) -> anyhow::Result<()> {
     require_root()?;
     let bonds = match bond {
@@ -174,14 +248,7 @@ fn status(bond: Option<String>, json: bool) -> anyhow::Result<()> {
     if bonds.is_empty() {
         bail!("no bond is running in this network namespace");
     }
-    let mut all = Vec::new();
-    for b in &bonds {
-        match control::request(b, &Request::Status)? {
-            Response::Status { status } => all.push(*status),
-            Response::Error { error } => bail!("{b}: {error}"),
-            other => bail!("unexpected answer: {other:?}"),
-        }
-    }
+    let all = bonds.iter().map(|b| one_status(b)).collect::<anyhow::Result<Vec<_>>>()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {

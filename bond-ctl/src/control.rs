@@ -29,13 +29,20 @@ pub const SOCKET_PREFIX: &str = "bondctl/";
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
     Status,
-    SetPolicy { policy: String },
+    SetPolicy {
+        policy: String,
+    },
+    /// The `top` flows by bytes.
+    Flows {
+        top: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum Response {
     Status { status: Box<BondStatus> },
+    Flows { flows: Vec<crate::status::FlowStatus> },
     Done { message: String },
     Error { error: String },
 }

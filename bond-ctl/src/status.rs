@@ -168,3 +168,85 @@ impl BondStatus {
         s
     }
 }
+
+/// One flow of the flow table, for `bondctl flows`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowStatus {
+    /// Source and destination: `ADDR:PORT` for TCP/UDP/SCTP, `ADDR` for other IP, MAC for non-IP.
+    pub src: String,
+    pub dst: String,
+    /// "tcp", "udp", ..., a protocol number, or the EtherType of non-IP traffic.
+    pub proto: String,
+    /// Member it was last sent on ("-": broadcast or none).
+    pub member: String,
+    /// Estimated from a sample of the packets (see the README); exact for flow-static policies.
+    pub packets: u64,
+    pub bytes: u64,
+    pub idle_ms: u64,
+}
+
+impl FlowStatus {
+    pub fn render_table(flows: &[FlowStatus]) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<44} {:<44} {:<6} {:<10} {:>12} {:>14} {:>9}",
+            "SOURCE", "DESTINATION", "PROTO", "MEMBER", "PACKETS", "BYTES", "IDLE(ms)"
+        );
+        for f in flows {
+            let _ = writeln!(
+                s,
+                "{:<44} {:<44} {:<6} {:<10} {:>12} {:>14} {:>9}",
+                f.src, f.dst, f.proto, f.member, f.packets, f.bytes, f.idle_ms
+            );
+        }
+        s
+    }
+}
+
+/// `bondctl links`: one line per member.
+pub fn render_links(b: &BondStatus) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<10} {:<5} {:<7} {:<6} {:>6} {:>6} {:>9} {:>6} {:>12} {:>12}  HEALTH",
+        "MEMBER", "STATE", "CARRIER", "ACTIVE", "ALLOC", "SCORE", "LAT(ms)", "LOSS", "TX_PACKETS", "RX_PACKETS"
+    );
+    for m in &b.members {
+        let _ = writeln!(
+            s,
+            "{:<10} {:<5} {:<7} {:<6} {:>6} {:>6.2} {:>9.3} {:>5.1}% {:>12} {:>12}  {}",
+            m.name,
+            m.state,
+            if m.carrier { "yes" } else { "no" },
+            if m.active { "yes" } else { "" },
+            m.allocation.map(|a| format!("{:.0}%", a * 100.0)).unwrap_or_else(|| "-".into()),
+            m.score,
+            m.quality.lat,
+            m.quality.plr * 100.0,
+            m.tx_packets,
+            m.rx_packets,
+            m.health
+        );
+    }
+    s
+}
+
+/// `bondctl stats`: the bond's and each member's counters.
+pub fn render_stats(b: &BondStatus) -> String {
+    let c = &b.counters;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: flows {}  no usable member {}  unparsed {}  broadcast copies {}",
+        b.name, c.flows, c.tx_no_member, c.tx_unparsed, c.tx_broadcast_copies
+    );
+    for m in &b.members {
+        let _ = writeln!(
+            s,
+            "  {:<10} tx {} packets {} bytes {} errors  rx {} packets {} bytes {} dropped  probes {} sent {} answered",
+            m.name, m.tx_packets, m.tx_bytes, m.tx_errors, m.rx_packets, m.rx_bytes, m.rx_dropped, m.tx_probes, m.rx_probes
+        );
+    }
+    s
+}

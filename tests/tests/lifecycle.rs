@@ -115,6 +115,53 @@ fn status_reads_like_proc_net_bonding() {
     }
 }
 
+#[test]
+fn links_flows_stats_and_events_show_what_happened() {
+    let lab =
+        Lab::start(LabOptions::default().policy("l34").settings("policies:\n  l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }"))
+            .unwrap();
+    ping(&lab, 2).unwrap();
+    // 32 flows of 100 datagrams: the sampled flow table sees each of them.
+    let flows = bond_tests::net::UdpFlows::new(&lab, 32, 47000).unwrap();
+    flows.send(100, 1000).unwrap();
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&lab.a.daemon().ctl(args).unwrap()).unwrap() };
+
+    let top = json(&["flows", &lab.a.bond, "--top", "5", "--json"]);
+    let top = top.as_array().unwrap();
+    assert_eq!(top.len(), 5, "{top:#?}");
+    let bytes: Vec<u64> = top.iter().map(|f| f["bytes"].as_u64().unwrap()).collect();
+    assert!(bytes.windows(2).all(|w| w[0] >= w[1]), "sorted by bytes: {bytes:?}");
+    for f in top {
+        assert_eq!(f["proto"], "udp");
+        assert!(f["src"].as_str().unwrap().starts_with(&format!("{}:470", lab.a.addr)), "{f}");
+        assert!(f["dst"].as_str().unwrap().starts_with(&format!("{}:", lab.b.addr)), "{f}");
+        assert!(["eth0", "eth1", "eth2"].contains(&f["member"].as_str().unwrap()), "{f}");
+    }
+    let text = lab.a.daemon().ctl(&["flows", &lab.a.bond]).unwrap();
+    assert!(text.starts_with("SOURCE") && text.contains("udp"), "{text}");
+
+    let links = json(&["links", &lab.a.bond, "--json"]);
+    assert_eq!(links.as_array().unwrap().len(), 3);
+    let text = lab.a.daemon().ctl(&["links", &lab.a.bond]).unwrap();
+    assert_eq!(text.lines().count(), 4, "a header and a line per member:\n{text}");
+
+    let stats = json(&["stats", &lab.a.bond, "--json"]);
+    let tx: u64 = stats["members"].as_array().unwrap().iter().map(|m| m["tx_packets"].as_u64().unwrap()).sum();
+    assert!(tx >= 3200, "every datagram counted: {tx}");
+
+    lab.cut(1).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = json(&["events", &lab.a.bond, "--json"]);
+        let text: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e.as_str()).collect();
+        if text.iter().any(|e| e.contains("eth1 failed: no carrier")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failure event: {text:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A child process killed on drop.
 struct Reaped(std::process::Child);
 

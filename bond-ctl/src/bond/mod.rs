@@ -381,6 +381,9 @@ impl Bond {
                     .map_or_else(|e| Response::Error { error: format!("{e:#}") }, |s| Response::Status { status: Box::new(s) });
             }
             Request::SetPolicy { policy } => self.set_policy(config, &policy),
+            Request::Flows { top } => {
+                return self.flows(top).map_or_else(|e| Response::Error { error: format!("{e:#}") }, |flows| Response::Flows { flows });
+            }
         };
         match result {
             Ok(message) => Response::Done { message },
