@@ -86,7 +86,7 @@ impl Bond {
     pub fn flows(&self, top: usize) -> anyhow::Result<Vec<FlowStatus>> {
         let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
         let mut flows: Vec<FlowEntry> = dp.maps.flows().into_iter().map(|(_, f)| f).collect();
-        flows.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        flows.sort_by_key(|f| std::cmp::Reverse(f.bytes));
         let now = sys::monotonic_ns();
         Ok(flows
             .iter()
