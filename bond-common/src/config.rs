@@ -163,7 +163,12 @@ impl PolicyConfig {
     /// Whether choosing a member reads the packet's headers (the others need none).
     #[inline(always)]
     pub fn reads_headers(&self) -> bool {
-        matches!(Mode::from_u32(self.mode), Some(Mode::BalanceXor | Mode::BalanceAware))
+        match Mode::from_u32(self.mode) {
+            Some(Mode::BalanceXor) => true,
+            // Packet placement is random: no flow to classify.
+            Some(Mode::BalanceAware) => Balance::from_u32(self.balance) != Some(Balance::Packet),
+            _ => false,
+        }
     }
 
     /// Whether flows stay on the member they started on (balance-aware flow-static), so the

@@ -115,8 +115,11 @@ fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
             (*f).packets += weight;
             (*f).bytes += len * weight;
             (*f).last_seen_ns = now;
-            (*f).member = member;
-            (*f).policy = policy;
+            // Written only when changed: flow-static rewrites every packet's entry otherwise.
+            if (*f).member != member || (*f).policy != policy {
+                (*f).member = member;
+                (*f).policy = policy;
+            }
             0
         },
         None => FLOWS.insert(id, FlowEntry::new(h, member, policy, weight, len * weight, now), 0).map_or(1, |_| 0),
@@ -135,9 +138,9 @@ fn count_bucket(policy_index: u32, hash: u32, len: u64) {
 
 /// The member a flow-static flow is on, or NO_MEMBER.
 #[inline(never)]
-fn flow_member(h: &Headers) -> u32 {
+fn flow_member(id: u64) -> u32 {
     // SAFETY: a plain byte read from the flow table entry.
-    FLOWS.get_ptr(flow_id(h)).map_or(u32::from(NO_MEMBER), |f| u32::from(unsafe { (*f).member }))
+    FLOWS.get_ptr(id).map_or(u32::from(NO_MEMBER), |f| u32::from(unsafe { (*f).member }))
 }
 
 /// The policy for this packet: a peer entry for its destination, else the default.
@@ -175,6 +178,10 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
         Some(Mode::Broadcast) => {
             return if usable_count(policy, usable) > 0 { CHOICE_BROADCAST } else { CHOICE_NOTHING };
         }
+        // Before the headers are looked at: packet placement reads none (they may not be parsed).
+        Some(Mode::BalanceAware) if Balance::from_u32(policy.balance) == Some(Balance::Packet) => {
+            aware_member(policy, usable, unsafe { bpf_get_prandom_u32() }, NO_MEMBER)
+        }
         // Nothing to classify by: send it where active-backup would, deterministically.
         Some(Mode::BalanceXor | Mode::BalanceAware) if !h.has_eth => {
             bond_stats(|s| s.tx_unparsed += 1);
@@ -201,15 +208,18 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
             };
             xor_member(policy, usable, hash)
         }
-        Some(Mode::BalanceAware) => match Balance::from_u32(policy.balance) {
-            Some(Balance::Packet) => aware_member(policy, usable, unsafe { bpf_get_prandom_u32() }, NO_MEMBER),
-            _ => {
-                let sticky_member = if policy.sticky_flows() { flow_member(h) as u8 } else { NO_MEMBER };
-                let hash = bucket_hash(flow_id(h));
+        Some(Mode::BalanceAware) => {
+            let id = flow_id(h);
+            let hash = bucket_hash(id);
+            let sticky_member = if policy.sticky_flows() {
+                flow_member(id) as u8
+            } else {
+                // Only flow-dynamic rebalancing reads the per-bucket traffic.
                 count_bucket(policy_index, hash, u64::from(pkt.len()));
-                aware_member(policy, usable, hash, sticky_member)
-            }
-        },
+                NO_MEMBER
+            };
+            aware_member(policy, usable, hash, sticky_member)
+        }
         // none and active-backup (and anything unknown): the active member.
         _ => active_member(policy, usable),
     };
