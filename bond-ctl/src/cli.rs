@@ -161,11 +161,7 @@ impl Command {
             }
             Command::Stats { bond, json } => {
                 let s = one_status(&bond)?;
-                let stats = serde_json::json!({ "bond": s.name, "counters": s.counters, "members": s.members.iter().map(|m| serde_json::json!({
-                    "name": m.name, "tx_packets": m.tx_packets, "tx_bytes": m.tx_bytes, "tx_errors": m.tx_errors,
-                    "rx_packets": m.rx_packets, "rx_bytes": m.rx_bytes, "rx_dropped": m.rx_dropped,
-                    "tx_probes": m.tx_probes, "rx_probes": m.rx_probes, "link_failures": m.link_failures,
-                })).collect::<Vec<_>>() });
+                let stats = serde_json::json!({ "bond": s.name, "counters": s.counters, "members": s.members });
                 print_json_or(json, &stats, || crate::status::render_stats(&s))
             }
             Command::Events { bond, json } => {

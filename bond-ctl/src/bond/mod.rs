@@ -290,10 +290,10 @@ impl Bond {
     }
 
     /// Re-allocates balance-aware's buckets when the usable members or their weights changed
-    /// (`force`: whatever the change). Returns whether the table changed.
-    fn reallocate(&mut self, force: bool) -> bool {
+    /// (`force`: whatever the change).
+    fn reallocate(&mut self, force: bool) {
         if self.policy.mode != Mode::BalanceAware {
-            return false;
+            return;
         }
         let weights = plan::weights(&self.policy, &self.views());
         let same_members = weights.iter().map(|w| w.0).eq(self.weights.iter().map(|w| w.0));
@@ -302,13 +302,10 @@ impl Bond {
         // Shares moving by under a bucket's worth do not move flows.
         let same_shares = weights.iter().zip(&self.weights).all(|(a, b)| (a.1 / t_new - b.1 / t_old).abs() < 1.0 / BUCKETS as f64);
         if !force && same_members && same_shares {
-            return false;
+            return;
         }
-        let table = alloc::allocate(&weights, &self.buckets);
+        self.buckets = alloc::allocate(&weights, &self.buckets);
         self.weights = weights;
-        let changed = table != self.buckets;
-        self.buckets = table;
-        changed
     }
 
     /// Chooses the active member (active-backup, none); announces a change.

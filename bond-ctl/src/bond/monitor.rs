@@ -357,13 +357,27 @@ impl Bond {
         for n in notes {
             self.event(n);
         }
-        self.apply_usable(now)
+        let changed = self.apply_usable(now)?;
+        self.settle(now, changed)
+    }
+
+    /// What follows a change of the members' standing: the active member, the bucket table,
+    /// and one config write when anything changed (or `force`).
+    fn settle(&mut self, now: Nanos, force: bool) -> anyhow::Result<()> {
+        let before = (self.active, self.buckets);
+        self.choose_active(now);
+        self.reallocate(false);
+        if force || before != (self.active, self.buckets) {
+            self.write_config()?;
+        }
+        Ok(())
     }
 
     /// Whether each member may carry traffic: healthy, not punished and within its quality
     /// limits. When no member is all three, the best that is still healthy carry it: a punished
-    /// or degraded link is held out only while there is something better.
-    fn apply_usable(&mut self, now: Nanos) -> anyhow::Result<()> {
+    /// or degraded link is held out only while there is something better. A change is written
+    /// to `member_usable` at once; returns whether there was one.
+    fn apply_usable(&mut self, now: Nanos) -> anyhow::Result<bool> {
         let standings: Vec<plan::Standing> = self
             .members
             .iter()
@@ -371,7 +385,7 @@ impl Bond {
             .collect();
         let decisions = plan::usable_tiers(&standings);
         if decisions.iter().zip(&self.members).all(|(d, m)| *d == m.usable) {
-            return Ok(());
+            return Ok(false);
         }
         let mut notes = Vec::new();
         for (m, &usable) in self.members.iter_mut().zip(&decisions) {
@@ -399,9 +413,7 @@ impl Bond {
         for n in notes {
             self.event(n);
         }
-        self.choose_active(now);
-        self.reallocate(false);
-        self.write_config()
+        Ok(true)
     }
 
     /// Scores, limits and what follows: punishment for misbehaving links, active-member
@@ -432,14 +444,8 @@ impl Bond {
         for n in notes {
             self.event(n);
         }
-        self.apply_usable(now)?;
-        let before = (self.active, self.buckets);
-        self.choose_active(now);
-        self.reallocate(false);
-        if before != (self.active, self.buckets) {
-            self.write_config()?;
-        }
-        Ok(())
+        let changed = self.apply_usable(now)?;
+        self.settle(now, changed)
     }
 
     /// balance-aware flow-dynamic: moves busy buckets to keep the measured split on target.
