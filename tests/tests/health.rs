@@ -354,3 +354,41 @@ fn failover_announces_the_bond_with_gratuitous_arps() {
     let e = events(&lab.a.daemon().status().unwrap());
     assert!(e.contains(&format!("announcing the bond's addresses on eth{new}")), "{e}");
 }
+
+#[test]
+fn ipv_pref_keeps_ipv4_off_links_that_carry_ipv6_only() {
+    let lab = lab(LabOptions::default().policy("v").settings(
+        "policies:\n  v: { basePolicy: balance-rr, packetsPerLink: 1, links: { eth0: { ipvPref: 6 }, eth1: { ipvPref: 4 }, eth2: { ipvPref: 6 } } }",
+    ));
+    ping(&lab, 2).unwrap();
+    let caps: Vec<bond_tests::net::Capture> =
+        (0..3).map(|i| bond_tests::net::Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
+    let flows = UdpFlows::new(&lab, 8, 48000).unwrap();
+    let sent = flows.send(50, 200).unwrap();
+    let got = flows.receive(Duration::from_millis(300));
+    assert_eq!(got.len() as u64, sent, "every datagram arrives");
+    let arrived: Vec<usize> = caps.iter().map(|c| c.test_datagrams().len()).collect();
+    assert_eq!(arrived, [0, sent as usize, 0], "IPv4 only on the link that carries it");
+}
+
+#[test]
+fn idle_flows_are_forgotten_after_flow_expiry() {
+    let lab = lab(LabOptions::default().policy("x").settings("policies:\n  x: { basePolicy: balance-xor, flowExpiry: 1000 }"));
+    ping(&lab, 2).unwrap();
+    let flows = UdpFlows::new(&lab, 16, 49000).unwrap();
+    // The flow table samples one packet in 16: 300 packets leave a flow unseen with odds 4e-9.
+    flows.send(300, 200).unwrap();
+    let listed = |lab: &Lab| -> usize {
+        let out = lab.a.daemon().ctl(&["flows", &lab.a.bond, "--json"]).unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v.as_array().unwrap().iter().filter(|f| f["src"].as_str().unwrap().contains(":49")).count()
+    };
+    assert_eq!(listed(&lab), 16, "every flow recorded");
+    // Idle for 1 s, and the expiry runs every second: gone within about 2 s.
+    let start = Instant::now();
+    while listed(&lab) > 0 {
+        assert!(start.elapsed() < Duration::from_secs(5), "idle flows still listed after {:?}", start.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(start.elapsed() >= Duration::from_millis(900), "not forgotten before flowExpiry: {:?}", start.elapsed());
+}

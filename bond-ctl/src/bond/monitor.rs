@@ -104,18 +104,13 @@ fn clamp_ms(ms: u64, lo: u64, hi: u64) -> Nanos {
 }
 
 impl Bond {
-    /// How often `tick` must run: often enough for the shortest probe interval and carrier
-    /// polling.
+    /// How often `tick` must run: carrier polling and ARP rounds (probes and silence deadlines
+    /// wake the daemon by themselves, see `next_deadline`; delays are checked every tick).
     pub fn tick_interval(&self) -> Duration {
-        let probe = self
-            .members
-            .iter()
-            .map(|m| self.policy.link_timing(&m.name).0 / 3)
-            .min()
-            .filter(|_| self.policy.monitor != MonitorStrategy::Passive)
-            .unwrap_or(50);
-        let carrier = if self.spec.monitor.miimon > 0 { self.spec.monitor.miimon } else { 50 };
-        Duration::from_millis(probe.min(carrier).clamp(1, 50))
+        let m = &self.spec.monitor;
+        let carrier = if m.miimon > 0 { m.miimon } else { 50 };
+        let arp = m.arp.as_ref().map_or(50, |a| a.interval);
+        Duration::from_millis(carrier.min(arp).clamp(1, 50))
     }
 
     /// The earliest moment something is due before the next regular tick: a probe to send, or
