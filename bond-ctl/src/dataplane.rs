@@ -43,10 +43,12 @@ pub struct Maps {
     member_seen: PerCpuArray<MapData, MemberSeen>,
     bucket_bytes: PerCpuArray<MapData, u64>,
     probe_events: Option<RingBuf<MapData>>,
-    /// Bank in force, and whether the other bank may still be read by packets that looked at
-    /// the bank index before the last switch.
+    /// Bank in force.
     bank: u32,
-    grace_pending: bool,
+    /// The grace period after the last switch, running on its own thread: until it ends,
+    /// packets that read the bank index before the switch may still read the other bank. The
+    /// daemon goes on meanwhile and waits only if it writes again before the period is over.
+    grace: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Maps {
@@ -73,22 +75,21 @@ impl Maps {
             probe_events: Some(take(ebpf, maps::PROBE_EVENTS)?),
             bank,
             // A previous controller may have switched banks just before it stopped.
-            grace_pending: true,
+            grace: Some(std::thread::spawn(sys::wait_for_bpf_readers)),
         })
     }
 
     /// Puts `cfg` in force atomically: written whole into the idle bank, then one 4-byte write
     /// switches banks.
     pub fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {
-        if self.grace_pending {
-            sys::wait_for_bpf_readers();
-            self.grace_pending = false;
+        if let Some(grace) = self.grace.take() {
+            let _ = grace.join();
         }
         let next = (self.bank + 1) % CONFIG_BANKS;
         self.config.set(next, cfg, 0).context("writing the config bank")?;
         self.config_bank.set(0, next, 0).context("switching config banks")?;
         self.bank = next;
-        self.grace_pending = true;
+        self.grace = Some(std::thread::spawn(sys::wait_for_bpf_readers));
         Ok(())
     }
 
