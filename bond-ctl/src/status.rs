@@ -17,6 +17,10 @@ pub struct BondStatus {
     pub active: Option<String>,
     /// Config generation in force in the data plane.
     pub generation: u64,
+    /// Changes of the active member (active-backup, none) and members leaving the bond's
+    /// usable set (every policy) since the daemon started.
+    #[serde(default)]
+    pub failovers: u64,
     pub members: Vec<MemberStatus>,
     pub counters: BondCounters,
     /// Recent events, oldest first.

@@ -46,6 +46,8 @@ pub struct Bond {
     /// Allocation weights the buckets were last allocated for.
     weights: Vec<(u8, f64)>,
     generation: u64,
+    /// See [`BondStatus::failovers`](crate::status::BondStatus::failovers).
+    failovers: u64,
     events: VecDeque<String>,
     control: Option<JoinHandle<()>>,
     probe_reader: Option<JoinHandle<()>>,
@@ -90,6 +92,7 @@ impl Bond {
             buckets: [NO_MEMBER; BUCKETS],
             weights: Vec::new(),
             generation: 0,
+            failovers: 0,
             events: VecDeque::new(),
             control: None,
             probe_reader: None,
@@ -319,6 +322,7 @@ impl Bond {
             if before.is_some()
                 && let Some(a) = self.active
             {
+                self.failovers += 1;
                 self.announce(a, now);
             }
         }

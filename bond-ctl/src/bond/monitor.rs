@@ -383,10 +383,13 @@ impl Bond {
             return Ok(false);
         }
         let mut notes = Vec::new();
+        // Active-backup and none count their failovers when the active member changes.
+        let balanced = !matches!(self.policy.mode, Mode::ActiveBackup | Mode::None);
         for (m, &usable) in self.members.iter_mut().zip(&decisions) {
             if usable != m.usable {
                 if !usable {
                     m.link_failures += 1;
+                    self.failovers += u64::from(balanced);
                 }
                 let why = if usable {
                     "usable".to_string()

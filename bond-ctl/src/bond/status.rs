@@ -68,6 +68,7 @@ impl Bond {
             },
             active: has_active.then(|| self.active.and_then(|s| self.members.get(usize::from(s))).map(|m| m.name.clone())).flatten(),
             generation: cfg.generation,
+            failovers: self.failovers,
             members,
             counters: BondCounters {
                 tx_no_member: bs.tx_no_member,
