@@ -45,6 +45,14 @@ pub enum Command {
     Up {
         #[command(flatten)]
         source: Source,
+        /// On SIGINT/SIGTERM leave the bonds running (data plane pinned, members as they are)
+        /// for the next `bondctl up` to adopt without a gap: what a service restart or upgrade
+        /// wants. `bondctl down` removes a bond for good.
+        #[arg(long)]
+        persist: bool,
+        /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9469) at /metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
     /// Show a bond's policy, members, their state and counters (like /proc/net/bonding).
     ///
@@ -91,6 +99,36 @@ pub enum Command {
     /// Standard policies: none, active-backup, broadcast, balance-rr, balance-xor,
     /// balance-aware. The switch is atomic: every packet sees the old or the new policy.
     SetPolicy { bond: String, policy: String },
+    /// Re-read the configuration file and put it in force on the daemon's running bonds.
+    ///
+    /// Checked whole before anything changes: a bad file is refused with its error and the
+    /// bonds keep running as they were. Then, per bond and each without losing packets:
+    /// members added (taken before they carry traffic), members removed (traffic moved off
+    /// first), addresses, link monitoring, and the policy (one atomic switch). Bonds new in
+    /// the file are started. Sending SIGHUP to the daemon does the same.
+    Reload {
+        /// Any bond the daemon runs (the reload applies to all of them).
+        bond: String,
+        /// Load this file instead of the one the daemon was started with.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Add an interface to a running bond.
+    ///
+    /// It takes the bond's MAC address (its own is restored when it leaves) and carries traffic
+    /// from the next packet. Flows on other members stay there, except the share balance-aware
+    /// gives the new member and, as in bonding, balance-xor flows re-hashed over one more
+    /// member.
+    AddLink { bond: String, link: String },
+    /// Remove a member from a running bond.
+    ///
+    /// Its traffic moves to the other members first; it leaves once no packet can still be
+    /// sent on it, and gets its own settings back. Traffic the far end still sends on it is
+    /// not received by the bond: remove a link on both ends.
+    RemoveLink { bond: String, link: String },
+    /// Remove a bond and restore its members, whether a daemon runs it or not (after SIGKILL,
+    /// or `up --persist`).
+    Down { bond: String },
     /// Validate a configuration (file or bonding.ko options) without applying it.
     ///
     /// Reports the first problem with the file, line, key and reason; settings that load but
@@ -146,13 +184,14 @@ impl Source {
 impl Command {
     pub fn execute(self) -> anyhow::Result<()> {
         match self {
-            Command::Up { source } => {
+            Command::Up { source, persist, metrics } => {
                 require_root()?;
-                let (cfg, bond, _) = source.load()?;
-                for w in &cfg.warnings {
+                let (config, only, path) = source.load()?;
+                for w in &config.warnings {
                     tracing::warn!("{w}");
                 }
-                runtime()?.block_on(daemon::run(cfg, bond.as_deref()))
+                let source = source.config.is_some().then(|| std::path::absolute(&path).unwrap_or(path));
+                runtime()?.block_on(daemon::run(daemon::Options { config, source, only, persist, metrics }))
             }
             Command::Status { bond, json } => status(bond, json),
             Command::Links { bond, json } => {
@@ -176,16 +215,24 @@ impl Command {
                     other => bail!("unexpected answer: {other:?}"),
                 }
             }
-            Command::SetPolicy { bond, policy } => {
+            Command::SetPolicy { bond, policy } => change(&bond, Request::SetPolicy { policy }),
+            Command::Reload { bond, config } => {
+                let config = config.map(|c| std::path::absolute(&c).unwrap_or(c));
+                change(&bond, Request::Reload { config })
+            }
+            Command::AddLink { bond, link } => change(&bond, Request::AddLink { link }),
+            Command::RemoveLink { bond, link } => change(&bond, Request::RemoveLink { link }),
+            Command::Down { bond } => {
                 require_root()?;
-                match control::request(&bond, &Request::SetPolicy { policy })? {
-                    Response::Done { message } => {
-                        println!("{message}");
-                        Ok(())
-                    }
-                    Response::Error { error } => bail!("{error}"),
-                    other => bail!("unexpected answer: {other:?}"),
+                if control::running_bonds().contains(&bond) {
+                    return change(&bond, Request::Down);
                 }
+                let message = runtime()?.block_on(async {
+                    let nl = crate::netdev::Netdev::connect()?;
+                    crate::bond::remove_orphan(&nl, &bond).await
+                })?;
+                println!("{message}");
+                Ok(())
             }
             Command::Check { source } => {
                 let (cfg, _, path) = source.load()?;
@@ -214,6 +261,19 @@ impl Command {
                 Ok(())
             }
         }
+    }
+}
+
+/// Sends a request that changes something and prints the daemon's answer.
+fn change(bond: &str, request: Request) -> anyhow::Result<()> {
+    require_root()?;
+    match control::request(bond, &request)? {
+        Response::Done { message } => {
+            println!("{message}");
+            Ok(())
+        }
+        Response::Error { error } => bail!("{error}"),
+        other => bail!("unexpected answer: {other:?}"),
     }
 }
 

@@ -36,6 +36,18 @@ pub enum Request {
     Flows {
         top: usize,
     },
+    /// Re-read the configuration file (this one, or the daemon's own) and put it in force.
+    Reload {
+        config: Option<std::path::PathBuf>,
+    },
+    AddLink {
+        link: String,
+    },
+    RemoveLink {
+        link: String,
+    },
+    /// Remove the bond and restore its members.
+    Down,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,14 @@
-//! `bondctl up`: brings bonds up and runs them until SIGINT or SIGTERM.
+//! `bondctl up`: brings bonds up (or adopts them from a previous daemon) and runs them.
 //!
 //! One task owns every bond's state. Link events (rtnetlink), probe replies (the data plane's
 //! ring buffers), control requests and a tick for periodic work arrive as messages, so there
 //! are no locks.
+//!
+//! On SIGINT or SIGTERM the bonds are removed and their members restored, unless the daemon
+//! runs with `--persist`: then the bonds keep forwarding without it (as after SIGKILL) and
+//! the next `bondctl up` adopts them. SIGHUP re-reads the configuration file.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use tokio::{
@@ -15,57 +19,92 @@ use tokio::{
 use crate::{
     bond::{Bond, ProbeEvents},
     carrier::CarrierProbe,
-    config::{BondSpec, Config},
-    control::{Pending, Response},
+    config::{self, BondSpec, Config},
+    control::{Pending, Request, Response},
     netdev::{LinkEvents, Netdev},
     sys,
 };
 
-/// Runs the bonds of `config` (or only `only`) until SIGINT/SIGTERM, then removes them.
-pub async fn run(config: Config, only: Option<&str>) -> anyhow::Result<()> {
-    let specs: Vec<BondSpec> = match only {
-        Some(name) => vec![config.bond(name).cloned().with_context(|| format!("the configuration has no bond {name}"))?],
-        None => config.bonds.clone(),
+/// How the daemon was asked to run.
+pub struct Options {
+    pub config: Config,
+    /// The file the configuration came from (None: the command line), for reloads.
+    pub source: Option<PathBuf>,
+    /// Run only this bond of the configuration.
+    pub only: Option<String>,
+    /// Leave the bonds running on exit, for the next daemon to adopt.
+    pub persist: bool,
+    /// Serve Prometheus metrics here.
+    pub metrics: Option<String>,
+}
+
+struct Daemon {
+    nl: Netdev,
+    ethtool: CarrierProbe,
+    bonds: Vec<Bond>,
+    config: Config,
+    source: Option<PathBuf>,
+    only: Option<String>,
+    to_daemon: mpsc::Sender<Pending>,
+    probe_tx: mpsc::Sender<ProbeEvents>,
+}
+
+/// Runs the bonds until SIGINT/SIGTERM (or `bondctl down` of the last one).
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let specs: Vec<BondSpec> = match &opts.only {
+        Some(name) => vec![opts.config.bond(name).cloned().with_context(|| format!("the configuration has no bond {name}"))?],
+        None => opts.config.bonds.clone(),
     };
     if specs.is_empty() {
         bail!("the configuration defines no bonds");
     }
     sys::ensure_bpffs()?;
-    let nl = Netdev::connect()?;
+    let metrics_listener = match &opts.metrics {
+        Some(addr) => Some(crate::prometheus::bind(addr).await?),
+        None => None,
+    };
     // Subscribe before reading link states, so no change falls between the two.
     let mut link_events = LinkEvents::subscribe()?;
     let (to_daemon, mut requests) = mpsc::channel::<Pending>(16);
     let (probe_tx, mut probe_events) = mpsc::channel::<ProbeEvents>(256);
-    let ethtool = CarrierProbe::new().context("opening a socket for carrier polling")?;
-
-    let mut bonds: Vec<Bond> = Vec::new();
+    let mut d = Daemon {
+        nl: Netdev::connect()?,
+        ethtool: CarrierProbe::new().context("opening a socket for carrier polling")?,
+        bonds: Vec::new(),
+        config: opts.config,
+        source: opts.source,
+        only: opts.only,
+        to_daemon,
+        probe_tx,
+    };
     for spec in specs {
-        match Bond::start(&nl, spec, &config, to_daemon.clone(), probe_tx.clone(), &ethtool).await {
-            Ok(b) => bonds.push(b),
-            Err(e) => {
-                for b in bonds {
-                    b.stop(&nl).await;
-                }
-                return Err(e);
-            }
+        if let Err(e) = d.start(spec).await {
+            d.shutdown(false).await;
+            return Err(e);
         }
     }
-    let period = bonds.iter().map(Bond::tick_interval).min().unwrap_or_default();
+    if let Some(listener) = metrics_listener {
+        let names = d.bonds.iter().map(|b| b.spec.name.clone()).collect();
+        tokio::spawn(crate::prometheus::serve(listener, names, d.to_daemon.clone()));
+    }
+    let period = d.bonds.iter().map(Bond::tick_interval).min().unwrap_or_default();
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    tracing::info!("running {} bond(s), monitoring every {period:?}; SIGINT or SIGTERM removes them", bonds.len());
+    let mut sighup = signal(SignalKind::hangup())?;
+    let on_exit = if opts.persist { "they keep running for the next bondctl up" } else { "removes them" };
+    tracing::info!("running {} bond(s), monitoring every {period:?}; on SIGINT or SIGTERM {on_exit}", d.bonds.len());
     let mut next_tick = sys::monotonic_ns();
-    loop {
+    while !d.bonds.is_empty() {
         // Regular ticks, and earlier wake-ups for probes and silence deadlines.
         let now = sys::monotonic_ns();
-        let due = bonds.iter().filter_map(|b| b.next_deadline(now)).fold(next_tick, u64::min);
+        let due = d.bonds.iter().filter_map(|b| b.next_deadline(now)).fold(next_tick, u64::min);
         let wait = Duration::from_nanos(due.saturating_sub(now));
         tokio::select! {
             // Probe replies first: one that is waiting must count before a silence deadline.
             biased;
             Some(p) = probe_events.recv() => {
                 let now = sys::monotonic_ns();
-                if let Some(b) = bonds.iter_mut().find(|b| b.spec.name == p.bond)
+                if let Some(b) = d.bonds.iter_mut().find(|b| b.spec.name == p.bond)
                     && let Err(e) = b.on_probe_events(&p.events, now)
                 {
                     tracing::error!(bond = %b.spec.name, "handling probe replies: {e:#}");
@@ -76,17 +115,16 @@ pub async fn run(config: Config, only: Option<&str>) -> anyhow::Result<()> {
                 if now >= next_tick {
                     next_tick = now + period.as_nanos() as u64;
                 }
-                let now = sys::monotonic_ns();
-                for b in &mut bonds {
-                    if let Err(e) = b.tick(now, &ethtool) {
+                for b in &mut d.bonds {
+                    if let Err(e) = b.tick(now, &d.ethtool) {
                         tracing::error!(bond = %b.spec.name, "monitoring: {e:#}");
                     }
                 }
             }
             ev = link_events.next() => match ev {
                 Some(ev) => {
-                    for b in &mut bonds {
-                        if let Err(e) = b.on_link_event(&ev, &ethtool) {
+                    for b in &mut d.bonds {
+                        if let Err(e) = b.on_link_event(&ev, &d.ethtool) {
                             tracing::error!(bond = %b.spec.name, "handling a link event: {e:#}");
                         }
                     }
@@ -97,19 +135,99 @@ pub async fn run(config: Config, only: Option<&str>) -> anyhow::Result<()> {
                 }
             },
             Some(p) = requests.recv() => {
-                let response = match bonds.iter_mut().find(|b| b.spec.name == p.bond) {
-                    Some(b) => b.handle(&config, p.request),
-                    None => Response::Error { error: format!("no bond {}", p.bond) },
-                };
+                let response = d.request(&p.bond, p.request).await;
                 let _ = p.reply.send(response);
+            }
+            _ = sighup.recv() => {
+                match d.reload(None).await {
+                    Ok(message) => tracing::info!("SIGHUP: {message}"),
+                    Err(e) => tracing::error!("SIGHUP: reload refused, nothing changed: {e:#}"),
+                }
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }
-    tracing::info!("removing bonds");
-    for b in bonds {
-        b.stop(&nl).await;
+    if d.bonds.is_empty() {
+        // `bondctl down` of the last bond: its answer is still on the way out.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tracing::info!("no bonds left");
     }
+    d.shutdown(opts.persist).await;
     Ok(())
+}
+
+impl Daemon {
+    async fn start(&mut self, spec: BondSpec) -> anyhow::Result<()> {
+        let bond = Bond::start(&self.nl, spec, &self.config, self.to_daemon.clone(), self.probe_tx.clone(), &self.ethtool).await?;
+        self.bonds.push(bond);
+        Ok(())
+    }
+
+    async fn shutdown(&mut self, persist: bool) {
+        for b in std::mem::take(&mut self.bonds) {
+            if persist {
+                b.detach();
+            } else {
+                b.stop(&self.nl).await;
+            }
+        }
+    }
+
+    async fn request(&mut self, bond: &str, request: Request) -> Response {
+        let Some(i) = self.bonds.iter().position(|b| b.spec.name == bond) else {
+            return Response::Error { error: format!("no bond {bond}") };
+        };
+        let result = match request {
+            Request::Down => {
+                let b = self.bonds.remove(i);
+                b.stop(&self.nl).await;
+                Ok(format!("{bond}: removed, members restored"))
+            }
+            Request::Reload { config } => self.reload(config).await,
+            Request::AddLink { link } => self.bonds[i].add_member(&self.nl, &link, &self.ethtool).await,
+            Request::RemoveLink { link } => self.bonds[i].remove_member(&self.nl, &link).await,
+            other => return self.bonds[i].handle(&self.config, other),
+        };
+        match result {
+            Ok(message) => Response::Done { message },
+            Err(e) => Response::Error { error: format!("{e:#}") },
+        }
+    }
+
+    /// Re-reads the configuration and puts it in force on every bond. Everything is checked
+    /// before anything changes: a bad file leaves the running bonds as they are.
+    async fn reload(&mut self, path: Option<PathBuf>) -> anyhow::Result<String> {
+        let Some(path) = path.or_else(|| self.source.clone()) else {
+            bail!("this daemon was started from the command line: name the file to load (`bondctl reload BOND --config FILE`)");
+        };
+        let new = config::load(&path)?;
+        let mut plan = Vec::new();
+        for (i, b) in self.bonds.iter().enumerate() {
+            let spec = new.bond(&b.spec.name).with_context(|| {
+                format!("{}: bond {} runs but is not in the file; `bondctl down {}` removes it", path.display(), b.spec.name, b.spec.name)
+            })?;
+            b.check_reconfigure(&self.nl, spec, &new).await.with_context(|| path.display().to_string())?;
+            plan.push((i, spec.clone()));
+        }
+        let mut report: Vec<String> = new.warnings.iter().map(|w| format!("warning: {w}")).collect();
+        for (i, spec) in plan {
+            let changes = self.bonds[i].reconfigure(&self.nl, &spec, &new, &self.ethtool).await?;
+            let changes = if changes.is_empty() { "unchanged".to_string() } else { changes.join("; ") };
+            report.push(format!("{}: {changes}", spec.name));
+        }
+        self.config = new;
+        let running: Vec<String> = self.bonds.iter().map(|b| b.spec.name.clone()).collect();
+        let added: Vec<BondSpec> = match &self.only {
+            Some(_) => Vec::new(),
+            None => self.config.bonds.iter().filter(|b| !running.contains(&b.name)).cloned().collect(),
+        };
+        for spec in added {
+            let name = spec.name.clone();
+            self.start(spec).await?;
+            report.push(format!("{name}: started"));
+        }
+        self.source = Some(path.clone());
+        Ok(format!("{} loaded\n{}", path.display(), report.join("\n")))
+    }
 }

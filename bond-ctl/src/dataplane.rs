@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{
         SchedClassifier, TcAttachType,
         links::{FdLink, LinkOrder, PinnedLink},
@@ -79,12 +79,17 @@ impl Maps {
         })
     }
 
-    /// Puts `cfg` in force atomically: written whole into the idle bank, then one 4-byte write
-    /// switches banks.
-    pub fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {
+    /// Waits until no packet can still read a configuration older than the one in force.
+    pub fn settle(&mut self) {
         if let Some(grace) = self.grace.take() {
             let _ = grace.join();
         }
+    }
+
+    /// Puts `cfg` in force atomically: written whole into the idle bank, then one 4-byte write
+    /// switches banks.
+    pub fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {
+        self.settle();
         let next = (self.bank + 1) % CONFIG_BANKS;
         self.config.set(next, cfg, 0).context("writing the config bank")?;
         self.config_bank.set(0, next, 0).context("switching config banks")?;
@@ -145,6 +150,15 @@ impl Maps {
         Ok(())
     }
 
+    /// Zeroes the counters and sightings of slot `slot`, for a member that takes it.
+    pub fn reset_member(&mut self, slot: u8) -> anyhow::Result<()> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| e).context("counting CPUs")?;
+        let stats = PerCpuValues::try_from(vec![MemberStats::default(); cpus])?;
+        self.member_stats.set(u32::from(slot), stats, 0).context("writing member_stats")?;
+        let seen = PerCpuValues::try_from(vec![MemberSeen::default(); cpus])?;
+        self.member_seen.set(u32::from(slot), seen, 0).context("writing member_seen")
+    }
+
     /// Latest monitoring sightings of member `slot`, over CPUs.
     pub fn member_seen(&self, slot: u8) -> anyhow::Result<MemberSeen> {
         let per_cpu = self.member_seen.get(&u32::from(slot), 0).context("reading member_seen")?;
@@ -179,7 +193,8 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Loads the object with every map pinned under `pin_dir` (created or reused).
+    /// Loads the object with every map pinned under `pin_dir`: maps pinned there already (a
+    /// running bond being adopted) are reused with their contents, others are created.
     pub fn load(pin_dir: &Path) -> anyhow::Result<Dataplane> {
         std::fs::create_dir_all(pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
         let paths: Vec<(&str, PathBuf)> = maps::ALL.iter().map(|m| (*m, pin_dir.join(m))).collect();
@@ -197,7 +212,7 @@ impl Dataplane {
 
     /// Attaches the transmit program to the bond device.
     pub fn attach_egress(&mut self, bond: &str) -> anyhow::Result<()> {
-        self.attach(maps::PROG_BOND_EGRESS, bond, TcAttachType::Egress, format!("link_egress_{bond}"))
+        self.attach(maps::PROG_BOND_EGRESS, bond, TcAttachType::Egress, egress_pin(bond))
     }
 
     /// Attaches the receive program to a member.
@@ -205,13 +220,22 @@ impl Dataplane {
         self.attach(maps::PROG_MEMBER_INGRESS, member, TcAttachType::Ingress, format!("link_ingress_{member}"))
     }
 
+    /// Attaches `prog` and pins the link as `pin`. A link already pinned there (left by a
+    /// previous controller) is replaced without a gap: the new program goes first in the
+    /// device's TCX chain and takes every packet (it never passes one on) before the old link
+    /// is released.
     fn attach(&mut self, prog: &str, iface: &str, dir: TcAttachType, pin: String) -> anyhow::Result<()> {
+        let path = self.pin_dir.join(&pin);
         let p = classifier(&mut self.ebpf, prog)?;
         let id = p
-            .attach_with_options(iface, dir, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .attach_with_options(iface, dir, TcAttachOptions::TcxOrder(LinkOrder::first()))
             .with_context(|| format!("attaching {prog} to {iface}"))?;
         let link: FdLink = p.take_link(id)?.try_into().context("TCX link")?;
-        let pinned = link.pin(self.pin_dir.join(&pin)).with_context(|| format!("pinning {pin}"))?;
+        if path.exists() {
+            let old = PinnedLink::from_pin(&path).with_context(|| format!("opening the old link {}", path.display()))?;
+            drop(old.unpin().with_context(|| format!("unpinning {}", path.display()))?);
+        }
+        let pinned = link.pin(&path).with_context(|| format!("pinning {pin}"))?;
         self.links.push((iface.to_string(), pinned));
         Ok(())
     }
@@ -233,6 +257,11 @@ impl Dataplane {
         }
         remove_pins(&self.pin_dir)
     }
+}
+
+/// File name of the pinned transmit link of `bond` in its pin directory.
+pub fn egress_pin(bond: &str) -> String {
+    format!("link_egress_{bond}")
 }
 
 fn classifier<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut SchedClassifier> {

@@ -15,6 +15,8 @@ pub mod health;
 pub mod member;
 pub mod netdev;
 pub mod plan;
+pub mod prometheus;
 pub mod rawsock;
+pub mod runstate;
 pub mod status;
 pub mod sys;

@@ -11,6 +11,7 @@ use crate::{
         punish::Punishment,
     },
     netdev::Link,
+    rawsock::RawSender,
 };
 
 /// How long availability is measured over.
@@ -58,11 +59,14 @@ pub struct Member {
     pub speed: Option<u32>,
     /// What the data plane currently has for it.
     pub usable: bool,
+    /// Sends ARP / NS monitor requests and announcements on it.
+    pub sender: Option<RawSender>,
 }
 
 impl Member {
     pub fn new(name: String, slot: u8, link: Link, saved: Saved, now: Nanos) -> Member {
         let up = link.usable();
+        let sender = RawSender::new(link.index).ok();
         Member {
             name,
             slot,
@@ -86,6 +90,7 @@ impl Member {
             violations: Vec::new(),
             speed: None,
             usable: up,
+            sender,
         }
     }
 

@@ -166,6 +166,19 @@ impl Netdev {
     }
 }
 
+impl Netdev {
+    /// Removes an address from an interface (nothing to do when it is not there).
+    pub async fn del_address(&self, l: &Link, addr: IpAddr, prefix: u8) -> anyhow::Result<()> {
+        let mut list = self.handle.address().get().set_link_index_filter(l.index).set_address_filter(addr).execute();
+        while let Some(msg) = list.try_next().await.with_context(|| format!("listing the addresses of {}", l.name))? {
+            if msg.header.prefix_len == prefix {
+                self.handle.address().del(msg).execute().await.with_context(|| format!("removing {addr}/{prefix} from {}", l.name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A stream of link changes in this network namespace (like `ip monitor link`).
 pub struct LinkEvents {
     messages: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, rtnetlink::sys::SocketAddr)>,

@@ -166,6 +166,11 @@ impl Lab {
         Ok(lab)
     }
 
+    /// The configuration file of a side's bond.
+    pub fn config_path(&self, side: &Side) -> PathBuf {
+        self.dir.path().join(format!("{}.yaml", side.bond))
+    }
+
     fn write_config(&self, side: &Side, opts: &LabOptions) -> anyhow::Result<PathBuf> {
         let links: Vec<String> = side.members(opts.links);
         let is_a = side.addr == ADDR_A;
@@ -192,7 +197,7 @@ impl Lab {
                 text.push('\n');
             }
         }
-        let path = self.dir.path().join(format!("{}.yaml", side.bond));
+        let path = self.config_path(side);
         fs::write(&path, text)?;
         Ok(path)
     }
@@ -277,6 +282,8 @@ fn build_wire(w: &Netns, a: &Netns, b: &Netns, links: usize, dir: &Path) -> anyh
 /// A `bondctl up` process, stopped with SIGTERM on drop (SIGKILL if it does not exit).
 pub struct Daemon {
     child: Child,
+    /// Whether dropping it removes what a killed daemon leaves (see [`Daemon::hand_over`]).
+    owns_bond: bool,
     pub bond: String,
     netns: String,
     log: PathBuf,
@@ -284,17 +291,24 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(ns: &Netns, config: &Path, bond: &str, dir: &Path) -> anyhow::Result<Daemon> {
+        Daemon::start_with(ns, config, bond, dir, &[])
+    }
+
+    /// `bondctl up --config CONFIG ARGS`; the log goes to `dir/<bond>.log` (appended to, so a
+    /// restarted daemon's log follows the first one's).
+    pub fn start_with(ns: &Netns, config: &Path, bond: &str, dir: &Path, args: &[&str]) -> anyhow::Result<Daemon> {
         let log = dir.join(format!("{bond}.log"));
-        let out = fs::File::create(&log)?;
+        let out = fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let child = Command::new(bondctl())
             .args(["--netns", ns.name(), "up", "--config"])
             .arg(config)
+            .args(args)
             .stdout(out.try_clone()?)
             .stderr(out)
             .stdin(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", bondctl().display()))?;
-        let mut d = Daemon { child, bond: bond.into(), netns: ns.name().into(), log };
+        let mut d = Daemon { child, owns_bond: true, bond: bond.into(), netns: ns.name().into(), log };
         d.wait_ready(Duration::from_secs(15))?;
         Ok(d)
     }
@@ -347,6 +361,19 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Forgets an exited daemon whose bond a new daemon adopts: dropping it must not remove the
+    /// bond's pins and state under the new one.
+    pub fn hand_over(mut self) {
+        self.owns_bond = false;
+    }
+
+    /// Kills the daemon with SIGKILL (it cleans nothing up) and waits for it.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
     /// Stops the daemon with SIGTERM and waits for it; returns its exit status.
     pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         // SAFETY: signalling our own child.
@@ -354,6 +381,8 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(s) = self.child.try_wait()? {
+                // It cleaned up itself (or left the bond to the next daemon with --persist).
+                self.owns_bond = !s.success();
                 return Ok(s);
             }
             if Instant::now() > deadline {
@@ -370,8 +399,13 @@ impl Drop for Daemon {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.stop();
         }
-        // Whatever a killed daemon left: its pins (the namespace takes the devices with it).
+        if !self.owns_bond {
+            return;
+        }
+        // Whatever a killed daemon left: its pins and state file (the namespace takes the
+        // devices with it).
         let _ = fs::remove_dir_all(Path::new("/sys/fs/bpf/bond").join(&self.bond));
+        let _ = fs::remove_file(Path::new("/run/bondctl").join(format!("{}.json", self.bond)));
     }
 }
 

@@ -1,7 +1,9 @@
 //! One running bond: bringing it up and down, putting its configuration in force, answering
 //! requests. Its monitoring (what happens on every tick) is in [`monitor`].
 
+mod members;
 mod monitor;
+mod reconfigure;
 mod status;
 
 use std::{collections::VecDeque, net::IpAddr, time::SystemTime};
@@ -21,13 +23,14 @@ use crate::{
         metrics::{MS, Nanos},
         reselect::ActiveSelector,
     },
-    member::{Member, Saved},
+    member::Member,
     netdev::{self, Netdev},
     plan::{self, BondSettings, MemberView},
     rawsock::RawSender,
-    sys,
+    runstate, sys,
 };
 
+pub use members::remove_orphan;
 pub use monitor::ProbeEvents;
 
 /// Events kept for `bondctl status`.
@@ -53,8 +56,6 @@ pub struct Bond {
     probe_reader: Option<JoinHandle<()>>,
     /// Sends probes on the bond device (the data plane puts each on its member).
     bond_sender: Option<RawSender>,
-    /// Sends ARP / NS monitor probes and announcements on each member, by slot.
-    member_senders: Vec<Option<RawSender>>,
     /// Announcements still to send after a failover.
     announcing: Option<Announcement>,
     monitor: monitor::State,
@@ -97,7 +98,6 @@ impl Bond {
             control: None,
             probe_reader: None,
             bond_sender: None,
-            member_senders: Vec::new(),
             announcing: None,
             monitor: monitor::State::new(now),
         };
@@ -125,16 +125,80 @@ impl Bond {
         let name = self.spec.name.clone();
         // Claiming the control socket first also tells us whether another daemon runs it.
         self.control = Some(control::serve(&name, to_daemon)?);
-
-        let mut links = Vec::new();
         for l in &self.spec.links {
             let link = nl.require_link(l).await.with_context(|| format!("member {l}"))?;
             netdev::check_member(&link, &name)?;
-            links.push(link);
         }
-        // Left behind by a daemon that was killed: its data plane is removed and rebuilt.
+        let state = runstate::load(&name).unwrap_or_else(|e| {
+            tracing::warn!(bond = %name, "{e:#}; not adopting");
+            None
+        });
+        let adopted = match &state {
+            Some(state) => self.adopt(nl, state, ethtool).await?,
+            None => false,
+        };
+        if !adopted {
+            if let Some(stale) = &state {
+                // A bond left behind that cannot be adopted: its members get their settings back.
+                self.event(format!("found {}; its bond cannot be adopted and is rebuilt", runstate::path(&name).display()));
+                for sm in &stale.members {
+                    members::restore(nl, &name, &sm.name, &sm.saved()?).await;
+                }
+            }
+            self.create(nl).await?;
+        }
+        // Members of the configuration not in the adopted bond join it; those no longer in
+        // the configuration leave it once the config without them is in force (below).
+        let leaving: Vec<String> = self.members.iter().map(|m| m.name.clone()).filter(|m| !self.spec.links.contains(m)).collect();
+        for l in self.spec.links.clone() {
+            if self.members.iter().all(|m| m.name != l) {
+                self.take_member(nl, &l, ethtool).await?;
+            }
+        }
+        self.persist()?;
+
+        let now = sys::monotonic_ns();
+        let dp = self.dataplane()?;
+        if let Some(rb) = dp.maps.take_probe_events() {
+            self.probe_reader = Some(monitor::read_probe_events(name.clone(), rb, probe_events)?);
+        }
+        let targets = self.monitor_targets();
+        self.dataplane()?.maps.set_monitor_targets(&targets)?;
+        self.choose_active(now);
+        self.reallocate(true);
+        self.write_config()?;
+        let mask = plan::usable_mask(&self.views());
+        self.dataplane()?.maps.set_usable(mask)?;
+        self.dataplane()?.attach_egress(&name)?;
+        for l in leaving {
+            self.spec.links.push(l.clone());
+            self.remove_member(nl, &l).await?;
+        }
+
+        let device = nl.require_link(&name).await?;
+        nl.set_up(&device, true).await?;
+        for (addr, prefix) in &self.spec.addresses {
+            nl.add_address(&device, *addr, *prefix).await?;
+        }
+        let device = nl.require_link(&name).await?;
+        self.bond_sender = Some(RawSender::new(device.index).context("opening the probe socket")?);
+        self.device = Some(device);
+        if !adopted {
+            self.event(format!("bond up with policy {}", self.policy.name));
+        }
+        Ok(())
+    }
+
+    /// A new bond: its device (the first member's MAC address, as bonding does) and a fresh
+    /// data plane.
+    async fn create(&mut self, nl: &Netdev) -> anyhow::Result<()> {
+        let name = self.spec.name.clone();
+        // Left behind by a bond that cannot be adopted: removed and rebuilt.
         dataplane::remove_pins(&sys::pin_dir(&name))?;
-        // The bond takes its first member's address, as bonding does; members take the bond's.
+        let mut links = Vec::new();
+        for l in &self.spec.links {
+            links.push(nl.require_link(l).await?);
+        }
         let mac = links[0].mac;
         let mtu = links.iter().map(|l| l.mtu).min().unwrap_or(1500);
         match nl.link(&name).await? {
@@ -151,53 +215,11 @@ impl Bond {
         if self.device.is_none() {
             self.device = Some(nl.create_bond_device(&name, mac, mtu).await?);
         }
-        let now = sys::monotonic_ns();
-        for (slot, link) in links.into_iter().enumerate() {
-            let saved = Saved { mac: link.mac, admin_up: link.admin_up, ipv6_disabled: sys::ipv6_disabled(&link.name) };
-            self.members.push(Member::new(link.name.clone(), slot as u8, link.clone(), saved, now));
-            // Members' own IPv6 (link-local, ND) would bypass the bond.
-            if sys::ipv6_disabled(&link.name) == Some(false) {
-                sys::set_ipv6_disabled(&link.name, true)?;
-            }
-            nl.set_mac(&link, mac).await?;
-            nl.set_up(&link, true).await?;
-        }
-
-        let mut dp = Dataplane::load(&sys::pin_dir(&name))?;
-        for m in &mut self.members {
-            m.link = nl.require_link(&m.name).await?;
-            m.usable = m.link.usable();
-            m.speed = ethtool.speed_mbps(&m.name);
-            self.member_senders.push(RawSender::new(m.link.index).ok());
-        }
         let device = nl.require_link(&name).await?;
         self.settings.ifindex = device.index;
         self.settings.mac = device.mac;
         self.device = Some(device);
-        dp.maps.set_monitor_targets(&self.monitor_targets())?;
-        dp.maps.set_usable(plan::usable_mask(&self.views()))?;
-        if let Some(rb) = dp.maps.take_probe_events() {
-            self.probe_reader = Some(monitor::read_probe_events(name.clone(), rb, probe_events)?);
-        }
-        self.dataplane = Some(dp);
-        self.choose_active(now);
-        self.reallocate(true);
-        self.write_config()?;
-        let dp = self.dataplane.as_mut().expect("set above");
-        for m in &self.members {
-            dp.attach_ingress(&m.name)?;
-        }
-        dp.attach_egress(&name)?;
-
-        let device = nl.require_link(&name).await?;
-        nl.set_up(&device, true).await?;
-        for (addr, prefix) in &self.spec.addresses {
-            nl.add_address(&device, *addr, *prefix).await?;
-        }
-        let device = nl.require_link(&name).await?;
-        self.bond_sender = Some(RawSender::new(device.index).context("opening the probe socket")?);
-        self.device = Some(device);
-        self.event(format!("bond up with policy {}", self.policy.name));
+        self.dataplane = Some(Dataplane::load(&sys::pin_dir(&name))?);
         Ok(())
     }
 
@@ -229,23 +251,23 @@ impl Bond {
             warn("deleting the bond device", e);
         }
         for m in self.members.iter().rev() {
-            let Some(saved) = &m.saved else { continue };
-            let Ok(Some(link)) = nl.link(&m.name).await else { continue };
-            if let Err(e) = nl.set_mac(&link, saved.mac).await {
-                warn("restoring a member's MAC", e);
-            }
-            if !saved.admin_up
-                && let Err(e) = nl.set_up(&link, false).await
-            {
-                warn("restoring a member's link state", e);
-            }
-            if let Some(v) = saved.ipv6_disabled
-                && let Err(e) = sys::set_ipv6_disabled(&m.name, v)
-            {
-                warn("restoring a member's IPv6 setting", e);
+            if let Some(saved) = &m.saved {
+                members::restore(nl, &name, &m.name, saved).await;
             }
         }
+        if let Err(e) = runstate::remove(&name) {
+            warn("removing the state file", e);
+        }
         tracing::info!(bond = %name, "removed");
+    }
+
+    /// Leaves the bond running for the next controller to adopt: the data plane stays pinned
+    /// and attached, the members keep the bond's settings (SIGKILL does the same).
+    pub fn detach(mut self) {
+        for task in [self.control.take(), self.probe_reader.take()].into_iter().flatten() {
+            task.abort();
+        }
+        tracing::info!(bond = %self.spec.name, "left running for the next controller");
     }
 
     fn views(&self) -> Vec<MemberView> {
@@ -261,6 +283,11 @@ impl Bond {
                 speed: m.speed,
             })
             .collect()
+    }
+
+    /// The member in data-plane slot `slot` (slots stay put when other members leave).
+    fn member(&self, slot: u8) -> Option<&Member> {
+        self.members.iter().find(|m| m.slot == slot)
     }
 
     fn dataplane(&mut self) -> anyhow::Result<&mut Dataplane> {
@@ -317,7 +344,10 @@ impl Bond {
         let before = self.active;
         self.active = self.selector.choose(plan::select_method(&self.policy), &candidates, self.active, now);
         if before != self.active && matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) {
-            let name = |s: Option<u8>| s.and_then(|s| self.members.get(usize::from(s))).map_or("none".into(), |m| m.name.clone());
+            let name = |s: Option<u8>| match s {
+                None => "none".to_string(),
+                Some(s) => self.member(s).map_or_else(|| format!("slot {s} (removed)"), |m| m.name.clone()),
+            };
             self.event(format!("active member {} -> {}", name(before), name(self.active)));
             if before.is_some()
                 && let Some(a) = self.active
@@ -347,7 +377,7 @@ impl Bond {
         if a.round >= a.rounds {
             self.announcing = None;
         }
-        let Some(Some(sender)) = self.member_senders.get(usize::from(slot)) else { return };
+        let Some(sender) = self.member(slot).and_then(|m| m.sender.as_ref()) else { return };
         let mac = self.settings.mac;
         let mut sent = 0;
         for (addr, _) in &self.spec.addresses {
@@ -360,7 +390,7 @@ impl Bond {
             }
         }
         if round == 0 && sent > 0 {
-            let name = self.members[usize::from(slot)].name.clone();
+            let name = self.member(slot).map_or_else(String::new, |m| m.name.clone());
             self.event(format!("announcing the bond's addresses on {name}"));
         }
     }
@@ -385,6 +415,9 @@ impl Bond {
             Request::Flows { top } => {
                 return self.flows(top).map_or_else(|e| Response::Error { error: format!("{e:#}") }, |flows| Response::Flows { flows });
             }
+            // Changes of the member set and the daemon's bonds are the daemon's (they await
+            // netlink).
+            other => Err(anyhow::anyhow!("{other:?} is not a request for one bond")),
         };
         match result {
             Ok(message) => Response::Done { message },

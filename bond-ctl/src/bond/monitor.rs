@@ -301,7 +301,7 @@ impl Bond {
         let v4 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None });
         let v6 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V6(a) = a { Some(*a) } else { None });
         let mac = self.settings.mac;
-        for sender in self.member_senders.iter().flatten() {
+        for sender in self.members.iter().filter_map(|m| m.sender.as_ref()) {
             for t in &arp.ip_targets {
                 let _ = sender.send(&frames::arp_request(mac, v4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED), *t), 0x0806);
             }
@@ -358,7 +358,7 @@ impl Bond {
 
     /// What follows a change of the members' standing: the active member, the bucket table,
     /// and one config write when anything changed (or `force`).
-    fn settle(&mut self, now: Nanos, force: bool) -> anyhow::Result<()> {
+    pub(super) fn settle(&mut self, now: Nanos, force: bool) -> anyhow::Result<()> {
         let before = (self.active, self.buckets);
         self.choose_active(now);
         self.reallocate(false);
@@ -372,7 +372,7 @@ impl Bond {
     /// limits. When no member is all three, the best that is still healthy carry it: a punished
     /// or degraded link is held out only while there is something better. A change is written
     /// to `member_usable` at once; returns whether there was one.
-    fn apply_usable(&mut self, now: Nanos) -> anyhow::Result<bool> {
+    pub(super) fn apply_usable(&mut self, now: Nanos) -> anyhow::Result<bool> {
         let standings: Vec<plan::Standing> = self
             .members
             .iter()

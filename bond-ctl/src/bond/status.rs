@@ -66,7 +66,7 @@ impl Bond {
                 packets_per_link: self.policy.packets_per_link,
                 balance_policy: self.policy.balance.name().into(),
             },
-            active: has_active.then(|| self.active.and_then(|s| self.members.get(usize::from(s))).map(|m| m.name.clone())).flatten(),
+            active: has_active.then(|| self.active.and_then(|s| self.member(s)).map(|m| m.name.clone())).flatten(),
             generation: cfg.generation,
             failovers: self.failovers,
             members,

@@ -1,0 +1,79 @@
+//! Putting a changed configuration in force on a running bond (`bondctl reload`), change by
+//! change, each one hitless: members join before others leave, the policy switches with one
+//! config write, and what did not change is not touched.
+
+use anyhow::Context;
+
+use super::Bond;
+use crate::{
+    carrier::CarrierProbe,
+    config::{BondSpec, Config},
+    netdev::{self, Netdev},
+    sys,
+};
+
+impl Bond {
+    /// Refuses a new specification that could not be put in force, before anything changes.
+    pub async fn check_reconfigure(&self, nl: &Netdev, spec: &BondSpec, config: &Config) -> anyhow::Result<()> {
+        config.policy(&spec.policy).with_context(|| format!("bond {}: no policy {}", spec.name, spec.policy))?;
+        for l in spec.links.iter().filter(|l| self.members.iter().all(|m| &m.name != *l)) {
+            let link = nl.require_link(l).await.with_context(|| format!("bond {}: member {l}", spec.name))?;
+            netdev::check_member(&link, &spec.name)?;
+        }
+        Ok(())
+    }
+
+    /// Puts `spec` (from `config`) in force; returns what changed.
+    pub async fn reconfigure(
+        &mut self,
+        nl: &Netdev,
+        spec: &BondSpec,
+        config: &Config,
+        ethtool: &CarrierProbe,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut changes = Vec::new();
+        if spec.monitor != self.spec.monitor {
+            self.spec.monitor = spec.monitor.clone();
+            let targets = self.monitor_targets();
+            self.dataplane()?.maps.set_monitor_targets(&targets)?;
+            changes.push("link monitoring".to_string());
+        }
+        let device = self.device.clone().context("no bond device")?;
+        for (addr, prefix) in spec.addresses.iter().filter(|a| !self.spec.addresses.contains(a)) {
+            nl.add_address(&device, *addr, *prefix).await?;
+            changes.push(format!("address {addr}/{prefix} added"));
+        }
+        for (addr, prefix) in self.spec.addresses.iter().filter(|a| !spec.addresses.contains(a)) {
+            nl.del_address(&device, *addr, *prefix).await?;
+            changes.push(format!("address {addr}/{prefix} removed"));
+        }
+        self.spec.addresses = spec.addresses.clone();
+        // Joining first: the bond never runs short of members in between.
+        let joining: Vec<String> = spec.links.iter().filter(|l| self.members.iter().all(|m| &m.name != *l)).cloned().collect();
+        for l in joining {
+            changes.push(self.add_member(nl, &l, ethtool).await?);
+        }
+        let leaving: Vec<String> = self.members.iter().map(|m| m.name.clone()).filter(|m| !spec.links.contains(m)).collect();
+        for l in leaving {
+            changes.push(self.remove_member(nl, &l).await?);
+        }
+        self.spec.links = spec.links.clone();
+        // Members in the file's order, which active-backup prefers them in.
+        self.members.sort_by_key(|m| spec.links.iter().position(|l| *l == m.name));
+        let policy = config.policy(&spec.policy).with_context(|| format!("no policy {}", spec.policy))?;
+        self.spec.policy = spec.policy.clone();
+        if *policy != self.policy {
+            let old = std::mem::replace(&mut self.policy, policy.clone());
+            self.reallocate(true);
+            self.settle(sys::monotonic_ns(), true)?;
+            let what = if old.name == self.policy.name {
+                format!("policy {} changed", self.policy.name)
+            } else {
+                format!("policy {} -> {}", old.name, self.policy.name)
+            };
+            self.event(format!("{what} (reload)"));
+            changes.push(what);
+        }
+        Ok(changes)
+    }
+}

@@ -1,0 +1,147 @@
+//! What a running bond must remember across a restart of its controller:
+//! `/run/bondctl/<bond>.json`.
+//!
+//! The data plane outlives the daemon (its programs and maps are pinned), but the members'
+//! settings from before they joined exist nowhere else once their MAC addresses were changed.
+//! A new daemon reads them here to adopt the bond, and `bondctl down` to restore the members
+//! when no daemon runs. The file is written whenever the member set changes and removed with
+//! the bond; /run is a tmpfs, so a reboot (which also clears the pins) forgets it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::member::Saved;
+
+/// Directory of the state files (`BONDCTL_RUN_DIR` overrides it).
+pub fn run_dir() -> PathBuf {
+    std::env::var_os("BONDCTL_RUN_DIR").map_or_else(|| PathBuf::from("/run/bondctl"), PathBuf::from)
+}
+
+pub fn path(bond: &str) -> PathBuf {
+    run_dir().join(format!("{bond}.json"))
+}
+
+/// The data plane's map layout: a new daemon reuses pinned maps only when it matches.
+pub fn layout() -> String {
+    use bond_common::{config::BondConfig, flow::FlowEntry, stats::*};
+    use std::mem::size_of;
+    format!(
+        "config={} flow={} member_stats={} bond_stats={} seen={}",
+        size_of::<BondConfig>(),
+        size_of::<FlowEntry>(),
+        size_of::<MemberStats>(),
+        size_of::<BondStats>(),
+        size_of::<MemberSeen>()
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub bond: String,
+    /// [`layout`] of the data plane the bond runs.
+    pub layout: String,
+    /// The bond device's ifindex, so a device re-created by someone else is not mistaken for it.
+    pub ifindex: u32,
+    pub members: Vec<SavedMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedMember {
+    pub name: String,
+    /// Data-plane slot.
+    pub slot: u8,
+    /// Settings before it joined.
+    pub mac: String,
+    pub admin_up: bool,
+    pub ipv6_disabled: Option<bool>,
+}
+
+impl SavedMember {
+    pub fn new(name: &str, slot: u8, saved: &Saved) -> SavedMember {
+        SavedMember {
+            name: name.to_string(),
+            slot,
+            mac: crate::sys::format_mac(&saved.mac),
+            admin_up: saved.admin_up,
+            ipv6_disabled: saved.ipv6_disabled,
+        }
+    }
+
+    pub fn saved(&self) -> anyhow::Result<Saved> {
+        Ok(Saved {
+            mac: parse_mac(&self.mac).with_context(|| format!("member {}: bad MAC {}", self.name, self.mac))?,
+            admin_up: self.admin_up,
+            ipv6_disabled: self.ipv6_disabled,
+        })
+    }
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// The bond's state file, if there is one.
+pub fn load(bond: &str) -> anyhow::Result<Option<RunState>> {
+    read(&path(bond))
+}
+
+fn read(path: &Path) -> anyhow::Result<Option<RunState>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Writes the state file atomically (a crash leaves the old or the new file, never half).
+pub fn store(state: &RunState) -> anyhow::Result<()> {
+    let dir = run_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = path(&state.bond);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(state)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn remove(bond: &str) -> anyhow::Result<()> {
+    match std::fs::remove_file(path(bond)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {}", path(bond).display())),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = std::env::temp_dir().join(format!("bondctl-runstate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let saved = Saved { mac: [2, 0, 0, 0, 0, 0xab], admin_up: false, ipv6_disabled: Some(false) };
+        let state = RunState { bond: "b0".into(), layout: layout(), ifindex: 7, members: vec![SavedMember::new("eth1", 1, &saved)] };
+        let file = dir.join("b0.json");
+        std::fs::write(&file, serde_json::to_string(&state).unwrap()).unwrap();
+        let back = read(&file).unwrap().unwrap();
+        assert_eq!(back, state);
+        let s = back.members[0].saved().unwrap();
+        assert_eq!((s.mac, s.admin_up, s.ipv6_disabled), (saved.mac, false, Some(false)));
+        assert!(read(&dir.join("none.json")).unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(parse_mac("02:00:00:00:00:ab"), Some([2, 0, 0, 0, 0, 0xab]));
+        assert_eq!(parse_mac("02:00:00:00:00"), None);
+        assert_eq!(parse_mac("02:00:00:00:00:ab:01"), None);
+        assert_eq!(parse_mac("zz:00:00:00:00:ab"), None);
+    }
+}

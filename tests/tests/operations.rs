@@ -1,0 +1,170 @@
+//! Operating a running bond without losing packets: policy switches, reloads, members added
+//! and removed, and the daemon killed and restarted (the data plane runs on without it).
+
+use std::{fs, time::Duration};
+
+use bond_tests::{
+    Daemon, Lab, LabOptions,
+    net::{Stream, losses, ping},
+};
+
+fn lab(opts: LabOptions) -> Lab {
+    Lab::start(opts).unwrap_or_else(|e| panic!("starting the lab: {e:#}"))
+}
+
+fn member_names(status: &serde_json::Value) -> Vec<String> {
+    status["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// MAC address of each of A's interfaces eth0..
+fn macs(lab: &Lab) -> Vec<String> {
+    (0..lab.links)
+        .map(|i| {
+            let out = lab.a.ns.ip(&["-j", "link", "show", &format!("eth{i}")]).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            v[0]["address"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn policy_switches_reloads_and_member_changes_lose_nothing() {
+    let lab = lab(LabOptions::default().policy("active-backup"));
+    ping(&lab, 2).unwrap();
+    let a = lab.a.daemon();
+    let bond = lab.a.bond.as_str();
+    let active = a.status().unwrap()["active"].as_str().unwrap().to_string();
+    // One datagram every 500 µs for as long as the changes take (bounded: 40 000 = 20 s).
+    let stream = Stream::start(&lab, Duration::from_micros(500), 40_000).unwrap();
+    let pause = || std::thread::sleep(Duration::from_millis(300));
+    pause();
+    let mut steps = Vec::new();
+    for policy in ["balance-rr", "balance-aware", "balance-xor", "active-backup"] {
+        steps.push(a.ctl(&["set-policy", bond, policy]).unwrap());
+        pause();
+    }
+    // The active member leaves (its traffic moves first), then comes back.
+    steps.push(a.ctl(&["remove-link", bond, &active]).unwrap());
+    pause();
+    let s = a.status().unwrap();
+    assert!(!member_names(&s).contains(&active), "{active} left: {s}");
+    assert_ne!(s["active"], active.as_str());
+    steps.push(a.ctl(&["add-link", bond, &active]).unwrap());
+    pause();
+    assert!(member_names(&a.status().unwrap()).contains(&active));
+
+    // A reload that changes the policy and drops a member, then one back to the original.
+    let path = lab.config_path(&lab.a);
+    let original = fs::read_to_string(&path).unwrap();
+    let changed =
+        original.replace("policy: active-backup", "policy: balance-rr").replace("links: [eth0, eth1, eth2]", "links: [eth0, eth2]");
+    assert_ne!(changed, original);
+    fs::write(&path, &changed).unwrap();
+    steps.push(a.ctl(&["reload", bond]).unwrap());
+    pause();
+    let s = a.status().unwrap();
+    assert_eq!(s["policy"]["name"], "balance-rr");
+    assert_eq!(member_names(&s), ["eth0", "eth2"], "{s}");
+    fs::write(&path, &original).unwrap();
+    steps.push(a.ctl(&["reload", bond]).unwrap());
+    pause();
+    let s = a.status().unwrap();
+    assert_eq!(s["policy"]["name"], "active-backup");
+    assert_eq!(member_names(&s).len(), 3);
+
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, longest) = losses(sent, &got);
+    println!("steps:\n{}", steps.join(""));
+    println!("{lost} of {sent} datagrams lost (longest run {longest})");
+    assert!(sent > 5_000, "the stream ran through the changes ({sent} sent)");
+    assert_eq!(lost, 0, "no datagram lost; daemon log:\n{}", a.log());
+    let events = a.ctl(&["events", bond]).unwrap();
+    for what in ["policy active-backup -> balance-rr", &format!("member {active} removed"), &format!("member {active} added"), "(reload)"] {
+        assert!(events.contains(what), "event {what:?} in:\n{events}");
+    }
+}
+
+#[test]
+fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
+    let mut lab = lab(LabOptions::default().policy("active-backup"));
+    ping(&lab, 2).unwrap();
+    let own_macs = {
+        // The members' own addresses are only known from before the bond took them: the lab
+        // gives veths random ones, so read them back from the saved state.
+        let saved: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(format!("/run/bondctl/{}.json", lab.a.bond)).unwrap()).unwrap();
+        saved["members"].as_array().unwrap().iter().map(|m| m["mac"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let before = lab.a.daemon().status().unwrap();
+    let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    // Nobody runs the bond now: the kernel still does.
+    std::thread::sleep(Duration::from_millis(700));
+    let log_dir = lab.dir().to_path_buf();
+    lab.a.daemon.take().unwrap().hand_over();
+    let new = Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &lab.a.bond, &log_dir).unwrap();
+    lab.a.daemon = Some(new);
+    std::thread::sleep(Duration::from_millis(500));
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, longest) = losses(sent, &got);
+    println!("kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");
+    assert_eq!(lost, 0, "no datagram lost; log:\n{}", lab.a.daemon().log());
+
+    let after = lab.a.daemon().status().unwrap();
+    assert_eq!(after["active"], before["active"], "the active member is kept");
+    assert_eq!(after["ifindex"], before["ifindex"], "the same bond device");
+    assert!(after["generation"].as_u64() > before["generation"].as_u64(), "generations go on from the adopted config");
+    let events = lab.a.daemon().ctl(&["events", &lab.a.bond]).unwrap();
+    assert!(events.contains("adopted the running bond"), "{events}");
+    ping(&lab, 2).unwrap();
+
+    // The adopted state includes the members' own settings: a clean stop restores them.
+    lab.a.daemon.as_mut().unwrap().stop().unwrap();
+    assert_eq!(macs(&lab), own_macs, "members have their own MAC addresses back");
+    assert!(!std::path::Path::new(&format!("/sys/fs/bpf/bond/{}", lab.a.bond)).exists(), "pins removed");
+}
+
+#[test]
+fn down_removes_a_bond_no_daemon_runs() {
+    let mut lab = lab(LabOptions::default().policy("balance-xor"));
+    ping(&lab, 1).unwrap();
+    let bond = lab.a.bond.clone();
+    let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(format!("/run/bondctl/{bond}.json")).unwrap()).unwrap();
+    let own_macs: Vec<String> = saved["members"].as_array().unwrap().iter().map(|m| m["mac"].as_str().unwrap().to_string()).collect();
+    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    // Still forwarding without a daemon.
+    ping(&lab, 2).unwrap();
+    let out = lab.a.daemon().ctl(&["down", &bond]).unwrap();
+    assert!(out.contains("removed"), "{out}");
+    assert!(lab.a.ns.ip(&["link", "show", &bond]).is_err(), "bond device deleted");
+    assert!(!std::path::Path::new(&format!("/sys/fs/bpf/bond/{bond}")).exists(), "pins removed");
+    assert!(!std::path::Path::new(&format!("/run/bondctl/{bond}.json")).exists(), "state file removed");
+    assert_eq!(macs(&lab), own_macs, "members have their own MAC addresses back");
+    let again = lab.a.daemon().ctl(&["down", &bond]).unwrap_err().to_string();
+    assert!(again.contains("there is no bond"), "{again}");
+}
+
+#[test]
+fn persist_leaves_the_bond_running_on_sigterm() {
+    let mut lab = lab(LabOptions::default().policy("active-backup"));
+    let path = lab.config_path(&lab.a);
+    let dir = lab.dir().to_path_buf();
+    // Replace A's daemon by one that persists.
+    lab.a.daemon.as_mut().unwrap().stop().unwrap();
+    lab.a.daemon = Some(Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, &["--persist"]).unwrap());
+    ping(&lab, 1).unwrap();
+    let stream = Stream::start(&lab, Duration::from_micros(500), 10_000).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    lab.a.daemon.as_mut().unwrap().stop().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.a.daemon = Some(Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, &["--persist"]).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, _) = losses(sent, &got);
+    assert_eq!(lost, 0, "service restart with --persist loses nothing ({sent} sent); log:\n{}", lab.a.daemon().log());
+    // `down` through the daemon removes it for good, and the daemon exits with its last bond.
+    let out = lab.a.daemon().ctl(&["down", &lab.a.bond]).unwrap();
+    assert!(out.contains("removed"), "{out}");
+    assert!(lab.a.ns.ip(&["link", "show", &lab.a.bond]).is_err(), "bond device deleted");
+}
