@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, PerCpuValues, RingBuf},
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, PerCpuValues, RingBuf, lpm_trie::Key},
     programs::{
         SchedClassifier, TcAttachType,
         links::{FdLink, LinkOrder, PinnedLink},
@@ -17,13 +17,16 @@ use aya::{
     },
 };
 use bond_common::{
+    config::peer_tables,
     config::{BUCKETS, BondConfig, CONFIG_BANKS, MAX_MEMBERS},
     flow::FlowEntry,
     maps::{self, MacKey},
     stats::{BondStats, MemberSeen, MemberStats},
 };
 
-use crate::sys;
+use std::net::IpAddr;
+
+use crate::{config::Peer, sys};
 
 /// The eBPF object, built from `bond-ebpf` and embedded at compile time.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bond"));
@@ -36,9 +39,9 @@ pub struct Maps {
     member_stats: PerCpuArray<MapData, MemberStats>,
     bond_stats: PerCpuArray<MapData, BondStats>,
     flows: HashMap<MapData, u64, FlowEntry>,
-    pub peer_v4: LpmTrie<MapData, [u8; 4], u32>,
-    pub peer_v6: LpmTrie<MapData, [u8; 16], u32>,
-    pub peer_mac: HashMap<MapData, MacKey, u32>,
+    peer_v4: LpmTrie<MapData, [u8; 4], u32>,
+    peer_v6: LpmTrie<MapData, [u8; 16], u32>,
+    peer_mac: HashMap<MapData, MacKey, u32>,
     monitor_targets: HashMap<MapData, [u8; 16], u32>,
     member_seen: PerCpuArray<MapData, MemberSeen>,
     bucket_bytes: PerCpuArray<MapData, u64>,
@@ -136,6 +139,43 @@ impl Maps {
     pub fn expire_flows(&mut self, cutoff_ns: u64) -> usize {
         let idle: Vec<u64> = self.flows().into_iter().filter(|(_, f)| f.last_seen_ns < cutoff_ns).map(|(k, _)| k).collect();
         idle.iter().filter(|k| self.flows.remove(k).is_ok()).count()
+    }
+
+    /// Replaces the destination tables with `entries` (peer, policy index); returns the
+    /// `peer_tables` bits of the tables that hold entries. New entries go in before stale ones
+    /// are removed, so a peer kept from before is never missing.
+    pub fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<u32> {
+        let mut bits = 0;
+        let (mut v4, mut v6, mut mac) = (Vec::new(), Vec::new(), Vec::new());
+        for (peer, index) in entries {
+            match *peer {
+                Peer::Ip(IpAddr::V4(a), len) => {
+                    self.peer_v4.insert(&Key::new(u32::from(len), a.octets()), index, 0).context("writing peer_v4")?;
+                    v4.push((u32::from(len), a.octets()));
+                    bits |= peer_tables::IPV4;
+                }
+                Peer::Ip(IpAddr::V6(a), len) => {
+                    self.peer_v6.insert(&Key::new(u32::from(len), a.octets()), index, 0).context("writing peer_v6")?;
+                    v6.push((u32::from(len), a.octets()));
+                    bits |= peer_tables::IPV6;
+                }
+                Peer::Mac(m) => {
+                    self.peer_mac.insert(MacKey { mac: m, pad: [0; 2] }, index, 0).context("writing peer_mac")?;
+                    mac.push(m);
+                    bits |= peer_tables::MAC;
+                }
+            }
+        }
+        for k in self.peer_v4.keys().filter_map(Result::ok).filter(|k| !v4.contains(&(k.prefix_len(), k.data()))).collect::<Vec<_>>() {
+            self.peer_v4.remove(&k).context("removing from peer_v4")?;
+        }
+        for k in self.peer_v6.keys().filter_map(Result::ok).filter(|k| !v6.contains(&(k.prefix_len(), k.data()))).collect::<Vec<_>>() {
+            self.peer_v6.remove(&k).context("removing from peer_v6")?;
+        }
+        for k in self.peer_mac.keys().filter_map(Result::ok).filter(|k| !mac.contains(&k.mac)).collect::<Vec<_>>() {
+            self.peer_mac.remove(&k).context("removing from peer_mac")?;
+        }
+        Ok(bits)
     }
 
     /// The monitored ARP / NS targets: (address IPv4-mapped or IPv6, index).

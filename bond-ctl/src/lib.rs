@@ -14,6 +14,7 @@ pub mod frames;
 pub mod health;
 pub mod member;
 pub mod netdev;
+pub mod placement;
 pub mod plan;
 pub mod prometheus;
 pub mod rawsock;

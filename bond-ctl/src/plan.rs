@@ -146,6 +146,8 @@ pub struct BondSettings {
     pub probe_id: u32,
     /// Bits of `bond_flags`.
     pub flags: u32,
+    /// Bits of `peer_tables`: the destination tables that hold entries.
+    pub peer_tables: u32,
 }
 
 impl BondSettings {
@@ -165,8 +167,9 @@ impl BondSettings {
     }
 }
 
-/// The whole configuration of a bond with one policy for all traffic.
-pub fn bond_config(bond: &BondSettings, members: &[MemberView], policy: PolicyConfig, generation: u64) -> BondConfig {
+/// The whole configuration of a bond: `policies[0]` for all traffic but that to peers with
+/// their own policy (indices 1.., see the destination tables).
+pub fn bond_config(bond: &BondSettings, members: &[MemberView], policies: &[PolicyConfig], generation: u64) -> BondConfig {
     let mut c = BondConfig::EMPTY;
     c.generation = generation;
     c.bond_ifindex = bond.ifindex;
@@ -174,13 +177,16 @@ pub fn bond_config(bond: &BondSettings, members: &[MemberView], policy: PolicyCo
     c.probe_id = bond.probe_id;
     c.bond_mac[..6].copy_from_slice(&bond.mac);
     c.default_policy = 0;
+    c.peer_tables = bond.peer_tables;
     for m in members {
         if usize::from(m.slot) < MAX_MEMBERS {
             c.member_ifindex[usize::from(m.slot)] = m.ifindex;
             c.n_slots = c.n_slots.max(u32::from(m.slot) + 1);
         }
     }
-    c.policies[0] = policy;
+    for (slot, p) in c.policies.iter_mut().zip(policies) {
+        *slot = *p;
+    }
     c
 }
 
@@ -361,13 +367,27 @@ mod tests {
     #[test]
     fn bond_config_places_members_by_slot() {
         let m = members(&[true, false, true]);
-        let bond = BondSettings { ifindex: 7, mac: [2, 0, 0, 0, 0, 1], probe_id: 9, flags: bond_flags::RX_DEDUP };
-        let c = bond_config(&bond, &m, policy_config(&policy(Mode::BalanceRr), &m, None, &[NO_MEMBER; BUCKETS]), 3);
+        let bond = BondSettings { ifindex: 7, mac: [2, 0, 0, 0, 0, 1], probe_id: 9, flags: bond_flags::RX_DEDUP, peer_tables: 0 };
+        let c = bond_config(&bond, &m, &[policy_config(&policy(Mode::BalanceRr), &m, None, &[NO_MEMBER; BUCKETS])], 3);
         assert_eq!((c.bond_ifindex, c.n_slots, c.generation, c.probe_id, c.flags), (7, 3, 3, 9, bond_flags::RX_DEDUP));
         assert_eq!(&c.bond_mac[..6], &[2, 0, 0, 0, 0, 1]);
         assert_eq!(&c.member_ifindex[..3], &[10, 11, 12]);
         assert_eq!(c.policies[0].n_members, 3);
         assert_eq!(usable_mask(&m), 0b101);
+        assert_eq!(c.peer_tables, 0);
+        assert_eq!(c.policies[1].n_members, 0, "no peer policy");
+    }
+
+    #[test]
+    fn peer_policies_follow_the_default_one() {
+        let m = members(&[true, true, true]);
+        let bond = BondSettings { peer_tables: 1, ..Default::default() };
+        let main = policy_config(&policy(Mode::ActiveBackup), &m, Some(1), &[NO_MEMBER; BUCKETS]);
+        let peer = policy_config(&policy(Mode::BalanceRr), &m, None, &[NO_MEMBER; BUCKETS]);
+        let c = bond_config(&bond, &m, &[main, peer], 1);
+        assert_eq!((c.default_policy, c.peer_tables), (0, 1));
+        assert_eq!((c.policies[0].mode, c.policies[0].active), (Mode::ActiveBackup as u32, 1));
+        assert_eq!((c.policies[1].mode, c.policies[1].n_members), (Mode::BalanceRr as u32, 3));
     }
 
     #[test]

@@ -683,6 +683,7 @@ mod tests {
             generation: 4,
             failovers: 3,
             members: vec![eth0, odd],
+            peers: Vec::new(),
             counters: BondCounters { tx_no_member: 5, flows: 9, ..Default::default() },
             events: vec![],
         }

@@ -22,9 +22,21 @@ pub struct BondStatus {
     #[serde(default)]
     pub failovers: u64,
     pub members: Vec<MemberStatus>,
+    /// Peer-specific policies in force: traffic to `peer` uses `policy`.
+    #[serde(default)]
+    pub peers: Vec<PeerStatus>,
     pub counters: BondCounters,
     /// Recent events, oldest first.
     pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Address/prefix or MAC address.
+    pub peer: String,
+    pub policy: String,
+    /// The member carrying its traffic (active-backup, none).
+    pub active: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +122,10 @@ impl BondStatus {
         let _ = writeln!(s, "MII Status: {}", if up { "up" } else { "down" });
         if let Some(a) = &self.active {
             let _ = writeln!(s, "Currently Active Member: {a}");
+        }
+        for p in &self.peers {
+            let active = p.active.as_ref().map(|a| format!(" (active {a})")).unwrap_or_default();
+            let _ = writeln!(s, "Peer {}: policy {}{active}", p.peer, p.policy);
         }
         let c = &self.counters;
         let _ = writeln!(

@@ -241,3 +241,42 @@ fn the_flow_table_records_each_flow_with_its_member() {
     let flows_reported = lab.a.daemon().status().unwrap()["counters"]["flows"].as_u64().unwrap();
     assert!(flows_reported >= 8, "status counts the flows ({flows_reported})");
 }
+
+/// Datagrams from A to `dst` (port 9, nothing listens), `count` of them from `flows` source ports.
+fn send_to(lab: &Lab, dst: &str, flows: u16, count: u64) {
+    lab.a
+        .ns
+        .enter(|| {
+            let socks: Vec<std::net::UdpSocket> = (0..flows).map(|_| std::net::UdpSocket::bind("0.0.0.0:0").unwrap()).collect();
+            for i in 0..count {
+                let s = &socks[(i % u64::from(flows)) as usize];
+                bond_tests::net::send_retrying(s, &[0u8; 64], format!("{dst}:9").parse().unwrap()).unwrap();
+            }
+        })
+        .unwrap();
+}
+
+#[test]
+fn peer_specific_policy_applies_to_its_peer_only() {
+    // Active-backup for everything but 192.0.2.3 (a second address of B), which gets balance-rr.
+    let lab = lab(LabOptions::default().policy("active-backup").settings("peerSpecificBonds:\n  192.0.2.3: balance-rr"));
+    lab.b.ns.ip(&["addr", "add", "192.0.2.3/24", "dev", &lab.b.bond]).unwrap();
+    warm_up(&lab);
+    lab.a.ns.exec("ping", &["-c", "1", "-W", "1", "192.0.2.3"]).unwrap();
+    let status = lab.a.daemon().status().unwrap();
+    assert_eq!(status["peers"][0]["peer"], "192.0.2.3/32", "{status}");
+    assert_eq!(status["peers"][0]["policy"], "balance-rr");
+
+    let before = counters(&lab);
+    send_to(&lab, "192.0.2.2", 4, 600);
+    let default = delta(&counters(&lab), &before);
+    let before = counters(&lab);
+    send_to(&lab, "192.0.2.3", 4, 600);
+    let peer = delta(&counters(&lab), &before);
+    let rx = |c: &[Counters]| c.iter().map(|c| c.rx_packets).collect::<Vec<_>>();
+    println!("to the default policy: {:?}; to the peer: {:?}", rx(&default), rx(&peer));
+    // Active-backup: everything on one member.
+    assert_eq!(default.iter().filter(|c| c.rx_packets >= 600).count(), 1, "{:?}", rx(&default));
+    // Balance-rr: every member carries a fair share (packetsPerLink 64 per CPU).
+    assert!(peer.iter().all(|c| c.rx_packets >= 100), "{:?}", rx(&peer));
+}

@@ -168,8 +168,8 @@ impl Bond {
         }
         self.generation = cfg.generation;
         let policy = &cfg.policies[usize::try_from(cfg.default_policy).unwrap_or(0).min(cfg.policies.len() - 1)];
-        self.active = u8::try_from(policy.active).ok().filter(|s| *s != NO_MEMBER && self.member(*s).is_some());
-        self.buckets = policy.buckets;
+        self.main.active = u8::try_from(policy.active).ok().filter(|s| *s != NO_MEMBER && self.member(*s).is_some());
+        self.main.buckets = policy.buckets;
         let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
         let what = format!("adopted the running bond (generation {}, members {})", cfg.generation, names.join(", "));
         self.event(what);

@@ -9,22 +9,19 @@ mod status;
 use std::{collections::VecDeque, net::IpAddr, time::SystemTime};
 
 use anyhow::{Context, bail};
-use bond_common::config::{BUCKETS, Mode, NO_MEMBER};
+use bond_common::config::{BUCKETS, Mode};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
-    alloc,
     carrier::CarrierProbe,
-    config::{BondSpec, Config, PolicySpec, check_policy_links},
+    config::{BondSpec, Config, Peer, PolicySpec, check_policy_links},
     control::{self, Pending, Request, Response},
     dataplane::{self, Dataplane},
     frames,
-    health::{
-        metrics::{MS, Nanos},
-        reselect::ActiveSelector,
-    },
+    health::metrics::{MS, Nanos},
     member::Member,
     netdev::{self, Netdev},
+    placement::Placement,
     plan::{self, BondSettings, MemberView},
     rawsock::RawSender,
     runstate, sys,
@@ -43,11 +40,12 @@ pub struct Bond {
     members: Vec<Member>,
     dataplane: Option<Dataplane>,
     settings: BondSettings,
-    active: Option<u8>,
-    selector: ActiveSelector,
-    buckets: [u8; BUCKETS],
-    /// Allocation weights the buckets were last allocated for.
-    weights: Vec<(u8, f64)>,
+    /// Where the default policy puts traffic.
+    main: Placement,
+    /// Peer-specific policies (`peerSpecificBonds`), data-plane policy indices 1..
+    peers: Vec<PeerPlacement>,
+    /// The destination table: each peer and its policy index.
+    peer_entries: Vec<(Peer, u32)>,
     generation: u64,
     /// See [`BondStatus::failovers`](crate::status::BondStatus::failovers).
     failovers: u64,
@@ -59,6 +57,12 @@ pub struct Bond {
     /// Announcements still to send after a failover.
     announcing: Option<Announcement>,
     monitor: monitor::State,
+}
+
+/// A peer-specific policy in force and where it puts traffic.
+struct PeerPlacement {
+    spec: PolicySpec,
+    place: Placement,
 }
 
 /// Announcement rounds after a failover: round `round` of `rounds` is due at `next`.
@@ -88,10 +92,9 @@ impl Bond {
             members: Vec::new(),
             dataplane: None,
             settings: BondSettings { probe_id: sys::random_u32(), ..Default::default() },
-            active: None,
-            selector: ActiveSelector::default(),
-            buckets: [NO_MEMBER; BUCKETS],
-            weights: Vec::new(),
+            main: Placement::default(),
+            peers: Vec::new(),
+            peer_entries: Vec::new(),
             generation: 0,
             failovers: 0,
             events: VecDeque::new(),
@@ -102,7 +105,7 @@ impl Bond {
             monitor: monitor::State::new(now),
         };
         let name = bond.spec.name.clone();
-        match bond.setup(nl, to_daemon, probe_events, ethtool).await {
+        match bond.setup(nl, config, to_daemon, probe_events, ethtool).await {
             Ok(()) => {
                 tracing::info!(bond = %name, "up: policy {}, members {}", bond.policy.name, bond.spec.links.join(", "));
                 Ok(bond)
@@ -118,6 +121,7 @@ impl Bond {
     async fn setup(
         &mut self,
         nl: &Netdev,
+        config: &Config,
         to_daemon: mpsc::Sender<Pending>,
         probe_events: mpsc::Sender<ProbeEvents>,
         ethtool: &CarrierProbe,
@@ -164,6 +168,7 @@ impl Bond {
         }
         let targets = self.monitor_targets();
         self.dataplane()?.maps.set_monitor_targets(&targets)?;
+        self.set_peers(config)?;
         self.choose_active(now);
         self.reallocate(true);
         self.write_config()?;
@@ -231,6 +236,7 @@ impl Bond {
         for task in [self.control.take(), self.probe_reader.take()].into_iter().flatten() {
             task.abort();
         }
+        let created = self.device.is_some() || !self.members.is_empty();
         match self.dataplane.take() {
             Some(dp) => {
                 if let Err(e) = dp.remove() {
@@ -255,10 +261,12 @@ impl Bond {
                 members::restore(nl, &name, &m.name, saved).await;
             }
         }
-        if let Err(e) = runstate::remove(&name) {
-            warn("removing the state file", e);
+        if created {
+            if let Err(e) = runstate::remove(&name) {
+                warn("removing the state file", e);
+            }
+            tracing::info!(bond = %name, "removed");
         }
-        tracing::info!(bond = %name, "removed");
     }
 
     /// Leaves the bond running for the next controller to adopt: the data plane stays pinned
@@ -313,49 +321,71 @@ impl Bond {
             arp.is_some_and(|a| !a.ip_targets.is_empty()),
             arp.is_some_and(|a| !a.ns_targets.is_empty()),
         );
-        let policy = plan::policy_config(&self.policy, &views, self.active, &self.buckets);
+        let main = plan::policy_config(&self.policy, &views, self.main.active, &self.main.buckets);
+        let peers = self.peers.iter().map(|p| plan::policy_config(&p.spec, &views, p.place.active, &p.place.buckets));
+        let policies: Vec<_> = std::iter::once(main).chain(peers).collect();
         self.generation += 1;
-        let cfg = plan::bond_config(&self.settings, &views, policy, self.generation);
+        let cfg = plan::bond_config(&self.settings, &views, &policies, self.generation);
         self.dataplane()?.maps.write_config(&cfg)
     }
 
-    /// Re-allocates balance-aware's buckets when the usable members or their weights changed
-    /// (`force`: whatever the change).
+    /// Re-allocates balance-aware's buckets of every policy in force when the usable members
+    /// or their weights changed (`force`: whatever the change).
     fn reallocate(&mut self, force: bool) {
-        if self.policy.mode != Mode::BalanceAware {
-            return;
+        let views = self.views();
+        self.main.reallocate(&self.policy, &views, force);
+        for p in &mut self.peers {
+            p.place.reallocate(&p.spec, &views, force);
         }
-        let weights = plan::weights(&self.policy, &self.views());
-        let same_members = weights.iter().map(|w| w.0).eq(self.weights.iter().map(|w| w.0));
-        let total = |w: &[(u8, f64)]| w.iter().map(|x| x.1).sum::<f64>().max(f64::MIN_POSITIVE);
-        let (t_new, t_old) = (total(&weights), total(&self.weights));
-        // Shares moving by under a bucket's worth do not move flows.
-        let same_shares = weights.iter().zip(&self.weights).all(|(a, b)| (a.1 / t_new - b.1 / t_old).abs() < 1.0 / BUCKETS as f64);
-        if !force && same_members && same_shares {
-            return;
-        }
-        self.buckets = alloc::allocate(&weights, &self.buckets);
-        self.weights = weights;
     }
 
-    /// Chooses the active member (active-backup, none); announces a change.
+    /// Chooses the active member of every policy in force (active-backup, none); announces a
+    /// change of the default policy's.
     fn choose_active(&mut self, now: u64) {
-        let candidates = plan::candidates(&self.policy, &self.views());
-        let before = self.active;
-        self.active = self.selector.choose(plan::select_method(&self.policy), &candidates, self.active, now);
-        if before != self.active && matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) {
+        let views = self.views();
+        for p in &mut self.peers {
+            p.place.choose_active(&p.spec, &views, now);
+        }
+        let Some(before) = self.main.choose_active(&self.policy, &views, now) else { return };
+        if matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) {
             let name = |s: Option<u8>| match s {
                 None => "none".to_string(),
                 Some(s) => self.member(s).map_or_else(|| format!("slot {s} (removed)"), |m| m.name.clone()),
             };
-            self.event(format!("active member {} -> {}", name(before), name(self.active)));
+            self.event(format!("active member {} -> {}", name(before), name(self.main.active)));
             if before.is_some()
-                && let Some(a) = self.active
+                && let Some(a) = self.main.active
             {
                 self.failovers += 1;
                 self.announce(a, now);
             }
         }
+    }
+
+    /// What the data plane must see change after a choice or an allocation.
+    fn placement_key(&self) -> Vec<(Option<u8>, [u8; BUCKETS])> {
+        std::iter::once(&self.main).chain(self.peers.iter().map(|p| &p.place)).map(Placement::key).collect()
+    }
+
+    /// Puts the configuration's peer-specific policies in force (with the next config write):
+    /// one data-plane policy per distinct policy, and the destination tables pointing at them.
+    fn set_peers(&mut self, config: &Config) -> anyhow::Result<()> {
+        let mut names: Vec<&String> = config.peers.iter().map(|p| &p.policy).collect();
+        names.sort();
+        names.dedup();
+        let mut peers = Vec::new();
+        for name in names {
+            let spec = config.policy(name).with_context(|| format!("no policy {name}"))?.clone();
+            // A policy kept from before keeps its placement (no flow moves).
+            let place = self.peers.iter().find(|p| p.spec.name == *name).map(|p| p.place.clone()).unwrap_or_default();
+            peers.push(PeerPlacement { spec, place });
+        }
+        let index = |policy: &str| peers.iter().position(|p| p.spec.name == policy).map_or(0, |i| i as u32 + 1);
+        let entries: Vec<(Peer, u32)> = config.peers.iter().map(|p| (p.peer, index(&p.policy))).collect();
+        self.settings.peer_tables = self.dataplane()?.maps.set_peers(&entries)?;
+        self.peers = peers;
+        self.peer_entries = entries;
+        Ok(())
     }
 
     /// Starts announcing the bond's addresses from member `slot` (gratuitous ARPs and unsolicited
@@ -432,11 +462,11 @@ impl Bond {
         check_policy_links(std::path::Path::new("(config)"), &format!("settings.policies.{name}"), policy, &self.spec.links)
             .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
         let old = std::mem::replace(&mut self.policy, policy.clone());
-        let (old_active, old_buckets) = (self.active, self.buckets);
+        let old_main = self.main.clone();
         self.choose_active(sys::monotonic_ns());
         self.reallocate(true);
         if let Err(e) = self.write_config() {
-            (self.policy, self.active, self.buckets) = (old, old_active, old_buckets);
+            (self.policy, self.main) = (old, old_main);
             return Err(e);
         }
         self.event(format!("policy {} -> {}", old.name, self.policy.name));

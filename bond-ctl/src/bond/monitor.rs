@@ -314,7 +314,7 @@ impl Bond {
     /// Health of every member from what the monitors say; acts on changes of usability.
     fn evaluate(&mut self, now: Nanos) -> anyhow::Result<()> {
         let peer = self.monitor.peer_probes_since;
-        let active_role = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None).then_some(self.active).flatten();
+        let active_role = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None).then_some(self.main.active).flatten();
         let mut notes = Vec::new();
         for m in &mut self.members {
             let (fi, up, down) = self.policy.link_timing(&m.name);
@@ -359,10 +359,10 @@ impl Bond {
     /// What follows a change of the members' standing: the active member, the bucket table,
     /// and one config write when anything changed (or `force`).
     pub(super) fn settle(&mut self, now: Nanos, force: bool) -> anyhow::Result<()> {
-        let before = (self.active, self.buckets);
+        let before = self.placement_key();
         self.choose_active(now);
         self.reallocate(false);
-        if force || before != (self.active, self.buckets) {
+        if force || before != self.placement_key() {
             self.write_config()?;
         }
         Ok(())
@@ -458,17 +458,17 @@ impl Bond {
             }
         }
         self.monitor.bucket_totals = Some(totals);
-        let total: f64 = self.weights.iter().map(|w| w.1).sum();
+        let total: f64 = self.main.weights.iter().map(|w| w.1).sum();
         if total <= 0.0 {
             return Ok(());
         }
-        let targets: Vec<(u8, f64)> = self.weights.iter().map(|&(m, w)| (m, w / total)).collect();
-        let moves = rebalance::moves(&self.buckets, &self.monitor.bucket_load, &targets);
+        let targets: Vec<(u8, f64)> = self.main.weights.iter().map(|&(m, w)| (m, w / total)).collect();
+        let moves = rebalance::moves(&self.main.buckets, &self.monitor.bucket_load, &targets);
         if moves.is_empty() {
             return Ok(());
         }
         for &(b, to) in &moves {
-            self.buckets[b] = to;
+            self.main.buckets[b] = to;
         }
         self.write_config()?;
         self.event(format!("rebalanced: moved {} busy bucket(s) to members below their share", moves.len()));

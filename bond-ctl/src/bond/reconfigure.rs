@@ -7,7 +7,7 @@ use anyhow::Context;
 use super::Bond;
 use crate::{
     carrier::CarrierProbe,
-    config::{BondSpec, Config},
+    config::{BondSpec, Config, PolicySpec},
     netdev::{self, Netdev},
     sys,
 };
@@ -62,6 +62,18 @@ impl Bond {
         self.members.sort_by_key(|m| spec.links.iter().position(|l| *l == m.name));
         let policy = config.policy(&spec.policy).with_context(|| format!("no policy {}", spec.policy))?;
         self.spec.policy = spec.policy.clone();
+        let peers_before: Vec<(String, PolicySpec)> = self.peers.iter().map(|p| (p.spec.name.clone(), p.spec.clone())).collect();
+        let entries_before = self.peer_entries.clone();
+        self.set_peers(config)?;
+        let peers_changed = entries_before != self.peer_entries || peers_before.iter().map(|p| &p.1).ne(self.peers.iter().map(|p| &p.spec));
+        if peers_changed {
+            self.reallocate(true);
+            self.settle(sys::monotonic_ns(), true)?;
+            let list: Vec<String> = config.peers.iter().map(|p| format!("{} -> {}", p.peer, p.policy)).collect();
+            let what = format!("peer policies: {}", if list.is_empty() { "none".to_string() } else { list.join(", ") });
+            self.event(format!("{what} (reload)"));
+            changes.push(what);
+        }
         if *policy != self.policy {
             let old = std::mem::replace(&mut self.policy, policy.clone());
             self.reallocate(true);

@@ -8,7 +8,7 @@ use bond_common::{
 
 use super::Bond;
 use crate::{
-    status::{BondCounters, BondStatus, FlowStatus, MemberStatus, PolicyStatus},
+    status::{BondCounters, BondStatus, FlowStatus, MemberStatus, PeerStatus, PolicyStatus},
     sys,
 };
 
@@ -32,7 +32,7 @@ impl Bond {
                 carrier: m.link.carrier,
                 admin_up: m.link.admin_up,
                 usable: m.usable,
-                active: has_active && self.active == Some(m.slot),
+                active: has_active && self.main.active == Some(m.slot),
                 link_failures: m.link_failures,
                 health,
                 punished_ms: m.punishment.remaining_ms(),
@@ -66,10 +66,20 @@ impl Bond {
                 packets_per_link: self.policy.packets_per_link,
                 balance_policy: self.policy.balance.name().into(),
             },
-            active: has_active.then(|| self.active.and_then(|s| self.member(s)).map(|m| m.name.clone())).flatten(),
+            active: has_active.then(|| self.main.active.and_then(|s| self.member(s)).map(|m| m.name.clone())).flatten(),
             generation: cfg.generation,
             failovers: self.failovers,
             members,
+            peers: self
+                .peer_entries
+                .iter()
+                .filter_map(|(peer, index)| {
+                    let p = self.peers.get((*index as usize).checked_sub(1)?)?;
+                    let active = matches!(p.spec.mode, Mode::ActiveBackup | Mode::None).then_some(p.place.active).flatten();
+                    let active = active.and_then(|s| self.member(s)).map(|m| m.name.clone());
+                    Some(PeerStatus { peer: peer.to_string(), policy: p.spec.name.clone(), active })
+                })
+                .collect(),
             counters: BondCounters {
                 tx_no_member: bs.tx_no_member,
                 tx_no_config: bs.tx_no_config,

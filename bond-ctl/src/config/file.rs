@@ -200,7 +200,12 @@ pub struct Link {
 pub fn parse(path: &Path, text: &str) -> Result<File, ConfigError> {
     let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) || starts_with_brace(text);
     if is_json {
-        json5::from_str(text).map_err(|e| json_error(path, e))
+        let mut de = json5::Deserializer::from_str(text).map_err(|e| json_error(path, e, None))?;
+        // The path of the key being read, for errors of values (json5 gives only a line).
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let key = e.path().to_string();
+            json_error(path, e.into_inner(), (key != ".").then_some(key))
+        })
     } else {
         if text.trim().is_empty() {
             return Ok(File::default());
@@ -223,14 +228,20 @@ fn starts_with_brace(text: &str) -> bool {
     }
 }
 
-fn json_error(path: &Path, e: json5::Error) -> ConfigError {
+/// json5 reports syntax errors as a drawing (`--> 6:29`, the line, `= expected ...`): the
+/// reason is the `= ...` line.
+fn json_error(path: &Path, e: json5::Error, key: Option<String>) -> ConfigError {
     let json5::Error::Message { msg, location } = e;
-    let mut err = ConfigError { file: path.to_path_buf(), line: location.as_ref().map(|l| l.line), key: "(file)".into(), reason: msg };
-    if let Some(l) = location {
-        err.reason = format!("{} (column {})", err.reason.lines().next().unwrap_or_default(), l.column);
-    }
-    err.reason = super::suggest::unknown_key_hint(&err.reason);
-    err
+    let reason = match msg.lines().find_map(|l| l.trim_start().strip_prefix("= ")) {
+        Some(r) => r.to_string(),
+        None => msg.lines().find(|l| !l.trim_start().starts_with("-->") && !l.trim().is_empty()).unwrap_or(&msg).trim().to_string(),
+    };
+    let reason = match &location {
+        Some(l) => format!("{reason} (column {})", l.column),
+        None => reason,
+    };
+    let key = key.unwrap_or_else(|| "(file)".into());
+    ConfigError { file: path.to_path_buf(), line: location.map(|l| l.line), key, reason: super::suggest::unknown_key_hint(&reason) }
 }
 
 /// serde_yaml prefixes its message with the key path (`bonds.bond0: ...`) and ends it with the

@@ -22,6 +22,59 @@ pub struct Config {
     pub policies: BTreeMap<String, PolicySpec>,
     /// Settings that load but change nothing here (reported by `check` and `up`).
     pub warnings: Vec<String>,
+    /// `peerSpecificBonds` by address: traffic to each peer uses its policy (on every bond).
+    pub peers: Vec<PeerPolicy>,
+}
+
+/// A destination with its own policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerPolicy {
+    pub peer: Peer,
+    pub policy: String,
+}
+
+/// A remote host or network, as `peerSpecificBonds` keys name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// An address (full-length prefix) or a prefix; host bits are cleared.
+    Ip(IpAddr, u8),
+    Mac([u8; 6]),
+}
+
+impl Peer {
+    /// `192.0.2.7`, `198.51.100.0/24`, `fd00::1`, `fd00::/64`, `02:00:00:00:00:01` (or with
+    /// dashes).
+    pub fn parse(s: &str) -> Result<Peer, String> {
+        let hex: Vec<&str> = s.split([':', '-']).collect();
+        if hex.len() == 6 && hex.iter().all(|h| h.len() == 2 && h.chars().all(|c| c.is_ascii_hexdigit())) {
+            let mut mac = [0u8; 6];
+            for (b, h) in mac.iter_mut().zip(hex) {
+                *b = u8::from_str_radix(h, 16).map_err(|e| e.to_string())?;
+            }
+            return Ok(Peer::Mac(mac));
+        }
+        let (addr, prefix) = match s.split_once('/') {
+            Some(_) => super::resolve::parse_prefix(s)?,
+            None => {
+                let a: IpAddr = s.parse().map_err(|_| format!("\"{s}\" is not an IP address, prefix or MAC address"))?;
+                (a, if a.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let addr = match addr {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0))),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0))),
+        };
+        Ok(Peer::Ip(addr, prefix))
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Ip(a, p) => write!(f, "{a}/{p}"),
+            Peer::Mac(m) => write!(f, "{}", m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
+        }
+    }
 }
 
 impl Config {

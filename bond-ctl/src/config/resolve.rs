@@ -26,6 +26,7 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
     let err = |key: String, reason: String| ConfigError::new(path, key, reason);
 
     let mut warnings = Vec::new();
+    let mut peers = Vec::new();
     let mut policies: BTreeMap<String, PolicySpec> = Mode::ALL.iter().map(|&m| (m.name().to_string(), PolicySpec::standard(m))).collect();
     for (name, p) in &raw.settings.policies {
         let key = format!("settings.policies.{name}");
@@ -73,9 +74,21 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
         }
         if peer.len() == 10 && peer.chars().all(|c| c.is_ascii_hexdigit()) {
             warnings.push(format!("{key}: \"{peer}\" is a ZeroTier node id, which names no peer here; ignored"));
-        } else {
-            return Err(err(key, "per-peer policies by address are not implemented yet (ZeroTier node ids load, with a warning)".into()));
+            continue;
         }
+        let parsed = Peer::parse(peer)
+            .map_err(|r| err(key.clone(), format!("{r} (a peer is an IP address, a prefix, a MAC address or a ZeroTier node id)")))?;
+        if peers.iter().any(|p: &PeerPolicy| p.peer == parsed) {
+            return Err(err(key, format!("{parsed} is listed twice")));
+        }
+        peers.push(PeerPolicy { peer: parsed, policy: policy.clone() });
+    }
+    let peer_policies: BTreeSet<&String> = peers.iter().map(|p| &p.policy).collect();
+    if peer_policies.len() >= MAX_POLICIES {
+        return Err(err(
+            "settings.peerSpecificBonds".into(),
+            format!("{} different policies; at most {} besides the default", peer_policies.len(), MAX_POLICIES - 1),
+        ));
     }
 
     let default_policy = raw.settings.default_bonding_policy.clone().unwrap_or_else(|| DEFAULT_POLICY.to_string());
@@ -146,10 +159,13 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
             ));
         };
         check_policy_links(path, &format!("settings.policies.{policy}"), spec, &b.links)?;
+        for p in &peers {
+            check_policy_links(path, &format!("settings.policies.{}", p.policy), &policies[&p.policy], &b.links)?;
+        }
         let monitor = bond_monitor(path, &key, &b)?;
         bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor });
     }
-    Ok(Config { bonds, policies, warnings })
+    Ok(Config { bonds, policies, warnings, peers })
 }
 
 /// Name of the bond a settings-only file makes.

@@ -179,3 +179,45 @@ fn malformed_yaml_reports_line() {
     let e = parse(Path::new("x.yaml"), "bonds:\n  bond0: [\n").unwrap_err();
     assert!(e.line.is_some(), "{e}");
 }
+
+#[test]
+fn peer_specific_bonds_by_address_prefix_and_mac() {
+    let c = ok("settings:
+  peerSpecificBonds:
+    192.0.2.7: balance-rr
+    198.51.100.77/24: broadcast
+    fd00::1: balance-xor
+    02-00-00-00-00-0A: active-backup
+    abcdef0123: balance-rr
+bonds:
+  bond0:
+    links: [eth0, eth1]
+");
+    let peers: Vec<(String, &str)> = c.peers.iter().map(|p| (p.peer.to_string(), p.policy.as_str())).collect();
+    assert_eq!(
+        peers,
+        [
+            ("192.0.2.7/32".to_string(), "balance-rr"),
+            ("198.51.100.0/24".to_string(), "broadcast"),
+            ("fd00::1/128".to_string(), "balance-xor"),
+            ("02:00:00:00:00:0a".to_string(), "active-backup"),
+        ]
+    );
+    assert!(c.warnings.iter().any(|w| w.contains("abcdef0123") && w.contains("ZeroTier node id")));
+}
+
+#[test]
+fn bad_peers_are_refused() {
+    for (peer, reason) in [
+        ("192.0.2.300", "is not an IP address, prefix or MAC address"),
+        ("192.0.2.0/33", "is not a prefix length"),
+        ("02:00:00:00:00", "is not an IP address, prefix or MAC address"),
+    ] {
+        let text = format!("settings:\n  peerSpecificBonds:\n    \"{peer}\": balance-rr\n");
+        let e = bad(&text);
+        assert!(e.contains(&format!("settings.peerSpecificBonds.{peer}: ")), "{e}");
+        assert!(e.contains(reason), "{peer}: {e}");
+    }
+    let e = bad("settings:\n  peerSpecificBonds:\n    192.0.2.7: balance-rr\n    192.0.2.7/32: broadcast\n");
+    assert!(e.contains("listed twice"), "{e}");
+}
