@@ -14,7 +14,7 @@ use crate::{
 /// Link aggregation with an eBPF data plane: bonds whose per-packet work runs in the kernel
 /// (TC programs) and whose controller runs here.
 #[derive(Debug, Parser)]
-#[command(name = "bondctl", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "bondctl", version, propagate_version = true, max_term_width = 100, after_long_help = MANUAL)]
 pub struct Cli {
     /// Run in this network namespace (a name from `ip netns` or a path such as
     /// /proc/PID/ns/net). Unlike `ip netns exec`, this keeps the host's /sys/fs/bpf, so the
@@ -26,15 +26,57 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The manual's sections after the commands (`bondctl --help`).
+const MANUAL: &str = "\
+Configuration:
+  YAML (or ZeroTier's local.conf JSON): bonds with their links, addresses, policy and bonding.ko
+  options; settings with defaultBondingPolicy, custom policies (basePolicy + overrides), per-link
+  settings and peerSpecificBonds. See deploy/bond.yaml and the README for every key.
+
+Signals (bondctl up):
+  SIGINT, SIGTERM  remove the bonds and restore the members; with --persist leave them running
+                   for the next `bondctl up` to adopt
+  SIGHUP           re-read the configuration file (as `bondctl reload`)
+  SIGKILL          the bonds keep forwarding; the next `bondctl up` adopts them, or
+                   `bondctl down` removes them
+
+Files:
+  /sys/fs/bpf/bond/<bond>/  the bond's pinned maps and TCX links (bpftool map dump pinned ...)
+  /run/bondctl/<bond>.json  the members' settings from before they joined, for adoption and
+                            `bondctl down` (BONDCTL_RUN_DIR overrides the directory)
+  @bondctl/<bond>           the daemon's control socket (abstract, per network namespace;
+                            root only)
+
+Environment:
+  RUST_LOG  log filter (default info), e.g. RUST_LOG=bond_ctl=debug
+
+Exit status:
+  0 on success; 1 with a message on stderr (for configuration errors: file, line, key, reason)
+
+Examples:
+  bondctl up --config /etc/bondctl/bond.yaml --persist --metrics 127.0.0.1:9469
+  bondctl up --bond bond0 --links eth0,eth1 mode=active-backup miimon=100 primary=eth0
+  bondctl check --config bond.yaml
+  bondctl status bond0
+  bondctl set-policy bond0 balance-aware
+  bondctl add-link bond0 eth2
+  bondctl reload bond0
+  bondctl down bond0
+";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Bring up the bonds of a configuration file, or one bond from bonding.ko options, and run
-    /// them in the foreground.
+    /// Bring up bonds (from a file or bonding.ko options) and run them.
     ///
     /// Creates each bond device, takes its members (the bond's MAC address on every member,
     /// members' own IPv6 off; both restored afterwards), loads and attaches the data plane,
-    /// and monitors the members. SIGINT or SIGTERM removes the bonds and restores the members.
-    /// Suitable as a systemd service (Type=simple).
+    /// and monitors the members, in the foreground. A bond that a previous daemon left running
+    /// (killed, or stopped with --persist) is adopted without a gap: same device, maps, member
+    /// slots and active member; the programs are replaced atomically.
+    ///
+    /// SIGINT or SIGTERM removes the bonds and restores the members (with --persist: leaves them
+    /// running); SIGHUP re-reads the file. Suitable as a systemd service (Type=simple; see
+    /// deploy/bondctl.service).
     ///
     /// Without a file, the bond is described as bonding.ko options are written:
     ///
