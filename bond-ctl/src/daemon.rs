@@ -47,6 +47,8 @@ struct Daemon {
     only: Option<String>,
     to_daemon: mpsc::Sender<Pending>,
     probe_tx: mpsc::Sender<ProbeEvents>,
+    /// Names of the bonds run, for the metrics endpoint.
+    names: tokio::sync::watch::Sender<Vec<String>>,
 }
 
 /// Runs the bonds until SIGINT/SIGTERM (or `bondctl down` of the last one).
@@ -76,6 +78,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         only: opts.only,
         to_daemon,
         probe_tx,
+        names: tokio::sync::watch::Sender::new(Vec::new()),
     };
     for spec in specs {
         if let Err(e) = d.start(spec).await {
@@ -84,8 +87,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     }
     if let Some(listener) = metrics_listener {
-        let names = d.bonds.iter().map(|b| b.spec.name.clone()).collect();
-        tokio::spawn(crate::prometheus::serve(listener, names, d.to_daemon.clone()));
+        tokio::spawn(crate::prometheus::serve(listener, d.names.subscribe(), d.to_daemon.clone()));
     }
     let period = d.bonds.iter().map(Bond::tick_interval).min().unwrap_or_default();
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -161,6 +163,7 @@ impl Daemon {
     async fn start(&mut self, spec: BondSpec) -> anyhow::Result<()> {
         let bond = Bond::start(&self.nl, spec, &self.config, self.to_daemon.clone(), self.probe_tx.clone(), &self.ethtool).await?;
         self.bonds.push(bond);
+        self.names.send_replace(self.bonds.iter().map(|b| b.spec.name.clone()).collect());
         Ok(())
     }
 
@@ -181,6 +184,7 @@ impl Daemon {
         let result = match request {
             Request::Down => {
                 let b = self.bonds.remove(i);
+                self.names.send_replace(self.bonds.iter().map(|b| b.spec.name.clone()).collect());
                 b.stop(&self.nl).await;
                 Ok(format!("{bond}: removed, members restored"))
             }

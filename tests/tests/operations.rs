@@ -168,3 +168,54 @@ fn persist_leaves_the_bond_running_on_sigterm() {
     assert!(out.contains("removed"), "{out}");
     assert!(lab.a.ns.ip(&["link", "show", &lab.a.bond]).is_err(), "bond device deleted");
 }
+
+/// `GET /metrics` from inside A's namespace.
+fn scrape(lab: &Lab, port: u16) -> String {
+    use std::io::{Read, Write};
+    lab.a
+        .ns
+        .enter(|| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        })
+        .unwrap()
+}
+
+#[test]
+fn metrics_endpoint_reports_members_and_failovers() {
+    let mut lab = lab(LabOptions::default().policy("active-backup"));
+    let path = lab.config_path(&lab.a);
+    let dir = lab.dir().to_path_buf();
+    lab.a.daemon.as_mut().unwrap().stop().unwrap();
+    // The namespace's own loopback: no port is shared with anything else.
+    lab.a.ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    lab.a.daemon = Some(Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, &["--metrics", "127.0.0.1:9469"]).unwrap());
+    ping(&lab, 1).unwrap();
+    let bond = lab.a.bond.clone();
+    let text = scrape(&lab, 9469);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    for line in [
+        format!("node_bonding_slaves{{master=\"{bond}\"}} 3"),
+        format!("node_bonding_active{{master=\"{bond}\"}} 3"),
+        format!("bondctl_member_up{{bond=\"{bond}\",member=\"eth1\"}} 1"),
+        format!("bondctl_bond_failovers_total{{bond=\"{bond}\"}} 0"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+    let active = lab.a.daemon().status().unwrap()["active"].as_str().unwrap().to_string();
+    lab.cut(active.trim_start_matches("eth").parse().unwrap()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let text = scrape(&lab, 9469);
+    for line in [
+        format!("node_bonding_active{{master=\"{bond}\"}} 2"),
+        format!("bondctl_member_up{{bond=\"{bond}\",member=\"{active}\"}} 0"),
+        format!("bondctl_member_link_failures_total{{bond=\"{bond}\",member=\"{active}\"}} 1"),
+        format!("bondctl_bond_failovers_total{{bond=\"{bond}\"}} 1"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+}

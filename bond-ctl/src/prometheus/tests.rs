@@ -1,0 +1,362 @@
+//! Tests of the text format and the HTTP endpoint.
+
+use std::collections::HashSet;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::{
+    health::metrics::LinkMetrics,
+    status::{BondCounters, PolicyStatus},
+};
+
+const ODD: &str = "we\"ird\\name";
+
+fn member(name: &str) -> MemberStatus {
+    MemberStatus {
+        name: name.into(),
+        slot: 0,
+        ifindex: 3,
+        state: "up".into(),
+        carrier: true,
+        admin_up: true,
+        usable: true,
+        active: false,
+        link_failures: 0,
+        health: "up".into(),
+        punished_ms: 0,
+        violations: vec![],
+        quality: LinkMetrics::default(),
+        score: 1.0,
+        speed_mbps: None,
+        tx_probes: 0,
+        rx_probes: 0,
+        probes_answered: 0,
+        probe_errors: 0,
+        perm_mac: "02:00:00:00:00:01".into(),
+        allocation: None,
+        tx_packets: 0,
+        tx_bytes: 0,
+        tx_errors: 0,
+        rx_packets: 0,
+        rx_bytes: 0,
+        rx_dropped: 0,
+    }
+}
+
+fn bond(name: &str) -> BondStatus {
+    let eth0 = MemberStatus {
+        active: true,
+        link_failures: 2,
+        quality: LinkMetrics { lat: 12.5, ltm: 20.0, pdv: 2.5, plr: 0.25, per: 0.0, avl: 1.0, samples: 8 },
+        score: 0.75,
+        speed_mbps: Some(10_000),
+        allocation: Some(0.75),
+        tx_packets: 10,
+        tx_bytes: 12_345_678_901,
+        rx_probes: 7,
+        ..member("eth0")
+    };
+    let odd = MemberStatus {
+        slot: 1,
+        state: "down".into(),
+        carrier: false,
+        usable: false,
+        health: "down: no carrier".into(),
+        punished_ms: 1500,
+        violations: vec!["loss 50.0% > 5.0%".into()],
+        score: 0.0,
+        allocation: Some(0.25),
+        ..member(ODD)
+    };
+    BondStatus {
+        name: name.into(),
+        ifindex: 7,
+        mac: "02:00:00:00:00:01".into(),
+        policy: PolicyStatus {
+            name: "fast".into(),
+            mode: "balance-aware".into(),
+            xmit_hash_policy: "layer2".into(),
+            packets_per_link: 1,
+            balance_policy: "flow-dynamic".into(),
+        },
+        active: None,
+        generation: 4,
+        failovers: 3,
+        members: vec![eth0, odd],
+        peers: Vec::new(),
+        counters: BondCounters { tx_no_member: 5, flows: 9, ..Default::default() },
+        events: vec![],
+    }
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[test]
+fn renders_node_exporter_names_units_and_escapes() {
+    let text = render(&[bond("bond0")]);
+    let l = lines(&text);
+    for want in [
+        "node_bonding_slaves{master=\"bond0\"} 2",
+        "node_bonding_active{master=\"bond0\"} 1",
+        "# HELP node_bonding_slaves Number of configured slaves per bonding interface.",
+        "# TYPE node_bonding_slaves gauge",
+        "bondctl_bond_info{bond=\"bond0\",policy=\"fast\",mode=\"balance-aware\"} 1",
+        "bondctl_bond_failovers_total{bond=\"bond0\"} 3",
+        "# TYPE bondctl_bond_failovers_total counter",
+        "bondctl_bond_flows{bond=\"bond0\"} 9",
+        "bondctl_bond_tx_dropped_no_member_total{bond=\"bond0\"} 5",
+        "bondctl_member_up{bond=\"bond0\",member=\"eth0\"} 1",
+        "bondctl_member_up{bond=\"bond0\",member=\"we\\\"ird\\\\name\"} 0",
+        "bondctl_member_carrier{bond=\"bond0\",member=\"we\\\"ird\\\\name\"} 0",
+        "bondctl_member_active{bond=\"bond0\",member=\"eth0\"} 1",
+        "bondctl_member_link_failures_total{bond=\"bond0\",member=\"eth0\"} 2",
+        "bondctl_member_punished_seconds{bond=\"bond0\",member=\"we\\\"ird\\\\name\"} 1.5",
+        "bondctl_member_punished_seconds{bond=\"bond0\",member=\"eth0\"} 0",
+        "bondctl_member_quality_violations{bond=\"bond0\",member=\"we\\\"ird\\\\name\"} 1",
+        "bondctl_member_score{bond=\"bond0\",member=\"eth0\"} 0.75",
+        "bondctl_member_allocation_ratio{bond=\"bond0\",member=\"eth0\"} 0.75",
+        "bondctl_member_speed_bits_per_second{bond=\"bond0\",member=\"eth0\"} 10000000000",
+        "bondctl_member_latency_seconds{bond=\"bond0\",member=\"eth0\"} 0.0125",
+        "bondctl_member_latency_max_seconds{bond=\"bond0\",member=\"eth0\"} 0.02",
+        "bondctl_member_latency_variation_seconds{bond=\"bond0\",member=\"eth0\"} 0.0025",
+        "bondctl_member_loss_ratio{bond=\"bond0\",member=\"eth0\"} 0.25",
+        "bondctl_member_tx_bytes_total{bond=\"bond0\",member=\"eth0\"} 12345678901",
+        "bondctl_member_probe_replies_total{bond=\"bond0\",member=\"eth0\"} 7",
+    ] {
+        assert!(l.contains(&want), "missing {want:?} in:\n{text}");
+    }
+    // Unknown values are left out: no speed, no latency before any round trip.
+    for absent in ["bondctl_member_speed_bits_per_second", "bondctl_member_latency_seconds"] {
+        assert!(!l.iter().any(|s| s.starts_with(absent) && s.contains("we\\\"ird")), "{absent} of the odd member");
+    }
+    assert!(text.ends_with('\n'));
+}
+
+#[test]
+fn families_are_whole_and_announced_once() {
+    let text = render(&[bond("bond0"), bond("bond1")]);
+    let mut helped = HashSet::new();
+    let mut typed = HashSet::new();
+    let mut done = HashSet::new();
+    let mut current = "";
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(helped.insert(name), "HELP twice for {name}");
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(typed.insert(name), "TYPE twice for {name}");
+            assert!(helped.contains(name), "TYPE before HELP for {name}");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
+            if !current.is_empty() {
+                done.insert(current);
+            }
+            current = name;
+        } else {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert_eq!(name, current, "sample outside its family: {line}");
+            assert!(!done.contains(name));
+            assert!(name == "node_bonding_slaves" || name == "node_bonding_active" || name.starts_with("bondctl_"));
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "value of {line}");
+        }
+    }
+    assert_eq!(helped, typed);
+    // Both bonds in one block per family.
+    let slaves: Vec<&str> = text.lines().filter(|l| l.starts_with("node_bonding_slaves{")).collect();
+    assert_eq!(slaves, ["node_bonding_slaves{master=\"bond0\"} 2", "node_bonding_slaves{master=\"bond1\"} 2"]);
+}
+
+#[test]
+fn escaping_and_values() {
+    let mut s = String::new();
+    escape_label_value(&mut s, "a\"b\\c\nd");
+    assert_eq!(s, "a\\\"b\\\\c\\nd");
+    s.clear();
+    escape_help(&mut s, "a\"b\\c\nd");
+    assert_eq!(s, "a\"b\\\\c\\nd");
+    assert_eq!(Value::Float(f64::NAN).to_string(), "NaN");
+    assert_eq!(Value::Float(f64::INFINITY).to_string(), "+Inf");
+    assert_eq!(Value::Float(f64::NEG_INFINITY).to_string(), "-Inf");
+    assert_eq!(Value::Float(1e-9).to_string(), "0.000000001");
+    assert_eq!(Value::Int(u64::MAX).to_string(), "18446744073709551615");
+    assert_eq!(render(&[]), "");
+    assert_eq!(
+        render_scrape(&[], &["gone"]),
+        "# HELP bondctl_scrape_success Whether the bond's status could be read for this scrape (1) or not (0).\n\
+         # TYPE bondctl_scrape_success gauge\nbondctl_scrape_success{bond=\"gone\"} 0\n"
+    );
+}
+
+#[test]
+fn request_heads() {
+    let ok = |route, head_only| Parsed { route: Ok(route), head_only };
+    let err = |code| Parsed { route: Err(code), head_only: false };
+    let cases: &[(&[u8], Parsed)] = &[
+        (b"GET /metrics HTTP/1.1\r\nHost: x:1\r\nAccept: */*\r\n\r\n", ok(Route::Metrics, false)),
+        (b"GET /metrics?name[]=x HTTP/1.0\n\n", ok(Route::Metrics, false)),
+        (b"\r\nGET http://host:9100/metrics HTTP/1.1\r\n\r\n", ok(Route::Metrics, false)),
+        (b"GET HTTP://host HTTP/1.1\r\n\r\n", ok(Route::Index, false)),
+        (b"HEAD / HTTP/1.1\r\n\r\n", ok(Route::Index, true)),
+        (b"GET / HTTP/1.1\r\n\r\n", ok(Route::Index, false)),
+        (b"HEAD /nope HTTP/1.1\r\n\r\n", Parsed { route: Err(404), head_only: true }),
+        (b"GET /metricsx HTTP/1.1\r\n\r\n", err(404)),
+        (b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\n", err(405)),
+        (b"DELETE / HTTP/1.1\r\n\r\n", err(405)),
+        (b"GET /metrics HTTP/2.0\r\n\r\n", err(505)),
+        (b"PRI * HTTP/2.0\r\n\r\n", err(505)),
+        (b"GET /metrics\r\n\r\n", err(400)),
+        (b"GET  /metrics HTTP/1.1\r\n\r\n", err(400)),
+        (b"GET /metrics HTTP/1.1 x\r\n\r\n", err(400)),
+        (b"GET metrics HTTP/1.1\r\n\r\n", err(400)),
+        (b"G(T /metrics HTTP/1.1\r\n\r\n", err(400)),
+        (b"GET /metrics HTTP/1.1\r\nno colon\r\n\r\n", err(400)),
+        (b"GET /metrics HTTP/1.1\r\n: empty name\r\n\r\n", err(400)),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", err(400)),
+        (b"GET /m\xc3\xa9trics HTTP/1.1\r\n\r\n", err(400)),
+        (b"\xff\xfe\x00\r\n\r\n", err(400)),
+        (b"\r\n\r\n", err(400)),
+        (b"", err(400)),
+    ];
+    for (head, want) in cases {
+        assert_eq!(parse_head(head), *want, "{:?}", String::from_utf8_lossy(head));
+    }
+}
+
+#[test]
+fn garbage_never_panics() {
+    let pieces: &[&[u8]] = &[b"GET", b"HEAD", b" ", b"/", b"/metrics", b"HTTP/1.1", b"HTTP/", b"\r", b"\n", b":", b"?", b"\xff", b"\xc3"];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..20_000 {
+        let mut head = Vec::new();
+        for _ in 0..next() % 24 {
+            match next() % 3 {
+                0 => head.push(next() as u8),
+                _ => head.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]),
+            }
+        }
+        let _ = parse_head(&head);
+        let _ = head_end(&head);
+    }
+}
+
+#[test]
+fn head_ends_at_the_first_empty_line() {
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\nbody"), Some(18));
+    assert_eq!(head_end(b"GET / HTTP/1.0\n\nbody"), Some(16));
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+    assert_eq!(head_end(b"\n"), None);
+    assert_eq!(head_end(b""), None);
+}
+
+/// A daemon answering for bond0 only.
+fn fake_daemon() -> (mpsc::Sender<Pending>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Pending>(4);
+    let task = tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            assert_eq!(p.request, Request::Status);
+            let answer = if p.bond == "bond0" {
+                Response::Status { status: Box::new(bond("bond0")) }
+            } else {
+                Response::Error { error: format!("no bond {}", p.bond) }
+            };
+            let _ = p.reply.send(answer);
+        }
+    });
+    (tx, task)
+}
+
+/// Sends `request` (in pieces, to cross read boundaries), returns the status line, the
+/// headers and the body.
+async fn exchange(addr: std::net::SocketAddr, request: &[&[u8]]) -> (String, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    for piece in request {
+        s.write_all(piece).await.unwrap();
+        s.flush().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    s.shutdown().await.unwrap();
+    let mut raw = Vec::new();
+    timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let end = head_end(&raw).expect("a response head");
+    let head = String::from_utf8(raw[..end].to_vec()).unwrap();
+    let (status, headers) = head.split_once("\r\n").unwrap();
+    (status.to_string(), headers.to_string(), raw[end..].to_vec())
+}
+
+fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+    headers.lines().find_map(|l| l.split_once(": ").filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn serves_scrapes_over_tcp() {
+    let listener = bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (to_daemon, daemon) = fake_daemon();
+    let (_names, bonds) = tokio::sync::watch::channel(vec!["bond0".to_string(), "gone".to_string()]);
+    let server = tokio::spawn(serve(listener, bonds, to_daemon));
+
+    // A client that sends nothing does not hold the others up.
+    let idle = TcpStream::connect(addr).await.unwrap();
+
+    let (status, headers, body) =
+        exchange(addr, &[b"GET /metr", b"ics HTTP/1.1\r\nHost: 127.0.0.1\r", b"\nAccept: text/plain\r\n\r\n"]).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(header(&headers, "Content-Type"), Some(CONTENT_TYPE));
+    assert_eq!(header(&headers, "Connection"), Some("close"));
+    assert_eq!(header(&headers, "Content-Length"), Some(body.len().to_string().as_str()));
+    let body = String::from_utf8(body).unwrap();
+    let l = lines(&body);
+    assert!(l.contains(&"node_bonding_slaves{master=\"bond0\"} 2"), "{body}");
+    assert!(l.contains(&"bondctl_scrape_success{bond=\"bond0\"} 1"), "{body}");
+    assert!(l.contains(&"bondctl_scrape_success{bond=\"gone\"} 0"), "{body}");
+    assert!(!body.contains("master=\"gone\""));
+
+    let (status, headers, body) = exchange(addr, &[b"HEAD /metrics HTTP/1.0\r\n\r\n"]).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.is_empty());
+    assert!(header(&headers, "Content-Length").unwrap().parse::<usize>().unwrap() > 1000);
+
+    let (status, headers, body) = exchange(addr, &[b"GET / HTTP/1.1\r\n\r\n"]).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(header(&headers, "Content-Type"), Some("text/html; charset=utf-8"));
+    assert!(String::from_utf8(body).unwrap().contains("href=\"/metrics\""));
+
+    assert_eq!(exchange(addr, &[b"GET /favicon.ico HTTP/1.1\r\n\r\n"]).await.0, "HTTP/1.1 404 Not Found");
+    let (status, headers, _) = exchange(addr, &[b"POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"]).await;
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+    assert_eq!(header(&headers, "Allow"), Some("GET, HEAD"));
+    // Garbage: a head that ends, one that never does, one too large.
+    assert_eq!(exchange(addr, &[b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n\n"]).await.0, "HTTP/1.1 400 Bad Request");
+    assert_eq!(exchange(addr, &[b"\x00\xffGET / HTTP/1.1\r\nHost"]).await.0, "HTTP/1.1 400 Bad Request");
+    let big = vec![b'a'; MAX_HEAD + 10];
+    assert_eq!(exchange(addr, &[b"GET / HTTP/1.1\r\nX: ", &big]).await.0, "HTTP/1.1 431 Request Header Fields Too Large");
+    // A client that connects and leaves gets nothing, and the server goes on.
+    drop(TcpStream::connect(addr).await.unwrap());
+    assert_eq!(exchange(addr, &[b"GET /metrics HTTP/1.1\r\n\r\n"]).await.0, "HTTP/1.1 200 OK");
+    drop(idle);
+
+    // The endpoint stops with the daemon.
+    daemon.abort();
+    let _ = daemon.await;
+    timeout(Duration::from_secs(5), server).await.expect("serve returns when the daemon is gone").unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bind_errors_name_the_address() {
+    let taken = bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let e = format!("{:#}", bind(&addr).await.unwrap_err());
+    assert!(e.starts_with(&format!("binding the metrics endpoint to {addr}: ")), "{e}");
+    let e = format!("{:#}", bind("not an address").await.unwrap_err());
+    assert!(e.contains("not an address"), "{e}");
+}
