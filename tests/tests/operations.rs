@@ -219,3 +219,59 @@ fn metrics_endpoint_reports_members_and_failovers() {
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
     }
 }
+
+/// Member of each test flow (by source port), from `bondctl flows --json`.
+fn flow_members(lab: &Lab) -> std::collections::BTreeMap<String, String> {
+    let out = lab.a.daemon().ctl(&["flows", &lab.a.bond, "--top", "100", "--json"]).unwrap();
+    let flows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["proto"] == "udp" && f["dst"].as_str().unwrap().ends_with(&format!(":{}", bond_tests::net::RX_PORT)))
+        .map(|f| (f["src"].as_str().unwrap().to_string(), f["member"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn flows_stay_on_their_member_when_others_join_or_leave() {
+    // flow-static: every packet of a flow is recorded, so each flow's member is known exactly.
+    let settings = "balance-aware:\n  balancePolicy: flow-static";
+    let lab = lab(LabOptions::default().policy("balance-aware").settings(settings));
+    let a = lab.a.daemon();
+    let bond = lab.a.bond.as_str();
+    // Members join on the receiving side first and leave it last, so nothing is sent on a
+    // link whose far end is not (or no longer) in the far bond.
+    let on_both = |cmd: &str, link: &str| {
+        let sides = [(a, bond), (lab.b.daemon(), lab.b.bond.as_str())];
+        let order: Vec<_> = if cmd == "add-link" { sides.iter().rev().collect() } else { sides.iter().collect() };
+        for (d, b) in order {
+            d.ctl(&[cmd, b, link]).unwrap();
+        }
+    };
+    on_both("remove-link", "eth2");
+    ping(&lab, 1).unwrap();
+    let flows = bond_tests::net::UdpFlows::new(&lab, 16, 41000).unwrap();
+    flows.send(20, 64).unwrap();
+    let before = flow_members(&lab);
+    assert_eq!(before.len(), 16, "{before:?}");
+    assert!(before.values().all(|m| m == "eth0" || m == "eth1"));
+
+    on_both("add-link", "eth2");
+    flows.send(20, 64).unwrap();
+    assert_eq!(flow_members(&lab), before, "adding a member moves no flow");
+
+    // eth1 leaves: only its flows move.
+    on_both("remove-link", "eth1");
+    flows.send(20, 64).unwrap();
+    let after = flow_members(&lab);
+    for (flow, member) in &before {
+        if member == "eth0" {
+            assert_eq!(&after[flow], "eth0", "{flow} stays on eth0");
+        } else {
+            assert_ne!(&after[flow], "eth1", "{flow} left eth1");
+        }
+    }
+    let got = flows.receive(Duration::from_millis(300));
+    assert_eq!(got.len(), 16 * 60, "every datagram arrived");
+}
