@@ -1,4 +1,4 @@
-//! `cargo xtask`: setup, build, run (and the demo), test, bench.
+//! `cargo xtask`: setup, build, run (and the demo), test, fuzz, bench.
 
 use clap::{Parser, Subcommand};
 
@@ -6,6 +6,7 @@ mod bench;
 mod bench_failover;
 mod build;
 mod demo;
+mod fuzz;
 mod setup;
 mod util;
 
@@ -29,10 +30,21 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, build, and run every test: unit tests, then the namespace integration tests.
+    /// Set up, build, and run every test: unit tests, then the namespace integration tests, then
+    /// a bounded run of the configuration parser's fuzzer.
     Test {
         /// Only integration tests whose name contains this.
         filter: Option<String>,
+        /// Seconds to fuzz the configuration parser after the tests (plus the fuzz build); 0
+        /// skips it. Default 60, or 0 when FILTER is given.
+        #[arg(long, value_name = "N")]
+        fuzz_seconds: Option<u64>,
+    },
+    /// Fuzz the configuration parser (cargo-fuzz, installed if missing, with the pinned
+    /// nightly) for SECONDS, 0 until it crashes or Ctrl-C; a crash fails with the saved input.
+    Fuzz {
+        #[arg(default_value_t = 60)]
+        seconds: u64,
     },
     /// Set up, build, and measure: packet rate through the bond vs a plain veth path, the
     /// programs' cost per packet, and failover time (carrier loss, silent loss).
@@ -48,10 +60,18 @@ fn main() -> anyhow::Result<()> {
             let bondctl = build::all()?;
             if args.is_empty() { demo::run(&bondctl) } else { util::exec(std::process::Command::new(&bondctl).args(&args)) }
         }
-        Command::Test { filter } => {
+        Command::Test { filter, fuzz_seconds } => {
             setup::all()?;
             build::all()?;
-            build::test(filter.as_deref())
+            build::test(filter.as_deref())?;
+            match fuzz_seconds.unwrap_or(if filter.is_some() { 0 } else { 60 }) {
+                0 => Ok(()),
+                seconds => fuzz::run(seconds),
+            }
+        }
+        Command::Fuzz { seconds } => {
+            setup::nightly()?;
+            fuzz::run(seconds)
         }
         Command::Bench => {
             setup::all()?;

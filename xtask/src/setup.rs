@@ -27,7 +27,8 @@ pub fn all() -> anyhow::Result<()> {
     bpffs()
 }
 
-fn nightly() -> anyhow::Result<()> {
+/// The pinned nightly with rust-src (the eBPF build and the fuzzer use it).
+pub fn nightly() -> anyhow::Result<()> {
     let has_src = Command::new("rustup")
         .args(["component", "list", "--installed", "--toolchain", NIGHTLY])
         .output()
@@ -50,7 +51,12 @@ fn bpf_linker() -> anyhow::Result<()> {
 }
 
 fn debian_tools() -> anyhow::Result<()> {
-    let missing: Vec<&str> = DEBIAN_TOOLS.iter().filter(|(cmd, _)| !have(cmd) && !have_sbin(cmd)).map(|(_, p)| *p).collect();
+    debian(DEBIAN_TOOLS)
+}
+
+/// Installs the Debian packages, given by command, whose command is missing.
+pub fn debian(tools: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = tools.iter().filter(|(cmd, _)| !have(cmd) && !have_sbin(cmd)).map(|(_, p)| *p).collect();
     if missing.is_empty() {
         return Ok(());
     }
