@@ -136,7 +136,7 @@ mod badconfig {
                 "      links:",
                 "        eth0: { failoverInterval: 5 }",
             ],
-            &["FILE: settings.policies.p.links.eth0.failoverInterval: 5 ms is outside 10..=3600000"],
+            &["FILE:10: settings.policies.p.links.eth0.failoverInterval: 5 ms is outside 10..=3600000"],
         ),
         case(
             "packets-per-link",
@@ -168,7 +168,7 @@ mod badconfig {
                 "      basePolicy: balance-aware",
                 "      quality: { lat: 0.5, plr: 0.3 }",
             ],
-            &["FILE: settings.policies.q.quality: the weights sum to 0.8, not 1.0"],
+            &["FILE:9: settings.policies.q.quality: the weights sum to 0.8, not 1.0"],
         ),
         case(
             "alloc",
@@ -187,7 +187,7 @@ mod badconfig {
                 "        eth1: { alloc: 0.3 }",
                 "        eth2: { alloc: 0.1 }",
             ],
-            &["FILE: settings.policies.a.links: the alloc shares sum to 0.9, not 1.0"],
+            &["FILE:9: settings.policies.a.links: the alloc shares sum to 0.9, not 1.0"],
         ),
         case(
             "spare-failover-to",
@@ -205,7 +205,7 @@ mod badconfig {
                 "        eth0: { mode: primary }",
                 "        eth1: { mode: spare, failoverTo: eth0 }",
             ],
-            &["FILE: settings.policies.s.links.eth1.failoverTo: a spare link has no failoverTo: it is what others fail over to"],
+            &["FILE:11: settings.policies.s.links.eth1.failoverTo: a spare link has no failoverTo: it is what others fail over to"],
         ),
         case(
             "failover-to-missing",
@@ -223,14 +223,14 @@ mod badconfig {
                 "        eth0: { mode: primary, failoverTo: eth5 }",
                 "        eth1: { mode: spare }",
             ],
-            &["FILE: settings.policies.f.links.eth0.failoverTo: \"eth5\" is not one of this policy's links"],
+            &["FILE:10: settings.policies.f.links.eth0.failoverTo: \"eth5\" is not one of this policy's links"],
         ),
         case(
             "unknown-policy",
             "yaml",
             &["bonds:", "  BOND:", "    links: [eth0, eth1]", "    policy: active-bakup"],
             &[
-                "FILE: bonds.BOND.policy: unknown policy \"active-bakup\" (known: active-backup, balance-aware, balance-rr, balance-xor, broadcast, none)",
+                "FILE:4: bonds.BOND.policy: unknown policy \"active-bakup\" (known: active-backup, balance-aware, balance-rr, balance-xor, broadcast, none)",
             ],
         ),
         case(
@@ -247,20 +247,20 @@ mod badconfig {
                 "      basePolicy: round-robin",
             ],
             &[
-                "FILE: settings.policies.mine.basePolicy: unknown policy \"round-robin\" (one of: none, active-backup, broadcast, balance-rr",
+                "FILE:8: settings.policies.mine.basePolicy: unknown policy \"round-robin\" (one of: none, active-backup, broadcast, balance-rr",
             ],
         ),
         case(
             "mode-7",
             "yaml",
             &["bonds:", "  BOND:", "    links: [eth0, eth1]", "    mode: 7"],
-            &["FILE: bonds.BOND.mode: unknown mode \"7\" (0-6, or balance-rr, active-backup"],
+            &["FILE:4: bonds.BOND.mode: unknown mode \"7\" (0-6, or balance-rr, active-backup"],
         ),
         case(
             "mode-4",
             "yaml",
             &["bonds:", "  BOND:", "    links: [eth0, eth1]", "    mode: 4", "    miimon: 100"],
-            &["FILE: bonds.BOND.mode: mode 4 (802.3ad, balance-tlb, balance-alb) is not implemented yet; modes 0-3 are"],
+            &["FILE:4: bonds.BOND.mode: mode 4 (802.3ad, balance-tlb, balance-alb) is not implemented yet; modes 0-3 are"],
         ),
         case(
             "mode-802.3ad",
@@ -271,19 +271,19 @@ mod badconfig {
                 "  \"bonds\": { \"BOND\": { \"links\": [\"eth0\", \"eth1\"], \"mode\": \"802.3ad\", \"lacp_rate\": \"fast\" } }",
                 "}",
             ],
-            &["FILE: bonds.BOND.mode: mode 802.3ad (802.3ad, balance-tlb, balance-alb) is not implemented yet"],
+            &["FILE:3: bonds.BOND.mode: mode 802.3ad (802.3ad, balance-tlb, balance-alb) is not implemented yet"],
         ),
         case(
             "xmit-hash-policy",
             "yaml",
             &["bonds:", "  BOND:", "    links: [eth0, eth1]", "    mode: balance-xor", "    xmit_hash_policy: layer5"],
-            &["FILE: bonds.BOND.xmit_hash_policy: unknown hash \"layer5\" (layer2, layer3+4"],
+            &["FILE:5: bonds.BOND.xmit_hash_policy: unknown hash \"layer5\" (layer2, layer3+4"],
         ),
         case(
             "arp-ip-target",
             "yaml",
             &["bonds:", "  BOND:", "    links: [eth0, eth1]", "    arp_interval: 100", "    arp_ip_target: [192.0.2.1, 192.0.2.300]"],
-            &["FILE: bonds.BOND.arp_ip_target[1]: \"192.0.2.300\" is not an IPv4 address"],
+            &["FILE:5: bonds.BOND.arp_ip_target[1]: \"192.0.2.300\" is not an IPv4 address"],
         ),
         // A peer is an address, a prefix, a MAC address or a ZeroTier node id.
         case(
@@ -542,7 +542,7 @@ mod badconfig {
             (
                 "bad-value",
                 format!("{rr}settings:\n  balance-rr:\n    failoverInterval: 5\n"),
-                &["FILE: settings.balance-rr.failoverInterval: 5 ms is outside 10..=3600000"],
+                &["FILE:8: settings.balance-rr.failoverInterval: 5 ms is outside 10..=3600000"],
             ),
             (
                 "missing-member",

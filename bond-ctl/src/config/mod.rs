@@ -45,5 +45,25 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses and validates configuration text; `path` is only used in error messages.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let raw = file::parse(path, text)?;
-    resolve::resolve(path, raw)
+    resolve::resolve(path, raw).map_err(|e| ConfigError { line: e.line.or_else(|| key_line(text, &e.key)), ..e })
+}
+
+/// The line where `key` (`settings.policies.p.links.eth0.failoverInterval`) is written: each
+/// segment looked up as a key (`name:` or `"name":`) after the previous one. None when a
+/// segment is not found as written (a bond made implicitly, a key with dots in it).
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let mut pos = 0;
+    for segment in key.split('.') {
+        let name = segment.split('[').next().unwrap_or(segment);
+        if name.is_empty() || name.starts_with('(') {
+            return None;
+        }
+        let found = text[pos..].match_indices(name).map(|(i, _)| pos + i).find(|&i| {
+            let before = text[..i].chars().next_back();
+            let after = text[i + name.len()..].trim_start_matches(['"', '\'']).chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-') && after == Some(':')
+        })?;
+        pos = found + name.len();
+    }
+    Some(text[..pos].lines().count())
 }

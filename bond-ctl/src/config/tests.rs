@@ -57,7 +57,7 @@ fn json_is_accepted() {
 #[test]
 fn errors_name_key_and_reason() {
     let e = bad("bonds: { bond0: { links: [a], policy: nope } }");
-    assert!(e.starts_with("bond.yaml: bonds.bond0.policy: unknown policy \"nope\""), "{e}");
+    assert!(e.starts_with("bond.yaml:1: bonds.bond0.policy: unknown policy \"nope\""), "{e}");
     let e = bad("bonds: { bond0: { links: [a], polcy: x } }");
     assert!(e.contains("bonds.bond0") && e.contains("unknown field `polcy`"), "{e}");
     assert!(e.starts_with("bond.yaml:1:"), "line number: {e}");
@@ -220,4 +220,16 @@ fn bad_peers_are_refused() {
     }
     let e = bad("settings:\n  peerSpecificBonds:\n    192.0.2.7: balance-rr\n    192.0.2.7/32: broadcast\n");
     assert!(e.contains("listed twice"), "{e}");
+}
+
+#[test]
+fn errors_found_after_parsing_name_their_line() {
+    let text = "bonds:\n  bond0:\n    links: [eth0, eth1]\nsettings:\n  policies:\n    p:\n      basePolicy: active-backup\n      links:\n        eth0:\n          failoverInterval: 5\n";
+    let e = super::parse(std::path::Path::new("x.yaml"), text).unwrap_err();
+    assert_eq!((e.key.as_str(), e.line), ("settings.policies.p.links.eth0.failoverInterval", Some(10)), "{e}");
+    let json = "{\n  \"bonds\": { \"bond0\": { \"links\": [\"eth0\"], \"policy\": \"nope\" } }\n}\n";
+    let e = super::parse(std::path::Path::new("x.json"), json).unwrap_err();
+    assert_eq!((e.key.as_str(), e.line), ("bonds.bond0.policy", Some(2)), "{e}");
+    // Not written as such: no line rather than a wrong one.
+    assert_eq!(super::key_line("settings:\n  peerSpecificBonds:\n    192.0.2.7: x\n", "settings.peerSpecificBonds.192.0.2.7"), None);
 }
