@@ -80,6 +80,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         probe_tx,
         names: tokio::sync::watch::Sender::new(Vec::new()),
     };
+    // Installed before the bonds start: a signal during start-up is handled, not fatal.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     for spec in specs {
         if let Err(e) = d.start(spec).await {
             d.shutdown(false).await;
@@ -90,9 +94,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::spawn(crate::prometheus::serve(listener, d.names.subscribe(), d.to_daemon.clone()));
     }
     let period = d.bonds.iter().map(Bond::tick_interval).min().unwrap_or_default();
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let on_exit = if opts.persist { "they keep running for the next bondctl up" } else { "removes them" };
     tracing::info!("running {} bond(s), monitoring every {period:?}; on SIGINT or SIGTERM {on_exit}", d.bonds.len());
     let mut next_tick = sys::monotonic_ns();
@@ -115,6 +116,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             _ = tokio::time::sleep(wait) => {
                 let now = sys::monotonic_ns();
                 if now >= next_tick {
+                    // Reloads and new bonds may change it.
+                    let period = d.bonds.iter().map(Bond::tick_interval).min().unwrap_or(period);
                     next_tick = now + period.as_nanos() as u64;
                 }
                 for b in &mut d.bonds {
@@ -143,7 +146,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             _ = sighup.recv() => {
                 match d.reload(None).await {
                     Ok(message) => tracing::info!("SIGHUP: {message}"),
-                    Err(e) => tracing::error!("SIGHUP: reload refused, nothing changed: {e:#}"),
+                    Err(e) => tracing::error!("SIGHUP: reload failed: {e:#}"),
                 }
             }
             _ = sigint.recv() => break,
@@ -165,6 +168,11 @@ impl Daemon {
         self.bonds.push(bond);
         self.names.send_replace(self.bonds.iter().map(|b| b.spec.name.clone()).collect());
         Ok(())
+    }
+
+    /// The bond that has `link` as a member.
+    fn holder(&self, link: &str) -> Option<&str> {
+        self.bonds.iter().find(|b| b.has_member(link)).map(|b| b.spec.name.as_str())
     }
 
     async fn shutdown(&mut self, persist: bool) {
@@ -189,7 +197,10 @@ impl Daemon {
                 Ok(format!("{bond}: removed, members restored"))
             }
             Request::Reload { config } => self.reload(config).await,
-            Request::AddLink { link } => self.bonds[i].add_member(&self.nl, &link, &self.ethtool).await,
+            Request::AddLink { link } => match self.holder(&link) {
+                Some(other) => Err(anyhow::anyhow!("{link} is a member of bond {other}; remove it there first")),
+                None => self.bonds[i].add_member(&self.nl, &link, &self.ethtool).await,
+            },
             Request::RemoveLink { link } => self.bonds[i].remove_member(&self.nl, &link).await,
             other => return self.bonds[i].handle(&self.config, other),
         };
@@ -212,15 +223,26 @@ impl Daemon {
                 format!("{}: bond {} runs but is not in the file; `bondctl down {}` removes it", path.display(), b.spec.name, b.spec.name)
             })?;
             b.check_reconfigure(&self.nl, spec, &new).await.with_context(|| path.display().to_string())?;
+            if let Some((l, other)) = spec.links.iter().find_map(|l| self.holder(l).filter(|o| *o != spec.name).map(|o| (l, o))) {
+                bail!(
+                    "{}: {l} moves from bond {other} to bond {}: remove it from {other} in one reload, add it in the next",
+                    path.display(),
+                    spec.name
+                );
+            }
             plan.push((i, spec.clone()));
         }
+        // Checked: from here a failure (netlink, a map write) leaves what was applied so far.
+        self.config = new.clone();
         let mut report: Vec<String> = new.warnings.iter().map(|w| format!("warning: {w}")).collect();
         for (i, spec) in plan {
-            let changes = self.bonds[i].reconfigure(&self.nl, &spec, &new, &self.ethtool).await?;
+            let changes = self.bonds[i]
+                .reconfigure(&self.nl, &spec, &new, &self.ethtool)
+                .await
+                .with_context(|| format!("{}: partly applied ({}: {})", path.display(), spec.name, report.join("; ")))?;
             let changes = if changes.is_empty() { "unchanged".to_string() } else { changes.join("; ") };
             report.push(format!("{}: {changes}", spec.name));
         }
-        self.config = new;
         let running: Vec<String> = self.bonds.iter().map(|b| b.spec.name.clone()).collect();
         let added: Vec<BondSpec> = match &self.only {
             Some(_) => Vec::new(),

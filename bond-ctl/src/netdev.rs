@@ -164,9 +164,7 @@ impl Netdev {
             Err(e) => Err(anyhow!(e).context(format!("adding {addr}/{prefix} to {}", l.name))),
         }
     }
-}
 
-impl Netdev {
     /// Removes an address from an interface (nothing to do when it is not there).
     pub async fn del_address(&self, l: &Link, addr: IpAddr, prefix: u8) -> anyhow::Result<()> {
         let mut list = self.handle.address().get().set_link_index_filter(l.index).set_address_filter(addr).execute();

@@ -71,20 +71,11 @@ impl SavedMember {
 
     pub fn saved(&self) -> anyhow::Result<Saved> {
         Ok(Saved {
-            mac: parse_mac(&self.mac).with_context(|| format!("member {}: bad MAC {}", self.name, self.mac))?,
+            mac: crate::sys::parse_mac(&self.mac).with_context(|| format!("member {}: bad MAC {}", self.name, self.mac))?,
             admin_up: self.admin_up,
             ipv6_disabled: self.ipv6_disabled,
         })
     }
-}
-
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }
 
 /// The bond's state file, if there is one.
@@ -139,6 +130,7 @@ mod tests {
 
     #[test]
     fn macs() {
+        use crate::sys::parse_mac;
         assert_eq!(parse_mac("02:00:00:00:00:ab"), Some([2, 0, 0, 0, 0, 0xab]));
         assert_eq!(parse_mac("02:00:00:00:00"), None);
         assert_eq!(parse_mac("02:00:00:00:00:ab:01"), None);

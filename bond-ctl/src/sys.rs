@@ -119,6 +119,20 @@ pub fn format_mac(mac: &[u8]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
+/// `02:00:00:00:00:0a` (or with dashes) as bytes.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in &mut mac {
+        let h = parts.next()?;
+        if h.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(h, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock the data plane stamps with (`bpf_ktime_get_ns`).
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

@@ -150,25 +150,33 @@ fn policy_for(cfg: &BondConfig, h: &Headers) -> u32 {
     if tables != 0 {
         if h.ip.version == 4
             && tables & peer_tables::IPV4 != 0
-            && let Some(p) = PEER_V4.get(&Key::new(32, h.ipv4_dst()))
+            && let Some(p) = PEER_V4.get(&Key::new(32, h.ipv4_dst())).and_then(|p| in_config(cfg, *p))
         {
-            return *p;
+            return p;
         }
         if h.ip.version == 6
             && tables & peer_tables::IPV6 != 0
-            && let Some(p) = PEER_V6.get(&Key::new(128, h.ip.dst))
+            && let Some(p) = PEER_V6.get(&Key::new(128, h.ip.dst)).and_then(|p| in_config(cfg, *p))
         {
-            return *p;
+            return p;
         }
         if tables & peer_tables::MAC != 0 && h.has_eth {
             let key = MacKey { mac: h.eth_dst, pad: [0; 2] };
             // SAFETY: the value is a plain u32 read right away.
-            if let Some(p) = unsafe { PEER_MAC.get(key) } {
-                return *p;
+            if let Some(p) = unsafe { PEER_MAC.get(key) }.and_then(|p| in_config(cfg, *p)) {
+                return p;
             }
         }
     }
     cfg.default_policy
+}
+
+/// A peer entry's policy index, if the config in force holds that policy. The controller writes
+/// the tables and the config separately, so for a moment an entry may name a policy the config
+/// does not have yet (or any more): its traffic takes the default policy meanwhile.
+#[inline(always)]
+fn in_config(cfg: &BondConfig, index: u32) -> Option<u32> {
+    cfg.policies.get(index as usize).filter(|p| p.n_members != 0).map(|_| index)
 }
 
 /// The member for this packet (a slot), CHOICE_BROADCAST or CHOICE_NOTHING.

@@ -51,7 +51,8 @@ fn policy_switches_reloads_and_member_changes_lose_nothing() {
     assert_ne!(s["active"], active.as_str());
     steps.push(a.ctl(&["add-link", bond, &active]).unwrap());
     pause();
-    assert!(member_names(&a.status().unwrap()).contains(&active));
+    let s = a.status().unwrap();
+    assert_eq!(Daemon::member(&s, &active)["usable"], true, "{active} is back and usable: {s}");
 
     // A reload that changes the policy and drops a member, then one back to the original.
     let path = lab.config_path(&lab.a);
@@ -260,6 +261,17 @@ fn flows_stay_on_their_member_when_others_join_or_leave() {
     on_both("add-link", "eth2");
     flows.send(20, 64).unwrap();
     assert_eq!(flow_members(&lab), before, "adding a member moves no flow");
+    // ... and the new member carries new flows.
+    let newer: Vec<std::net::UdpSocket> =
+        lab.a.ns.enter(|| (0..16).map(|i| std::net::UdpSocket::bind((lab.a.addr, 42000 + i)).unwrap()).collect()).unwrap();
+    for _ in 0..20 {
+        for s in &newer {
+            bond_tests::net::send_retrying(s, &bond_tests::net::payload(0, 99, 64), flows.dst).unwrap();
+        }
+    }
+    let all = flow_members(&lab);
+    let on_eth2 = all.iter().filter(|(f, m)| !before.contains_key(*f) && *m == "eth2").count();
+    assert!(on_eth2 >= 2, "new flows use eth2: {all:?}");
 
     // eth1 leaves: only its flows move.
     on_both("remove-link", "eth1");
@@ -273,5 +285,5 @@ fn flows_stay_on_their_member_when_others_join_or_leave() {
         }
     }
     let got = flows.receive(Duration::from_millis(300));
-    assert_eq!(got.len(), 16 * 60, "every datagram arrived");
+    assert_eq!(got.len(), 16 * 60 + 16 * 20, "every datagram arrived");
 }

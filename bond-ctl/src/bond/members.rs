@@ -57,6 +57,7 @@ impl Bond {
             if let Some(i) = self.members.iter().position(|m| m.slot == slot) {
                 let m = self.members.remove(i);
                 self.release(nl, m).await;
+                let _ = self.persist();
             }
             return Err(e.context(format!("taking {name} into {}", self.spec.name)));
         }
@@ -69,7 +70,9 @@ impl Bond {
         let link = nl.require_link(&self.members[i].name).await?;
         let m = &mut self.members[i];
         m.speed = ethtool.speed_mbps(&m.name);
-        m.sender = RawSender::new(link.index).ok();
+        if m.sender.is_none() || m.link.index != link.index {
+            m.sender = RawSender::new(link.index).ok();
+        }
         m.usable = link.usable();
         m.liveness = crate::health::liveness::Liveness::new(m.usable);
         m.link = link;
@@ -81,8 +84,10 @@ impl Bond {
         self.take_member(nl, name, ethtool).await?;
         self.spec.links.push(name.to_string());
         let now = sys::monotonic_ns();
-        // Usable first, then the config that sends on it.
-        self.apply_usable(now)?;
+        // Usable first (its bit may still be clear from an earlier member of the slot), then the
+        // config that sends on it.
+        let mask = plan::usable_mask(&self.views());
+        self.dataplane()?.maps.set_usable(mask)?;
         self.settle(now, true)?;
         self.event(format!("member {name} added"));
         Ok(format!("{}: {name} added", self.spec.name))
@@ -98,15 +103,20 @@ impl Bond {
             bail!("{name} is the last member of {}; `bondctl down {}` removes the bond", self.spec.name, self.spec.name);
         }
         let m = self.members.remove(i);
-        self.spec.links.retain(|l| l != name);
         let now = sys::monotonic_ns();
         // The config without it first (another active member, its buckets elsewhere), then
         // the usable mask; packets that read the old config finish within the grace period.
-        self.settle(now, true)?;
-        let mask = plan::usable_mask(&self.views());
-        let dp = self.dataplane()?;
-        dp.maps.set_usable(mask)?;
-        dp.maps.settle();
+        let moved_off = self.settle(now, true).and_then(|()| {
+            let mask = plan::usable_mask(&self.views());
+            self.dataplane()?.maps.set_usable(mask)
+        });
+        if let Err(e) = moved_off {
+            // Still attached and maybe still in the config in force: it stays a member.
+            self.members.insert(i, m);
+            return Err(e.context(format!("removing {name} from {}", self.spec.name)));
+        }
+        self.spec.links.retain(|l| l != name);
+        self.dataplane()?.maps.settle();
         let mac = m.saved.as_ref().map(|s| s.mac);
         self.release(nl, m).await;
         self.persist()?;
@@ -147,15 +157,19 @@ impl Bond {
         if state.layout != runstate::layout() || !pin_dir.join(dataplane::egress_pin(&name)).exists() {
             return Ok(false);
         }
+        // What can fail without touching the running bond comes first: a failure here leaves
+        // it (and its state file) as it was.
+        let saved = state.members.iter().map(|sm| Ok((sm, sm.saved()?))).collect::<anyhow::Result<Vec<_>>>()?;
+        let dp = Dataplane::load(&pin_dir).context("loading the data plane over the running bond's maps")?;
+        let cfg = dp.maps.config()?;
         self.settings.ifindex = device.index;
         self.settings.mac = device.mac;
         self.device = Some(device);
-        self.dataplane = Some(Dataplane::load(&pin_dir)?);
-        let cfg = self.dataplane()?.maps.config()?;
+        self.dataplane = Some(dp);
         let now = sys::monotonic_ns();
-        for sm in &state.members {
+        for (sm, saved) in saved {
             match nl.link(&sm.name).await? {
-                Some(link) => self.members.push(Member::new(sm.name.clone(), sm.slot, link, sm.saved()?, now)),
+                Some(link) => self.members.push(Member::new(sm.name.clone(), sm.slot, link, saved, now)),
                 None => self.event(format!("member {} vanished while no controller ran", sm.name)),
             }
         }

@@ -293,6 +293,10 @@ impl Bond {
             .collect()
     }
 
+    pub fn has_member(&self, name: &str) -> bool {
+        self.members.iter().any(|m| m.name == name)
+    }
+
     /// The member in data-plane slot `slot` (slots stay put when other members leave).
     fn member(&self, slot: u8) -> Option<&Member> {
         self.members.iter().find(|m| m.slot == slot)

@@ -49,21 +49,41 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 }
 
 /// The line where `key` (`settings.policies.p.links.eth0.failoverInterval`) is written: each
-/// segment looked up as a key (`name:` or `"name":`) after the previous one. None when a
-/// segment is not found as written (a bond made implicitly, a key with dots in it).
+/// segment looked up as a key (`name:` or `"name":`) after the previous one and within its
+/// block (before the next line indented no deeper than the previous segment's line). None when
+/// a segment is not found as written (a bond made implicitly, a key with dots in it).
 fn key_line(text: &str, key: &str) -> Option<usize> {
-    let mut pos = 0;
+    let (mut start, mut end) = (0, text.len());
+    let mut found_at = None;
     for segment in key.split('.') {
         let name = segment.split('[').next().unwrap_or(segment);
         if name.is_empty() || name.starts_with('(') {
             return None;
         }
-        let found = text[pos..].match_indices(name).map(|(i, _)| pos + i).find(|&i| {
+        let i = text[start..end].match_indices(name).map(|(i, _)| start + i).find(|&i| {
             let before = text[..i].chars().next_back();
             let after = text[i + name.len()..].trim_start_matches(['"', '\'']).chars().next();
             !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-') && after == Some(':')
         })?;
-        pos = found + name.len();
+        start = i + name.len();
+        end = block_end(text, i);
+        found_at = Some(i);
     }
-    Some(text[..pos].lines().count())
+    found_at.map(|i| text[..i].lines().count().max(1) + usize::from(text[..i].ends_with('\n')))
+}
+
+/// Where the block of the line holding byte `i` ends: the first following line, not blank, that
+/// is indented no deeper.
+fn block_end(text: &str, i: usize) -> usize {
+    let line_start = text[..i].rfind('\n').map_or(0, |n| n + 1);
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let own = indent(&text[line_start..]);
+    let mut pos = text[i..].find('\n').map_or(text.len(), |n| i + n + 1);
+    for line in text[pos..].split_inclusive('\n') {
+        if !line.trim().is_empty() && indent(line) <= own {
+            return pos;
+        }
+        pos += line.len();
+    }
+    text.len()
 }

@@ -45,12 +45,7 @@ impl Peer {
     /// `192.0.2.7`, `198.51.100.0/24`, `fd00::1`, `fd00::/64`, `02:00:00:00:00:01` (or with
     /// dashes).
     pub fn parse(s: &str) -> Result<Peer, String> {
-        let hex: Vec<&str> = s.split([':', '-']).collect();
-        if hex.len() == 6 && hex.iter().all(|h| h.len() == 2 && h.chars().all(|c| c.is_ascii_hexdigit())) {
-            let mut mac = [0u8; 6];
-            for (b, h) in mac.iter_mut().zip(hex) {
-                *b = u8::from_str_radix(h, 16).map_err(|e| e.to_string())?;
-            }
+        if let Some(mac) = crate::sys::parse_mac(s) {
             return Ok(Peer::Mac(mac));
         }
         let (addr, prefix) = match s.split_once('/') {
@@ -72,7 +67,7 @@ impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Peer::Ip(a, p) => write!(f, "{a}/{p}"),
-            Peer::Mac(m) => write!(f, "{}", m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
+            Peer::Mac(m) => f.write_str(&crate::sys::format_mac(m)),
         }
     }
 }
@@ -91,7 +86,7 @@ impl Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BondSpec {
     pub name: String,
-    /// Member interfaces in order; a member's position is its slot.
+    /// Member interfaces in order (active-backup prefers them in this order).
     pub links: Vec<String>,
     pub addresses: Vec<(IpAddr, u8)>,
     /// Name of the policy in force (a key of [`Config::policies`]).

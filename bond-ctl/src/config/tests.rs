@@ -230,6 +230,10 @@ fn errors_found_after_parsing_name_their_line() {
     let json = "{\n  \"bonds\": { \"bond0\": { \"links\": [\"eth0\"], \"policy\": \"nope\" } }\n}\n";
     let e = super::parse(std::path::Path::new("x.json"), json).unwrap_err();
     assert_eq!((e.key.as_str(), e.line), ("bonds.bond0.policy", Some(2)), "{e}");
+    // Within the key's block only: bond0 has no links line, bond1's is not it.
+    let text = "bonds:\n  bond0:\n    policy: x\n  bond1:\n    links: [e]\n";
+    assert_eq!(super::key_line(text, "bonds.bond0.links"), None);
+    assert_eq!(super::key_line(text, "bonds.bond1.links"), Some(5));
     // Not written as such: no line rather than a wrong one.
     assert_eq!(super::key_line("settings:\n  peerSpecificBonds:\n    192.0.2.7: x\n", "settings.peerSpecificBonds.192.0.2.7"), None);
 }
