@@ -13,6 +13,8 @@ use crate::{
 pub const CARGO_FUZZ: &str = "0.13.2";
 /// The fuzz target: YAML, JSON and bonding.ko options through `bond_ctl::config`.
 const TARGET: &str = "config";
+/// Directories of configuration files the fuzzer starts from besides its own corpus.
+const SEEDS: [&str; 3] = ["tests/fixtures/zerotier", "tests/fixtures/kernel", "deploy"];
 /// Seconds one input may take before libFuzzer counts it as a hang (a failure), so a hang
 /// cannot stretch a bounded run.
 const INPUT_TIMEOUT: u64 = 10;
@@ -29,7 +31,11 @@ pub fn run(seconds: u64) -> anyhow::Result<()> {
     let run = exec(
         cargo()
             .arg(format!("+{NIGHTLY}"))
-            .args(["fuzz", "run", TARGET, "--"])
+            .args(["fuzz", "run", TARGET])
+            // The corpus (written to) first, then the fixtures and examples as read-only seeds.
+            .arg(root().join("fuzz/corpus").join(TARGET))
+            .args(SEEDS.iter().map(|d| root().join(d)))
+            .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .arg(format!("-timeout={INPUT_TIMEOUT}"))
             // The eBPF object is not needed to parse configuration.
