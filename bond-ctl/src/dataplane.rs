@@ -83,7 +83,7 @@ impl Maps {
     }
 
     /// Waits until no packet can still read a configuration older than the one in force.
-    pub fn settle(&mut self) {
+    pub fn wait_grace_period(&mut self) {
         if let Some(grace) = self.grace.take() {
             let _ = grace.join();
         }
@@ -92,7 +92,7 @@ impl Maps {
     /// Puts `cfg` in force atomically: written whole into the idle bank, then one 4-byte write
     /// switches banks.
     pub fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {
-        self.settle();
+        self.wait_grace_period();
         let next = (self.bank + 1) % CONFIG_BANKS;
         self.config.set(next, cfg, 0).context("writing the config bank")?;
         self.config_bank.set(0, next, 0).context("switching config banks")?;
@@ -271,11 +271,15 @@ impl Dataplane {
             .attach_with_options(iface, dir, TcAttachOptions::TcxOrder(LinkOrder::first()))
             .with_context(|| format!("attaching {prog} to {iface}"))?;
         let link: FdLink = p.take_link(id)?.try_into().context("TCX link")?;
-        if path.exists() {
-            let old = PinnedLink::from_pin(&path).with_context(|| format!("opening the old link {}", path.display()))?;
-            drop(old.unpin().with_context(|| format!("unpinning {}", path.display()))?);
-        }
-        let pinned = link.pin(&path).with_context(|| format!("pinning {pin}"))?;
+        // Pinned under a temporary name and renamed over the old pin: at every moment one of
+        // the two links is pinned, so a failure here never leaves the device without a program.
+        // (bpffs refuses names with dots.)
+        let fresh = self.pin_dir.join(format!("{pin}_new"));
+        let _ = std::fs::remove_file(&fresh);
+        drop(link.pin(&fresh).with_context(|| format!("pinning {pin}"))?);
+        std::fs::rename(&fresh, &path).with_context(|| format!("replacing the pin {}", path.display()))?;
+        // The old link lost its pin with the rename; nothing holds it now, so it is detached.
+        let pinned = PinnedLink::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
         self.links.push((iface.to_string(), pinned));
         Ok(())
     }

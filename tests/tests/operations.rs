@@ -85,6 +85,21 @@ fn policy_switches_reloads_and_member_changes_lose_nothing() {
     }
 }
 
+/// Ids of the BPF links pinned for `bond`.
+fn link_ids(bond: &str) -> Vec<u64> {
+    let mut ids: Vec<u64> = fs::read_dir(format!("/sys/fs/bpf/bond/{bond}"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("link_"))
+        .map(|p| {
+            let out = bond_tests::cmd::run("bpftool", &["-j", "link", "show", "pinned", &p.to_string_lossy()]).unwrap();
+            serde_json::from_str::<serde_json::Value>(&out).unwrap()["id"].as_u64().unwrap()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
 #[test]
 fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
     let mut lab = lab(LabOptions::default().policy("active-backup"));
@@ -97,6 +112,7 @@ fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
         saved["members"].as_array().unwrap().iter().map(|m| m["mac"].as_str().unwrap().to_string()).collect::<Vec<_>>()
     };
     let before = lab.a.daemon().status().unwrap();
+    let old_links = link_ids(&lab.a.bond);
     let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     lab.a.daemon.as_mut().unwrap().kill().unwrap();
@@ -118,6 +134,14 @@ fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
     assert!(after["generation"].as_u64() > before["generation"].as_u64(), "generations go on from the adopted config");
     let events = lab.a.daemon().ctl(&["events", &lab.a.bond]).unwrap();
     assert!(events.contains("adopted the running bond"), "{events}");
+    // The old links were released (their ids are gone), new ones pinned in their place, no
+    // stray pins.
+    let new_links = link_ids(&lab.a.bond);
+    assert_eq!(new_links.len(), 4, "one transmit and three receive links: {new_links:?}");
+    for id in &old_links {
+        assert!(!new_links.contains(id), "link {id} replaced");
+        assert!(bond_tests::cmd::run("bpftool", &["link", "show", "id", &id.to_string()]).is_err(), "link {id} released");
+    }
     ping(&lab, 2).unwrap();
 
     // The adopted state includes the members' own settings: a clean stop restores them.

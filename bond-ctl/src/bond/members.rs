@@ -116,7 +116,7 @@ impl Bond {
             return Err(e.context(format!("removing {name} from {}", self.spec.name)));
         }
         self.spec.links.retain(|l| l != name);
-        self.dataplane()?.maps.settle();
+        self.dataplane()?.maps.wait_grace_period();
         let mac = m.saved.as_ref().map(|s| s.mac);
         self.release(nl, m).await;
         self.persist()?;
