@@ -73,6 +73,15 @@ wire_enum! {
         BalanceXor = 4 => "balance-xor",
         /// Flows (or packets) placed by the allocation bucket table.
         BalanceAware = 5 => "balance-aware",
+        /// IEEE 802.3ad / 802.1AX: the transmit hash over the members that LACP lets
+        /// distribute (mode 4). The data plane sees only the usable mask shrink and grow.
+        Lacp = 6 => "802.3ad",
+        /// Transmit spread by load, members keep their own MAC addresses, receive on the
+        /// active member (mode 5).
+        BalanceTlb = 7 => "balance-tlb",
+        /// balance-tlb plus receive balancing: ARP answers give peers different members' MAC
+        /// addresses (mode 6).
+        BalanceAlb = 8 => "balance-alb",
     }
 }
 
@@ -99,6 +108,14 @@ wire_enum! {
         FlowStatic = 1 => "flow-static",
         /// Every packet is placed by the allocation independently (reordering possible).
         Packet = 2 => "packet",
+    }
+}
+
+impl Mode {
+    /// Whether the mode shapes the whole bond (LACP on its members, their MAC addresses), so it
+    /// cannot be a peer-specific policy nor be switched to or from while the bond runs.
+    pub fn runs_whole_bond(self) -> bool {
+        matches!(self, Mode::Lacp | Mode::BalanceTlb | Mode::BalanceAlb)
     }
 }
 
@@ -164,7 +181,7 @@ impl PolicyConfig {
     #[inline(always)]
     pub fn reads_headers(&self) -> bool {
         match Mode::from_u32(self.mode) {
-            Some(Mode::BalanceXor) => true,
+            Some(Mode::BalanceXor | Mode::Lacp | Mode::BalanceTlb | Mode::BalanceAlb) => true,
             // Packet placement is random: no flow to classify.
             Some(Mode::BalanceAware) => Balance::from_u32(self.balance) != Some(Balance::Packet),
             _ => false,
@@ -193,6 +210,14 @@ pub mod bond_flags {
     pub const ARP_MONITOR: u32 = 2;
     /// Record IPv6 neighbour advertisements per member (NS monitor).
     pub const NS_MONITOR: u32 = 4;
+    /// balance-tlb / balance-alb: each member sends with its own MAC address
+    /// ([`BondConfig::member_mac`]), and only the active member receives broadcast and
+    /// multicast (the switch floods them to every member).
+    pub const OWN_MACS: u32 = 8;
+    /// balance-alb: ARP from the bond leaves on the member chosen for its target, carrying that
+    /// member's MAC address, and frames to a member's own address are handed to the bond as
+    /// addressed to it.
+    pub const RX_BALANCE: u32 = 16;
 }
 
 /// A received frame identical to one seen within this time on another member is a duplicate.
@@ -227,10 +252,12 @@ pub struct BondConfig {
     pub bond_mac: [u8; 8],
     /// Slot -> member ifindex (0 = empty slot).
     pub member_ifindex: [u32; MAX_MEMBERS],
+    /// Slot -> the member's MAC address (padded to 8 bytes), for [`bond_flags::OWN_MACS`].
+    pub member_mac: [[u8; 8]; MAX_MEMBERS],
     pub policies: [PolicyConfig; MAX_POLICIES],
 }
 
-const _: () = assert!(core::mem::size_of::<BondConfig>() == 40 + 4 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>());
+const _: () = assert!(core::mem::size_of::<BondConfig>() == 40 + 12 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>());
 
 impl BondConfig {
     pub const EMPTY: BondConfig = BondConfig {
@@ -243,6 +270,7 @@ impl BondConfig {
         probe_id: 0,
         bond_mac: [0; 8],
         member_ifindex: [0; MAX_MEMBERS],
+        member_mac: [[0; 8]; MAX_MEMBERS],
         policies: [PolicyConfig::EMPTY; MAX_POLICIES],
     };
 

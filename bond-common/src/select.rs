@@ -105,6 +105,43 @@ pub fn xor_member(p: &PolicyConfig, usable: u32, hash: u32) -> Option<u8> {
     fallback(p, usable, hash)
 }
 
+/// A 32-bit mix (murmur3's finalizer): every input bit moves every output bit.
+#[inline(always)]
+fn mix32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x85eb_ca6b);
+    x ^= x >> 13;
+    x = x.wrapping_mul(0xc2b2_ae35);
+    x ^ (x >> 16)
+}
+
+/// balance-alb: the member that receives from the peer with IPv4 address `peer` (as a
+/// big-endian `u32`): of the usable members, the one scoring highest for (peer, slot). With
+/// this rendezvous hashing a member leaving moves only its own peers, and one coming back takes
+/// back only those. The data plane (ARP answers) and the controller (ARP updates) both use it.
+#[inline(always)]
+pub fn rx_member(p: &PolicyConfig, usable: u32, peer: u32) -> Option<u8> {
+    let mut best = None;
+    let mut best_score = 0u32;
+    let mut i = 0usize;
+    while i < MAX_MEMBERS {
+        if i as u32 >= p.n_members {
+            break;
+        }
+        let slot = p.members[i];
+        i += 1;
+        if !is_usable(p, usable, u32::from(slot)) {
+            continue;
+        }
+        let score = mix32(peer ^ mix32(u32::from(slot).wrapping_add(1).wrapping_mul(0x9e37_79b9)));
+        if best.is_none() || score > best_score {
+            best = Some(slot);
+            best_score = score;
+        }
+    }
+    best
+}
+
 /// balance-aware: the flow's current member if it is to stay there (`sticky`, flow-static),
 /// else its bucket's member.
 #[inline(always)]
@@ -222,4 +259,24 @@ mod tests {
     }
 
     extern crate std;
+
+    #[test]
+    fn rx_member_moves_only_the_peers_of_a_member_that_leaves() {
+        let p = policy(Mode::BalanceAlb, &[0, 1, 2, 3]);
+        let mut counts = [0u32; 4];
+        for ip in 0xc000_0200..0xc000_0200 + 400u32 {
+            let before = rx_member(&p, 0b1111, ip).unwrap();
+            counts[usize::from(before)] += 1;
+            let after = rx_member(&p, 0b1011, ip).unwrap();
+            if before != 2 {
+                assert_eq!(after, before, "a peer not on the member that left moved");
+            } else {
+                assert_ne!(after, 2);
+            }
+        }
+        for (slot, n) in counts.iter().enumerate() {
+            assert!((60..140).contains(n), "slot {slot} got {n} of 400 peers");
+        }
+        assert_eq!(rx_member(&p, 0, 1), None);
+    }
 }

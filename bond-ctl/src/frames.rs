@@ -26,7 +26,8 @@ fn pad(mut f: Vec<u8>) -> Vec<u8> {
 }
 
 fn arp(op: u16, mac: [u8; 6], sender: Ipv4Addr, target_mac: [u8; 6], target: Ipv4Addr) -> Vec<u8> {
-    let mut f = ethernet(BROADCAST, mac, ETH_P_ARP);
+    let dst = if target_mac == [0; 6] { BROADCAST } else { target_mac };
+    let mut f = ethernet(dst, mac, ETH_P_ARP);
     f.extend_from_slice(&[0, 1, 0x08, 0x00, 6, 4]);
     f.extend_from_slice(&op.to_be_bytes());
     f.extend_from_slice(&mac);
@@ -44,6 +45,21 @@ pub fn arp_request(mac: [u8; 6], sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> 
 /// A gratuitous ARP announcing that `addr` is at `mac` (switches and neighbours relearn it).
 pub fn gratuitous_arp(mac: [u8; 6], addr: Ipv4Addr) -> Vec<u8> {
     arp(1, mac, addr, [0; 6], addr)
+}
+
+/// "`sender` is at `mac`", sent to `target` alone (balance-alb tells each peer which member's
+/// address to send to).
+pub fn arp_reply(mac: [u8; 6], sender: Ipv4Addr, target_mac: [u8; 6], target: Ipv4Addr) -> Vec<u8> {
+    arp(2, mac, sender, target_mac, target)
+}
+
+/// EtherType of learning packets (as bonding sends them: ETH_P_LOOPBACK).
+pub const ETH_P_LOOPBACK: u16 = 0x9000;
+
+/// A learning packet: a frame from `mac` to itself, so that switches learn the port behind
+/// `mac` and nobody else receives it.
+pub fn learning_packet(mac: [u8; 6]) -> Vec<u8> {
+    pad(ethernet(mac, mac, ETH_P_LOOPBACK))
 }
 
 /// The Ethernet multicast address of an IPv6 multicast address.
@@ -126,6 +142,16 @@ mod tests {
         assert_eq!(&f[38..42], &[192, 0, 2, 9]);
         let g = gratuitous_arp(MAC, "198.51.100.7".parse().unwrap());
         assert_eq!(&g[28..32], &g[38..42], "sender and target are the announced address");
+    }
+
+    #[test]
+    fn arp_reply_goes_to_its_target_alone() {
+        let f = arp_reply([2, 0, 0, 0, 0, 9], Ipv4Addr::new(192, 0, 2, 1), [2, 0, 0, 0, 0, 7], Ipv4Addr::new(192, 0, 2, 7));
+        assert_eq!(&f[..6], &[2, 0, 0, 0, 0, 7]);
+        assert_eq!(&f[20..22], &[0, 2], "op reply");
+        assert_eq!(&f[22..28], &[2, 0, 0, 0, 0, 9], "sender hardware address");
+        assert_eq!(&f[38..42], &[192, 0, 2, 7]);
+        assert_eq!(learning_packet([2, 0, 0, 0, 0, 9])[..14], [2, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 9, 0x90, 0]);
     }
 
     fn checksum_ok(f: &[u8]) -> bool {

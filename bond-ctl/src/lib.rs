@@ -2,6 +2,7 @@
 //! `bondctl` command line. `plan` and `alloc` are pure policy logic; `dataplane`, `netdev`,
 //! `control` and `sys` do the I/O.
 
+pub mod alb;
 pub mod alloc;
 pub mod bond;
 pub mod carrier;
@@ -12,6 +13,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod frames;
 pub mod health;
+pub mod lacp;
 pub mod member;
 pub mod netdev;
 pub mod placement;

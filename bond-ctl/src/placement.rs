@@ -2,7 +2,7 @@
 //! balance-aware bucket table, kept per policy in force (the default and each peer policy).
 //! Pure: it decides from member views; the bond writes the result.
 
-use bond_common::config::{BUCKETS, Mode, NO_MEMBER};
+use bond_common::config::{BUCKETS, NO_MEMBER};
 
 use crate::{
     alloc,
@@ -38,7 +38,7 @@ impl Placement {
     /// Re-allocates balance-aware's buckets when the usable members or their weights changed
     /// (`force`: whatever the change).
     pub fn reallocate(&mut self, policy: &PolicySpec, members: &[MemberView], force: bool) {
-        if policy.mode != Mode::BalanceAware {
+        if !policy.uses_buckets() {
             return;
         }
         let weights = plan::weights(policy, members);

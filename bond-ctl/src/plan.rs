@@ -21,6 +21,8 @@ pub struct MemberView {
     pub judged: bool,
     /// Speed the driver reports (Mb/s).
     pub speed: Option<u32>,
+    /// The member device's MAC address (its own under balance-tlb / balance-alb).
+    pub mac: [u8; 6],
 }
 
 /// The member slots that carry `policy`'s traffic, in order. For active-backup and none this is
@@ -132,7 +134,7 @@ pub fn policy_config(policy: &PolicySpec, members: &[MemberView], active: Option
             p.v6_mask |= 1 << slot;
         }
     }
-    if policy.mode == Mode::BalanceAware {
+    if policy.uses_buckets() {
         p.buckets = *buckets;
     }
     p
@@ -156,6 +158,12 @@ impl BondSettings {
         let mut f = 0;
         if policy.mode == Mode::Broadcast && policy.dedup {
             f |= bond_flags::RX_DEDUP;
+        }
+        if matches!(policy.mode, Mode::BalanceTlb | Mode::BalanceAlb) {
+            f |= bond_flags::OWN_MACS;
+        }
+        if policy.mode == Mode::BalanceAlb {
+            f |= bond_flags::RX_BALANCE;
         }
         if arp_monitor {
             f |= bond_flags::ARP_MONITOR;
@@ -181,6 +189,7 @@ pub fn bond_config(bond: &BondSettings, members: &[MemberView], policies: &[Poli
     for m in members {
         if usize::from(m.slot) < MAX_MEMBERS {
             c.member_ifindex[usize::from(m.slot)] = m.ifindex;
+            c.member_mac[usize::from(m.slot)][..6].copy_from_slice(&m.mac);
             c.n_slots = c.n_slots.max(u32::from(m.slot) + 1);
         }
     }
@@ -237,6 +246,7 @@ mod tests {
                 score: 1.0,
                 judged: false,
                 speed: None,
+                mac: [2, 0, 0, 0, 0, i as u8],
             })
             .collect()
     }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::health::metrics::LinkMetrics;
+use crate::{health::metrics::LinkMetrics, lacp::LacpStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BondStatus {
@@ -26,6 +26,9 @@ pub struct BondStatus {
     #[serde(default)]
     pub peers: Vec<PeerStatus>,
     pub counters: BondCounters,
+    /// 802.3ad: LACP's view (actor, partner, aggregators).
+    #[serde(default)]
+    pub lacp: Option<LacpStatus>,
     /// Recent events, oldest first.
     pub events: Vec<String>,
 }
@@ -86,6 +89,12 @@ pub struct MemberStatus {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub rx_dropped: u64,
+    /// The member device's MAC address now (its own under balance-tlb / balance-alb).
+    #[serde(default)]
+    pub mac: String,
+    /// balance-alb: peers told to send to this member.
+    #[serde(default)]
+    pub alb_peers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,8 +116,12 @@ impl BondStatus {
         let _ = writeln!(s, "Bond: {} (ifindex {}, MAC {})", self.name, self.ifindex, self.mac);
         let _ = writeln!(s, "Bonding Policy: {} (base {})", p.name, p.mode);
         match p.mode.as_str() {
-            "balance-xor" => {
+            "balance-xor" | "802.3ad" => {
                 let _ = writeln!(s, "Transmit Hash Policy: {}", p.xmit_hash_policy);
+            }
+            "balance-tlb" | "balance-alb" => {
+                let by = if p.balance_policy == "flow-dynamic" { "load".to_string() } else { format!("hash {}", p.xmit_hash_policy) };
+                let _ = writeln!(s, "Transmit Balancing: by {by}");
             }
             "balance-rr" => {
                 let _ = writeln!(s, "Packets Per Link: {}", p.packets_per_link);
@@ -133,6 +146,9 @@ impl BondStatus {
             "Flows: {}  Dropped (no usable member): {}  Unparsed: {}  Broadcast copies: {}",
             c.flows, c.tx_no_member, c.tx_unparsed, c.tx_broadcast_copies
         );
+        if let Some(l) = &self.lacp {
+            lacp_summary(&mut s, l);
+        }
         for m in &self.members {
             let _ = writeln!(s);
             let _ = writeln!(s, "Member Interface: {}", m.name);
@@ -172,11 +188,20 @@ impl BondStatus {
                 m.tx_probes, m.rx_probes, m.probes_answered, m.probe_errors
             );
             let _ = writeln!(s, "Permanent HW addr: {}", m.perm_mac);
+            if m.mac != self.mac && !m.mac.is_empty() {
+                let _ = writeln!(s, "Current HW addr: {}", m.mac);
+            }
+            if let Some(n) = m.alb_peers {
+                let _ = writeln!(s, "Receiving from: {n} peer(s)");
+            }
             if let Some(a) = m.allocation {
                 let _ = writeln!(s, "Allocation: {:.1}%", a * 100.0);
             }
             let _ = writeln!(s, "TX: {} packets, {} bytes, {} errors", m.tx_packets, m.tx_bytes, m.tx_errors);
             let _ = writeln!(s, "RX: {} packets, {} bytes, {} dropped", m.rx_packets, m.rx_bytes, m.rx_dropped);
+            if let Some(p) = self.lacp.as_ref().and_then(|l| l.ports.iter().find(|p| p.slot == m.slot)) {
+                lacp_port(&mut s, p);
+            }
         }
         if !self.events.is_empty() {
             let _ = writeln!(s);
@@ -186,6 +211,57 @@ impl BondStatus {
             }
         }
         s
+    }
+}
+
+/// The bond-wide 802.3ad lines, as `/proc/net/bonding` writes them.
+fn lacp_summary(s: &mut String, l: &LacpStatus) {
+    let _ = writeln!(s, "802.3ad info");
+    let _ = writeln!(s, "LACP active: {}", if l.active { "on" } else { "off" });
+    let _ = writeln!(s, "LACP rate: {}", if l.fast { "fast" } else { "slow" });
+    let _ = writeln!(s, "Min links: {}", l.min_links);
+    let _ = writeln!(s, "Aggregator selection policy (ad_select): {}", format!("{:?}", l.select).to_lowercase());
+    let _ = writeln!(s, "System priority: {}", l.system_priority);
+    let _ = writeln!(s, "System MAC address: {}", l.system);
+    let Some(agg) = l.active_aggregator.and_then(|id| l.aggregators.iter().find(|a| a.id == id)) else {
+        let _ = writeln!(s, "Active Aggregator: none");
+        return;
+    };
+    let _ = writeln!(s, "Active Aggregator Info:");
+    let _ = writeln!(s, "\tAggregator ID: {}", agg.id);
+    let _ = writeln!(s, "\tNumber of ports: {}", agg.ports.len());
+    let _ = writeln!(s, "\tActor Key: {}", agg.actor_key);
+    let _ = writeln!(s, "\tPartner Key: {}", agg.partner_key);
+    let _ = writeln!(s, "\tPartner Mac Address: {}", agg.partner_system);
+    for other in l.aggregators.iter().filter(|a| a.id != agg.id) {
+        let _ = writeln!(
+            s,
+            "Standby Aggregator {}: {} port(s), partner {} key {}",
+            other.id,
+            other.ports.len(),
+            other.partner_system,
+            other.partner_key
+        );
+    }
+}
+
+/// A member's 802.3ad lines: its aggregator and both sides' port details.
+fn lacp_port(s: &mut String, p: &crate::lacp::PortStatus) {
+    let agg = p.aggregator.map_or_else(|| "none".to_string(), |a| a.to_string());
+    let _ = writeln!(s, "Aggregator ID: {agg}");
+    let _ = writeln!(
+        s,
+        "LACP: {} / {} / {}, {} LACPDUs sent, {} received, {} bad",
+        p.rx_state, p.mux_state, p.selected, p.pdus_sent, p.pdus_received, p.bad_pdus
+    );
+    for (who, d) in [("actor", &p.actor), ("partner", &p.partner)] {
+        let _ = writeln!(s, "details {who} lacp pdu:");
+        let _ = writeln!(s, "    system priority: {}", d.system_priority);
+        let _ = writeln!(s, "    system mac address: {}", d.system);
+        let _ = writeln!(s, "    {} key: {}", if who == "actor" { "port" } else { "oper" }, d.key);
+        let _ = writeln!(s, "    port priority: {}", d.port_priority);
+        let _ = writeln!(s, "    port number: {}", d.port);
+        let _ = writeln!(s, "    port state: {}", d.state);
     }
 }
 

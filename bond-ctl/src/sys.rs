@@ -3,7 +3,7 @@
 use std::{
     ffi::CString,
     fs::File,
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, FromRawFd},
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
@@ -131,6 +131,37 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
         *b = u8::from_str_radix(h, 16).ok()?;
     }
     parts.next().is_none().then_some(mac)
+}
+
+/// Sets the MAC address of interface `name` (SIOCSIFHWADDR): synchronous, for the moments a
+/// balance-tlb / balance-alb failover moves the bond's address between members.
+pub fn set_mac(name: &str, mac: [u8; 6]) -> std::io::Result<()> {
+    // SAFETY: plain socket call.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: zeroed ifreq is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= req.ifr_name.len() {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: writing the union's sockaddr member, the one SIOCSIFHWADDR reads.
+    let addr = unsafe { &mut req.ifr_ifru.ifru_hwaddr };
+    addr.sa_family = libc::ARPHRD_ETHER;
+    for (d, s) in addr.sa_data.iter_mut().zip(mac) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: valid fd and ifreq.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFHWADDR, &req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock the data plane stamps with (`bpf_ktime_get_ns`).

@@ -7,13 +7,13 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use bond_common::{
-    config::{BUCKETS, Balance, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, XmitHash, peer_tables},
+    config::{BUCKETS, Balance, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, XmitHash, bond_flags, peer_tables},
     flow::{FLOW_SAMPLE_EVERY, FlowEntry, bucket_hash, flow_id},
     hash::{kernel_hash, zerotier_hash},
     maps::MacKey,
-    packet::{Headers, parse_into},
+    packet::{ETH_HLEN, ETH_P_ARP, Headers, PacketBytes, parse_into},
     probe::ETH_P_PROBE,
-    select::{active_member, aware_member, is_usable, round_robin_member, usable_count, xor_member},
+    select::{active_member, aware_member, is_usable, round_robin_member, rx_member, usable_count, xor_member},
 };
 
 use crate::{
@@ -60,7 +60,15 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
         parse_headers(&pkt, h);
     }
 
-    let choice = choose(policy, policy_index, usable, &pkt, h);
+    let choice = if ether_type == ETH_P_ARP && cfg.flags & bond_flags::RX_BALANCE != 0 {
+        // balance-alb: the bond's ARP names the member its target is to send to.
+        match arp_member(ctx, cfg, policy, usable) {
+            Some(slot) => u32::from(slot),
+            None => choose(policy, policy_index, usable, &pkt, h),
+        }
+    } else {
+        choose(policy, policy_index, usable, &pkt, h)
+    };
 
     let sticky = policy.sticky_flows();
     if sticky || flow_sample_due() {
@@ -75,8 +83,49 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
             bond_stats(|s| s.tx_no_member += 1);
             TC_ACT_SHOT
         }
-        slot => send(cfg, slot as u8, len),
+        slot => {
+            if cfg.flags & bond_flags::OWN_MACS != 0 {
+                set_source_mac(ctx, cfg, slot as u8);
+            }
+            send(cfg, slot as u8, len)
+        }
     }
+}
+
+/// balance-tlb / balance-alb: the frame leaves with its member's MAC address (the active
+/// member's is the bond's), so the switch keeps the bond's address on the active member.
+#[inline(always)]
+fn set_source_mac(ctx: &TcContext, cfg: &BondConfig, slot: u8) {
+    let Some(mac) = cfg.member_mac.get(usize::from(slot)) else { return };
+    if mac[..6] != cfg.bond_mac[..6] && mac[..6] != [0; 6] {
+        let src: [u8; 6] = [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]];
+        if ctx.store(6, &src, 0).is_err() {
+            bond_stats(|s| s.tx_unparsed += 1);
+        }
+    }
+}
+
+/// balance-alb: ARP sent by the bond (sender hardware address = the bond's MAC) goes out of the
+/// member chosen for its target (`rx_member`), and names that member's address as the bond's:
+/// the target then sends to the bond on that member. (`set_source_mac` fixes the Ethernet
+/// header.) None for any other ARP.
+#[inline(always)]
+fn arp_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: u32) -> Option<u8> {
+    const SHA: usize = ETH_HLEN + 8;
+    const TPA: usize = ETH_HLEN + 24;
+    let pkt = Skb::new(ctx);
+    let sha = pkt.bytes::<6>(SHA)?;
+    let tpa = pkt.bytes::<4>(TPA)?;
+    if sha[..] != cfg.bond_mac[..6] {
+        return None;
+    }
+    let slot = rx_member(policy, usable, u32::from_be_bytes(tpa))?;
+    let mac = cfg.member_mac.get(usize::from(slot))?;
+    if mac[..6] != [0; 6] {
+        let own: [u8; 6] = [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]];
+        ctx.store(SHA, &own, 0).ok()?;
+    }
+    Some(slot)
 }
 
 // The stages below are separate BPF functions (not inlined) on purpose: each one's register
@@ -191,7 +240,7 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
             aware_member(policy, usable, unsafe { bpf_get_prandom_u32() }, NO_MEMBER)
         }
         // Nothing to classify by: send it where active-backup would, deterministically.
-        Some(Mode::BalanceXor | Mode::BalanceAware) if !h.has_eth => {
+        Some(Mode::BalanceXor | Mode::BalanceAware | Mode::Lacp) if !h.has_eth => {
             bond_stats(|s| s.tx_unparsed += 1);
             active_member(policy, usable)
         }
@@ -208,14 +257,19 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
             let random = if policy.packets_per_link == 0 { unsafe { bpf_get_prandom_u32() } } else { 0 };
             round_robin_member(policy, usable, counter, random)
         }
-        Some(Mode::BalanceXor) => {
-            let hash = match XmitHash::from_u32(policy.xmit_hash) {
-                Some(XmitHash::ZeroTier) => zerotier_hash(h).unwrap_or_else(|| unsafe { bpf_get_prandom_u32() }),
-                Some(x) => xmit_hash(x, pkt, h),
-                None => xmit_hash(XmitHash::Layer2, pkt, h),
-            };
-            xor_member(policy, usable, hash)
+        Some(Mode::BalanceXor | Mode::Lacp) => xor_member(policy, usable, policy_hash(policy, pkt, h)),
+        // Only unicast IP is balanced; the rest (ARP, broadcast, multicast) leaves where the
+        // bond's MAC address is, on the active member.
+        Some(Mode::BalanceTlb | Mode::BalanceAlb) if !h.has_eth || h.eth_dst[0] & 1 != 0 || h.ip.version == 0 => {
+            active_member(policy, usable)
         }
+        // tlb_dynamic_lb 1: buckets placed by load; 0: the transmit hash.
+        Some(Mode::BalanceTlb | Mode::BalanceAlb) if Balance::from_u32(policy.balance) == Some(Balance::FlowDynamic) => {
+            let hash = bucket_hash(flow_id(h));
+            count_bucket(policy_index, hash, u64::from(pkt.len()));
+            aware_member(policy, usable, hash, NO_MEMBER)
+        }
+        Some(Mode::BalanceTlb | Mode::BalanceAlb) => xor_member(policy, usable, policy_hash(policy, pkt, h)),
         Some(Mode::BalanceAware) => {
             let id = flow_id(h);
             let hash = bucket_hash(id);
@@ -232,6 +286,16 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
         _ => active_member(policy, usable),
     };
     member.map_or(CHOICE_NOTHING, u32::from)
+}
+
+/// The policy's transmit hash of the packet.
+#[inline(always)]
+fn policy_hash(policy: &PolicyConfig, pkt: &Skb, h: &Headers) -> u32 {
+    match XmitHash::from_u32(policy.xmit_hash) {
+        Some(XmitHash::ZeroTier) => zerotier_hash(h).unwrap_or_else(|| unsafe { bpf_get_prandom_u32() }),
+        Some(x) => xmit_hash(x, pkt, h),
+        None => xmit_hash(XmitHash::Layer2, pkt, h),
+    }
 }
 
 #[inline(always)]

@@ -11,11 +11,12 @@ use bond_common::{
     config::{BondConfig, DEDUP_WINDOW_NS, bond_flags},
     packet::{ETH_HLEN, ETH_P_ARP, ETH_P_IPV6, ETH_P_SLOW, PacketBytes},
     probe::ETH_P_PROBE,
+    select::active_member,
     stats::MAX_TARGETS,
 };
 
 use crate::{
-    maps::{DEDUP, MEMBER_SEEN, MONITOR_TARGETS, bond_stats, current_config, member_stats, skb_protocol},
+    maps::{DEDUP, MEMBER_SEEN, MONITOR_TARGETS, bond_stats, current_config, member_stats, member_usable, skb_protocol},
     probe,
     skb::Skb,
 };
@@ -46,6 +47,10 @@ pub fn member_ingress(ctx: &TcContext) -> i32 {
         }
         _ => {}
     }
+    if cfg.flags & bond_flags::OWN_MACS != 0 && !own_macs_receive(ctx, cfg, slot) {
+        member_stats(u32::from(slot), |s| s.rx_dropped += 1);
+        return TC_ACT_SHOT;
+    }
     let len = u64::from(ctx.len());
     if cfg.flags & bond_flags::RX_DEDUP != 0 && is_duplicate(ctx, len) {
         member_stats(u32::from(slot), |s| s.rx_dropped += 1);
@@ -56,6 +61,28 @@ pub fn member_ingress(ctx: &TcContext) -> i32 {
         s.rx_bytes += len;
     });
     unsafe { bpf_redirect(cfg.bond_ifindex, u64::from(BPF_F_INGRESS)) as i32 }
+}
+
+/// balance-tlb / balance-alb, where each member has its own MAC address: whether the frame is
+/// for the bond. The switch floods broadcast and multicast to every member, so only the active
+/// member's copy is taken. With receive balancing (alb), peers send to the member's own address:
+/// such a frame is readdressed to the bond's, or the bond would take it for another host's.
+#[inline(always)]
+fn own_macs_receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> bool {
+    let Some(dst) = Skb::new(ctx).bytes::<6>(0) else { return true };
+    if dst[0] & 1 != 0 {
+        let Some(policy) = cfg.policies.get(cfg.default_policy as usize) else { return true };
+        return active_member(policy, member_usable()) == Some(slot);
+    }
+    if cfg.flags & bond_flags::RX_BALANCE != 0
+        && let Some(own) = cfg.member_mac.get(usize::from(slot))
+        && dst[..] == own[..6]
+        && own[..6] != cfg.bond_mac[..6]
+    {
+        let bond: [u8; 6] = [cfg.bond_mac[0], cfg.bond_mac[1], cfg.bond_mac[2], cfg.bond_mac[3], cfg.bond_mac[4], cfg.bond_mac[5]];
+        let _ = ctx.store(0, &bond, 0);
+    }
+    true
 }
 
 /// The sender IP of an ARP frame, IPv4-mapped as in `monitor_targets`.

@@ -39,6 +39,8 @@ pub struct LabOptions {
     pub b_policy: Option<String>,
     /// YAML lines added under side A's bond (bonding options such as `arp_interval: 100`).
     pub a_bond: String,
+    /// YAML lines added under both bonds (e.g. `mode: 802.3ad`, with `policy` empty).
+    pub bond_lines: String,
     /// Join the sides through a wire namespace that can cut and impair links (see [`Lab`]);
     /// without it the links are direct veth pairs (for benchmarks: nothing in between).
     pub wire: bool,
@@ -54,6 +56,7 @@ impl Default for LabOptions {
             bond_b: true,
             b_policy: None,
             a_bond: String::new(),
+            bond_lines: String::new(),
             wire: true,
         }
     }
@@ -82,6 +85,15 @@ impl LabOptions {
     }
     pub fn a_bond(mut self, yaml: &str) -> Self {
         self.a_bond = yaml.into();
+        self
+    }
+    /// No daemon on side B (the test runs its own there).
+    pub fn no_bond_b(mut self) -> Self {
+        self.bond_b = false;
+        self
+    }
+    pub fn bond_lines(mut self, yaml: &str) -> Self {
+        self.bond_lines = yaml.into();
         self
     }
     /// Direct veth links, no wire namespace in between.
@@ -175,19 +187,15 @@ impl Lab {
         let links: Vec<String> = side.members(opts.links);
         let is_a = side.addr == ADDR_A;
         let policy = if is_a { &opts.policy } else { opts.b_policy.as_ref().unwrap_or(&opts.policy) };
-        let mut text = format!(
-            "bonds:\n  {}:\n    links: [{}]\n    addresses: [{}/24]\n    policy: {}\n",
-            side.bond,
-            links.join(", "),
-            side.addr,
-            policy
-        );
-        if is_a {
-            for line in opts.a_bond.lines() {
-                text.push_str("    ");
-                text.push_str(line);
-                text.push('\n');
-            }
+        let mut text = format!("bonds:\n  {}:\n    links: [{}]\n    addresses: [{}/24]\n", side.bond, links.join(", "), side.addr);
+        if !policy.is_empty() {
+            text.push_str(&format!("    policy: {policy}\n"));
+        }
+        let own = if is_a { opts.a_bond.as_str() } else { "" };
+        for line in opts.bond_lines.lines().chain(own.lines()) {
+            text.push_str("    ");
+            text.push_str(line);
+            text.push('\n');
         }
         if !opts.settings.trim().is_empty() {
             text.push_str("settings:\n");
@@ -237,6 +245,18 @@ impl Lab {
             script.push_str(&format!("add rule netdev wire {from} fwd to \"{to}\"\n"));
         }
         let path = self.dir.path().join(format!("impair-{i}.nft"));
+        fs::write(&path, script)?;
+        w.exec("nft", &["-f", &path.to_string_lossy()]).map(|_| ())
+    }
+
+    /// Drops the slow-protocol frames (LACPDUs) crossing link `i` from B to A only, so that
+    /// A's partner on it falls silent while every other frame passes. Undone by `repair`.
+    pub fn drop_lacp_from_b(&self, i: usize) -> anyhow::Result<()> {
+        let w = self.wire.as_ref().context("dropping frames needs the wire namespace")?;
+        let script = format!(
+            "flush chain netdev wire b{i}\nadd rule netdev wire b{i} ether type 0x8809 drop\nadd rule netdev wire b{i} fwd to \"a{i}\"\n"
+        );
+        let path = self.dir.path().join(format!("lacp-{i}.nft"));
         fs::write(&path, script)?;
         w.exec("nft", &["-f", &path.to_string_lossy()]).map(|_| ())
     }

@@ -18,6 +18,7 @@ pub mod cmd;
 pub mod lab;
 pub mod net;
 pub mod ns;
+pub mod switch;
 
 pub use lab::{Daemon, Lab, LabOptions};
 pub use ns::Netns;

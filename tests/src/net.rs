@@ -108,7 +108,7 @@ pub fn receive_until_idle(sock: &UdpSocket, idle: Duration) -> Vec<(u64, u32)> {
     out
 }
 
-fn set_rcvbuf(s: &impl AsRawFd, bytes: i32) {
+pub fn set_rcvbuf(s: &impl AsRawFd, bytes: i32) {
     // SO_RCVBUFFORCE (root) lifts the rmem_max cap, so bursts are not dropped by the receiver.
     // SAFETY: valid fd and option value.
     unsafe {

@@ -257,21 +257,27 @@ mod badconfig {
             &["FILE:4: bonds.BOND.mode: unknown mode \"7\" (0-6, or balance-rr, active-backup"],
         ),
         case(
-            "mode-4",
+            "lacp-rate",
             "yaml",
-            &["bonds:", "  BOND:", "    links: [eth0, eth1]", "    mode: 4", "    miimon: 100"],
-            &["FILE:4: bonds.BOND.mode: mode 4 (802.3ad, balance-tlb, balance-alb) is not implemented yet; modes 0-3 are"],
+            &["bonds:", "  BOND:", "    links: [eth0, eth1]", "    mode: 4", "    lacp_rate: quick"],
+            &["FILE:5: bonds.BOND.lacp_rate: \"quick\" is not slow, fast, 0 or 1"],
         ),
         case(
-            "mode-802.3ad",
+            "ad-actor-system",
             "json",
             &[
                 "{",
                 "  // as bonding.ko's options",
-                "  \"bonds\": { \"BOND\": { \"links\": [\"eth0\", \"eth1\"], \"mode\": \"802.3ad\", \"lacp_rate\": \"fast\" } }",
+                "  \"bonds\": { \"BOND\": { \"links\": [\"eth0\", \"eth1\"], \"mode\": \"802.3ad\", \"ad_actor_system\": \"01:00:5e:00:00:01\" } }",
                 "}",
             ],
-            &["FILE:3: bonds.BOND.mode: mode 802.3ad (802.3ad, balance-tlb, balance-alb) is not implemented yet"],
+            &["FILE:3: bonds.BOND.ad_actor_system: 01:00:5e:00:00:01 is a multicast or null address"],
+        ),
+        case(
+            "tlb-dynamic-lb",
+            "yaml",
+            &["bonds:", "  BOND:", "    links: [eth0, eth1]", "    mode: balance-xor", "    tlb_dynamic_lb: 0"],
+            &["FILE:5: bonds.BOND.tlb_dynamic_lb: applies to balance-tlb and balance-alb, not balance-xor"],
         ),
         case(
             "xmit-hash-policy",

@@ -46,7 +46,10 @@ impl Bond {
             if sys::ipv6_disabled(name) == Some(false) {
                 sys::set_ipv6_disabled(name, true)?;
             }
-            nl.set_mac(&link, self.settings.mac).await?;
+            // balance-tlb / balance-alb members keep their own (see `apply_mac_roles`).
+            if !self.own_macs() {
+                nl.set_mac(&link, self.settings.mac).await?;
+            }
             nl.set_up(&link, true).await?;
             self.dataplane()?.maps.reset_member(slot)?;
             self.dataplane()?.attach_ingress(name)?;

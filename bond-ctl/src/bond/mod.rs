@@ -1,8 +1,10 @@
 //! One running bond: bringing it up and down, putting its configuration in force, answering
 //! requests. Its monitoring (what happens on every tick) is in [`monitor`].
 
+mod aggregation;
 mod members;
 mod monitor;
+mod own_macs;
 mod reconfigure;
 mod status;
 
@@ -57,6 +59,10 @@ pub struct Bond {
     /// Announcements still to send after a failover.
     announcing: Option<Announcement>,
     monitor: monitor::State,
+    /// balance-tlb / balance-alb: learning packets and peer updates.
+    own: own_macs::State,
+    /// 802.3ad: LACP on the members.
+    aggregation: Option<aggregation::Aggregation>,
 }
 
 /// A peer-specific policy in force and where it puts traffic.
@@ -103,6 +109,8 @@ impl Bond {
             bond_sender: None,
             announcing: None,
             monitor: monitor::State::new(now),
+            own: own_macs::State::default(),
+            aggregation: None,
         };
         let name = bond.spec.name.clone();
         match bond.setup(nl, config, to_daemon, probe_events, ethtool).await {
@@ -169,6 +177,12 @@ impl Bond {
         let targets = self.monitor_targets();
         self.dataplane()?.maps.set_monitor_targets(&targets)?;
         self.set_peers(config)?;
+        // 802.3ad: members carry traffic once LACP lets them.
+        self.lacp_sync(now);
+        for i in 0..self.members.len() {
+            let allowed = self.lacp_allows(self.members[i].slot);
+            self.members[i].usable &= allowed;
+        }
         self.choose_active(now);
         self.reallocate(true);
         self.write_config()?;
@@ -289,6 +303,7 @@ impl Bond {
                 score: m.score,
                 judged: m.judged,
                 speed: m.speed,
+                mac: m.link.mac,
             })
             .collect()
     }
@@ -351,6 +366,7 @@ impl Bond {
             p.place.choose_active(&p.spec, &views, now);
         }
         let Some(before) = self.main.choose_active(&self.policy, &views, now) else { return };
+        self.apply_mac_roles(now);
         if matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) {
             let name = |s: Option<u8>| match s {
                 None => "none".to_string(),
@@ -465,6 +481,7 @@ impl Bond {
         };
         check_policy_links(std::path::Path::new("(config)"), &format!("settings.policies.{name}"), policy, &self.spec.links)
             .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
+        self.check_mode_switch(policy)?;
         let old = std::mem::replace(&mut self.policy, policy.clone());
         let old_main = self.main.clone();
         self.choose_active(sys::monotonic_ns());
@@ -475,5 +492,30 @@ impl Bond {
         }
         self.event(format!("policy {} -> {}", old.name, self.policy.name));
         Ok(format!("{}: policy {}", self.spec.name, self.policy.name))
+    }
+
+    /// Refuses a switch into or out of a mode that shapes how members take part (802.3ad runs
+    /// LACP on them; balance-tlb / balance-alb give them their own MAC addresses), as bonding
+    /// refuses a mode change while it has members.
+    pub fn check_mode_switch(&self, to: &PolicySpec) -> anyhow::Result<()> {
+        let family = |m: Mode| match m {
+            Mode::Lacp => 1,
+            Mode::BalanceTlb | Mode::BalanceAlb => 2,
+            _ => 0,
+        };
+        let from = self.policy.mode;
+        if family(from) != family(to.mode) {
+            bail!(
+                "policy {} ({}) cannot replace {} ({}) on a running bond: {} and {} treat members differently; \
+                 take the bond down and up again with the new policy",
+                to.name,
+                to.mode.name(),
+                self.policy.name,
+                from.name(),
+                from.name(),
+                to.mode.name()
+            );
+        }
+        Ok(())
     }
 }

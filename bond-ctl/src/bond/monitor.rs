@@ -117,8 +117,9 @@ impl Bond {
     /// a link's silence reaching its failover interval. The daemon wakes then, so a silent link
     /// is declared failed on time rather than up to a tick late.
     pub fn next_deadline(&self, now: Nanos) -> Option<Nanos> {
+        let lacp = self.lacp_deadline().filter(|&t| t > now);
         if self.policy.monitor == MonitorStrategy::Passive || self.bond_sender.is_none() {
-            return None;
+            return lacp;
         }
         let peer = self.monitor.peer_probes_since;
         self.members
@@ -130,6 +131,7 @@ impl Bond {
                 [Some(m.next_probe(fi)), silent]
             })
             .flatten()
+            .chain(lacp)
             // What is already past is handled by the regular tick (e.g. during a downDelay).
             .filter(|&t| t > now)
             .min()
@@ -144,6 +146,8 @@ impl Bond {
         }
         self.read_rx_counters(now)?;
         self.announce_due(now);
+        self.own_macs_tick(now);
+        self.lacp_tick(now);
         self.send_probes(now);
         for m in &mut self.members {
             m.probes.expire(now, self.policy.link_timing(&m.name).0 * MS);
@@ -378,7 +382,11 @@ impl Bond {
             .iter()
             .map(|m| plan::Standing { healthy: m.liveness.up(), punished: m.punishment.active(), degraded: !m.violations.is_empty() })
             .collect();
-        let decisions = plan::usable_tiers(&standings);
+        let mut decisions = plan::usable_tiers(&standings);
+        // 802.3ad: only what LACP lets distribute.
+        for (d, m) in decisions.iter_mut().zip(&self.members) {
+            *d &= self.lacp_allows(m.slot);
+        }
         if decisions.iter().zip(&self.members).all(|(d, m)| *d == m.usable) {
             return Ok(false);
         }
@@ -397,6 +405,8 @@ impl Bond {
                     format!("not usable: punished, {} ms left", m.punishment.remaining_ms())
                 } else if !m.violations.is_empty() {
                     format!("not usable: avoided, {}", m.violations.join(", "))
+                } else if m.liveness.up() && self.aggregation.as_ref().is_some() {
+                    "not usable: not distributing in the active LACP aggregator".to_string()
                 } else {
                     format!("not usable: {}", m.liveness.reason.clone().unwrap_or_default())
                 };
@@ -448,7 +458,7 @@ impl Bond {
 
     /// balance-aware flow-dynamic: moves busy buckets to keep the measured split on target.
     fn rebalance_round(&mut self) -> anyhow::Result<()> {
-        if self.policy.mode != Mode::BalanceAware || self.policy.balance != Balance::FlowDynamic {
+        if !self.policy.uses_buckets() || self.policy.balance != Balance::FlowDynamic {
             return Ok(());
         }
         let totals = self.dataplane()?.maps.bucket_bytes(0)?;

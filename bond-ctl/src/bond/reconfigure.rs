@@ -15,7 +15,8 @@ use crate::{
 impl Bond {
     /// Refuses a new specification that could not be put in force, before anything changes.
     pub async fn check_reconfigure(&self, nl: &Netdev, spec: &BondSpec, config: &Config) -> anyhow::Result<()> {
-        config.policy(&spec.policy).with_context(|| format!("bond {}: no policy {}", spec.name, spec.policy))?;
+        let policy = config.policy(&spec.policy).with_context(|| format!("bond {}: no policy {}", spec.name, spec.policy))?;
+        self.check_mode_switch(policy).with_context(|| format!("bond {}", spec.name))?;
         for l in spec.links.iter().filter(|l| self.members.iter().all(|m| &m.name != *l)) {
             let link = nl.require_link(l).await.with_context(|| format!("bond {}: member {l}", spec.name))?;
             netdev::check_member(&link, &spec.name)?;

@@ -17,8 +17,10 @@ impl Bond {
         let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
         let cfg = dp.maps.config()?;
         let bs = dp.maps.bond_stats()?;
-        let aware = self.policy.mode == Mode::BalanceAware;
-        let has_active = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None);
+        let aware = self.policy.uses_buckets();
+        // balance-tlb / balance-alb receive on their active member.
+        let has_active = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) || self.own_macs();
+        let alb_peers = (self.policy.mode == Mode::BalanceAlb).then(|| self.alb_peers());
         let mut members = Vec::new();
         for m in &self.members {
             let s = dp.maps.member_stats(m.slot)?;
@@ -52,6 +54,8 @@ impl Bond {
                 rx_packets: s.rx_packets,
                 rx_bytes: s.rx_bytes,
                 rx_dropped: s.rx_dropped,
+                mac: sys::format_mac(&m.link.mac),
+                alb_peers: alb_peers.as_ref().map(|p| p.get(&m.slot).copied().unwrap_or(0)),
             });
         }
         let device = self.device.as_ref().context("no bond device")?;
@@ -89,6 +93,7 @@ impl Bond {
                 rx_slow_protocol: bs.rx_slow_protocol,
                 flows: dp.maps.flows().len() as u64,
             },
+            lacp: self.lacp_status(),
             events: self.events.iter().cloned().collect(),
         })
     }

@@ -60,6 +60,11 @@ pub struct Bond {
     pub lacp_rate: Option<String>,
     #[serde(default, deserialize_with = "string_or_number")]
     pub ad_select: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub lacp_active: Option<String>,
+    pub ad_actor_sys_prio: Option<u32>,
+    pub ad_user_port_key: Option<u32>,
+    pub ad_actor_system: Option<String>,
     pub min_links: Option<u32>,
     pub tlb_dynamic_lb: Option<u8>,
     pub lp_interval: Option<u64>,

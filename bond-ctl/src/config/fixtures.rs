@@ -130,13 +130,32 @@ fn the_guides_example_line_means_what_it_says() {
     let c = kernel_line("eth0,eth1 lacp_rate=fast").unwrap();
     assert!(c.warnings[0].contains("802.3ad"), "{:?}", c.warnings);
     assert_eq!(c.bond("bond0").unwrap().policy, "active-backup", "no policy option: the default policy");
+    let c = kernel_line("eth0,eth1 mode=4 lacp_rate=fast ad_select=count ad_actor_sys_prio=100 ad_user_port_key=5 min_links=2").unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let b = c.bond("bond0").unwrap();
+    assert_eq!(c.policy("bond0").unwrap().mode, Mode::Lacp);
+    assert_eq!(
+        (b.lacp.fast, b.lacp.active, b.lacp.select, b.lacp.system_priority, b.lacp.user_port_key, b.lacp.min_links),
+        (true, true, crate::lacp::AdSelect::Count, 100, 5, 2)
+    );
+    let c = kernel_line("eth0,eth1 mode=balance-alb tlb_dynamic_lb=0 lp_interval=3").unwrap();
+    let p = c.policy("bond0").unwrap();
+    assert_eq!((p.mode, p.uses_buckets()), (Mode::BalanceAlb, false), "tlb_dynamic_lb=0: by the hash");
+    assert_eq!(c.bond("bond0").unwrap().tlb.lp_interval, 3);
+    assert!(kernel_line("eth0,eth1 mode=5").unwrap().policy("bond0").unwrap().uses_buckets(), "by load by default");
+    let c = kernel_line("eth0,eth1 mode=1 lp_interval=3").unwrap();
+    assert!(c.warnings[0].contains("lp_interval: applies to balance-tlb"), "{:?}", c.warnings);
 }
 
 #[test]
 fn bad_kernel_options_are_rejected_with_reasons() {
     for (line, key, reason) in [
         ("eth0,eth1 mode=9", "bonds.bond0.mode", "unknown mode \"9\""),
-        ("eth0,eth1 mode=4", "bonds.bond0.mode", "not implemented yet"),
+        ("eth0,eth1 mode=4 ad_user_port_key=1024", "bonds.bond0.ad_user_port_key", "outside 0..=1023"),
+        ("eth0,eth1 mode=4 ad_actor_sys_prio=0", "bonds.bond0.ad_actor_sys_prio", "outside 1..=65535"),
+        ("eth0,eth1 mode=4 lacp_active=maybe", "bonds.bond0.lacp_active", "not on, off"),
+        ("eth0,eth1 mode=5 lp_interval=0", "bonds.bond0.lp_interval", "not an interval"),
+        ("eth0,eth1 mode=6 tlb_dynamic_lb=2", "bonds.bond0.tlb_dynamic_lb", "not 0 or 1"),
         ("eth0,eth1 primary=eth7", "bonds.bond0.primary", "not a link of the bond"),
         ("eth0,eth1 primary_reselect=sometimes", "bonds.bond0.primary_reselect", "unknown value"),
         ("eth0,eth1 fail_over_mac=00:11:22:33:44:55", "bonds.bond0.fail_over_mac", "not none, active, follow"),

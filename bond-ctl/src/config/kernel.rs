@@ -5,10 +5,11 @@
 
 use std::path::Path;
 
-use bond_common::config::{Mode, XmitHash};
+use bond_common::config::{Balance, Mode, XmitHash};
 
-use super::{ConfigError, LinkSpec, PolicySpec, file};
+use super::{ConfigError, LacpSpec, LinkSpec, PolicySpec, TlbSpec, file};
 use crate::health::reselect::SelectMethod;
+use crate::lacp::AdSelect;
 
 /// Whether the bond gives any option that shapes its transmit policy.
 pub fn shapes_policy(b: &file::Bond) -> bool {
@@ -19,6 +20,7 @@ pub fn shapes_policy(b: &file::Bond) -> bool {
         || b.primary_reselect.is_some()
         || b.xmit_hash_policy.is_some()
         || b.packets_per_slave.is_some()
+        || b.tlb_dynamic_lb.is_some()
 }
 
 /// The bond's own policy from its kernel options.
@@ -40,6 +42,15 @@ pub fn policy(path: &Path, key: &str, name: &str, b: &file::Bond) -> Result<Poli
     }
     if let Some(n) = b.packets_per_slave {
         spec.packets_per_link = n;
+    }
+    // balance-tlb / balance-alb: by load (tlb_dynamic_lb 1, the default), or by the hash.
+    spec.balance = match b.tlb_dynamic_lb {
+        None | Some(1) => Balance::FlowDynamic,
+        Some(0) => Balance::FlowStatic,
+        Some(v) => return Err(err("tlb_dynamic_lb", format!("{v} is not 0 or 1"))),
+    };
+    if b.tlb_dynamic_lb.is_some() && !matches!(mode, Mode::BalanceTlb | Mode::BalanceAlb) {
+        return Err(err("tlb_dynamic_lb", format!("applies to balance-tlb and balance-alb, not {}", mode.name())));
     }
     spec.up_delay = b.updelay.unwrap_or(0);
     spec.down_delay = b.downdelay.unwrap_or(0);
@@ -70,10 +81,12 @@ fn mode(m: &str) -> Result<Mode, String> {
         "1" | "active-backup" => Ok(Mode::ActiveBackup),
         "2" | "balance-xor" => Ok(Mode::BalanceXor),
         "3" | "broadcast" => Ok(Mode::Broadcast),
-        "4" | "802.3ad" | "5" | "balance-tlb" | "6" | "balance-alb" => {
-            Err(format!("mode {m} (802.3ad, balance-tlb, balance-alb) is not implemented yet; modes 0-3 are"))
-        }
-        other => Err(format!("unknown mode \"{other}\" (0-6, or balance-rr, active-backup, balance-xor, broadcast, ...)")),
+        "4" | "802.3ad" => Ok(Mode::Lacp),
+        "5" | "balance-tlb" => Ok(Mode::BalanceTlb),
+        "6" | "balance-alb" => Ok(Mode::BalanceAlb),
+        other => Err(format!(
+            "unknown mode \"{other}\" (0-6, or balance-rr, active-backup, balance-xor, broadcast, 802.3ad, balance-tlb, balance-alb)"
+        )),
     }
 }
 
@@ -83,38 +96,81 @@ fn xmit_hash(h: &str) -> Option<XmitHash> {
     XmitHash::from_name(name)
 }
 
-/// Options that are valid but change nothing here (as warnings), and invalid values of any of
-/// them (as errors).
-pub fn warnings(path: &Path, key: &str, b: &file::Bond) -> Result<Vec<String>, ConfigError> {
+/// The bond's 802.3ad and balance-tlb / balance-alb options, checked.
+pub fn mode_options(path: &Path, key: &str, b: &file::Bond) -> Result<(LacpSpec, TlbSpec), ConfigError> {
     let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
-    let mut w = Vec::new();
-    let mut not_here = |k: &str, what: &str| w.push(format!("{key}.{k}: applies to {what}, which this bond does not run; ignored"));
+    let mut lacp = LacpSpec::default();
     if let Some(v) = &b.lacp_rate {
-        if !matches!(v.as_str(), "slow" | "fast" | "0" | "1") {
-            return Err(err("lacp_rate", format!("\"{v}\" is not slow, fast, 0 or 1")));
-        }
-        not_here("lacp_rate", "802.3ad");
+        lacp.fast = match v.as_str() {
+            "slow" | "0" => false,
+            "fast" | "1" => true,
+            _ => return Err(err("lacp_rate", format!("\"{v}\" is not slow, fast, 0 or 1"))),
+        };
+    }
+    if let Some(v) = &b.lacp_active {
+        lacp.active = match v.as_str() {
+            "on" | "1" => true,
+            "off" | "0" => false,
+            _ => return Err(err("lacp_active", format!("\"{v}\" is not on, off, 1 or 0"))),
+        };
     }
     if let Some(v) = &b.ad_select {
-        if !matches!(v.as_str(), "stable" | "bandwidth" | "count" | "0" | "1" | "2") {
-            return Err(err("ad_select", format!("\"{v}\" is not stable, bandwidth, count or 0-2")));
+        lacp.select = match v.as_str() {
+            "stable" | "0" => AdSelect::Stable,
+            "bandwidth" | "1" => AdSelect::Bandwidth,
+            "count" | "2" => AdSelect::Count,
+            _ => return Err(err("ad_select", format!("\"{v}\" is not stable, bandwidth, count or 0-2"))),
+        };
+    }
+    if let Some(v) = b.ad_actor_sys_prio {
+        lacp.system_priority =
+            u16::try_from(v).ok().filter(|p| *p >= 1).ok_or_else(|| err("ad_actor_sys_prio", format!("{v} is outside 1..=65535")))?;
+    }
+    if let Some(v) = b.ad_user_port_key {
+        lacp.user_port_key =
+            u16::try_from(v).ok().filter(|k| *k <= 1023).ok_or_else(|| err("ad_user_port_key", format!("{v} is outside 0..=1023")))?;
+    }
+    if let Some(v) = &b.ad_actor_system {
+        let mac = crate::sys::parse_mac(v).ok_or_else(|| err("ad_actor_system", format!("\"{v}\" is not a MAC address")))?;
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            return Err(err("ad_actor_system", format!("{v} is a multicast or null address; a system id must be a unicast address")));
         }
-        not_here("ad_select", "802.3ad");
+        lacp.system = Some(mac);
     }
-    if b.min_links.is_some() {
-        not_here("min_links", "802.3ad");
+    if let Some(n) = b.min_links {
+        lacp.min_links = n;
     }
-    if let Some(v) = b.tlb_dynamic_lb {
-        if v > 1 {
-            return Err(err("tlb_dynamic_lb", format!("{v} is not 0 or 1")));
-        }
-        not_here("tlb_dynamic_lb", "balance-tlb and balance-alb");
-    }
+    let mut tlb = TlbSpec::default();
     if let Some(v) = b.lp_interval {
-        if v == 0 {
-            return Err(err("lp_interval", "0 is not an interval (seconds, 1 or more)".into()));
+        if v == 0 || v > 0x7fff_ffff {
+            return Err(err("lp_interval", format!("{v} is not an interval (seconds, 1 to 2147483647)")));
         }
-        not_here("lp_interval", "balance-tlb and balance-alb");
+        tlb.lp_interval = v;
+    }
+    Ok((lacp, tlb))
+}
+
+/// Options that are valid but change nothing here: those of a mode the bond does not run, and
+/// `all_slaves_active`. Invalid values of the latter are errors.
+pub fn warnings(path: &Path, key: &str, b: &file::Bond, mode: Mode) -> Result<Vec<String>, ConfigError> {
+    let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
+    let mut w = Vec::new();
+    let lacp_options = [
+        ("lacp_rate", b.lacp_rate.is_some()),
+        ("lacp_active", b.lacp_active.is_some()),
+        ("ad_select", b.ad_select.is_some()),
+        ("ad_actor_sys_prio", b.ad_actor_sys_prio.is_some()),
+        ("ad_user_port_key", b.ad_user_port_key.is_some()),
+        ("ad_actor_system", b.ad_actor_system.is_some()),
+        ("min_links", b.min_links.is_some()),
+    ];
+    if mode != Mode::Lacp {
+        for (k, _) in lacp_options.iter().filter(|(_, given)| *given) {
+            w.push(format!("{key}.{k}: applies to 802.3ad, which this bond does not run; ignored"));
+        }
+    }
+    if b.lp_interval.is_some() && !matches!(mode, Mode::BalanceTlb | Mode::BalanceAlb) {
+        w.push(format!("{key}.lp_interval: applies to balance-tlb and balance-alb, which this bond does not run; ignored"));
     }
     match b.all_slaves_active {
         None | Some(1) => {}

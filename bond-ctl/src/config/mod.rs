@@ -16,7 +16,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use kernel::bond_yaml;
-pub use model::{BondSpec, Config, LinkSpec, Peer, PeerPolicy, PolicySpec};
+pub use model::{BondSpec, Config, LacpSpec, LinkSpec, Peer, PeerPolicy, PolicySpec, TlbSpec};
 pub use resolve::{IMPLICIT_BOND, check_policy_links};
 
 /// A configuration problem: which file, which key, what is wrong.

@@ -92,6 +92,57 @@ pub struct BondSpec {
     /// Name of the policy in force (a key of [`Config::policies`]).
     pub policy: String,
     pub monitor: BondMonitor,
+    /// 802.3ad settings (used when the policy is 802.3ad).
+    pub lacp: LacpSpec,
+    /// balance-tlb / balance-alb settings (used when the policy is one of them).
+    pub tlb: TlbSpec,
+}
+
+/// bonding.ko's 802.3ad options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LacpSpec {
+    /// `lacp_rate fast`: the partner is asked for a LACPDU every second (timeout 3 s), else
+    /// every 30 s (timeout 90 s).
+    pub fast: bool,
+    /// `lacp_active`: LACPDUs are sent even to a passive partner.
+    pub active: bool,
+    pub select: crate::lacp::AdSelect,
+    /// `ad_actor_sys_prio`, 1-65535.
+    pub system_priority: u16,
+    /// `ad_actor_system`; None: the bond's MAC address.
+    pub system: Option<[u8; 6]>,
+    /// `ad_user_port_key`, 0-1023.
+    pub user_port_key: u16,
+    /// `min_links`: fewer members in the aggregate and the bond carries nothing.
+    pub min_links: u32,
+}
+
+impl Default for LacpSpec {
+    fn default() -> Self {
+        LacpSpec {
+            fast: false,
+            active: true,
+            select: crate::lacp::AdSelect::Stable,
+            system_priority: 65535,
+            system: None,
+            user_port_key: 0,
+            min_links: 0,
+        }
+    }
+}
+
+/// bonding.ko's balance-tlb / balance-alb options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlbSpec {
+    /// `lp_interval`: seconds between learning packets on each member (switches relearn where
+    /// each member's MAC address is).
+    pub lp_interval: u64,
+}
+
+impl Default for TlbSpec {
+    fn default() -> Self {
+        TlbSpec { lp_interval: 1 }
+    }
 }
 
 /// Link monitoring of a bond (bonding.ko's options).
@@ -266,19 +317,22 @@ pub const DEFAULT_FLOW_EXPIRY: u64 = 243_000;
 impl PolicySpec {
     /// A standard policy with its defaults.
     pub fn standard(mode: Mode) -> PolicySpec {
+        // The bonding.ko modes behave as there: the kernel's hash, no probes (802.3ad has LACP;
+        // tlb and alb face a switch, where no peer answers them).
+        let kernel_mode = mode.runs_whole_bond();
         PolicySpec {
             name: mode.name().to_string(),
             mode,
             packets_per_link: DEFAULT_PACKETS_PER_LINK,
             // ZeroTier's documented balance-xor hash; kernel-style `mode=2` lines get layer2.
-            xmit_hash: XmitHash::ZeroTier,
+            xmit_hash: if kernel_mode { XmitHash::Layer2 } else { XmitHash::ZeroTier },
             balance: Balance::FlowDynamic,
             links: BTreeMap::new(),
             failover_interval: DEFAULT_FAILOVER_INTERVAL,
             up_delay: 0,
             down_delay: 0,
             select_method: SelectMethod::Optimize,
-            monitor: MonitorStrategy::Active,
+            monitor: if kernel_mode { MonitorStrategy::Passive } else { MonitorStrategy::Active },
             weights: Weights::default(),
             limits: Limits::default(),
             dedup: false,
@@ -300,6 +354,16 @@ impl PolicySpec {
 
     pub fn ipv_pref(&self, link: &str) -> IpvPref {
         self.links.get(link).map_or(IpvPref::Any, |l| l.ipv_pref)
+    }
+
+    /// Whether the data plane places traffic by the bucket table: balance-aware, and
+    /// balance-tlb / balance-alb by load (`tlb_dynamic_lb` 1).
+    pub fn uses_buckets(&self) -> bool {
+        match self.mode {
+            Mode::BalanceAware => true,
+            Mode::BalanceTlb | Mode::BalanceAlb => self.balance == Balance::FlowDynamic,
+            _ => false,
+        }
     }
 
     /// Whether `link` carries this policy's traffic.

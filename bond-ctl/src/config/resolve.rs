@@ -81,6 +81,12 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
         if peers.iter().any(|p: &PeerPolicy| p.peer == parsed) {
             return Err(err(key, format!("{parsed} is listed twice")));
         }
+        if policies[policy].mode.runs_whole_bond() {
+            return Err(err(
+                key,
+                format!("policy {policy} is {}, which runs a whole bond, not the traffic to one peer", policies[policy].mode.name()),
+            ));
+        }
         peers.push(PeerPolicy { peer: parsed, policy: policy.clone() });
     }
     let peer_policies: BTreeSet<&String> = peers.iter().map(|p| &p.policy).collect();
@@ -150,7 +156,7 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
             }
             policies.insert(name.clone(), kernel::policy(path, &key, &name, &b)?);
         }
-        warnings.extend(kernel::warnings(path, &key, &b)?);
+        let (lacp, tlb) = kernel::mode_options(path, &key, &b)?;
         let policy = if own_policy { name.clone() } else { b.policy.clone().unwrap_or_else(|| default_policy.clone()) };
         let Some(spec) = policies.get(&policy) else {
             return Err(err(
@@ -158,12 +164,21 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
                 format!("unknown policy \"{policy}\" (known: {})", policies.keys().cloned().collect::<Vec<_>>().join(", ")),
             ));
         };
+        warnings.extend(kernel::warnings(path, &key, &b, spec.mode)?);
+        if spec.mode.runs_whole_bond()
+            && let Some(p) = peers.first()
+        {
+            return Err(err(
+                format!("settings.peerSpecificBonds.{}", p.peer),
+                format!("bond {name} runs {}, which applies to all its traffic: it cannot have peer-specific policies", spec.mode.name()),
+            ));
+        }
         check_policy_links(path, &format!("settings.policies.{policy}"), spec, &b.links)?;
         for p in &peers {
             check_policy_links(path, &format!("settings.policies.{}", p.policy), &policies[&p.policy], &b.links)?;
         }
         let monitor = bond_monitor(path, &key, &b)?;
-        bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor });
+        bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor, lacp, tlb });
     }
     Ok(Config { bonds, policies, warnings, peers })
 }

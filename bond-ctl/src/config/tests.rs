@@ -220,6 +220,11 @@ fn bad_peers_are_refused() {
     }
     let e = bad("settings:\n  peerSpecificBonds:\n    192.0.2.7: balance-rr\n    192.0.2.7/32: broadcast\n");
     assert!(e.contains("listed twice"), "{e}");
+    // Modes that run the whole bond are no peer policies, and their bonds have none.
+    let e = bad("settings:\n  peerSpecificBonds:\n    192.0.2.7: 802.3ad\n");
+    assert!(e.contains("runs a whole bond"), "{e}");
+    let e = bad("bonds:\n  b:\n    links: [e0]\n    mode: balance-alb\nsettings:\n  peerSpecificBonds:\n    192.0.2.7: balance-rr\n");
+    assert!(e.contains("cannot have peer-specific policies"), "{e}");
 }
 
 #[test]

@@ -41,6 +41,8 @@ fn member(name: &str) -> MemberStatus {
         rx_packets: 0,
         rx_bytes: 0,
         rx_dropped: 0,
+        mac: "02:00:00:00:00:01".into(),
+        alb_peers: None,
     }
 }
 
@@ -86,6 +88,7 @@ fn bond(name: &str) -> BondStatus {
         members: vec![eth0, odd],
         peers: Vec::new(),
         counters: BondCounters { tx_no_member: 5, flows: 9, ..Default::default() },
+        lacp: None,
         events: vec![],
     }
 }

@@ -1,0 +1,118 @@
+//! 802.3ad on a running bond: LACP on every member ([`crate::lacp`] decides), LACPDUs through a
+//! raw socket per member, and the usable mask following what LACP lets distribute.
+
+use std::collections::BTreeMap;
+
+use bond_common::config::Mode;
+
+use super::Bond;
+use crate::{
+    health::metrics::Nanos,
+    lacp::{ETH_P_SLOW, Lacp, LacpSettings, LacpStatus, SLOW_PROTOCOLS_MAC},
+    rawsock::RawReceiver,
+};
+
+/// LACP of a bond running 802.3ad.
+pub(super) struct Aggregation {
+    lacp: Lacp,
+    /// LACPDU sockets by member slot.
+    receivers: BTreeMap<u8, RawReceiver>,
+}
+
+impl Bond {
+    /// The LACP settings the bond's configuration asks for.
+    fn lacp_settings(&self) -> LacpSettings {
+        let l = &self.spec.lacp;
+        LacpSettings {
+            fast: l.fast,
+            active: l.active,
+            select: l.select,
+            system_priority: l.system_priority,
+            system: l.system.unwrap_or(self.settings.mac),
+            user_port_key: l.user_port_key,
+            min_links: l.min_links,
+        }
+    }
+
+    /// Keeps LACP in step with the policy and the member set: started under 802.3ad (again
+    /// when its settings change), a port per member, ports of departed members removed.
+    pub(super) fn lacp_sync(&mut self, now: Nanos) {
+        if self.policy.mode != Mode::Lacp {
+            self.aggregation = None;
+            return;
+        }
+        let settings = self.lacp_settings();
+        if self.aggregation.as_ref().is_some_and(|a| *a.lacp.settings() != settings) {
+            self.event("LACP settings changed: negotiating afresh".into());
+            self.aggregation = None;
+        }
+        let agg = self.aggregation.get_or_insert_with(|| Aggregation { lacp: Lacp::new(settings), receivers: BTreeMap::new() });
+        let gone: Vec<u8> = agg.receivers.keys().copied().filter(|s| self.members.iter().all(|m| m.slot != *s)).collect();
+        for slot in gone {
+            agg.receivers.remove(&slot);
+            agg.lacp.remove_port(slot);
+        }
+        let mut failed = Vec::new();
+        for m in &self.members {
+            if agg.receivers.contains_key(&m.slot) {
+                continue;
+            }
+            match RawReceiver::new(m.link.index, ETH_P_SLOW, SLOW_PROTOCOLS_MAC) {
+                Ok(rx) => {
+                    agg.receivers.insert(m.slot, rx);
+                    // Its LACPDUs come from its own address, as bonding sends them.
+                    let mac = m.saved.as_ref().map_or(m.link.mac, |s| s.mac);
+                    agg.lacp.add_port(m.slot, u16::from(m.slot) + 1, mac, m.speed.unwrap_or(0), true, now);
+                    agg.lacp.set_port_name(m.slot, &m.name);
+                }
+                Err(e) => failed.push(format!("{}: cannot receive LACPDUs: {e}", m.name)),
+            }
+        }
+        for f in failed {
+            self.event(f);
+        }
+    }
+
+    /// One round of LACP: ports enabled as their links are, LACPDUs in and out, timers.
+    pub(super) fn lacp_tick(&mut self, now: Nanos) {
+        self.lacp_sync(now);
+        let Some(agg) = self.aggregation.as_mut() else { return };
+        let mut buf = [0u8; 1518];
+        for m in &self.members {
+            agg.lacp.set_enabled(m.slot, m.link.usable() && m.liveness.up(), now);
+            let Some(rx) = agg.receivers.get(&m.slot) else { continue };
+            while let Some(n) = rx.recv(&mut buf) {
+                if let Some(reply) = agg.lacp.receive(m.slot, &buf[..n], now)
+                    && let Some(s) = &m.sender
+                {
+                    let _ = s.send(&reply, ETH_P_SLOW);
+                }
+            }
+        }
+        for (slot, frame) in agg.lacp.tick(now) {
+            if let Some(s) = self.members.iter().find(|m| m.slot == slot).and_then(|m| m.sender.as_ref()) {
+                let _ = s.send(&frame, ETH_P_SLOW);
+            }
+        }
+        for e in agg.lacp.take_events() {
+            self.event(format!("LACP: {e}"));
+        }
+    }
+
+    /// Whether LACP lets member `slot` carry traffic (always, outside 802.3ad).
+    pub(super) fn lacp_allows(&self, slot: u8) -> bool {
+        match &self.aggregation {
+            Some(a) => a.lacp.distributing() & (1 << slot) != 0,
+            None => self.policy.mode != Mode::Lacp,
+        }
+    }
+
+    /// The earliest LACP timer, for the daemon's wake-up.
+    pub(super) fn lacp_deadline(&self) -> Option<Nanos> {
+        self.aggregation.as_ref().and_then(|a| a.lacp.next_deadline())
+    }
+
+    pub(super) fn lacp_status(&self) -> Option<LacpStatus> {
+        self.aggregation.as_ref().map(|a| a.lacp.status())
+    }
+}

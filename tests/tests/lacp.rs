@@ -1,0 +1,156 @@
+//! 802.3ad: two of our bonds negotiate LACP and carry traffic on the aggregate; a member cut on
+//! either side leaves and returns; a silent partner times out after 3 s (fast) but not within
+//! seconds at the slow rate; mismatched keys make separate aggregators. The test against Open
+//! vSwitch is in `lacp_ovs.rs`.
+
+use std::time::{Duration, Instant};
+
+use bond_tests::{Daemon, Lab, LabOptions, lab::TempDir, net::UdpFlows};
+use serde_json::Value;
+
+const LACP_FAST: &str = "mode: 802.3ad\nlacp_rate: fast\nxmit_hash_policy: layer3+4";
+
+fn lab(links: usize, lines: &str) -> Lab {
+    Lab::start(LabOptions::default().policy("").links(links).bond_lines(lines)).unwrap_or_else(|e| panic!("starting the lab: {e:#}"))
+}
+
+/// Polls `d`'s status until `pred` holds; returns it and how long that took.
+fn wait_for(d: &Daemon, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> (Value, Duration) {
+    let start = Instant::now();
+    loop {
+        let s = d.status().expect("status");
+        if pred(&s) {
+            return (s, start.elapsed());
+        }
+        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}; status:\n{s:#}\nlog:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn port<'a>(s: &'a Value, name: &str) -> &'a Value {
+    s["lacp"]["ports"].as_array().and_then(|p| p.iter().find(|p| p["name"] == name)).unwrap_or(&Value::Null)
+}
+
+fn distributing(s: &Value, name: &str) -> bool {
+    port(s, name)["mux_state"] == "collecting_distributing" && Daemon::member(s, name)["usable"] == true
+}
+
+fn all_distributing(s: &Value, links: usize) -> bool {
+    (0..links).all(|i| distributing(s, &format!("eth{i}")))
+}
+
+/// Every datagram of 16 flows arrives; returns how many members on A carried them.
+fn traffic_spreads(lab: &Lab) -> usize {
+    let before = lab.a.daemon().status().unwrap();
+    let flows = UdpFlows::new(lab, 16, 43000).unwrap();
+    let sent = flows.send(20, 200).unwrap();
+    let got = flows.receive(Duration::from_millis(300));
+    assert_eq!(got.len() as u64, sent, "every datagram arrived");
+    let after = lab.a.daemon().status().unwrap();
+    let tx = |s: &Value, i: usize| Daemon::member(s, &format!("eth{i}"))["tx_packets"].as_u64().unwrap_or(0);
+    (0..lab.links).filter(|&i| tx(&after, i) - tx(&before, i) >= 20).count()
+}
+
+#[test]
+fn two_bonds_negotiate_carry_traffic_and_lose_and_regain_a_member() {
+    let lab = lab(3, LACP_FAST);
+    let (a, took) = wait_for(lab.a.daemon(), Duration::from_secs(10), "A's ports distributing", |s| all_distributing(s, 3));
+    wait_for(lab.b.daemon(), Duration::from_secs(5), "B's ports distributing", |s| all_distributing(s, 3));
+    println!("LACP: all ports collecting and distributing after {took:?}");
+    // Each side sees the other as its partner, on one aggregator.
+    let b = lab.b.daemon().status().unwrap();
+    assert_eq!(port(&a, "eth0")["partner"]["system"], b["lacp"]["system"]);
+    assert_eq!(a["lacp"]["aggregators"].as_array().unwrap().iter().filter(|g| g["ports"].as_array().unwrap().len() == 3).count(), 1);
+    let text = lab.a.daemon().ctl(&["status", &lab.a.bond]).unwrap();
+    assert!(text.contains("Aggregator ID") && text.contains("Partner Mac Address"), "status shows actor and partner:\n{text}");
+    assert!(traffic_spreads(&lab) >= 2, "the hash spreads 16 flows over the aggregate");
+
+    // Cut on A's side of the wire (B sees its carrier go too): both sides drop the member.
+    lab.cut(1).unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(2), "eth1 out on A", |s| !distributing(s, "eth1") && all_but(s, 1));
+    wait_for(lab.b.daemon(), Duration::from_secs(2), "eth1 out on B", |s| !distributing(s, "eth1") && all_but(s, 1));
+    assert!(traffic_spreads(&lab) >= 1);
+    lab.restore(1).unwrap();
+    let (_, back) = wait_for(lab.a.daemon(), Duration::from_secs(10), "eth1 back on A", |s| all_distributing(s, 3));
+    wait_for(lab.b.daemon(), Duration::from_secs(5), "eth1 back on B", |s| all_distributing(s, 3));
+    println!("LACP: a restored member distributes again after {back:?}");
+    assert!(traffic_spreads(&lab) >= 2);
+}
+
+fn all_but(s: &Value, gone: usize) -> bool {
+    (0..3).filter(|&i| i != gone).all(|i| distributing(s, &format!("eth{i}")))
+}
+
+#[test]
+fn a_silent_partner_times_out_after_3_s_at_the_fast_rate() {
+    let lab = lab(2, LACP_FAST);
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "A distributing", |s| all_distributing(s, 2));
+    wait_for(lab.b.daemon(), Duration::from_secs(5), "B distributing", |s| all_distributing(s, 2));
+    lab.drop_lacp_from_b(0).unwrap();
+    let start = Instant::now();
+    // The partner's last LACPDU was at most 1 s old: at least 2 s of its 3 s are left.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(distributing(&lab.a.daemon().status().unwrap(), "eth0"), "still in 1.5 s after the partner fell silent");
+    let (s, _) = wait_for(lab.a.daemon(), Duration::from_secs(3), "eth0 timed out", |s| !distributing(s, "eth0"));
+    let took = start.elapsed();
+    println!("LACP fast: partner silent -> member out after {took:?}");
+    assert!(took <= Duration::from_millis(3600), "out within the 3 s timeout (and a tick): {took:?}");
+    assert!(distributing(&s, "eth1"), "the other member stays");
+    lab.repair(0).unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "eth0 back", |s| all_distributing(s, 2));
+}
+
+#[test]
+fn a_silent_partner_stays_in_for_seconds_at_the_slow_rate() {
+    let lab = lab(2, "mode: 802.3ad\nlacp_rate: slow");
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "A distributing", |s| all_distributing(s, 2));
+    lab.drop_lacp_from_b(0).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let s = lab.a.daemon().status().unwrap();
+    assert!(distributing(&s, "eth0"), "slow rate: the partner has 90 s, not 3 s");
+    assert_eq!(port(&s, "eth0")["rx_state"], "current");
+}
+
+#[test]
+fn mismatched_keys_form_separate_aggregators() {
+    // B runs two bonds with one system id but different keys, two links each: A sees one
+    // partner system with two keys, so two aggregators, of which one carries traffic.
+    let lab = Lab::start(LabOptions::default().links(4).policy("").bond_lines(LACP_FAST).no_bond_b()).unwrap();
+    let dir = TempDir::new().unwrap();
+    let mut daemons = Vec::new();
+    for (k, links) in [(1, "eth0, eth1"), (2, "eth2, eth3")] {
+        let bond = bond_tests::unique_name("bk");
+        let addr = if k == 1 { "192.0.2.2/24" } else { "198.51.100.2/24" };
+        let cfg = dir.path().join(format!("{bond}.yaml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "bonds:\n  {bond}:\n    links: [{links}]\n    addresses: [{addr}]\n    mode: 802.3ad\n    lacp_rate: fast\n    ad_actor_system: 02:00:00:00:be:ef\n    ad_user_port_key: {k}\n"
+            ),
+        )
+        .unwrap();
+        daemons.push(Daemon::start(&lab.b.ns, &cfg, &bond, dir.path()).unwrap());
+    }
+    let (s, _) = wait_for(lab.a.daemon(), Duration::from_secs(12), "one aggregator distributing", |s| {
+        s["lacp"]["distributing"].as_u64().unwrap_or(0).count_ones() == 2
+    });
+    let aggs: Vec<&Value> =
+        s["lacp"]["aggregators"].as_array().unwrap().iter().filter(|g| g["partner_system"] == "02:00:00:00:be:ef").collect();
+    assert_eq!(aggs.len(), 2, "two aggregators for one partner with two keys:\n{s:#}");
+    assert_ne!(aggs[0]["partner_key"], aggs[1]["partner_key"]);
+    assert_eq!(aggs.iter().filter(|g| g["selected"] == true).count(), 1, "one is selected");
+    for g in &aggs {
+        let slots: Vec<u64> = g["ports"].as_array().unwrap().iter().filter_map(Value::as_u64).collect();
+        assert_eq!(slots.len(), 2);
+        let dist = s["lacp"]["distributing"].as_u64().unwrap();
+        let carrying = slots.iter().all(|sl| dist & (1 << sl) != 0);
+        assert_eq!(carrying, g["selected"] == true, "only the selected aggregator's ports distribute:\n{s:#}");
+    }
+    // Traffic reaches the bond behind the selected aggregator.
+    let selected = aggs.iter().find(|g| g["selected"] == true).unwrap();
+    let on_first = selected["ports"].as_array().unwrap().iter().any(|p| p.as_u64() == Some(0) || p.as_u64() == Some(1));
+    if on_first {
+        bond_tests::net::ping(&lab, 2).unwrap();
+    }
+    drop(daemons);
+}
