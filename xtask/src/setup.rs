@@ -18,6 +18,8 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("ethtool", "ethtool"),
     ("ping", "iputils-ping"),
     ("sysctl", "procps"),
+    // The independent 802.3ad implementation the LACP interoperability test runs.
+    ("ovs-vswitchd", "openvswitch-switch"),
 ];
 
 pub fn all() -> anyhow::Result<()> {

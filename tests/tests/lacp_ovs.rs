@@ -1,0 +1,152 @@
+//! 802.3ad against an independent implementation: Open vSwitch, run entirely in user space
+//! (`datapath_type=netdev`) in side B's namespace, with an LACP bond over B's ends of the links.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use bond_tests::{Daemon, Lab, LabOptions, Netns, net::ping};
+use serde_json::Value;
+
+/// ovsdb-server and ovs-vswitchd with their own run directory, killed on drop.
+struct Ovs {
+    dir: PathBuf,
+    ns: String,
+}
+
+impl Ovs {
+    fn start(ns: &Netns, dir: &Path) -> anyhow::Result<Ovs> {
+        let dir = dir.join("ovs");
+        std::fs::create_dir_all(&dir)?;
+        let ovs = Ovs { dir: dir.clone(), ns: ns.name().to_string() };
+        let db = dir.join("conf.db");
+        run("ovsdb-tool", &["create", &s(&db), "/usr/share/openvswitch/vswitch.ovsschema"], &dir)?;
+        let remote = format!("--remote=punix:{}", s(&dir.join("db.sock")));
+        let log = format!("--log-file={}", s(&dir.join("ovsdb.log")));
+        let pid = format!("--pidfile={}", s(&dir.join("ovsdb.pid")));
+        ovs.exec("ovsdb-server", &[&s(&db), &remote, &pid, &log, "--detach", "--no-chdir"])?;
+        ovs.vsctl(&["--no-wait", "init"])?;
+        let log = format!("--log-file={}", s(&dir.join("vswitchd.log")));
+        let pid = format!("--pidfile={}", s(&dir.join("vswitchd.pid")));
+        let db = format!("unix:{}", s(&dir.join("db.sock")));
+        let ctl = format!("--unixctl={}", s(&dir.join("vswitchd.ctl")));
+        ovs.exec("ovs-vswitchd", &[&db, &pid, &log, &ctl, "--detach", "--no-chdir"])?;
+        Ok(ovs)
+    }
+
+    /// Runs an OVS program in the namespace with this instance's run directory.
+    fn exec(&self, program: &str, args: &[&str]) -> anyhow::Result<String> {
+        let mut a = vec!["netns", "exec", &self.ns, program];
+        a.extend_from_slice(args);
+        let out = Command::new("ip").args(&a).env("OVS_RUNDIR", &self.dir).env("OVS_DBDIR", &self.dir).output()?;
+        anyhow::ensure!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn vsctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let db = format!("--db=unix:{}", s(&self.dir.join("db.sock")));
+        let mut a = vec![db.as_str(), "--timeout=10"];
+        a.extend_from_slice(args);
+        self.exec("ovs-vsctl", &a)
+    }
+
+    fn appctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let target = format!("--target={}", s(&self.dir.join("vswitchd.ctl")));
+        let mut a = vec![target.as_str()];
+        a.extend_from_slice(args);
+        self.exec("ovs-appctl", &a)
+    }
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        for pidfile in ["vswitchd.pid", "ovsdb.pid"] {
+            if let Ok(pid) = std::fs::read_to_string(self.dir.join(pidfile))
+                && let Ok(pid) = pid.trim().parse::<i32>()
+            {
+                // SAFETY: signalling a process this test started.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn run(program: &str, args: &[&str], dir: &Path) -> anyhow::Result<()> {
+    let out = Command::new(program).args(args).current_dir(dir).output()?;
+    anyhow::ensure!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+fn wait_for(d: &Daemon, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        let st = d.status().expect("status");
+        if pred(&st) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}; status:\n{st:#}\nlog:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn distributing(s: &Value, name: &str) -> bool {
+    let port = s["lacp"]["ports"].as_array().and_then(|p| p.iter().find(|p| p["name"] == name));
+    port.is_some_and(|p| p["mux_state"] == "collecting_distributing") && Daemon::member(s, name)["usable"] == true
+}
+
+#[test]
+fn interoperates_with_open_vswitch() {
+    if Command::new("ovs-vswitchd").arg("--version").output().is_err() {
+        panic!("Open vSwitch is not installed (apt-get install openvswitch-switch; `cargo xtask setup` does it)");
+    }
+    let lab = Lab::start(LabOptions::default().links(3).policy("").bond_lines("mode: 802.3ad\nlacp_rate: fast").no_bond_b()).unwrap();
+    let ovs = Ovs::start(&lab.b.ns, lab.dir()).unwrap();
+    ovs.vsctl(&["add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev"]).unwrap();
+    ovs.vsctl(&[
+        "add-bond",
+        "br0",
+        "lag",
+        "eth0",
+        "eth1",
+        "eth2",
+        "lacp=active",
+        "--",
+        "set",
+        "port",
+        "lag",
+        "bond_mode=balance-tcp",
+        "other_config:lacp-time=fast",
+    ])
+    .unwrap();
+    lab.b.ns.ip(&["addr", "add", "192.0.2.2/24", "dev", "br0"]).unwrap();
+    lab.b.ns.ip(&["link", "set", "br0", "up"]).unwrap();
+
+    let took = wait_for(lab.a.daemon(), Duration::from_secs(20), "negotiated with Open vSwitch", |s| {
+        (0..3).all(|i| distributing(s, &format!("eth{i}")))
+    });
+    println!("LACP with Open vSwitch: every port distributing after {took:?}");
+    let st = lab.a.daemon().status().unwrap();
+    let ours = st["lacp"]["system"].as_str().unwrap().to_string();
+    let show = ovs.appctl(&["lacp/show", "lag"]).unwrap();
+    println!("{show}");
+    assert!(show.contains(&ours), "Open vSwitch sees our system id {ours} as its partner:\n{show}");
+    assert!(show.contains("status: active negotiated"), "Open vSwitch negotiated:\n{show}");
+    ping(&lab, 3).unwrap();
+
+    // A member cut leaves the aggregate on both sides and comes back.
+    lab.cut(2).unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(3), "eth2 out", |s| !distributing(s, "eth2") && distributing(s, "eth0"));
+    ping(&lab, 3).unwrap();
+    lab.restore(2).unwrap();
+    let back = wait_for(lab.a.daemon(), Duration::from_secs(15), "eth2 back", |s| distributing(s, "eth2"));
+    println!("LACP with Open vSwitch: a restored member distributes again after {back:?}");
+    ping(&lab, 3).unwrap();
+    drop(ovs);
+}
