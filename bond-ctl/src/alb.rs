@@ -14,6 +14,9 @@ use crate::health::metrics::{MS, Nanos};
 
 /// Times each change is told to a peer (bonding's RLB_UPDATE_RETRY).
 pub const UPDATE_REPEATS: u32 = 3;
+/// Every peer is told again this often: a broadcast ARP request from the bond names one member
+/// to every peer that hears it (bonding re-tells its clients then, too).
+pub const REFRESH: Nanos = 10_000 * MS;
 /// Between repeats: a Linux peer ignores a change of a neighbour's address within its
 /// `locktime` (1 s) of the last one, so repeats closer together could all be ignored.
 pub const REPEAT_SPACING: Nanos = 1_100 * MS;
@@ -69,7 +72,8 @@ impl RxClients {
     /// plane has it, the usable mask and each slot's MAC address. A peer is told when it is
     /// new, when its member changed, or when its member's address changed (a failover moves the
     /// bond's address between members); each news is told `UPDATE_REPEATS` times,
-    /// `REPEAT_SPACING` apart. Peers that left the table are forgotten.
+    /// `REPEAT_SPACING` apart, and every peer again each `REFRESH`. Peers that left the table
+    /// are forgotten.
     pub fn round(
         &mut self,
         now: Nanos,
@@ -88,8 +92,13 @@ impl RxClients {
             if t.slot != slot || t.mac != mac {
                 *t = news;
             }
-            if t.left > 0 && t.last.is_none_or(|l| now >= l + REPEAT_SPACING) {
-                t.left -= 1;
+            let due = match t.last {
+                None => true,
+                Some(l) if t.left > 0 => now >= l + REPEAT_SPACING,
+                Some(l) => now >= l + REFRESH,
+            };
+            if due {
+                t.left = t.left.saturating_sub(1);
                 t.last = Some(now);
                 updates.push(Update { peer: *n, slot });
             }
@@ -148,6 +157,7 @@ mod tests {
             now += REPEAT_SPACING;
         }
         assert!(c.round(now, &peers, &p, 0b111, mac).is_empty());
+        assert_eq!(c.round(now + REFRESH, &peers, &p, 0b111, mac).len(), 20, "everyone is told again now and then");
         let on_1 = c.per_slot()[&1];
         assert!(on_1 > 0);
         // Member 1 fails: exactly its peers are told of another member.

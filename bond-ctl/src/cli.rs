@@ -56,6 +56,7 @@ Exit status:
 Examples:
   bondctl up --config /etc/bondctl/bond.yaml --persist --metrics 127.0.0.1:9469
   bondctl up --bond bond0 --links eth0,eth1 mode=active-backup miimon=100 primary=eth0
+  bondctl up --bond bond0 --links eth0,eth1 mode=802.3ad lacp_rate=fast xmit_hash_policy=layer3+4
   bondctl check --config bond.yaml
   bondctl status bond0
   bondctl set-policy bond0 balance-aware
@@ -201,7 +202,8 @@ pub struct Source {
     /// bonding.ko options: mode, miimon, updelay, downdelay, primary, primary_reselect,
     /// xmit_hash_policy, packets_per_slave, arp_interval, arp_ip_target, arp_validate,
     /// arp_all_targets, arp_missed_max, ns_ip6_target, fail_over_mac, num_grat_arp, num_unsol_na,
-    /// lacp_rate, ad_select, min_links, tlb_dynamic_lb, lp_interval, all_slaves_active.
+    /// lacp_rate, lacp_active, ad_select, ad_actor_sys_prio, ad_actor_system, ad_user_port_key,
+    /// min_links, tlb_dynamic_lb, lp_interval, all_slaves_active.
     #[arg(value_name = "KEY=VALUE")]
     options: Vec<String>,
 }

@@ -114,9 +114,12 @@ fn arp_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: 
     const SHA: usize = ETH_HLEN + 8;
     const TPA: usize = ETH_HLEN + 24;
     let pkt = Skb::new(ctx);
+    const SPA: usize = ETH_HLEN + 14;
     let sha = pkt.bytes::<6>(SHA)?;
+    let spa = pkt.bytes::<4>(SPA)?;
     let tpa = pkt.bytes::<4>(TPA)?;
-    if sha[..] != cfg.bond_mac[..6] {
+    // Gratuitous ARP (target = sender) announces the bond to everyone: with its own address.
+    if sha[..] != cfg.bond_mac[..6] || spa == tpa {
         return None;
     }
     let slot = rx_member(policy, usable, u32::from_be_bytes(tpa))?;

@@ -230,7 +230,7 @@ mod badconfig {
             "yaml",
             &["bonds:", "  BOND:", "    links: [eth0, eth1]", "    policy: active-bakup"],
             &[
-                "FILE:4: bonds.BOND.policy: unknown policy \"active-bakup\" (known: active-backup, balance-aware, balance-rr, balance-xor, broadcast, none)",
+                "FILE:4: bonds.BOND.policy: unknown policy \"active-bakup\" (known: 802.3ad, active-backup, balance-alb, balance-aware, balance-rr, balance-tlb, balance-xor, broadcast, none)",
             ],
         ),
         case(

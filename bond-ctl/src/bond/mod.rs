@@ -365,8 +365,10 @@ impl Bond {
         for p in &mut self.peers {
             p.place.choose_active(&p.spec, &views, now);
         }
-        let Some(before) = self.main.choose_active(&self.policy, &views, now) else { return };
+        let changed = self.main.choose_active(&self.policy, &views, now);
+        // Also when the active member stays: a member that just joined may need an address.
         self.apply_mac_roles(now);
+        let Some(before) = changed else { return };
         if matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) {
             let name = |s: Option<u8>| match s {
                 None => "none".to_string(),

@@ -77,7 +77,7 @@ impl Bond {
                 changed.push(i);
             }
         }
-        for i in changed {
+        for &i in &changed {
             let m = &self.members[i];
             if let Some(s) = &m.sender {
                 let _ = s.send(&frames::learning_packet(m.link.mac), frames::ETH_P_LOOPBACK);
@@ -85,8 +85,10 @@ impl Bond {
             let what = format!("{} now sends with {}", m.name, sys::format_mac(&m.link.mac));
             self.event(what);
         }
-        // Peers told of a member's old address are told again.
-        self.own.next_alb = now;
+        if !changed.is_empty() {
+            // Peers told of a member's old address are told again.
+            self.own.next_alb = now;
+        }
     }
 
     /// Learning packets every `lp_interval`; balance-alb's peer updates.

@@ -39,6 +39,12 @@ impl Bond {
             self.dataplane()?.maps.set_monitor_targets(&targets)?;
             changes.push("link monitoring".to_string());
         }
+        if spec.lacp != self.spec.lacp || spec.tlb != self.spec.tlb {
+            // LACP picks its new settings up on the next tick (and renegotiates).
+            self.spec.lacp = spec.lacp.clone();
+            self.spec.tlb = spec.tlb.clone();
+            changes.push("802.3ad / tlb settings".to_string());
+        }
         let device = self.device.clone().context("no bond device")?;
         for (addr, prefix) in spec.addresses.iter().filter(|a| !self.spec.addresses.contains(a)) {
             nl.add_address(&device, *addr, *prefix).await?;
