@@ -88,9 +88,12 @@ pub struct BondStats {
     pub rx_not_member: u64,
     /// Slow-protocol frames (LACP) left on the member for the controller.
     pub rx_slow_protocol: u64,
+    /// balance-alb: broadcast ARP requests the bond sent (each tells every peer that hears it
+    /// the bond's own address; the controller then tells the peers their members again).
+    pub tx_arp_broadcasts: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<BondStats>() == 48);
+const _: () = assert!(core::mem::size_of::<BondStats>() == 56);
 
 impl BondStats {
     pub fn add(&mut self, o: &BondStats) {
@@ -100,5 +103,6 @@ impl BondStats {
         self.tx_broadcast_copies += o.tx_broadcast_copies;
         self.rx_not_member += o.rx_not_member;
         self.rx_slow_protocol += o.rx_slow_protocol;
+        self.tx_arp_broadcasts += o.tx_arp_broadcasts;
     }
 }

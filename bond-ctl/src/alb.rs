@@ -106,6 +106,15 @@ impl RxClients {
         updates
     }
 
+    /// Every peer is to be told again, `REPEAT_SPACING` from now: the bond just broadcast an
+    /// ARP request with its own address, which peers take within their 1 s lock time.
+    pub fn retell_all(&mut self, now: Nanos) {
+        for t in self.told.values_mut() {
+            t.left = t.left.max(1);
+            t.last = Some(now);
+        }
+    }
+
     /// Number of peers per member slot (for status).
     pub fn per_slot(&self) -> BTreeMap<u8, usize> {
         let mut m = BTreeMap::new();
@@ -170,6 +179,12 @@ mod tests {
         let on_0 = c.per_slot()[&0];
         let moved_to_2 = moved.iter().filter(|u| u.slot == 2).count();
         assert_eq!(c.round(now + REPEAT_SPACING, &peers, &p, 0b101, mac2).len(), on_0 + moved_to_2);
+        // After a broadcast from the bond, everyone is told again once the lock time is over.
+        let later = now + 3 * REFRESH;
+        assert_eq!(c.round(later, &peers, &p, 0b101, mac2).len(), 20);
+        c.retell_all(later);
+        assert!(c.round(later + REPEAT_SPACING / 2, &peers, &p, 0b101, mac2).is_empty());
+        assert_eq!(c.round(later + REPEAT_SPACING, &peers, &p, 0b101, mac2).len(), 20);
         // Peers gone from the table are forgotten.
         assert!(c.round(now + 2 * REPEAT_SPACING, &[], &p, 0b101, mac2).is_empty());
         assert!(c.per_slot().is_empty());

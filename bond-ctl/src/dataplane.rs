@@ -239,6 +239,10 @@ impl Dataplane {
         std::fs::create_dir_all(pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
         let paths: Vec<(&str, PathBuf)> = maps::ALL.iter().map(|m| (*m, pin_dir.join(m))).collect();
         let mut loader = EbpfLoader::new();
+        // The verifier's whole log on a rejected program (long): BOND_VERIFIER_LOG=1.
+        if std::env::var_os("BOND_VERIFIER_LOG").is_some() {
+            loader.verifier_log_level(aya::VerifierLogLevel::VERBOSE | aya::VerifierLogLevel::STATS);
+        }
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }

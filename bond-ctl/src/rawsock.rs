@@ -59,9 +59,10 @@ impl RawReceiver {
     /// Also joins `multicast` on the interface, so a NIC that filters multicast passes frames
     /// sent to it (the slow-protocols address).
     pub fn new(ifindex: u32, ether_type: u16, multicast: [u8; 6]) -> io::Result<RawReceiver> {
-        let proto = i32::from(ether_type.to_be());
+        // Protocol 0 until bound: opened with the EtherType, it would queue frames from every
+        // interface until the bind.
         // SAFETY: plain socket call.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, proto) };
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }

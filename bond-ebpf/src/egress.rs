@@ -97,7 +97,9 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
 #[inline(always)]
 fn set_source_mac(ctx: &TcContext, cfg: &BondConfig, slot: u8) {
     let Some(mac) = cfg.member_mac.get(usize::from(slot)) else { return };
-    if mac[..6] != cfg.bond_mac[..6] && mac[..6] != [0; 6] {
+    // Frames the bond forwards for others (a bridge above it) keep their source.
+    let from_bond = Skb::new(ctx).bytes::<6>(6).is_some_and(|src| src[..] == cfg.bond_mac[..6]);
+    if from_bond && mac[..6] != cfg.bond_mac[..6] && mac[..6] != [0; 6] {
         let src: [u8; 6] = [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]];
         if ctx.store(6, &src, 0).is_err() {
             bond_stats(|s| s.tx_unparsed += 1);
@@ -105,21 +107,29 @@ fn set_source_mac(ctx: &TcContext, cfg: &BondConfig, slot: u8) {
     }
 }
 
-/// balance-alb: ARP sent by the bond (sender hardware address = the bond's MAC) goes out of the
-/// member chosen for its target (`rx_member`), and names that member's address as the bond's:
-/// the target then sends to the bond on that member. (`set_source_mac` fixes the Ethernet
-/// header.) None for any other ARP.
+/// balance-alb: unicast ARP sent by the bond (sender hardware address = the bond's MAC) goes
+/// out of the member chosen for its target (`rx_member`), and names that member's address as
+/// the bond's: the target then sends to the bond on that member. (`set_source_mac` fixes the
+/// Ethernet header.) None for any other ARP.
 #[inline(always)]
 fn arp_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: u32) -> Option<u8> {
     const SHA: usize = ETH_HLEN + 8;
     const TPA: usize = ETH_HLEN + 24;
     let pkt = Skb::new(ctx);
     const SPA: usize = ETH_HLEN + 14;
+    // Six bytes, not one: LLVM turns a 1-byte bound check into `data >= data_end`, which the
+    // verifier does not take as a bound.
+    let dst = pkt.bytes::<6>(0)?;
     let sha = pkt.bytes::<6>(SHA)?;
     let spa = pkt.bytes::<4>(SPA)?;
     let tpa = pkt.bytes::<4>(TPA)?;
-    // Gratuitous ARP (target = sender) announces the bond to everyone: with its own address.
-    if sha[..] != cfg.bond_mac[..6] || spa == tpa {
+    if sha[..] != cfg.bond_mac[..6] {
+        return None;
+    }
+    // Broadcast (requests, gratuitous ARP) is heard by every peer: it keeps the bond's own
+    // address, and the controller, seeing the count move, tells the peers their members again.
+    if dst[0] & 1 != 0 || spa == tpa {
+        bond_stats(|s| s.tx_arp_broadcasts += 1);
         return None;
     }
     let slot = rx_member(policy, usable, u32::from_be_bytes(tpa))?;

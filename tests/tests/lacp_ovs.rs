@@ -61,16 +61,24 @@ impl Ovs {
 }
 
 impl Drop for Ovs {
+    /// SIGTERM, and SIGKILL after 5 s, so nothing runs on when the namespace goes.
     fn drop(&mut self) {
         for pidfile in ["vswitchd.pid", "ovsdb.pid"] {
-            if let Ok(pid) = std::fs::read_to_string(self.dir.join(pidfile))
-                && let Ok(pid) = pid.trim().parse::<i32>()
-            {
-                // SAFETY: signalling a process this test started.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+            let Some(pid) = std::fs::read_to_string(self.dir.join(pidfile)).ok().and_then(|p| p.trim().parse::<i32>().ok()) else {
+                continue;
+            };
+            // SAFETY: signalling a process this test started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Path::new(&format!("/proc/{pid}")).exists() {
+                if Instant::now() > deadline {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
         }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

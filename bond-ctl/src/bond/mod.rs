@@ -497,12 +497,14 @@ impl Bond {
     }
 
     /// Refuses a switch into or out of a mode that shapes how members take part (802.3ad runs
-    /// LACP on them; balance-tlb / balance-alb give them their own MAC addresses), as bonding
-    /// refuses a mode change while it has members.
+    /// LACP on them; balance-tlb / balance-alb give them their own MAC addresses, and alb tells
+    /// peers to use them), as bonding refuses a mode change while it has members.
     pub fn check_mode_switch(&self, to: &PolicySpec) -> anyhow::Result<()> {
         let family = |m: Mode| match m {
             Mode::Lacp => 1,
-            Mode::BalanceTlb | Mode::BalanceAlb => 2,
+            Mode::BalanceTlb => 2,
+            // alb's peers send to members' own addresses, which tlb does not take.
+            Mode::BalanceAlb => 3,
             _ => 0,
         };
         let from = self.policy.mode;

@@ -366,7 +366,8 @@ impl Bond {
         let before = self.placement_key();
         self.choose_active(now);
         self.reallocate(false);
-        if force || before != self.placement_key() {
+        let macs_changed = std::mem::take(&mut self.own.macs_changed);
+        if force || macs_changed || before != self.placement_key() {
             self.write_config()?;
         }
         Ok(())

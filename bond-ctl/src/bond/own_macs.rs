@@ -23,6 +23,10 @@ pub(super) struct State {
     next_learning: Nanos,
     next_alb: Nanos,
     clients: RxClients,
+    /// The data plane's count of broadcast ARP requests from the bond, last seen.
+    arp_broadcasts: u64,
+    /// A member's address changed: the config is written again (see `settle`).
+    pub(super) macs_changed: bool,
 }
 
 impl Bond {
@@ -78,15 +82,14 @@ impl Bond {
             }
         }
         for &i in &changed {
-            let m = &self.members[i];
-            if let Some(s) = &m.sender {
-                let _ = s.send(&frames::learning_packet(m.link.mac), frames::ETH_P_LOOPBACK);
-            }
-            let what = format!("{} now sends with {}", m.name, sys::format_mac(&m.link.mac));
+            let what = format!("{} now sends with {}", self.members[i].name, sys::format_mac(&self.members[i].link.mac));
             self.event(what);
         }
         if !changed.is_empty() {
-            // Peers told of a member's old address are told again.
+            // The config with the new addresses is written next (`settle`); learning packets
+            // follow on the next tick, and peers told of an old address are told again.
+            self.own.macs_changed = true;
+            self.own.next_learning = now;
             self.own.next_alb = now;
         }
     }
@@ -116,6 +119,11 @@ impl Bond {
             return;
         };
         let Ok(table) = std::fs::read_to_string("/proc/net/arp") else { return };
+        let broadcasts = self.dataplane.as_ref().and_then(|d| d.maps.bond_stats().ok()).map_or(0, |s| s.tx_arp_broadcasts);
+        if broadcasts != self.own.arp_broadcasts {
+            self.own.arp_broadcasts = broadcasts;
+            self.own.clients.retell_all(now);
+        }
         let neighbours = alb::parse_arp_table(&table, &self.spec.name);
         let views = self.views();
         let policy = plan::policy_config(&self.policy, &views, self.main.active, &self.main.buckets);

@@ -178,6 +178,23 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
             check_policy_links(path, &format!("settings.policies.{}", p.policy), &policies[&p.policy], &b.links)?;
         }
         let monitor = bond_monitor(path, &key, &b)?;
+        if spec.mode.runs_whole_bond() {
+            // Both send from every member with the bond's address, which these modes keep on
+            // one member (tlb, alb) or hash onto one port of the partner's aggregate (802.3ad).
+            let mode = spec.mode.name();
+            if monitor.arp.is_some() {
+                return Err(err(
+                    format!("{key}.arp_interval"),
+                    format!("the ARP monitor does not work with {mode} (bonding refuses it too); links are watched by miimon"),
+                ));
+            }
+            if spec.monitor != MonitorStrategy::Passive {
+                return Err(err(
+                    format!("settings.policies.{policy}.monitorStrategy"),
+                    format!("peer probes do not work with {mode}; use passive (links are watched by miimon and, under 802.3ad, LACP)"),
+                ));
+            }
+        }
         bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor, lacp, tlb });
     }
     Ok(Config { bonds, policies, warnings, peers })

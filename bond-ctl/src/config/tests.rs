@@ -225,6 +225,12 @@ fn bad_peers_are_refused() {
     assert!(e.contains("runs a whole bond"), "{e}");
     let e = bad("bonds:\n  b:\n    links: [e0]\n    mode: balance-alb\nsettings:\n  peerSpecificBonds:\n    192.0.2.7: balance-rr\n");
     assert!(e.contains("cannot have peer-specific policies"), "{e}");
+    let e = bad("bonds:\n  b:\n    links: [e0]\n    mode: 802.3ad\n    arp_interval: 100\n    arp_ip_target: [192.0.2.1]\n");
+    assert!(e.contains("bonds.b.arp_interval: the ARP monitor does not work with 802.3ad"), "{e}");
+    let e = bad(
+        "bonds:\n  b:\n    links: [e0]\n    policy: t\nsettings:\n  policies:\n    t:\n      basePolicy: balance-tlb\n      monitorStrategy: active\n",
+    );
+    assert!(e.contains("settings.policies.t.monitorStrategy: peer probes do not work with balance-tlb"), "{e}");
 }
 
 #[test]
