@@ -60,15 +60,10 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
         parse_headers(&pkt, h);
     }
 
-    let choice = if ether_type == ETH_P_ARP && cfg.flags & bond_flags::RX_BALANCE != 0 {
-        // balance-alb: the bond's ARP names the member its target is to send to.
-        match arp_member(ctx, cfg, policy, usable) {
-            Some(slot) => u32::from(slot),
-            None => choose(policy, policy_index, usable, &pkt, h),
-        }
-    } else {
-        choose(policy, policy_index, usable, &pkt, h)
-    };
+    // balance-alb: the bond's unicast ARP names the member its target is to send to.
+    let steered =
+        if ether_type == ETH_P_ARP && cfg.flags & bond_flags::RX_BALANCE != 0 { arp_member(ctx, cfg, policy, usable, h) } else { None };
+    let choice = steered.map_or_else(|| choose(policy, policy_index, usable, &pkt, h), u32::from);
 
     let sticky = policy.sticky_flows();
     if sticky || flow_sample_due() {
@@ -85,7 +80,7 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
         }
         slot => {
             if cfg.flags & bond_flags::OWN_MACS != 0 {
-                set_source_mac(ctx, cfg, slot as u8);
+                set_source_mac(ctx, cfg, slot as u8, &h.eth_src);
             }
             send(cfg, slot as u8, len)
         }
@@ -95,10 +90,11 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
 /// balance-tlb / balance-alb: the frame leaves with its member's MAC address (the active
 /// member's is the bond's), so the switch keeps the bond's address on the active member.
 #[inline(always)]
-fn set_source_mac(ctx: &TcContext, cfg: &BondConfig, slot: u8) {
+fn set_source_mac(ctx: &TcContext, cfg: &BondConfig, slot: u8, src: &[u8; 6]) {
     let Some(mac) = cfg.member_mac.get(usize::from(slot)) else { return };
-    // Frames the bond forwards for others (a bridge above it) keep their source.
-    let from_bond = Skb::new(ctx).bytes::<6>(6).is_some_and(|src| src[..] == cfg.bond_mac[..6]);
+    // Frames the bond forwards for others (a bridge above it) keep their source. (`src` is the
+    // parsed header: tlb and alb always parse.)
+    let from_bond = src[..] == cfg.bond_mac[..6];
     if from_bond && mac[..6] != cfg.bond_mac[..6] && mac[..6] != [0; 6] {
         let src: [u8; 6] = [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]];
         if ctx.store(6, &src, 0).is_err() {
@@ -112,14 +108,11 @@ fn set_source_mac(ctx: &TcContext, cfg: &BondConfig, slot: u8) {
 /// the bond's: the target then sends to the bond on that member. (`set_source_mac` fixes the
 /// Ethernet header.) None for any other ARP.
 #[inline(always)]
-fn arp_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: u32) -> Option<u8> {
+fn arp_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: u32, h: &Headers) -> Option<u8> {
     const SHA: usize = ETH_HLEN + 8;
     const TPA: usize = ETH_HLEN + 24;
     let pkt = Skb::new(ctx);
     const SPA: usize = ETH_HLEN + 14;
-    // Six bytes, not one: LLVM turns a 1-byte bound check into `data >= data_end`, which the
-    // verifier does not take as a bound.
-    let dst = pkt.bytes::<6>(0)?;
     let sha = pkt.bytes::<6>(SHA)?;
     let spa = pkt.bytes::<4>(SPA)?;
     let tpa = pkt.bytes::<4>(TPA)?;
@@ -128,7 +121,7 @@ fn arp_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: 
     }
     // Broadcast (requests, gratuitous ARP) is heard by every peer: it keeps the bond's own
     // address, and the controller, seeing the count move, tells the peers their members again.
-    if dst[0] & 1 != 0 || spa == tpa {
+    if !h.has_eth || h.eth_dst[0] & 1 != 0 || spa == tpa {
         bond_stats(|s| s.tx_arp_broadcasts += 1);
         return None;
     }
