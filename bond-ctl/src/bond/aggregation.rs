@@ -99,6 +99,16 @@ impl Bond {
         }
     }
 
+    /// 802.3ad: members that LACP does not let distribute yet are not usable (for members just
+    /// taken, before their first config write).
+    pub(super) fn hold_until_lacp_allows(&mut self, now: Nanos) {
+        self.lacp_sync(now);
+        for i in 0..self.members.len() {
+            let allowed = self.lacp_allows(self.members[i].slot);
+            self.members[i].usable &= allowed;
+        }
+    }
+
     /// Whether LACP lets member `slot` carry traffic (always, outside 802.3ad).
     pub(super) fn lacp_allows(&self, slot: u8) -> bool {
         match &self.aggregation {

@@ -87,12 +87,7 @@ impl Bond {
         self.take_member(nl, name, ethtool).await?;
         self.spec.links.push(name.to_string());
         let now = sys::monotonic_ns();
-        // 802.3ad: it carries traffic once LACP lets it.
-        self.lacp_sync(now);
-        if let Some(m) = self.members.iter().position(|m| m.name == name) {
-            let allowed = self.lacp_allows(self.members[m].slot);
-            self.members[m].usable &= allowed;
-        }
+        self.hold_until_lacp_allows(now);
         // Usable first (its bit may still be clear from an earlier member of the slot), then the
         // config that sends on it.
         let mask = plan::usable_mask(&self.views());

@@ -177,12 +177,7 @@ impl Bond {
         let targets = self.monitor_targets();
         self.dataplane()?.maps.set_monitor_targets(&targets)?;
         self.set_peers(config)?;
-        // 802.3ad: members carry traffic once LACP lets them.
-        self.lacp_sync(now);
-        for i in 0..self.members.len() {
-            let allowed = self.lacp_allows(self.members[i].slot);
-            self.members[i].usable &= allowed;
-        }
+        self.hold_until_lacp_allows(now);
         self.choose_active(now);
         self.reallocate(true);
         self.write_config()?;

@@ -118,15 +118,17 @@ pub struct LacpSpec {
 }
 
 impl Default for LacpSpec {
+    /// bonding.ko's defaults, as LACP itself has them.
     fn default() -> Self {
+        let d = crate::lacp::LacpSettings::default();
         LacpSpec {
-            fast: false,
-            active: true,
-            select: crate::lacp::AdSelect::Stable,
-            system_priority: 65535,
+            fast: d.fast,
+            active: d.active,
+            select: d.select,
+            system_priority: d.system_priority,
             system: None,
-            user_port_key: 0,
-            min_links: 0,
+            user_port_key: d.user_port_key,
+            min_links: d.min_links,
         }
     }
 }
