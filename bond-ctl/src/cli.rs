@@ -48,7 +48,8 @@ Files:
                             root only)
 
 Environment:
-  RUST_LOG  log filter (default info), e.g. RUST_LOG=bond_ctl=debug
+  BONDCTL_LOG      log filter (default info), e.g. BONDCTL_LOG=bond_ctl=debug
+  BONDCTL_RUN_DIR  where state files go (default /run/bondctl)
 
 Exit status:
   0 on success; 1 with a message on stderr (for configuration errors: file, line, key, reason)
@@ -60,6 +61,7 @@ Examples:
   bondctl check --config bond.yaml
   bondctl status bond0
   bondctl set-policy bond0 balance-aware
+  bondctl set bond0 miimon=50 updelay=200 failoverInterval=500
   bondctl add-link bond0 eth2
   bondctl reload bond0
   bondctl down bond0
@@ -142,6 +144,19 @@ pub enum Command {
     /// Standard policies: none, active-backup, broadcast, balance-rr, balance-xor,
     /// balance-aware. The switch is atomic: every packet sees the old or the new policy.
     SetPolicy { bond: String, policy: String },
+    /// Change options of a running bond, without losing traffic.
+    ///
+    /// Takes bonding.ko or ZeroTier spellings (miimon=50, updelay=200 or upDelay=200,
+    /// failoverInterval=500, lacp_rate=fast, num_grat_arp=3, ...). Every value is checked as
+    /// in the file; one bad option and nothing changes. Policy options change the bond's
+    /// policy in force (under its name); the change lasts until the next reload or restart,
+    /// which apply the file again.
+    #[command(after_long_help = crate::config::options::live_option_list_help())]
+    Set {
+        bond: String,
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        options: Vec<String>,
+    },
     /// Re-read the configuration file and put it in force on the daemon's running bonds.
     ///
     /// Checked whole before anything changes: a bad file is refused with its error and the
@@ -199,12 +214,8 @@ pub struct Source {
     /// An address for the bond device, ADDR/PREFIX (repeatable).
     #[arg(long, value_name = "ADDR/PREFIX")]
     address: Vec<String>,
-    /// bonding.ko options: mode, miimon, updelay, downdelay, primary, primary_reselect,
-    /// xmit_hash_policy, packets_per_slave, arp_interval, arp_ip_target, arp_validate,
-    /// arp_all_targets, arp_missed_max, ns_ip6_target, fail_over_mac, num_grat_arp, num_unsol_na,
-    /// lacp_rate, lacp_active, ad_select, ad_actor_sys_prio, ad_actor_system, ad_user_port_key,
-    /// min_links, tlb_dynamic_lb, lp_interval, all_slaves_active.
-    #[arg(value_name = "KEY=VALUE")]
+    /// bonding.ko options (see the list with --help).
+    #[arg(value_name = "KEY=VALUE", long_help = crate::config::options::kernel_option_list())]
     options: Vec<String>,
 }
 
@@ -260,6 +271,7 @@ impl Command {
                 }
             }
             Command::SetPolicy { bond, policy } => change(&bond, Request::SetPolicy { policy }),
+            Command::Set { bond, options } => change(&bond, Request::Set { options }),
             Command::Reload { bond, config } => {
                 let config = config.map(|c| std::path::absolute(&c).unwrap_or(c));
                 change(&bond, Request::Reload { config })

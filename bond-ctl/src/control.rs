@@ -32,6 +32,10 @@ pub enum Request {
     SetPolicy {
         policy: String,
     },
+    /// Change options of the running bond (`KEY=VALUE`, see `config::live`).
+    Set {
+        options: Vec<String>,
+    },
     /// The `top` flows by bytes.
     Flows {
         top: usize,

@@ -42,7 +42,10 @@ impl Bond {
             return;
         }
         let settings = self.lacp_settings();
-        if self.aggregation.as_ref().is_some_and(|a| *a.lacp.settings() != settings) {
+        if let Some(a) = self.aggregation.as_mut()
+            && *a.lacp.settings() != settings
+            && !a.lacp.update(&settings)
+        {
             self.event("LACP settings changed: negotiating afresh".into());
             self.aggregation = None;
         }

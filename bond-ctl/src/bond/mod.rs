@@ -459,6 +459,7 @@ impl Bond {
                     .map_or_else(|e| Response::Error { error: format!("{e:#}") }, |s| Response::Status { status: Box::new(s) });
             }
             Request::SetPolicy { policy } => self.set_policy(config, &policy),
+            Request::Set { options } => self.set_options(&options),
             Request::Flows { top } => {
                 return self.flows(top).map_or_else(|e| Response::Error { error: format!("{e:#}") }, |flows| Response::Flows { flows });
             }

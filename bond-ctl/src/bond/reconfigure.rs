@@ -32,19 +32,7 @@ impl Bond {
         config: &Config,
         ethtool: &CarrierProbe,
     ) -> anyhow::Result<Vec<String>> {
-        let mut changes = Vec::new();
-        if spec.monitor != self.spec.monitor {
-            self.spec.monitor = spec.monitor.clone();
-            let targets = self.monitor_targets();
-            self.dataplane()?.maps.set_monitor_targets(&targets)?;
-            changes.push("link monitoring".to_string());
-        }
-        if spec.lacp != self.spec.lacp || spec.tlb != self.spec.tlb {
-            // LACP picks its new settings up on the next tick (and renegotiates).
-            self.spec.lacp = spec.lacp.clone();
-            self.spec.tlb = spec.tlb.clone();
-            changes.push("802.3ad / tlb settings".to_string());
-        }
+        let mut changes = self.set_settings(spec)?;
         let device = self.device.clone().context("no bond device")?;
         for (addr, prefix) in spec.addresses.iter().filter(|a| !self.spec.addresses.contains(a)) {
             nl.add_address(&device, *addr, *prefix).await?;
@@ -81,18 +69,58 @@ impl Bond {
             self.event(format!("{what} (reload)"));
             changes.push(what);
         }
-        if *policy != self.policy {
-            let old = std::mem::replace(&mut self.policy, policy.clone());
-            self.reallocate(true);
-            self.settle(sys::monotonic_ns(), true)?;
-            let what = if old.name == self.policy.name {
-                format!("policy {} changed", self.policy.name)
-            } else {
-                format!("policy {} -> {}", old.name, self.policy.name)
-            };
+        if let Some(what) = self.set_policy_spec(policy)? {
             self.event(format!("{what} (reload)"));
             changes.push(what);
         }
         Ok(changes)
+    }
+
+    /// The bond's own settings (monitoring, 802.3ad, tlb) of `spec` put in force; what changed.
+    fn set_settings(&mut self, spec: &BondSpec) -> anyhow::Result<Vec<String>> {
+        let mut changes = Vec::new();
+        if spec.monitor != self.spec.monitor {
+            self.spec.monitor = spec.monitor.clone();
+            let targets = self.monitor_targets();
+            self.dataplane()?.maps.set_monitor_targets(&targets)?;
+            changes.push("link monitoring".to_string());
+        }
+        if spec.lacp != self.spec.lacp || spec.tlb != self.spec.tlb {
+            // LACP picks its new settings up on the next tick.
+            self.spec.lacp = spec.lacp.clone();
+            self.spec.tlb = spec.tlb.clone();
+            changes.push("802.3ad / tlb settings".to_string());
+        }
+        Ok(changes)
+    }
+
+    /// `policy` in force (one config write) when it differs; what changed.
+    fn set_policy_spec(&mut self, policy: &PolicySpec) -> anyhow::Result<Option<String>> {
+        if *policy == self.policy {
+            return Ok(None);
+        }
+        let old = std::mem::replace(&mut self.policy, policy.clone());
+        self.reallocate(true);
+        if let Err(e) = self.settle(sys::monotonic_ns(), true) {
+            self.policy = old;
+            return Err(e);
+        }
+        Ok(Some(if old.name == self.policy.name {
+            format!("policy {} changed", self.policy.name)
+        } else {
+            format!("policy {} -> {}", old.name, self.policy.name)
+        }))
+    }
+
+    /// `bondctl set`: options changed on the running bond, checked whole first (a bad one
+    /// changes nothing). Lasts until the next reload or restart, which apply the file.
+    pub fn set_options(&mut self, options: &[String]) -> anyhow::Result<String> {
+        let changed =
+            crate::config::live::apply(&self.spec, &self.policy, options).map_err(|e| anyhow::anyhow!("{}: {e}", self.spec.name))?;
+        self.set_settings(&changed.spec)?;
+        self.set_policy_spec(&changed.policy)?;
+        let what = changed.changes.join(" ");
+        self.event(format!("set {what}"));
+        Ok(format!("{}: {what}", self.spec.name))
     }
 }

@@ -71,6 +71,43 @@ pub struct Bond {
     pub all_slaves_active: Option<u8>,
 }
 
+impl Bond {
+    /// Whether the bonding.ko option `name` is given (see [`super::options`]; a test checks
+    /// that every option of the table is known here).
+    pub fn given(&self, name: &str) -> bool {
+        match name {
+            "miimon" => self.miimon.is_some(),
+            "arp_interval" => self.arp_interval.is_some(),
+            "arp_ip_target" => !self.arp_ip_target.is_empty(),
+            "arp_validate" => self.arp_validate.is_some(),
+            "arp_all_targets" => self.arp_all_targets.is_some(),
+            "arp_missed_max" => self.arp_missed_max.is_some(),
+            "ns_ip6_target" => !self.ns_ip6_target.is_empty(),
+            "num_grat_arp" => self.num_grat_arp.is_some(),
+            "num_unsol_na" => self.num_unsol_na.is_some(),
+            "mode" => self.mode.is_some(),
+            "updelay" => self.updelay.is_some(),
+            "downdelay" => self.downdelay.is_some(),
+            "primary" => self.primary.is_some(),
+            "primary_reselect" => self.primary_reselect.is_some(),
+            "xmit_hash_policy" => self.xmit_hash_policy.is_some(),
+            "packets_per_slave" => self.packets_per_slave.is_some(),
+            "fail_over_mac" => self.fail_over_mac.is_some(),
+            "lacp_rate" => self.lacp_rate.is_some(),
+            "ad_select" => self.ad_select.is_some(),
+            "lacp_active" => self.lacp_active.is_some(),
+            "ad_actor_sys_prio" => self.ad_actor_sys_prio.is_some(),
+            "ad_user_port_key" => self.ad_user_port_key.is_some(),
+            "ad_actor_system" => self.ad_actor_system.is_some(),
+            "min_links" => self.min_links.is_some(),
+            "tlb_dynamic_lb" => self.tlb_dynamic_lb.is_some(),
+            "lp_interval" => self.lp_interval.is_some(),
+            "all_slaves_active" => self.all_slaves_active.is_some(),
+            _ => false,
+        }
+    }
+}
+
 /// Kernel options take numbers or names (`mode: 1`, `mode: active-backup`).
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]

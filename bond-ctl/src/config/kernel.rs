@@ -7,20 +7,13 @@ use std::path::Path;
 
 use bond_common::config::{Balance, Mode, XmitHash};
 
-use super::{ConfigError, LacpSpec, LinkSpec, PolicySpec, TlbSpec, file};
+use super::{ConfigError, LacpSpec, LinkSpec, PolicySpec, TlbSpec, file, options as opt};
 use crate::health::reselect::SelectMethod;
 use crate::lacp::AdSelect;
 
 /// Whether the bond gives any option that shapes its transmit policy.
 pub fn shapes_policy(b: &file::Bond) -> bool {
-    b.mode.is_some()
-        || b.updelay.is_some()
-        || b.downdelay.is_some()
-        || b.primary.is_some()
-        || b.primary_reselect.is_some()
-        || b.xmit_hash_policy.is_some()
-        || b.packets_per_slave.is_some()
-        || b.tlb_dynamic_lb.is_some()
+    opt::ALL.iter().any(|o| o.scope == opt::Scope::Policy && o.kernel.is_some_and(|k| b.given(k)))
 }
 
 /// The bond's own policy from its kernel options.
@@ -36,31 +29,23 @@ pub fn policy(path: &Path, key: &str, name: &str, b: &file::Bond) -> Result<Poli
     spec.packets_per_link = 1;
     spec.select_method = SelectMethod::Always;
     if let Some(h) = &b.xmit_hash_policy {
-        spec.xmit_hash = xmit_hash(h).ok_or_else(|| {
-            err("xmit_hash_policy", format!("unknown hash \"{h}\" (layer2, layer3+4, layer2+3, encap2+3, encap3+4, vlan+srcmac, or 0-5)"))
-        })?;
+        spec.xmit_hash = xmit_hash(h).map_err(|r| err("xmit_hash_policy", r))?;
     }
     if let Some(n) = b.packets_per_slave {
-        spec.packets_per_link = n;
+        spec.packets_per_link = opt::PACKETS_PER_LINK.int_as(n.into()).map_err(|r| err("packets_per_slave", r))?;
     }
     // balance-tlb / balance-alb: by load (tlb_dynamic_lb 1, the default), or by the hash.
-    spec.balance = match b.tlb_dynamic_lb {
+    spec.balance = match b.tlb_dynamic_lb.map(|v| opt::TLB_DYNAMIC_LB.int(v.into())).transpose().map_err(|r| err("tlb_dynamic_lb", r))? {
         None | Some(1) => Balance::FlowDynamic,
-        Some(0) => Balance::FlowStatic,
-        Some(v) => return Err(err("tlb_dynamic_lb", format!("{v} is not 0 or 1"))),
+        Some(_) => Balance::FlowStatic,
     };
     if b.tlb_dynamic_lb.is_some() && !matches!(mode, Mode::BalanceTlb | Mode::BalanceAlb) {
         return Err(err("tlb_dynamic_lb", format!("applies to balance-tlb and balance-alb, not {}", mode.name())));
     }
-    spec.up_delay = b.updelay.unwrap_or(0);
-    spec.down_delay = b.downdelay.unwrap_or(0);
+    spec.up_delay = opt::UP_DELAY.int(b.updelay.unwrap_or(0)).map_err(|r| err("updelay", r))?;
+    spec.down_delay = opt::DOWN_DELAY.int(b.downdelay.unwrap_or(0)).map_err(|r| err("downdelay", r))?;
     if let Some(r) = &b.primary_reselect {
-        spec.select_method = match r.as_str() {
-            "always" | "0" => SelectMethod::Always,
-            "better" | "1" => SelectMethod::Better,
-            "failure" | "2" => SelectMethod::Failure,
-            other => return Err(err("primary_reselect", format!("unknown value \"{other}\" (always, better, failure, or 0-2)"))),
-        };
+        spec.select_method = select_method(r).map_err(|r| err("primary_reselect", r))?;
     }
     // Every member carries the policy; `primary` marks one of them.
     for l in &b.links {
@@ -75,25 +60,35 @@ pub fn policy(path: &Path, key: &str, name: &str, b: &file::Bond) -> Result<Poli
     Ok(spec)
 }
 
-fn mode(m: &str) -> Result<Mode, String> {
-    match m {
-        "0" | "balance-rr" => Ok(Mode::BalanceRr),
-        "1" | "active-backup" => Ok(Mode::ActiveBackup),
-        "2" | "balance-xor" => Ok(Mode::BalanceXor),
-        "3" | "broadcast" => Ok(Mode::Broadcast),
-        "4" | "802.3ad" => Ok(Mode::Lacp),
-        "5" | "balance-tlb" => Ok(Mode::BalanceTlb),
-        "6" | "balance-alb" => Ok(Mode::BalanceAlb),
-        other => Err(format!(
-            "unknown mode \"{other}\" (0-6, or balance-rr, active-backup, balance-xor, broadcast, 802.3ad, balance-tlb, balance-alb)"
-        )),
-    }
+/// bonding's modes in the order of their numbers.
+const KERNEL_MODES: [Mode; 7] =
+    [Mode::BalanceRr, Mode::ActiveBackup, Mode::BalanceXor, Mode::Broadcast, Mode::Lacp, Mode::BalanceTlb, Mode::BalanceAlb];
+
+pub(super) fn mode(m: &str) -> Result<Mode, String> {
+    let by_number = m.parse::<usize>().ok().and_then(|n| KERNEL_MODES.get(n)).copied();
+    by_number.or_else(|| KERNEL_MODES.into_iter().find(|k| k.name() == m)).ok_or_else(|| {
+        let names: Vec<&str> = KERNEL_MODES.iter().map(|k| k.name()).collect();
+        format!("unknown mode \"{m}\" (0-6, or {})", names.join(", "))
+    })
 }
 
-fn xmit_hash(h: &str) -> Option<XmitHash> {
-    let by_number = ["layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vlan+srcmac"];
-    let name = h.parse::<usize>().ok().and_then(|n| by_number.get(n).copied()).unwrap_or(h);
-    XmitHash::from_name(name)
+/// A transmit hash by name or by bonding's number (0-5; `zerotier` has none).
+pub(super) fn xmit_hash(h: &str) -> Result<XmitHash, String> {
+    let opt::Values::Names { names, .. } = opt::XMIT_HASH.values else { unreachable!() };
+    let by_number = h.parse::<usize>().ok().filter(|n| *n < 6).map(|n| names[n]);
+    XmitHash::from_name(by_number.unwrap_or(h))
+        .ok_or_else(|| format!("unknown hash \"{h}\" ({}; bonding's 0-5)", opt::XMIT_HASH.values_text()))
+}
+
+/// `primary_reselect`: bonding's three methods (not ZeroTier's `optimize`).
+pub(super) fn select_method(r: &str) -> Result<SelectMethod, String> {
+    match opt::SELECT_METHOD.pick(r) {
+        Ok(0) => Ok(SelectMethod::Always),
+        Ok(1) => Ok(SelectMethod::Better),
+        Ok(2) => Ok(SelectMethod::Failure),
+        // `optimize` is ZeroTier's (a policy's linkSelectMethod takes it).
+        _ => Err(format!("unknown value \"{r}\" (always, better, failure, or 0-2)")),
+    }
 }
 
 /// The bond's 802.3ad and balance-tlb / balance-alb options, checked.
@@ -101,34 +96,19 @@ pub fn mode_options(path: &Path, key: &str, b: &file::Bond) -> Result<(LacpSpec,
     let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
     let mut lacp = LacpSpec::default();
     if let Some(v) = &b.lacp_rate {
-        lacp.fast = match v.as_str() {
-            "slow" | "0" => false,
-            "fast" | "1" => true,
-            _ => return Err(err("lacp_rate", format!("\"{v}\" is not slow, fast, 0 or 1"))),
-        };
+        lacp.fast = lacp_rate(v).map_err(|r| err("lacp_rate", r))?;
     }
     if let Some(v) = &b.lacp_active {
-        lacp.active = match v.as_str() {
-            "on" | "1" => true,
-            "off" | "0" => false,
-            _ => return Err(err("lacp_active", format!("\"{v}\" is not on, off, 1 or 0"))),
-        };
+        lacp.active = opt::LACP_ACTIVE.pick(v).map_err(|r| err("lacp_active", r))? == 1;
     }
     if let Some(v) = &b.ad_select {
-        lacp.select = match v.as_str() {
-            "stable" | "0" => AdSelect::Stable,
-            "bandwidth" | "1" => AdSelect::Bandwidth,
-            "count" | "2" => AdSelect::Count,
-            _ => return Err(err("ad_select", format!("\"{v}\" is not stable, bandwidth, count or 0-2"))),
-        };
+        lacp.select = [AdSelect::Stable, AdSelect::Bandwidth, AdSelect::Count][opt::AD_SELECT.pick(v).map_err(|r| err("ad_select", r))?];
     }
     if let Some(v) = b.ad_actor_sys_prio {
-        lacp.system_priority =
-            u16::try_from(v).ok().filter(|p| *p >= 1).ok_or_else(|| err("ad_actor_sys_prio", format!("{v} is outside 1..=65535")))?;
+        lacp.system_priority = opt::AD_ACTOR_SYS_PRIO.int_as(v.into()).map_err(|r| err("ad_actor_sys_prio", r))?;
     }
     if let Some(v) = b.ad_user_port_key {
-        lacp.user_port_key =
-            u16::try_from(v).ok().filter(|k| *k <= 1023).ok_or_else(|| err("ad_user_port_key", format!("{v} is outside 0..=1023")))?;
+        lacp.user_port_key = opt::AD_USER_PORT_KEY.int_as(v.into()).map_err(|r| err("ad_user_port_key", r))?;
     }
     if let Some(v) = &b.ad_actor_system {
         let mac = crate::sys::parse_mac(v).ok_or_else(|| err("ad_actor_system", format!("\"{v}\" is not a MAC address")))?;
@@ -138,51 +118,38 @@ pub fn mode_options(path: &Path, key: &str, b: &file::Bond) -> Result<(LacpSpec,
         lacp.system = Some(mac);
     }
     if let Some(n) = b.min_links {
-        lacp.min_links = n;
+        lacp.min_links = opt::MIN_LINKS.int_as(n.into()).map_err(|r| err("min_links", r))?;
     }
     let mut tlb = TlbSpec::default();
     if let Some(v) = b.lp_interval {
-        if v == 0 || v > 0x7fff_ffff {
-            return Err(err("lp_interval", format!("{v} is not an interval (seconds, 1 to 2147483647)")));
-        }
-        tlb.lp_interval = v;
+        tlb.lp_interval = opt::LP_INTERVAL.int(v).map_err(|r| err("lp_interval", r))?;
     }
     Ok((lacp, tlb))
 }
 
+/// `lacp_rate`: whether fast.
+pub(super) fn lacp_rate(v: &str) -> Result<bool, String> {
+    Ok(opt::LACP_RATE.pick(v)? == 1)
+}
+
 /// Options that are valid but change nothing here: those of a mode the bond does not run, and
-/// `all_slaves_active`. Invalid values of the latter are errors.
+/// `all_slaves_active` 0. Invalid values of the latter are errors.
 pub fn warnings(path: &Path, key: &str, b: &file::Bond, mode: Mode) -> Result<Vec<String>, ConfigError> {
     let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
     let mut w = Vec::new();
-    let lacp_options = [
-        ("lacp_rate", b.lacp_rate.is_some()),
-        ("lacp_active", b.lacp_active.is_some()),
-        ("ad_select", b.ad_select.is_some()),
-        ("ad_actor_sys_prio", b.ad_actor_sys_prio.is_some()),
-        ("ad_user_port_key", b.ad_user_port_key.is_some()),
-        ("ad_actor_system", b.ad_actor_system.is_some()),
-        ("min_links", b.min_links.is_some()),
-    ];
-    if mode != Mode::Lacp {
-        for (k, _) in lacp_options.iter().filter(|(_, given)| *given) {
-            w.push(format!("{key}.{k}: applies to 802.3ad, which this bond does not run; ignored"));
-        }
+    // tlb_dynamic_lb shapes the policy and is refused outside its modes (see `policy`).
+    let given = opt::ALL.iter().filter(|o| o.scope == opt::Scope::Bond && o.kernel.is_some_and(|k| b.given(k)));
+    for o in given.filter(|o| !o.applies_to(mode)) {
+        w.push(format!("{key}.{}: applies to {}, which this bond does not run; ignored", o.name(), o.modes_text()));
     }
-    if b.lp_interval.is_some() && !matches!(mode, Mode::BalanceTlb | Mode::BalanceAlb) {
-        w.push(format!("{key}.lp_interval: applies to balance-tlb and balance-alb, which this bond does not run; ignored"));
+    let all_slaves_active = b.all_slaves_active.map(|v| opt::ALL_SLAVES_ACTIVE.int(v.into())).transpose();
+    if all_slaves_active.map_err(|r| err("all_slaves_active", r))? == Some(0) {
+        w.push(format!("{key}.all_slaves_active: frames arriving on backup members are delivered in any case (as with 1)"));
     }
-    match b.all_slaves_active {
-        None | Some(1) => {}
-        Some(0) => w.push(format!("{key}.all_slaves_active: frames arriving on backup members are delivered in any case (as with 1)")),
-        Some(v) => return Err(err("all_slaves_active", format!("{v} is not 0 or 1"))),
-    }
-    match b.fail_over_mac.as_deref() {
-        None | Some("none") | Some("0") => {}
-        Some(v @ ("active" | "1" | "follow" | "2")) => {
-            return Err(err("fail_over_mac", format!("{v} is not supported: every member carries the bond's MAC address (none)")));
-        }
-        Some(v) => return Err(err("fail_over_mac", format!("\"{v}\" is not none, active, follow or 0-2"))),
+    if let Some(v) = b.fail_over_mac.as_deref()
+        && opt::FAIL_OVER_MAC.pick(v).map_err(|r| err("fail_over_mac", r))? != 0
+    {
+        return Err(err("fail_over_mac", format!("{v} is not supported: every member carries the bond's MAC address (none)")));
     }
     Ok(w)
 }
@@ -199,7 +166,9 @@ pub fn bond_yaml(name: &str, links: &[String], addresses: &[String], options: &[
     for o in options {
         let (k, v) = o.split_once('=').ok_or_else(|| format!("\"{o}\" is not KEY=VALUE (e.g. mode=1)"))?;
         let k = k.trim().trim_start_matches("bond-").trim_start_matches("bond_").replace('-', "_");
-        let value: serde_yaml::Value = if k == "arp_ip_target" || k == "ns_ip6_target" {
+        // Unknown keys are left to the file's parser, which names them with a suggestion.
+        let list = opt::kernel_option(&k).is_some_and(|o| o.values_text().contains("addresses"));
+        let value: serde_yaml::Value = if list {
             v.split(',').filter(|t| !t.is_empty()).map(serde_yaml::Value::from).collect::<Vec<_>>().into()
         } else if let Ok(n) = v.parse::<u64>() {
             n.into()

@@ -7,7 +7,9 @@ pub mod file;
 #[cfg(test)]
 mod fixtures;
 mod kernel;
+pub mod live;
 pub mod model;
+pub mod options;
 mod resolve;
 mod suggest;
 #[cfg(test)]

@@ -202,21 +202,16 @@ pub enum ArpValidate {
 }
 
 impl ArpValidate {
-    const NAMES: [(&'static str, ArpValidate); 7] = [
-        ("none", ArpValidate::None),
-        ("active", ArpValidate::Active),
-        ("backup", ArpValidate::Backup),
-        ("all", ArpValidate::All),
-        ("filter", ArpValidate::Filter),
-        ("filter_active", ArpValidate::FilterActive),
-        ("filter_backup", ArpValidate::FilterBackup),
+    /// In the order of bonding's numbers and of the option table's names.
+    pub const ALL: [ArpValidate; 7] = [
+        ArpValidate::None,
+        ArpValidate::Active,
+        ArpValidate::Backup,
+        ArpValidate::All,
+        ArpValidate::Filter,
+        ArpValidate::FilterActive,
+        ArpValidate::FilterBackup,
     ];
-
-    /// By name or by bonding's number (0-6).
-    pub fn parse(s: &str) -> Option<ArpValidate> {
-        let by_number = s.parse::<usize>().ok().and_then(|n| Self::NAMES.get(n)).map(|(_, v)| *v);
-        by_number.or_else(|| Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, v)| *v))
-    }
 
     /// Whether a member in this role needs ARP from a target (else any traffic, or any ARP
     /// with the filter variants, proves it alive).
@@ -311,8 +306,6 @@ pub const DEFAULT_POLICY: &str = "active-backup";
 pub const DEFAULT_PACKETS_PER_LINK: u32 = 64;
 /// ZeroTier's default `failoverInterval` (ms).
 pub const DEFAULT_FAILOVER_INTERVAL: u64 = 5_000;
-/// Shortest `failoverInterval` (ms): probes go out every third of it.
-pub const MIN_FAILOVER_INTERVAL: u64 = 10;
 /// ZeroTier forgets flows idle for 243 s.
 pub const DEFAULT_FLOW_EXPIRY: u64 = 243_000;
 

@@ -9,7 +9,7 @@ use std::{
 
 use bond_common::config::{Balance, MAX_MEMBERS, MAX_POLICIES, Mode, XmitHash};
 
-use super::{ConfigError, file, kernel, model::*};
+use super::{ConfigError, file, kernel, model::*, options as opt};
 use crate::health::{
     punish::PunishConfig,
     quality::{Limits, Weights},
@@ -178,23 +178,10 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
             check_policy_links(path, &format!("settings.policies.{}", p.policy), &policies[&p.policy], &b.links)?;
         }
         let monitor = bond_monitor(path, &key, &b)?;
-        if spec.mode.runs_whole_bond() {
-            // Both send from every member with the bond's address, which these modes keep on
-            // one member (tlb, alb) or hash onto one port of the partner's aggregate (802.3ad).
-            let mode = spec.mode.name();
-            if monitor.arp.is_some() {
-                return Err(err(
-                    format!("{key}.arp_interval"),
-                    format!("the ARP monitor does not work with {mode} (bonding refuses it too); links are watched by miimon"),
-                ));
-            }
-            if spec.monitor != MonitorStrategy::Passive {
-                return Err(err(
-                    format!("settings.policies.{policy}.monitorStrategy"),
-                    format!("peer probes do not work with {mode}; use passive (links are watched by miimon and, under 802.3ad, LACP)"),
-                ));
-            }
-        }
+        check_whole_bond_mode(&monitor, spec).map_err(|(k, r)| {
+            let k = if k == "monitorStrategy" { format!("settings.policies.{policy}.{k}") } else { format!("{key}.{k}") };
+            err(k, r)
+        })?;
         bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor, lacp, tlb });
     }
     Ok(Config { bonds, policies, warnings, peers })
@@ -216,32 +203,25 @@ fn implicit_bond_links(settings: &file::Settings, default_policy: &str) -> Optio
 fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec) -> Result<(), ConfigError> {
     let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
     if let Some(n) = p.packets_per_link {
-        spec.packets_per_link = n;
+        spec.packets_per_link = opt::PACKETS_PER_LINK.int_as(n.into()).map_err(|r| err("packetsPerLink", r))?;
     }
     if let Some(h) = &p.xmit_hash_policy {
-        spec.xmit_hash = XmitHash::from_name(h)
-            .ok_or_else(|| err("xmitHashPolicy", format!("unknown hash \"{h}\" (one of: {})", one_of(XmitHash::names()))))?;
+        spec.xmit_hash = xmit_hash(h).map_err(|r| err("xmitHashPolicy", r))?;
     }
     if let Some(b) = &p.balance_policy {
-        spec.balance = Balance::from_name(b)
-            .ok_or_else(|| err("balancePolicy", format!("unknown balance policy \"{b}\" (one of: {})", one_of(Balance::names()))))?;
+        spec.balance = balance(b).map_err(|r| err("balancePolicy", r))?;
     }
     if let Some(ms) = p.failover_interval {
-        spec.failover_interval = check_failover_interval(ms).map_err(|r| err("failoverInterval", r))?;
+        spec.failover_interval = opt::FAILOVER_INTERVAL.int(ms).map_err(|r| err("failoverInterval", r))?;
     }
     if let Some(ms) = p.up_delay {
-        spec.up_delay = check_delay(ms).map_err(|r| err("upDelay", r))?;
+        spec.up_delay = opt::UP_DELAY.int(ms).map_err(|r| err("upDelay", r))?;
     }
     if let Some(ms) = p.down_delay {
-        spec.down_delay = check_delay(ms).map_err(|r| err("downDelay", r))?;
+        spec.down_delay = opt::DOWN_DELAY.int(ms).map_err(|r| err("downDelay", r))?;
     }
     if let Some(m) = &p.monitor_strategy {
-        spec.monitor = match m.as_str() {
-            "passive" => MonitorStrategy::Passive,
-            "active" | "default" => MonitorStrategy::Active,
-            "dynamic" => MonitorStrategy::Dynamic,
-            other => return Err(err("monitorStrategy", format!("unknown strategy \"{other}\" (one of: passive, active, dynamic)"))),
-        };
+        spec.monitor = monitor_strategy(m).map_err(|r| err("monitorStrategy", r))?;
     }
     if let Some(q) = &p.quality {
         spec.weights = quality_weights(q).map_err(|r| err("quality", r))?;
@@ -268,48 +248,45 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
     }
     if let Some(pun) = &p.punishment {
         let d = PunishConfig::default();
-        spec.punishment =
-            PunishConfig { base: pun.base.unwrap_or(d.base), max: pun.max.unwrap_or(d.max), window: pun.window.unwrap_or(d.window) };
+        let pick = |v: Option<u64>, d: u64, k: &str| opt::PUNISHMENT_MS.int(v.unwrap_or(d)).map_err(|r| err(&format!("punishment.{k}"), r));
+        spec.punishment = PunishConfig {
+            base: pick(pun.base, d.base, "base")?,
+            max: pick(pun.max, d.max, "max")?,
+            window: pick(pun.window, d.window, "window")?,
+        };
         if spec.punishment.max < spec.punishment.base {
             return Err(err("punishment.max", format!("{} ms is less than base {} ms", spec.punishment.max, spec.punishment.base)));
         }
     }
     if let Some(ms) = p.flow_expiry {
-        if ms == 0 {
-            return Err(err("flowExpiry", "0 would forget every flow at once".into()));
-        }
-        spec.flow_expiry = ms;
+        spec.flow_expiry = opt::FLOW_EXPIRY.int(ms).map_err(|r| err("flowExpiry", r))?;
     }
     for (name, l) in &p.links {
         let lkey = format!("links.{name}");
         check_ifname(name).map_err(|r| err(&lkey, r))?;
-        let primary = match l.mode.as_deref() {
-            None | Some("spare") => false,
-            Some("primary") => true,
-            Some(other) => return Err(err(&format!("{lkey}.mode"), format!("\"{other}\" is neither primary nor spare"))),
+        let primary = match &l.mode {
+            None => false,
+            Some(m) => opt::LINK_MODE.pick(m).map_err(|r| err(&format!("{lkey}.mode"), r))? == 0,
         };
-        if let Some(a) = l.alloc
-            && !(a.is_finite() && (0.0..=255.0).contains(&a))
-        {
-            return Err(err(&format!("{lkey}.alloc"), format!("{a} is neither a share (0.0 to 1.0) nor a relative value (0 to 255)")));
+        if let Some(a) = l.alloc {
+            opt::LINK_ALLOC
+                .real(a)
+                .map_err(|r| err(&format!("{lkey}.alloc"), format!("{r}: neither a share (0.0 to 1.0) nor a relative value")))?;
         }
-        let ipv_pref = match l.ipv_pref {
-            None | Some(0) | Some(46) | Some(64) => IpvPref::Any,
-            Some(4) => IpvPref::V4,
-            Some(6) => IpvPref::V6,
-            Some(v) => return Err(err(&format!("{lkey}.ipvPref"), format!("{v} is not one of 0, 4, 6, 46, 64"))),
+        let ipv_pref = match l
+            .ipv_pref
+            .map(|v| opt::LINK_IPV_PREF.pick(&v.to_string()))
+            .transpose()
+            .map_err(|r| err(&format!("{lkey}.ipvPref"), r))?
+        {
+            Some(1) => IpvPref::V4,
+            Some(2) => IpvPref::V6,
+            _ => IpvPref::Any,
         };
         if l.mode.as_deref() == Some("spare") && l.failover_to.is_some() {
             return Err(err(&format!("{lkey}.failoverTo"), "a spare link has no failoverTo: it is what others fail over to".into()));
         }
-        let failover_interval = match l.failover_interval {
-            Some(ms) => Some(check_failover_interval(ms).map_err(|r| err(&format!("{lkey}.failoverInterval"), r))?),
-            None => None,
-        };
-        let delay = |v: Option<u64>, k: &str| match v {
-            Some(ms) => check_delay(ms).map(Some).map_err(|r| err(&format!("{lkey}.{k}"), r)),
-            None => Ok(None),
-        };
+        let ms = |o: &opt::Opt, v: Option<u64>| v.map(|ms| o.int(ms)).transpose().map_err(|r| err(&format!("{lkey}.{}", o.name()), r));
         spec.links.insert(
             name.clone(),
             LinkSpec {
@@ -318,10 +295,10 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
                 primary,
                 failover_to: l.failover_to.clone(),
                 enabled: l.enabled.unwrap_or(true),
-                failover_interval,
+                failover_interval: ms(&opt::LINK_FAILOVER_INTERVAL, l.failover_interval)?,
                 ipv_pref,
-                up_delay: delay(l.up_delay, "upDelay")?,
-                down_delay: delay(l.down_delay, "downDelay")?,
+                up_delay: ms(&opt::LINK_UP_DELAY, l.up_delay)?,
+                down_delay: ms(&opt::LINK_DOWN_DELAY, l.down_delay)?,
             },
         );
     }
@@ -347,24 +324,33 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
     // ZeroTier: "optimize" unless the user gave failover guidance, then "always".
     let guided = spec.links.values().any(|l| l.primary || l.failover_to.is_some());
     spec.select_method = match &p.link_select_method {
-        Some(m) => SelectMethod::from_name(m)
-            .ok_or_else(|| err("linkSelectMethod", format!("unknown method \"{m}\" (one of: always, better, failure, optimize)")))?,
+        Some(m) => select_method(m).map_err(|r| err("linkSelectMethod", r))?,
         None if guided => SelectMethod::Always,
         None => SelectMethod::Optimize,
     };
     Ok(())
 }
 
-fn check_failover_interval(ms: u64) -> Result<u64, String> {
-    if (MIN_FAILOVER_INTERVAL..=3_600_000).contains(&ms) {
-        Ok(ms)
-    } else {
-        Err(format!("{ms} ms is outside {MIN_FAILOVER_INTERVAL}..=3600000"))
-    }
+/// `xmitHashPolicy`, by name.
+pub(super) fn xmit_hash(h: &str) -> Result<XmitHash, String> {
+    XmitHash::from_name(h).ok_or_else(|| format!("unknown hash \"{h}\" ({})", opt::XMIT_HASH.values_text()))
 }
 
-fn check_delay(ms: u64) -> Result<u64, String> {
-    if ms <= 3_600_000 { Ok(ms) } else { Err(format!("{ms} ms is longer than an hour")) }
+/// `balancePolicy`.
+pub(super) fn balance(b: &str) -> Result<Balance, String> {
+    opt::BALANCE.pick(b)?;
+    Balance::from_name(b).ok_or_else(|| format!("unknown balance policy \"{b}\""))
+}
+
+/// `monitorStrategy` (`default` is ZeroTier's name for active).
+pub(super) fn monitor_strategy(m: &str) -> Result<MonitorStrategy, String> {
+    Ok([MonitorStrategy::Passive, MonitorStrategy::Active, MonitorStrategy::Dynamic, MonitorStrategy::Active]
+        [opt::MONITOR_STRATEGY.pick(m)?])
+}
+
+/// `linkSelectMethod`, by name.
+pub(super) fn select_method(m: &str) -> Result<SelectMethod, String> {
+    SelectMethod::from_name(m).ok_or_else(|| format!("unknown method \"{m}\" (one of: always, better, failure, optimize)"))
 }
 
 fn quality_weights(q: &file::QualityWeights) -> Result<Weights, String> {
@@ -392,13 +378,13 @@ fn bond_monitor(path: &Path, key: &str, b: &file::Bond) -> Result<BondMonitor, C
     let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
     let mut m = BondMonitor::default();
     if let Some(v) = b.miimon {
-        m.miimon = v;
+        m.miimon = opt::MIIMON.int(v).map_err(|r| err("miimon", r))?;
     }
-    for (k, v, field) in [("num_grat_arp", b.num_grat_arp, &mut m.num_grat_arp), ("num_unsol_na", b.num_unsol_na, &mut m.num_unsol_na)] {
-        match v {
-            Some(n) if n > 255 => return Err(err(k, format!("{n} is outside 0..=255"))),
-            Some(n) => *field = n,
-            None => {}
+    for (o, v, field) in
+        [(&opt::NUM_GRAT_ARP, b.num_grat_arp, &mut m.num_grat_arp), (&opt::NUM_UNSOL_NA, b.num_unsol_na, &mut m.num_unsol_na)]
+    {
+        if let Some(n) = v {
+            *field = o.int_as(n.into()).map_err(|r| err(o.name(), r))?;
         }
     }
     let ip_targets = b
@@ -413,38 +399,61 @@ fn bond_monitor(path: &Path, key: &str, b: &file::Bond) -> Result<BondMonitor, C
         .enumerate()
         .map(|(i, t)| t.parse::<Ipv6Addr>().map_err(|_| err(&format!("ns_ip6_target[{i}]"), format!("\"{t}\" is not an IPv6 address"))))
         .collect::<Result<Vec<_>, _>>()?;
-    for (k, n) in [("arp_ip_target", ip_targets.len()), ("ns_ip6_target", ns_targets.len())] {
-        if n > 16 {
-            return Err(err(k, format!("{n} targets; at most 16")));
-        }
-    }
-    let interval = b.arp_interval.unwrap_or(0);
-    if interval == 0 {
-        if !ip_targets.is_empty() || !ns_targets.is_empty() {
-            return Err(err("arp_interval", "targets are set but arp_interval is 0: nothing would monitor them".into()));
-        }
+    let interval = opt::ARP_INTERVAL.int(b.arp_interval.unwrap_or(0)).map_err(|r| err("arp_interval", r))?;
+    if interval == 0 && ip_targets.is_empty() && ns_targets.is_empty() {
         return Ok(m);
     }
-    if ip_targets.is_empty() && ns_targets.is_empty() {
-        return Err(err("arp_ip_target", "arp_interval is set but there is no arp_ip_target or ns_ip6_target".into()));
-    }
     let validate = match &b.arp_validate {
-        Some(v) => ArpValidate::parse(v).ok_or_else(|| {
-            err("arp_validate", format!("unknown value \"{v}\" (one of: none, active, backup, all, filter, filter_active, filter_backup)"))
-        })?,
+        Some(v) => ArpValidate::ALL[opt::ARP_VALIDATE.pick(v).map_err(|r| err("arp_validate", r))?],
         None => ArpValidate::None,
     };
-    let all_targets = match b.arp_all_targets.as_deref() {
-        None | Some("any") | Some("0") => false,
-        Some("all") | Some("1") => true,
-        Some(v) => return Err(err("arp_all_targets", format!("\"{v}\" is neither any nor all"))),
+    let all_targets = match &b.arp_all_targets {
+        Some(v) => opt::ARP_ALL_TARGETS.pick(v).map_err(|r| err("arp_all_targets", r))? == 1,
+        None => false,
     };
-    let missed_max = b.arp_missed_max.unwrap_or(2);
-    if !(1..=255).contains(&missed_max) {
-        return Err(err("arp_missed_max", format!("{missed_max} is outside 1..=255")));
-    }
+    let missed_max = opt::ARP_MISSED_MAX.int_as(b.arp_missed_max.unwrap_or(2).into()).map_err(|r| err("arp_missed_max", r))?;
     m.arp = Some(ArpMonitor { interval, ip_targets, ns_targets, validate, all_targets, missed_max });
+    check_arp_monitor(&m).map_err(|(k, r)| err(&k, r))?;
     Ok(m)
+}
+
+/// 802.3ad, balance-tlb and balance-alb refuse the ARP monitor and peer probes: both send from
+/// every member with the bond's address, which these modes keep on one member (tlb, alb) or hash
+/// onto one port of the partner's aggregate (802.3ad). Errors are (key, reason).
+pub(super) fn check_whole_bond_mode(monitor: &BondMonitor, policy: &PolicySpec) -> Result<(), (String, String)> {
+    if !policy.mode.runs_whole_bond() {
+        return Ok(());
+    }
+    let mode = policy.mode.name();
+    if monitor.arp.is_some() {
+        return Err((
+            "arp_interval".into(),
+            format!("the ARP monitor does not work with {mode} (bonding refuses it too); links are watched by miimon"),
+        ));
+    }
+    if policy.monitor != MonitorStrategy::Passive {
+        return Err((
+            "monitorStrategy".into(),
+            format!("peer probes do not work with {mode}; use passive (links are watched by miimon and, under 802.3ad, LACP)"),
+        ));
+    }
+    Ok(())
+}
+
+/// The ARP / NS monitor's settings fit together. Errors are (key, reason).
+pub(super) fn check_arp_monitor(m: &BondMonitor) -> Result<(), (String, String)> {
+    let Some(a) = &m.arp else { return Ok(()) };
+    for (k, n) in [("arp_ip_target", a.ip_targets.len()), ("ns_ip6_target", a.ns_targets.len())] {
+        if n > 16 {
+            return Err((k.into(), format!("{n} targets; at most 16")));
+        }
+    }
+    let no_targets = a.ip_targets.is_empty() && a.ns_targets.is_empty();
+    match (a.interval, no_targets) {
+        (0, false) => Err(("arp_interval".into(), "targets are set but arp_interval is 0: nothing would monitor them".into())),
+        (_, true) => Err(("arp_ip_target".into(), "arp_interval is set but there is no arp_ip_target or ns_ip6_target".into())),
+        _ => Ok(()),
+    }
 }
 
 /// A policy's per-link settings must name links of the bond that uses it.

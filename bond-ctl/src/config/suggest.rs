@@ -5,16 +5,19 @@
 pub fn unknown_key_hint(message: &str) -> String {
     let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_string() };
     let Some((unknown, expected)) = rest.split_once('`') else { return message.to_string() };
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|candidate| (strsim::normalized_damerau_levenshtein(&unknown.to_lowercase(), &candidate.to_lowercase()), candidate))
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    match best {
-        Some((score, candidate)) if score >= 0.7 => format!("{message}; did you mean `{candidate}`?"),
-        _ => message.to_string(),
+    match closest(unknown, expected.split('`').skip(1).step_by(2)) {
+        Some(candidate) => format!("{message}; did you mean `{candidate}`?"),
+        None => message.to_string(),
     }
+}
+
+/// The candidate closest to `unknown`, if close enough to be a typo of it.
+pub fn closest<'a>(unknown: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|candidate| (strsim::normalized_damerau_levenshtein(&unknown.to_lowercase(), &candidate.to_lowercase()), candidate))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score >= 0.7)
+        .map(|(_, c)| c)
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ fn health_settings_are_validated() {
         ),
         (
             "bonds: { b: { links: [a], arp_interval: 10, arp_ip_target: [192.0.2.1], arp_validate: maybe } }",
-            "bonds.b.arp_validate: unknown value",
+            "bonds.b.arp_validate: \"maybe\" is not none, active",
         ),
     ] {
         let e = bad(text);
@@ -169,9 +169,33 @@ fn health_settings_are_validated() {
 
 #[test]
 fn arp_validate_takes_numbers_too() {
-    assert_eq!(ArpValidate::parse("3"), Some(ArpValidate::All));
-    assert_eq!(ArpValidate::parse("filter_backup"), Some(ArpValidate::FilterBackup));
-    assert_eq!(ArpValidate::parse("7"), None);
+    let pick = |v: &str| super::options::ARP_VALIDATE.pick(v).ok().map(|i| ArpValidate::ALL[i]);
+    assert_eq!(pick("3"), Some(ArpValidate::All));
+    assert_eq!(pick("filter_backup"), Some(ArpValidate::FilterBackup));
+    assert_eq!(pick("7"), None);
+}
+
+/// Every bonding.ko option of the table is a key of a bond in the file, known to
+/// `file::Bond::given`, and the file knows no bond key the table lacks.
+#[test]
+fn the_file_and_the_option_table_know_the_same_bond_keys() {
+    use super::options::{ALL, Scope, Values};
+    for o in ALL.iter().filter(|o| o.scope != Scope::Link) {
+        let Some(k) = o.kernel else { continue };
+        let value = match o.values {
+            Values::Int { .. } => "1",
+            Values::Other(what) if what.contains("addresses") => "[192.0.2.1]",
+            _ => "x",
+        };
+        let raw: super::file::File =
+            serde_yaml::from_str(&format!("bonds: {{ b: {{ links: [a], {k}: {value} }} }}")).unwrap_or_else(|e| panic!("{k}: {e}"));
+        assert!(raw.bonds["b"].given(k), "file::Bond::given does not know {k}");
+    }
+    let e = serde_yaml::from_str::<super::file::File>("bonds: { b: { links: [a], nope: 1 } }").unwrap_err().to_string();
+    let expected: Vec<&str> = e.split('`').skip(3).step_by(2).collect();
+    for k in expected.iter().filter(|k| !["links", "addresses", "policy"].contains(k)) {
+        assert!(super::options::kernel_option(k).is_some(), "the file takes {k} on a bond; the option table does not have it");
+    }
 }
 
 #[test]

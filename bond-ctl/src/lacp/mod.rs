@@ -98,6 +98,25 @@ impl Lacp {
         &self.settings
     }
 
+    /// Puts new settings in force without a new negotiation where 802.1AX allows: the rate
+    /// (the actor's timeout bit, told to the partner at once) and `min_links`. Returns false,
+    /// changing nothing, when anything else differs (identity, key, selection, activity).
+    pub fn update(&mut self, settings: &LacpSettings) -> bool {
+        let in_place = LacpSettings { fast: settings.fast, min_links: settings.min_links, ..self.settings.clone() };
+        if in_place != *settings {
+            return false;
+        }
+        if settings.fast != self.settings.fast {
+            for p in &mut self.ports {
+                p.actor.state = if settings.fast { p.actor.state | state::TIMEOUT } else { p.actor.state & !state::TIMEOUT };
+                p.tx.ntt = true;
+            }
+        }
+        self.settings = settings.clone();
+        self.dirty = true;
+        true
+    }
+
     /// A member joins, disabled until `set_enabled(slot, true, ..)`. `port` is its port number
     /// (≥ 1, unique), `mac` its own MAC (the source of its PDUs). Re-adding a slot replaces it.
     pub fn add_port(&mut self, slot: u8, port: u16, mac: [u8; 6], speed_mbps: u32, duplex_full: bool, now: Nanos) {

@@ -321,3 +321,22 @@ fn markers_are_answered_and_bad_frames_counted() {
     assert_eq!((port.bad_pdus, port.marker_responses_sent, port.pdus_received), (2, 1, 0));
     assert_eq!(lacp.take_events().iter().filter(|e| e.contains("malformed")).count(), 1);
 }
+
+#[test]
+fn a_rate_change_keeps_the_aggregate_and_reaches_the_partner() {
+    let mut net = Net::pair(settings(1, false, true), settings(2, false, true), 2);
+    assert!(net.run_until(5 * SEC, |n| n.mask(0) == 0b11 && n.mask(1) == 0b11));
+    let mut fast = net.nodes[0].settings().clone();
+    fast.fast = true;
+    assert!(net.nodes[0].update(&fast), "the rate changes in place");
+    assert_eq!(net.mask(0), 0b11, "no new negotiation");
+    // The partner now sends every second: our side times out after 3 s without its PDUs.
+    net.run(2 * SEC);
+    assert_eq!((net.mask(0), net.mask(1)), (0b11, 0b11));
+    let partner_state = net.nodes[1].status().ports[0].partner.state;
+    assert_ne!(partner_state & state::TIMEOUT, 0, "the partner sees the fast timeout bit");
+    let mut other = fast.clone();
+    other.user_port_key = 7;
+    assert!(!net.nodes[0].update(&other), "a key change needs a new negotiation");
+    assert_eq!(net.nodes[0].settings().user_port_key, fast.user_port_key, "and changes nothing");
+}
