@@ -134,10 +134,17 @@ pub enum Command {
         json: bool,
     },
     /// Recent events with their reasons: failovers, failures, punishments, policy changes.
+    ///
+    /// Each with its wall-clock time (RFC 3339, UTC) and kind. With --follow, new events are
+    /// printed as they happen (one JSON object per line with --json) until interrupted or the
+    /// daemon stops.
     Events {
         bond: String,
         #[arg(long)]
         json: bool,
+        /// Keep printing events as they happen.
+        #[arg(long, short)]
+        follow: bool,
     },
     /// Switch a running bond to another policy (a standard one or one from its configuration).
     ///
@@ -258,10 +265,7 @@ impl Command {
                 let stats = serde_json::json!({ "bond": s.name, "counters": s.counters, "members": s.members });
                 print_json_or(json, &stats, || crate::status::render_stats(&s))
             }
-            Command::Events { bond, json } => {
-                let s = one_status(&bond)?;
-                print_json_or(json, &s.events, || s.events.iter().map(|e| format!("{e}\n")).collect())
-            }
+            Command::Events { bond, json, follow } => events(&bond, json, follow),
             Command::Flows { bond, top, json } => {
                 require_root()?;
                 match control::request(&bond, &Request::Flows { top })? {
@@ -339,6 +343,51 @@ fn one_status(bond: &str) -> anyhow::Result<crate::status::BondStatus> {
         Response::Status { status } => Ok(*status),
         Response::Error { error } => bail!("{bond}: {error}"),
         other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
+fn events_after(bond: &str, after: u64) -> anyhow::Result<Vec<crate::status::Event>> {
+    match control::request(bond, &Request::Events { after })? {
+        Response::Events { events } => Ok(events),
+        Response::Error { error } => bail!("{bond}: {error}"),
+        other => bail!("unexpected answer: {other:?}"),
+    }
+}
+
+/// `bondctl events [--follow]`: the kept events, then (following) new ones as they come; a
+/// poll every 200 ms is cheap for the daemon (it copies only what is new).
+fn events(bond: &str, json: bool, follow: bool) -> anyhow::Result<()> {
+    require_root()?;
+    let first = events_after(bond, 0)?;
+    if !follow {
+        return print_json_or(json, &first, || first.iter().map(|e| format!("{e}\n")).collect());
+    }
+    let print = |events: &[crate::status::Event]| -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for e in events {
+            if json { writeln!(out, "{}", serde_json::to_string(e)?)? } else { writeln!(out, "{e}")? }
+        }
+        out.flush()?;
+        Ok(())
+    };
+    print(&first)?;
+    let mut last = first.last().map_or(0, |e| e.seq);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let new = match events_after(bond, last) {
+            Ok(new) => new,
+            // The daemon stopped (down, SIGTERM): nothing more will come.
+            Err(e) if !control::running_bonds().iter().any(|b| b == bond) => {
+                eprintln!("bondctl: {bond} stopped: {e:#}");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(e) = new.last() {
+            last = e.seq;
+        }
+        print(&new)?;
     }
 }
 

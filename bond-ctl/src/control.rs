@@ -32,6 +32,10 @@ pub enum Request {
     SetPolicy {
         policy: String,
     },
+    /// Events after sequence number `after` (`events --follow` polls with the last it saw).
+    Events {
+        after: u64,
+    },
     /// Change options of the running bond (`KEY=VALUE`, see `config::live`).
     Set {
         options: Vec<String>,
@@ -59,6 +63,7 @@ pub enum Request {
 pub enum Response {
     Status { status: Box<BondStatus> },
     Flows { flows: Vec<crate::status::FlowStatus> },
+    Events { events: Vec<crate::status::Event> },
     Done { message: String },
     Error { error: String },
 }

@@ -1,11 +1,111 @@
 //! A bond's status: the data model (`bondctl status --json`) and its text form, laid out like
 //! `/proc/net/bonding/bond0`.
 
-use std::fmt::Write;
+use std::{fmt::Write, time::SystemTime};
 
+use bond_common::config::{Balance, Mode, XmitHash};
 use serde::{Deserialize, Serialize};
 
 use crate::{health::metrics::LinkMetrics, lacp::LacpStatus};
+
+/// The data plane's enums (no_std, without serde) in JSON by their configuration names.
+mod by_name {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub trait Named: Sized + Copy {
+        fn name(self) -> &'static str;
+        fn from_name(s: &str) -> Option<Self>;
+    }
+
+    macro_rules! named {
+        ($($t:ty),*) => {$(
+            impl Named for $t {
+                fn name(self) -> &'static str { <$t>::name(self) }
+                fn from_name(s: &str) -> Option<Self> { <$t>::from_name(s) }
+            }
+        )*};
+    }
+    named!(super::Mode, super::XmitHash, super::Balance);
+
+    pub fn serialize<T: Named, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.name())
+    }
+
+    pub fn deserialize<'de, T: Named, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let s = String::deserialize(d)?;
+        T::from_name(&s).ok_or_else(|| D::Error::custom(format!("unknown name {s:?}")))
+    }
+}
+
+/// What an event is about (`bondctl events`, the status's recent events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The bond came up, was adopted or rebuilt.
+    Bond,
+    /// The active member changed (active-backup, none).
+    Active,
+    /// A member failed or recovered.
+    Health,
+    /// A member may or may not carry traffic now.
+    Usable,
+    /// A member was punished for flapping or misbehaving, or readmitted.
+    Punishment,
+    /// A member went past its quality limits or back within them.
+    Quality,
+    /// The policy or settings changed (set-policy, set, reload).
+    Config,
+    /// A member joined or left.
+    Member,
+    /// 802.3ad.
+    Lacp,
+    /// MAC addresses moved (balance-tlb, balance-alb) or the bond's addresses were announced.
+    Address,
+    /// balance-aware moved busy buckets.
+    Rebalance,
+    /// Something went wrong that the bond survives.
+    Warning,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Counts up from 1 for the daemon's life (`events --follow` asks for those after one).
+    pub seq: u64,
+    /// Wall-clock time, RFC 3339 in UTC with milliseconds.
+    pub time: String,
+    pub kind: EventKind,
+    pub message: String,
+}
+
+impl Event {
+    pub fn new(seq: u64, at: SystemTime, kind: EventKind, message: String) -> Event {
+        Event { seq, time: humantime::format_rfc3339_millis(at).to_string(), kind, message }
+    }
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}  {:<10} {}", self.time, format!("{:?}", self.kind).to_lowercase(), self.message)
+    }
+}
+
+/// Whether a member may carry traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    Up,
+    Down,
+}
+
+impl MemberState {
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberState::Up => "up",
+            MemberState::Down => "down",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BondStatus {
@@ -30,7 +130,7 @@ pub struct BondStatus {
     #[serde(default)]
     pub lacp: Option<LacpStatus>,
     /// Recent events, oldest first.
-    pub events: Vec<String>,
+    pub events: Vec<Event>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,10 +146,13 @@ pub struct PeerStatus {
 pub struct PolicyStatus {
     pub name: String,
     /// Standard policy the policy is based on.
-    pub mode: String,
-    pub xmit_hash_policy: String,
+    #[serde(with = "by_name")]
+    pub mode: Mode,
+    #[serde(with = "by_name")]
+    pub xmit_hash_policy: XmitHash,
     pub packets_per_link: u32,
-    pub balance_policy: String,
+    #[serde(with = "by_name")]
+    pub balance_policy: Balance,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,8 +160,8 @@ pub struct MemberStatus {
     pub name: String,
     pub slot: u8,
     pub ifindex: u32,
-    /// "up" when the member may carry traffic, else "down".
-    pub state: String,
+    /// Whether the member may carry traffic.
+    pub state: MemberState,
     pub carrier: bool,
     pub admin_up: bool,
     pub usable: bool,
@@ -114,20 +217,24 @@ impl BondStatus {
         let mut s = String::new();
         let p = &self.policy;
         let _ = writeln!(s, "Bond: {} (ifindex {}, MAC {})", self.name, self.ifindex, self.mac);
-        let _ = writeln!(s, "Bonding Policy: {} (base {})", p.name, p.mode);
-        match p.mode.as_str() {
-            "balance-xor" | "802.3ad" => {
-                let _ = writeln!(s, "Transmit Hash Policy: {}", p.xmit_hash_policy);
+        let _ = writeln!(s, "Bonding Policy: {} (base {})", p.name, p.mode.name());
+        match p.mode {
+            Mode::BalanceXor | Mode::Lacp => {
+                let _ = writeln!(s, "Transmit Hash Policy: {}", p.xmit_hash_policy.name());
             }
-            "balance-tlb" | "balance-alb" => {
-                let by = if p.balance_policy == "flow-dynamic" { "load".to_string() } else { format!("hash {}", p.xmit_hash_policy) };
+            Mode::BalanceTlb | Mode::BalanceAlb => {
+                let by = if p.balance_policy == Balance::FlowDynamic {
+                    "load".to_string()
+                } else {
+                    format!("hash {}", p.xmit_hash_policy.name())
+                };
                 let _ = writeln!(s, "Transmit Balancing: by {by}");
             }
-            "balance-rr" => {
+            Mode::BalanceRr => {
                 let _ = writeln!(s, "Packets Per Link: {}", p.packets_per_link);
             }
-            "balance-aware" => {
-                let _ = writeln!(s, "Balance Policy: {}", p.balance_policy);
+            Mode::BalanceAware => {
+                let _ = writeln!(s, "Balance Policy: {}", p.balance_policy.name());
             }
             _ => {}
         }
@@ -152,7 +259,7 @@ impl BondStatus {
         for m in &self.members {
             let _ = writeln!(s);
             let _ = writeln!(s, "Member Interface: {}", m.name);
-            let _ = writeln!(s, "MII Status: {}", m.state);
+            let _ = writeln!(s, "MII Status: {}", m.state.name());
             let _ = writeln!(
                 s,
                 "Carrier: {}  Admin: {}{}",
@@ -313,7 +420,7 @@ pub fn render_links(b: &BondStatus) -> String {
             s,
             "{:<10} {:<5} {:<7} {:<6} {:>6} {:>6.2} {:>9.3} {:>5.1}% {:>12} {:>12}  {}",
             m.name,
-            m.state,
+            m.state.name(),
             if m.carrier { "yes" } else { "no" },
             if m.active { "yes" } else { "" },
             m.allocation.map(|a| format!("{:.0}%", a * 100.0)).unwrap_or_else(|| "-".into()),

@@ -39,7 +39,7 @@ fn usable(s: &Value, name: &str) -> bool {
 }
 
 fn events(s: &Value) -> String {
-    s["events"].as_array().map(|e| e.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("\n")).unwrap_or_default()
+    s["events"].as_array().map(|e| e.iter().filter_map(|x| x["message"].as_str()).collect::<Vec<_>>().join("\n")).unwrap_or_default()
 }
 
 #[test]

@@ -153,8 +153,14 @@ fn links_flows_stats_and_events_show_what_happened() {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let events = json(&["events", &lab.a.bond, "--json"]);
-        let text: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e.as_str()).collect();
-        if text.iter().any(|e| e.contains("eth1 failed: no carrier")) {
+        let text: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect();
+        if let Some(e) =
+            events.as_array().unwrap().iter().find(|e| e["message"].as_str().is_some_and(|m| m.contains("eth1 failed: no carrier")))
+        {
+            // Wall-clock time people read (RFC 3339, UTC, milliseconds) and a kind.
+            let time = e["time"].as_str().unwrap_or_default();
+            assert!(time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "event time {time:?}");
+            assert_eq!(e["kind"], "health", "{e}");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no failure event: {text:?}");

@@ -10,6 +10,7 @@ use crate::{
     health::metrics::Nanos,
     lacp::{ETH_P_SLOW, Lacp, LacpSettings, LacpStatus, SLOW_PROTOCOLS_MAC},
     rawsock::RawReceiver,
+    status::EventKind,
 };
 
 /// LACP of a bond running 802.3ad.
@@ -46,7 +47,7 @@ impl Bond {
             && *a.lacp.settings() != settings
             && !a.lacp.update(&settings)
         {
-            self.event("LACP settings changed: negotiating afresh".into());
+            self.event(EventKind::Lacp, "LACP settings changed: negotiating afresh".into());
             self.aggregation = None;
         }
         let agg = self.aggregation.get_or_insert_with(|| Aggregation { lacp: Lacp::new(settings), receivers: BTreeMap::new() });
@@ -72,7 +73,7 @@ impl Bond {
             }
         }
         for f in failed {
-            self.event(f);
+            self.event(EventKind::Warning, f);
         }
     }
 
@@ -98,7 +99,7 @@ impl Bond {
             }
         }
         for e in agg.lacp.take_events() {
-            self.event(format!("LACP: {e}"));
+            self.event(EventKind::Lacp, format!("LACP: {e}"));
         }
     }
 

@@ -19,6 +19,7 @@ use crate::{
     plan,
     rawsock::RawSender,
     runstate::{self, RunState, SavedMember},
+    status::EventKind,
     sys,
 };
 
@@ -93,7 +94,7 @@ impl Bond {
         let mask = plan::usable_mask(&self.views());
         self.dataplane()?.maps.set_usable(mask)?;
         self.settle(now, true)?;
-        self.event(format!("member {name} added"));
+        self.event(EventKind::Member, format!("member {name} added"));
         Ok(format!("{}: {name} added", self.spec.name))
     }
 
@@ -124,9 +125,9 @@ impl Bond {
         let mac = m.saved.as_ref().map(|s| s.mac);
         self.release(nl, m).await;
         self.persist()?;
-        self.event(format!("member {name} removed"));
+        self.event(EventKind::Member, format!("member {name} removed"));
         if mac == Some(self.settings.mac) {
-            self.event(format!("{name} has its own MAC address back, which the bond still uses: both now share it"));
+            self.event(EventKind::Warning, format!("{name} has its own MAC address back, which the bond still uses: both now share it"));
         }
         Ok(format!("{}: {name} removed", self.spec.name))
     }
@@ -174,7 +175,7 @@ impl Bond {
         for (sm, saved) in saved {
             match nl.link(&sm.name).await? {
                 Some(link) => self.members.push(Member::new(sm.name.clone(), sm.slot, link, saved, now)),
-                None => self.event(format!("member {} vanished while no controller ran", sm.name)),
+                None => self.event(EventKind::Member, format!("member {} vanished while no controller ran", sm.name)),
             }
         }
         for slot in self.members.iter().map(|m| m.slot).collect::<Vec<_>>() {
@@ -190,7 +191,7 @@ impl Bond {
         self.main.buckets = policy.buckets;
         let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
         let what = format!("adopted the running bond (generation {}, members {})", cfg.generation, names.join(", "));
-        self.event(what);
+        self.event(EventKind::Bond, what);
         Ok(true)
     }
 }

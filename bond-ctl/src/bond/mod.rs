@@ -26,7 +26,9 @@ use crate::{
     placement::Placement,
     plan::{self, BondSettings, MemberView},
     rawsock::RawSender,
-    runstate, sys,
+    runstate,
+    status::{Event, EventKind},
+    sys,
 };
 
 pub use members::remove_orphan;
@@ -51,7 +53,7 @@ pub struct Bond {
     generation: u64,
     /// See [`BondStatus::failovers`](crate::status::BondStatus::failovers).
     failovers: u64,
-    events: VecDeque<String>,
+    events: VecDeque<Event>,
     control: Option<JoinHandle<()>>,
     probe_reader: Option<JoinHandle<()>>,
     /// Sends probes on the bond device (the data plane puts each on its member).
@@ -152,7 +154,10 @@ impl Bond {
         if !adopted {
             if let Some(stale) = &state {
                 // A bond left behind that cannot be adopted: its members get their settings back.
-                self.event(format!("found {}; its bond cannot be adopted and is rebuilt", runstate::path(&name).display()));
+                self.event(
+                    EventKind::Bond,
+                    format!("found {}; its bond cannot be adopted and is rebuilt", runstate::path(&name).display()),
+                );
                 for sm in &stale.members {
                     members::restore(nl, &name, &sm.name, &sm.saved()?).await;
                 }
@@ -198,7 +203,7 @@ impl Bond {
         self.bond_sender = Some(RawSender::new(device.index).context("opening the probe socket")?);
         self.device = Some(device);
         if !adopted {
-            self.event(format!("bond up with policy {}", self.policy.name));
+            self.event(EventKind::Bond, format!("bond up with policy {}", self.policy.name));
         }
         Ok(())
     }
@@ -369,7 +374,7 @@ impl Bond {
                 None => "none".to_string(),
                 Some(s) => self.member(s).map_or_else(|| format!("slot {s} (removed)"), |m| m.name.clone()),
             };
-            self.event(format!("active member {} -> {}", name(before), name(self.main.active)));
+            self.event(EventKind::Active, format!("active member {} -> {}", name(before), name(self.main.active)));
             if before.is_some()
                 && let Some(a) = self.main.active
             {
@@ -438,17 +443,22 @@ impl Bond {
         }
         if round == 0 && sent > 0 {
             let name = self.member(slot).map_or_else(String::new, |m| m.name.clone());
-            self.event(format!("announcing the bond's addresses on {name}"));
+            self.event(EventKind::Address, format!("announcing the bond's addresses on {name}"));
         }
     }
 
-    fn event(&mut self, what: String) {
+    fn event(&mut self, kind: EventKind, what: String) {
         tracing::info!(bond = %self.spec.name, "{what}");
-        let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        self.events.push_back(format!("[{secs:.3}] {what}"));
+        let seq = self.events.back().map_or(1, |e| e.seq + 1);
+        self.events.push_back(Event::new(seq, SystemTime::now(), kind, what));
         while self.events.len() > EVENT_HISTORY {
             self.events.pop_front();
         }
+    }
+
+    /// Events after `seq` (all kept, for 0).
+    pub fn events_after(&self, seq: u64) -> Vec<Event> {
+        self.events.iter().filter(|e| e.seq > seq).cloned().collect()
     }
 
     pub fn handle(&mut self, config: &Config, req: Request) -> Response {
@@ -460,6 +470,7 @@ impl Bond {
             }
             Request::SetPolicy { policy } => self.set_policy(config, &policy),
             Request::Set { options } => self.set_options(&options),
+            Request::Events { after } => return Response::Events { events: self.events_after(after) },
             Request::Flows { top } => {
                 return self.flows(top).map_or_else(|e| Response::Error { error: format!("{e:#}") }, |flows| Response::Flows { flows });
             }
@@ -488,7 +499,7 @@ impl Bond {
             (self.policy, self.main) = (old, old_main);
             return Err(e);
         }
-        self.event(format!("policy {} -> {}", old.name, self.policy.name));
+        self.event(EventKind::Config, format!("policy {} -> {}", old.name, self.policy.name));
         Ok(format!("{}: policy {}", self.spec.name, self.policy.name))
     }
 

@@ -24,6 +24,7 @@ use crate::{
     },
     netdev::{Link, LinkEvent},
     plan,
+    status::EventKind,
 };
 
 /// Probe outcomes a link needs before its quality is judged (half the window): a loss among a
@@ -233,7 +234,7 @@ impl Bond {
         };
         let Some(i) = self.members.iter().position(|m| m.link.index == index) else {
             if self.device.as_ref().is_some_and(|d| d.index == index) && link.is_none() {
-                self.event("the bond device was deleted from outside; traffic stops".into());
+                self.event(EventKind::Warning, "the bond device was deleted from outside; traffic stops".into());
             }
             return Ok(());
         };
@@ -331,18 +332,21 @@ impl Bond {
                     // Not measured yet: not compared by score until it is (see quality_round).
                     m.judged = false;
                     m.score = 1.0;
-                    notes.push(format!("{} is healthy ({})", m.name, change.reason));
+                    notes.push((EventKind::Health, format!("{} is healthy ({})", m.name, change.reason)));
                 } else {
-                    notes.push(format!("{} failed: {}", m.name, change.reason));
+                    notes.push((EventKind::Health, format!("{} failed: {}", m.name, change.reason)));
                     if m.punishment.failed(now, &self.policy.punishment) {
-                        notes.push(format!("{} punished for flapping: held out {} ms", m.name, m.punishment.remaining_ms()));
+                        notes.push((
+                            EventKind::Punishment,
+                            format!("{} punished for flapping: held out {} ms", m.name, m.punishment.remaining_ms()),
+                        ));
                     }
                 }
             }
             let was_punished = m.punishment.active();
             m.punishment.drain(now, m.liveness.up());
             if was_punished && !m.punishment.active() {
-                notes.push(format!("{} readmitted: its punishment faded", m.name));
+                notes.push((EventKind::Punishment, format!("{} readmitted: its punishment faded", m.name)));
             }
         }
         // Every link with carrier silent at once: the peer (not each link) went away, e.g. its
@@ -351,10 +355,10 @@ impl Bond {
         let with_carrier: Vec<_> = self.members.iter().filter(|m| m.link.usable()).collect();
         if peer.is_some() && !with_carrier.is_empty() && with_carrier.iter().all(|m| !m.liveness.up() && m.probes.last_reply.is_some()) {
             self.monitor.peer_probes_since = None;
-            notes.push("the peer answers probes on no link: probes stop judging links until it answers again".into());
+            notes.push((EventKind::Warning, "the peer answers probes on no link: probes stop judging links until it answers again".into()));
         }
-        for n in notes {
-            self.event(n);
+        for (kind, n) in notes {
+            self.event(kind, n);
         }
         let changed = self.apply_usable(now)?;
         self.settle(now, changed)
@@ -411,7 +415,7 @@ impl Bond {
                 } else {
                     format!("not usable: {}", m.liveness.reason.clone().unwrap_or_default())
                 };
-                notes.push(format!("{} {why}", m.name));
+                notes.push((EventKind::Usable, format!("{} {why}", m.name)));
                 m.usable = usable;
                 m.availability.set(now, usable);
             }
@@ -419,8 +423,8 @@ impl Bond {
         // The fast path: one write, and the data plane re-selects from the next packet on.
         let mask = plan::usable_mask(&self.views());
         self.dataplane()?.maps.set_usable(mask)?;
-        for n in notes {
-            self.event(n);
+        for (kind, n) in notes {
+            self.event(kind, n);
         }
         Ok(true)
     }
@@ -444,14 +448,17 @@ impl Bond {
             };
             if !violations.is_empty() && m.violations.is_empty() {
                 m.punishment.misbehaved(now, &self.policy.punishment);
-                notes.push(format!("{} misbehaves ({}): held out {} ms", m.name, violations.join(", "), m.punishment.remaining_ms()));
+                notes.push((
+                    EventKind::Quality,
+                    format!("{} misbehaves ({}): held out {} ms", m.name, violations.join(", "), m.punishment.remaining_ms()),
+                ));
             } else if violations.is_empty() && !m.violations.is_empty() {
-                notes.push(format!("{} is within its quality limits again", m.name));
+                notes.push((EventKind::Quality, format!("{} is within its quality limits again", m.name)));
             }
             m.violations = violations;
         }
-        for n in notes {
-            self.event(n);
+        for (kind, n) in notes {
+            self.event(kind, n);
         }
         let changed = self.apply_usable(now)?;
         self.settle(now, changed)
@@ -482,7 +489,7 @@ impl Bond {
             self.main.buckets[b] = to;
         }
         self.write_config()?;
-        self.event(format!("rebalanced: moved {} busy bucket(s) to members below their share", moves.len()));
+        self.event(EventKind::Rebalance, format!("rebalanced: moved {} busy bucket(s) to members below their share", moves.len()));
         Ok(())
     }
 }

@@ -12,7 +12,9 @@ use crate::{
     alb::{self, RxClients},
     frames,
     health::metrics::{MS, Nanos},
-    plan, sys,
+    plan,
+    status::EventKind,
+    sys,
 };
 
 /// How often balance-alb looks for peers to tell (the ARP table is read each time).
@@ -51,7 +53,7 @@ impl Bond {
             if let Some(hi) = self.members.iter().position(|m| m.link.mac == bond_mac) {
                 // Never two members with the bond's address: the holder gives it up first.
                 if let Err(e) = sys::set_mac(&self.members[hi].name, freed) {
-                    self.event(format!("cannot move the bond's MAC address off {}: {e}", self.members[hi].name));
+                    self.event(EventKind::Warning, format!("cannot move the bond's MAC address off {}: {e}", self.members[hi].name));
                     return;
                 }
                 self.members[hi].link.mac = freed;
@@ -62,7 +64,7 @@ impl Bond {
                     self.members[ai].link.mac = bond_mac;
                     changed.push(ai);
                 }
-                Err(e) => self.event(format!("cannot give {} the bond's MAC address: {e}", self.members[ai].name)),
+                Err(e) => self.event(EventKind::Warning, format!("cannot give {} the bond's MAC address: {e}", self.members[ai].name)),
             }
         }
         for i in 0..self.members.len() {
@@ -73,7 +75,10 @@ impl Bond {
             }
             let in_use = |a: &[u8; 6]| *a == bond_mac || self.members.iter().any(|m| m.link.mac == *a);
             let Some(free) = self.members.iter().filter_map(|m| m.saved.as_ref().map(|s| s.mac)).find(|a| !in_use(a)) else {
-                self.event(format!("{} shares a MAC address and no member's own address is free for it", self.members[i].name));
+                self.event(
+                    EventKind::Warning,
+                    format!("{} shares a MAC address and no member's own address is free for it", self.members[i].name),
+                );
                 continue;
             };
             if sys::set_mac(&self.members[i].name, free).is_ok() {
@@ -83,7 +88,7 @@ impl Bond {
         }
         for &i in &changed {
             let what = format!("{} now sends with {}", self.members[i].name, sys::format_mac(&self.members[i].link.mac));
-            self.event(what);
+            self.event(EventKind::Address, what);
         }
         if !changed.is_empty() {
             // The config with the new addresses is written next (`settle`); learning packets

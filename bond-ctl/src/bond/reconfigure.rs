@@ -9,6 +9,7 @@ use crate::{
     carrier::CarrierProbe,
     config::{BondSpec, Config, PolicySpec},
     netdev::{self, Netdev},
+    status::EventKind,
     sys,
 };
 
@@ -66,11 +67,11 @@ impl Bond {
             self.settle(sys::monotonic_ns(), true)?;
             let list: Vec<String> = config.peers.iter().map(|p| format!("{} -> {}", p.peer, p.policy)).collect();
             let what = format!("peer policies: {}", if list.is_empty() { "none".to_string() } else { list.join(", ") });
-            self.event(format!("{what} (reload)"));
+            self.event(EventKind::Config, format!("{what} (reload)"));
             changes.push(what);
         }
         if let Some(what) = self.set_policy_spec(policy)? {
-            self.event(format!("{what} (reload)"));
+            self.event(EventKind::Config, format!("{what} (reload)"));
             changes.push(what);
         }
         Ok(changes)
@@ -120,7 +121,7 @@ impl Bond {
         self.set_settings(&changed.spec)?;
         self.set_policy_spec(&changed.policy)?;
         let what = changed.changes.join(" ");
-        self.event(format!("set {what}"));
+        self.event(EventKind::Config, format!("set {what}"));
         Ok(format!("{}: {what}", self.spec.name))
     }
 }

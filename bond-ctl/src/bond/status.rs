@@ -8,7 +8,7 @@ use bond_common::{
 
 use super::Bond;
 use crate::{
-    status::{BondCounters, BondStatus, FlowStatus, MemberStatus, PeerStatus, PolicyStatus},
+    status::{BondCounters, BondStatus, FlowStatus, MemberState, MemberStatus, PeerStatus, PolicyStatus},
     sys,
 };
 
@@ -30,7 +30,7 @@ impl Bond {
                 name: m.name.clone(),
                 slot: m.slot,
                 ifindex: m.link.index,
-                state: if m.usable { "up" } else { "down" }.into(),
+                state: if m.usable { MemberState::Up } else { MemberState::Down },
                 carrier: m.link.carrier,
                 admin_up: m.link.admin_up,
                 usable: m.usable,
@@ -65,10 +65,10 @@ impl Bond {
             mac: sys::format_mac(&device.mac),
             policy: PolicyStatus {
                 name: self.policy.name.clone(),
-                mode: self.policy.mode.name().into(),
-                xmit_hash_policy: self.policy.xmit_hash.name().into(),
+                mode: self.policy.mode,
+                xmit_hash_policy: self.policy.xmit_hash,
                 packets_per_link: self.policy.packets_per_link,
-                balance_policy: self.policy.balance.name().into(),
+                balance_policy: self.policy.balance,
             },
             active: has_active.then(|| self.main.active.and_then(|s| self.member(s)).map(|m| m.name.clone())).flatten(),
             generation: cfg.generation,

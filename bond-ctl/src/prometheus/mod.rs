@@ -296,9 +296,9 @@ pub fn render(bonds: &[BondStatus]) -> String {
         "bondctl_bond_info",
         Kind::Gauge,
         "The bond's policy and the standard mode it is based on (always 1).",
-        bonds.iter().map(|b| {
-            (vec![("bond", b.name.as_str()), ("policy", b.policy.name.as_str()), ("mode", b.policy.mode.as_str())], Value::Int(1))
-        }),
+        bonds
+            .iter()
+            .map(|b| (vec![("bond", b.name.as_str()), ("policy", b.policy.name.as_str()), ("mode", b.policy.mode.name())], Value::Int(1))),
     );
     for &(name, kind, help, value) in BOND_FAMILIES {
         family(&mut out, name, kind, help, bonds.iter().map(|b| (vec![("bond", b.name.as_str())], value(b))));

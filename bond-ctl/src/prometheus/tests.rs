@@ -17,7 +17,7 @@ fn member(name: &str) -> MemberStatus {
         name: name.into(),
         slot: 0,
         ifindex: 3,
-        state: "up".into(),
+        state: crate::status::MemberState::Up,
         carrier: true,
         admin_up: true,
         usable: true,
@@ -61,7 +61,7 @@ fn bond(name: &str) -> BondStatus {
     };
     let odd = MemberStatus {
         slot: 1,
-        state: "down".into(),
+        state: crate::status::MemberState::Down,
         carrier: false,
         usable: false,
         health: "down: no carrier".into(),
@@ -77,10 +77,10 @@ fn bond(name: &str) -> BondStatus {
         mac: "02:00:00:00:00:01".into(),
         policy: PolicyStatus {
             name: "fast".into(),
-            mode: "balance-aware".into(),
-            xmit_hash_policy: "layer2".into(),
+            mode: bond_common::config::Mode::BalanceAware,
+            xmit_hash_policy: bond_common::config::XmitHash::Layer2,
             packets_per_link: 1,
-            balance_policy: "flow-dynamic".into(),
+            balance_policy: bond_common::config::Balance::FlowDynamic,
         },
         active: None,
         generation: 4,
