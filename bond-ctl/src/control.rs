@@ -111,14 +111,7 @@ pub fn serve(bond: &str, to_daemon: mpsc::Sender<Pending>) -> anyhow::Result<tok
                 } else {
                     match serde_json::from_str::<Request>(&line) {
                         Err(e) => Response::Error { error: format!("malformed request: {e}") },
-                        Ok(request) => {
-                            let (tx, rx) = oneshot::channel();
-                            if to_daemon.send(Pending { bond, request, reply: tx }).await.is_err() {
-                                Response::Error { error: "the daemon is shutting down".into() }
-                            } else {
-                                rx.await.unwrap_or(Response::Error { error: "the daemon did not answer".into() })
-                            }
-                        }
+                        Ok(request) => ask(&to_daemon, &bond, request).await,
                     }
                 };
                 let mut out = serde_json::to_string(&response).unwrap_or_default();
@@ -127,6 +120,35 @@ pub fn serve(bond: &str, to_daemon: mpsc::Sender<Pending>) -> anyhow::Result<tok
             });
         }
     }))
+}
+
+/// Answers a request for `bond`: the flow table is read here, on a thread of its own; the rest
+/// goes to the daemon's loop, which owns the bond. The daemon answers status without the flow
+/// count, which is added here, so neither walks the flow table on the timing path.
+pub async fn ask(to_daemon: &mpsc::Sender<Pending>, bond: &str, request: Request) -> Response {
+    if let Request::Flows { top } = request {
+        let bond = bond.to_string();
+        return match tokio::task::spawn_blocking(move || crate::flows::top(&bond, top)).await {
+            Ok(Ok(flows)) => Response::Flows { flows },
+            Ok(Err(e)) => Response::Error { error: format!("{e:#}") },
+            Err(e) => Response::Error { error: format!("reading the flow table: {e}") },
+        };
+    }
+    let (tx, rx) = oneshot::channel();
+    if to_daemon.send(Pending { bond: bond.to_string(), request, reply: tx }).await.is_err() {
+        return Response::Error { error: "the daemon is shutting down".into() };
+    }
+    match rx.await {
+        Ok(Response::Status { mut status }) => {
+            let name = bond.to_string();
+            if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || crate::flows::count(&name)).await {
+                status.counters.flows = n;
+            }
+            Response::Status { status }
+        }
+        Ok(other) => other,
+        Err(_) => Response::Error { error: "the daemon did not answer".into() },
+    }
 }
 
 /// Sends one request to the daemon running `bond` and waits for its answer.

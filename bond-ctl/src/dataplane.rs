@@ -19,7 +19,6 @@ use aya::{
 use bond_common::{
     config::peer_tables,
     config::{BUCKETS, BondConfig, CONFIG_BANKS, MAX_MEMBERS},
-    flow::FlowEntry,
     maps::{self, MacKey},
     stats::{BondStats, MemberSeen, MemberStats},
 };
@@ -38,7 +37,6 @@ pub struct Maps {
     member_usable: Array<MapData, u32>,
     member_stats: PerCpuArray<MapData, MemberStats>,
     bond_stats: PerCpuArray<MapData, BondStats>,
-    flows: HashMap<MapData, u64, FlowEntry>,
     peer_v4: LpmTrie<MapData, [u8; 4], u32>,
     peer_v6: LpmTrie<MapData, [u8; 16], u32>,
     peer_mac: HashMap<MapData, MacKey, u32>,
@@ -68,7 +66,6 @@ impl Maps {
             member_usable: take(ebpf, maps::MEMBER_USABLE)?,
             member_stats: take(ebpf, maps::MEMBER_STATS)?,
             bond_stats: take(ebpf, maps::BOND_STATS)?,
-            flows: take(ebpf, maps::FLOWS)?,
             peer_v4: take(ebpf, maps::PEER_V4)?,
             peer_v6: take(ebpf, maps::PEER_V6)?,
             peer_mac: take(ebpf, maps::PEER_MAC)?,
@@ -130,16 +127,6 @@ impl Maps {
         Ok(sum)
     }
 
-    /// Every flow in the flow table.
-    pub fn flows(&self) -> Vec<(u64, FlowEntry)> {
-        self.flows.iter().filter_map(Result::ok).collect()
-    }
-
-    /// Forgets flows last seen before `cutoff_ns` (kernel monotonic time); returns how many.
-    pub fn expire_flows(&mut self, cutoff_ns: u64) -> usize {
-        let idle: Vec<u64> = self.flows().into_iter().filter(|(_, f)| f.last_seen_ns < cutoff_ns).map(|(k, _)| k).collect();
-        idle.iter().filter(|k| self.flows.remove(k).is_ok()).count()
-    }
 
     /// Replaces the destination tables with `entries` (peer, policy index); returns the
     /// `peer_tables` bits of the tables that hold entries. New entries go in before stale ones

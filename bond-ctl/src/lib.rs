@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod flows;
 pub mod frames;
 pub mod health;
 pub mod lacp;

@@ -47,8 +47,7 @@ impl Netns {
     /// Runs `f` with the calling thread inside the namespace. Sockets created in `f` stay in
     /// the namespace afterwards.
     pub fn enter<T>(&self, f: impl FnOnce() -> T) -> anyhow::Result<T> {
-        let _guard = ThreadNetns::enter(&format!("/var/run/netns/{}", self.name))?;
-        Ok(f())
+        enter_named(&self.name, f)
     }
 
     /// The kernel's counters of an interface: (rx packets, rx bytes, tx packets, tx bytes).
@@ -92,6 +91,13 @@ impl std::ops::Sub for Counters {
             tx_bytes: self.tx_bytes.saturating_sub(o.tx_bytes),
         }
     }
+}
+
+/// Runs `f` with the calling thread inside the network namespace `name` (for threads that
+/// cannot hold the [`Netns`], which is not `Send`).
+pub fn enter_named<T>(name: &str, f: impl FnOnce() -> T) -> anyhow::Result<T> {
+    let _guard = ThreadNetns::enter(&format!("/var/run/netns/{name}"))?;
+    Ok(f())
 }
 
 /// The calling thread in another network namespace until dropped. Not `Send`: namespace

@@ -5,9 +5,18 @@
 //! - silent loss: everything on the active member is dropped on the wire while carrier stays
 //!   up; detected by peer probes every 10 ms (`failoverInterval: 30`).
 //!
-//! Each kind runs `ROUNDS` times, always failing the member that is active at that moment.
+//! Each kind runs `ROUNDS` times, always failing the member that is active at that moment; then
+//! the silent loss again while `bondctl status`, `bondctl flows` and the metrics endpoint are
+//! asked in a loop, which must not make failover slower (the daemon answers them off its
+//! timing path).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, bail};
 use bond_tests::{
@@ -27,16 +36,33 @@ enum Fault {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let lab = Lab::start(LabOptions::default().policy("fast").settings(SETTINGS)).context("starting the lab")?;
+    let mut lab = Lab::start(LabOptions::default().policy("fast").settings(SETTINGS)).context("starting the lab")?;
+    // A's daemon again, with the metrics endpoint (it adopts the running bond).
+    let (path, dir) = (lab.config_path(&lab.a), lab.dir().to_path_buf());
+    lab.a.daemon.as_mut().context("A's daemon")?.stop()?;
+    lab.a.ns.ip(&["link", "set", "lo", "up"])?;
+    lab.a.daemon = Some(Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, &["--metrics", &format!("127.0.0.1:{METRICS_PORT}")])?);
     ping(&lab, 2)?;
     println!(
         "== failover time: active-backup, probes every 10 ms (failoverInterval 30), one datagram every {} µs, {ROUNDS} rounds",
         STREAM_INTERVAL.as_micros()
     );
-    for (fault, what) in [(Fault::Carrier, "carrier loss"), (Fault::Silent, "silent loss ")] {
+    for (fault, what, hammer) in
+        [(Fault::Carrier, "carrier loss", false), (Fault::Silent, "silent loss ", false), (Fault::Silent, "silent loss, status/flows/metrics asked in a loop", true)]
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let asked = Arc::new(AtomicU64::new(0));
+        let hammers: Vec<_> = (0..if hammer { 3 } else { 0 }).map(|kind| spawn_hammer(&lab, kind, stop.clone(), asked.clone())).collect();
         let mut lost_ms = Vec::new();
         for _ in 0..ROUNDS {
             lost_ms.push(round(&lab, fault)?);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for h in hammers {
+            let _ = h.join();
+        }
+        if hammer {
+            println!("   ({} requests answered during the rounds)", asked.load(Ordering::Relaxed));
         }
         let shown: Vec<String> = lost_ms.iter().map(|v| format!("{v:.1}")).collect();
         lost_ms.sort_by(f64::total_cmp);
@@ -46,6 +72,39 @@ pub fn run() -> anyhow::Result<()> {
             lost_ms[ROUNDS - 1],
             shown.join(", ")
         );
+    }
+    Ok(())
+}
+
+const METRICS_PORT: u16 = 9469;
+
+/// Asks A's daemon in a loop until `stop`: kind 0 `bondctl status`, 1 `bondctl flows`, 2 a
+/// metrics scrape. Counts the answers in `asked`.
+fn spawn_hammer(lab: &Lab, kind: usize, stop: Arc<AtomicBool>, asked: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    let (netns, bond) = (lab.a.ns.name().to_string(), lab.a.bond.clone());
+    let bondctl = bond_tests::lab::bondctl();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let ok = match kind {
+                0 => std::process::Command::new(&bondctl).args(["--netns", &netns, "status", &bond, "--json"]).output().is_ok_and(|o| o.status.success()),
+                1 => std::process::Command::new(&bondctl).args(["--netns", &netns, "flows", &bond]).output().is_ok_and(|o| o.status.success()),
+                _ => bond_tests::ns::enter_named(&netns, scrape).is_ok_and(|r| r.is_ok()),
+            };
+            asked.fetch_add(u64::from(ok), Ordering::Relaxed);
+        }
+    })
+}
+
+/// `GET /metrics` (from inside A's namespace).
+fn scrape() -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", METRICS_PORT))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    if !out.starts_with("HTTP/1.1 200") {
+        bail!("scrape: {}", out.lines().next().unwrap_or_default());
     }
     Ok(())
 }

@@ -471,9 +471,6 @@ impl Bond {
             Request::SetPolicy { policy } => self.set_policy(config, &policy),
             Request::Set { options } => self.set_options(&options),
             Request::Events { after } => return Response::Events { events: self.events_after(after) },
-            Request::Flows { top } => {
-                return self.flows(top).map_or_else(|e| Response::Error { error: format!("{e:#}") }, |flows| Response::Flows { flows });
-            }
             // Changes of the member set and the daemon's bonds are the daemon's (they await
             // netlink).
             other => Err(anyhow::anyhow!("{other:?} is not a request for one bond")),

@@ -81,6 +81,7 @@ pub(super) struct State {
     peer_probes_since: Option<Nanos>,
     bucket_totals: Option<[u64; BUCKETS]>,
     bucket_load: [f64; BUCKETS],
+    flow_expiry: crate::flows::Expiry,
 }
 
 impl State {
@@ -96,6 +97,7 @@ impl State {
             peer_probes_since: None,
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
+            flow_expiry: Default::default(),
         }
     }
 }
@@ -181,11 +183,8 @@ impl Bond {
         }
         if now >= self.monitor.next_expiry {
             self.monitor.next_expiry = now + clamp_ms(self.policy.flow_expiry / 4, 1_000, 10_000);
-            let cutoff = now.saturating_sub(self.policy.flow_expiry * MS);
-            let n = self.dataplane()?.maps.expire_flows(cutoff);
-            if n > 0 {
-                tracing::debug!(bond = %self.spec.name, "forgot {n} idle flows");
-            }
+            // Off the timing path: a walk of the whole table (see `crate::flows`).
+            self.monitor.flow_expiry.start(&self.spec.name, now.saturating_sub(self.policy.flow_expiry * MS));
         }
         Ok(())
     }

