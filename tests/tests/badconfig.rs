@@ -477,7 +477,9 @@ mod badconfig {
             let devs: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "addr", "show"]).unwrap()).unwrap();
             devs.as_array().unwrap().iter().filter(|d| d["ifname"] != "lo").all(|d| {
                 d["operstate"] == "UP"
-                    && d["addr_info"].as_array().is_some_and(|a| a.iter().any(|a| a["local"].as_str().is_some_and(|l| l.starts_with("fe80"))))
+                    && d["addr_info"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|a| a["local"].as_str().is_some_and(|l| l.starts_with("fe80"))))
             })
         });
         let before = snapshot(&ns, LINKS);

@@ -223,7 +223,10 @@ fn the_primary_returns_or_not_according_to_link_select_method() {
         let want = if returns { "eth0" } else { "eth1" };
         let s = if returns {
             // Within the 300 ms this check has always allowed.
-            wait_for(&lab, Duration::from_millis(300), &format!("linkSelectMethod {method}: the primary returns"), |s| s["active"] == "eth0").0
+            wait_for(&lab, Duration::from_millis(300), &format!("linkSelectMethod {method}: the primary returns"), |s| {
+                s["active"] == "eth0"
+            })
+            .0
         } else {
             // A return that does not happen cannot be waited for: give it those 300 ms.
             std::thread::sleep(Duration::from_millis(300));

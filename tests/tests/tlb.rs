@@ -127,11 +127,7 @@ fn alb_spreads_receive_by_peer_and_moves_a_failed_members_peers() {
     println!("alb receive per member: {sw_tx:?} sent by the switch ({rx:?} by the daemon)");
     for (j, mac) in mac_of.iter().enumerate() {
         let peers = entries.iter().filter(|e| *e == mac).count() as u64;
-        assert!(
-            sw_tx[j] >= peers * 100 && sw_tx[j] < peers * 100 + 10,
-            "member {j}: the switch sent it {} for {peers} peers",
-            sw_tx[j]
-        );
+        assert!(sw_tx[j] >= peers * 100 && sw_tx[j] < peers * 100 + 10, "member {j}: the switch sent it {} for {peers} peers", sw_tx[j]);
         assert!(rx[j] >= peers * 100 && rx[j] < peers * 100 + 10, "member {j} received {} for {peers} peers", rx[j]);
     }
 
