@@ -271,6 +271,20 @@ impl Lab {
         (0..self.links).map(|i| self.b.ns.counters(&format!("eth{i}"))).collect()
     }
 
+    /// The wire namespace (None for direct links), e.g. to capture what a side sent on link i
+    /// at `b<i>`/`a<i>` without passing the other side's programs.
+    pub fn wire(&self) -> Option<&Netns> {
+        self.wire.as_ref()
+    }
+
+    /// Kernel counters of the wire's ends facing A (`W:a<i>`), per link: their rx is what A sent
+    /// on member i, counted outside A and before `impair` drops anything; their tx is what
+    /// reached A on it.
+    pub fn wire_a_counters(&self) -> anyhow::Result<Vec<crate::ns::Counters>> {
+        let w = self.wire.as_ref().context("counting on the wire needs the wire namespace")?;
+        (0..self.links).map(|i| w.counters(&format!("a{i}"))).collect()
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -375,6 +389,17 @@ impl Daemon {
     /// A member's field from the status, e.g. `member(&s, "eth0")["tx_packets"]`.
     pub fn member<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
         status["members"].as_array().and_then(|m| m.iter().find(|m| m["name"] == name)).unwrap_or(&serde_json::Value::Null)
+    }
+
+    /// When the first event of a status containing `needle` happened, in milliseconds after
+    /// `since` (negative: before it), by the timestamps the daemon writes (`[unix secs.ms] what`,
+    /// rounded to the millisecond; the daemon and the test read one clock).
+    pub fn event_ms_after(status: &serde_json::Value, needle: &str, since: std::time::SystemTime) -> Option<f64> {
+        let since = since.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+        status["events"].as_array()?.iter().filter_map(|e| e.as_str()).find(|e| e.contains(needle)).and_then(|e| {
+            let secs: f64 = e.strip_prefix('[')?.split(']').next()?.parse().ok()?;
+            Some((secs - since) * 1000.0)
+        })
     }
 
     pub fn pid(&self) -> u32 {

@@ -23,6 +23,34 @@ pub mod switch;
 pub use lab::{Daemon, Lab, LabOptions};
 pub use ns::Netns;
 
+use std::time::{Duration, Instant};
+
+/// Polls `cond` (every 2 ms, plus however long `cond` itself takes) until it holds. Ok with the
+/// time that took, or Err with the time waited when it did not hold within `timeout`.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<Duration, Duration> {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= timeout {
+            return Err(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits until `cond` holds and returns how long that took; panics saying `what` did not happen
+/// when it does not hold within `timeout`. Tests wait for what they can observe rather than
+/// for a fixed time.
+#[track_caller]
+pub fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> bool) -> Duration {
+    match poll_until(timeout, cond) {
+        Ok(took) => took,
+        Err(waited) => panic!("{what}: not within {waited:?}"),
+    }
+}
+
 /// A name unique in this process run: `prefix` + pid + counter (short enough for an
 /// interface name when `prefix` is at most 4 characters).
 pub fn unique_name(prefix: &str) -> String {

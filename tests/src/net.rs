@@ -277,6 +277,7 @@ pub struct Stream {
     sender: Option<std::thread::JoinHandle<anyhow::Result<u64>>>,
     receiver: Option<std::thread::JoinHandle<Vec<(u64, Instant)>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub interval: Duration,
 }
 
@@ -306,6 +307,8 @@ impl Stream {
             Ok(seq)
         });
         let st = stop.clone();
+        let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = received.clone();
         let receiver = std::thread::spawn(move || {
             let _ = receiver.set_read_timeout(Some(Duration::from_millis(100)));
             let mut got = Vec::new();
@@ -317,6 +320,7 @@ impl Stream {
                         idle_since = None;
                         if let Some((seq, _)) = parse_payload(&buf[..n]) {
                             got.push((seq, Instant::now()));
+                            count.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     Err(_) => {
@@ -331,7 +335,12 @@ impl Stream {
             }
             got
         });
-        Ok(Stream { sender: Some(sender), receiver: Some(receiver), stop, interval })
+        Ok(Stream { sender: Some(sender), receiver: Some(receiver), stop, received, interval })
+    }
+
+    /// Datagrams received so far (B's socket), to wait for traffic to flow.
+    pub fn received(&self) -> u64 {
+        self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops sending; returns (datagrams sent, (seq, arrival) received).

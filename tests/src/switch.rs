@@ -93,6 +93,13 @@ impl SwitchLab {
         self.sw.ip(&["link", "set", &format!("a{j}"), "down"]).map(drop)
     }
 
+    /// Kernel counters of the switch's ports to the bond (`SW:a<j>`), per member: their rx is
+    /// what the bond sent on member j, their tx what the switch delivered to it (counted
+    /// outside the bond's namespace).
+    pub fn port_counters(&self) -> anyhow::Result<Vec<crate::ns::Counters>> {
+        (0..self.links).map(|j| self.sw.counters(&format!("a{j}"))).collect()
+    }
+
     /// The MAC address peer `i` has for the bond's address (None: no complete entry).
     pub fn peer_entry(&self, i: usize) -> Option<String> {
         let out = self.peers[i].ip(&["-j", "neigh", "show", BOND_ADDR, "dev", "eth0"]).ok()?;

@@ -471,8 +471,17 @@ mod badconfig {
         const LINKS: usize = 3;
         let ns = namespace(LINKS);
         let dir = TempDir::new().unwrap();
-        // IPv6 link-local addresses come with the links: let them appear before the snapshot.
-        std::thread::sleep(Duration::from_millis(200));
+        // Links come up and get their IPv6 link-local addresses asynchronously: wait until every
+        // one has both before the snapshot.
+        bond_tests::wait_until(Duration::from_secs(5), "links up with link-local addresses", || {
+            let devs: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "addr", "show"]).unwrap()).unwrap();
+            devs.as_array().unwrap().iter().filter(|d| d["ifname"] != "lo").all(|d| {
+                d["operstate"] == "UP"
+                    && d["addr_info"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|a| a["local"].as_str().is_some_and(|l| l.starts_with("fe80"))))
+            })
+        });
         let before = snapshot(&ns, LINKS);
         let mut slowest = Duration::ZERO;
         for c in CASES {

@@ -6,11 +6,15 @@
 //! net/core/flow_dissector.c the encap policies use, written independently of the data plane's
 //! implementation in bond-common.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use bond_tests::{
     Lab, LabOptions,
     net::{Capture, MAGIC, RawSender},
+    poll_until,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -210,6 +214,32 @@ fn kernel_xmit_hash(policy: &str, f: &[u8]) -> u32 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Arrivals at the peer.
+
+/// The members of B each marked frame arrived on (one entry per copy), captured until every one
+/// of `want` has arrived (at most 2 s), then once more after a quiet 50 ms so that a duplicate
+/// sent along with the original is counted too (its absence cannot be waited for).
+fn arrivals(caps: &[Capture], want: &BTreeSet<u64>) -> BTreeMap<u64, Vec<usize>> {
+    let mut arrived: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    let drain = |arrived: &mut BTreeMap<u64, Vec<usize>>| {
+        for (i, c) in caps.iter().enumerate() {
+            for f in c.frames() {
+                if let Some(seq) = find_marker(&f) {
+                    arrived.entry(seq).or_default().push(i);
+                }
+            }
+        }
+    };
+    let _ = poll_until(Duration::from_secs(2), || {
+        drain(&mut arrived);
+        want.iter().all(|s| arrived.contains_key(s))
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    drain(&mut arrived);
+    arrived
+}
+
+// ---------------------------------------------------------------------------------------------
 // Crafted frames. Each carries the marker MAGIC + sequence number where the payload goes.
 
 fn marker(seq: u64) -> Vec<u8> {
@@ -322,23 +352,21 @@ fn balance_xor_hashes_match_the_kernel_formulas() {
         for (_, f) in &frames {
             sender.send(f).unwrap();
         }
-        std::thread::sleep(Duration::from_millis(150));
-        let mut arrived: BTreeMap<u64, usize> = BTreeMap::new();
-        for (i, c) in caps.iter().enumerate() {
-            for f in c.frames() {
-                if let Some(seq) = find_marker(&f) {
-                    arrived.insert(seq, i);
-                }
-            }
-        }
+        let sent: BTreeSet<u64> = frames.iter().map(|(_, f)| find_marker(f).unwrap()).collect();
+        assert_eq!(sent.len(), frames.len(), "every frame has its own marker");
+        let arrived = arrivals(&caps, &sent);
+        // Each frame exactly once, on the member the kernel would pick; missing and duplicated
+        // frames are mismatches too.
         for (kind, f) in &frames {
             let seq = find_marker(f).unwrap();
             let want = (kernel_xmit_hash(policy, f) % 3) as usize;
-            match arrived.get(&seq) {
-                Some(&got) if got == want => {}
+            match arrived.get(&seq).map(Vec::as_slice) {
+                Some(&[got]) if got == want => {}
                 got => mismatches.push(format!("{policy} {kind} #{seq}: arrived on {got:?}, kernel picks eth{want}")),
             }
         }
+        let strays: Vec<&u64> = arrived.keys().filter(|s| !sent.contains(s)).collect();
+        assert!(strays.is_empty(), "{policy}: frames arrived that were not sent: {strays:?}");
     }
     assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
 }
@@ -355,12 +383,13 @@ fn zerotier_hash_is_ports_xor_protocol() {
         sender.send(&eth(1, 2, 0x0800, &ipv4([192, 0, 2, 1], [192, 0, 2, 2], proto, 0, &l4_ports(sport, dport, seq)))).unwrap();
         want.insert(seq, (u32::from(sport ^ dport) ^ u32::from(proto)) % 3);
     }
-    std::thread::sleep(Duration::from_millis(150));
-    for (i, c) in caps.iter().enumerate() {
-        for f in c.frames() {
-            if let Some(seq) = find_marker(&f) {
-                assert_eq!(want[&seq] as usize, i, "frame {seq}");
-            }
-        }
+    let sent: BTreeSet<u64> = want.keys().copied().collect();
+    let arrived = arrivals(&caps, &sent);
+    let missing: Vec<&u64> = sent.iter().filter(|s| !arrived.contains_key(s)).collect();
+    assert!(missing.is_empty(), "every one of the {} frames arrives; missing: {missing:?}", sent.len());
+    for (seq, members) in &arrived {
+        assert!(sent.contains(seq), "frame {seq} was never sent");
+        assert_eq!(members.len(), 1, "frame {seq} arrived once, not on members {members:?}");
+        assert_eq!(want[seq] as usize, members[0], "frame {seq}");
     }
 }

@@ -4,12 +4,13 @@
 
 use std::{
     collections::BTreeMap,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use bond_tests::{
     Daemon, Lab, LabOptions,
-    net::{Stream, UdpFlows, losses, ping},
+    net::{Capture, Stream, UdpFlows, losses, ping},
+    wait_until,
 };
 use serde_json::Value;
 
@@ -48,23 +49,43 @@ fn a_silent_link_is_detected_within_the_failover_interval() {
     let lab = lab(LabOptions::default().policy("fast").settings("policies:\n  fast: { basePolicy: active-backup, failoverInterval: 30 }"));
     ping(&lab, 2).unwrap();
     wait_for(&lab, Duration::from_secs(5), "probes answered", |s| member(s, "eth0")["rx_probes"].as_u64().unwrap_or(0) > 0);
+    let (s, _) = wait_for(&lab, Duration::from_secs(5), "eth0 active", |s| s["active"] == "eth0");
+    assert!(usable(&s, "eth0") && member(&s, "eth0")["state"] != "down", "eth0 healthy before the fault: {s:#}");
     let stream = Stream::start(&lab, Duration::from_millis(1), 3000).unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    // Everything on eth0 is dropped in both directions; its carrier stays up.
+    wait_until(Duration::from_secs(2), "the stream arrives at B before the fault", || stream.received() >= 300);
+    // Everything on eth0 is dropped in both directions; its carrier stays up. The fault is in
+    // place somewhere between `impairing` and `impaired` (one nft transaction).
+    let impairing = SystemTime::now();
     lab.impair(0, 100).unwrap();
-    let (s, detected) = wait_for(&lab, Duration::from_secs(5), "eth0 declared failed", |s| !usable(s, "eth0"));
-    std::thread::sleep(Duration::from_millis(700));
+    let impaired = SystemTime::now();
+    let (s, seen) = wait_for(&lab, Duration::from_secs(5), "eth0 declared failed", |s| !usable(s, "eth0"));
+    let nft_ms = impaired.duration_since(impairing).unwrap().as_secs_f64() * 1000.0;
+    // The daemon's event says when it decided: from the fault (at the latest `impaired`) to then.
+    let failed = Daemon::event_ms_after(&s, "eth0 failed: silent", impaired)
+        .unwrap_or_else(|| panic!("an event says eth0 failed for silence: {}", events(&s)));
+    let then = stream.received();
+    wait_until(Duration::from_secs(2), "traffic arrives at B on another member", || stream.received() >= then + 300);
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = losses(sent, &got);
     println!(
-        "silent failure: detected after {detected:?} (status polled every 10 ms); {lost} of {sent} datagrams lost, longest gap {longest} ms"
+        "silent failure: eth0 failed {failed:.0} ms after the fault was in place (nft took {nft_ms:.0} ms), status showed it {seen:?} after (polled every 10 ms); {lost} of {sent} datagrams lost, longest gap {longest} ms"
     );
     let m = member(&s, "eth0");
+    assert_eq!(m["usable"], false, "detected: not usable");
     assert_eq!(m["carrier"], true, "no carrier change");
     assert!(m["health"].as_str().unwrap().contains("silent"), "{m:#}");
     assert_ne!(s["active"], "eth0");
-    // 30 ms failover interval + one 10 ms probe interval; the bound allows for scheduling noise.
-    assert!(longest <= 150, "traffic lost for {longest} ms");
+    // Detection: the silence is counted from eth0's last reply, which came before the fault,
+    // and the daemon wakes when it reaches the 30 ms failover interval; so the decision is due
+    // at most 30 ms after the fault. 20 ms more is for waking a daemon on a busy two-core
+    // machine, and 1 ms for the event's millisecond rounding.
+    assert!(failed <= 30.0 + 20.0 + 1.0, "eth0 declared failed {failed:.1} ms after the fault");
+    // Seen from outside: the status read by polling (10 ms apart, and a bondctl status call
+    // of a few ms each) shows it no later than those 30 + 20 ms plus a poll or two.
+    assert!(seen <= Duration::from_millis(30 + 20 + 50), "status showed eth0 failed {seen:?} after the fault");
+    // Seen at B, the traffic stops at the fault and resumes once the failure is decided: the
+    // same 30 + 20 ms, and 10 ms for the 1 ms stream's own scheduling (measured: about 25 ms).
+    assert!(longest <= 60, "traffic lost for {longest} ms");
     assert!(got.iter().any(|(q, _)| *q > sent - 100), "traffic continues on another member");
     lab.repair(0).unwrap();
     wait_for(&lab, Duration::from_secs(5), "eth0 back", |s| usable(s, "eth0"));
@@ -120,8 +141,21 @@ fn loss_on_one_link_lowers_its_allocation_and_moves_flows() {
     let flows = UdpFlows::new(&lab, 200, 45000).unwrap();
     let tx_on_eth2 = |s: &Value| member(s, "eth2")["tx_bytes"].as_u64().unwrap();
     let tx_all = |s: &Value| (0..3).map(|i| member(s, &format!("eth{i}"))["tx_bytes"].as_u64().unwrap()).sum::<u64>();
+    // The share of the flows' bytes on eth2, counted where A's frames arrive (the wire's end of
+    // each link, before the impairment drops any), once every datagram has arrived there; the
+    // daemon's own counters are read alongside.
+    let share_on_wire = |sent: u64| -> f64 {
+        let c0 = lab.wire_a_counters().unwrap();
+        flows.send(5, 200).unwrap();
+        let mut d = Vec::new();
+        wait_until(Duration::from_secs(2), "the flows' datagrams arrive on the wire", || {
+            d = lab.wire_a_counters().unwrap().iter().zip(&c0).map(|(a, b)| *a - *b).collect::<Vec<_>>();
+            d.iter().map(|c| c.rx_packets).sum::<u64>() >= sent
+        });
+        d[2].rx_bytes as f64 / d.iter().map(|c| c.rx_bytes).sum::<u64>() as f64
+    };
     let s0 = lab.a.daemon().status().unwrap();
-    flows.send(5, 200).unwrap();
+    let wire_before = share_on_wire(1000);
     let s1 = lab.a.daemon().status().unwrap();
     let share_before = (tx_on_eth2(&s1) - tx_on_eth2(&s0)) as f64 / (tx_all(&s1) - tx_all(&s0)) as f64;
 
@@ -136,11 +170,14 @@ fn loss_on_one_link_lowers_its_allocation_and_moves_flows() {
     assert!(m["quality"]["plr"].as_f64().unwrap() > 0.02, "loss measured: {m:#}");
     assert!(usable(&s, "eth2"), "not avoided under a 0.5 loss limit");
     let s2 = lab.a.daemon().status().unwrap();
-    flows.send(5, 200).unwrap();
+    let wire_after = share_on_wire(1000);
     let s3 = lab.a.daemon().status().unwrap();
     let share_after = (tx_on_eth2(&s3) - tx_on_eth2(&s2)) as f64 / (tx_all(&s3) - tx_all(&s2)) as f64;
-    println!("share of the flows' bytes sent on eth2: {share_before:.3} -> {share_after:.3}");
-    assert!(share_after < share_before - 0.06, "flows moved off the lossy link: {share_before} -> {share_after}");
+    println!(
+        "share of the flows' bytes sent on eth2: {wire_before:.3} -> {wire_after:.3} arriving on the wire ({share_before:.3} -> {share_after:.3} by the daemon)"
+    );
+    assert!(wire_after < wire_before - 0.06, "flows moved off the lossy link (counted on the wire): {wire_before} -> {wire_after}");
+    assert!(share_after < share_before - 0.06, "flows moved off the lossy link (the daemon's counters): {share_before} -> {share_after}");
     lab.repair(2).unwrap();
 }
 
@@ -183,9 +220,18 @@ fn the_primary_returns_or_not_according_to_link_select_method() {
         wait_for(&lab, Duration::from_secs(5), "failover to eth1", |s| s["active"] == "eth1");
         lab.restore(0).unwrap();
         wait_for(&lab, Duration::from_secs(5), "eth0 usable again", |s| usable(s, "eth0"));
-        std::thread::sleep(Duration::from_millis(300));
-        let s = lab.a.daemon().status().unwrap();
         let want = if returns { "eth0" } else { "eth1" };
+        let s = if returns {
+            // Within the 300 ms this check has always allowed.
+            wait_for(&lab, Duration::from_millis(300), &format!("linkSelectMethod {method}: the primary returns"), |s| {
+                s["active"] == "eth0"
+            })
+            .0
+        } else {
+            // A return that does not happen cannot be waited for: give it those 300 ms.
+            std::thread::sleep(Duration::from_millis(300));
+            lab.a.daemon().status().unwrap()
+        };
         assert_eq!(s["active"], want, "linkSelectMethod {method}: the primary {} return", if returns { "should" } else { "should not" });
     }
 }
@@ -268,8 +314,12 @@ fn dedup_delivers_each_broadcast_packet_once() {
     let lab = lab(LabOptions::default().policy("bd").settings("policies:\n  bd: { basePolicy: broadcast, dedup: true }"));
     ping(&lab, 2).unwrap();
     let flows = UdpFlows::new(&lab, 4, 46000).unwrap();
+    let before = lab.b_member_counters().unwrap();
     let sent = flows.send(250, 300).unwrap();
     let got = flows.receive(Duration::from_millis(300));
+    // Every copy arrived at B: each member's kernel counters saw every datagram.
+    let d: Vec<u64> = lab.b_member_counters().unwrap().iter().zip(&before).map(|(a, b)| (*a - *b).rx_packets).collect();
+    assert!(d.iter().all(|&n| n >= sent), "each of B's members received all {sent} datagrams: {d:?}");
     let mut copies: BTreeMap<u64, usize> = BTreeMap::new();
     for (seq, _) in &got {
         *copies.entry(*seq).or_default() += 1;
@@ -310,16 +360,33 @@ fn the_dynamic_strategy_probes_only_quiet_links() {
         let s = lab.b.daemon().status().unwrap();
         (0..3).map(|i| member(&s, &format!("eth{i}"))["tx_probes"].as_u64().unwrap()).sum::<u64>()
     };
+    // B's probe requests as they arrive on the wire (`W:b<i>`), besides B's own count.
+    let wire = lab.wire().expect("wire namespace");
+    let caps: Vec<Capture> = (0..3).map(|i| Capture::open(wire, &format!("b{i}")).unwrap()).collect();
+    let wire_probes = || -> u64 {
+        let is_request = |f: &Vec<u8>| f.len() > 19 && f[12..14] == [0x88, 0xb5] && f[19] == 1;
+        caps.iter().map(|c| c.frames().iter().filter(|f| is_request(f)).count() as u64).sum()
+    };
+    // Each count is over a one-second window: a rate, measured by waiting that long.
     let p0 = b_probes();
+    wire_probes();
     std::thread::sleep(Duration::from_secs(1));
     let quiet = b_probes() - p0;
+    let quiet_wire = wire_probes();
     let stream = Stream::start(&lab, Duration::from_millis(1), 1500).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The links carry traffic (a 200 ms head start, so that no probe due before it counts).
+    wait_until(Duration::from_secs(2), "the stream arrives at B", || stream.received() >= 200);
     let p1 = b_probes();
+    wire_probes();
     std::thread::sleep(Duration::from_secs(1));
     let busy = b_probes() - p1;
+    let busy_wire = wire_probes();
     let (sent, got) = stream.finish().unwrap();
-    println!("probes B sent in one second: {quiet} on quiet links, {busy} while they carry traffic");
+    println!(
+        "probes B sent in one second: {quiet} on quiet links, {busy} while they carry traffic (on the wire: {quiet_wire}, {busy_wire})"
+    );
+    assert!(quiet_wire >= 100, "quiet links are probed every 20 ms (counted on the wire): {quiet_wire}");
+    assert!(busy_wire <= 10, "busy links are not probed (counted on the wire): {busy_wire}");
     assert!(quiet >= 100, "quiet links are probed every 20 ms: {quiet}");
     assert!(busy <= 10, "busy links are not probed: {busy}");
     assert_eq!(losses(sent, &got).0, 0);
@@ -333,13 +400,11 @@ fn failover_announces_the_bond_with_gratuitous_arps() {
     ping(&lab, 2).unwrap();
     let (s, _) = wait_for(&lab, Duration::from_secs(5), "an active member", |s| s["active"].is_string());
     let active: usize = s["active"].as_str().unwrap().trim_start_matches("eth").parse().unwrap();
-    let caps: Vec<bond_tests::net::Capture> =
-        (0..3).map(|i| bond_tests::net::Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
+    let caps: Vec<Capture> = (0..3).map(|i| Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
     lab.cut(active).unwrap();
     let (s, _) =
         wait_for(&lab, Duration::from_secs(5), "a new active member", |s| s["active"].is_string() && s["active"] != format!("eth{active}"));
     let new: usize = s["active"].as_str().unwrap().trim_start_matches("eth").parse().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     let a_addr: std::net::Ipv4Addr = lab.a.addr.parse().unwrap();
     let gratuitous = |frames: Vec<Vec<u8>>| {
         frames
@@ -347,7 +412,20 @@ fn failover_announces_the_bond_with_gratuitous_arps() {
             .filter(|f| f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[28..32] == a_addr.octets() && f[38..42] == a_addr.octets())
             .count()
     };
-    let counts: Vec<usize> = caps.into_iter().map(|c| gratuitous(c.frames())).collect();
+    let mut counts = vec![0usize; 3];
+    let count = |counts: &mut Vec<usize>| {
+        for (n, c) in counts.iter_mut().zip(&caps) {
+            *n += gratuitous(c.frames());
+        }
+    };
+    let _ = bond_tests::poll_until(Duration::from_secs(2), || {
+        count(&mut counts);
+        counts[new] >= 3
+    });
+    // Announcements are spaced by the carrier polling interval: a fourth one, or one on
+    // another member, would have come within 200 ms (nothing tells that none is coming).
+    std::thread::sleep(Duration::from_millis(200));
+    count(&mut counts);
     println!("gratuitous ARPs from A per member after failing over to eth{new}: {counts:?}");
     assert_eq!(counts[new], 3, "num_grat_arp announcements on the new active member");
     assert_eq!(counts.iter().sum::<usize>(), 3, "and nowhere else");

@@ -6,10 +6,18 @@ use std::{fs, time::Duration};
 use bond_tests::{
     Daemon, Lab, LabOptions,
     net::{Stream, losses, ping},
+    wait_until,
 };
 
 fn lab(opts: LabOptions) -> Lab {
     Lab::start(opts).unwrap_or_else(|e| panic!("starting the lab: {e:#}"))
+}
+
+/// Waits until `n` more of the stream's datagrams have arrived at B: traffic flowed through
+/// whatever state the bond is in now.
+fn flowed(stream: &Stream, n: u64, what: &str) {
+    let from = stream.received();
+    wait_until(Duration::from_secs(5), &format!("{n} datagrams arrive at B {what}"), || stream.received() >= from + n);
 }
 
 fn member_names(status: &serde_json::Value) -> Vec<String> {
@@ -36,7 +44,8 @@ fn policy_switches_reloads_and_member_changes_lose_nothing() {
     let active = a.status().unwrap()["active"].as_str().unwrap().to_string();
     // One datagram every 500 µs for as long as the changes take (bounded: 40 000 = 20 s).
     let stream = Stream::start(&lab, Duration::from_micros(500), 40_000).unwrap();
-    let pause = || std::thread::sleep(Duration::from_millis(300));
+    // Between steps the stream runs on for 300 ms worth of datagrams (600), all arrived at B.
+    let pause = || flowed(&stream, 600, "between steps");
     pause();
     let mut steps = Vec::new();
     for policy in ["balance-rr", "balance-aware", "balance-xor", "active-backup"] {
@@ -114,15 +123,15 @@ fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
     let before = lab.a.daemon().status().unwrap();
     let old_links = link_ids(&lab.a.bond);
     let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    flowed(&stream, 600, "before the kill");
     lab.a.daemon.as_mut().unwrap().kill().unwrap();
-    // Nobody runs the bond now: the kernel still does.
-    std::thread::sleep(Duration::from_millis(700));
+    // Nobody runs the bond now: the kernel still does (700 ms worth of traffic arrives).
+    flowed(&stream, 1400, "with no daemon");
     let log_dir = lab.dir().to_path_buf();
     lab.a.daemon.take().unwrap().hand_over();
     let new = Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &lab.a.bond, &log_dir).unwrap();
     lab.a.daemon = Some(new);
-    std::thread::sleep(Duration::from_millis(500));
+    flowed(&stream, 1000, "after the restart");
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = losses(sent, &got);
     println!("kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");
@@ -180,11 +189,11 @@ fn persist_leaves_the_bond_running_on_sigterm() {
     lab.a.daemon = Some(Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, &["--persist"]).unwrap());
     ping(&lab, 1).unwrap();
     let stream = Stream::start(&lab, Duration::from_micros(500), 10_000).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    flowed(&stream, 400, "before the stop");
     lab.a.daemon.as_mut().unwrap().stop().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    flowed(&stream, 600, "with the daemon stopped");
     lab.a.daemon = Some(Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, &["--persist"]).unwrap());
-    std::thread::sleep(Duration::from_millis(300));
+    flowed(&stream, 600, "after the restart");
     let (sent, got) = stream.finish().unwrap();
     let (lost, _) = losses(sent, &got);
     assert_eq!(lost, 0, "service restart with --persist loses nothing ({sent} sent); log:\n{}", lab.a.daemon().log());
@@ -233,14 +242,19 @@ fn metrics_endpoint_reports_members_and_failovers() {
     }
     let active = lab.a.daemon().status().unwrap()["active"].as_str().unwrap().to_string();
     lab.cut(active.trim_start_matches("eth").parse().unwrap()).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let text = scrape(&lab, 9469);
-    for line in [
+    let after = [
         format!("node_bonding_active{{master=\"{bond}\"}} 2"),
         format!("bondctl_member_up{{bond=\"{bond}\",member=\"{active}\"}} 0"),
         format!("bondctl_member_link_failures_total{{bond=\"{bond}\",member=\"{active}\"}} 1"),
         format!("bondctl_bond_failovers_total{{bond=\"{bond}\"}} 1"),
-    ] {
+    ];
+    // Scraped until the failover shows (it did within 300 ms before; allowed 2 s now).
+    let mut text = String::new();
+    let _ = bond_tests::poll_until(Duration::from_secs(2), || {
+        text = scrape(&lab, 9469);
+        after.iter().all(|line| text.lines().any(|l| l == line))
+    });
+    for line in &after {
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
     }
 }

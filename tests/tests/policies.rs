@@ -1,12 +1,16 @@
 //! Each transmit policy with real traffic: what arrives on which of the peer's members, counted
 //! by the peer's kernel (interface counters) or captured there (AF_PACKET).
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use bond_tests::{
     Lab, LabOptions,
     net::{Capture, UdpFlows, pin_to_cpu, ping, tcp_transfer},
     ns::Counters,
+    poll_until,
 };
 
 fn lab(opts: LabOptions) -> Lab {
@@ -19,6 +23,43 @@ fn counters(lab: &Lab) -> Vec<Counters> {
 
 fn delta(after: &[Counters], before: &[Counters]) -> Vec<Counters> {
     after.iter().zip(before).map(|(a, b)| *a - *b).collect()
+}
+
+/// The test datagrams captured on each of B's members, gathered until `sent` distinct ones
+/// (sequence numbers 0..sent) have arrived, at most 2 s; then once more after a quiet 20 ms, so
+/// that a duplicate travelling with its original is caught too (nothing signals its absence).
+/// Panics unless every datagram arrived exactly once.
+fn capture_all(caps: &[Capture], sent: u64) -> Vec<Vec<(u64, u32)>> {
+    let mut per_member: Vec<Vec<(u64, u32)>> = vec![Vec::new(); caps.len()];
+    let drain = |per_member: &mut Vec<Vec<(u64, u32)>>| {
+        for (i, c) in caps.iter().enumerate() {
+            per_member[i].extend(c.test_datagrams());
+        }
+    };
+    let distinct = |per_member: &Vec<Vec<(u64, u32)>>| per_member.iter().flatten().map(|(s, _)| *s).collect::<BTreeSet<_>>();
+    let waited = poll_until(Duration::from_secs(2), || {
+        drain(&mut per_member);
+        distinct(&per_member).len() as u64 >= sent
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    drain(&mut per_member);
+    let seqs = distinct(&per_member);
+    let copies: usize = per_member.iter().map(Vec::len).sum();
+    assert_eq!(seqs.len() as u64, sent, "every datagram captured on some member of B (waited {waited:?})");
+    assert!(seqs.iter().all(|&s| s < sent), "only the datagrams sent: {:?}", seqs.iter().filter(|&&s| s >= sent).collect::<Vec<_>>());
+    assert_eq!(copies as u64, sent, "each datagram captured exactly once");
+    per_member
+}
+
+/// Waits until B's members together received at least `n` more packets than `before`; returns
+/// the per-member deltas.
+fn wait_received(lab: &Lab, before: &[Counters], n: u64) -> Vec<Counters> {
+    let mut d = Vec::new();
+    let _ = poll_until(Duration::from_secs(2), || {
+        d = delta(&counters(lab), before);
+        d.iter().map(|c| c.rx_packets).sum::<u64>() >= n
+    });
+    d
 }
 
 /// Resolves ARP both ways before measuring, so measurements see only test traffic.
@@ -86,11 +127,10 @@ fn balance_rr_spreads_evenly_in_runs_of_packets_per_link() {
         .join()
         .unwrap()
     });
-    std::thread::sleep(Duration::from_millis(200));
     let mut member_of = vec![usize::MAX; sent as usize];
-    for (i, c) in caps.iter().enumerate() {
-        for (seq, _) in c.test_datagrams() {
-            member_of[seq as usize] = i;
+    for (i, got) in capture_all(&caps, sent).iter().enumerate() {
+        for (seq, _) in got {
+            member_of[*seq as usize] = i;
         }
     }
     assert!(member_of.iter().all(|&m| m < 3), "every datagram was captured on some member");
@@ -119,12 +159,11 @@ fn balance_xor_keeps_each_flow_on_one_member_and_spreads_64_flows() {
     warm_up(&lab);
     let caps: Vec<Capture> = (0..3).map(|i| Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
     let flows = UdpFlows::new(&lab, 64, 41000).unwrap();
-    flows.send(20, 100).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let mut members_of_flow: BTreeMap<u32, std::collections::BTreeSet<usize>> = BTreeMap::new();
-    for (i, c) in caps.iter().enumerate() {
-        for (_, flow) in c.test_datagrams() {
-            members_of_flow.entry(flow).or_default().insert(i);
+    let sent = flows.send(20, 100).unwrap();
+    let mut members_of_flow: BTreeMap<u32, BTreeSet<usize>> = BTreeMap::new();
+    for (i, got) in capture_all(&caps, sent).iter().enumerate() {
+        for (_, flow) in got {
+            members_of_flow.entry(*flow).or_default().insert(i);
         }
     }
     assert_eq!(members_of_flow.len(), 64, "every flow was seen");
@@ -152,9 +191,12 @@ fn balance_aware_packet_mode_splits_bytes_by_allocation() {
     warm_up(&lab);
     let flows = UdpFlows::new(&lab, 4, 41000).unwrap();
     let before = counters(&lab);
-    flows.send(2000, 1000).unwrap();
+    let sent = flows.send(2000, 1000).unwrap();
     flows.receive(Duration::from_millis(300));
-    let shares = byte_shares(&delta(&counters(&lab), &before));
+    let d = wait_received(&lab, &before, sent);
+    let arrived: u64 = d.iter().map(|c| c.rx_packets).sum();
+    assert!(arrived >= sent, "B's members received all {sent} datagrams: {arrived}");
+    let shares = byte_shares(&d);
     // 8000 packets placed independently: the share's standard deviation is under 0.6 %.
     for (s, want) in shares.iter().zip([0.5, 0.3, 0.2]) {
         assert!((s - want).abs() < 0.03, "byte shares {shares:?}, allocation 0.5/0.3/0.2");
@@ -167,9 +209,12 @@ fn balance_aware_flow_mode_splits_bytes_by_allocation() {
     warm_up(&lab);
     let flows = UdpFlows::new(&lab, 600, 41000).unwrap();
     let before = counters(&lab);
-    flows.send(10, 500).unwrap();
+    let sent = flows.send(10, 500).unwrap();
     flows.receive(Duration::from_millis(300));
-    let shares = byte_shares(&delta(&counters(&lab), &before));
+    let d = wait_received(&lab, &before, sent);
+    let arrived: u64 = d.iter().map(|c| c.rx_packets).sum();
+    assert!(arrived >= sent, "B's members received all {sent} datagrams: {arrived}");
+    let shares = byte_shares(&d);
     // 600 equal flows hashed into buckets: the share's standard deviation is about 2 %.
     for (s, want) in shares.iter().zip([0.5, 0.3, 0.2]) {
         assert!((s - want).abs() < 0.08, "byte shares {shares:?}, allocation 0.5/0.3/0.2");
@@ -210,14 +255,14 @@ fn the_flow_table_records_each_flow_with_its_member() {
     warm_up(&lab);
     let caps: Vec<Capture> = (0..3).map(|i| Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
     let flows = UdpFlows::new(&lab, 8, 44000).unwrap();
-    flows.send(400, 100).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let sent = flows.send(400, 100).unwrap();
     let mut member_of_flow = BTreeMap::new();
-    for (i, c) in caps.iter().enumerate() {
-        for (_, flow) in c.test_datagrams() {
-            member_of_flow.insert(44000 + flow as u64, i as u64);
+    for (i, got) in capture_all(&caps, sent).iter().enumerate() {
+        for (_, flow) in got {
+            member_of_flow.insert(44000 + *flow as u64, i as u64);
         }
     }
+    assert_eq!(member_of_flow.len(), 8, "every flow arrived: {member_of_flow:?}");
     // Read the pinned table as an operator would, with bpftool (field names from BTF).
     let path = format!("/sys/fs/bpf/bond/{}/flows", lab.a.bond);
     let out = bond_tests::cmd::run("bpftool", &["-j", "map", "dump", "pinned", &path]).unwrap();
@@ -269,10 +314,10 @@ fn peer_specific_policy_applies_to_its_peer_only() {
 
     let before = counters(&lab);
     send_to(&lab, "192.0.2.2", 4, 600);
-    let default = delta(&counters(&lab), &before);
+    let default = wait_received(&lab, &before, 600);
     let before = counters(&lab);
     send_to(&lab, "192.0.2.3", 4, 600);
-    let peer = delta(&counters(&lab), &before);
+    let peer = wait_received(&lab, &before, 600);
     let rx = |c: &[Counters]| c.iter().map(|c| c.rx_packets).collect::<Vec<_>>();
     println!("to the default policy: {:?}; to the peer: {:?}", rx(&default), rx(&peer));
     // Active-backup: everything on one member.
