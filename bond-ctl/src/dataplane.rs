@@ -127,7 +127,6 @@ impl Maps {
         Ok(sum)
     }
 
-
     /// Replaces the destination tables with `entries` (peer, policy index); returns the
     /// `peer_tables` bits of the tables that hold entries. New entries go in before stale ones
     /// are removed, so a peer kept from before is never missing.

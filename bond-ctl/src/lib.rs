@@ -1,6 +1,29 @@
 //! The bond's controller: configuration, planning, the data plane's maps, the daemon and the
-//! `bondctl` command line. `plan` and `alloc` are pure policy logic; `dataplane`, `netdev`,
-//! `control` and `sys` do the I/O.
+//! `bondctl` command line. `ARCHITECTURE.md` at the top of the repository maps it.
+//!
+//! Decisions, pure (state, inputs and time in; no I/O; unit-tested with a fake clock):
+//! - [`config`]: the file, its validation, the option table ([`config::options`]) and live
+//!   changes ([`config::live`]);
+//! - [`health`]: liveness with up/down delays, probe metrics, quality scores, punishment, the
+//!   active member's reselection, rebalancing;
+//! - [`lacp`]: IEEE 802.1AX as state machines;
+//! - [`plan`], [`alloc`], [`placement`]: from specs and member states to the data plane's
+//!   configuration, bucket allocation, where each policy puts traffic;
+//! - [`alb`]: which peers balance-alb must tell of a member's address;
+//! - [`frames`]: the frames the controller sends (ARP, NS/NA, learning packets);
+//! - [`status`]: the status and event model and its text forms.
+//!
+//! The running bond and the daemon, which gather inputs and carry decisions out:
+//! - [`bond`]: one running bond (members, monitoring, reconfiguration, status);
+//! - [`member`]: what the controller knows of one member;
+//! - [`daemon`]: the event loop of `bondctl up`;
+//! - [`control`]: the control socket; [`prometheus`]: the metrics endpoint;
+//! - [`cli`]: the command line.
+//!
+//! I/O, thin: [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
+//! timing path), [`netdev`] (rtnetlink), [`carrier`] (ethtool carrier polling), [`rawsock`]
+//! (AF_PACKET frames), [`runstate`] (state kept across restarts), [`sys`] (bpffs, namespaces,
+//! ioctls, clocks).
 
 pub mod alb;
 pub mod alloc;
@@ -24,3 +47,18 @@ pub mod rawsock;
 pub mod runstate;
 pub mod status;
 pub mod sys;
+
+#[cfg(test)]
+mod tests {
+    /// Every module is named in this crate's documentation and in ARCHITECTURE.md.
+    #[test]
+    fn module_lists_name_every_module() {
+        let lib = include_str!("lib.rs");
+        let arch = include_str!("../../ARCHITECTURE.md");
+        let doc: String = lib.lines().filter(|l| l.starts_with("//!")).collect();
+        for m in lib.lines().filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';')) {
+            assert!(doc.contains(&format!("[`{m}`]")), "lib.rs's documentation does not name module {m}");
+            assert!(arch.contains(&format!("`{m}`")), "ARCHITECTURE.md does not name module {m}");
+        }
+    }
+}

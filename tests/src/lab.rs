@@ -392,13 +392,14 @@ impl Daemon {
     }
 
     /// When the first event of a status containing `needle` happened, in milliseconds after
-    /// `since` (negative: before it), by the timestamps the daemon writes (`[unix secs.ms] what`,
-    /// rounded to the millisecond; the daemon and the test read one clock).
+    /// `since` (negative: before it), by the wall-clock time the daemon stamps events with
+    /// (RFC 3339, milliseconds; the daemon and the test read one clock).
     pub fn event_ms_after(status: &serde_json::Value, needle: &str, since: std::time::SystemTime) -> Option<f64> {
-        let since = since.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
-        status["events"].as_array()?.iter().filter_map(|e| e.as_str()).find(|e| e.contains(needle)).and_then(|e| {
-            let secs: f64 = e.strip_prefix('[')?.split(']').next()?.parse().ok()?;
-            Some((secs - since) * 1000.0)
+        let e = status["events"].as_array()?.iter().find(|e| e["message"].as_str().is_some_and(|m| m.contains(needle)))?;
+        let at = humantime::parse_rfc3339(e["time"].as_str()?).ok()?;
+        Some(match at.duration_since(since) {
+            Ok(d) => d.as_secs_f64() * 1000.0,
+            Err(e) => -e.duration().as_secs_f64() * 1000.0,
         })
     }
 

@@ -47,9 +47,11 @@ pub fn run() -> anyhow::Result<()> {
         "== failover time: active-backup, probes every 10 ms (failoverInterval 30), one datagram every {} µs, {ROUNDS} rounds",
         STREAM_INTERVAL.as_micros()
     );
-    for (fault, what, hammer) in
-        [(Fault::Carrier, "carrier loss", false), (Fault::Silent, "silent loss ", false), (Fault::Silent, "silent loss, status/flows/metrics asked in a loop", true)]
-    {
+    for (fault, what, hammer) in [
+        (Fault::Carrier, "carrier loss", false),
+        (Fault::Silent, "silent loss ", false),
+        (Fault::Silent, "silent loss, status/flows/metrics asked in a loop", true),
+    ] {
         let stop = Arc::new(AtomicBool::new(false));
         let asked = Arc::new(AtomicU64::new(0));
         let hammers: Vec<_> = (0..if hammer { 3 } else { 0 }).map(|kind| spawn_hammer(&lab, kind, stop.clone(), asked.clone())).collect();
@@ -86,8 +88,14 @@ fn spawn_hammer(lab: &Lab, kind: usize, stop: Arc<AtomicBool>, asked: Arc<Atomic
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             let ok = match kind {
-                0 => std::process::Command::new(&bondctl).args(["--netns", &netns, "status", &bond, "--json"]).output().is_ok_and(|o| o.status.success()),
-                1 => std::process::Command::new(&bondctl).args(["--netns", &netns, "flows", &bond]).output().is_ok_and(|o| o.status.success()),
+                0 => std::process::Command::new(&bondctl)
+                    .args(["--netns", &netns, "status", &bond, "--json"])
+                    .output()
+                    .is_ok_and(|o| o.status.success()),
+                1 => std::process::Command::new(&bondctl)
+                    .args(["--netns", &netns, "flows", &bond])
+                    .output()
+                    .is_ok_and(|o| o.status.success()),
                 _ => bond_tests::ns::enter_named(&netns, scrape).is_ok_and(|r| r.is_ok()),
             };
             asked.fetch_add(u64::from(ok), Ordering::Relaxed);
