@@ -9,7 +9,8 @@
 //! - [`lacp`]: IEEE 802.1AX as state machines;
 //! - [`plan`], [`alloc`], [`placement`]: from specs and member states to the data plane's
 //!   configuration, bucket allocation, where each policy puts traffic;
-//! - [`alb`]: which peers balance-alb must tell of a member's address;
+//! - [`alb`]: which peers balance-alb must tell of a member's address; [`mac_roles`]: which
+//!   member carries which MAC address under balance-tlb and balance-alb;
 //! - [`frames`]: the frames the controller sends (ARP, NS/NA, learning packets);
 //! - [`status`]: the status and event model and its text forms.
 //!
@@ -38,6 +39,7 @@ pub mod flows;
 pub mod frames;
 pub mod health;
 pub mod lacp;
+pub mod mac_roles;
 pub mod member;
 pub mod netdev;
 pub mod placement;

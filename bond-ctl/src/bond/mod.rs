@@ -367,7 +367,10 @@ impl Bond {
         }
         let changed = self.main.choose_active(&self.policy, &views, now);
         // Also when the active member stays: a member that just joined may need an address.
-        self.apply_mac_roles(now);
+        let macs = self.apply_mac_roles(now);
+        if let Some(applied) = &mut self.own.applied {
+            applied.extend(macs);
+        }
         let Some(before) = changed else { return };
         if matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) {
             let name = |s: Option<u8>| match s {
@@ -490,10 +493,15 @@ impl Bond {
         self.check_mode_switch(policy)?;
         let old = std::mem::replace(&mut self.policy, policy.clone());
         let old_main = self.main.clone();
+        self.own.applied = Some(Vec::new());
         self.choose_active(sys::monotonic_ns());
         self.reallocate(true);
-        if let Err(e) = self.write_config() {
+        let written = self.write_config();
+        let applied = self.own.applied.take().unwrap_or_default();
+        if let Err(e) = written {
+            // Nothing of the switch stays: the policy, its placement, and members' addresses.
             (self.policy, self.main) = (old, old_main);
+            self.undo_mac_roles(&applied);
             return Err(e);
         }
         self.event(EventKind::Config, format!("policy {} -> {}", old.name, self.policy.name));

@@ -12,7 +12,7 @@ use crate::{
     alb::{self, RxClients},
     frames,
     health::metrics::{MS, Nanos},
-    plan,
+    mac_roles, plan,
     status::EventKind,
     sys,
 };
@@ -29,6 +29,9 @@ pub(super) struct State {
     arp_broadcasts: u64,
     /// A member's address changed: the config is written again (see `settle`).
     pub(super) macs_changed: bool,
+    /// While a change of policy is being made (Some): the address changes made for it, undone
+    /// if it is refused.
+    pub(super) applied: Option<Vec<mac_roles::Change>>,
 }
 
 impl Bond {
@@ -37,66 +40,56 @@ impl Bond {
         matches!(self.policy.mode, Mode::BalanceTlb | Mode::BalanceAlb)
     }
 
-    /// Gives the active member the bond's MAC address, and every other member an address of its
-    /// own: the one that held the bond's takes the active member's old one (bonding swaps them
-    /// the same way); a member left with a duplicate takes a member's original address that is
-    /// free. Synchronous (ioctl), so the config written next carries the new addresses.
-    pub(super) fn apply_mac_roles(&mut self, now: Nanos) {
-        if !self.own_macs() {
-            return;
+    /// Gives the active member the bond's MAC address and every other member one of its own
+    /// (see [`mac_roles::plan`]). Synchronous (ioctl), so the config written next carries the
+    /// new addresses. Returns the changes made, for [`Self::undo_mac_roles`].
+    pub(super) fn apply_mac_roles(&mut self, now: Nanos) -> Vec<mac_roles::Change> {
+        let Some(active) = self.main.active.filter(|_| self.own_macs()) else { return Vec::new() };
+        let holders: Vec<mac_roles::Holder> = self
+            .members
+            .iter()
+            .map(|m| mac_roles::Holder { slot: m.slot, mac: m.link.mac, own: m.saved.as_ref().map(|s| s.mac) })
+            .collect();
+        let plan = mac_roles::plan(&holders, active, self.settings.mac);
+        for slot in plan.stuck {
+            let name = self.member(slot).map_or_else(String::new, |m| m.name.clone());
+            self.event(EventKind::Warning, format!("{name} shares a MAC address and no member's own address is free for it"));
         }
-        let Some(ai) = self.main.active.and_then(|a| self.members.iter().position(|m| m.slot == a)) else { return };
-        let bond_mac = self.settings.mac;
-        let mut changed = Vec::new();
-        if self.members[ai].link.mac != bond_mac {
-            let freed = self.members[ai].link.mac;
-            if let Some(hi) = self.members.iter().position(|m| m.link.mac == bond_mac) {
-                // Never two members with the bond's address: the holder gives it up first.
-                if let Err(e) = sys::set_mac(&self.members[hi].name, freed) {
-                    self.event(EventKind::Warning, format!("cannot move the bond's MAC address off {}: {e}", self.members[hi].name));
-                    return;
-                }
-                self.members[hi].link.mac = freed;
-                changed.push(hi);
-            }
-            match sys::set_mac(&self.members[ai].name, bond_mac) {
-                Ok(()) => {
-                    self.members[ai].link.mac = bond_mac;
-                    changed.push(ai);
-                }
-                Err(e) => self.event(EventKind::Warning, format!("cannot give {} the bond's MAC address: {e}", self.members[ai].name)),
-            }
-        }
-        for i in 0..self.members.len() {
-            let mac = self.members[i].link.mac;
-            let duplicate = self.members.iter().enumerate().any(|(j, m)| j < i && m.link.mac == mac);
-            if i == ai || !(mac == bond_mac || duplicate) {
-                continue;
-            }
-            let in_use = |a: &[u8; 6]| *a == bond_mac || self.members.iter().any(|m| m.link.mac == *a);
-            let Some(free) = self.members.iter().filter_map(|m| m.saved.as_ref().map(|s| s.mac)).find(|a| !in_use(a)) else {
-                self.event(
-                    EventKind::Warning,
-                    format!("{} shares a MAC address and no member's own address is free for it", self.members[i].name),
-                );
-                continue;
-            };
-            if sys::set_mac(&self.members[i].name, free).is_ok() {
-                self.members[i].link.mac = free;
-                changed.push(i);
-            }
-        }
-        for &i in &changed {
-            let what = format!("{} now sends with {}", self.members[i].name, sys::format_mac(&self.members[i].link.mac));
-            self.event(EventKind::Address, what);
-        }
-        if !changed.is_empty() {
+        let applied = self.set_macs(&plan.changes);
+        if !applied.is_empty() {
             // The config with the new addresses is written next (`settle`); learning packets
             // follow on the next tick, and peers told of an old address are told again.
             self.own.macs_changed = true;
             self.own.next_learning = now;
             self.own.next_alb = now;
         }
+        applied
+    }
+
+    /// Puts back the addresses `applied` changed (a change that was refused after them).
+    pub(super) fn undo_mac_roles(&mut self, applied: &[mac_roles::Change]) {
+        if !applied.is_empty() {
+            self.set_macs(&mac_roles::undo(applied));
+            self.own.macs_changed = true;
+        }
+    }
+
+    /// Makes the changes in order, stopping at the first the kernel refuses (later ones assume
+    /// it). Returns those made.
+    fn set_macs(&mut self, changes: &[mac_roles::Change]) -> Vec<mac_roles::Change> {
+        let mut applied = Vec::new();
+        for c in changes {
+            let Some(i) = self.members.iter().position(|m| m.slot == c.slot) else { continue };
+            let name = self.members[i].name.clone();
+            if let Err(e) = sys::set_mac(&name, c.mac) {
+                self.event(EventKind::Warning, format!("cannot give {name} the MAC address {}: {e}", sys::format_mac(&c.mac)));
+                break;
+            }
+            self.members[i].link.mac = c.mac;
+            self.event(EventKind::Address, format!("{name} now sends with {}", sys::format_mac(&c.mac)));
+            applied.push(*c);
+        }
+        applied
     }
 
     /// Learning packets every `lp_interval`; balance-alb's peer updates.
