@@ -23,12 +23,27 @@ fn one_of(names: &str) -> &str {
 
 /// Validates the parsed file and applies defaults.
 pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
-    let err = |key: String, reason: String| ConfigError::new(path, key, reason);
-
     let mut warnings = Vec::new();
-    let mut peers = Vec::new();
+    let policies = resolve_policies(path, &raw.settings, &mut warnings)?;
+    let peers = resolve_peers(path, &raw.settings, &policies, &mut warnings)?;
+    let err = |key: String, reason: String| ConfigError::new(path, key, reason);
+    let default_policy = raw.settings.default_bonding_policy.clone().unwrap_or_else(|| DEFAULT_POLICY.to_string());
+    if !policies.contains_key(&default_policy) {
+        return Err(err(
+            "settings.defaultBondingPolicy".into(),
+            format!("unknown policy \"{default_policy}\" (known: {})", policies.keys().cloned().collect::<Vec<_>>().join(", ")),
+        ));
+    }
+
+    let (bonds, policies) = resolve_bonds(path, raw, policies, &peers, &default_policy, &mut warnings)?;
+    Ok(Config { bonds, policies, warnings, peers })
+}
+
+/// The standard policies, the custom ones and the overrides of standard ones under `settings`.
+fn resolve_policies(path: &Path, settings: &file::Settings, warnings: &mut Vec<String>) -> Result<BTreeMap<String, PolicySpec>, ConfigError> {
+    let err = |key: String, reason: String| ConfigError::new(path, key, reason);
     let mut policies: BTreeMap<String, PolicySpec> = Mode::ALL.iter().map(|&m| (m.name().to_string(), PolicySpec::standard(m))).collect();
-    for (name, p) in &raw.settings.policies {
+    for (name, p) in &settings.policies {
         let key = format!("settings.policies.{name}");
         if Mode::from_name(name).is_some() {
             return Err(err(key, format!("\"{name}\" is a standard policy; give the custom policy another name")));
@@ -56,7 +71,7 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
     }
 
     // ZeroTier writes overrides of a standard policy directly under `settings`.
-    for (name, p) in raw.settings.standard_overrides() {
+    for (name, p) in settings.standard_overrides() {
         let key = format!("settings.{name}");
         if let Some(base) = p.base_policy.as_deref().filter(|b| *b != name) {
             return Err(err(format!("{key}.basePolicy"), format!("\"{base}\": an override of {name} cannot change its base policy")));
@@ -64,7 +79,19 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
         let spec = policies.get_mut(name).expect("standard policies are all there");
         apply_policy(path, &key, p, spec)?;
     }
-    for (peer, policy) in &raw.settings.peer_specific_bonds {
+    Ok(policies)
+}
+
+/// `peerSpecificBonds`: destinations with their own policy.
+fn resolve_peers(
+    path: &Path,
+    settings: &file::Settings,
+    policies: &BTreeMap<String, PolicySpec>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PeerPolicy>, ConfigError> {
+    let err = |key: String, reason: String| ConfigError::new(path, key, reason);
+    let mut peers = Vec::new();
+    for (peer, policy) in &settings.peer_specific_bonds {
         let key = format!("settings.peerSpecificBonds.{peer}");
         if !policies.contains_key(policy) {
             return Err(err(
@@ -97,17 +124,23 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
         ));
     }
 
-    let default_policy = raw.settings.default_bonding_policy.clone().unwrap_or_else(|| DEFAULT_POLICY.to_string());
-    if !policies.contains_key(&default_policy) {
-        return Err(err(
-            "settings.defaultBondingPolicy".into(),
-            format!("unknown policy \"{default_policy}\" (known: {})", policies.keys().cloned().collect::<Vec<_>>().join(", ")),
-        ));
-    }
+    Ok(peers)
+}
 
+/// The bonds, each with its monitoring, mode options and policy (its own from bonding.ko
+/// options, added to `policies`).
+fn resolve_bonds(
+    path: &Path,
+    raw: file::File,
+    mut policies: BTreeMap<String, PolicySpec>,
+    peers: &[PeerPolicy],
+    default_policy: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<BondSpec>, BTreeMap<String, PolicySpec>), ConfigError> {
+    let err = |key: String, reason: String| ConfigError::new(path, key, reason);
     let mut raw_bonds = raw.bonds;
     if raw_bonds.is_empty()
-        && let Some(links) = implicit_bond_links(&raw.settings, &default_policy)
+        && let Some(links) = implicit_bond_links(&raw.settings, default_policy)
     {
         // A ZeroTier-style file with settings only: one bond over the policy's links.
         raw_bonds.insert(IMPLICIT_BOND.to_string(), file::Bond { links, ..Default::default() });
@@ -116,27 +149,7 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
     let mut all_links: BTreeMap<String, String> = BTreeMap::new();
     for (name, b) in raw_bonds {
         let key = format!("bonds.{name}");
-        check_ifname(&name).map_err(|r| err(key.clone(), r))?;
-        if b.links.is_empty() {
-            return Err(err(format!("{key}.links"), "a bond needs at least one link".into()));
-        }
-        if b.links.len() > MAX_MEMBERS {
-            return Err(err(format!("{key}.links"), format!("at most {MAX_MEMBERS} links per bond")));
-        }
-        let mut seen = BTreeSet::new();
-        for (i, l) in b.links.iter().enumerate() {
-            let lkey = format!("{key}.links[{i}]");
-            check_ifname(l).map_err(|r| err(lkey.clone(), r))?;
-            if l == &name {
-                return Err(err(lkey, "a bond cannot be its own member".into()));
-            }
-            if !seen.insert(l.clone()) {
-                return Err(err(lkey, format!("\"{l}\" is listed twice")));
-            }
-            if let Some(other) = all_links.insert(l.clone(), name.clone()) {
-                return Err(err(lkey, format!("\"{l}\" is already a member of bond {other}")));
-            }
-        }
+        check_links(path, &key, &name, &b.links, &mut all_links)?;
         let addresses = b
             .addresses
             .iter()
@@ -157,7 +170,7 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
             policies.insert(name.clone(), kernel::policy(path, &key, &name, &b)?);
         }
         let (lacp, tlb) = kernel::mode_options(path, &key, &b)?;
-        let policy = if own_policy { name.clone() } else { b.policy.clone().unwrap_or_else(|| default_policy.clone()) };
+        let policy = if own_policy { name.clone() } else { b.policy.clone().unwrap_or_else(|| default_policy.to_string()) };
         let Some(spec) = policies.get(&policy) else {
             return Err(err(
                 format!("{key}.policy"),
@@ -174,7 +187,7 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
             ));
         }
         check_policy_links(path, &format!("settings.policies.{policy}"), spec, &b.links)?;
-        for p in &peers {
+        for p in peers {
             check_policy_links(path, &format!("settings.policies.{}", p.policy), &policies[&p.policy], &b.links)?;
         }
         let monitor = bond_monitor(path, &key, &b)?;
@@ -184,7 +197,35 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
         })?;
         bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor, lacp, tlb });
     }
-    Ok(Config { bonds, policies, warnings, peers })
+    Ok((bonds, policies))
+}
+
+/// A bond's name and links: valid interface names, at least one, at most `MAX_MEMBERS`, none
+/// twice, none in another bond (`all_links`: link -> bond, so far).
+fn check_links(path: &Path, key: &str, name: &str, links: &[String], all_links: &mut BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let err = |key: String, reason: String| ConfigError::new(path, key, reason);
+    check_ifname(name).map_err(|r| err(key.to_string(), r))?;
+    if links.is_empty() {
+        return Err(err(format!("{key}.links"), "a bond needs at least one link".into()));
+    }
+    if links.len() > MAX_MEMBERS {
+        return Err(err(format!("{key}.links"), format!("at most {MAX_MEMBERS} links per bond")));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, l) in links.iter().enumerate() {
+        let lkey = format!("{key}.links[{i}]");
+        check_ifname(l).map_err(|r| err(lkey.clone(), r))?;
+        if l == name {
+            return Err(err(lkey, "a bond cannot be its own member".into()));
+        }
+        if !seen.insert(l.clone()) {
+            return Err(err(lkey, format!("\"{l}\" is listed twice")));
+        }
+        if let Some(other) = all_links.insert(l.clone(), name.to_string()) {
+            return Err(err(lkey, format!("\"{l}\" is already a member of bond {other}")));
+        }
+    }
+    Ok(())
 }
 
 /// Name of the bond a settings-only file makes.
