@@ -15,6 +15,7 @@ pub mod frames;
 pub mod health;
 pub mod lacp;
 pub mod member;
+pub mod neighbours;
 pub mod netdev;
 pub mod placement;
 pub mod plan;
