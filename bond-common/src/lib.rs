@@ -24,11 +24,18 @@ mod pod {
     // SAFETY: all of these are #[repr(C)], contain only integers and arrays of integers, and have
     // no implicit padding (each has a compile-time size check next to its definition).
     unsafe impl aya::Pod for crate::config::BondConfig {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::config::PolicyConfig {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::flow::FlowEntry {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::stats::MemberStats {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::stats::BondStats {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::maps::MacKey {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::stats::MemberSeen {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::probe::ProbeEvent {}
 }

@@ -1,6 +1,6 @@
 //! balance-alb's receive balancing, the controller's half: which peers the bond talks to (the
 //! bond device's ARP table) and which of them must be told of another member's address. Pure;
-//! the bond reads `/proc/net/arp` and sends the ARP replies.
+//! the bond reads the neighbour table ([`crate::neighbours`]) and sends the ARP replies.
 //!
 //! The data plane answers the peers' ARP requests with the member `rx_member` picks for them;
 //! when the usable members change, so do some picks, and those peers are told with a unicast
@@ -26,21 +26,6 @@ pub const REPEAT_SPACING: Nanos = 1_100 * MS;
 pub struct Neighbour {
     pub ip: Ipv4Addr,
     pub mac: [u8; 6],
-}
-
-/// Complete entries of `/proc/net/arp` on `device`.
-pub fn parse_arp_table(text: &str, device: &str) -> Vec<Neighbour> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let (ip, flags, mac, dev) = (f.first()?, f.get(2)?, f.get(3)?, f.get(5)?);
-            let complete = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()? & 0x2 != 0;
-            (complete && *dev == device).then_some(())?;
-            let mac = crate::sys::parse_mac(mac).filter(|m| *m != [0; 6])?;
-            Some(Neighbour { ip: ip.parse().ok()?, mac })
-        })
-        .collect()
 }
 
 /// What a peer was last told.
@@ -129,18 +114,6 @@ impl RxClients {
 mod tests {
     use super::*;
     use bond_common::config::Mode;
-
-    const TABLE: &str = "IP address       HW type     Flags       HW address            Mask     Device
-192.0.2.11       0x1         0x2         02:00:00:00:00:0b     *        bond0
-192.0.2.12       0x1         0x0         00:00:00:00:00:00     *        bond0
-192.0.2.13       0x1         0x2         02:00:00:00:00:0d     *        eth9
-";
-
-    #[test]
-    fn arp_table_keeps_complete_entries_of_the_device() {
-        assert_eq!(parse_arp_table(TABLE, "bond0"), [Neighbour { ip: Ipv4Addr::new(192, 0, 2, 11), mac: [2, 0, 0, 0, 0, 0x0b] }]);
-        assert!(parse_arp_table("garbage\nline with few fields\n", "bond0").is_empty());
-    }
 
     fn policy(slots: &[u8]) -> PolicyConfig {
         let mut p = PolicyConfig::EMPTY;

@@ -7,10 +7,15 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, OwnedFd},
 };
 
+use crate::sys;
+
+// The ethtool ioctl passes a `struct ifreq` whose data pointer leads to the command structure;
+// nix has neither the ifreq nor the ethtool structures, so those come from libc and here.
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
+nix::ioctl_readwrite_bad!(siocethtool, SIOCETHTOOL, libc::ifreq);
 const ETHTOOL_GLINK: u32 = 0x0000_000a;
 
 #[repr(C)]
@@ -26,33 +31,18 @@ pub struct CarrierProbe {
 
 impl CarrierProbe {
     pub fn new() -> io::Result<CarrierProbe> {
-        // SAFETY: plain socket call.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh fd we own.
-        Ok(CarrierProbe { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(CarrierProbe { fd: sys::ioctl_socket()? })
     }
 
     /// Whether `ifname` has carrier now. `Err` with `EOPNOTSUPP` when the driver cannot say.
     pub fn carrier(&self, ifname: &str) -> io::Result<bool> {
         let mut value = EthtoolValue { cmd: ETHTOOL_GLINK, data: 0 };
-        // SAFETY: zeroed ifreq is valid; the name is copied within bounds below.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        let name = ifname.as_bytes();
-        if name.len() >= req.ifr_name.len() {
-            return Err(io::Error::from(io::ErrorKind::InvalidInput));
-        }
-        for (d, s) in req.ifr_name.iter_mut().zip(name) {
-            *d = *s as libc::c_char;
-        }
+        let mut req = sys::ifreq(ifname)?;
         req.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
-        // SAFETY: SIOCETHTOOL with a valid ifreq pointing at a live ethtool_value.
-        let rc = unsafe { libc::ioctl(self.fd.as_raw_fd(), SIOCETHTOOL as _, &mut req) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // SAFETY: ETHTOOL_GLINK reads the ifreq (a NUL-terminated name and the data pointer) and
+        // reads and writes one `struct ethtool_value` through that pointer; both are live locals
+        // of the right layout (#[repr(C)]) for the whole call.
+        unsafe { siocethtool(self.fd.as_raw_fd(), &mut req) }?;
         Ok(value.data != 0)
     }
 }
@@ -86,20 +76,25 @@ impl CarrierProbe {
     /// The link speed the driver reports (Mb/s), if it knows one.
     pub fn speed_mbps(&self, ifname: &str) -> Option<u32> {
         let mut cmd = EthtoolCmd { cmd: ETHTOOL_GSET, ..Default::default() };
-        // SAFETY: zeroed ifreq is valid; the name is copied within bounds below.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        if ifname.len() >= req.ifr_name.len() {
-            return None;
-        }
-        for (d, s) in req.ifr_name.iter_mut().zip(ifname.as_bytes()) {
-            *d = *s as libc::c_char;
-        }
+        let mut req = sys::ifreq(ifname).ok()?;
         req.ifr_ifru.ifru_data = (&mut cmd as *mut EthtoolCmd).cast();
-        // SAFETY: SIOCETHTOOL with a valid ifreq pointing at a live ethtool_cmd.
-        if unsafe { libc::ioctl(self.fd.as_raw_fd(), SIOCETHTOOL as _, &mut req) } != 0 {
-            return None;
-        }
+        // SAFETY: ETHTOOL_GSET reads the ifreq and writes one `struct ethtool_cmd` (44 bytes,
+        // laid out by #[repr(C)] above) through its data pointer, to a live local.
+        unsafe { siocethtool(self.fd.as_raw_fd(), &mut req) }.ok()?;
         let speed = u32::from(cmd.speed) | u32::from(cmd.speed_hi) << 16;
         (speed != 0 && speed != u32::from(u16::MAX) && speed != u32::MAX).then_some(speed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_always_has_carrier_and_no_speed() {
+        let probe = CarrierProbe::new().expect("an ioctl socket");
+        assert!(probe.carrier("lo").expect("lo answers ETHTOOL_GLINK"));
+        assert_eq!(probe.speed_mbps("lo"), None);
+        assert!(probe.carrier("no-such-if0").is_err());
     }
 }

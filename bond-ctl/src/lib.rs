@@ -41,6 +41,7 @@ pub mod health;
 pub mod lacp;
 pub mod mac_roles;
 pub mod member;
+pub mod neighbours;
 pub mod netdev;
 pub mod placement;
 pub mod plan;

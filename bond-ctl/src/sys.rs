@@ -1,15 +1,24 @@
 //! Small system facilities: the BPF filesystem, RCU grace periods, network namespaces.
 
 use std::{
-    ffi::CString,
     fs::File,
-    os::fd::{AsRawFd, FromRawFd},
+    io,
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
 use anyhow::{Context, bail};
+use nix::{
+    mount::MsFlags,
+    sched::CloneFlags,
+    sys::{
+        socket::{AddressFamily, SockFlag, SockType},
+        statfs::BPF_FS_MAGIC,
+    },
+    time::ClockId,
+};
 
 /// Where bonds keep their pinned maps and links: `BPFFS/bond/<bond>/`.
 pub const BPFFS: &str = "/sys/fs/bpf";
@@ -18,33 +27,21 @@ pub fn pin_dir(bond: &str) -> PathBuf {
     Path::new(BPFFS).join("bond").join(bond)
 }
 
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
 /// Mounts the BPF filesystem on /sys/fs/bpf unless it is there already (it is not on every
 /// system, and `ip netns exec` gives a fresh /sys without it).
 pub fn ensure_bpffs() -> anyhow::Result<()> {
     if is_bpffs(Path::new(BPFFS)) {
         return Ok(());
     }
-    let src = CString::new("bpf")?;
-    let target = CString::new(BPFFS)?;
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), src.as_ptr(), 0, std::ptr::null()) };
-    if rc != 0 {
-        bail!("mounting the BPF filesystem on {BPFFS}: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    nix::mount::mount(Some("bpf"), BPFFS, Some("bpf"), MsFlags::empty(), None::<&str>)
+        .map_err(|e| anyhow::anyhow!("mounting the BPF filesystem on {BPFFS}: {}", io::Error::from(e)))
 }
 
 fn is_bpffs(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid path and out pointer.
-    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC }
+    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type() == BPF_FS_MAGIC)
 }
 
+// nix has no membarrier(2) wrapper (nor does libc, beyond the syscall number).
 const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
 
 /// Waits until every BPF program run that started before this call has finished.
@@ -55,7 +52,8 @@ const MEMBARRIER_CMD_GLOBAL: libc::c_int = 1;
 /// (nohz_full kernels), a pause far longer than any program run stands in for it.
 pub fn wait_for_bpf_readers() {
     static FALLBACK_WARNED: AtomicBool = AtomicBool::new(false);
-    // SAFETY: plain syscall with integer arguments.
+    // SAFETY: membarrier takes only integer arguments (command, flags, cpu id) and touches no
+    // memory of ours; an unknown command fails with EINVAL, it does not misbehave.
     let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) };
     if rc != 0 {
         if !FALLBACK_WARNED.swap(true, Ordering::Relaxed) {
@@ -73,31 +71,20 @@ pub fn wait_for_bpf_readers() {
 pub fn enter_netns(ns: &str) -> anyhow::Result<()> {
     let path = if ns.contains('/') { PathBuf::from(ns) } else { Path::new("/var/run/netns").join(ns) };
     let f = File::open(&path).with_context(|| format!("opening network namespace {}", path.display()))?;
-    // SAFETY: valid fd of a namespace file.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        bail!("entering network namespace {}: {}", path.display(), std::io::Error::last_os_error());
+    if let Err(e) = nix::sched::setns(&f, CloneFlags::CLONE_NEWNET) {
+        bail!("entering network namespace {}: {}", path.display(), io::Error::from(e));
     }
     Ok(())
 }
 
 /// The ifindex of `name` in this network namespace.
 pub fn ifindex(name: &str) -> Option<u32> {
-    let c = CString::new(name).ok()?;
-    // SAFETY: valid NUL-terminated name.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (i != 0).then_some(i)
+    nix::net::if_::if_nametoindex(name).ok()
 }
 
 /// The interface name of `ifindex` in this network namespace.
 pub fn ifname(ifindex: u32) -> Option<String> {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: buffer of IF_NAMESIZE bytes as the call requires.
-    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: if_indextoname wrote a NUL-terminated string into buf.
-    Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+    nix::net::if_::if_indextoname(ifindex).ok().map(|c| c.to_string_lossy().into_owned())
 }
 
 /// `net.ipv6.conf.<iface>.disable_ipv6`, or None when the interface has no IPv6 settings.
@@ -111,8 +98,7 @@ pub fn set_ipv6_disabled(iface: &str, disabled: bool) -> anyhow::Result<()> {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: no arguments.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 pub fn format_mac(mac: &[u8]) -> String {
@@ -133,49 +119,79 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(mac)
 }
 
-/// Sets the MAC address of interface `name` (SIOCSIFHWADDR): synchronous, for the moments a
-/// balance-tlb / balance-alb failover moves the bond's address between members.
-pub fn set_mac(name: &str, mac: [u8; 6]) -> std::io::Result<()> {
-    // SAFETY: plain socket call.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we own.
-    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-    // SAFETY: zeroed ifreq is valid.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+/// An AF_INET datagram socket: the handle interface ioctls (SIOCSIFHWADDR, SIOCETHTOOL) go
+/// through, in the calling thread's network namespace.
+pub fn ioctl_socket() -> io::Result<std::os::fd::OwnedFd> {
+    Ok(nix::sys::socket::socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?)
+}
+
+/// An `ifreq` naming interface `name`, the rest zero. nix has no `ifreq` type: interface ioctls
+/// use libc's.
+pub fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    let mut req = libc::ifreq { ifr_name: [0; libc::IFNAMSIZ], ifr_ifru: libc::__c_anonymous_ifr_ifru { ifru_data: std::ptr::null_mut() } };
     if name.len() >= req.ifr_name.len() {
-        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
     for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *d = s as libc::c_char;
     }
-    // SAFETY: writing the union's sockaddr member, the one SIOCSIFHWADDR reads.
-    let addr = unsafe { &mut req.ifr_ifru.ifru_hwaddr };
-    addr.sa_family = libc::ARPHRD_ETHER;
+    Ok(req)
+}
+
+nix::ioctl_write_ptr_bad!(siocsifhwaddr, libc::SIOCSIFHWADDR, libc::ifreq);
+
+/// Sets the MAC address of interface `name` (SIOCSIFHWADDR): synchronous, for the moments a
+/// balance-tlb / balance-alb failover moves the bond's address between members.
+pub fn set_mac(name: &str, mac: [u8; 6]) -> io::Result<()> {
+    let fd = ioctl_socket()?;
+    let mut req = ifreq(name)?;
+    let mut addr = libc::sockaddr { sa_family: libc::ARPHRD_ETHER, sa_data: [0; 14] };
     for (d, s) in addr.sa_data.iter_mut().zip(mac) {
         *d = s as libc::c_char;
     }
-    // SAFETY: valid fd and ifreq.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFHWADDR, &req) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    req.ifr_ifru.ifru_hwaddr = addr;
+    // SAFETY: SIOCSIFHWADDR reads one `struct ifreq` (a NUL-terminated name and a sockaddr, both
+    // set above) through a pointer to a live local; it writes nothing back.
+    unsafe { siocsifhwaddr(fd.as_raw_fd(), &req) }?;
     Ok(())
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock the data plane stamps with (`bpf_ktime_get_ns`).
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    // CLOCK_MONOTONIC always exists on Linux: the call cannot fail.
+    nix::time::clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |ts| ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
 }
 
 /// A random 32-bit number from the kernel.
 pub fn random_u32() -> u32 {
     let mut b = [0u8; 4];
-    // SAFETY: valid buffer.
+    // nix has no getrandom(2) wrapper.
+    // SAFETY: the kernel writes at most 4 bytes into `b`, a live local array of 4 bytes.
     let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, 0) };
     if n == 4 { u32::from_ne_bytes(b) } else { monotonic_ns() as u32 ^ std::process::id() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_name_and_index_resolve_both_ways() {
+        let index = ifindex("lo").expect("lo has an ifindex");
+        assert_eq!(ifname(index).as_deref(), Some("lo"));
+        assert_eq!(ifindex("no-such-if0"), None);
+    }
+
+    #[test]
+    fn monotonic_clock_moves_forward() {
+        let a = monotonic_ns();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(monotonic_ns() >= a + 1_000_000);
+    }
+
+    #[test]
+    fn interface_names_longer_than_ifnamsiz_are_refused() {
+        assert!(ifreq("lo").is_ok());
+        assert_eq!(ifreq("a-name-of-16-chr").unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    }
 }

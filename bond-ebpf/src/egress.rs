@@ -161,6 +161,7 @@ fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
     let member = if placed & 0xffff < MAX_MEMBERS as u32 { placed as u8 } else { NO_MEMBER };
     let policy = (placed >> 16) as u8;
     let weight = if sticky != 0 { 1 } else { u64::from(FLOW_SAMPLE_EVERY) };
+    // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     match FLOWS.get_ptr_mut(id) {
         // SAFETY: a pointer into the flow table from the lookup just above. Counters race
@@ -243,6 +244,7 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
         }
         // Before the headers are looked at: packet placement reads none (they may not be parsed).
         Some(Mode::BalanceAware) if Balance::from_u32(policy.balance) == Some(Balance::Packet) => {
+            // SAFETY: a BPF helper without arguments that only returns a number.
             aware_member(policy, usable, unsafe { bpf_get_prandom_u32() }, NO_MEMBER)
         }
         // Nothing to classify by: send it where active-backup would, deterministically.
@@ -260,6 +262,7 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
                 },
                 None => 0,
             };
+            // SAFETY: a BPF helper without arguments that only returns a number.
             let random = if policy.packets_per_link == 0 { unsafe { bpf_get_prandom_u32() } } else { 0 };
             round_robin_member(policy, usable, counter, random)
         }
@@ -298,6 +301,7 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
 #[inline(always)]
 fn policy_hash(policy: &PolicyConfig, pkt: &Skb, h: &Headers) -> u32 {
     match XmitHash::from_u32(policy.xmit_hash) {
+        // SAFETY: a BPF helper without arguments that only returns a number.
         Some(XmitHash::ZeroTier) => zerotier_hash(h).unwrap_or_else(|| unsafe { bpf_get_prandom_u32() }),
         Some(x) => xmit_hash(x, pkt, h),
         None => xmit_hash(XmitHash::Layer2, pkt, h),
@@ -309,6 +313,8 @@ fn send(cfg: &BondConfig, slot: u8, len: u64) -> i32 {
     let Some(&ifindex) = cfg.member_ifindex.get(usize::from(slot)) else {
         return TC_ACT_SHOT;
     };
+    // SAFETY: bpf_redirect takes only integers (an ifindex, flags) and touches no memory of
+    // ours; the kernel checks the ifindex when it redirects.
     let verdict = unsafe { bpf_redirect(ifindex, 0) } as i32;
     member_stats(u32::from(slot), |s| {
         if verdict == TC_ACT_REDIRECT {

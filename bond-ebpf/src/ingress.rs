@@ -60,6 +60,8 @@ pub fn member_ingress(ctx: &TcContext) -> i32 {
         s.rx_packets += 1;
         s.rx_bytes += len;
     });
+    // SAFETY: bpf_redirect takes only integers (an ifindex, flags) and touches no memory of
+    // ours; the kernel checks the ifindex when it redirects.
     unsafe { bpf_redirect(cfg.bond_ifindex, u64::from(BPF_F_INGRESS)) as i32 }
 }
 
@@ -106,6 +108,7 @@ fn neighbour_advert_source(ctx: &TcContext) -> Option<[u8; 16]> {
 /// or not.
 #[inline(always)]
 fn saw_monitoring(_cfg: &BondConfig, slot: u8, sender: Option<[u8; 16]>) {
+    // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: a plain u32 read from the table.
     let target = sender.and_then(|s| MONITOR_TARGETS.get_ptr(s)).map(|i| unsafe { *i } as usize % MAX_TARGETS);
@@ -132,6 +135,7 @@ fn is_duplicate(ctx: &TcContext, len: u64) -> bool {
         h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(31);
         off += 8;
     }
+    // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     if DEDUP.insert(h, now, u64::from(BPF_NOEXIST)).is_ok() {
         return false;

@@ -35,11 +35,14 @@ pub fn send(ctx: &TcContext, cfg: &BondConfig) -> i32 {
     if ifindex == 0 {
         return TC_ACT_SHOT;
     }
+    // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     if ctx.store(OFF_T1, &now.to_le_bytes(), 0).is_err() {
         return TC_ACT_SHOT;
     }
     member_stats(u32::from(slot), |s| s.tx_probes += 1);
+    // SAFETY: bpf_redirect takes only integers (an ifindex, flags) and touches no memory of
+    // ours; the kernel checks the ifindex when it redirects.
     unsafe { bpf_redirect(ifindex, 0) as i32 }
 }
 
@@ -47,6 +50,7 @@ pub fn send(ctx: &TcContext, cfg: &BondConfig) -> i32 {
 /// same member), report a reply to our own request, drop anything else.
 #[inline(always)]
 pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> i32 {
+    // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     let pkt = Skb::new(ctx);
     let (Some(hb), Some(pattern), Some(src)) = (pkt.bytes::<32>(OFF_HEADER), pkt.bytes::<PATTERN_LEN>(OFF_PATTERN), pkt.bytes::<6>(6))
@@ -98,5 +102,7 @@ fn answer(ctx: &TcContext, cfg: &BondConfig, slot: u8, src: [u8; 6], intact: boo
     member_stats(u32::from(slot), |s| s.probes_answered += 1);
     // SAFETY: the skb pointer is valid for the whole program run.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    // SAFETY: bpf_redirect takes only integers (an ifindex, flags) and touches no memory of
+    // ours; the kernel checks the ifindex when it redirects.
     unsafe { bpf_redirect(ifindex, 0) as i32 }
 }

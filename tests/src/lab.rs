@@ -422,8 +422,7 @@ impl Daemon {
 
     /// Stops the daemon with SIGTERM and waits for it; returns its exit status.
     pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(s) = self.child.try_wait()? {

@@ -3,11 +3,16 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, OwnedFd},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
+use nix::{
+    sched::CpuSet,
+    sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrLike, sockopt},
+    unistd::Pid,
+};
 
 use crate::{Lab, Netns};
 
@@ -86,7 +91,7 @@ pub fn send_retrying(s: &UdpSocket, p: &[u8], dst: SocketAddr) -> anyhow::Result
     for _ in 0..1000 {
         match s.send_to(p, dst) {
             Ok(_) => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) || e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENOBUFS as i32) || e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_micros(200));
             }
             Err(e) => return Err(e).context("sending a test datagram"),
@@ -108,18 +113,9 @@ pub fn receive_until_idle(sock: &UdpSocket, idle: Duration) -> Vec<(u64, u32)> {
     out
 }
 
-pub fn set_rcvbuf(s: &impl AsRawFd, bytes: i32) {
+pub fn set_rcvbuf(s: &impl AsFd, bytes: usize) {
     // SO_RCVBUFFORCE (root) lifts the rmem_max cap, so bursts are not dropped by the receiver.
-    // SAFETY: valid fd and option value.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&bytes as *const i32).cast(),
-            std::mem::size_of::<i32>() as u32,
-        );
-    }
+    let _ = socket::setsockopt(s, sockopt::RcvBufForce, &bytes);
 }
 
 /// Packet capture on one interface (AF_PACKET), for frames arriving on it.
@@ -130,7 +126,8 @@ pub struct Capture {
 
 impl Capture {
     pub fn open(ns: &Netns, dev: &str) -> anyhow::Result<Capture> {
-        let fd = ns.enter(|| packet_socket(dev))??;
+        // Non-blocking: `frames` reads what has arrived so far and stops.
+        let fd = ns.enter(|| packet_socket(dev, SockFlag::SOCK_NONBLOCK))??;
         set_rcvbuf(&fd, 32 << 20);
         Ok(Capture { fd, dev: dev.into() })
     }
@@ -139,25 +136,12 @@ impl Capture {
     pub fn frames(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 65536];
-        loop {
-            let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut alen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            // SAFETY: valid buffers and lengths.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                    (&mut addr as *mut libc::sockaddr_ll).cast(),
-                    &mut alen,
-                )
-            };
-            if n <= 0 {
+        while let Ok((n, addr)) = socket::recvfrom::<LinkAddr>(self.fd.as_raw_fd(), &mut buf) {
+            if n == 0 {
                 break;
             }
-            if addr.sll_pkttype != libc::PACKET_OUTGOING {
-                out.push(buf[..n as usize].to_vec());
+            if addr.is_none_or(|a| a.pkttype() != libc::PACKET_OUTGOING) {
+                out.push(buf[..n].to_vec());
             }
         }
         out
@@ -176,44 +160,35 @@ pub struct RawSender {
 
 impl RawSender {
     pub fn open(ns: &Netns, dev: &str) -> anyhow::Result<RawSender> {
-        Ok(RawSender { fd: ns.enter(|| packet_socket(dev))?? })
+        Ok(RawSender { fd: ns.enter(|| packet_socket(dev, SockFlag::empty()))?? })
     }
 
     pub fn send(&self, frame: &[u8]) -> anyhow::Result<()> {
-        // SAFETY: valid buffer.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        if n < 0 {
-            bail!("sending a raw frame: {}", std::io::Error::last_os_error());
-        }
+        socket::send(self.fd.as_raw_fd(), frame, MsgFlags::empty()).map_err(|e| anyhow::anyhow!("sending a raw frame: {e}"))?;
         Ok(())
     }
 }
 
-fn packet_socket(dev: &str) -> anyhow::Result<OwnedFd> {
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket call.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
-    if raw < 0 {
-        bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: raw is a fresh fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let name = std::ffi::CString::new(dev)?;
-    // SAFETY: valid NUL-terminated name.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if ifindex == 0 {
-        bail!("no interface {dev}");
-    }
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: valid sockaddr_ll.
-    let rc =
-        unsafe { libc::bind(fd.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32) };
-    if rc != 0 {
-        bail!("binding to {dev}: {}", std::io::Error::last_os_error());
-    }
+/// An AF_PACKET socket for every EtherType, bound to `dev`.
+fn packet_socket(dev: &str, flags: SockFlag) -> anyhow::Result<OwnedFd> {
+    let fd = socket::socket(AddressFamily::Packet, SockType::Raw, flags, SockProtocol::EthAll)
+        .map_err(|e| anyhow::anyhow!("AF_PACKET socket: {e}"))?;
+    let ifindex = nix::net::if_::if_nametoindex(dev).map_err(|_| anyhow::anyhow!("no interface {dev}"))?;
+    let sll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: SockProtocol::EthAll as u16,
+        sll_ifindex: ifindex as i32,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    // nix builds a LinkAddr only from raw memory (there is no constructor from fields).
+    // SAFETY: a pointer to a live, fully initialised sockaddr_ll and its exact size; from_raw
+    // copies it and checks the family.
+    let addr = unsafe { LinkAddr::from_raw((&sll as *const libc::sockaddr_ll).cast(), Some(size_of::<libc::sockaddr_ll>() as u32)) }
+        .context("sockaddr_ll")?;
+    socket::bind(fd.as_raw_fd(), &addr).map_err(|e| anyhow::anyhow!("binding to {dev}: {e}"))?;
     Ok(fd)
 }
 
@@ -260,15 +235,9 @@ pub fn ping(lab: &Lab, count: u32) -> anyhow::Result<()> {
 
 /// Pins the calling thread to one CPU (per-CPU data-plane state then sees one sender).
 pub fn pin_to_cpu(cpu: usize) -> anyhow::Result<()> {
-    // SAFETY: zeroed cpu_set_t is a valid empty set; CPU_SET within bounds.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    let mut set = CpuSet::new();
+    set.set(cpu).context("CPU number out of range")?;
+    nix::sched::sched_setaffinity(Pid::from_raw(0), &set).context("sched_setaffinity")
 }
 
 /// A constant-rate sequenced stream from A to B over one flow, in a background thread, and its

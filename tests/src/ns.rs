@@ -1,8 +1,9 @@
 //! Network namespaces that remove themselves.
 
-use std::{fs::File, marker::PhantomData, os::fd::AsRawFd};
+use std::{fs::File, marker::PhantomData};
 
 use anyhow::{Context, bail};
+use nix::sched::{CloneFlags, setns};
 
 use crate::cmd::ip;
 
@@ -111,9 +112,8 @@ impl ThreadNetns {
     fn enter(path: &str) -> anyhow::Result<ThreadNetns> {
         let original = File::open("/proc/thread-self/ns/net").context("opening own network namespace")?;
         let target = File::open(path).with_context(|| format!("opening {path}"))?;
-        // SAFETY: valid namespace fd.
-        if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!("setns {path}: {}", std::io::Error::last_os_error());
+        if let Err(e) = setns(&target, CloneFlags::CLONE_NEWNET) {
+            bail!("setns {path}: {e}");
         }
         Ok(ThreadNetns { original, _not_send: PhantomData })
     }
@@ -121,9 +121,11 @@ impl ThreadNetns {
 
 impl Drop for ThreadNetns {
     fn drop(&mut self) {
-        // SAFETY: valid namespace fd; failure would leave the thread elsewhere, so abort loudly.
-        if unsafe { libc::setns(self.original.as_raw_fd(), libc::CLONE_NEWNET) } != 0 && !std::thread::panicking() {
-            panic!("returning to the original network namespace: {}", std::io::Error::last_os_error());
+        // Failure would leave the thread elsewhere, so abort loudly.
+        if let Err(e) = setns(&self.original, CloneFlags::CLONE_NEWNET)
+            && !std::thread::panicking()
+        {
+            panic!("returning to the original network namespace: {e}");
         }
     }
 }

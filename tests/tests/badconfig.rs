@@ -429,8 +429,7 @@ mod badconfig {
             if self.0.try_wait().ok().flatten().is_some() {
                 return;
             }
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
             if self.wait_timeout(Duration::from_secs(5)).is_none() {
                 let _ = self.0.kill();
                 let _ = self.0.wait();

@@ -67,13 +67,11 @@ impl Drop for Ovs {
             let Some(pid) = std::fs::read_to_string(self.dir.join(pidfile)).ok().and_then(|p| p.trim().parse::<i32>().ok()) else {
                 continue;
             };
-            // SAFETY: signalling a process this test started.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(5);
             while Path::new(&format!("/proc/{pid}")).exists() {
                 if Instant::now() > deadline {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));

@@ -175,8 +175,7 @@ struct Reaped(std::process::Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
         let _ = self.0.wait();
     }
 }
@@ -212,8 +211,7 @@ fn runs_under_ip_netns_exec_with_its_own_bpf_filesystem() {
     a.exec("ping", &["-q", "-c", "2", "-i", "0.1", "-W", "2", "198.51.100.2"]).expect("ping through the bond");
     let s: serde_json::Value = serde_json::from_str(&status().unwrap()).unwrap();
     assert!(s[0]["members"][0]["tx_packets"].as_u64().unwrap() >= 2, "the data plane counted the pings");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
     assert!(daemon.0.wait().unwrap().success(), "clean exit");
     assert!(a.ip(&["link", "show", "dev", &bond]).is_err(), "bond removed");
 }

@@ -24,7 +24,8 @@ const ROUNDS: usize = 5;
 const BATCH: usize = 64;
 
 pub fn run(bondctl: &Path) -> anyhow::Result<()> {
-    // SAFETY: single-threaded at this point.
+    // SAFETY: set_var races only with other threads reading or writing the environment, and
+    // none exist yet: xtask is single-threaded until the lab starts below.
     unsafe { std::env::set_var("BONDCTL", bondctl) };
     let lab = Lab::start(
         LabOptions::default()
@@ -109,9 +110,11 @@ fn blast(lab: &Lab, src: &str, dst: &str) -> anyhow::Result<f64> {
     Ok(received as f64 / elapsed.as_secs_f64())
 }
 
+// sendmmsg/recvmmsg straight through libc: nix's batch API (MultiHeaders) allocates control
+// buffers and addresses per call, which is what this load generator must not measure.
 fn sockaddr(to: SocketAddr) -> anyhow::Result<libc::sockaddr_in> {
     let SocketAddr::V4(v4) = to else { bail!("IPv4 only") };
-    // SAFETY: zeroed sockaddr_in is valid.
+    // SAFETY: sockaddr_in is plain integers (and padding), for which all-zero bytes are valid.
     let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     sa.sin_family = libc::AF_INET as u16;
     sa.sin_port = v4.port().to_be();
@@ -123,7 +126,8 @@ fn send_for(sock: &UdpSocket, to: SocketAddr, dur: Duration) -> anyhow::Result<u
     let mut sa = sockaddr(to)?;
     let mut buf = [0u8; PAYLOAD];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: PAYLOAD };
-    // SAFETY: zeroed mmsghdr is valid; pointers set below stay alive for the loop.
+    // SAFETY: mmsghdr is integers and raw pointers, for which all-zero bytes are valid (null
+    // pointers, zero lengths); the pointers set below stay alive for the loop.
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
     for m in &mut msgs {
         m.msg_hdr.msg_name = (&mut sa as *mut libc::sockaddr_in).cast();
@@ -134,7 +138,9 @@ fn send_for(sock: &UdpSocket, to: SocketAddr, dur: Duration) -> anyhow::Result<u
     let start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < dur {
-        // SAFETY: valid socket and message vector.
+        // SAFETY: `msgs` holds BATCH headers, each pointing at `sa` (with its size) and one iovec
+        // over `buf` (PAYLOAD bytes); all are locals that outlive the call, and the kernel only
+        // reads them (and writes each msg_len).
         let n = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
         if n > 0 {
             sent += n as u64;
@@ -146,7 +152,8 @@ fn send_for(sock: &UdpSocket, to: SocketAddr, dur: Duration) -> anyhow::Result<u
 fn recv_count(sock: &UdpSocket, sending: &AtomicBool) -> u64 {
     let mut bufs = vec![[0u8; 256]; BATCH];
     let mut iovs: Vec<libc::iovec> = bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
-    // SAFETY: zeroed mmsghdr is valid; iovecs outlive the loop.
+    // SAFETY: mmsghdr is integers and raw pointers, for which all-zero bytes are valid (null
+    // pointers, zero lengths); the iovecs set below outlive the loop.
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
     for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
         m.msg_hdr.msg_iov = iov;
@@ -154,7 +161,9 @@ fn recv_count(sock: &UdpSocket, sending: &AtomicBool) -> u64 {
     }
     let mut got = 0u64;
     loop {
-        // SAFETY: valid socket and message vector; the receive timeout bounds each call.
+        // SAFETY: `msgs` holds BATCH headers with no name and one iovec each, over its own
+        // 256-byte buffer in `bufs`; the kernel writes at most iov_len bytes into each, and all of
+        // them outlive the call. A null timeout is allowed (the socket's receive timeout bounds it).
         let n = unsafe { libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0, std::ptr::null_mut()) };
         if n > 0 {
             got += n as u64;

@@ -26,7 +26,8 @@ const SECONDS: u64 = 18;
 
 pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     // The lab runs this bondctl (it reads $BONDCTL, set before any thread exists).
-    // SAFETY: single-threaded at this point.
+    // SAFETY: set_var races only with other threads reading or writing the environment, and
+    // none exist yet: xtask is single-threaded until the lab starts below.
     unsafe { std::env::set_var("BONDCTL", bondctl) };
     println!("== bond demo: two network namespaces joined by three veth links, a bond on each side");
     let lab = Lab::start(LabOptions::default().policy("xor").settings(SETTINGS)).context("starting the lab")?;

@@ -38,6 +38,5 @@ pub fn cargo() -> Command {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: no arguments.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }

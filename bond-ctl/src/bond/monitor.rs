@@ -54,7 +54,9 @@ pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<Pr
             let mut events = Vec::new();
             while let Some(item) = rb.next() {
                 if item.len() >= std::mem::size_of::<ProbeEvent>() {
-                    // SAFETY: the data plane writes whole ProbeEvents; read unaligned.
+                    // SAFETY: `item` holds at least size_of::<ProbeEvent>() bytes (checked just
+                    // above), any bytes are a valid ProbeEvent (integers only, aya::Pod), and
+                    // read_unaligned needs no alignment.
                     events.push(unsafe { (item.as_ptr() as *const ProbeEvent).read_unaligned() });
                 }
             }

@@ -9,10 +9,10 @@ use bond_common::config::Mode;
 
 use super::Bond;
 use crate::{
-    alb::{self, RxClients},
+    alb::RxClients,
     frames,
     health::metrics::{MS, Nanos},
-    mac_roles, plan,
+    mac_roles, neighbours, plan,
     status::EventKind,
     sys,
 };
@@ -116,13 +116,12 @@ impl Bond {
         let Some(bond_ip) = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None }) else {
             return;
         };
-        let Ok(table) = std::fs::read_to_string("/proc/net/arp") else { return };
+        let Ok(neighbours) = neighbours::ipv4_neighbours(&self.spec.name) else { return };
         let broadcasts = self.dataplane.as_ref().and_then(|d| d.maps.bond_stats().ok()).map_or(0, |s| s.tx_arp_broadcasts);
         if broadcasts != self.own.arp_broadcasts {
             self.own.arp_broadcasts = broadcasts;
             self.own.clients.retell_all(now);
         }
-        let neighbours = alb::parse_arp_table(&table, &self.spec.name);
         let views = self.views();
         let policy = plan::policy_config(&self.policy, &views, self.main.active, &self.main.buckets);
         let mac_of = |slot: u8| views.iter().find(|v| v.slot == slot).map_or([0; 6], |v| v.mac);
