@@ -22,7 +22,8 @@
 //! - [`cli`]: the command line.
 //!
 //! I/O, thin: [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
-//! timing path), [`netdev`] (rtnetlink), [`carrier`] (ethtool carrier polling), [`rawsock`]
+//! timing path), [`netdev`] (rtnetlink), [`neighbours`] (the bond's ARP neighbours by a
+//! netlink dump), [`carrier`] (ethtool carrier polling), [`rawsock`]
 //! (AF_PACKET frames), [`runstate`] (state kept across restarts), [`sys`] (bpffs, namespaces,
 //! ioctls, clocks).
 

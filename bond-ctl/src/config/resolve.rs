@@ -40,7 +40,11 @@ pub fn resolve(path: &Path, raw: file::File) -> Result<Config, ConfigError> {
 }
 
 /// The standard policies, the custom ones and the overrides of standard ones under `settings`.
-fn resolve_policies(path: &Path, settings: &file::Settings, warnings: &mut Vec<String>) -> Result<BTreeMap<String, PolicySpec>, ConfigError> {
+fn resolve_policies(
+    path: &Path,
+    settings: &file::Settings,
+    warnings: &mut Vec<String>,
+) -> Result<BTreeMap<String, PolicySpec>, ConfigError> {
     let err = |key: String, reason: String| ConfigError::new(path, key, reason);
     let mut policies: BTreeMap<String, PolicySpec> = Mode::ALL.iter().map(|&m| (m.name().to_string(), PolicySpec::standard(m))).collect();
     for (name, p) in &settings.policies {
