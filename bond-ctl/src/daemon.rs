@@ -105,14 +105,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::select! {
             // Probe replies first: one that is waiting must count before a silence deadline.
             biased;
-            Some(p) = probe_events.recv() => {
-                let now = sys::monotonic_ns();
-                if let Some(b) = d.bonds.iter_mut().find(|b| b.spec.name == p.bond)
-                    && let Err(e) = b.on_probe_events(&p.events, now)
-                {
-                    tracing::error!(bond = %b.spec.name, "handling probe replies: {e:#}");
-                }
-            }
+            Some(p) = probe_events.recv() => d.on_probe_events(&p),
             _ = tokio::time::sleep(wait) => {
                 let now = sys::monotonic_ns();
                 if now >= next_tick {
@@ -120,20 +113,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     let period = d.bonds.iter().map(Bond::tick_interval).min().unwrap_or(period);
                     next_tick = now + period.as_nanos() as u64;
                 }
-                for b in &mut d.bonds {
-                    if let Err(e) = b.tick(now, &d.ethtool) {
-                        tracing::error!(bond = %b.spec.name, "monitoring: {e:#}");
-                    }
-                }
+                d.tick(now);
             }
             ev = link_events.next() => match ev {
-                Some(ev) => {
-                    for b in &mut d.bonds {
-                        if let Err(e) = b.on_link_event(&ev, &d.ethtool) {
-                            tracing::error!(bond = %b.spec.name, "handling a link event: {e:#}");
-                        }
-                    }
-                }
+                Some(ev) => d.on_link_event(&ev),
                 None => {
                     tracing::error!("the link event subscription ended");
                     break;
@@ -163,6 +146,31 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 }
 
 impl Daemon {
+    fn on_probe_events(&mut self, p: &ProbeEvents) {
+        let now = sys::monotonic_ns();
+        if let Some(b) = self.bonds.iter_mut().find(|b| b.spec.name == p.bond)
+            && let Err(e) = b.on_probe_events(&p.events, now)
+        {
+            tracing::error!(bond = %b.spec.name, "handling probe replies: {e:#}");
+        }
+    }
+
+    fn tick(&mut self, now: u64) {
+        for b in &mut self.bonds {
+            if let Err(e) = b.tick(now, &self.ethtool) {
+                tracing::error!(bond = %b.spec.name, "monitoring: {e:#}");
+            }
+        }
+    }
+
+    fn on_link_event(&mut self, ev: &crate::netdev::LinkEvent) {
+        for b in &mut self.bonds {
+            if let Err(e) = b.on_link_event(ev, &self.ethtool) {
+                tracing::error!(bond = %b.spec.name, "handling a link event: {e:#}");
+            }
+        }
+    }
+
     async fn start(&mut self, spec: BondSpec) -> anyhow::Result<()> {
         let bond = Bond::start(&self.nl, spec, &self.config, self.to_daemon.clone(), self.probe_tx.clone(), &self.ethtool).await?;
         self.bonds.push(bond);
