@@ -3,7 +3,7 @@
 //!
 //! Names shared with the node exporter's bonding collector keep its names and labels
 //! (`node_bonding_slaves{master}`, `node_bonding_active{master}`); everything else is
-//! `bondctl_*`, in base units (seconds, bits per second, ratios 0..1), counters ending in
+//! `bondctl_*`, in base units (seconds, bytes per second, ratios 0..1), counters ending in
 //! `_total`. Unknown values are left out rather than reported as 0: the latency figures of a
 //! member no probe reply has measured yet, its speed when the driver reports none, its allocation
 //! under policies without buckets.
@@ -180,8 +180,9 @@ const MEMBER_FAMILIES: &[MemberFamily] = &[
     ("bondctl_member_allocation_ratio", Kind::Gauge, "Share of the balance-aware buckets allocated to the member.", |m| {
         m.allocation.map(Value::Float)
     }),
-    ("bondctl_member_speed_bits_per_second", Kind::Gauge, "Link speed the driver reports.", |m| {
-        m.speed_mbps.map(|s| Value::Int(u64::from(s) * 1_000_000))
+    // Bytes, as node_exporter's `node_network_speed_bytes`: promtool rejects `bits` in a name.
+    ("bondctl_member_speed_bytes", Kind::Gauge, "Link speed the driver reports, in bytes per second.", |m| {
+        m.speed_mbps.map(|s| Value::Int(u64::from(s) * 125_000))
     }),
     ("bondctl_member_quality_samples", Kind::Gauge, "Probe round trips the latency figures rest on.", |m| Some(m.quality.samples.into())),
     ("bondctl_member_latency_seconds", Kind::Gauge, "Mean probe round-trip time over the window.", |m| {
