@@ -20,6 +20,8 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("sysctl", "procps"),
     // The independent 802.3ad implementation the LACP interoperability test runs.
     ("ovs-vswitchd", "openvswitch-switch"),
+    // Prometheus's linter, run on the metrics endpoint's output by a unit test of bond-ctl.
+    ("promtool", "prometheus"),
 ];
 
 pub fn all() -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 //!
 //! Names shared with the node exporter's bonding collector keep its names and labels
 //! (`node_bonding_slaves{master}`, `node_bonding_active{master}`); everything else is
-//! `bondctl_*`, in base units (seconds, bits per second, ratios 0..1), counters ending in
+//! `bondctl_*`, in base units (seconds, bytes per second, ratios 0..1), counters ending in
 //! `_total`. Unknown values are left out rather than reported as 0: the latency figures of a
 //! member no probe reply has measured yet, its speed when the driver reports none, its allocation
 //! under policies without buckets.
@@ -12,19 +12,33 @@
 //! OpenMetrics 1.0 only (a counter's `# TYPE` without its `_total`, a closing `# EOF`, its own
 //! content type), not the 0.0.4 format, and a registry of atomics rebuilt on every scrape only to
 //! print numbers the daemon already has would cost a dependency and more code than the small
-//! writer below. Likewise the HTTP side is a minimal HTTP/1.x responder rather than hyper: one
-//! GET endpoint, no request bodies, no keep-alive (`Connection: close`), a request head read
-//! within a size and time bound.
+//! writer below.
+//!
+//! HTTP is hyper's HTTP/1.1 server (`hyper::server::conn::http1`, on tokio through hyper-util's
+//! `TokioIo` and `TokioTimer`), one request per connection: GET or HEAD of `/metrics` and of an
+//! index page at `/`. Each connection runs in a task of its own, so a slow or idle client never
+//! holds up another scrape; at most `MAX_CONNECTIONS` are served at once (more are closed
+//! unanswered), the request head is read within a size and time bound, and the whole connection
+//! within a time bound that leaves the client `WRITE_TIMEOUT` to take the response.
 
 use std::{
+    convert::Infallible,
     fmt::{self, Write as _},
     sync::Arc,
     time::Duration,
 };
 
 use anyhow::Context;
+use http_body_util::Full;
+use hyper::{
+    Method, Request as HttpRequest, Response as HttpResponse, StatusCode,
+    body::{Bytes, Incoming},
+    header::{self, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::{Semaphore, mpsc, oneshot, watch},
     time::{Instant, timeout, timeout_at},
@@ -38,7 +52,7 @@ use crate::{
 /// Content type of the 0.0.4 text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Largest request head accepted (request line and headers).
+/// Largest request head accepted (request line and headers); larger ones get 431.
 const MAX_HEAD: usize = 8 * 1024;
 /// Time a client has to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -180,8 +194,9 @@ const MEMBER_FAMILIES: &[MemberFamily] = &[
     ("bondctl_member_allocation_ratio", Kind::Gauge, "Share of the balance-aware buckets allocated to the member.", |m| {
         m.allocation.map(Value::Float)
     }),
-    ("bondctl_member_speed_bits_per_second", Kind::Gauge, "Link speed the driver reports.", |m| {
-        m.speed_mbps.map(|s| Value::Int(u64::from(s) * 1_000_000))
+    // Bytes, as node_exporter's `node_network_speed_bytes`: promtool rejects `bits` in a name.
+    ("bondctl_member_speed_bytes", Kind::Gauge, "Link speed the driver reports, in bytes per second.", |m| {
+        m.speed_mbps.map(|s| Value::Int(u64::from(s) * 125_000))
     }),
     ("bondctl_member_quality_samples", Kind::Gauge, "Probe round trips the latency figures rest on.", |m| Some(m.quality.samples.into())),
     ("bondctl_member_latency_seconds", Kind::Gauge, "Mean probe round-trip time over the window.", |m| {
@@ -344,10 +359,29 @@ pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
 /// current by the daemon as bonds come and go), asked of it through `to_daemon`. Returns when
 /// the daemon stops taking requests.
 pub async fn serve(listener: TcpListener, bonds: watch::Receiver<Vec<String>>, to_daemon: mpsc::Sender<Pending>) {
+    serve_with(listener, bonds, to_daemon, LIMITS).await;
+}
+
+/// The bounds one connection is held to.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Time a client has to send its request head.
+    head: Duration,
+    /// Time the daemon has to answer for all bonds of one scrape.
+    status: Duration,
+    /// Time a client has to take the response.
+    write: Duration,
+    /// Connections served at once; more are closed unanswered (each scrape queries the daemon).
+    connections: usize,
+}
+
+const LIMITS: Limits = Limits { head: HEAD_TIMEOUT, status: STATUS_TIMEOUT, write: WRITE_TIMEOUT, connections: MAX_CONNECTIONS };
+
+async fn serve_with(listener: TcpListener, bonds: watch::Receiver<Vec<String>>, to_daemon: mpsc::Sender<Pending>, limits: Limits) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("serving metrics on http://{addr}/metrics");
     }
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(limits.connections));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -366,206 +400,69 @@ pub async fn serve(listener: TcpListener, bonds: watch::Receiver<Vec<String>>, t
             tracing::debug!("metrics endpoint: too many connections, closing one");
             continue;
         };
-        let bonds: Vec<String> = bonds.borrow().clone();
+        let bonds: Arc<[String]> = bonds.borrow().as_slice().into();
         let to_daemon = to_daemon.clone();
         tokio::spawn(async move {
-            handle(stream, &bonds, &to_daemon).await;
+            connection(stream, bonds, to_daemon, limits).await;
             drop(slot);
         });
     }
 }
 
-/// One connection: one request, one response.
-async fn handle(mut stream: TcpStream, bonds: &[String], to_daemon: &mpsc::Sender<Pending>) {
-    let head = timeout(HEAD_TIMEOUT, read_head(&mut stream)).await.unwrap_or(Err(Some(408)));
-    let reply = match head {
-        Ok(head) => {
-            let request = parse_head(&head);
-            match request.route {
-                Ok(Route::Metrics) => {
-                    let body = scrape(bonds, to_daemon).await;
-                    response(200, CONTENT_TYPE, &body, request.head_only)
-                }
-                Ok(Route::Index) => response(200, "text/html; charset=utf-8", INDEX, request.head_only),
-                Err(code) => error_response(code, request.head_only),
-            }
-        }
-        Err(Some(code)) => error_response(code, false),
-        // Closed or failed before sending anything.
-        Err(None) => return,
-    };
-    let written = timeout(WRITE_TIMEOUT, async {
-        stream.write_all(&reply).await?;
-        stream.shutdown().await
+/// One connection: one request, one response, then hyper closes it (no keep-alive). hyper
+/// bounds the head's size and the time to read it; the whole connection is bounded too, which
+/// leaves the client at least `limits.write` to take the response once the daemon has answered.
+async fn connection(stream: TcpStream, bonds: Arc<[String]>, to_daemon: mpsc::Sender<Pending>, limits: Limits) {
+    let service = service_fn(move |request| answer(request, bonds.clone(), to_daemon.clone(), limits.status));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.head)
+        .max_header_size(MAX_HEAD)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    match timeout(limits.head + limits.status + limits.write, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!("metrics endpoint: {e}"),
+        Err(_) => tracing::debug!("metrics endpoint: the client did not take the response in time, closing"),
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse<Body> {
+    let mut response = HttpResponse::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// GET or HEAD of `/metrics` (a scrape) or `/` (the index); hyper leaves out the body of a
+/// HEAD answer.
+async fn answer(
+    request: HttpRequest<Incoming>,
+    bonds: Arc<[String]>,
+    to_daemon: mpsc::Sender<Pending>,
+    status_timeout: Duration,
+) -> Result<HttpResponse<Body>, Infallible> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "Method Not Allowed\n");
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(response);
+    }
+    Ok(match request.uri().path() {
+        "/metrics" => reply(StatusCode::OK, CONTENT_TYPE, scrape(&bonds, &to_daemon, status_timeout).await),
+        "/" => reply(StatusCode::OK, "text/html; charset=utf-8", INDEX),
+        _ => reply(StatusCode::NOT_FOUND, TEXT, "Not found: metrics are at /metrics\n"),
     })
-    .await;
-    if matches!(written, Ok(Ok(()))) {
-        // Take what the client may still send (a body, the rest of an oversized head) for a
-        // moment: closing with unread data resets the connection, which can destroy the response
-        // before the client reads it.
-        let _ = timeout(Duration::from_secs(1), async {
-            let mut sink = [0u8; 4096];
-            let mut left = 64 * 1024usize;
-            while let Ok(n @ 1..) = stream.read(&mut sink).await {
-                left = left.saturating_sub(n);
-                if left == 0 {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
-}
-
-/// The request head, up to and including the empty line ending it. `Err(None)`: nothing came
-/// (or the connection failed); `Err(Some(code))`: answer with that error.
-async fn read_head<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, Option<u16>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = r.read(&mut chunk).await.map_err(|_| None)?;
-        if n == 0 {
-            return Err(if buf.is_empty() { None } else { Some(400) });
-        }
-        // The end may straddle two reads: look a few bytes back.
-        let from = buf.len().saturating_sub(2);
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = head_end(&buf[from..]) {
-            buf.truncate(from + end);
-            return Ok(buf);
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(Some(431));
-        }
-    }
-}
-
-/// Length of the head in `b` up to the end of its first empty line (`\n\n` or `\n\r\n`).
-fn head_end(b: &[u8]) -> Option<usize> {
-    (0..b.len()).find_map(|i| {
-        if b[i] != b'\n' {
-            return None;
-        }
-        match b.get(i + 1..) {
-            Some([b'\n', ..]) => Some(i + 2),
-            Some([b'\r', b'\n', ..]) => Some(i + 3),
-            _ => None,
-        }
-    })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    Metrics,
-    Index,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Parsed {
-    /// What to answer, or the error status.
-    route: Result<Route, u16>,
-    /// A HEAD request: headers only.
-    head_only: bool,
-}
-
-/// token characters (RFC 9110), as methods and header names are made of.
-fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
-}
-
-/// Reads an HTTP/1.x request head. Never panics, whatever the bytes.
-fn parse_head(head: &[u8]) -> Parsed {
-    let mut lines = head.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let reject = |code| Parsed { route: Err(code), head_only: false };
-    // Servers ought to ignore empty lines before the request line (RFC 9112, 2.2).
-    let Some(line) = lines.find(|l| !l.is_empty()) else {
-        return reject(400);
-    };
-    let Ok(line) = std::str::from_utf8(line) else {
-        return reject(400);
-    };
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return reject(400);
-    };
-    if method.is_empty() || !method.bytes().all(is_tchar) || target.is_empty() || !target.bytes().all(|c| c.is_ascii_graphic()) {
-        return reject(400);
-    }
-    match version.strip_prefix("HTTP/").map(str::as_bytes) {
-        Some(b"1.0" | b"1.1") => {}
-        Some([major, b'.', minor]) if major.is_ascii_digit() && minor.is_ascii_digit() => return reject(505),
-        _ => return reject(400),
-    }
-    for header in lines.take_while(|l| !l.is_empty()) {
-        // `name: value`; a line starting with white space (obsolete folding) fails here too.
-        let name = header.split(|&c| c == b':').next().unwrap_or_default();
-        if name.is_empty() || name.len() == header.len() || !name.iter().all(|&c| is_tchar(c)) {
-            return reject(400);
-        }
-    }
-    let head_only = match method {
-        "GET" => false,
-        "HEAD" => true,
-        _ => return reject(405),
-    };
-    // origin-form `/path?query`, or absolute-form `http://host/path?query`.
-    let path = if target.starts_with('/') {
-        target
-    } else if let Some(rest) = target.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")).and(target.get(7..)) {
-        rest.find('/').map_or("/", |i| &rest[i..])
-    } else {
-        return Parsed { route: Err(400), head_only };
-    };
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let route = match path {
-        "/metrics" => Ok(Route::Metrics),
-        "/" => Ok(Route::Index),
-        _ => Err(404),
-    };
-    Parsed { route, head_only }
-}
-
-fn reason(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        431 => "Request Header Fields Too Large",
-        505 => "HTTP Version Not Supported",
-        _ => "Error",
-    }
-}
-
-fn response(code: u16, content_type: &str, body: &str, head_only: bool) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reason(code),
-        body.len()
-    );
-    if code == 405 {
-        out.push_str("Allow: GET, HEAD\r\n");
-    }
-    out.push_str("\r\n");
-    if !head_only {
-        out.push_str(body);
-    }
-    out.into_bytes()
-}
-
-fn error_response(code: u16, head_only: bool) -> Vec<u8> {
-    let body = match code {
-        404 => "Not found: metrics are at /metrics\n".to_string(),
-        code => format!("{}\n", reason(code)),
-    };
-    response(code, "text/plain; charset=utf-8", &body, head_only)
 }
 
 /// Every bond's status from the daemon, rendered. Bonds that answer with an error, or not in
 /// time, are left out and reported by `bondctl_scrape_success`.
-async fn scrape(bonds: &[String], to_daemon: &mpsc::Sender<Pending>) -> String {
-    let deadline = Instant::now() + STATUS_TIMEOUT;
+async fn scrape(bonds: &[String], to_daemon: &mpsc::Sender<Pending>, status_timeout: Duration) -> String {
+    let deadline = Instant::now() + status_timeout;
     let mut statuses = Vec::new();
     let mut failed = Vec::new();
     for bond in bonds {
@@ -576,7 +473,7 @@ async fn scrape(bonds: &[String], to_daemon: &mpsc::Sender<Pending>) -> String {
                 failed.push(bond.as_str());
             }
             Err(_) => {
-                tracing::debug!(bond = %bond, "metrics: no status: the daemon did not answer in {STATUS_TIMEOUT:?}");
+                tracing::debug!(bond = %bond, "metrics: no status: the daemon did not answer in {status_timeout:?}");
                 failed.push(bond.as_str());
             }
         }
