@@ -141,8 +141,10 @@ pub async fn ask(to_daemon: &mpsc::Sender<Pending>, bond: &str, request: Request
     match rx.await {
         Ok(Response::Status { mut status }) => {
             let name = bond.to_string();
-            if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || crate::flows::count(&name)).await {
-                status.counters.flows = n;
+            match tokio::task::spawn_blocking(move || crate::flows::count(&name)).await {
+                Ok(Ok(n)) => status.counters.flows = n,
+                Ok(Err(e)) => tracing::warn!(bond = %bond, "counting flows: {e:#}"),
+                Err(e) => tracing::warn!(bond = %bond, "counting flows: {e}"),
             }
             Response::Status { status }
         }

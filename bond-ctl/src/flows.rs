@@ -4,13 +4,11 @@
 //! these open the bond's pinned maps themselves and run on threads of their own.
 
 use std::{
-    collections::HashMap as StdHashMap,
     path::Path,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -22,9 +20,6 @@ use bond_common::{
 };
 
 use crate::{status::FlowStatus, sys};
-
-/// How long a flow count is reused (scrapes and status calls in a burst walk the table once).
-const COUNT_TTL: Duration = Duration::from_secs(1);
 
 fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(pin_dir: &Path, name: &str) -> anyhow::Result<T> {
     let path = pin_dir.join(name);
@@ -41,19 +36,9 @@ fn entries(bond: &str) -> anyhow::Result<Vec<(u64, FlowEntry)>> {
     Ok(flow_map(bond)?.iter().filter_map(Result::ok).collect())
 }
 
-/// The number of flows in the bond's table, at most `COUNT_TTL` old.
+/// The number of flows in the bond's table.
 pub fn count(bond: &str) -> anyhow::Result<u64> {
-    static CACHE: Mutex<Option<StdHashMap<String, (Instant, u64)>>> = Mutex::new(None);
-    if let Some((at, n)) = CACHE.lock().ok().and_then(|c| c.as_ref()?.get(bond).copied())
-        && at.elapsed() < COUNT_TTL
-    {
-        return Ok(n);
-    }
-    let n = flow_map(bond)?.keys().filter(Result::is_ok).count() as u64;
-    if let Ok(mut c) = CACHE.lock() {
-        c.get_or_insert_with(StdHashMap::new).insert(bond.to_string(), (Instant::now(), n));
-    }
-    Ok(n)
+    Ok(flow_map(bond)?.keys().filter(Result::is_ok).count() as u64)
 }
 
 /// The `top` flows by bytes, with the member each was last sent on.

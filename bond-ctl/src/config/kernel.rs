@@ -76,8 +76,8 @@ pub(super) fn mode(m: &str) -> Result<Mode, String> {
 pub(super) fn xmit_hash(h: &str) -> Result<XmitHash, String> {
     let opt::Values::Names { names, .. } = opt::XMIT_HASH.values else { unreachable!() };
     let by_number = h.parse::<usize>().ok().filter(|n| *n < 6).map(|n| names[n]);
-    XmitHash::from_name(by_number.unwrap_or(h))
-        .ok_or_else(|| format!("unknown hash \"{h}\" ({}; bonding's 0-5)", opt::XMIT_HASH.values_text()))
+    // bonding's own names in the message (`zerotier` is taken too).
+    XmitHash::from_name(by_number.unwrap_or(h)).ok_or_else(|| format!("unknown hash \"{h}\" ({}, or 0-5)", names[..6].join(", ")))
 }
 
 /// `primary_reselect`: bonding's three methods (not ZeroTier's `optimize`).

@@ -40,7 +40,7 @@ use hyper::{
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, mpsc, oneshot, watch},
+    sync::{Semaphore, mpsc, watch},
     time::{Instant, timeout, timeout_at},
 };
 
@@ -481,17 +481,13 @@ async fn scrape(bonds: &[String], to_daemon: &mpsc::Sender<Pending>, status_time
     render_scrape(&statuses, &failed)
 }
 
+/// A bond's status, through the same path as `bondctl status` (the flow count read off the
+/// daemon's loop, see [`crate::control::ask`]).
 async fn status(bond: &str, to_daemon: &mpsc::Sender<Pending>) -> Result<BondStatus, String> {
-    let (reply, answer) = oneshot::channel();
-    to_daemon
-        .send(Pending { bond: bond.to_string(), request: Request::Status, reply })
-        .await
-        .map_err(|_| "the daemon is shutting down".to_string())?;
-    match answer.await {
-        Ok(Response::Status { status }) => Ok(*status),
-        Ok(Response::Error { error }) => Err(error),
-        Ok(other) => Err(format!("unexpected answer: {other:?}")),
-        Err(_) => Err("the daemon did not answer".into()),
+    match crate::control::ask(to_daemon, bond, Request::Status).await {
+        Response::Status { status } => Ok(*status),
+        Response::Error { error } => Err(error),
+        other => Err(format!("unexpected answer: {other:?}")),
     }
 }
 

@@ -162,7 +162,7 @@ fn realistic_scrape() -> String {
     };
     let bare = MemberStatus {
         slot: 1,
-        state: "down".into(),
+        state: crate::status::MemberState::Down,
         carrier: false,
         admin_up: false,
         usable: false,
@@ -185,10 +185,10 @@ fn realistic_scrape() -> String {
         name: "lag0".into(),
         policy: PolicyStatus {
             name: "802.3ad".into(),
-            mode: "802.3ad".into(),
-            xmit_hash_policy: "layer3+4".into(),
+            mode: bond_common::config::Mode::Lacp,
+            xmit_hash_policy: bond_common::config::XmitHash::Layer34,
             packets_per_link: 1,
-            balance_policy: "flow-static".into(),
+            balance_policy: bond_common::config::Balance::FlowStatic,
         },
         active: Some("eth0".into()),
         members: vec![full, bare, half],
@@ -202,7 +202,7 @@ fn realistic_scrape() -> String {
             flows: 7,
         },
         lacp: Some(lacp.status()),
-        events: vec!["eth1 down".into()],
+        events: vec![crate::status::Event::new(1, std::time::SystemTime::UNIX_EPOCH, crate::status::EventKind::Health, "eth1 down".into())],
         ..bond("lag0")
     };
     render_scrape(&[lag, bond("bond1")], &["gone"])
