@@ -418,6 +418,9 @@ async fn connection(stream: TcpStream, bonds: Arc<[String]>, to_daemon: mpsc::Se
         .timer(TokioTimer::new())
         .header_read_timeout(limits.head)
         .max_header_size(MAX_HEAD)
+        // A client that shuts its side down after the request (as `curl` may, and `nc -N`)
+        // still gets the answer, which takes a moment to gather.
+        .half_close(true)
         .keep_alive(false)
         .serve_connection(TokioIo::new(stream), service);
     match timeout(limits.head + limits.status + limits.write, conn).await {
