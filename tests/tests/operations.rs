@@ -325,3 +325,96 @@ fn flows_stay_on_their_member_when_others_join_or_leave() {
     let got = flows.receive(Duration::from_millis(300));
     assert_eq!(got.len(), 16 * 60 + 16 * 20, "every datagram arrived");
 }
+
+#[test]
+fn set_changes_live_options_without_loss_and_a_bad_option_changes_nothing() {
+    let lab = lab(LabOptions::default().policy("active-backup"));
+    ping(&lab, 2).unwrap();
+    let a = lab.a.daemon();
+    let bond = lab.a.bond.as_str();
+    let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
+    flowed(&stream, 600, "before the change");
+    let out = a.ctl(&["set", bond, "miimon=20", "updelay=300", "failoverInterval=600", "num_grat_arp=2"]).unwrap();
+    assert!(out.contains("miimon=20 upDelay=300 failoverInterval=600 num_grat_arp=2"), "{out}");
+    flowed(&stream, 600, "after the change");
+
+    // Refused whole, with the reason: nothing of it is applied.
+    for (opts, why) in [
+        (&["miimon=10", "updelay=99999999"][..], "updelay: 99999999 ms is outside 0..=3600000"),
+        (&["mimon=10"], "did you mean miimon?"),
+        (&["mode=4"], "cannot be changed on a running bond"),
+        (&["lacp_rate=fast"], "applies to 802.3ad"),
+    ] {
+        let mut args = vec!["set", bond];
+        args.extend_from_slice(opts);
+        let e = a.ctl(&args).expect_err("a bad option is refused");
+        assert!(format!("{e:#}").contains(why), "{opts:?}: {e:#}");
+    }
+    let events = a.ctl(&["events", bond]).unwrap();
+    assert_eq!(events.matches("set miimon").count(), 1, "only the good change is recorded:\n{events}");
+
+    // The new updelay holds a recovered backup out for 300 ms (the file said 0).
+    let s = a.status().unwrap();
+    let active = s["active"].as_str().unwrap().to_string();
+    let backup = (0..3).map(|i| format!("eth{i}")).find(|m| *m != active).unwrap();
+    let i: usize = backup.trim_start_matches("eth").parse().unwrap();
+    lab.cut(i).unwrap();
+    wait_until(Duration::from_secs(2), "the backup is down", || Daemon::member(&a.status().unwrap(), &backup)["usable"] == false);
+    lab.restore(i).unwrap();
+    let took = wait_until(Duration::from_secs(3), "the backup is usable again", || {
+        Daemon::member(&a.status().unwrap(), &backup)["usable"] == true
+    });
+    assert!(took >= Duration::from_millis(250), "usable again after {took:?}, before updelay's 300 ms");
+
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, _) = losses(sent, &got);
+    assert_eq!(lost, 0, "no datagram lost; daemon log:\n{}", a.log());
+}
+
+/// A child process killed on drop.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn events_follow_streams_events_as_they_happen() {
+    use std::io::BufRead;
+    let lab = lab(LabOptions::default().policy("active-backup"));
+    ping(&lab, 1).unwrap();
+    let mut child = Reaped(
+        std::process::Command::new(bond_tests::lab::bondctl())
+            .args(["--netns", lab.a.ns.name(), "events", &lab.a.bond, "--follow", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // What happened before: the bond came up.
+    let first: serde_json::Value = serde_json::from_str(&rx.recv_timeout(Duration::from_secs(5)).unwrap()).unwrap();
+    assert_eq!(first["seq"], 1, "{first}");
+    let active = lab.a.daemon().status().unwrap()["active"].as_str().unwrap().to_string();
+    lab.cut(active.trim_start_matches("eth").parse().unwrap()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|e: &serde_json::Value| e["kind"] == "active") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no failover event streamed; got {seen:?}"));
+        seen.push(serde_json::from_str(&line).unwrap());
+    }
+    let seqs: Vec<u64> = seen.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "each event once, in order: {seqs:?}");
+    assert!(seen.iter().any(|e| e["message"].as_str().unwrap().contains(&format!("{active} failed"))), "{seen:?}");
+}
