@@ -18,7 +18,6 @@ use tokio::{
 
 use crate::{
     bond::{Bond, ProbeEvents},
-    carrier::CarrierProbe,
     config::{self, BondSpec, Config},
     control::{Pending, Request, Response},
     netdev::{LinkEvents, Netdev},
@@ -40,7 +39,6 @@ pub struct Options {
 
 struct Daemon {
     nl: Netdev,
-    ethtool: CarrierProbe,
     bonds: Vec<Bond>,
     config: Config,
     source: Option<PathBuf>,
@@ -71,7 +69,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let (probe_tx, mut probe_events) = mpsc::channel::<ProbeEvents>(256);
     let mut d = Daemon {
         nl: Netdev::connect()?,
-        ethtool: CarrierProbe::new().context("opening a socket for carrier polling")?,
         bonds: Vec::new(),
         config: opts.config,
         source: opts.source,
@@ -157,22 +154,23 @@ impl Daemon {
 
     fn tick(&mut self, now: u64) {
         for b in &mut self.bonds {
-            if let Err(e) = b.tick(now, &self.ethtool) {
+            if let Err(e) = b.tick(now) {
                 tracing::error!(bond = %b.spec.name, "monitoring: {e:#}");
             }
         }
     }
 
     fn on_link_event(&mut self, ev: &crate::netdev::LinkEvent) {
+        let now = sys::monotonic_ns();
         for b in &mut self.bonds {
-            if let Err(e) = b.on_link_event(ev, &self.ethtool) {
+            if let Err(e) = b.on_link_event(ev, now) {
                 tracing::error!(bond = %b.spec.name, "handling a link event: {e:#}");
             }
         }
     }
 
     async fn start(&mut self, spec: BondSpec) -> anyhow::Result<()> {
-        let bond = Bond::start(&self.nl, spec, &self.config, self.to_daemon.clone(), self.probe_tx.clone(), &self.ethtool).await?;
+        let bond = Bond::start(&self.nl, spec, &self.config, self.to_daemon.clone(), self.probe_tx.clone()).await?;
         self.bonds.push(bond);
         self.names.send_replace(self.bonds.iter().map(|b| b.spec.name.clone()).collect());
         Ok(())
@@ -207,10 +205,10 @@ impl Daemon {
             Request::Reload { config } => self.reload(config).await,
             Request::AddLink { link } => match self.holder(&link) {
                 Some(other) => Err(anyhow::anyhow!("{link} is a member of bond {other}; remove it there first")),
-                None => self.bonds[i].add_member(&self.nl, &link, &self.ethtool).await,
+                None => self.bonds[i].add_member(&self.nl, &link).await,
             },
             Request::RemoveLink { link } => self.bonds[i].remove_member(&self.nl, &link).await,
-            other => return self.bonds[i].handle(&self.config, other),
+            other => return self.bonds[i].handle(&self.config, other, sys::monotonic_ns()),
         };
         match result {
             Ok(message) => Response::Done { message },
@@ -245,7 +243,7 @@ impl Daemon {
         let mut report: Vec<String> = new.warnings.iter().map(|w| format!("warning: {w}")).collect();
         for (i, spec) in plan {
             let changes = self.bonds[i]
-                .reconfigure(&self.nl, &spec, &new, &self.ethtool)
+                .reconfigure(&self.nl, &spec, &new)
                 .await
                 .with_context(|| format!("{}: partly applied ({}: {})", path.display(), spec.name, report.join("; ")))?;
             let changes = if changes.is_empty() { "unchanged".to_string() } else { changes.join("; ") };

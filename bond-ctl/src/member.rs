@@ -11,7 +11,6 @@ use crate::{
         punish::Punishment,
     },
     netdev::Link,
-    rawsock::RawSender,
 };
 
 /// How long availability is measured over.
@@ -59,14 +58,11 @@ pub struct Member {
     pub speed: Option<u32>,
     /// What the data plane currently has for it.
     pub usable: bool,
-    /// Sends ARP / NS monitor requests and announcements on it.
-    pub sender: Option<RawSender>,
 }
 
 impl Member {
     pub fn new(name: String, slot: u8, link: Link, saved: Saved, now: Nanos) -> Member {
         let up = link.usable();
-        let sender = RawSender::new(link.index).ok();
         Member {
             name,
             slot,
@@ -90,7 +86,6 @@ impl Member {
             violations: Vec::new(),
             speed: None,
             usable: up,
-            sender,
         }
     }
 

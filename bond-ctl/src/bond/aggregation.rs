@@ -1,26 +1,25 @@
 //! 802.3ad on a running bond: LACP on every member ([`crate::lacp`] decides), LACPDUs through a
 //! raw socket per member, and the usable mask following what LACP lets distribute.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use bond_common::config::Mode;
 
-use super::Bond;
+use super::{Bond, BondIo, Port};
 use crate::{
     health::metrics::Nanos,
-    lacp::{ETH_P_SLOW, Lacp, LacpSettings, LacpStatus, SLOW_PROTOCOLS_MAC},
-    rawsock::RawReceiver,
+    lacp::{ETH_P_SLOW, Lacp, LacpSettings, LacpStatus},
     status::EventKind,
 };
 
 /// LACP of a bond running 802.3ad.
 pub(super) struct Aggregation {
     lacp: Lacp,
-    /// LACPDU sockets by member slot.
-    receivers: BTreeMap<u8, RawReceiver>,
+    /// Members whose LACPDUs are received.
+    ports: BTreeSet<u8>,
 }
 
-impl Bond {
+impl<I: BondIo> Bond<I> {
     /// The LACP settings the bond's configuration asks for.
     fn lacp_settings(&self) -> LacpSettings {
         let l = &self.spec.lacp;
@@ -50,20 +49,22 @@ impl Bond {
             self.event(EventKind::Lacp, "LACP settings changed: negotiating afresh".into());
             self.aggregation = None;
         }
-        let agg = self.aggregation.get_or_insert_with(|| Aggregation { lacp: Lacp::new(settings), receivers: BTreeMap::new() });
-        let gone: Vec<u8> = agg.receivers.keys().copied().filter(|s| self.members.iter().all(|m| m.slot != *s)).collect();
+        let (agg, io) =
+            (self.aggregation.get_or_insert_with(|| Aggregation { lacp: Lacp::new(settings), ports: BTreeSet::new() }), &mut self.io);
+        let gone: Vec<u8> = agg.ports.iter().copied().filter(|s| self.members.iter().all(|m| m.slot != *s)).collect();
         for slot in gone {
-            agg.receivers.remove(&slot);
+            agg.ports.remove(&slot);
+            io.close_lacpdus(slot);
             agg.lacp.remove_port(slot);
         }
         let mut failed = Vec::new();
         for m in &self.members {
-            if agg.receivers.contains_key(&m.slot) {
+            if agg.ports.contains(&m.slot) {
                 continue;
             }
-            match RawReceiver::new(m.link.index, ETH_P_SLOW, SLOW_PROTOCOLS_MAC) {
-                Ok(rx) => {
-                    agg.receivers.insert(m.slot, rx);
+            match io.open_lacpdus(m.slot, m.link.index) {
+                Ok(()) => {
+                    agg.ports.insert(m.slot);
                     // Its LACPDUs come from its own address, as bonding sends them.
                     let mac = m.saved.as_ref().map_or(m.link.mac, |s| s.mac);
                     agg.lacp.add_port(m.slot, u16::from(m.slot) + 1, mac, m.speed.unwrap_or(0), true, now);
@@ -81,22 +82,16 @@ impl Bond {
     pub(super) fn lacp_tick(&mut self, now: Nanos) {
         self.lacp_sync(now);
         let Some(agg) = self.aggregation.as_mut() else { return };
-        let mut buf = [0u8; 1518];
         for m in &self.members {
             agg.lacp.set_enabled(m.slot, m.link.usable() && m.liveness.up(), now);
-            let Some(rx) = agg.receivers.get(&m.slot) else { continue };
-            while let Some(n) = rx.recv(&mut buf) {
-                if let Some(reply) = agg.lacp.receive(m.slot, &buf[..n], now)
-                    && let Some(s) = &m.sender
-                {
-                    let _ = s.send(&reply, ETH_P_SLOW);
+            for pdu in self.io.receive_lacpdus(m.slot) {
+                if let Some(reply) = agg.lacp.receive(m.slot, &pdu, now) {
+                    self.io.send(Port::Member(m.slot), &reply, ETH_P_SLOW);
                 }
             }
         }
         for (slot, frame) in agg.lacp.tick(now) {
-            if let Some(s) = self.members.iter().find(|m| m.slot == slot).and_then(|m| m.sender.as_ref()) {
-                let _ = s.send(&frame, ETH_P_SLOW);
-            }
+            self.io.send(Port::Member(slot), &frame, ETH_P_SLOW);
         }
         for e in agg.lacp.take_events() {
             self.event(EventKind::Lacp, format!("LACP: {e}"));

@@ -10,14 +10,12 @@
 use anyhow::{Context, bail};
 use bond_common::config::{MAX_MEMBERS, NO_MEMBER};
 
-use super::Bond;
+use super::{Bond, BondIo};
 use crate::{
-    carrier::CarrierProbe,
     dataplane::{self, Dataplane},
     member::{Member, Saved},
     netdev::{self, Netdev},
     plan,
-    rawsock::RawSender,
     runstate::{self, RunState, SavedMember},
     status::EventKind,
     sys,
@@ -26,7 +24,7 @@ use crate::{
 impl Bond {
     /// Takes interface `name` as a new member in the lowest free slot. It carries traffic from
     /// the next config write.
-    pub(super) async fn take_member(&mut self, nl: &Netdev, name: &str, ethtool: &CarrierProbe) -> anyhow::Result<()> {
+    pub(super) async fn take_member(&mut self, nl: &Netdev, name: &str) -> anyhow::Result<()> {
         if self.members.iter().any(|m| m.name == name) {
             bail!("{name} is a member of {} already", self.spec.name);
         }
@@ -52,9 +50,9 @@ impl Bond {
                 nl.set_mac(&link, self.settings.mac).await?;
             }
             nl.set_up(&link, true).await?;
-            self.dataplane()?.maps.reset_member(slot)?;
-            self.dataplane()?.attach_ingress(name)?;
-            self.refresh_member(nl, slot, ethtool).await
+            self.io.dataplane()?.maps.reset_member(slot)?;
+            self.io.dataplane()?.attach_ingress(name)?;
+            self.refresh_member(nl, slot).await
         }
         .await;
         if let Err(e) = result {
@@ -69,14 +67,12 @@ impl Bond {
     }
 
     /// Re-reads member `slot`'s device after its settings changed.
-    async fn refresh_member(&mut self, nl: &Netdev, slot: u8, ethtool: &CarrierProbe) -> anyhow::Result<()> {
+    async fn refresh_member(&mut self, nl: &Netdev, slot: u8) -> anyhow::Result<()> {
         let i = self.members.iter().position(|m| m.slot == slot).context("no such member")?;
         let link = nl.require_link(&self.members[i].name).await?;
         let m = &mut self.members[i];
-        m.speed = ethtool.speed_mbps(&m.name);
-        if m.sender.is_none() || m.link.index != link.index {
-            m.sender = RawSender::new(link.index).ok();
-        }
+        m.speed = self.io.speed_mbps(&m.name);
+        self.io.open_member(slot, link.index);
         m.usable = link.usable();
         m.liveness = crate::health::liveness::Liveness::new(m.usable);
         m.link = link;
@@ -84,15 +80,15 @@ impl Bond {
     }
 
     /// Adds a member to the running bond (`bondctl add-link`, reload).
-    pub async fn add_member(&mut self, nl: &Netdev, name: &str, ethtool: &CarrierProbe) -> anyhow::Result<String> {
-        self.take_member(nl, name, ethtool).await?;
+    pub async fn add_member(&mut self, nl: &Netdev, name: &str) -> anyhow::Result<String> {
+        self.take_member(nl, name).await?;
         self.spec.links.push(name.to_string());
         let now = sys::monotonic_ns();
         self.hold_until_lacp_allows(now);
         // Usable first (its bit may still be clear from an earlier member of the slot), then the
         // config that sends on it.
         let mask = plan::usable_mask(&self.views());
-        self.dataplane()?.maps.set_usable(mask)?;
+        self.io.set_usable(mask)?;
         self.settle(now, true)?;
         self.event(EventKind::Member, format!("member {name} added"));
         Ok(format!("{}: {name} added", self.spec.name))
@@ -113,7 +109,7 @@ impl Bond {
         // the usable mask; packets that read the old config finish within the grace period.
         let moved_off = self.settle(now, true).and_then(|()| {
             let mask = plan::usable_mask(&self.views());
-            self.dataplane()?.maps.set_usable(mask)
+            self.io.set_usable(mask)
         });
         if let Err(e) = moved_off {
             // Still attached and maybe still in the config in force: it stays a member.
@@ -121,7 +117,7 @@ impl Bond {
             return Err(e.context(format!("removing {name} from {}", self.spec.name)));
         }
         self.spec.links.retain(|l| l != name);
-        self.dataplane()?.maps.wait_grace_period();
+        self.io.dataplane()?.maps.wait_grace_period();
         let mac = m.saved.as_ref().map(|s| s.mac);
         self.release(nl, m).await;
         self.persist()?;
@@ -134,7 +130,8 @@ impl Bond {
 
     /// Detaches a member that no longer carries traffic and restores its settings.
     pub(super) async fn release(&mut self, nl: &Netdev, m: Member) {
-        if let Some(dp) = self.dataplane.as_mut()
+        self.io.close_member(m.slot);
+        if let Some(dp) = self.io.dataplane.as_mut()
             && let Err(e) = dp.detach(&m.name)
         {
             tracing::warn!(bond = %self.spec.name, "detaching {}: {e:#}", m.name);
@@ -154,7 +151,7 @@ impl Bond {
     /// device, maps and member slots; the programs are replaced without a gap; the active
     /// member and bucket table in force are kept. Returns false (changing nothing) when there
     /// is nothing to adopt.
-    pub(super) async fn adopt(&mut self, nl: &Netdev, state: &RunState, ethtool: &CarrierProbe) -> anyhow::Result<bool> {
+    pub(super) async fn adopt(&mut self, nl: &Netdev, state: &RunState) -> anyhow::Result<bool> {
         let name = self.spec.name.clone();
         let pin_dir = sys::pin_dir(&name);
         let device = nl.link(&name).await?.filter(|d| netdev::is_bond_device(d) && d.index == state.ifindex);
@@ -170,7 +167,7 @@ impl Bond {
         self.settings.ifindex = device.index;
         self.settings.mac = device.mac;
         self.device = Some(device);
-        self.dataplane = Some(dp);
+        self.io.dataplane = Some(dp);
         let now = sys::monotonic_ns();
         for (sm, saved) in saved {
             match nl.link(&sm.name).await? {
@@ -179,11 +176,10 @@ impl Bond {
             }
         }
         for slot in self.members.iter().map(|m| m.slot).collect::<Vec<_>>() {
-            self.refresh_member(nl, slot, ethtool).await?;
+            self.refresh_member(nl, slot).await?;
         }
         for m in &self.members {
-            let dp = self.dataplane.as_mut().expect("loaded above");
-            dp.attach_ingress(&m.name)?;
+            self.io.dataplane()?.attach_ingress(&m.name)?;
         }
         self.generation = cfg.generation;
         let policy = &cfg.policies[usize::try_from(cfg.default_policy).unwrap_or(0).min(cfg.policies.len() - 1)];

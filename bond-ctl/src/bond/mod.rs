@@ -2,6 +2,7 @@
 //! requests. Its monitoring (what happens on every tick) is in [`monitor`].
 
 mod aggregation;
+pub mod io;
 mod members;
 mod monitor;
 mod own_macs;
@@ -15,7 +16,6 @@ use bond_common::config::{BUCKETS, Mode};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
-    carrier::CarrierProbe,
     config::{BondSpec, Config, Peer, PolicySpec, check_policy_links},
     control::{self, Pending, Request, Response},
     dataplane::{self, Dataplane},
@@ -25,24 +25,25 @@ use crate::{
     netdev::{self, Netdev},
     placement::Placement,
     plan::{self, BondSettings, MemberView},
-    rawsock::RawSender,
     runstate,
     status::{Event, EventKind},
     sys,
 };
 
+pub use io::{BondIo, Kernel, Port};
 pub use members::remove_orphan;
 pub use monitor::ProbeEvents;
 
 /// Events kept for `bondctl status`.
 const EVENT_HISTORY: usize = 32;
 
-pub struct Bond {
+/// A running bond. `I` does its timing-path I/O: the kernel for the daemon ([`Kernel`]), a
+/// recording fake in the unit tests.
+pub struct Bond<I: BondIo = Kernel> {
     pub spec: BondSpec,
     pub policy: PolicySpec,
     device: Option<netdev::Link>,
     members: Vec<Member>,
-    dataplane: Option<Dataplane>,
     settings: BondSettings,
     /// Where the default policy puts traffic.
     main: Placement,
@@ -56,8 +57,6 @@ pub struct Bond {
     events: VecDeque<Event>,
     control: Option<JoinHandle<()>>,
     probe_reader: Option<JoinHandle<()>>,
-    /// Sends probes on the bond device (the data plane puts each on its member).
-    bond_sender: Option<RawSender>,
     /// Announcements still to send after a failover.
     announcing: Option<Announcement>,
     monitor: monitor::State,
@@ -65,6 +64,7 @@ pub struct Bond {
     own: own_macs::State,
     /// 802.3ad: LACP on the members.
     aggregation: Option<aggregation::Aggregation>,
+    io: I,
 }
 
 /// A peer-specific policy in force and where it puts traffic.
@@ -82,14 +82,13 @@ struct Announcement {
     next: Nanos,
 }
 
-impl Bond {
+impl Bond<Kernel> {
     pub async fn start(
         nl: &Netdev,
         spec: BondSpec,
         config: &Config,
         to_daemon: mpsc::Sender<Pending>,
         probe_events: mpsc::Sender<ProbeEvents>,
-        ethtool: &CarrierProbe,
     ) -> anyhow::Result<Bond> {
         let policy = config.policy(&spec.policy).cloned().with_context(|| format!("no policy {}", spec.policy))?;
         let now = sys::monotonic_ns();
@@ -98,7 +97,6 @@ impl Bond {
             policy,
             device: None,
             members: Vec::new(),
-            dataplane: None,
             settings: BondSettings { probe_id: sys::random_u32(), ..Default::default() },
             main: Placement::default(),
             peers: Vec::new(),
@@ -108,14 +106,14 @@ impl Bond {
             events: VecDeque::new(),
             control: None,
             probe_reader: None,
-            bond_sender: None,
             announcing: None,
             monitor: monitor::State::new(now),
             own: own_macs::State::default(),
             aggregation: None,
+            io: Kernel::new()?,
         };
         let name = bond.spec.name.clone();
-        match bond.setup(nl, config, to_daemon, probe_events, ethtool).await {
+        match bond.setup(nl, config, to_daemon, probe_events).await {
             Ok(()) => {
                 tracing::info!(bond = %name, "up: policy {}, members {}", bond.policy.name, bond.spec.links.join(", "));
                 Ok(bond)
@@ -134,7 +132,6 @@ impl Bond {
         config: &Config,
         to_daemon: mpsc::Sender<Pending>,
         probe_events: mpsc::Sender<ProbeEvents>,
-        ethtool: &CarrierProbe,
     ) -> anyhow::Result<()> {
         let name = self.spec.name.clone();
         // Claiming the control socket first also tells us whether another daemon runs it.
@@ -148,7 +145,7 @@ impl Bond {
             None
         });
         let adopted = match &state {
-            Some(state) => self.adopt(nl, state, ethtool).await?,
+            Some(state) => self.adopt(nl, state).await?,
             None => false,
         };
         if !adopted {
@@ -169,26 +166,25 @@ impl Bond {
         let leaving: Vec<String> = self.members.iter().map(|m| m.name.clone()).filter(|m| !self.spec.links.contains(m)).collect();
         for l in self.spec.links.clone() {
             if self.members.iter().all(|m| m.name != l) {
-                self.take_member(nl, &l, ethtool).await?;
+                self.take_member(nl, &l).await?;
             }
         }
         self.persist()?;
 
         let now = sys::monotonic_ns();
-        let dp = self.dataplane()?;
-        if let Some(rb) = dp.maps.take_probe_events() {
+        if let Some(rb) = self.io.dataplane()?.maps.take_probe_events() {
             self.probe_reader = Some(monitor::read_probe_events(name.clone(), rb, probe_events)?);
         }
         let targets = self.monitor_targets();
-        self.dataplane()?.maps.set_monitor_targets(&targets)?;
+        self.io.set_monitor_targets(&targets)?;
         self.set_peers(config)?;
         self.hold_until_lacp_allows(now);
         self.choose_active(now);
         self.reallocate(true);
         self.write_config()?;
         let mask = plan::usable_mask(&self.views());
-        self.dataplane()?.maps.set_usable(mask)?;
-        self.dataplane()?.attach_egress(&name)?;
+        self.io.set_usable(mask)?;
+        self.io.dataplane()?.attach_egress(&name)?;
         for l in leaving {
             self.spec.links.push(l.clone());
             self.remove_member(nl, &l).await?;
@@ -200,7 +196,7 @@ impl Bond {
             nl.add_address(&device, *addr, *prefix).await?;
         }
         let device = nl.require_link(&name).await?;
-        self.bond_sender = Some(RawSender::new(device.index).context("opening the probe socket")?);
+        self.io.open_bond(device.index).context("opening the probe socket")?;
         self.device = Some(device);
         if !adopted {
             self.event(EventKind::Bond, format!("bond up with policy {}", self.policy.name));
@@ -238,7 +234,7 @@ impl Bond {
         self.settings.ifindex = device.index;
         self.settings.mac = device.mac;
         self.device = Some(device);
-        self.dataplane = Some(Dataplane::load(&sys::pin_dir(&name))?);
+        self.io.dataplane = Some(Dataplane::load(&sys::pin_dir(&name))?);
         Ok(())
     }
 
@@ -251,7 +247,7 @@ impl Bond {
             task.abort();
         }
         let created = self.device.is_some() || !self.members.is_empty();
-        match self.dataplane.take() {
+        match self.io.dataplane.take() {
             Some(dp) => {
                 if let Err(e) = dp.remove() {
                     warn("removing the data plane", e);
@@ -291,7 +287,9 @@ impl Bond {
         }
         tracing::info!(bond = %self.spec.name, "left running for the next controller");
     }
+}
 
+impl<I: BondIo> Bond<I> {
     fn views(&self) -> Vec<MemberView> {
         self.members
             .iter()
@@ -315,10 +313,6 @@ impl Bond {
     /// The member in data-plane slot `slot` (slots stay put when other members leave).
     fn member(&self, slot: u8) -> Option<&Member> {
         self.members.iter().find(|m| m.slot == slot)
-    }
-
-    fn dataplane(&mut self) -> anyhow::Result<&mut Dataplane> {
-        self.dataplane.as_mut().context("the data plane is not loaded")
     }
 
     /// Monitored targets for the data plane: ARP targets IPv4-mapped at 0.., NS targets at 16..
@@ -345,7 +339,7 @@ impl Bond {
         let policies: Vec<_> = std::iter::once(main).chain(peers).collect();
         self.generation += 1;
         let cfg = plan::bond_config(&self.settings, &views, &policies, self.generation);
-        self.dataplane()?.maps.write_config(&cfg)
+        self.io.write_config(&cfg)
     }
 
     /// Re-allocates balance-aware's buckets of every policy in force when the usable members
@@ -407,7 +401,7 @@ impl Bond {
         }
         let index = |policy: &str| peers.iter().position(|p| p.spec.name == policy).map_or(0, |i| i as u32 + 1);
         let entries: Vec<(Peer, u32)> = config.peers.iter().map(|p| (p.peer, index(&p.policy))).collect();
-        self.settings.peer_tables = self.dataplane()?.maps.set_peers(&entries)?;
+        self.settings.peer_tables = self.io.set_peers(&entries)?;
         self.peers = peers;
         self.peer_entries = entries;
         Ok(())
@@ -432,7 +426,9 @@ impl Bond {
         if a.round >= a.rounds {
             self.announcing = None;
         }
-        let Some(sender) = self.member(slot).and_then(|m| m.sender.as_ref()) else { return };
+        if self.member(slot).is_none() || !self.io.can_send(Port::Member(slot)) {
+            return;
+        }
         let mac = self.settings.mac;
         let mut sent = 0;
         for (addr, _) in &self.spec.addresses {
@@ -441,7 +437,7 @@ impl Bond {
                 IpAddr::V6(a) => (frames::unsolicited_na(mac, a), 0x86dd, self.spec.monitor.num_unsol_na),
             };
             if round < count {
-                sent += usize::from(sender.send(&frame, ether_type).is_ok());
+                sent += usize::from(self.io.send(Port::Member(slot), &frame, ether_type));
             }
         }
         if round == 0 && sent > 0 {
@@ -464,15 +460,15 @@ impl Bond {
         self.events.iter().filter(|e| e.seq > seq).cloned().collect()
     }
 
-    pub fn handle(&mut self, config: &Config, req: Request) -> Response {
+    pub fn handle(&mut self, config: &Config, req: Request, now: Nanos) -> Response {
         let result = match req {
             Request::Status => {
                 return self
                     .status()
                     .map_or_else(|e| Response::Error { error: format!("{e:#}") }, |s| Response::Status { status: Box::new(s) });
             }
-            Request::SetPolicy { policy } => self.set_policy(config, &policy),
-            Request::Set { options } => self.set_options(&options),
+            Request::SetPolicy { policy } => self.set_policy(config, &policy, now),
+            Request::Set { options } => self.set_options(&options, now),
             Request::Events { after } => return Response::Events { events: self.events_after(after) },
             // Changes of the member set and the daemon's bonds are the daemon's (they await
             // netlink).
@@ -484,7 +480,7 @@ impl Bond {
         }
     }
 
-    fn set_policy(&mut self, config: &Config, name: &str) -> anyhow::Result<String> {
+    fn set_policy(&mut self, config: &Config, name: &str, now: Nanos) -> anyhow::Result<String> {
         let Some(policy) = config.policy(name) else {
             bail!("unknown policy \"{name}\" (known: {})", config.policies.keys().cloned().collect::<Vec<_>>().join(", "));
         };
@@ -494,7 +490,7 @@ impl Bond {
         let old = std::mem::replace(&mut self.policy, policy.clone());
         let old_main = self.main.clone();
         self.own.applied = Some(Vec::new());
-        self.choose_active(sys::monotonic_ns());
+        self.choose_active(now);
         self.reallocate(true);
         let written = self.write_config();
         let applied = self.own.applied.take().unwrap_or_default();

@@ -4,7 +4,6 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use anyhow::Context;
 use aya::maps::{MapData, RingBuf};
 use bond_common::{
     config::{BUCKETS, Balance, Mode},
@@ -12,9 +11,8 @@ use bond_common::{
 };
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
 
-use super::Bond;
+use super::{Bond, BondIo, Port};
 use crate::{
-    carrier::CarrierProbe,
     config::model::MonitorStrategy,
     frames,
     health::{
@@ -83,7 +81,6 @@ pub(super) struct State {
     peer_probes_since: Option<Nanos>,
     bucket_totals: Option<[u64; BUCKETS]>,
     bucket_load: [f64; BUCKETS],
-    flow_expiry: crate::flows::Expiry,
 }
 
 impl State {
@@ -99,7 +96,6 @@ impl State {
             peer_probes_since: None,
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
-            flow_expiry: Default::default(),
         }
     }
 }
@@ -108,7 +104,7 @@ fn clamp_ms(ms: u64, lo: u64, hi: u64) -> Nanos {
     ms.clamp(lo, hi) * MS
 }
 
-impl Bond {
+impl<I: BondIo> Bond<I> {
     /// How often `tick` must run: carrier polling and ARP rounds (probes and silence deadlines
     /// wake the daemon by themselves, see `next_deadline`; delays are checked every tick).
     pub fn tick_interval(&self) -> Duration {
@@ -123,7 +119,7 @@ impl Bond {
     /// is declared failed on time rather than up to a tick late.
     pub fn next_deadline(&self, now: Nanos) -> Option<Nanos> {
         let lacp = self.lacp_deadline().filter(|&t| t > now);
-        if self.policy.monitor == MonitorStrategy::Passive || self.bond_sender.is_none() {
+        if self.policy.monitor == MonitorStrategy::Passive || !self.io.can_send(Port::Bond) {
             return lacp;
         }
         let peer = self.monitor.peer_probes_since;
@@ -143,11 +139,11 @@ impl Bond {
     }
 
     /// Periodic work.
-    pub fn tick(&mut self, now: Nanos, ethtool: &CarrierProbe) -> anyhow::Result<()> {
+    pub fn tick(&mut self, now: Nanos) -> anyhow::Result<()> {
         let miimon = self.spec.monitor.miimon;
         if miimon > 0 && now >= self.monitor.next_carrier {
             self.monitor.next_carrier = now + miimon * MS;
-            self.poll_carrier(now, ethtool);
+            self.poll_carrier(now);
         }
         self.read_rx_counters(now)?;
         self.announce_due(now);
@@ -169,9 +165,8 @@ impl Bond {
                 self.arp_round();
             }
             // Replies are judged as they arrive, not a round late.
-            let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
             for m in &mut self.members {
-                m.seen = dp.maps.member_seen(m.slot)?;
+                m.seen = self.io.member_seen(m.slot)?;
             }
         }
         self.evaluate(now)?;
@@ -186,15 +181,15 @@ impl Bond {
         if now >= self.monitor.next_expiry {
             self.monitor.next_expiry = now + clamp_ms(self.policy.flow_expiry / 4, 1_000, 10_000);
             // Off the timing path: a walk of the whole table (see `crate::flows`).
-            self.monitor.flow_expiry.start(&self.spec.name, now.saturating_sub(self.policy.flow_expiry * MS));
+            self.io.expire_flows(&self.spec.name, now.saturating_sub(self.policy.flow_expiry * MS));
         }
         Ok(())
     }
 
-    fn poll_carrier(&mut self, now: Nanos, ethtool: &CarrierProbe) {
+    fn poll_carrier(&mut self, now: Nanos) {
         for i in 0..self.members.len() {
             // Devices that cannot answer are followed through rtnetlink alone.
-            let Ok(carrier) = ethtool.carrier(&self.members[i].name) else { continue };
+            let Ok(carrier) = self.io.carrier(&self.members[i].name) else { continue };
             if carrier != self.members[i].link.carrier {
                 let mut l = self.members[i].link.clone();
                 l.carrier = carrier;
@@ -222,11 +217,11 @@ impl Bond {
 
     /// A change from rtnetlink. The carrier is read from the device again: linkwatch may have
     /// generated the message well after the change, and the poll may know better already.
-    pub fn on_link_event(&mut self, ev: &LinkEvent, ethtool: &CarrierProbe) -> anyhow::Result<()> {
+    pub fn on_link_event(&mut self, ev: &LinkEvent, now: Nanos) -> anyhow::Result<()> {
         let (index, link) = match ev {
             LinkEvent::Changed(l) => {
                 let mut l = l.clone();
-                if let Ok(c) = ethtool.carrier(&l.name) {
+                if let Ok(c) = self.io.carrier(&l.name) {
                     l.carrier = c;
                 }
                 (l.index, Some(l))
@@ -239,7 +234,6 @@ impl Bond {
             }
             return Ok(());
         };
-        let now = crate::sys::monotonic_ns();
         self.set_device(i, link, now);
         self.evaluate(now)
     }
@@ -264,9 +258,8 @@ impl Bond {
         if !needed {
             return Ok(());
         }
-        let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
         for m in &mut self.members {
-            let rx = dp.maps.member_stats(m.slot)?.rx_packets;
+            let rx = self.io.member_stats(m.slot)?.rx_packets;
             if rx != m.rx_packets {
                 m.rx_packets = rx;
                 m.last_rx = now;
@@ -281,7 +274,9 @@ impl Bond {
         if self.policy.monitor == MonitorStrategy::Passive {
             return;
         }
-        let Some(sender) = &self.bond_sender else { return };
+        if !self.io.can_send(Port::Bond) {
+            return;
+        }
         for m in &mut self.members {
             let failover = self.policy.link_timing(&m.name).0 * MS;
             if now < m.next_probe(failover) || !m.link.usable() {
@@ -295,7 +290,7 @@ impl Bond {
             }
             m.probe_seq = m.probe_seq.wrapping_add(1);
             let frame = probe::request_frame(self.settings.mac, m.slot, m.probe_seq, self.settings.probe_id);
-            if sender.send(&frame, ETH_P_PROBE).is_ok() {
+            if self.io.send(Port::Bond, &frame, ETH_P_PROBE) {
                 m.probes.sent(m.probe_seq, now);
             }
         }
@@ -307,12 +302,12 @@ impl Bond {
         let v4 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None });
         let v6 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V6(a) = a { Some(*a) } else { None });
         let mac = self.settings.mac;
-        for sender in self.members.iter().filter_map(|m| m.sender.as_ref()) {
+        for port in self.members.iter().map(|m| Port::Member(m.slot)) {
             for t in &arp.ip_targets {
-                let _ = sender.send(&frames::arp_request(mac, v4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED), *t), 0x0806);
+                self.io.send(port, &frames::arp_request(mac, v4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED), *t), 0x0806);
             }
             for t in &arp.ns_targets {
-                let _ = sender.send(&frames::neighbour_solicitation(mac, &v6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED), t), 0x86dd);
+                self.io.send(port, &frames::neighbour_solicitation(mac, &v6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED), t), 0x86dd);
             }
         }
     }
@@ -423,7 +418,7 @@ impl Bond {
         }
         // The fast path: one write, and the data plane re-selects from the next packet on.
         let mask = plan::usable_mask(&self.views());
-        self.dataplane()?.maps.set_usable(mask)?;
+        self.io.set_usable(mask)?;
         for (kind, n) in notes {
             self.event(kind, n);
         }
@@ -470,7 +465,7 @@ impl Bond {
         if !self.policy.uses_buckets() || self.policy.balance != Balance::FlowDynamic {
             return Ok(());
         }
-        let totals = self.dataplane()?.maps.bucket_bytes(0)?;
+        let totals = self.io.bucket_bytes()?;
         if let Some(prev) = self.monitor.bucket_totals {
             for (b, load) in self.monitor.bucket_load.iter_mut().enumerate() {
                 *load = *load * rebalance::DECAY + totals[b].saturating_sub(prev[b]) as f64;

@@ -7,12 +7,12 @@ use std::net::IpAddr;
 
 use bond_common::config::Mode;
 
-use super::Bond;
+use super::{Bond, BondIo, Port};
 use crate::{
     alb::RxClients,
     frames,
     health::metrics::{MS, Nanos},
-    mac_roles, neighbours, plan,
+    mac_roles, plan,
     status::EventKind,
     sys,
 };
@@ -34,7 +34,7 @@ pub(super) struct State {
     pub(super) applied: Option<Vec<mac_roles::Change>>,
 }
 
-impl Bond {
+impl<I: BondIo> Bond<I> {
     /// Whether the policy in force has members keep their own MAC addresses.
     pub(super) fn own_macs(&self) -> bool {
         matches!(self.policy.mode, Mode::BalanceTlb | Mode::BalanceAlb)
@@ -81,7 +81,7 @@ impl Bond {
         for c in changes {
             let Some(i) = self.members.iter().position(|m| m.slot == c.slot) else { continue };
             let name = self.members[i].name.clone();
-            if let Err(e) = sys::set_mac(&name, c.mac) {
+            if let Err(e) = self.io.set_mac(&name, c.mac) {
                 self.event(EventKind::Warning, format!("cannot give {name} the MAC address {}: {e}", sys::format_mac(&c.mac)));
                 break;
             }
@@ -99,10 +99,8 @@ impl Bond {
         }
         if now >= self.own.next_learning {
             self.own.next_learning = now + self.spec.tlb.lp_interval * 1_000 * MS;
-            for m in &self.members {
-                if let Some(s) = m.sender.as_ref().filter(|_| m.link.usable()) {
-                    let _ = s.send(&frames::learning_packet(m.link.mac), frames::ETH_P_LOOPBACK);
-                }
+            for m in self.members.iter().filter(|m| m.link.usable()) {
+                self.io.send(Port::Member(m.slot), &frames::learning_packet(m.link.mac), frames::ETH_P_LOOPBACK);
             }
         }
         if self.policy.mode == Mode::BalanceAlb && now >= self.own.next_alb {
@@ -116,8 +114,8 @@ impl Bond {
         let Some(bond_ip) = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None }) else {
             return;
         };
-        let Ok(neighbours) = neighbours::ipv4_neighbours(&self.spec.name) else { return };
-        let broadcasts = self.dataplane.as_ref().and_then(|d| d.maps.bond_stats().ok()).map_or(0, |s| s.tx_arp_broadcasts);
+        let Ok(neighbours) = self.io.neighbours(&self.spec.name) else { return };
+        let broadcasts = self.io.bond_stats().map_or(0, |s| s.tx_arp_broadcasts);
         if broadcasts != self.own.arp_broadcasts {
             self.own.arp_broadcasts = broadcasts;
             self.own.clients.retell_all(now);
@@ -128,9 +126,7 @@ impl Bond {
         let updates = self.own.clients.round(now, &neighbours, &policy, plan::usable_mask(&views), mac_of);
         for u in updates {
             let Some(m) = self.member(u.slot) else { continue };
-            if let Some(s) = &m.sender {
-                let _ = s.send(&frames::arp_reply(m.link.mac, bond_ip, u.peer.mac, u.peer.ip), 0x0806);
-            }
+            self.io.send(Port::Member(u.slot), &frames::arp_reply(m.link.mac, bond_ip, u.peer.mac, u.peer.ip), 0x0806);
         }
     }
 

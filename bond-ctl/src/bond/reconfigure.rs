@@ -4,10 +4,10 @@
 
 use anyhow::Context;
 
-use super::Bond;
+use super::{Bond, BondIo};
 use crate::{
-    carrier::CarrierProbe,
     config::{BondSpec, Config, PolicySpec},
+    health::metrics::Nanos,
     netdev::{self, Netdev},
     status::EventKind,
     sys,
@@ -26,13 +26,7 @@ impl Bond {
     }
 
     /// Puts `spec` (from `config`) in force; returns what changed.
-    pub async fn reconfigure(
-        &mut self,
-        nl: &Netdev,
-        spec: &BondSpec,
-        config: &Config,
-        ethtool: &CarrierProbe,
-    ) -> anyhow::Result<Vec<String>> {
+    pub async fn reconfigure(&mut self, nl: &Netdev, spec: &BondSpec, config: &Config) -> anyhow::Result<Vec<String>> {
         let mut changes = self.set_settings(spec)?;
         let device = self.device.clone().context("no bond device")?;
         for (addr, prefix) in spec.addresses.iter().filter(|a| !self.spec.addresses.contains(a)) {
@@ -47,7 +41,7 @@ impl Bond {
         // Joining first: the bond never runs short of members in between.
         let joining: Vec<String> = spec.links.iter().filter(|l| self.members.iter().all(|m| &m.name != *l)).cloned().collect();
         for l in joining {
-            changes.push(self.add_member(nl, &l, ethtool).await?);
+            changes.push(self.add_member(nl, &l).await?);
         }
         let leaving: Vec<String> = self.members.iter().map(|m| m.name.clone()).filter(|m| !spec.links.contains(m)).collect();
         for l in leaving {
@@ -70,20 +64,22 @@ impl Bond {
             self.event(EventKind::Config, format!("{what} (reload)"));
             changes.push(what);
         }
-        if let Some(what) = self.set_policy_spec(policy)? {
+        if let Some(what) = self.set_policy_spec(policy, sys::monotonic_ns())? {
             self.event(EventKind::Config, format!("{what} (reload)"));
             changes.push(what);
         }
         Ok(changes)
     }
+}
 
+impl<I: BondIo> Bond<I> {
     /// The bond's own settings (monitoring, 802.3ad, tlb) of `spec` put in force; what changed.
     fn set_settings(&mut self, spec: &BondSpec) -> anyhow::Result<Vec<String>> {
         let mut changes = Vec::new();
         if spec.monitor != self.spec.monitor {
             self.spec.monitor = spec.monitor.clone();
             let targets = self.monitor_targets();
-            self.dataplane()?.maps.set_monitor_targets(&targets)?;
+            self.io.set_monitor_targets(&targets)?;
             changes.push("link monitoring".to_string());
         }
         if spec.lacp != self.spec.lacp || spec.tlb != self.spec.tlb {
@@ -96,13 +92,13 @@ impl Bond {
     }
 
     /// `policy` in force (one config write) when it differs; what changed.
-    fn set_policy_spec(&mut self, policy: &PolicySpec) -> anyhow::Result<Option<String>> {
+    fn set_policy_spec(&mut self, policy: &PolicySpec, now: Nanos) -> anyhow::Result<Option<String>> {
         if *policy == self.policy {
             return Ok(None);
         }
         let old = std::mem::replace(&mut self.policy, policy.clone());
         self.reallocate(true);
-        if let Err(e) = self.settle(sys::monotonic_ns(), true) {
+        if let Err(e) = self.settle(now, true) {
             self.policy = old;
             return Err(e);
         }
@@ -115,11 +111,11 @@ impl Bond {
 
     /// `bondctl set`: options changed on the running bond, checked whole first (a bad one
     /// changes nothing). Lasts until the next reload or restart, which apply the file.
-    pub fn set_options(&mut self, options: &[String]) -> anyhow::Result<String> {
+    pub fn set_options(&mut self, options: &[String], now: Nanos) -> anyhow::Result<String> {
         let changed =
             crate::config::live::apply(&self.spec, &self.policy, options).map_err(|e| anyhow::anyhow!("{}: {e}", self.spec.name))?;
         self.set_settings(&changed.spec)?;
-        self.set_policy_spec(&changed.policy)?;
+        self.set_policy_spec(&changed.policy, now)?;
         let what = changed.changes.join(" ");
         self.event(EventKind::Config, format!("set {what}"));
         Ok(format!("{}: {what}", self.spec.name))

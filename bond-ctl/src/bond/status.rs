@@ -3,58 +3,20 @@
 use anyhow::Context;
 use bond_common::config::{BUCKETS, Mode};
 
-use super::Bond;
+use super::{Bond, BondIo};
 use crate::{
+    member::Member,
     status::{BondCounters, BondStatus, MemberState, MemberStatus, PeerStatus, PolicyStatus},
     sys,
 };
 
-impl Bond {
+impl<I: BondIo> Bond<I> {
+    /// The status, without the flow count (read off the daemon's loop, see `crate::flows`).
     pub fn status(&self) -> anyhow::Result<BondStatus> {
-        let dp = self.dataplane.as_ref().context("the data plane is not loaded")?;
-        let cfg = dp.maps.config()?;
-        let bs = dp.maps.bond_stats()?;
-        let aware = self.policy.uses_buckets();
-        // balance-tlb / balance-alb receive on their active member.
-        let has_active = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) || self.own_macs();
-        let alb_peers = (self.policy.mode == Mode::BalanceAlb).then(|| self.alb_peers());
-        let mut members = Vec::new();
-        for m in &self.members {
-            let s = dp.maps.member_stats(m.slot)?;
-            let health =
-                if m.liveness.up() { "up".to_string() } else { format!("down: {}", m.liveness.reason.clone().unwrap_or_default()) };
-            members.push(MemberStatus {
-                name: m.name.clone(),
-                slot: m.slot,
-                ifindex: m.link.index,
-                state: if m.usable { MemberState::Up } else { MemberState::Down },
-                carrier: m.link.carrier,
-                admin_up: m.link.admin_up,
-                usable: m.usable,
-                active: has_active && self.main.active == Some(m.slot),
-                link_failures: m.link_failures,
-                health,
-                punished_ms: m.punishment.remaining_ms(),
-                violations: m.violations.clone(),
-                quality: m.metrics,
-                score: m.score,
-                speed_mbps: m.speed,
-                tx_probes: s.tx_probes,
-                rx_probes: s.rx_probes,
-                probes_answered: s.probes_answered,
-                probe_errors: s.probe_errors,
-                perm_mac: sys::format_mac(&m.link.perm_mac.or(m.saved.as_ref().map(|s| s.mac)).unwrap_or(m.link.mac)),
-                allocation: aware.then(|| cfg.policies[0].buckets.iter().filter(|&&b| b == m.slot).count() as f64 / BUCKETS as f64),
-                tx_packets: s.tx_packets,
-                tx_bytes: s.tx_bytes,
-                tx_errors: s.tx_errors,
-                rx_packets: s.rx_packets,
-                rx_bytes: s.rx_bytes,
-                rx_dropped: s.rx_dropped,
-                mac: sys::format_mac(&m.link.mac),
-                alb_peers: alb_peers.as_ref().map(|p| p.get(&m.slot).copied().unwrap_or(0)),
-            });
-        }
+        let cfg = self.io.config()?;
+        let bs = self.io.bond_stats()?;
+        let has_active = self.has_active();
+        let members = self.members.iter().map(|m| self.member_status(m, &cfg.policies[0].buckets)).collect::<anyhow::Result<Vec<_>>>()?;
         let device = self.device.as_ref().context("no bond device")?;
         Ok(BondStatus {
             name: self.spec.name.clone(),
@@ -93,6 +55,50 @@ impl Bond {
             },
             lacp: self.lacp_status(),
             events: self.events.iter().cloned().collect(),
+        })
+    }
+
+    /// Whether the policy has an active member (active-backup, none; balance-tlb and
+    /// balance-alb receive on theirs).
+    fn has_active(&self) -> bool {
+        matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) || self.own_macs()
+    }
+
+    fn member_status(&self, m: &Member, buckets: &[u8; BUCKETS]) -> anyhow::Result<MemberStatus> {
+        let s = self.io.member_stats(m.slot)?;
+        let aware = self.policy.uses_buckets();
+        let alb_peers = (self.policy.mode == Mode::BalanceAlb).then(|| self.alb_peers());
+        let health = if m.liveness.up() { "up".to_string() } else { format!("down: {}", m.liveness.reason.clone().unwrap_or_default()) };
+        Ok(MemberStatus {
+            name: m.name.clone(),
+            slot: m.slot,
+            ifindex: m.link.index,
+            state: if m.usable { MemberState::Up } else { MemberState::Down },
+            carrier: m.link.carrier,
+            admin_up: m.link.admin_up,
+            usable: m.usable,
+            active: self.has_active() && self.main.active == Some(m.slot),
+            link_failures: m.link_failures,
+            health,
+            punished_ms: m.punishment.remaining_ms(),
+            violations: m.violations.clone(),
+            quality: m.metrics,
+            score: m.score,
+            speed_mbps: m.speed,
+            tx_probes: s.tx_probes,
+            rx_probes: s.rx_probes,
+            probes_answered: s.probes_answered,
+            probe_errors: s.probe_errors,
+            perm_mac: sys::format_mac(&m.link.perm_mac.or(m.saved.as_ref().map(|s| s.mac)).unwrap_or(m.link.mac)),
+            allocation: aware.then(|| buckets.iter().filter(|&&b| b == m.slot).count() as f64 / BUCKETS as f64),
+            tx_packets: s.tx_packets,
+            tx_bytes: s.tx_bytes,
+            tx_errors: s.tx_errors,
+            rx_packets: s.rx_packets,
+            rx_bytes: s.rx_bytes,
+            rx_dropped: s.rx_dropped,
+            mac: sys::format_mac(&m.link.mac),
+            alb_peers: alb_peers.as_ref().map(|p| p.get(&m.slot).copied().unwrap_or(0)),
         })
     }
 }

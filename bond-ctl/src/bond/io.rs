@@ -1,0 +1,214 @@
+//! What a running bond does to the world and reads from it on its timing path, as one
+//! interface: the data plane's maps, frames on the bond and its members, members' MAC addresses
+//! and carrier, the bond's neighbours. [`Kernel`] is the daemon's; the unit tests drive a bond
+//! through a recording fake with a fake clock, without a kernel. Bringing a bond up and down
+//! and changing its members (netlink, program attachment) is the daemon's alone, on `Kernel`.
+
+use std::{collections::BTreeMap, io};
+
+use bond_common::{
+    config::{BUCKETS, BondConfig},
+    stats::{BondStats, MemberSeen, MemberStats},
+};
+
+use crate::{
+    alb::Neighbour,
+    carrier::CarrierProbe,
+    config::Peer,
+    dataplane::Dataplane,
+    flows,
+    lacp::{ETH_P_SLOW, SLOW_PROTOCOLS_MAC},
+    neighbours,
+    rawsock::{RawReceiver, RawSender},
+    sys,
+};
+
+/// Where a frame goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// On the bond device: the data plane puts it on its member (probes).
+    Bond,
+    /// Straight on member `slot` (announcements, ARP monitor, LACPDUs, learning packets).
+    Member(u8),
+}
+
+/// The bond's I/O on its timing path.
+pub trait BondIo {
+    /// Marks members usable (bit per slot): one write, in force from the next packet.
+    fn set_usable(&mut self, mask: u32) -> anyhow::Result<()>;
+    /// Puts a configuration in force (both banks, grace period).
+    fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()>;
+    fn set_monitor_targets(&mut self, targets: &[([u8; 16], u32)]) -> anyhow::Result<()>;
+    /// Replaces the destination tables; returns the `peer_tables` bits.
+    fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<u32>;
+    /// The configuration in force.
+    fn config(&self) -> anyhow::Result<BondConfig>;
+    fn member_stats(&self, slot: u8) -> anyhow::Result<MemberStats>;
+    fn bond_stats(&self) -> anyhow::Result<BondStats>;
+    /// What the ARP / NS monitor saw on member `slot`.
+    fn member_seen(&self, slot: u8) -> anyhow::Result<MemberSeen>;
+    /// Bytes per bucket of the default policy.
+    fn bucket_bytes(&self) -> anyhow::Result<[u64; BUCKETS]>;
+    /// Whether frames can go out on `port`.
+    fn can_send(&self, port: Port) -> bool;
+    /// Sends a frame; whether it went out.
+    fn send(&self, port: Port, frame: &[u8], ether_type: u16) -> bool;
+    /// Starts receiving LACPDUs on member `slot` (device `ifindex`).
+    fn open_lacpdus(&mut self, slot: u8, ifindex: u32) -> io::Result<()>;
+    fn close_lacpdus(&mut self, slot: u8);
+    /// LACPDUs received on member `slot` since the last call.
+    fn receive_lacpdus(&mut self, slot: u8) -> Vec<Vec<u8>>;
+    /// Gives interface `member` the MAC address `mac`.
+    fn set_mac(&mut self, member: &str, mac: [u8; 6]) -> io::Result<()>;
+    /// Whether interface `member` has carrier, asked of the device.
+    fn carrier(&self, member: &str) -> io::Result<bool>;
+    /// The bond device's IPv4 neighbours.
+    fn neighbours(&self, bond: &str) -> io::Result<Vec<Neighbour>>;
+    /// Forgets the flows last seen before `cutoff_ns`, off the timing path.
+    fn expire_flows(&mut self, bond: &str, cutoff_ns: u64);
+}
+
+/// The kernel: the bond's data plane, a raw socket on the bond and on each member, LACPDU
+/// sockets, and an ethtool socket.
+pub struct Kernel {
+    pub dataplane: Option<Dataplane>,
+    bond_sender: Option<RawSender>,
+    senders: BTreeMap<u8, RawSender>,
+    lacpdus: BTreeMap<u8, RawReceiver>,
+    ethtool: CarrierProbe,
+    expiry: flows::Expiry,
+}
+
+impl Kernel {
+    pub fn new() -> anyhow::Result<Kernel> {
+        let ethtool = CarrierProbe::new().map_err(|e| anyhow::anyhow!("opening a socket for carrier polling: {e}"))?;
+        Ok(Kernel {
+            dataplane: None,
+            bond_sender: None,
+            senders: BTreeMap::new(),
+            lacpdus: BTreeMap::new(),
+            ethtool,
+            expiry: Default::default(),
+        })
+    }
+
+    pub fn dataplane(&mut self) -> anyhow::Result<&mut Dataplane> {
+        self.dataplane.as_mut().ok_or_else(|| anyhow::anyhow!("the data plane is not loaded"))
+    }
+
+    fn maps(&self) -> anyhow::Result<&crate::dataplane::Maps> {
+        self.dataplane.as_ref().map(|d| &d.maps).ok_or_else(|| anyhow::anyhow!("the data plane is not loaded"))
+    }
+
+    /// Opens the socket probes leave by, on the bond device.
+    pub fn open_bond(&mut self, ifindex: u32) -> io::Result<()> {
+        self.bond_sender = Some(RawSender::new(ifindex)?);
+        Ok(())
+    }
+
+    /// Opens (again, when its device changed) the socket that sends on member `slot`.
+    pub fn open_member(&mut self, slot: u8, ifindex: u32) {
+        match RawSender::new(ifindex) {
+            Ok(s) => {
+                self.senders.insert(slot, s);
+            }
+            Err(e) => tracing::warn!("no raw socket on ifindex {ifindex}: {e}"),
+        }
+    }
+
+    /// Closes member `slot`'s sockets (it left).
+    pub fn close_member(&mut self, slot: u8) {
+        self.senders.remove(&slot);
+        self.lacpdus.remove(&slot);
+    }
+
+    /// Link speed the driver of `member` reports (Mb/s).
+    pub fn speed_mbps(&self, member: &str) -> Option<u32> {
+        self.ethtool.speed_mbps(member)
+    }
+}
+
+impl BondIo for Kernel {
+    fn set_usable(&mut self, mask: u32) -> anyhow::Result<()> {
+        self.dataplane()?.maps.set_usable(mask)
+    }
+
+    fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {
+        self.dataplane()?.maps.write_config(cfg)
+    }
+
+    fn set_monitor_targets(&mut self, targets: &[([u8; 16], u32)]) -> anyhow::Result<()> {
+        self.dataplane()?.maps.set_monitor_targets(targets)
+    }
+
+    fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<u32> {
+        self.dataplane()?.maps.set_peers(entries)
+    }
+
+    fn config(&self) -> anyhow::Result<BondConfig> {
+        self.maps()?.config()
+    }
+
+    fn member_stats(&self, slot: u8) -> anyhow::Result<MemberStats> {
+        self.maps()?.member_stats(slot)
+    }
+
+    fn bond_stats(&self) -> anyhow::Result<BondStats> {
+        self.maps()?.bond_stats()
+    }
+
+    fn member_seen(&self, slot: u8) -> anyhow::Result<MemberSeen> {
+        self.maps()?.member_seen(slot)
+    }
+
+    fn bucket_bytes(&self) -> anyhow::Result<[u64; BUCKETS]> {
+        self.maps()?.bucket_bytes(0)
+    }
+
+    fn can_send(&self, port: Port) -> bool {
+        match port {
+            Port::Bond => self.bond_sender.is_some(),
+            Port::Member(slot) => self.senders.contains_key(&slot),
+        }
+    }
+
+    fn send(&self, port: Port, frame: &[u8], ether_type: u16) -> bool {
+        let sender = match port {
+            Port::Bond => self.bond_sender.as_ref(),
+            Port::Member(slot) => self.senders.get(&slot),
+        };
+        sender.is_some_and(|s| s.send(frame, ether_type).is_ok())
+    }
+
+    fn open_lacpdus(&mut self, slot: u8, ifindex: u32) -> io::Result<()> {
+        let rx = RawReceiver::new(ifindex, ETH_P_SLOW, SLOW_PROTOCOLS_MAC)?;
+        self.lacpdus.insert(slot, rx);
+        Ok(())
+    }
+
+    fn close_lacpdus(&mut self, slot: u8) {
+        self.lacpdus.remove(&slot);
+    }
+
+    fn receive_lacpdus(&mut self, slot: u8) -> Vec<Vec<u8>> {
+        let Some(rx) = self.lacpdus.get(&slot) else { return Vec::new() };
+        let mut buf = [0u8; 1518];
+        std::iter::from_fn(|| rx.recv(&mut buf).map(|n| buf[..n].to_vec())).collect()
+    }
+
+    fn set_mac(&mut self, member: &str, mac: [u8; 6]) -> io::Result<()> {
+        sys::set_mac(member, mac)
+    }
+
+    fn carrier(&self, member: &str) -> io::Result<bool> {
+        self.ethtool.carrier(member)
+    }
+
+    fn neighbours(&self, bond: &str) -> io::Result<Vec<Neighbour>> {
+        neighbours::ipv4_neighbours(bond)
+    }
+
+    fn expire_flows(&mut self, bond: &str, cutoff_ns: u64) {
+        self.expiry.start(bond, cutoff_ns);
+    }
+}
