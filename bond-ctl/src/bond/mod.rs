@@ -8,6 +8,8 @@ mod monitor;
 mod own_macs;
 mod reconfigure;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use std::{collections::VecDeque, net::IpAddr, time::SystemTime};
 

@@ -1,0 +1,324 @@
+//! A running bond driven without a kernel: a fake [`BondIo`] records what the bond writes and
+//! sends and plays the carrier and the peer's probe replies; the clock is a number the test
+//! moves. What is checked is what the data plane and the wire would see: usable masks, the
+//! configs in force, frames and MAC addresses.
+
+use std::{cell::RefCell, collections::BTreeMap, io, path::Path};
+
+use bond_common::{
+    config::{BUCKETS, BondConfig},
+    probe::{ETH_P_PROBE, OFF_HEADER, ProbeEvent, ProbeHeader},
+    stats::{BondStats, MemberSeen, MemberStats},
+};
+
+use super::{Bond, BondIo, Port, aggregation, monitor, own_macs};
+use crate::{
+    alb::Neighbour,
+    config::{self, Peer},
+    health::metrics::{MS, Nanos},
+    member::{Member, Saved},
+    netdev::Link,
+    placement::Placement,
+    plan::{self, BondSettings},
+};
+
+const BOND_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
+
+/// The world as the bond sees it, recorded.
+#[derive(Default)]
+struct Fake {
+    usable: Vec<u32>,
+    configs: Vec<BondConfig>,
+    sent: RefCell<Vec<(Port, Vec<u8>, u16)>>,
+    macs: Vec<(String, [u8; 6])>,
+    carrier: BTreeMap<String, bool>,
+    /// Config writes fail (a refused change).
+    refuse_configs: bool,
+}
+
+impl BondIo for Fake {
+    fn set_usable(&mut self, mask: u32) -> anyhow::Result<()> {
+        self.usable.push(mask);
+        Ok(())
+    }
+    fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.refuse_configs, "the config map refused the write");
+        self.configs.push(*cfg);
+        Ok(())
+    }
+    fn set_monitor_targets(&mut self, _: &[([u8; 16], u32)]) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn set_peers(&mut self, _: &[(Peer, u32)]) -> anyhow::Result<u32> {
+        Ok(0)
+    }
+    fn config(&self) -> anyhow::Result<BondConfig> {
+        self.configs.last().copied().ok_or_else(|| anyhow::anyhow!("no config"))
+    }
+    fn member_stats(&self, _: u8) -> anyhow::Result<MemberStats> {
+        Ok(MemberStats::default())
+    }
+    fn bond_stats(&self) -> anyhow::Result<BondStats> {
+        Ok(BondStats::default())
+    }
+    fn member_seen(&self, _: u8) -> anyhow::Result<MemberSeen> {
+        Ok(MemberSeen::default())
+    }
+    fn bucket_bytes(&self) -> anyhow::Result<[u64; BUCKETS]> {
+        Ok([0; BUCKETS])
+    }
+    fn can_send(&self, _: Port) -> bool {
+        true
+    }
+    fn send(&self, port: Port, frame: &[u8], ether_type: u16) -> bool {
+        self.sent.borrow_mut().push((port, frame.to_vec(), ether_type));
+        true
+    }
+    fn open_lacpdus(&mut self, _: u8, _: u32) -> io::Result<()> {
+        Ok(())
+    }
+    fn close_lacpdus(&mut self, _: u8) {}
+    fn receive_lacpdus(&mut self, _: u8) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    fn set_mac(&mut self, member: &str, mac: [u8; 6]) -> io::Result<()> {
+        self.macs.push((member.to_string(), mac));
+        Ok(())
+    }
+    fn carrier(&self, member: &str) -> io::Result<bool> {
+        Ok(self.carrier.get(member).copied().unwrap_or(true))
+    }
+    fn neighbours(&self, _: &str) -> io::Result<Vec<Neighbour>> {
+        Ok(Vec::new())
+    }
+    fn expire_flows(&mut self, _: &str, _: u64) {}
+}
+
+/// A bond over eth0..eth{n-1} as the configuration `yaml` (under `bonds.b`) describes, up at
+/// time 0 with its first config written.
+fn bond(n: u8, yaml: &str) -> Bond<Fake> {
+    let links: Vec<String> = (0..n).map(|i| format!("eth{i}")).collect();
+    let text = format!("bonds:\n  b:\n    links: [{}]\n    addresses: [192.0.2.1/24]\n{yaml}", links.join(", "));
+    let cfg = config::parse(Path::new("t.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let spec = cfg.bonds[0].clone();
+    let policy = cfg.policy(&spec.policy).unwrap().clone();
+    let members = (0..n)
+        .map(|i| {
+            let mac = [2, 0, 0, 0, 1, i];
+            let link = Link {
+                index: 10 + u32::from(i),
+                name: format!("eth{i}"),
+                mac,
+                perm_mac: None,
+                mtu: 1500,
+                admin_up: true,
+                carrier: true,
+                kind: None,
+            };
+            Member::new(link.name.clone(), i, link, Saved { mac, admin_up: true, ipv6_disabled: None }, 0)
+        })
+        .collect();
+    let mut b = Bond {
+        spec,
+        policy,
+        device: None,
+        members,
+        settings: BondSettings { ifindex: 2, mac: BOND_MAC, probe_id: 7, ..Default::default() },
+        main: Placement::default(),
+        peers: Vec::new(),
+        peer_entries: Vec::new(),
+        generation: 0,
+        failovers: 0,
+        events: Default::default(),
+        control: None,
+        probe_reader: None,
+        announcing: None,
+        monitor: monitor::State::new(0),
+        own: own_macs::State::default(),
+        aggregation: None::<aggregation::Aggregation>,
+        io: Fake::default(),
+    };
+    // As `setup` does.
+    b.hold_until_lacp_allows(0);
+    b.choose_active(0);
+    b.reallocate(true);
+    b.write_config().unwrap();
+    let mask = plan::usable_mask(&b.views());
+    b.io.set_usable(mask).unwrap();
+    b
+}
+
+impl Bond<Fake> {
+    /// Ticks every `step` from `from` to `to` (the daemon ticks every miimon or sooner).
+    fn run(&mut self, from: Nanos, to: Nanos, step: Nanos) {
+        let mut t = from;
+        while t <= to {
+            self.tick(t).unwrap();
+            t += step;
+        }
+    }
+    fn usable_now(&self) -> u32 {
+        *self.io.usable.last().unwrap()
+    }
+    fn active_now(&self) -> u32 {
+        self.io.configs.last().unwrap().policies[0].active
+    }
+    fn cut(&mut self, i: u8) {
+        self.io.carrier.insert(format!("eth{i}"), false);
+    }
+    fn restore(&mut self, i: u8) {
+        self.io.carrier.insert(format!("eth{i}"), true);
+    }
+    fn event_texts(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.message.clone()).collect()
+    }
+    /// Answers every probe sent since the last call, except on the members in `silent`, as the
+    /// peer's kernel would (1 ms round trip).
+    fn answer_probes(&mut self, now: Nanos, silent: &[u8]) {
+        let sent = std::mem::take(&mut *self.io.sent.borrow_mut());
+        let replies: Vec<ProbeEvent> = sent
+            .iter()
+            .filter(|(port, _, et)| *port == Port::Bond && *et == ETH_P_PROBE)
+            .map(|(_, f, _)| ProbeHeader::from_bytes(f[OFF_HEADER..OFF_HEADER + 32].try_into().unwrap()))
+            .filter(|h| !silent.contains(&h.member))
+            .map(|h| ProbeEvent { member: h.member, flags: 0, rx_member: h.member, pad: 0, seq: h.seq, t1: now - MS, t2: 0, t4: now })
+            .collect();
+        self.on_probe_events(&replies, now).unwrap();
+    }
+}
+
+#[test]
+fn carrier_loss_fails_over_at_the_next_poll_and_announces_on_the_new_member() {
+    let mut b = bond(3, "    mode: active-backup\n    miimon: 5\n    num_grat_arp: 2\n");
+    assert_eq!((b.active_now(), b.usable_now()), (0, 0b111));
+    b.run(0, 20 * MS, 5 * MS);
+    b.io.sent.borrow_mut().clear();
+    b.cut(0);
+    b.tick(25 * MS).unwrap();
+    assert_eq!(b.usable_now(), 0b110, "eth0 out at the first poll after the cut");
+    assert_eq!(b.active_now(), 1, "the next in the failover order");
+    assert_eq!(b.failovers, 1);
+    let arps = |b: &Bond<Fake>| b.io.sent.borrow().iter().filter(|(p, _, et)| *p == Port::Member(1) && *et == 0x0806).count();
+    assert_eq!(arps(&b), 1, "a gratuitous ARP at once");
+    b.run(30 * MS, 60 * MS, 5 * MS);
+    assert_eq!(arps(&b), 2, "num_grat_arp 2: one more, a miimon interval later, and no more");
+    let events = b.event_texts();
+    assert!(events.iter().any(|e| e == "eth0 failed: no carrier"), "{events:?}");
+    assert!(events.iter().any(|e| e == "active member eth0 -> eth1"), "{events:?}");
+}
+
+#[test]
+fn updelay_and_downdelay_hold_a_change_for_their_time() {
+    let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n    updelay: 100\n    downdelay: 50\n");
+    b.cut(1);
+    b.run(0, 45 * MS, 5 * MS);
+    assert_eq!(b.usable_now(), 0b11, "still usable within downdelay");
+    b.run(50 * MS, 60 * MS, 5 * MS);
+    assert_eq!(b.usable_now(), 0b01, "out once downdelay has passed");
+    b.restore(1);
+    b.run(65 * MS, 160 * MS, 5 * MS);
+    assert_eq!(b.usable_now(), 0b01, "not back within updelay");
+    b.run(165 * MS, 175 * MS, 5 * MS);
+    assert_eq!(b.usable_now(), 0b11, "back after updelay");
+}
+
+#[test]
+fn a_primary_takes_the_role_back_when_it_returns() {
+    let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n    primary: eth1\n");
+    assert_eq!(b.active_now(), 1, "the primary first");
+    b.cut(1);
+    b.run(0, 10 * MS, 5 * MS);
+    assert_eq!(b.active_now(), 0);
+    b.restore(1);
+    b.run(15 * MS, 25 * MS, 5 * MS);
+    assert_eq!(b.active_now(), 1, "primary_reselect always: back at once");
+    assert_eq!(b.failovers, 2);
+}
+
+#[test]
+fn a_silent_link_fails_within_its_failover_interval() {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: active-backup, failoverInterval: 30 }\n";
+    let mut b = bond(2, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    // The peer answers on both links for a while: probes judge from then on.
+    let mut t = 0;
+    while t <= 200 * MS {
+        b.tick(t).unwrap();
+        b.answer_probes(t, &[]);
+        t += MS;
+    }
+    assert_eq!(b.usable_now(), 0b11);
+    // eth0 goes silent (carrier stays up).
+    let silent_from = t;
+    let mut failed_at = None;
+    while t <= silent_from + 100 * MS && failed_at.is_none() {
+        b.tick(t).unwrap();
+        b.answer_probes(t, &[0]);
+        if b.usable_now() == 0b10 {
+            failed_at = Some(t);
+        }
+        t += MS;
+    }
+    let after = failed_at.expect("eth0 failed") - silent_from;
+    // Silence counts from the last reply (up to a probe interval, 10 ms, before the fault).
+    assert!(after <= 31 * MS, "failed {} ms after going silent", after / MS);
+    assert_eq!(b.active_now(), 1);
+    assert!(b.event_texts().iter().any(|e| e.starts_with("eth0 failed: silent")), "{:?}", b.event_texts());
+}
+
+#[test]
+fn a_flapping_link_is_punished_then_readmitted() {
+    let settings = "settings:\n  policies:\n    p: { basePolicy: balance-xor, punishment: { base: 1000, window: 60000 } }\n";
+    let mut b = bond(2, &format!("    policy: p\n    miimon: 5\n{settings}"));
+    let mut t = 0;
+    for _ in 0..3 {
+        b.cut(1);
+        b.run(t, t + 10 * MS, 5 * MS);
+        b.restore(1);
+        b.run(t + 15 * MS, t + 25 * MS, 5 * MS);
+        t += 30 * MS;
+    }
+    assert_eq!(b.usable_now(), 0b01, "held out while its carrier is up");
+    assert!(b.event_texts().iter().any(|e| e.contains("punished for flapping")), "{:?}", b.event_texts());
+    b.run(t, t + 20_000 * MS, 100 * MS);
+    assert_eq!(b.usable_now(), 0b11, "readmitted once the punishment faded");
+    assert!(b.event_texts().iter().any(|e| e.contains("readmitted")), "{:?}", b.event_texts());
+}
+
+#[test]
+fn balance_tlb_moves_the_bond_address_with_the_active_member() {
+    let mut b = bond(3, "    mode: balance-tlb\n    miimon: 5\n");
+    let mac_of = |b: &Bond<Fake>, i: usize| b.members[i].link.mac;
+    assert_eq!(mac_of(&b, 0), BOND_MAC, "the active member carries the bond's address");
+    b.cut(0);
+    b.run(0, 10 * MS, 5 * MS);
+    assert_eq!(b.active_now(), 1);
+    assert_eq!((mac_of(&b, 0), mac_of(&b, 1)), ([2, 0, 0, 0, 1, 1], BOND_MAC), "swapped, holder first");
+    let (first, second) = (&b.io.macs[b.io.macs.len() - 2], &b.io.macs[b.io.macs.len() - 1]);
+    assert_eq!((first.0.as_str(), second.0.as_str()), ("eth0", "eth1"), "never two holders of the bond's address");
+    let cfg = b.io.configs.last().unwrap();
+    assert_eq!(cfg.member_mac[1][..6], BOND_MAC, "the config in force carries the new addresses");
+}
+
+#[test]
+fn a_refused_policy_switch_changes_nothing_not_even_addresses() {
+    let mut b = bond(2, "    mode: balance-tlb\n    miimon: 5\n");
+    assert_eq!((b.active_now(), b.members[0].link.mac), (0, BOND_MAC));
+    // A tlb policy that prefers eth1: the switch would move the bond's address to it.
+    let text = "bonds:\n  b:\n    links: [eth0, eth1]\n    policy: tlb2\nsettings:\n  policies:\n    tlb2: { basePolicy: balance-tlb, monitorStrategy: passive, links: { eth0: {}, eth1: { mode: primary } } }\n";
+    let cfg = config::parse(Path::new("t.yaml"), text).unwrap();
+    let macs = |b: &Bond<Fake>| b.members.iter().map(|m| m.link.mac).collect::<Vec<_>>();
+    let (before, writes) = (macs(&b), b.io.configs.len());
+    b.io.refuse_configs = true;
+    let e = b.set_policy(&cfg, "tlb2", 10 * MS).unwrap_err();
+    assert!(format!("{e:#}").contains("refused"), "{e:#}");
+    assert!(b.io.macs.iter().any(|(m, mac)| m == "eth1" && *mac == BOND_MAC), "the switch did move the address: {:?}", b.io.macs);
+    assert_eq!(b.policy.name, "b", "the policy stays");
+    assert_eq!(b.main.active, Some(0), "the active member stays");
+    assert_eq!(macs(&b), before, "every address put back");
+    assert_eq!(b.io.macs.last().map(|(m, mac)| (m.as_str(), *mac)), Some(("eth0", BOND_MAC)), "the bond's address back on eth0 last");
+    assert_eq!(b.io.configs.len(), writes, "nothing written");
+    // Accepted, it sticks.
+    b.io.refuse_configs = false;
+    b.set_policy(&cfg, "tlb2", 20 * MS).unwrap();
+    assert_eq!((b.active_now(), b.members[1].link.mac), (1, BOND_MAC));
+}
