@@ -102,6 +102,7 @@ fn set(out: &mut Changed, o: &Opt, v: &str) -> Result<(), String> {
         "arp_all_targets" => m.arp.get_or_insert_with(|| arp_monitor(0)).all_targets = o.pick(v)? == 1,
         "arp_missed_max" => m.arp.get_or_insert_with(|| arp_monitor(0)).missed_max = int(o, v)? as u32,
         "lacp_rate" => out.spec.lacp.fast = kernel::lacp_rate(v)?,
+        "min_links" => out.spec.lacp.min_links = int(o, v)? as u32,
         "lp_interval" => out.spec.tlb.lp_interval = int(o, v)?,
         "packetsPerLink" => p.packets_per_link = int(o, v)? as u32,
         "xmitHashPolicy" => p.xmit_hash = kernel::xmit_hash(v)?,
@@ -201,6 +202,8 @@ mod tests {
     fn lacp_rate_changes_under_802_3ad() {
         let b = bond("bonds: { bond0: { links: [a, b], mode: 4 } }");
         assert!(set_all(&b, &["lacp_rate=fast"]).unwrap().spec.lacp.fast);
+        assert_eq!(set_all(&b, &["min_links=2"]).unwrap().spec.lacp.min_links, 2);
+        assert!(set_all(&b, &["min_links=17"]).unwrap_err().contains("outside 0..=16"));
         assert!(set_all(&b, &["monitorStrategy=active"]).unwrap_err().contains("peer probes do not work with 802.3ad"));
     }
 }

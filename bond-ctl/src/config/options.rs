@@ -253,6 +253,7 @@ pub const MIN_LINKS: Opt = Opt {
     values: count(0, MAX_MEMBERS as u64),
     default: "0",
     modes: LACP,
+    live: true,
     doc: "fewer members in the aggregate and the bond carries nothing",
     ..BASE
 };

@@ -307,45 +307,7 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
         spec.flow_expiry = opt::FLOW_EXPIRY.int(ms).map_err(|r| err("flowExpiry", r))?;
     }
     for (name, l) in &p.links {
-        let lkey = format!("links.{name}");
-        check_ifname(name).map_err(|r| err(&lkey, r))?;
-        let primary = match &l.mode {
-            None => false,
-            Some(m) => opt::LINK_MODE.pick(m).map_err(|r| err(&format!("{lkey}.mode"), r))? == 0,
-        };
-        if let Some(a) = l.alloc {
-            opt::LINK_ALLOC
-                .real(a)
-                .map_err(|r| err(&format!("{lkey}.alloc"), format!("{r}: neither a share (0.0 to 1.0) nor a relative value")))?;
-        }
-        let ipv_pref = match l
-            .ipv_pref
-            .map(|v| opt::LINK_IPV_PREF.pick(&v.to_string()))
-            .transpose()
-            .map_err(|r| err(&format!("{lkey}.ipvPref"), r))?
-        {
-            Some(1) => IpvPref::V4,
-            Some(2) => IpvPref::V6,
-            _ => IpvPref::Any,
-        };
-        if l.mode.as_deref() == Some("spare") && l.failover_to.is_some() {
-            return Err(err(&format!("{lkey}.failoverTo"), "a spare link has no failoverTo: it is what others fail over to".into()));
-        }
-        let ms = |o: &opt::Opt, v: Option<u64>| v.map(|ms| o.int(ms)).transpose().map_err(|r| err(&format!("{lkey}.{}", o.name()), r));
-        spec.links.insert(
-            name.clone(),
-            LinkSpec {
-                speed: l.speed,
-                alloc: l.alloc,
-                primary,
-                failover_to: l.failover_to.clone(),
-                enabled: l.enabled.unwrap_or(true),
-                failover_interval: ms(&opt::LINK_FAILOVER_INTERVAL, l.failover_interval)?,
-                ipv_pref,
-                up_delay: ms(&opt::LINK_UP_DELAY, l.up_delay)?,
-                down_delay: ms(&opt::LINK_DOWN_DELAY, l.down_delay)?,
-            },
-        );
+        spec.links.insert(name.clone(), link_spec(path, key, name, l)?);
     }
     for (name, l) in &spec.links {
         if let Some(to) = &l.failover_to
@@ -374,6 +336,43 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
         None => SelectMethod::Optimize,
     };
     Ok(())
+}
+
+/// One link's settings in a policy (`links.NAME`).
+fn link_spec(path: &Path, key: &str, name: &str, l: &file::Link) -> Result<LinkSpec, ConfigError> {
+    let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
+    let lkey = format!("links.{name}");
+    check_ifname(name).map_err(|r| err(&lkey, r))?;
+    let primary = match &l.mode {
+        None => false,
+        Some(m) => opt::LINK_MODE.pick(m).map_err(|r| err(&format!("{lkey}.mode"), r))? == 0,
+    };
+    if let Some(a) = l.alloc {
+        opt::LINK_ALLOC
+            .real(a)
+            .map_err(|r| err(&format!("{lkey}.alloc"), format!("{r}: neither a share (0.0 to 1.0) nor a relative value")))?;
+    }
+    let ipv_pref =
+        match l.ipv_pref.map(|v| opt::LINK_IPV_PREF.pick(&v.to_string())).transpose().map_err(|r| err(&format!("{lkey}.ipvPref"), r))? {
+            Some(1) => IpvPref::V4,
+            Some(2) => IpvPref::V6,
+            _ => IpvPref::Any,
+        };
+    if l.mode.as_deref() == Some("spare") && l.failover_to.is_some() {
+        return Err(err(&format!("{lkey}.failoverTo"), "a spare link has no failoverTo: it is what others fail over to".into()));
+    }
+    let ms = |o: &opt::Opt, v: Option<u64>| v.map(|ms| o.int(ms)).transpose().map_err(|r| err(&format!("{lkey}.{}", o.name()), r));
+    Ok(LinkSpec {
+        speed: l.speed,
+        alloc: l.alloc,
+        primary,
+        failover_to: l.failover_to.clone(),
+        enabled: l.enabled.unwrap_or(true),
+        failover_interval: ms(&opt::LINK_FAILOVER_INTERVAL, l.failover_interval)?,
+        ipv_pref,
+        up_delay: ms(&opt::LINK_UP_DELAY, l.up_delay)?,
+        down_delay: ms(&opt::LINK_DOWN_DELAY, l.down_delay)?,
+    })
 }
 
 /// `xmitHashPolicy`, by name.
