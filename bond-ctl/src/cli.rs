@@ -44,8 +44,10 @@ Files:
   /sys/fs/bpf/bond/<bond>/  the bond's pinned maps and TCX links (bpftool map dump pinned ...)
   /run/bondctl/<bond>.json  the members' settings from before they joined, for adoption and
                             `bondctl down` (BONDCTL_RUN_DIR overrides the directory)
-  @bondctl/<bond>           the daemon's control socket (abstract, per network namespace;
-                            root only)
+  /run/bondctl/ctl-<netns>/<bond>.sock
+                            the daemon's control socket, in a directory per network
+                            namespace that only root can use (with <bond>.lock, held while
+                            a daemon runs the bond)
 
 Environment:
   BONDCTL_LOG      log filter (default info), e.g. BONDCTL_LOG=bond_ctl=debug
@@ -103,6 +105,7 @@ pub enum Command {
     ///
     /// Without BOND, every bond running in this network namespace.
     Status {
+        #[arg(value_parser = bond_name)]
         bond: Option<String>,
         /// Machine-readable output.
         #[arg(long)]
@@ -110,6 +113,7 @@ pub enum Command {
     },
     /// One line per member: state, carrier, role, allocation, quality, counters, health.
     Links {
+        #[arg(value_parser = bond_name)]
         bond: String,
         /// Machine-readable output (the members of `status --json`).
         #[arg(long)]
@@ -120,6 +124,7 @@ pub enum Command {
     /// Counts are estimated from a pseudo-random sample of one packet in 16 (exact for
     /// balance-aware flow-static policies); flows idle for the policy's flowExpiry are forgotten.
     Flows {
+        #[arg(value_parser = bond_name)]
         bond: String,
         /// How many flows.
         #[arg(long, default_value_t = 20)]
@@ -129,6 +134,7 @@ pub enum Command {
     },
     /// The bond's and each member's packet, byte, error and probe counters.
     Stats {
+        #[arg(value_parser = bond_name)]
         bond: String,
         #[arg(long)]
         json: bool,
@@ -139,6 +145,7 @@ pub enum Command {
     /// printed as they happen (one JSON object per line with --json) until interrupted or the
     /// daemon stops.
     Events {
+        #[arg(value_parser = bond_name)]
         bond: String,
         #[arg(long)]
         json: bool,
@@ -150,7 +157,11 @@ pub enum Command {
     ///
     /// Standard policies: none, active-backup, broadcast, balance-rr, balance-xor,
     /// balance-aware. The switch is atomic: every packet sees the old or the new policy.
-    SetPolicy { bond: String, policy: String },
+    SetPolicy {
+        #[arg(value_parser = bond_name)]
+        bond: String,
+        policy: String,
+    },
     /// Change options of a running bond, without losing traffic.
     ///
     /// Takes bonding.ko or ZeroTier spellings (miimon=50, updelay=200 or upDelay=200,
@@ -160,6 +171,7 @@ pub enum Command {
     /// which apply the file again.
     #[command(after_long_help = crate::config::options::live_option_list_help())]
     Set {
+        #[arg(value_parser = bond_name)]
         bond: String,
         #[arg(value_name = "KEY=VALUE", required = true)]
         options: Vec<String>,
@@ -173,6 +185,7 @@ pub enum Command {
     /// the file are started. Sending SIGHUP to the daemon does the same.
     Reload {
         /// Any bond the daemon runs (the reload applies to all of them).
+        #[arg(value_parser = bond_name)]
         bond: String,
         /// Load this file instead of the one the daemon was started with.
         #[arg(long, short, value_name = "FILE")]
@@ -184,16 +197,29 @@ pub enum Command {
     /// from the next packet. Flows on other members stay there, except the share balance-aware
     /// gives the new member and, as in bonding, balance-xor flows re-hashed over one more
     /// member.
-    AddLink { bond: String, link: String },
+    AddLink {
+        #[arg(value_parser = bond_name)]
+        bond: String,
+        #[arg(value_parser = bond_name)]
+        link: String,
+    },
     /// Remove a member from a running bond.
     ///
     /// Its traffic moves to the other members first; it leaves once no packet can still be
     /// sent on it, and gets its own settings back. Traffic the far end still sends on it is
     /// not received by the bond: remove a link on both ends.
-    RemoveLink { bond: String, link: String },
+    RemoveLink {
+        #[arg(value_parser = bond_name)]
+        bond: String,
+        #[arg(value_parser = bond_name)]
+        link: String,
+    },
     /// Remove a bond and restore its members, whether a daemon runs it or not (after SIGKILL,
     /// or `up --persist`).
-    Down { bond: String },
+    Down {
+        #[arg(value_parser = bond_name)]
+        bond: String,
+    },
     /// Validate a configuration (file or bonding.ko options) without applying it.
     ///
     /// Reports the first problem with the file, line, key and reason; settings that load but
@@ -213,7 +239,7 @@ pub struct Source {
     #[arg(long, short, value_name = "FILE", conflicts_with_all = ["links", "address", "options"])]
     config: Option<PathBuf>,
     /// With --config: run only this bond of the file. Without: the bond's name [default: bond0].
-    #[arg(long, value_name = "BOND")]
+    #[arg(long, value_name = "BOND", value_parser = bond_name)]
     bond: Option<String>,
     /// The members, in order (without --config).
     #[arg(long, value_name = "IF,IF,...", value_delimiter = ',', required_unless_present = "config")]
@@ -417,6 +443,12 @@ fn status(bond: Option<String>, json: bool) -> anyhow::Result<()> {
         print!("{}", text.join("\n"));
     }
     Ok(())
+}
+
+/// A bond or interface name as the kernel takes them: it names files and pins too, so `""`,
+/// `.`, `..` and names with `/` are refused before anything uses them.
+fn bond_name(s: &str) -> Result<String, String> {
+    config::check_ifname(s).map(|()| s.to_string())
 }
 
 fn require_root() -> anyhow::Result<()> {

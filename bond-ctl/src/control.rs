@@ -1,29 +1,44 @@
 //! The control socket between `bondctl` commands and the daemon running a bond.
 //!
-//! One abstract Unix socket per bond, `@bondctl/<bond>`. Abstract sockets belong to the network
-//! namespace, so `ip netns exec NS bondctl status` reaches the daemon of that namespace, and
-//! they leave no file behind when a daemon is killed. Only root may talk to it: the daemon
-//! checks the peer's credentials on every connection. One JSON request and one JSON response per
-//! connection, each a single line.
+//! A Unix socket per bond, `<run dir>/ctl-<netns>/<bond>.sock`: one directory per network
+//! namespace (named by the namespace's inode), so `bondctl --netns NS status` and `ip netns exec
+//! NS bondctl status` reach the daemon of that namespace and bonds of one name in two namespaces
+//! do not meet. The directory is root's alone (0700, checked before use), so no other user can
+//! connect to a daemon, squat a bond's socket before its daemon starts, or answer in its place;
+//! a daemon holds a lock on `<bond>.lock` for as long as it runs the bond, so a stale socket
+//! left by a killed daemon is replaced and a live one is not. The daemon checks the peer's
+//! credentials at accept, before reading anything; a request is one JSON line of at most
+//! `MAX_REQUEST` bytes, sent within `IDLE_TIMEOUT`, at most `MAX_CONNECTIONS` at once; the answer
+//! is one JSON line. The client checks that the daemon answering runs as root.
 
 use std::{
     io::{BufRead, BufReader, Write},
-    os::{linux::net::SocketAddrExt, unix::net::SocketAddr},
+    os::{
+        fd::AsFd,
+        unix::fs::{DirBuilderExt, MetadataExt},
+    },
+    path::PathBuf,
+    sync::Arc,
     time::Duration,
 };
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader},
-    net::UnixListener,
-    sync::{mpsc, oneshot},
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader},
+    net::{UnixListener, UnixStream},
+    sync::{Semaphore, mpsc, oneshot},
+    time::timeout,
 };
 
-use crate::status::BondStatus;
+use crate::{runstate, status::BondStatus};
 
-/// Prefix of the control sockets' abstract names.
-pub const SOCKET_PREFIX: &str = "bondctl/";
+/// Longest request line accepted.
+const MAX_REQUEST: usize = 64 * 1024;
+/// Time a client has to send its request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more are answered "busy" and closed.
+const MAX_CONNECTIONS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
@@ -75,51 +90,122 @@ pub struct Pending {
     pub reply: oneshot::Sender<Response>,
 }
 
-fn address(bond: &str) -> std::io::Result<SocketAddr> {
-    SocketAddr::from_abstract_name(format!("{SOCKET_PREFIX}{bond}").as_bytes())
+/// This network namespace's directory of control sockets.
+fn socket_dir() -> std::io::Result<PathBuf> {
+    // The namespace's inode names it: the same from `--netns`, `ip netns exec` and inside.
+    let ino = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
+    Ok(runstate::run_dir().join(format!("ctl-{ino}")))
+}
+
+/// The control socket of `bond` in this network namespace.
+pub fn socket_path(bond: &str) -> std::io::Result<PathBuf> {
+    Ok(socket_dir()?.join(format!("{bond}.sock")))
+}
+
+/// Creates the socket directory if needed and checks that it is root's alone: a directory
+/// another user could write to would let them take a bond's socket.
+fn own_socket_dir() -> anyhow::Result<PathBuf> {
+    let dir = socket_dir()?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        _ => {}
+    }
+    let meta = std::fs::symlink_metadata(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        bail!(
+            "{} is not a directory that only root can use (owner {}, mode {:o}); remove it and start again",
+            dir.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(dir)
 }
 
 /// Listens on the bond's socket and forwards requests to `to_daemon`.
 pub fn serve(bond: &str, to_daemon: mpsc::Sender<Pending>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let std_listener = std::os::unix::net::UnixListener::bind_addr(&address(bond)?).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("bond {bond} is already run by another bondctl in this network namespace")
-        } else {
-            anyhow::anyhow!(e).context(format!("binding the control socket of {bond}"))
-        }
-    })?;
+    let dir = own_socket_dir()?;
+    let lock_path = dir.join(format!("{bond}.lock"));
+    let lock_file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+    let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| anyhow::anyhow!("bond {bond} is already run by another bondctl in this network namespace"))?;
+    let path = dir.join(format!("{bond}.sock"));
+    // Ours now: a socket left there is a killed daemon's.
+    let _ = std::fs::remove_file(&path);
+    let std_listener = std::os::unix::net::UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
     std_listener.set_nonblocking(true)?;
     let listener = UnixListener::from_std(std_listener)?;
     let bond = bond.to_string();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     Ok(tokio::spawn(async move {
+        // Held while the daemon runs the bond (released when this task ends).
+        let _lock = lock;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: pause rather than spin.
+                    tracing::warn!(bond = %bond, "control socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            // Nothing is read from anyone but root.
+            if !stream.peer_cred().is_ok_and(|c| c.uid() == 0) {
+                reply_and_close(stream, &Response::Error { error: "permission denied: the control socket is for root only".into() });
+                continue;
+            }
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                reply_and_close(stream, &Response::Error { error: "busy: too many requests at once; try again".into() });
                 continue;
             };
-            let to_daemon = to_daemon.clone();
-            let bond = bond.clone();
+            let (to_daemon, bond) = (to_daemon.clone(), bond.clone());
             tokio::spawn(async move {
-                let root = stream.peer_cred().map(|c| c.uid() == 0).unwrap_or(false);
-                let (rd, mut wr) = stream.into_split();
-                let mut line = String::new();
-                let mut rd = AsyncBufReader::new(rd);
-                if rd.read_line(&mut line).await.is_err() {
-                    return;
-                }
-                let response = if !root {
-                    Response::Error { error: "permission denied: the control socket is for root only".into() }
-                } else {
-                    match serde_json::from_str::<Request>(&line) {
-                        Err(e) => Response::Error { error: format!("malformed request: {e}") },
-                        Ok(request) => ask(&to_daemon, &bond, request).await,
-                    }
-                };
-                let mut out = serde_json::to_string(&response).unwrap_or_default();
-                out.push('\n');
-                let _ = wr.write_all(out.as_bytes()).await;
+                let _slot = slot;
+                serve_connection(stream, &bond, &to_daemon).await;
             });
         }
     }))
+}
+
+/// Answers and closes without reading (refusals).
+fn reply_and_close(stream: UnixStream, response: &Response) {
+    let mut out = serde_json::to_string(response).unwrap_or_default();
+    out.push('\n');
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = timeout(IDLE_TIMEOUT, stream.write_all(out.as_bytes())).await;
+    });
+}
+
+/// One request line, bounded in size and time, and its answer.
+async fn serve_connection(stream: UnixStream, bond: &str, to_daemon: &mpsc::Sender<Pending>) {
+    let (rd, mut wr) = stream.into_split();
+    let mut line = String::new();
+    let mut rd = AsyncBufReader::new(rd.take(MAX_REQUEST as u64 + 1));
+    let response = match timeout(IDLE_TIMEOUT, rd.read_line(&mut line)).await {
+        Err(_) => Response::Error { error: format!("no request within {IDLE_TIMEOUT:?}") },
+        Ok(Err(e)) => Response::Error { error: format!("reading the request: {e}") },
+        Ok(Ok(_)) if line.len() > MAX_REQUEST => Response::Error { error: format!("request longer than {MAX_REQUEST} bytes") },
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response::Error { error: format!("malformed request: {e}") },
+            Ok(request) => ask(to_daemon, bond, request).await,
+        },
+    };
+    let mut out = serde_json::to_string(&response).unwrap_or_default();
+    out.push('\n');
+    let _ = timeout(IDLE_TIMEOUT, wr.write_all(out.as_bytes())).await;
+}
+
+/// Removes the bond's socket and lock files (the bond is gone).
+pub fn remove_socket(bond: &str) {
+    if let Ok(dir) = socket_dir() {
+        let _ = std::fs::remove_file(dir.join(format!("{bond}.sock")));
+        let _ = std::fs::remove_file(dir.join(format!("{bond}.lock")));
+    }
 }
 
 /// Answers a request for `bond`: the flow table is read here, on a thread of its own; the rest
@@ -155,13 +241,20 @@ pub async fn ask(to_daemon: &mpsc::Sender<Pending>, bond: &str, request: Request
 
 /// Sends one request to the daemon running `bond` and waits for its answer.
 pub fn request(bond: &str, req: &Request) -> anyhow::Result<Response> {
-    let mut stream = match std::os::unix::net::UnixStream::connect_addr(&address(bond)?) {
+    let path = socket_path(bond)?;
+    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound) => {
             bail!("no bondctl daemon runs bond {bond} in this network namespace")
         }
-        Err(e) => return Err(e).context(format!("connecting to the daemon of {bond}")),
+        Err(e) => return Err(e).context(format!("connecting to the daemon of {bond} ({})", path.display())),
     };
+    // Only root can bind there; still, answers are taken from root alone.
+    let peer = nix::sys::socket::getsockopt(&stream.as_fd(), nix::sys::socket::sockopt::PeerCredentials)
+        .with_context(|| format!("reading the credentials of the daemon of {bond}"))?;
+    if peer.uid() != 0 {
+        bail!("the process answering on {} runs as uid {}, not root: not a bondctl daemon", path.display(), peer.uid());
+    }
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut line = serde_json::to_string(req)?;
     line.push('\n');
@@ -171,17 +264,13 @@ pub fn request(bond: &str, req: &Request) -> anyhow::Result<Response> {
     serde_json::from_str(&answer).with_context(|| format!("malformed answer from the daemon: {answer:?}"))
 }
 
-/// Bonds with a daemon in this network namespace (from the abstract sockets in /proc/net/unix).
+/// Bonds with a daemon in this network namespace: sockets that accept a connection.
 pub fn running_bonds() -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string("/proc/net/unix") else {
-        return Vec::new();
-    };
-    let mut bonds: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(7))
-        .filter_map(|p| p.strip_prefix('@')?.strip_prefix(SOCKET_PREFIX).map(str::to_string))
+    let Ok(entries) = socket_dir().and_then(std::fs::read_dir) else { return Vec::new() };
+    let mut bonds: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".sock").map(str::to_string))
+        .filter(|b| socket_path(b).is_ok_and(|p| std::os::unix::net::UnixStream::connect(p).is_ok()))
         .collect();
     bonds.sort();
-    bonds.dedup();
     bonds
 }

@@ -444,14 +444,32 @@ impl Drop for Daemon {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.stop();
         }
+        let control = control_dir(&self.netns);
         if !self.owns_bond {
+            // The directory goes once empty (another daemon's socket keeps it).
+            let _ = control.map(fs::remove_dir);
             return;
         }
-        // Whatever a killed daemon left: its pins and state file (the namespace takes the
-        // devices with it).
+        // Whatever a killed daemon left: its pins, state file and control socket (the
+        // namespace takes the devices with it).
         let _ = fs::remove_dir_all(Path::new("/sys/fs/bpf/bond").join(&self.bond));
         let _ = fs::remove_file(Path::new("/run/bondctl").join(format!("{}.json", self.bond)));
+        if let Ok(dir) = control {
+            for ext in ["sock", "lock"] {
+                let _ = fs::remove_file(dir.join(format!("{}.{ext}", self.bond)));
+            }
+            // Empty once the namespace's last bond is gone.
+            let _ = fs::remove_dir(dir);
+        }
     }
+}
+
+/// The directory of the control sockets of network namespace `netns` (named by its inode, as
+/// `bondctl` names it).
+pub fn control_dir(netns: &str) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = fs::metadata(format!("/run/netns/{netns}"))?.ino();
+    Ok(Path::new("/run/bondctl").join(format!("ctl-{ino}")))
 }
 
 /// A temporary directory removed on drop.

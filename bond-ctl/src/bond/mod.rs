@@ -245,6 +245,9 @@ impl Bond<Kernel> {
     pub async fn stop(mut self, nl: &Netdev) {
         let name = self.spec.name.clone();
         let warn = |what: &str, e: anyhow::Error| tracing::warn!(bond = %name, "{what}: {e:#}");
+        // Only a daemon that claimed the bond's socket removes it (not one refused because
+        // another runs the bond).
+        let claimed = self.control.is_some();
         for task in [self.control.take(), self.probe_reader.take()].into_iter().flatten() {
             task.abort();
         }
@@ -272,6 +275,9 @@ impl Bond<Kernel> {
             if let Some(saved) = &m.saved {
                 members::restore(nl, &name, &m.name, saved).await;
             }
+        }
+        if claimed {
+            control::remove_socket(&name);
         }
         if created {
             if let Err(e) = runstate::remove(&name) {
