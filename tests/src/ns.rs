@@ -68,6 +68,10 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // bondctl's control directory of this namespace, empty once its daemons are gone.
+        if let Ok(dir) = crate::lab::control_dir(&self.name) {
+            let _ = std::fs::remove_dir(dir);
+        }
         if let Err(e) = ip(&["netns", "del", &self.name]) {
             eprintln!("warning: removing namespace {}: {e:#}", self.name);
         }

@@ -1,6 +1,7 @@
 //! Other users of the host: a user without privileges can neither reach a bond's daemon nor take
 //! its control socket, bad names touch no file, and root's own floods of the socket do not stop
-//! failover. Attacks run as `nobody` with `setpriv`, inside the bond's namespace.
+//! failover. Attacks run as `nobody` with `setpriv`, inside the bond's namespace (Debian's
+//! `/usr/bin/python3` makes the raw socket calls: root's own Python may be out of nobody's reach).
 
 use std::{
     os::unix::fs::MetadataExt,
@@ -61,7 +62,7 @@ fn a_user_without_privileges_cannot_reach_or_take_the_control_socket() {
 
     // Connecting as nobody fails at the directory.
     let connect = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n s.connect(sys.argv[1]); print('connected')\nexcept OSError as e: print('refused', e.errno)";
-    let out = as_nobody(&netns, &["python3", "-c", connect, &socket.to_string_lossy()]).output().unwrap();
+    let out = as_nobody(&netns, &["/usr/bin/python3", "-c", connect, &socket.to_string_lossy()]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "refused 13", "EACCES: {}", String::from_utf8_lossy(&out.stderr));
 
     // Squatting: with the daemon stopped, nobody binds the old abstract name and tries the path.
@@ -74,7 +75,7 @@ fn a_user_without_privileges_cannot_reach_or_take_the_control_socket() {
          time.sleep(60)"
     );
     let mut squatter =
-        Reaped(as_nobody(&netns, &["python3", "-c", &squat, &socket.to_string_lossy()]).stdout(Stdio::piped()).spawn().unwrap());
+        Reaped(as_nobody(&netns, &["/usr/bin/python3", "-c", &squat, &socket.to_string_lossy()]).stdout(Stdio::piped()).spawn().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(squatter.0.stdout.as_mut().unwrap()), &mut line).unwrap();
     assert!(line.starts_with("refused"), "nobody could not bind in the directory: {line}");
