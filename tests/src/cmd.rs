@@ -21,3 +21,23 @@ pub fn output(program: &str, args: &[&str]) -> anyhow::Result<Output> {
 pub fn ip(args: &[&str]) -> anyhow::Result<String> {
     run("ip", args)
 }
+
+/// A child process stopped on drop, even when the test fails: SIGTERM (a `bondctl up` then
+/// cleans up after itself), SIGKILL if it has not exited within 5 s.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.0.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = self.0.kill();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = self.0.wait();
+    }
+}

@@ -170,15 +170,7 @@ fn links_flows_stats_and_events_show_what_happened() {
     }
 }
 
-/// A child process killed on drop.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
-        let _ = self.0.wait();
-    }
-}
+use bond_tests::cmd::Reaped;
 
 #[test]
 fn runs_under_ip_netns_exec_with_its_own_bpf_filesystem() {

@@ -27,15 +27,7 @@ fn as_nobody(netns: &str, args: &[&str]) -> Command {
     c
 }
 
-/// A child process killed on drop.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use bond_tests::cmd::Reaped;
 
 #[test]
 fn names_that_are_not_interface_names_are_refused_before_they_touch_anything() {

@@ -371,15 +371,7 @@ fn set_changes_live_options_without_loss_and_a_bad_option_changes_nothing() {
     assert_eq!(lost, 0, "no datagram lost; daemon log:\n{}", a.log());
 }
 
-/// A child process killed on drop.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use bond_tests::cmd::Reaped;
 
 #[test]
 fn events_follow_streams_events_as_they_happen() {
