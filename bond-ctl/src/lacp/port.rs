@@ -17,15 +17,18 @@ pub const PORT_PRIORITY: u16 = 255;
 /// passive port without an active partner stays silent.
 pub const PARTNER_ADMIN: PortInfo = PortInfo { system_priority: 0xffff, system: [0; 6], key: 1, port_priority: 0xff, port: 1, state: 0 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RxState {
+    #[serde(rename = "disabled")]
     PortDisabled,
     Expired,
     Defaulted,
     Current,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MuxState {
     Detached,
     Waiting,
@@ -33,7 +36,8 @@ pub enum MuxState {
     CollectingDistributing,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Selection {
     Selected,
     Unselected,
@@ -71,6 +75,28 @@ impl Selection {
         }
     }
 }
+
+/// The states as status shows them (`name()`), compared with and printed as that text.
+macro_rules! shown_by_name {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.name() == *other
+            }
+        }
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                self.name()
+            }
+        }
+    )*};
+}
+shown_by_name!(RxState, MuxState, Selection);
 
 /// Linux's AD_LINK_SPEED_* numbering; 0 for unknown speeds, as Linux.
 pub fn speed_code(mbps: u32) -> u16 {

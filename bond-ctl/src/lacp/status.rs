@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AdSelect, Lacp, PortInfo};
+use super::{
+    AdSelect, Lacp, PortInfo,
+    port::{MuxState, RxState, Selection},
+};
 use crate::sys::format_mac;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,12 +47,12 @@ pub struct PortStatus {
     /// Operational values, as sent in our LACPDUs.
     pub actor: PartyStatus,
     pub partner: PartyStatus,
-    /// "disabled", "expired", "defaulted" or "current".
-    pub rx_state: String,
-    /// "detached", "waiting", "attached" or "collecting_distributing".
-    pub mux_state: String,
-    /// "selected", "unselected" or "standby".
-    pub selected: String,
+    /// "disabled", "expired", "defaulted" or "current" in JSON.
+    pub rx_state: RxState,
+    /// "detached", "waiting", "attached" or "collecting_distributing" in JSON.
+    pub mux_state: MuxState,
+    /// "selected", "unselected" or "standby" in JSON.
+    pub selected: Selection,
     pub pdus_sent: u64,
     pub pdus_received: u64,
     pub bad_pdus: u64,
@@ -119,9 +122,9 @@ impl Lacp {
                     aggregator: p.aggregator,
                     actor: p.actor.into(),
                     partner: p.partner.into(),
-                    rx_state: p.rx.name().into(),
-                    mux_state: p.mux.name().into(),
-                    selected: p.selection.name().into(),
+                    rx_state: p.rx,
+                    mux_state: p.mux,
+                    selected: p.selection,
                     pdus_sent: p.counters.pdus_sent,
                     pdus_received: p.counters.pdus_received,
                     bad_pdus: p.counters.bad_pdus,
