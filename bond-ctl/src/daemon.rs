@@ -64,9 +64,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         None => None,
     };
     // Subscribe before reading link states, so no change falls between the two.
-    let mut link_events = LinkEvents::subscribe()?;
-    let (to_daemon, mut requests) = mpsc::channel::<Pending>(16);
-    let (probe_tx, mut probe_events) = mpsc::channel::<ProbeEvents>(256);
+    let link_events = LinkEvents::subscribe()?;
+    let (to_daemon, requests) = mpsc::channel::<Pending>(16);
+    let (probe_tx, probe_events) = mpsc::channel::<ProbeEvents>(256);
     let mut d = Daemon {
         nl: Netdev::connect()?,
         bonds: Vec::new(),
@@ -78,9 +78,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         names: tokio::sync::watch::Sender::new(Vec::new()),
     };
     // Installed before the bonds start: a signal during start-up is handled, not fatal.
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    let sigint = signal(SignalKind::interrupt())?;
+    let sigterm = signal(SignalKind::terminate())?;
+    let sighup = signal(SignalKind::hangup())?;
     for spec in specs {
         if let Err(e) = d.start(spec).await {
             d.shutdown(false).await;
@@ -90,49 +90,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     if let Some(listener) = metrics_listener {
         tokio::spawn(crate::prometheus::serve(listener, d.names.subscribe(), d.to_daemon.clone()));
     }
-    let period = d.bonds.iter().map(Bond::tick_interval).min().unwrap_or_default();
     let on_exit = if opts.persist { "they keep running for the next bondctl up" } else { "removes them" };
-    tracing::info!("running {} bond(s), monitoring every {period:?}; on SIGINT or SIGTERM {on_exit}", d.bonds.len());
-    let mut next_tick = sys::monotonic_ns();
-    while !d.bonds.is_empty() {
-        // Regular ticks, and earlier wake-ups for probes and silence deadlines.
-        let now = sys::monotonic_ns();
-        let due = d.bonds.iter().filter_map(|b| b.next_deadline(now)).fold(next_tick, u64::min);
-        let wait = Duration::from_nanos(due.saturating_sub(now));
-        tokio::select! {
-            // Probe replies first: one that is waiting must count before a silence deadline.
-            biased;
-            Some(p) = probe_events.recv() => d.on_probe_events(&p),
-            _ = tokio::time::sleep(wait) => {
-                let now = sys::monotonic_ns();
-                if now >= next_tick {
-                    // Reloads and new bonds may change it.
-                    let period = d.bonds.iter().map(Bond::tick_interval).min().unwrap_or(period);
-                    next_tick = now + period.as_nanos() as u64;
-                }
-                d.tick(now);
-            }
-            ev = link_events.next() => match ev {
-                Some(ev) => d.on_link_event(&ev),
-                None => {
-                    tracing::error!("the link event subscription ended");
-                    break;
-                }
-            },
-            Some(p) = requests.recv() => {
-                let response = d.request(&p.bond, p.request).await;
-                let _ = p.reply.send(response);
-            }
-            _ = sighup.recv() => {
-                match d.reload(None).await {
-                    Ok(message) => tracing::info!("SIGHUP: {message}"),
-                    Err(e) => tracing::error!("SIGHUP: reload failed: {e:#}"),
-                }
-            }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-        }
-    }
+    tracing::info!("running {} bond(s); on SIGINT or SIGTERM {on_exit}", d.bonds.len());
+    let mut inputs = Inputs { link_events, requests, probe_events, sigint, sigterm, sighup };
+    d.serve(&mut inputs).await;
     if d.bonds.is_empty() {
         // `bondctl down` of the last bond: its answer is still on the way out.
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -142,7 +103,64 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the daemon's loop waits on.
+struct Inputs {
+    link_events: LinkEvents,
+    requests: mpsc::Receiver<Pending>,
+    probe_events: mpsc::Receiver<ProbeEvents>,
+    sigint: tokio::signal::unix::Signal,
+    sigterm: tokio::signal::unix::Signal,
+    sighup: tokio::signal::unix::Signal,
+}
+
 impl Daemon {
+    /// The loop: until SIGINT, SIGTERM or the last bond's `down`.
+    async fn serve(&mut self, inputs: &mut Inputs) {
+        let period = self.bonds.iter().map(Bond::tick_interval).min().unwrap_or_default();
+        tracing::info!("monitoring every {period:?} (sooner for probes and deadlines)");
+        let mut next_tick = sys::monotonic_ns();
+        let Inputs { link_events, requests, probe_events, sigint, sigterm, sighup } = inputs;
+        while !self.bonds.is_empty() {
+            // Regular ticks, and earlier wake-ups for probes and silence deadlines.
+            let now = sys::monotonic_ns();
+            let due = self.bonds.iter().filter_map(|b| b.next_deadline(now)).fold(next_tick, u64::min);
+            let wait = Duration::from_nanos(due.saturating_sub(now));
+            tokio::select! {
+                // Probe replies first: one that is waiting must count before a silence deadline.
+                biased;
+                Some(p) = probe_events.recv() => self.on_probe_events(&p),
+                _ = tokio::time::sleep(wait) => {
+                    let now = sys::monotonic_ns();
+                    if now >= next_tick {
+                        // Reloads and new bonds may change it.
+                        let period = self.bonds.iter().map(Bond::tick_interval).min().unwrap_or(period);
+                        next_tick = now + period.as_nanos() as u64;
+                    }
+                    self.tick(now);
+                }
+                ev = link_events.next() => match ev {
+                    Some(ev) => self.on_link_event(&ev),
+                    None => {
+                        tracing::error!("the link event subscription ended");
+                        break;
+                    }
+                },
+                Some(p) = requests.recv() => {
+                    let response = self.request(&p.bond, p.request).await;
+                    let _ = p.reply.send(response);
+                }
+                _ = sighup.recv() => {
+                    match self.reload(None).await {
+                        Ok(message) => tracing::info!("SIGHUP: {message}"),
+                        Err(e) => tracing::error!("SIGHUP: reload failed: {e:#}"),
+                    }
+                }
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+            }
+        }
+    }
+
     fn on_probe_events(&mut self, p: &ProbeEvents) {
         let now = sys::monotonic_ns();
         if let Some(b) = self.bonds.iter_mut().find(|b| b.spec.name == p.bond)
