@@ -11,7 +11,8 @@
 //!   configuration, bucket allocation, where each policy puts traffic;
 //! - [`alb`]: which peers balance-alb must tell of a member's address; [`mac_roles`]: which
 //!   member carries which MAC address under balance-tlb and balance-alb;
-//! - [`frames`]: the frames the controller sends (ARP, NS/NA, learning packets);
+//! - [`frames`]: the frames the controller sends (ARP, NS/NA, learning packets); [`mac`]: MAC
+//!   addresses as text;
 //! - [`status`]: the status and event model and its text forms.
 //!
 //! The running bond and the daemon, which gather inputs and carry decisions out:
@@ -40,6 +41,7 @@ pub mod flows;
 pub mod frames;
 pub mod health;
 pub mod lacp;
+pub mod mac;
 pub mod mac_roles;
 pub mod member;
 pub mod neighbours;
@@ -54,6 +56,64 @@ pub mod sys;
 
 #[cfg(test)]
 mod tests {
+    /// The pure modules, and what they may not import (the running bond and the I/O).
+    const PURE: &[&str] =
+        &["config", "health", "lacp", "plan.rs", "alloc.rs", "placement.rs", "alb.rs", "frames.rs", "status.rs", "mac.rs", "mac_roles.rs"];
+    const NOT_FROM_PURE: &[&str] = &[
+        "bond",
+        "member",
+        "daemon",
+        "control",
+        "prometheus",
+        "cli",
+        "dataplane",
+        "flows",
+        "netdev",
+        "neighbours",
+        "carrier",
+        "rawsock",
+        "runstate",
+        "sys",
+    ];
+
+    fn rust_files(path: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        if path.is_dir() {
+            for e in std::fs::read_dir(path).unwrap() {
+                rust_files(&e.unwrap().path(), out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path.to_path_buf());
+        }
+    }
+
+    /// Decisions stay testable without a kernel: no pure module imports the running bond or
+    /// an I/O module (ARCHITECTURE.md's layering).
+    #[test]
+    fn pure_modules_import_no_io() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        for m in PURE {
+            rust_files(&src.join(m), &mut files);
+        }
+        assert!(files.len() > 20, "{files:?}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+            for (i, _) in code.match_indices("crate::") {
+                let path = &code[i + "crate::".len()..];
+                let end = path.find(';').unwrap_or(path.len()).min(if path.starts_with('{') {
+                    usize::MAX
+                } else {
+                    path.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(path.len())
+                });
+                let tokens = path[..end].split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|t| !t.is_empty());
+                for t in tokens {
+                    assert!(!NOT_FROM_PURE.contains(&t), "{} imports crate::...{t}: pure modules may not", f.display());
+                }
+            }
+        }
+    }
+
     /// Every module is named in this crate's documentation and in ARCHITECTURE.md.
     #[test]
     fn module_lists_name_every_module() {

@@ -101,24 +101,6 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-pub fn format_mac(mac: &[u8]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-/// `02:00:00:00:00:0a` (or with dashes) as bytes.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for b in &mut mac {
-        let h = parts.next()?;
-        if h.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(h, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
 /// An AF_INET datagram socket: the handle interface ioctls (SIOCSIFHWADDR, SIOCETHTOOL) go
 /// through, in the calling thread's network namespace.
 pub fn ioctl_socket() -> io::Result<std::os::fd::OwnedFd> {

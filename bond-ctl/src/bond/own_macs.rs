@@ -14,7 +14,6 @@ use crate::{
     health::metrics::{MS, Nanos},
     mac_roles, plan,
     status::EventKind,
-    sys,
 };
 
 /// How often balance-alb looks for peers to tell (the ARP table is read each time).
@@ -82,11 +81,11 @@ impl<I: BondIo> Bond<I> {
             let Some(i) = self.members.iter().position(|m| m.slot == c.slot) else { continue };
             let name = self.members[i].name.clone();
             if let Err(e) = self.io.set_mac(&name, c.mac) {
-                self.event(EventKind::Warning, format!("cannot give {name} the MAC address {}: {e}", sys::format_mac(&c.mac)));
+                self.event(EventKind::Warning, format!("cannot give {name} the MAC address {}: {e}", crate::mac::format_mac(&c.mac)));
                 break;
             }
             self.members[i].link.mac = c.mac;
-            self.event(EventKind::Address, format!("{name} now sends with {}", sys::format_mac(&c.mac)));
+            self.event(EventKind::Address, format!("{name} now sends with {}", crate::mac::format_mac(&c.mac)));
             applied.push(*c);
         }
         applied

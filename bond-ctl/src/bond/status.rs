@@ -7,7 +7,6 @@ use super::{Bond, BondIo};
 use crate::{
     member::Member,
     status::{BondCounters, BondStatus, MemberState, MemberStatus, PeerStatus, PolicyStatus},
-    sys,
 };
 
 impl<I: BondIo> Bond<I> {
@@ -21,7 +20,7 @@ impl<I: BondIo> Bond<I> {
         Ok(BondStatus {
             name: self.spec.name.clone(),
             ifindex: device.index,
-            mac: sys::format_mac(&device.mac),
+            mac: crate::mac::format_mac(&device.mac),
             policy: PolicyStatus {
                 name: self.policy.name.clone(),
                 mode: self.policy.mode,
@@ -89,7 +88,7 @@ impl<I: BondIo> Bond<I> {
             rx_probes: s.rx_probes,
             probes_answered: s.probes_answered,
             probe_errors: s.probe_errors,
-            perm_mac: sys::format_mac(&m.link.perm_mac.or(m.saved.as_ref().map(|s| s.mac)).unwrap_or(m.link.mac)),
+            perm_mac: crate::mac::format_mac(&m.link.perm_mac.or(m.saved.as_ref().map(|s| s.mac)).unwrap_or(m.link.mac)),
             allocation: aware.then(|| buckets.iter().filter(|&&b| b == m.slot).count() as f64 / BUCKETS as f64),
             tx_packets: s.tx_packets,
             tx_bytes: s.tx_bytes,
@@ -97,7 +96,7 @@ impl<I: BondIo> Bond<I> {
             rx_packets: s.rx_packets,
             rx_bytes: s.rx_bytes,
             rx_dropped: s.rx_dropped,
-            mac: sys::format_mac(&m.link.mac),
+            mac: crate::mac::format_mac(&m.link.mac),
             alb_peers: alb_peers.as_ref().map(|p| p.get(&m.slot).copied().unwrap_or(0)),
         })
     }

@@ -111,7 +111,7 @@ pub fn mode_options(path: &Path, key: &str, b: &file::Bond) -> Result<(LacpSpec,
         lacp.user_port_key = opt::AD_USER_PORT_KEY.int_as(v.into()).map_err(|r| err("ad_user_port_key", r))?;
     }
     if let Some(v) = &b.ad_actor_system {
-        let mac = crate::sys::parse_mac(v).ok_or_else(|| err("ad_actor_system", format!("\"{v}\" is not a MAC address")))?;
+        let mac = crate::mac::parse_mac(v).ok_or_else(|| err("ad_actor_system", format!("\"{v}\" is not a MAC address")))?;
         if mac[0] & 1 != 0 || mac == [0; 6] {
             return Err(err("ad_actor_system", format!("{v} is a multicast or null address; a system id must be a unicast address")));
         }

@@ -45,7 +45,7 @@ impl Peer {
     /// `192.0.2.7`, `198.51.100.0/24`, `fd00::1`, `fd00::/64`, `02:00:00:00:00:01` (or with
     /// dashes).
     pub fn parse(s: &str) -> Result<Peer, String> {
-        if let Some(mac) = crate::sys::parse_mac(s) {
+        if let Some(mac) = crate::mac::parse_mac(s) {
             return Ok(Peer::Mac(mac));
         }
         let (addr, prefix) = match s.split_once('/') {
@@ -67,7 +67,7 @@ impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Peer::Ip(a, p) => write!(f, "{a}/{p}"),
-            Peer::Mac(m) => f.write_str(&crate::sys::format_mac(m)),
+            Peer::Mac(m) => f.write_str(&crate::mac::format_mac(m)),
         }
     }
 }

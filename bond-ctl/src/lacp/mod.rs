@@ -10,7 +10,7 @@ mod status;
 mod tx;
 
 use crate::health::metrics::Nanos;
-use crate::sys::format_mac;
+use crate::mac::format_mac;
 use pdu::{MarkerKind, PduError, SlowPdu};
 use port::Port;
 pub use port::{MuxState, RxState, Selection};

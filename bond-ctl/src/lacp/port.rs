@@ -6,7 +6,7 @@ use super::select::LagKey;
 use super::tx::Transmitter;
 use super::{LacpSettings, PortInfo, state};
 use crate::health::metrics::{MS, Nanos};
-use crate::sys::format_mac;
+use crate::mac::format_mac;
 
 pub const SHORT_TIMEOUT: Nanos = 3000 * MS;
 pub const LONG_TIMEOUT: Nanos = 90_000 * MS;

@@ -6,7 +6,7 @@ use super::{
     AdSelect, Lacp, PortInfo,
     port::{MuxState, RxState, Selection},
 };
-use crate::sys::format_mac;
+use crate::mac::format_mac;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LacpStatus {
