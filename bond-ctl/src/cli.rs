@@ -320,34 +320,37 @@ impl Command {
                 println!("{message}");
                 Ok(())
             }
-            Command::Check { source } => {
-                let (cfg, _, path) = source.load()?;
-                for w in &cfg.warnings {
-                    eprintln!("{}: warning: {w}", path.display());
-                }
-                let mut missing = Vec::new();
-                for b in &cfg.bonds {
-                    for l in &b.links {
-                        if sys::ifindex(l).is_none() {
-                            missing.push(format!("{}: bonds.{}.links: interface {l} does not exist here", path.display(), b.name));
-                        }
-                    }
-                }
-                for m in &missing {
-                    eprintln!("{m}");
-                }
-                if !missing.is_empty() {
-                    bail!("{} interface(s) missing; `bondctl up` would refuse this configuration", missing.len());
-                }
-                if cfg.bonds.is_empty() {
-                    println!("{}: OK, but it defines no bond: name links under bonds (or in the default policy)", path.display());
-                } else {
-                    println!("{}: OK ({} bond(s))", path.display(), cfg.bonds.len());
-                }
-                Ok(())
+            Command::Check { source } => check(&source),
+        }
+    }
+}
+
+/// `bondctl check`: the configuration, its warnings, and the interfaces it names.
+fn check(source: &Source) -> anyhow::Result<()> {
+    let (cfg, _, path) = source.load()?;
+    for w in &cfg.warnings {
+        eprintln!("{}: warning: {w}", path.display());
+    }
+    let mut missing = Vec::new();
+    for b in &cfg.bonds {
+        for l in &b.links {
+            if sys::ifindex(l).is_none() {
+                missing.push(format!("{}: bonds.{}.links: interface {l} does not exist here", path.display(), b.name));
             }
         }
     }
+    for m in &missing {
+        eprintln!("{m}");
+    }
+    if !missing.is_empty() {
+        bail!("{} interface(s) missing; `bondctl up` would refuse this configuration", missing.len());
+    }
+    if cfg.bonds.is_empty() {
+        println!("{}: OK, but it defines no bond: name links under bonds (or in the default policy)", path.display());
+    } else {
+        println!("{}: OK ({} bond(s))", path.display(), cfg.bonds.len());
+    }
+    Ok(())
 }
 
 /// Sends a request that changes something and prints the daemon's answer.
