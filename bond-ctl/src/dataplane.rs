@@ -284,12 +284,19 @@ impl Dataplane {
     }
 
     /// Detaches everything and removes the pins.
+    /// Detaches every program and removes the pins. Goes on past a failure (a program left
+    /// attached would send into a deleted bond); returns the first.
     pub fn remove(mut self) -> anyhow::Result<()> {
-        let links = std::mem::take(&mut self.links);
-        for (_, pinned) in links {
-            drop(pinned.unpin().context("unpinning link")?);
+        let mut first = None;
+        for (iface, pinned) in std::mem::take(&mut self.links) {
+            if let Err(e) = pinned.unpin() {
+                first.get_or_insert(anyhow::anyhow!(e).context(format!("unpinning the link of {iface}")));
+            }
         }
-        remove_pins(&self.pin_dir)
+        if let Err(e) = remove_pins(&self.pin_dir) {
+            first.get_or_insert(e);
+        }
+        first.map_or(Ok(()), Err)
     }
 }
 

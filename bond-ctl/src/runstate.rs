@@ -7,7 +7,11 @@
 //! when no daemon runs. The file is written whenever the member set changes and removed with
 //! the bond; /run is a tmpfs, so a reboot (which also clears the pins) forgets it.
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::Write,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -97,7 +101,16 @@ pub fn store(state: &RunState) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = path(&state.bond);
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(state)?).with_context(|| format!("writing {}", tmp.display()))?;
+    // Root's alone: it names the members and their addresses.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(serde_json::to_string_pretty(state)?.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
+    file.sync_all().with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
 }
 

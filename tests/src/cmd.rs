@@ -28,6 +28,10 @@ pub struct Reaped(pub std::process::Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
+        // Exited (and reaped: its pid may be another process's by now).
+        if self.0.try_wait().ok().flatten().is_some() {
+            return;
+        }
         let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -410,3 +410,45 @@ fn events_follow_streams_events_as_they_happen() {
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "each event once, in order: {seqs:?}");
     assert!(seen.iter().any(|e| e["message"].as_str().unwrap().contains(&format!("{active} failed"))), "{seen:?}");
 }
+
+#[test]
+fn a_corrupt_state_file_leaves_the_running_bond_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut lab = lab(LabOptions::default().policy("active-backup"));
+    ping(&lab, 1).unwrap();
+    let (bond, netns) = (lab.a.bond.clone(), lab.a.ns.name().to_string());
+    let state = format!("/run/bondctl/{bond}.json");
+    assert_eq!(fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600, "the state file is root's alone");
+    let original = fs::read_to_string(&state).unwrap();
+    let macs_before = macs(&lab);
+    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    fs::write(&state, "{ \"bond\": ").unwrap();
+
+    // A new daemon refuses to touch the bond, and says why and what to do.
+    let mut up = bond_tests::cmd::Reaped(
+        std::process::Command::new(bond_tests::lab::bondctl())
+            .args(["--netns", &netns, "up", "--config"])
+            .arg(lab.config_path(&lab.a))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(Duration::from_secs(15), "bondctl up refuses and exits", || up.0.try_wait().unwrap().is_some());
+    let mut err = String::new();
+    std::io::Read::read_to_string(up.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!up.0.wait().unwrap().success());
+    assert!(err.contains("cannot be read") && err.contains(&state) && err.contains("move away"), "{err}");
+    // So does `down`; meanwhile the bond forwards as before, members untouched.
+    assert!(lab.a.daemon().ctl(&["down", &bond]).is_err(), "down refuses an unreadable state file");
+    ping(&lab, 1).unwrap();
+    assert_eq!(macs(&lab), macs_before, "members keep the bond's address");
+    assert!(std::path::Path::new(&format!("/sys/fs/bpf/bond/{bond}")).exists(), "pins kept");
+
+    // Repaired, the bond is adopted.
+    fs::write(&state, original).unwrap();
+    let log_dir = lab.dir().to_path_buf();
+    lab.a.daemon.take().unwrap().hand_over();
+    lab.a.daemon = Some(Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &bond, &log_dir).unwrap());
+    let events = lab.a.daemon().ctl(&["events", &bond]).unwrap();
+    assert!(events.contains("adopted the running bond"), "{events}");
+}

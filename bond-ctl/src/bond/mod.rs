@@ -142,10 +142,15 @@ impl Bond<Kernel> {
             let link = nl.require_link(l).await.with_context(|| format!("member {l}"))?;
             netdev::check_member(&link, &name)?;
         }
-        let state = runstate::load(&name).unwrap_or_else(|e| {
-            tracing::warn!(bond = %name, "{e:#}; not adopting");
-            None
-        });
+        // A state file that cannot be read is not "no state": it holds the members' own
+        // addresses, and a bond may run on them. Nothing is touched until someone looks.
+        let state = runstate::load(&name).map_err(|e| {
+            e.context(format!(
+                "the state file of bond {name} cannot be read; it holds the members' original settings, so the bond (if it runs) \
+                 is left as it is: repair or move away {} and start again",
+                runstate::path(&name).display()
+            ))
+        })?;
         let adopted = match &state {
             Some(state) => self.adopt(nl, state).await?,
             None => false,

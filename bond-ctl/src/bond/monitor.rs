@@ -81,6 +81,9 @@ pub(super) struct State {
     peer_probes_since: Option<Nanos>,
     bucket_totals: Option<[u64; BUCKETS]>,
     bucket_load: [f64; BUCKETS],
+    /// The members' standing changed but writing the usable mask failed: written again at the
+    /// next tick (the data plane would otherwise keep sending on a failed member).
+    usable_unwritten: bool,
 }
 
 impl State {
@@ -96,6 +99,7 @@ impl State {
             peer_probes_since: None,
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
+            usable_unwritten: false,
         }
     }
 }
@@ -140,6 +144,9 @@ impl<I: BondIo> Bond<I> {
 
     /// Periodic work.
     pub fn tick(&mut self, now: Nanos) -> anyhow::Result<()> {
+        if self.monitor.usable_unwritten {
+            self.write_usable()?;
+        }
         let miimon = self.spec.monitor.miimon;
         if miimon > 0 && now >= self.monitor.next_carrier {
             self.monitor.next_carrier = now + miimon * MS;
@@ -416,13 +423,20 @@ impl<I: BondIo> Bond<I> {
                 m.availability.set(now, usable);
             }
         }
-        // The fast path: one write, and the data plane re-selects from the next packet on.
-        let mask = plan::usable_mask(&self.views());
-        self.io.set_usable(mask)?;
         for (kind, n) in notes {
             self.event(kind, n);
         }
+        // The fast path: one write, and the data plane re-selects from the next packet on.
+        self.write_usable()?;
         Ok(true)
+    }
+
+    /// Writes the usable mask of the members' standing; a failure is retried at the next tick.
+    pub(super) fn write_usable(&mut self) -> anyhow::Result<()> {
+        let mask = plan::usable_mask(&self.views());
+        let written = self.io.set_usable(mask);
+        self.monitor.usable_unwritten = written.is_err();
+        written
     }
 
     /// Scores, limits and what follows: punishment for misbehaving links, active-member

@@ -34,10 +34,16 @@ struct Fake {
     carrier: BTreeMap<String, bool>,
     /// Config writes fail (a refused change).
     refuse_configs: bool,
+    /// Usable-mask writes fail this many more times.
+    refuse_usable: u32,
 }
 
 impl BondIo for Fake {
     fn set_usable(&mut self, mask: u32) -> anyhow::Result<()> {
+        if self.refuse_usable > 0 {
+            self.refuse_usable -= 1;
+            anyhow::bail!("the usable map refused the write");
+        }
         self.usable.push(mask);
         Ok(())
     }
@@ -321,4 +327,16 @@ fn a_refused_policy_switch_changes_nothing_not_even_addresses() {
     b.io.refuse_configs = false;
     b.set_policy(&cfg, "tlb2", 20 * MS).unwrap();
     assert_eq!((b.active_now(), b.members[1].link.mac), (1, BOND_MAC));
+}
+
+#[test]
+fn a_failed_usable_mask_write_is_retried_at_the_next_tick() {
+    let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n");
+    b.run(0, 10 * MS, 5 * MS);
+    b.cut(0);
+    b.io.refuse_usable = 1;
+    assert!(b.tick(15 * MS).is_err(), "the failure is reported");
+    assert_eq!(b.usable_now(), 0b11, "the data plane still has the old mask");
+    b.tick(20 * MS).unwrap();
+    assert_eq!(b.usable_now(), 0b10, "written at the next tick");
 }
