@@ -154,3 +154,15 @@ fn mismatched_keys_form_separate_aggregators() {
     lab.a.ns.exec("ping", &["-q", "-c", "2", "-i", "0.05", "-W", "2", target]).unwrap();
     drop(daemons);
 }
+
+#[test]
+fn a_removed_member_leaves_the_partners_aggregate_at_once() {
+    // The slow rate: without a last LACPDU the partner would keep the link for 90 s.
+    let lab = lab(3, "mode: 802.3ad\nlacp_rate: slow\nxmit_hash_policy: layer3+4");
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "A's ports distributing", |s| all_distributing(s, 3));
+    wait_for(lab.b.daemon(), Duration::from_secs(5), "B's ports distributing", |s| all_distributing(s, 3));
+    lab.a.daemon().ctl(&["remove-link", &lab.a.bond, "eth2"]).unwrap();
+    let (_, took) = wait_for(lab.b.daemon(), Duration::from_secs(2), "B takes eth2 out", |s| !distributing(s, "eth2"));
+    println!("the partner stopped distributing on the removed link after {took:?}");
+    assert!(distributing(&lab.b.daemon().status().unwrap(), "eth0"), "the rest of the aggregate stays");
+}

@@ -98,6 +98,18 @@ impl<I: BondIo> Bond<I> {
         }
     }
 
+    /// 802.3ad: member `slot` leaves the bond; its last LACPDU tells the partner to stop
+    /// using the link now rather than at its timeout (see [`Lacp::leave`]).
+    pub(super) fn lacp_leave(&mut self, slot: u8, now: Nanos) {
+        let Some(agg) = self.aggregation.as_mut() else { return };
+        let frame = agg.lacp.leave(slot, now);
+        agg.ports.remove(&slot);
+        if let Some(frame) = frame {
+            self.io.send(Port::Member(slot), &frame, ETH_P_SLOW);
+        }
+        self.io.close_lacpdus(slot);
+    }
+
     /// 802.3ad: members that LACP does not let distribute yet are not usable (for members just
     /// taken, before their first config write).
     pub(super) fn hold_until_lacp_allows(&mut self, now: Nanos) {

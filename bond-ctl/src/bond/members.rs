@@ -117,6 +117,7 @@ impl Bond {
             return Err(e.context(format!("removing {name} from {}", self.spec.name)));
         }
         self.spec.links.retain(|l| l != name);
+        self.lacp_leave(m.slot, now);
         self.io.dataplane()?.maps.wait_grace_period();
         let mac = m.saved.as_ref().map(|s| s.mac);
         self.release(nl, m).await;

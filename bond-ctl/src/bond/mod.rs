@@ -253,6 +253,11 @@ impl Bond<Kernel> {
         // Only a daemon that claimed the bond's socket removes it (not one refused because
         // another runs the bond).
         let claimed = self.control.is_some();
+        // 802.3ad: the partner stops using every link now, not at its timeout.
+        let now = sys::monotonic_ns();
+        for slot in self.members.iter().map(|m| m.slot).collect::<Vec<_>>() {
+            self.lacp_leave(slot, now);
+        }
         for task in [self.control.take(), self.probe_reader.take()].into_iter().flatten() {
             task.abort();
         }

@@ -128,6 +128,24 @@ impl Lacp {
         self.ports.insert(position, Port::new(slot, port, mac, speed_mbps, duplex_full, &self.settings));
     }
 
+    /// A member leaves the bond (remove-link, down): its port detaches and the LACPDU it
+    /// returns says so (not in sync, not collecting or distributing), so the partner stops
+    /// using the link at once instead of after its timeout (3 s fast, 90 s slow). The port is
+    /// removed. None for a port that never had an LACP partner, or no such port.
+    pub fn leave(&mut self, slot: u8, now: Nanos) -> Option<Vec<u8>> {
+        let mut events = Vec::new();
+        let port = self.port_mut(slot)?;
+        let had_partner = port.rx != port::RxState::Defaulted && port.rx != port::RxState::PortDisabled;
+        port.detach(now, &mut events);
+        let frame = pdu::encode_lacpdu(port.mac, &pdu::Lacpdu { actor: port.actor, partner: port.partner, collector_max_delay: 0 });
+        if had_partner {
+            port.counters.pdus_sent += 1;
+        }
+        self.events.extend(events);
+        self.remove_port(slot);
+        had_partner.then_some(frame)
+    }
+
     pub fn remove_port(&mut self, slot: u8) {
         self.ports.retain(|p| p.slot != slot);
         self.forget_slot(slot);

@@ -340,3 +340,17 @@ fn a_rate_change_keeps_the_aggregate_and_reaches_the_partner() {
     assert!(!net.nodes[0].update(&other), "a key change needs a new negotiation");
     assert_eq!(net.nodes[0].settings().user_port_key, fast.user_port_key, "and changes nothing");
 }
+
+#[test]
+fn a_port_that_leaves_tells_the_partner_at_once() {
+    let mut net = Net::pair(settings(1, false, true), settings(2, false, true), 2);
+    assert!(net.run_until(5 * SEC, |n| n.mask(0) == 0b11 && n.mask(1) == 0b11));
+    let frame = net.nodes[0].leave(1, net.now).expect("a last LACPDU");
+    assert_eq!(net.mask(0), 0b01, "gone on our side");
+    // Delivered to the partner's port 1 (the wire joins equal slots): it stops distributing at
+    // once, not after the slow rate's 90 s.
+    net.nodes[1].receive(1, &frame, net.now);
+    net.run(STEP);
+    assert_eq!(net.mask(1), 0b01, "the partner took the link out at once");
+    assert!(net.nodes[0].leave(1, net.now).is_none(), "the port is gone");
+}
