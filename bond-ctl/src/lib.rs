@@ -24,7 +24,7 @@
 //!
 //! I/O, thin: [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
 //! timing path), [`netdev`] (rtnetlink), [`neighbours`] (the bond's ARP neighbours by a
-//! netlink dump), [`carrier`] (ethtool carrier polling), [`rawsock`]
+//! netlink dump), [`operstate`] (the bond device RUNNING or DORMANT), [`carrier`] (ethtool carrier polling), [`rawsock`]
 //! (AF_PACKET frames), [`runstate`] (state kept across restarts), [`sys`] (bpffs, namespaces,
 //! ioctls, clocks).
 
@@ -46,6 +46,7 @@ pub mod mac_roles;
 pub mod member;
 pub mod neighbours;
 pub mod netdev;
+pub mod operstate;
 pub mod placement;
 pub mod plan;
 pub mod prometheus;

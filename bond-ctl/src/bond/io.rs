@@ -66,6 +66,8 @@ pub trait BondIo {
     fn neighbours(&self, bond: &str) -> io::Result<Vec<Neighbour>>;
     /// Forgets the flows last seen before `cutoff_ns`, off the timing path.
     fn expire_flows(&mut self, bond: &str, cutoff_ns: u64);
+    /// The bond device RUNNING (operational state UP) or not (DORMANT): see `crate::operstate`.
+    fn set_running(&mut self, bond_ifindex: u32, running: bool) -> io::Result<()>;
 }
 
 /// The kernel: the bond's data plane, a raw socket on the bond and on each member, LACPDU
@@ -210,5 +212,9 @@ impl BondIo for Kernel {
 
     fn expire_flows(&mut self, bond: &str, cutoff_ns: u64) {
         self.expiry.start(bond, cutoff_ns);
+    }
+
+    fn set_running(&mut self, bond_ifindex: u32, running: bool) -> io::Result<()> {
+        crate::operstate::set_running(bond_ifindex, running)
     }
 }

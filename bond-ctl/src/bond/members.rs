@@ -10,12 +10,11 @@
 use anyhow::{Context, bail};
 use bond_common::config::{MAX_MEMBERS, NO_MEMBER};
 
-use super::{Bond, BondIo};
+use super::Bond;
 use crate::{
     dataplane::{self, Dataplane},
     member::{Member, Saved},
     netdev::{self, Netdev},
-    plan,
     runstate::{self, RunState, SavedMember},
     status::EventKind,
     sys,
@@ -87,8 +86,7 @@ impl Bond {
         self.hold_until_lacp_allows(now);
         // Usable first (its bit may still be clear from an earlier member of the slot), then the
         // config that sends on it.
-        let mask = plan::usable_mask(&self.views());
-        self.io.set_usable(mask)?;
+        self.write_usable()?;
         self.settle(now, true)?;
         self.event(EventKind::Member, format!("member {name} added"));
         Ok(format!("{}: {name} added", self.spec.name))
@@ -107,10 +105,7 @@ impl Bond {
         let now = sys::monotonic_ns();
         // The config without it first (another active member, its buckets elsewhere), then
         // the usable mask; packets that read the old config finish within the grace period.
-        let moved_off = self.settle(now, true).and_then(|()| {
-            let mask = plan::usable_mask(&self.views());
-            self.io.set_usable(mask)
-        });
+        let moved_off = self.settle(now, true).and_then(|()| self.write_usable());
         if let Err(e) = moved_off {
             // Still attached and maybe still in the config in force: it stays a member.
             self.members.insert(i, m);

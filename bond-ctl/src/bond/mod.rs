@@ -189,8 +189,7 @@ impl Bond<Kernel> {
         self.choose_active(now);
         self.reallocate(true);
         self.write_config()?;
-        let mask = plan::usable_mask(&self.views());
-        self.io.set_usable(mask)?;
+        self.write_usable()?;
         self.io.dataplane()?.attach_egress(&name)?;
         for l in leaving {
             self.spec.links.push(l.clone());

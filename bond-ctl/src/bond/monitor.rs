@@ -84,6 +84,8 @@ pub(super) struct State {
     /// The members' standing changed but writing the usable mask failed: written again at the
     /// next tick (the data plane would otherwise keep sending on a failed member).
     usable_unwritten: bool,
+    /// Whether the bond device was last made RUNNING (None: not yet set).
+    running: Option<bool>,
 }
 
 impl State {
@@ -100,6 +102,7 @@ impl State {
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
             usable_unwritten: false,
+            running: None,
         }
     }
 }
@@ -432,11 +435,34 @@ impl<I: BondIo> Bond<I> {
     }
 
     /// Writes the usable mask of the members' standing; a failure is retried at the next tick.
+    /// The bond device is RUNNING while any member is usable, as bonding's carrier.
     pub(super) fn write_usable(&mut self) -> anyhow::Result<()> {
         let mask = plan::usable_mask(&self.views());
         let written = self.io.set_usable(mask);
         self.monitor.usable_unwritten = written.is_err();
-        written
+        written?;
+        let running = mask != 0;
+        if self.monitor.running != Some(running) {
+            match self.io.set_running(self.settings.ifindex, running) {
+                Ok(()) => {
+                    if self.monitor.running.is_some() {
+                        let what = if running {
+                            "a member carries traffic again: the bond is up"
+                        } else {
+                            "no member can carry traffic: the bond is down (operstate DORMANT)"
+                        };
+                        self.event(EventKind::Bond, what.into());
+                    }
+                    self.monitor.running = Some(running);
+                }
+                Err(e) => {
+                    tracing::warn!(bond = %self.spec.name, "setting the bond's operational state: {e}");
+                    // Tried again at the next tick.
+                    self.monitor.usable_unwritten = true;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Scores, limits and what follows: punishment for misbehaving links, active-member

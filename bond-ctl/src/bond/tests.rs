@@ -19,7 +19,7 @@ use crate::{
     member::{Member, Saved},
     netdev::Link,
     placement::Placement,
-    plan::{self, BondSettings},
+    plan::BondSettings,
 };
 
 const BOND_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
@@ -36,6 +36,8 @@ struct Fake {
     refuse_configs: bool,
     /// Usable-mask writes fail this many more times.
     refuse_usable: u32,
+    /// What the bond device was made: RUNNING or not.
+    running: Vec<bool>,
 }
 
 impl BondIo for Fake {
@@ -98,6 +100,10 @@ impl BondIo for Fake {
         Ok(Vec::new())
     }
     fn expire_flows(&mut self, _: &str, _: u64) {}
+    fn set_running(&mut self, _: u32, running: bool) -> io::Result<()> {
+        self.running.push(running);
+        Ok(())
+    }
 }
 
 /// A bond over eth0..eth{n-1} as the configuration `yaml` (under `bonds.b`) describes, up at
@@ -149,8 +155,7 @@ fn bond(n: u8, yaml: &str) -> Bond<Fake> {
     b.choose_active(0);
     b.reallocate(true);
     b.write_config().unwrap();
-    let mask = plan::usable_mask(&b.views());
-    b.io.set_usable(mask).unwrap();
+    b.write_usable().unwrap();
     b
 }
 
@@ -339,4 +344,20 @@ fn a_failed_usable_mask_write_is_retried_at_the_next_tick() {
     assert_eq!(b.usable_now(), 0b11, "the data plane still has the old mask");
     b.tick(20 * MS).unwrap();
     assert_eq!(b.usable_now(), 0b10, "written at the next tick");
+}
+
+#[test]
+fn the_bond_is_running_while_a_member_is_usable() {
+    let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n");
+    assert_eq!(b.io.running, [true]);
+    b.cut(0);
+    b.run(0, 10 * MS, 5 * MS);
+    assert_eq!(b.io.running, [true], "one member left: still running");
+    b.cut(1);
+    b.run(15 * MS, 20 * MS, 5 * MS);
+    assert_eq!(b.io.running, [true, false], "none usable: not running");
+    b.restore(1);
+    b.run(25 * MS, 30 * MS, 5 * MS);
+    assert_eq!(b.io.running, [true, false, true], "running again");
+    assert!(b.event_texts().iter().any(|e| e.contains("no member can carry traffic")), "{:?}", b.event_texts());
 }
