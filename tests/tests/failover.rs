@@ -128,12 +128,13 @@ fn the_bond_is_not_running_while_no_member_can_carry_traffic() {
     let lab = lab(LabOptions::default().policy("balance-xor"));
     ping(&lab, 1).unwrap();
     // What routing daemons and systemd-networkd read: the device's operational state.
-    let operstate = |lab: &Lab| -> String {
-        let out = lab.a.ns.ip(&["-j", "-d", "link", "show", &lab.a.bond]).unwrap();
+    let operstate_of = |side: &bond_tests::lab::Side| -> String {
+        let out = side.ns.ip(&["-j", "-d", "link", "show", &side.bond]).unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v[0]["linkmode"], "DORMANT", "user space sets the state: {out}");
         v[0]["operstate"].as_str().unwrap_or_default().to_string()
     };
+    let operstate = |lab: &Lab| operstate_of(&lab.a);
     assert_eq!(operstate(&lab), "UP");
     for i in 0..3 {
         lab.cut(i).unwrap();
@@ -141,5 +142,7 @@ fn the_bond_is_not_running_while_no_member_can_carry_traffic() {
     wait_until(Duration::from_secs(2), "the bond is DORMANT with every member down", || operstate(&lab) == "DORMANT");
     lab.restore(1).unwrap();
     wait_until(Duration::from_secs(2), "the bond is UP again with one member", || operstate(&lab) == "UP");
+    // The far side too (its member came back as well), before a ping needs its answer.
+    wait_until(Duration::from_secs(2), "B's bond is UP again", || operstate_of(&lab.b) == "UP");
     ping(&lab, 1).unwrap();
 }
