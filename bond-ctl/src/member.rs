@@ -22,6 +22,8 @@ pub struct Saved {
     pub mac: [u8; 6],
     pub admin_up: bool,
     pub ipv6_disabled: Option<bool>,
+    /// None: not recorded (a state file from before MTUs were kept).
+    pub mtu: Option<u32>,
 }
 
 pub struct Member {
@@ -171,7 +173,7 @@ mod tests {
             carrier: true,
             kind: None,
         };
-        Member::new("eth0".into(), 0, link, Saved { mac: [0; 6], admin_up: true, ipv6_disabled: None }, now)
+        Member::new("eth0".into(), 0, link, Saved { mac: [0; 6], admin_up: true, ipv6_disabled: None, mtu: None }, now)
     }
 
     fn arp(validate: ArpValidate, all_targets: bool) -> ArpMonitor {

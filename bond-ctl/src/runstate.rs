@@ -60,6 +60,8 @@ pub struct SavedMember {
     pub mac: String,
     pub admin_up: bool,
     pub ipv6_disabled: Option<bool>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
 
 impl SavedMember {
@@ -70,6 +72,7 @@ impl SavedMember {
             mac: crate::mac::format_mac(&saved.mac),
             admin_up: saved.admin_up,
             ipv6_disabled: saved.ipv6_disabled,
+            mtu: saved.mtu,
         }
     }
 
@@ -78,6 +81,7 @@ impl SavedMember {
             mac: crate::mac::parse_mac(&self.mac).with_context(|| format!("member {}: bad MAC {}", self.name, self.mac))?,
             admin_up: self.admin_up,
             ipv6_disabled: self.ipv6_disabled,
+            mtu: self.mtu,
         })
     }
 }
@@ -129,7 +133,7 @@ mod tests {
     fn round_trip() {
         let dir = std::env::temp_dir().join(format!("bondctl-runstate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let saved = Saved { mac: [2, 0, 0, 0, 0, 0xab], admin_up: false, ipv6_disabled: Some(false) };
+        let saved = Saved { mac: [2, 0, 0, 0, 0, 0xab], admin_up: false, ipv6_disabled: Some(false), mtu: Some(9000) };
         let state = RunState { bond: "b0".into(), layout: layout(), ifindex: 7, members: vec![SavedMember::new("eth1", 1, &saved)] };
         let file = dir.join("b0.json");
         std::fs::write(&file, serde_json::to_string(&state).unwrap()).unwrap();

@@ -138,6 +138,19 @@ pub fn set_mac(name: &str, mac: [u8; 6]) -> io::Result<()> {
     Ok(())
 }
 
+nix::ioctl_write_ptr_bad!(siocsifmtu, libc::SIOCSIFMTU, libc::ifreq);
+
+/// Sets the MTU of interface `name` (SIOCSIFMTU): synchronous, when the bond's MTU changes.
+pub fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
+    let fd = ioctl_socket()?;
+    let mut req = ifreq(name)?;
+    req.ifr_ifru.ifru_mtu = i32::try_from(mtu).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: SIOCSIFMTU reads one `struct ifreq` (a NUL-terminated name and the MTU, both set
+    // above) through a pointer to a live local; it writes nothing back.
+    unsafe { siocsifmtu(fd.as_raw_fd(), &req) }?;
+    Ok(())
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock the data plane stamps with (`bpf_ktime_get_ns`).
 pub fn monotonic_ns() -> u64 {
     // CLOCK_MONOTONIC always exists on Linux: the call cannot fail.

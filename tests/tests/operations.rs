@@ -452,3 +452,34 @@ fn a_corrupt_state_file_leaves_the_running_bond_alone() {
     let events = lab.a.daemon().ctl(&["events", &bond]).unwrap();
     assert!(events.contains("adopted the running bond"), "{events}");
 }
+
+#[test]
+fn the_bonds_mtu_reaches_its_members_and_jumbo_frames_pass() {
+    let mut lab = lab(LabOptions::default().policy("active-backup"));
+    ping(&lab, 1).unwrap();
+    let mtu = |ns: &bond_tests::Netns, dev: &str| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "link", "show", dev]).unwrap()).unwrap();
+        v[0]["mtu"].as_u64().unwrap()
+    };
+    let original = mtu(&lab.a.ns, "eth0");
+    // The wire between the sides carries jumbo frames too.
+    let wire = lab.wire().expect("wire namespace");
+    for i in 0..lab.links {
+        for end in ["a", "b"] {
+            wire.ip(&["link", "set", &format!("{end}{i}"), "mtu", "9000"]).unwrap();
+        }
+    }
+    for side in [&lab.a, &lab.b] {
+        side.ns.ip(&["link", "set", &side.bond, "mtu", "9000"]).unwrap();
+    }
+    for side in [&lab.a, &lab.b] {
+        wait_until(Duration::from_secs(2), "every member takes the bond's MTU", || {
+            (0..3).all(|i| mtu(&side.ns, &format!("eth{i}")) == 9000)
+        });
+    }
+    let out = lab.a.ns.exec("ping", &["-q", "-c", "2", "-i", "0.1", "-W", "2", "-s", "8900", "-M", "do", bond_tests::lab::ADDR_B]).unwrap();
+    assert!(out.contains("2 received"), "jumbo frames pass end to end unfragmented: {out}");
+    // A clean stop gives the members their own MTU back.
+    lab.a.daemon.as_mut().unwrap().stop().unwrap();
+    assert!((0..3).all(|i| mtu(&lab.a.ns, &format!("eth{i}")) == original), "members have their own MTU back");
+}

@@ -60,6 +60,8 @@ pub trait BondIo {
     fn receive_lacpdus(&mut self, slot: u8) -> Vec<Vec<u8>>;
     /// Gives interface `member` the MAC address `mac`.
     fn set_mac(&mut self, member: &str, mac: [u8; 6]) -> io::Result<()>;
+    /// Gives interface `iface` (a member, or the bond putting its MTU back) the MTU `mtu`.
+    fn set_mtu(&mut self, iface: &str, mtu: u32) -> io::Result<()>;
     /// Whether interface `member` has carrier, asked of the device.
     fn carrier(&self, member: &str) -> io::Result<bool>;
     /// The bond device's IPv4 neighbours.
@@ -200,6 +202,10 @@ impl BondIo for Kernel {
 
     fn set_mac(&mut self, member: &str, mac: [u8; 6]) -> io::Result<()> {
         sys::set_mac(member, mac)
+    }
+
+    fn set_mtu(&mut self, iface: &str, mtu: u32) -> io::Result<()> {
+        sys::set_mtu(iface, mtu)
     }
 
     fn carrier(&self, member: &str) -> io::Result<bool> {

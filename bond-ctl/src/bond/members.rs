@@ -10,7 +10,7 @@
 use anyhow::{Context, bail};
 use bond_common::config::{MAX_MEMBERS, NO_MEMBER};
 
-use super::Bond;
+use super::{Bond, BondIo};
 use crate::{
     dataplane::{self, Dataplane},
     member::{Member, Saved},
@@ -35,7 +35,7 @@ impl Bond {
         let slot = (0..MAX_MEMBERS as u8)
             .find(|s| self.member(*s).is_none())
             .with_context(|| format!("a bond has at most {MAX_MEMBERS} members"))?;
-        let saved = Saved { mac: link.mac, admin_up: link.admin_up, ipv6_disabled: sys::ipv6_disabled(name) };
+        let saved = Saved { mac: link.mac, admin_up: link.admin_up, ipv6_disabled: sys::ipv6_disabled(name), mtu: Some(link.mtu) };
         // Recorded before anything changes, so a failure below (or a crash) still restores it.
         self.members.push(Member::new(name.to_string(), slot, link.clone(), saved, sys::monotonic_ns()));
         self.persist()?;
@@ -47,6 +47,10 @@ impl Bond {
             // balance-tlb / balance-alb members keep their own (see `apply_mac_roles`).
             if !self.own_macs() {
                 nl.set_mac(&link, self.settings.mac).await?;
+            }
+            // The bond's MTU, as bonding gives its members.
+            if let Some(mtu) = self.device.as_ref().map(|d| d.mtu).filter(|m| *m != link.mtu) {
+                self.io.set_mtu(name, mtu).with_context(|| format!("giving {name} the bond's MTU {mtu}"))?;
             }
             nl.set_up(&link, true).await?;
             self.io.dataplane()?.maps.reset_member(slot)?;
@@ -204,6 +208,11 @@ pub async fn restore(nl: &Netdev, bond: &str, member: &str, saved: &Saved) {
         && let Err(e) = sys::set_ipv6_disabled(member, v)
     {
         warn("restoring the IPv6 setting", e);
+    }
+    if let Some(mtu) = saved.mtu.filter(|m| *m != link.mtu)
+        && let Err(e) = sys::set_mtu(member, mtu)
+    {
+        warn("restoring the MTU", e.into());
     }
 }
 

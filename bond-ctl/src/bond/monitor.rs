@@ -239,13 +239,53 @@ impl<I: BondIo> Bond<I> {
             LinkEvent::Removed { index, .. } => (*index, None),
         };
         let Some(i) = self.members.iter().position(|m| m.link.index == index) else {
-            if self.device.as_ref().is_some_and(|d| d.index == index) && link.is_none() {
-                self.event(EventKind::Warning, "the bond device was deleted from outside; traffic stops".into());
+            if self.device.as_ref().is_some_and(|d| d.index == index) {
+                match link {
+                    None => self.event(EventKind::Warning, "the bond device was deleted from outside; traffic stops".into()),
+                    Some(l) => self.bond_device_changed(l),
+                }
             }
             return Ok(());
         };
         self.set_device(i, link, now);
         self.evaluate(now)
+    }
+
+    /// The bond device changed (`ip link set BOND ...`): a new MTU goes to every member, or,
+    /// when a member refuses it, the bond gets its old MTU back and every member too.
+    fn bond_device_changed(&mut self, l: Link) {
+        let Some(old) = self.device.as_ref().map(|d| d.mtu) else { return };
+        let name = l.name.clone();
+        self.device = Some(l.clone());
+        if l.mtu == old {
+            return;
+        }
+        match self.set_member_mtus(l.mtu) {
+            Ok(()) => self.event(EventKind::Config, format!("MTU {} on every member", l.mtu)),
+            Err((member, e)) => {
+                let _ = self.set_member_mtus(old);
+                let back = self.io.set_mtu(&name, old);
+                if back.is_ok()
+                    && let Some(d) = self.device.as_mut()
+                {
+                    d.mtu = old;
+                }
+                self.event(EventKind::Warning, format!("{member} refused MTU {}: {e}; the bond's MTU is {old} again", l.mtu));
+            }
+        }
+    }
+
+    /// Gives every member MTU `mtu`; the first refusal ends it (member, error).
+    pub(super) fn set_member_mtus(&mut self, mtu: u32) -> Result<(), (String, std::io::Error)> {
+        for i in 0..self.members.len() {
+            if self.members[i].link.mtu == mtu {
+                continue;
+            }
+            let name = self.members[i].name.clone();
+            self.io.set_mtu(&name, mtu).map_err(|e| (name, e))?;
+            self.members[i].link.mtu = mtu;
+        }
+        Ok(())
     }
 
     /// Probe replies from the data plane.

@@ -38,6 +38,9 @@ struct Fake {
     refuse_usable: u32,
     /// What the bond device was made: RUNNING or not.
     running: Vec<bool>,
+    mtus: Vec<(String, u32)>,
+    /// Interfaces that refuse MTU changes.
+    refuse_mtu: Vec<String>,
 }
 
 impl BondIo for Fake {
@@ -93,6 +96,13 @@ impl BondIo for Fake {
         self.macs.push((member.to_string(), mac));
         Ok(())
     }
+    fn set_mtu(&mut self, iface: &str, mtu: u32) -> io::Result<()> {
+        if self.refuse_mtu.iter().any(|r| r == iface) {
+            return Err(io::Error::from_raw_os_error(22));
+        }
+        self.mtus.push((iface.to_string(), mtu));
+        Ok(())
+    }
     fn carrier(&self, member: &str) -> io::Result<bool> {
         Ok(self.carrier.get(member).copied().unwrap_or(true))
     }
@@ -127,7 +137,7 @@ fn bond(n: u8, yaml: &str) -> Bond<Fake> {
                 carrier: true,
                 kind: None,
             };
-            Member::new(link.name.clone(), i, link, Saved { mac, admin_up: true, ipv6_disabled: None }, 0)
+            Member::new(link.name.clone(), i, link, Saved { mac, admin_up: true, ipv6_disabled: None, mtu: Some(1500) }, 0)
         })
         .collect();
     let mut b = Bond {
@@ -360,4 +370,24 @@ fn the_bond_is_running_while_a_member_is_usable() {
     b.run(25 * MS, 30 * MS, 5 * MS);
     assert_eq!(b.io.running, [true, false, true], "running again");
     assert!(b.event_texts().iter().any(|e| e.contains("no member can carry traffic")), "{:?}", b.event_texts());
+}
+
+fn bond_link(mtu: u32) -> Link {
+    Link { index: 2, name: "b".into(), mac: BOND_MAC, perm_mac: None, mtu, admin_up: true, carrier: true, kind: Some("ifb".into()) }
+}
+
+#[test]
+fn the_bonds_mtu_reaches_every_member_or_is_put_back() {
+    let mut b = bond(2, "    mode: active-backup\n");
+    b.device = Some(bond_link(1500));
+    b.on_link_event(&crate::netdev::LinkEvent::Changed(bond_link(9000)), 0).unwrap();
+    assert_eq!(b.io.mtus, [("eth0".to_string(), 9000), ("eth1".to_string(), 9000)]);
+    assert!(b.members.iter().all(|m| m.link.mtu == 9000));
+    // A member that cannot take it: everything back as it was.
+    b.io.mtus.clear();
+    b.io.refuse_mtu = vec!["eth1".into()];
+    b.on_link_event(&crate::netdev::LinkEvent::Changed(bond_link(9600)), 0).unwrap();
+    assert_eq!(b.io.mtus, [("eth0".to_string(), 9600), ("eth0".to_string(), 9000), ("b".to_string(), 9000)]);
+    assert_eq!(b.device.as_ref().unwrap().mtu, 9000);
+    assert!(b.event_texts().iter().any(|e| e.starts_with("eth1 refused MTU 9600")), "{:?}", b.event_texts());
 }
