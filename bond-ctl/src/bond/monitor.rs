@@ -364,9 +364,17 @@ impl<I: BondIo> Bond<I> {
 
     /// Health of every member from what the monitors say; acts on changes of usability.
     fn evaluate(&mut self, now: Nanos) -> anyhow::Result<()> {
+        let mut notes = Vec::new();
+        // Every link with carrier silent at once: the peer, or the way to it as a whole, went
+        // away (its bondctl stopped, a stall on either host), not each link. Probes stop
+        // judging until it answers again, before any link fails for it: the bond does not go
+        // dark, even for a moment, while its links work.
+        if self.silent_everywhere(now) {
+            self.monitor.peer_probes_since = None;
+            notes.push((EventKind::Warning, "the peer answers probes on no link: probes stop judging links until it answers again".into()));
+        }
         let peer = self.monitor.peer_probes_since;
         let active_role = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None).then_some(self.main.active).flatten();
-        let mut notes = Vec::new();
         for m in &mut self.members {
             let (fi, up, down) = self.policy.link_timing(&m.name);
             let timing = Timing::ms(fi, up, down);
@@ -395,19 +403,24 @@ impl<I: BondIo> Bond<I> {
                 notes.push((EventKind::Punishment, format!("{} readmitted: its punishment faded", m.name)));
             }
         }
-        // Every link with carrier silent at once: the peer (not each link) went away, e.g. its
-        // bondctl was stopped. Probes then stop judging until it answers again, so the bond
-        // does not go dark while its links work.
-        let with_carrier: Vec<_> = self.members.iter().filter(|m| m.link.usable()).collect();
-        if peer.is_some() && !with_carrier.is_empty() && with_carrier.iter().all(|m| !m.liveness.up() && m.probes.last_reply.is_some()) {
-            self.monitor.peer_probes_since = None;
-            notes.push((EventKind::Warning, "the peer answers probes on no link: probes stop judging links until it answers again".into()));
-        }
         for (kind, n) in notes {
             self.event(kind, n);
         }
         let changed = self.apply_usable(now)?;
         self.settle(now, changed)
+    }
+
+    /// Whether every member with carrier, each of which the peer once answered on, has been
+    /// silent for longer than its failover interval.
+    fn silent_everywhere(&self, now: Nanos) -> bool {
+        let Some(peer) = self.monitor.peer_probes_since else { return false };
+        let mut with_carrier = self.members.iter().filter(|m| m.link.usable()).peekable();
+        with_carrier.peek().is_some()
+            && with_carrier.all(|m| {
+                let fi = self.policy.link_timing(&m.name).0 * MS;
+                let silent_since = m.alive_at(self.policy.monitor, Some(peer));
+                m.probes.last_reply.is_some() && silent_since.is_some_and(|t| now.saturating_sub(t) > fi)
+            })
     }
 
     /// What follows a change of the members' standing: the active member, the bucket table,

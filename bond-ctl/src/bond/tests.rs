@@ -391,3 +391,31 @@ fn the_bonds_mtu_reaches_every_member_or_is_put_back() {
     assert_eq!(b.device.as_ref().unwrap().mtu, 9000);
     assert!(b.event_texts().iter().any(|e| e.starts_with("eth1 refused MTU 9600")), "{:?}", b.event_texts());
 }
+
+#[test]
+fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_bond() {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: balance-xor, failoverInterval: 30 }\n";
+    let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    let mut t = 0;
+    while t <= 200 * MS {
+        b.tick(t).unwrap();
+        b.answer_probes(t, &[]);
+        t += MS;
+    }
+    // The peer (or a stall on either host) answers on no link for 100 ms.
+    let silent_until = t + 100 * MS;
+    while t <= silent_until {
+        b.tick(t).unwrap();
+        b.answer_probes(t, &[0, 1, 2]);
+        assert_eq!(b.usable_now(), 0b111, "no link failed at {} ms of silence", (t + 100 * MS - silent_until) / MS);
+        t += MS;
+    }
+    assert!(b.event_texts().iter().any(|e| e.starts_with("the peer answers probes on no link")), "{:?}", b.event_texts());
+    // One link silent alone is still found.
+    while t <= silent_until + 300 * MS {
+        b.tick(t).unwrap();
+        b.answer_probes(t, &[2]);
+        t += MS;
+    }
+    assert_eq!(b.usable_now(), 0b011, "eth2 alone silent: failed");
+}
