@@ -193,6 +193,18 @@ impl Bond<Fake> {
     fn event_texts(&self) -> Vec<String> {
         self.events.iter().map(|e| e.message.clone()).collect()
     }
+    /// Ticks every millisecond from `from` to `to`, the peer answering every probe but on the
+    /// members in `silent`; returns the time after the last tick.
+    fn probe_for(&mut self, from: Nanos, to: Nanos, silent: &[u8]) -> Nanos {
+        let mut t = from;
+        while t <= to {
+            self.tick(t).unwrap();
+            self.answer_probes(t, silent);
+            t += MS;
+        }
+        t
+    }
+
     /// Answers every probe sent since the last call, except on the members in `silent`, as the
     /// peer's kernel would (1 ms round trip).
     fn answer_probes(&mut self, now: Nanos, silent: &[u8]) {
@@ -260,13 +272,8 @@ fn a_primary_takes_the_role_back_when_it_returns() {
 fn a_silent_link_fails_within_its_failover_interval() {
     let settings = "settings:\n  policies:\n    fast: { basePolicy: active-backup, failoverInterval: 30 }\n";
     let mut b = bond(2, &format!("    policy: fast\n    miimon: 5\n{settings}"));
-    // The peer answers on both links for a while: probes judge from then on.
-    let mut t = 0;
-    while t <= 200 * MS {
-        b.tick(t).unwrap();
-        b.answer_probes(t, &[]);
-        t += MS;
-    }
+    // The peer answers on every link for a while: probes judge from then on.
+    let mut t = b.probe_for(0, 200 * MS, &[]);
     assert_eq!(b.usable_now(), 0b11);
     // eth0 goes silent (carrier stays up).
     let silent_from = t;
@@ -396,12 +403,8 @@ fn the_bonds_mtu_reaches_every_member_or_is_put_back() {
 fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_bond() {
     let settings = "settings:\n  policies:\n    fast: { basePolicy: balance-xor, failoverInterval: 30 }\n";
     let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
-    let mut t = 0;
-    while t <= 200 * MS {
-        b.tick(t).unwrap();
-        b.answer_probes(t, &[]);
-        t += MS;
-    }
+    // The peer answers on every link for a while: probes judge from then on.
+    let mut t = b.probe_for(0, 200 * MS, &[]);
     // The peer (or a stall on either host) answers on no link for 100 ms.
     let silent_until = t + 100 * MS;
     while t <= silent_until {
@@ -412,10 +415,6 @@ fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_b
     }
     assert!(b.event_texts().iter().any(|e| e.starts_with("the peer answers probes on no link")), "{:?}", b.event_texts());
     // One link silent alone is still found.
-    while t <= silent_until + 300 * MS {
-        b.tick(t).unwrap();
-        b.answer_probes(t, &[2]);
-        t += MS;
-    }
+    b.probe_for(t, silent_until + 300 * MS, &[2]);
     assert_eq!(b.usable_now(), 0b011, "eth2 alone silent: failed");
 }
