@@ -121,6 +121,12 @@ fn set(out: &mut Changed, o: &Opt, v: &str) -> Result<(), String> {
                 let link = p.links.entry(l.clone()).or_insert_with(|| super::LinkSpec { enabled: true, ..Default::default() });
                 link.primary = l == v;
             }
+            // `optimize` would not prefer it: as a file that names a primary without a
+            // linkSelectMethod, the primary takes the role back (`always`). A
+            // linkSelectMethod later on the same command line still has the last word.
+            if p.select_method == crate::health::reselect::SelectMethod::Optimize {
+                p.select_method = crate::health::reselect::SelectMethod::Always;
+            }
         }
         other => return Err(format!("{other} has no setter")),
     }
@@ -164,6 +170,12 @@ mod tests {
         assert_eq!(c.spec.monitor.num_grat_arp, 3);
         assert_eq!((c.policy.up_delay, c.policy.down_delay, c.policy.failover_interval), (200, 100, 300));
         assert!(c.policy.links["b"].primary && !c.policy.links["a"].primary);
+        let zt = bond("bonds: { bond0: { links: [a, b] } }");
+        assert_eq!(zt.1.select_method, crate::health::reselect::SelectMethod::Optimize);
+        let primary = set_all(&zt, &["primary=b"]).unwrap();
+        assert_eq!(primary.policy.select_method, crate::health::reselect::SelectMethod::Always, "a primary that optimize would ignore");
+        let then_better = set_all(&zt, &["primary=b", "linkSelectMethod=better"]).unwrap();
+        assert_eq!(then_better.policy.select_method, crate::health::reselect::SelectMethod::Better);
         assert_eq!(c.changes, ["miimon=50", "upDelay=200", "downDelay=100", "failoverInterval=300", "num_grat_arp=3", "primary=b"]);
     }
 

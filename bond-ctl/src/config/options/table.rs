@@ -284,7 +284,7 @@ pub const PRIMARY: Opt = Opt {
     default: "none",
     modes: FAILOVER_MODES,
     live: true,
-    doc: "the link active-backup prefers (a ZeroTier policy marks links `mode: primary`)",
+    doc: "the link active-backup prefers (a ZeroTier policy marks links `mode: primary`); `set` turns `optimize` into `always`",
     ..BASE
 };
 pub const SELECT_METHOD: Opt = Opt {
