@@ -116,7 +116,7 @@ struct Inputs {
 impl Daemon {
     /// The loop: until SIGINT, SIGTERM or the last bond's `down`.
     async fn serve(&mut self, inputs: &mut Inputs) {
-        let period = self.bonds.iter().map(Bond::tick_interval).min().unwrap_or_default();
+        let period = self.bonds.iter().map(|b| b.tick_interval()).min().unwrap_or_default();
         tracing::info!("monitoring every {period:?} (sooner for probes and deadlines)");
         let mut next_tick = sys::monotonic_ns();
         let Inputs { link_events, requests, probe_events, sigint, sigterm, sighup } = inputs;
@@ -133,7 +133,7 @@ impl Daemon {
                     let now = sys::monotonic_ns();
                     if now >= next_tick {
                         // Reloads and new bonds may change it.
-                        let period = self.bonds.iter().map(Bond::tick_interval).min().unwrap_or(period);
+                        let period = self.bonds.iter().map(|b| b.tick_interval()).min().unwrap_or(period);
                         next_tick = now + period.as_nanos() as u64;
                     }
                     self.tick(now);

@@ -17,7 +17,6 @@ use aya::{
     },
 };
 use bond_common::{
-    config::peer_tables,
     config::{BUCKETS, BondConfig, CONFIG_BANKS, MAX_MEMBERS},
     maps::{self, MacKey},
     stats::{BondStats, MemberSeen, MemberStats},
@@ -127,28 +126,24 @@ impl Maps {
         Ok(sum)
     }
 
-    /// Replaces the destination tables with `entries` (peer, policy index); returns the
-    /// `peer_tables` bits of the tables that hold entries. New entries go in before stale ones
+    /// Replaces the destination tables with `entries` (peer, policy index); the config says
+    /// which hold entries (`bond::action::peer_table_bits`). New entries go in before stale ones
     /// are removed, so a peer kept from before is never missing.
-    pub fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<u32> {
-        let mut bits = 0;
+    pub fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<()> {
         let (mut v4, mut v6, mut mac) = (Vec::new(), Vec::new(), Vec::new());
         for (peer, index) in entries {
             match *peer {
                 Peer::Ip(IpAddr::V4(a), len) => {
                     self.peer_v4.insert(&Key::new(u32::from(len), a.octets()), index, 0).context("writing peer_v4")?;
                     v4.push((u32::from(len), a.octets()));
-                    bits |= peer_tables::IPV4;
                 }
                 Peer::Ip(IpAddr::V6(a), len) => {
                     self.peer_v6.insert(&Key::new(u32::from(len), a.octets()), index, 0).context("writing peer_v6")?;
                     v6.push((u32::from(len), a.octets()));
-                    bits |= peer_tables::IPV6;
                 }
                 Peer::Mac(m) => {
                     self.peer_mac.insert(MacKey { mac: m, pad: [0; 2] }, index, 0).context("writing peer_mac")?;
                     mac.push(m);
-                    bits |= peer_tables::MAC;
                 }
             }
         }
@@ -161,7 +156,7 @@ impl Maps {
         for k in self.peer_mac.keys().filter_map(Result::ok).filter(|k| !mac.contains(&k.mac)).collect::<Vec<_>>() {
             self.peer_mac.remove(&k).context("removing from peer_mac")?;
         }
-        Ok(bits)
+        Ok(())
     }
 
     /// The monitored ARP / NS targets: (address IPv4-mapped or IPv6, index).

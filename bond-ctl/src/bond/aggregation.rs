@@ -1,11 +1,12 @@
 //! 802.3ad on a running bond: LACP on every member ([`crate::lacp`] decides), LACPDUs through a
-//! raw socket per member, and the usable mask following what LACP lets distribute.
+//! raw socket per member (opened, read and written by the executor), and the usable mask
+//! following what LACP lets distribute.
 
 use std::collections::BTreeSet;
 
 use bond_common::config::Mode;
 
-use super::{Bond, BondIo, Port};
+use super::{Action, Core, Port, Sample, SendKind};
 use crate::{
     health::metrics::Nanos,
     lacp::{ETH_P_SLOW, Lacp, LacpSettings, LacpStatus},
@@ -19,7 +20,7 @@ pub(super) struct Aggregation {
     ports: BTreeSet<u8>,
 }
 
-impl<I: BondIo> Bond<I> {
+impl Core {
     /// The LACP settings the bond's configuration asks for.
     fn lacp_settings(&self) -> LacpSettings {
         let l = &self.spec.lacp;
@@ -49,49 +50,53 @@ impl<I: BondIo> Bond<I> {
             self.event(EventKind::Lacp, "LACP settings changed: negotiating afresh".into());
             self.aggregation = None;
         }
-        let (agg, io) =
-            (self.aggregation.get_or_insert_with(|| Aggregation { lacp: Lacp::new(settings), ports: BTreeSet::new() }), &mut self.io);
+        let agg = self.aggregation.get_or_insert_with(|| Aggregation { lacp: Lacp::new(settings), ports: BTreeSet::new() });
         let gone: Vec<u8> = agg.ports.iter().copied().filter(|s| self.members.iter().all(|m| m.slot != *s)).collect();
         for slot in gone {
             agg.ports.remove(&slot);
-            io.close_lacpdus(slot);
+            self.actions.push(Action::CloseLacpdus(slot));
             agg.lacp.remove_port(slot);
         }
-        let mut failed = Vec::new();
         for m in &self.members {
             if agg.ports.contains(&m.slot) {
                 continue;
             }
-            match io.open_lacpdus(m.slot, m.link.index) {
-                Ok(()) => {
-                    agg.ports.insert(m.slot);
-                    // Its LACPDUs come from its own address, as bonding sends them.
-                    let mac = m.saved.as_ref().map_or(m.link.mac, |s| s.mac);
-                    agg.lacp.add_port(m.slot, u16::from(m.slot) + 1, mac, m.speed.unwrap_or(0), true, now);
-                    agg.lacp.set_port_name(m.slot, &m.name);
-                }
-                Err(e) => failed.push(format!("{}: cannot receive LACPDUs: {e}", m.name)),
-            }
+            // Taken as received from now; dropped again if the socket cannot be opened (see
+            // `lacp_port_lost`).
+            self.actions.push(Action::OpenLacpdus { slot: m.slot, ifindex: m.link.index });
+            agg.ports.insert(m.slot);
+            // Its LACPDUs come from its own address, as bonding sends them.
+            let mac = m.saved.as_ref().map_or(m.link.mac, |s| s.mac);
+            agg.lacp.add_port(m.slot, u16::from(m.slot) + 1, mac, m.speed.unwrap_or(0), true, now);
+            agg.lacp.set_port_name(m.slot, &m.name);
         }
-        for f in failed {
-            self.event(EventKind::Warning, f);
+    }
+
+    /// Member `slot`'s LACPDUs cannot be received: no LACP port for it (tried again at the
+    /// next tick).
+    pub(super) fn lacp_port_lost(&mut self, slot: u8) {
+        if let Some(agg) = self.aggregation.as_mut()
+            && agg.ports.remove(&slot)
+        {
+            agg.lacp.remove_port(slot);
         }
     }
 
     /// One round of LACP: ports enabled as their links are, LACPDUs in and out, timers.
-    pub(super) fn lacp_tick(&mut self, now: Nanos) {
+    pub(super) fn lacp_tick(&mut self, sample: &Sample, now: Nanos) {
         self.lacp_sync(now);
         let Some(agg) = self.aggregation.as_mut() else { return };
+        let send = |slot: u8, frame: Vec<u8>| Action::Send { port: Port::Member(slot), frame, ether_type: ETH_P_SLOW, kind: SendKind::Other };
         for m in &self.members {
             agg.lacp.set_enabled(m.slot, m.link.usable() && m.liveness.up(), now);
-            for pdu in self.io.receive_lacpdus(m.slot) {
-                if let Some(reply) = agg.lacp.receive(m.slot, &pdu, now) {
-                    self.io.send(Port::Member(m.slot), &reply, ETH_P_SLOW);
+            for pdu in sample.lacpdus.get(&m.slot).into_iter().flatten() {
+                if let Some(reply) = agg.lacp.receive(m.slot, pdu, now) {
+                    self.actions.push(send(m.slot, reply));
                 }
             }
         }
         for (slot, frame) in agg.lacp.tick(now) {
-            self.io.send(Port::Member(slot), &frame, ETH_P_SLOW);
+            self.actions.push(send(slot, frame));
         }
         for e in agg.lacp.take_events() {
             self.event(EventKind::Lacp, format!("LACP: {e}"));
@@ -105,9 +110,9 @@ impl<I: BondIo> Bond<I> {
         let frame = agg.lacp.leave(slot, now);
         agg.ports.remove(&slot);
         if let Some(frame) = frame {
-            self.io.send(Port::Member(slot), &frame, ETH_P_SLOW);
+            self.act(Action::Send { port: Port::Member(slot), frame, ether_type: ETH_P_SLOW, kind: SendKind::Other });
         }
-        self.io.close_lacpdus(slot);
+        self.act(Action::CloseLacpdus(slot));
     }
 
     /// 802.3ad: members that LACP does not let distribute yet are not usable (for members just

@@ -11,6 +11,7 @@ use bond_common::{
     stats::{BondStats, MemberSeen, MemberStats},
 };
 
+use super::action::{Action, Outcome, Ports, Sample, Wants};
 use crate::{
     alb::Neighbour,
     carrier::CarrierProbe,
@@ -22,6 +23,87 @@ use crate::{
     rawsock::{RawReceiver, RawSender},
     sys,
 };
+
+/// Carries out `actions` in order through `io` and says what became of each (see
+/// [`Outcome`]): an action resting on one that failed is skipped.
+pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
+    let mut out = Outcome::default();
+    for a in actions {
+        if out.blocks(&a) {
+            out.skipped.push(a);
+            continue;
+        }
+        let result: Result<(), String> = match &a {
+            Action::SetUsable(mask) => io.set_usable(*mask).map_err(|e| format!("{e:#}")),
+            Action::SetRunning { ifindex, running, .. } => io.set_running(*ifindex, *running).map_err(|e| e.to_string()),
+            Action::WriteConfig(cfg) => io.write_config(cfg).map_err(|e| format!("{e:#}")),
+            Action::SetMonitorTargets(targets) => io.set_monitor_targets(targets).map_err(|e| format!("{e:#}")),
+            Action::SetPeers(entries) => io.set_peers(entries).map_err(|e| format!("{e:#}")),
+            Action::Send { port, frame, ether_type, .. } => {
+                if io.send(*port, frame, *ether_type) { Ok(()) } else { Err("not sent".into()) }
+            }
+            Action::SetMac { member, mac, .. } => io.set_mac(member, *mac).map_err(|e| e.to_string()),
+            Action::SetMtu { iface, mtu, .. } => io.set_mtu(iface, *mtu).map_err(|e| e.to_string()),
+            Action::OpenLacpdus { slot, ifindex } => io.open_lacpdus(*slot, *ifindex).map_err(|e| e.to_string()),
+            Action::CloseLacpdus(slot) => {
+                io.close_lacpdus(*slot);
+                Ok(())
+            }
+            Action::ExpireFlows { bond, cutoff } => {
+                io.expire_flows(bond, *cutoff);
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => out.done.push(a),
+            Err(e) => out.failed.push((a, e)),
+        }
+    }
+    out
+}
+
+/// Reads what a tick wants (see [`Wants`]) for `slots`; what cannot be read is left out.
+pub fn sample<I: BondIo>(io: &mut I, wants: Wants, slots: &[(u8, &str)], bond: &str) -> Sample {
+    let mut s = Sample::default();
+    for &(slot, name) in slots {
+        if wants.carrier
+            && let Ok(c) = io.carrier(name)
+        {
+            s.carrier.insert(slot, c);
+        }
+        if wants.rx_packets
+            && let Ok(st) = io.member_stats(slot)
+        {
+            s.rx_packets.insert(slot, st.rx_packets);
+        }
+        if wants.seen
+            && let Ok(seen) = io.member_seen(slot)
+        {
+            s.seen.insert(slot, seen);
+        }
+        if wants.lacpdus {
+            let pdus = io.receive_lacpdus(slot);
+            if !pdus.is_empty() {
+                s.lacpdus.insert(slot, pdus);
+            }
+        }
+    }
+    if wants.bucket_bytes {
+        s.bucket_bytes = io.bucket_bytes().ok();
+    }
+    if wants.neighbours
+        && let Ok(n) = io.neighbours(bond)
+    {
+        s.neighbours = Some((n, io.bond_stats().map_or(0, |st| st.tx_arp_broadcasts)));
+    }
+    s
+}
+
+/// Where frames can go out through `io` for `slots`.
+pub fn ports<I: BondIo>(io: &I, slots: impl Iterator<Item = u8>) -> Ports {
+    let members = slots.filter(|s| io.can_send(Port::Member(*s))).fold(0u64, |m, s| m | 1 << s);
+    Ports { bond: io.can_send(Port::Bond), members }
+}
 
 /// Where a frame goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +121,8 @@ pub trait BondIo {
     /// Puts a configuration in force (both banks, grace period).
     fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()>;
     fn set_monitor_targets(&mut self, targets: &[([u8; 16], u32)]) -> anyhow::Result<()>;
-    /// Replaces the destination tables; returns the `peer_tables` bits.
-    fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<u32>;
+    /// Replaces the destination tables.
+    fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<()>;
     /// The configuration in force.
     fn config(&self) -> anyhow::Result<BondConfig>;
     fn member_stats(&self, slot: u8) -> anyhow::Result<MemberStats>;
@@ -145,7 +227,7 @@ impl BondIo for Kernel {
         self.dataplane()?.maps.set_monitor_targets(targets)
     }
 
-    fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<u32> {
+    fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<()> {
         self.dataplane()?.maps.set_peers(entries)
     }
 

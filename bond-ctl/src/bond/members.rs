@@ -73,7 +73,7 @@ impl Bond {
     async fn refresh_member(&mut self, nl: &Netdev, slot: u8) -> anyhow::Result<()> {
         let i = self.members.iter().position(|m| m.slot == slot).context("no such member")?;
         let link = nl.require_link(&self.members[i].name).await?;
-        let m = &mut self.members[i];
+        let m = &mut self.core.members[i];
         m.speed = self.io.speed_mbps(&m.name);
         self.io.open_member(slot, link.index);
         m.usable = link.usable();
@@ -87,11 +87,13 @@ impl Bond {
         self.take_member(nl, name).await?;
         self.spec.links.push(name.to_string());
         let now = sys::monotonic_ns();
+        self.sync_ports();
         self.hold_until_lacp_allows(now);
         // Usable first (its bit may still be clear from an earlier member of the slot), then the
         // config that sends on it.
-        self.write_usable()?;
-        self.settle(now, true)?;
+        self.write_usable();
+        self.settle(now, true);
+        self.execute(now)?;
         self.event(EventKind::Member, format!("member {name} added"));
         Ok(format!("{}: {name} added", self.spec.name))
     }
@@ -109,14 +111,20 @@ impl Bond {
         let now = sys::monotonic_ns();
         // The config without it first (another active member, its buckets elsewhere), then
         // the usable mask; packets that read the old config finish within the grace period.
-        let moved_off = self.settle(now, true).and_then(|()| self.write_usable());
-        if let Err(e) = moved_off {
-            // Still attached and maybe still in the config in force: it stays a member.
+        self.settle(now, true);
+        self.write_usable();
+        if let Err(e) = self.execute(now) {
+            // Still attached and maybe still in the config in force: it stays a member, and the
+            // next tick writes the mask and config of all the members again.
             self.members.insert(i, m);
+            self.monitor.usable_unwritten = true;
+            self.monitor.config_unwritten = true;
             return Err(e.context(format!("removing {name} from {}", self.spec.name)));
         }
         self.spec.links.retain(|l| l != name);
         self.lacp_leave(m.slot, now);
+        // The last LACPDU goes out now; a failure to send it is the partner's timeout.
+        let _ = self.execute(now);
         self.io.dataplane()?.maps.wait_grace_period();
         let mac = m.saved.as_ref().map(|s| s.mac);
         self.release(nl, m).await;
@@ -178,7 +186,7 @@ impl Bond {
         for slot in self.members.iter().map(|m| m.slot).collect::<Vec<_>>() {
             self.refresh_member(nl, slot).await?;
         }
-        for m in &self.members {
+        for m in &self.core.members {
             self.io.dataplane()?.attach_ingress(&m.name)?;
         }
         self.generation = cfg.generation;

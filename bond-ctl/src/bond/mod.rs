@@ -1,7 +1,13 @@
-//! One running bond: bringing it up and down, putting its configuration in force, answering
-//! requests. Its monitoring (what happens on every tick) is in [`monitor`].
+//! One running bond, in two halves: [`Core`], its state and every decision about it, pure
+//! (inputs and the time in, [`Action`]s out, unit-tested with a fake clock), and [`Bond`], the
+//! core with its executor ([`BondIo`]: the kernel for the daemon, a recording fake in tests),
+//! which reads what a tick needs, carries out the actions and feeds back what became of them.
+//! Bringing a bond up and down and changing its members (netlink, program attachment) are
+//! `Bond<Kernel>`'s alone. The monitoring (what happens on every tick) is in [`monitor`].
 
+pub mod action;
 mod aggregation;
+mod feedback;
 pub mod io;
 mod members;
 mod monitor;
@@ -11,7 +17,12 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::VecDeque, net::IpAddr, time::SystemTime};
+use std::{
+    collections::VecDeque,
+    net::IpAddr,
+    ops::{Deref, DerefMut},
+    time::SystemTime,
+};
 
 use anyhow::{Context, bail};
 use bond_common::config::{BUCKETS, Mode};
@@ -32,6 +43,7 @@ use crate::{
     sys,
 };
 
+pub use action::{Action, Outcome, Ports, Sample, SendKind, Wants};
 pub use io::{BondIo, Kernel, Port};
 pub use members::remove_orphan;
 pub use monitor::ProbeEvents;
@@ -39,9 +51,14 @@ pub use monitor::ProbeEvents;
 /// Events kept for `bondctl status`.
 const EVENT_HISTORY: usize = 32;
 
-/// A running bond. `I` does its timing-path I/O: the kernel for the daemon ([`Kernel`]), a
-/// recording fake in the unit tests.
-pub struct Bond<I: BondIo = Kernel> {
+/// Rounds of feedback per operation: actions, what failed, the core's answer to it (e.g. a
+/// config again without the address a member refused), and what failed of that.
+const FEEDBACK_ROUNDS: usize = 3;
+
+/// A running bond's state and its decisions. Every input (a tick's [`Sample`], a link event,
+/// probe replies, a request, an [`Outcome`]) comes with the time; what is to be done to the
+/// world is queued as [`Action`]s, taken with [`Core::take_actions`].
+pub struct Core {
     pub spec: BondSpec,
     pub policy: PolicySpec,
     device: Option<netdev::Link>,
@@ -57,8 +74,6 @@ pub struct Bond<I: BondIo = Kernel> {
     /// See [`BondStatus::failovers`](crate::status::BondStatus::failovers).
     failovers: u64,
     events: VecDeque<Event>,
-    control: Option<JoinHandle<()>>,
-    probe_reader: Option<JoinHandle<()>>,
     /// Announcements still to send after a failover.
     announcing: Option<Announcement>,
     monitor: monitor::State,
@@ -66,7 +81,33 @@ pub struct Bond<I: BondIo = Kernel> {
     own: own_macs::State,
     /// 802.3ad: LACP on the members.
     aggregation: Option<aggregation::Aggregation>,
+    /// Where frames can go out (the executor's sockets).
+    ports: Ports,
+    /// A change of the bond's MTU being made: (old, new).
+    mtu_change: Option<(u32, u32)>,
+    /// Decided, not yet carried out.
+    actions: Vec<Action>,
+}
+
+/// A running bond: its [`Core`] and the executor `I` that does its I/O.
+pub struct Bond<I: BondIo = Kernel> {
+    core: Core,
+    control: Option<JoinHandle<()>>,
+    probe_reader: Option<JoinHandle<()>>,
     io: I,
+}
+
+impl<I: BondIo> Deref for Bond<I> {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl<I: BondIo> DerefMut for Bond<I> {
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.core
+    }
 }
 
 /// A peer-specific policy in force and where it puts traffic.
@@ -84,6 +125,72 @@ struct Announcement {
     next: Nanos,
 }
 
+/// A change of policy being made: what to put back if the data plane refuses it.
+struct PolicySwitch {
+    old: PolicySpec,
+    old_main: Placement,
+}
+
+impl Core {
+    fn new(spec: BondSpec, policy: PolicySpec, settings: BondSettings, now: Nanos) -> Core {
+        Core {
+            spec,
+            policy,
+            device: None,
+            members: Vec::new(),
+            settings,
+            main: Placement::default(),
+            peers: Vec::new(),
+            peer_entries: Vec::new(),
+            generation: 0,
+            failovers: 0,
+            events: VecDeque::new(),
+            announcing: None,
+            monitor: monitor::State::new(now),
+            own: own_macs::State::default(),
+            aggregation: None,
+            ports: Ports::default(),
+            mtu_change: None,
+            actions: Vec::new(),
+        }
+    }
+
+    /// The actions decided so far, to be carried out in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    fn act(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+}
+
+impl<I: BondIo> Bond<I> {
+    /// Carries out what the core decided and feeds back what became of it, until the core has
+    /// nothing more to do (at most [`FEEDBACK_ROUNDS`]). The first failure of a map write is
+    /// returned; the core has already taken it into account (retried at the next tick, or
+    /// put back).
+    fn execute(&mut self, now: Nanos) -> anyhow::Result<()> {
+        let mut error = None;
+        for _ in 0..FEEDBACK_ROUNDS {
+            let actions = self.core.take_actions();
+            if actions.is_empty() {
+                break;
+            }
+            let outcome = io::perform(&mut self.io, actions);
+            error = error.or_else(|| outcome.error());
+            self.core.executed(outcome, now);
+        }
+        error.map_or(Ok(()), Err)
+    }
+
+    /// Tells the core where frames can go out now.
+    fn sync_ports(&mut self) {
+        let slots: Vec<u8> = self.core.members.iter().map(|m| m.slot).collect();
+        self.core.ports = io::ports(&self.io, slots.into_iter());
+    }
+}
+
 impl Bond<Kernel> {
     pub async fn start(
         nl: &Netdev,
@@ -94,26 +201,8 @@ impl Bond<Kernel> {
     ) -> anyhow::Result<Bond> {
         let policy = config.policy(&spec.policy).cloned().with_context(|| format!("no policy {}", spec.policy))?;
         let now = sys::monotonic_ns();
-        let mut bond = Bond {
-            spec,
-            policy,
-            device: None,
-            members: Vec::new(),
-            settings: BondSettings { probe_id: sys::random_u32(), ..Default::default() },
-            main: Placement::default(),
-            peers: Vec::new(),
-            peer_entries: Vec::new(),
-            generation: 0,
-            failovers: 0,
-            events: VecDeque::new(),
-            control: None,
-            probe_reader: None,
-            announcing: None,
-            monitor: monitor::State::new(now),
-            own: own_macs::State::default(),
-            aggregation: None,
-            io: Kernel::new()?,
-        };
+        let settings = BondSettings { probe_id: sys::random_u32(), ..Default::default() };
+        let mut bond = Bond { core: Core::new(spec, policy, settings, now), control: None, probe_reader: None, io: Kernel::new()? };
         let name = bond.spec.name.clone();
         match bond.setup(nl, config, to_daemon, probe_events).await {
             Ok(()) => {
@@ -183,13 +272,15 @@ impl Bond<Kernel> {
             self.probe_reader = Some(monitor::read_probe_events(name.clone(), rb, probe_events)?);
         }
         let targets = self.monitor_targets();
-        self.io.set_monitor_targets(&targets)?;
+        self.act(Action::SetMonitorTargets(targets));
         self.set_peers(config)?;
+        self.sync_ports();
         self.hold_until_lacp_allows(now);
         self.choose_active(now);
         self.reallocate(true);
-        self.write_config()?;
-        self.write_usable()?;
+        self.write_config();
+        self.write_usable();
+        self.execute(now)?;
         self.io.dataplane()?.attach_egress(&name)?;
         for l in leaving {
             self.spec.links.push(l.clone());
@@ -203,9 +294,11 @@ impl Bond<Kernel> {
         }
         let device = nl.require_link(&name).await?;
         self.io.open_bond(device.index).context("opening the probe socket")?;
+        self.sync_ports();
         self.device = Some(device);
         if !adopted {
-            self.event(EventKind::Bond, format!("bond up with policy {}", self.policy.name));
+            let what = format!("bond up with policy {}", self.policy.name);
+            self.event(EventKind::Bond, what);
         }
         Ok(())
     }
@@ -257,6 +350,9 @@ impl Bond<Kernel> {
         for slot in self.members.iter().map(|m| m.slot).collect::<Vec<_>>() {
             self.lacp_leave(slot, now);
         }
+        if let Err(e) = self.execute(now) {
+            warn("sending the last LACPDUs", e);
+        }
         for task in [self.control.take(), self.probe_reader.take()].into_iter().flatten() {
             task.abort();
         }
@@ -306,7 +402,7 @@ impl Bond<Kernel> {
     }
 }
 
-impl<I: BondIo> Bond<I> {
+impl Core {
     fn views(&self) -> Vec<MemberView> {
         self.members
             .iter()
@@ -343,7 +439,7 @@ impl<I: BondIo> Bond<I> {
     }
 
     /// Recomputes the configuration and puts it in force.
-    fn write_config(&mut self) -> anyhow::Result<()> {
+    fn write_config(&mut self) {
         let views = self.views();
         let arp = self.spec.monitor.arp.as_ref();
         self.settings.flags = BondSettings::flags_for(
@@ -355,8 +451,9 @@ impl<I: BondIo> Bond<I> {
         let peers = self.peers.iter().map(|p| plan::policy_config(&p.spec, &views, p.place.active, &p.place.buckets));
         let policies: Vec<_> = std::iter::once(main).chain(peers).collect();
         self.generation += 1;
+        self.monitor.config_unwritten = false;
         let cfg = plan::bond_config(&self.settings, &views, &policies, self.generation);
-        self.io.write_config(&cfg)
+        self.act(Action::WriteConfig(Box::new(cfg)));
     }
 
     /// Re-allocates balance-aware's buckets of every policy in force when the usable members
@@ -418,7 +515,8 @@ impl<I: BondIo> Bond<I> {
         }
         let index = |policy: &str| peers.iter().position(|p| p.spec.name == policy).map_or(0, |i| i as u32 + 1);
         let entries: Vec<(Peer, u32)> = config.peers.iter().map(|p| (p.peer, index(&p.policy))).collect();
-        self.settings.peer_tables = self.io.set_peers(&entries)?;
+        self.settings.peer_tables = action::peer_table_bits(&entries);
+        self.act(Action::SetPeers(entries.clone()));
         self.peers = peers;
         self.peer_entries = entries;
         Ok(())
@@ -430,8 +528,8 @@ impl<I: BondIo> Bond<I> {
     /// interval, as bonding spaces them. A newer failover replaces what is left of this one.
     fn announce(&mut self, slot: u8, now: Nanos) {
         let rounds = self.spec.monitor.num_grat_arp.max(self.spec.monitor.num_unsol_na);
+        // The first round goes out once the config with the new member is written (`settle`).
         self.announcing = (rounds > 0 && !self.spec.addresses.is_empty()).then_some(Announcement { slot, round: 0, rounds, next: now });
-        self.announce_due(now);
     }
 
     /// Sends the announcement round that is due, if any.
@@ -443,23 +541,19 @@ impl<I: BondIo> Bond<I> {
         if a.round >= a.rounds {
             self.announcing = None;
         }
-        if self.member(slot).is_none() || !self.io.can_send(Port::Member(slot)) {
+        if self.member(slot).is_none() || !self.ports.can_send(Port::Member(slot)) {
             return;
         }
         let mac = self.settings.mac;
-        let mut sent = 0;
-        for (addr, _) in &self.spec.addresses {
+        let kind = if round == 0 { SendKind::FirstAnnouncement { slot } } else { SendKind::Other };
+        for (addr, _) in self.spec.addresses.clone() {
             let (frame, ether_type, count) = match addr {
-                IpAddr::V4(a) => (frames::gratuitous_arp(mac, *a), 0x0806, self.spec.monitor.num_grat_arp),
-                IpAddr::V6(a) => (frames::unsolicited_na(mac, a), 0x86dd, self.spec.monitor.num_unsol_na),
+                IpAddr::V4(a) => (frames::gratuitous_arp(mac, a), 0x0806, self.spec.monitor.num_grat_arp),
+                IpAddr::V6(a) => (frames::unsolicited_na(mac, &a), 0x86dd, self.spec.monitor.num_unsol_na),
             };
             if round < count {
-                sent += usize::from(self.io.send(Port::Member(slot), &frame, ether_type));
+                self.act(Action::Send { port: Port::Member(slot), frame, ether_type, kind });
             }
-        }
-        if round == 0 && sent > 0 {
-            let name = self.member(slot).map_or_else(String::new, |m| m.name.clone());
-            self.event(EventKind::Address, format!("announcing the bond's addresses on {name}"));
         }
     }
 
@@ -477,48 +571,38 @@ impl<I: BondIo> Bond<I> {
         self.events.iter().filter(|e| e.seq > seq).cloned().collect()
     }
 
-    pub fn handle(&mut self, config: &Config, req: Request, now: Nanos) -> Response {
-        let result = match req {
-            Request::Status => {
-                return self
-                    .status()
-                    .map_or_else(|e| Response::Error { error: format!("{e:#}") }, |s| Response::Status { status: Box::new(s) });
-            }
-            Request::SetPolicy { policy } => self.set_policy(config, &policy, now),
-            Request::Set { options } => self.set_options(&options, now),
-            Request::Events { after } => return Response::Events { events: self.events_after(after) },
-            // Changes of the member set and the daemon's bonds are the daemon's (they await
-            // netlink).
-            other => Err(anyhow::anyhow!("{other:?} is not a request for one bond")),
-        };
-        match result {
-            Ok(message) => Response::Done { message },
-            Err(e) => Response::Error { error: format!("{e:#}") },
-        }
-    }
-
-    fn set_policy(&mut self, config: &Config, name: &str, now: Nanos) -> anyhow::Result<String> {
-        let Some(policy) = config.policy(name) else {
-            bail!("unknown policy \"{name}\" (known: {})", config.policies.keys().cloned().collect::<Vec<_>>().join(", "));
-        };
-        check_policy_links(std::path::Path::new("(config)"), &format!("settings.policies.{name}"), policy, &self.spec.links)
-            .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
-        self.check_mode_switch(policy)?;
-        let old = std::mem::replace(&mut self.policy, policy.clone());
-        let old_main = self.main.clone();
+    /// Puts `policy` in force in place of the one in force (one config write, addresses of
+    /// tlb/alb members moved first); [`Core::undo_policy`] puts everything back if the data
+    /// plane refuses it.
+    fn switch_policy(&mut self, policy: PolicySpec, now: Nanos) -> PolicySwitch {
+        let old = std::mem::replace(&mut self.policy, policy);
+        let switch = PolicySwitch { old, old_main: self.main.clone() };
         self.own.applied = Some(Vec::new());
         self.choose_active(now);
         self.reallocate(true);
-        let written = self.write_config();
+        self.write_config();
+        self.announce_due(now);
+        switch
+    }
+
+    /// The data plane refused `switch`: nothing of it stays, not the policy, its placement,
+    /// nor the members' addresses.
+    fn undo_policy(&mut self, switch: PolicySwitch) {
+        (self.policy, self.main) = (switch.old, switch.old_main);
         let applied = self.own.applied.take().unwrap_or_default();
-        if let Err(e) = written {
-            // Nothing of the switch stays: the policy, its placement, and members' addresses.
-            (self.policy, self.main) = (old, old_main);
-            self.undo_mac_roles(&applied);
-            return Err(e);
-        }
-        self.event(EventKind::Config, format!("policy {} -> {}", old.name, self.policy.name));
-        Ok(format!("{}: policy {}", self.spec.name, self.policy.name))
+        self.undo_mac_roles(&applied);
+    }
+
+    /// `switch` is in force.
+    fn policy_switched(&mut self, switch: &PolicySwitch) -> Option<String> {
+        self.own.applied = None;
+        (switch.old != self.policy).then(|| {
+            if switch.old.name == self.policy.name {
+                format!("policy {} changed", self.policy.name)
+            } else {
+                format!("policy {} -> {}", switch.old.name, self.policy.name)
+            }
+        })
     }
 
     /// Refuses a switch into or out of a mode that shapes how members take part (802.3ad runs
@@ -546,5 +630,57 @@ impl<I: BondIo> Bond<I> {
             );
         }
         Ok(())
+    }
+}
+
+impl<I: BondIo> Bond<I> {
+    pub fn handle(&mut self, config: &Config, req: Request, now: Nanos) -> Response {
+        let result = match req {
+            Request::Status => {
+                return self
+                    .status()
+                    .map_or_else(|e| Response::Error { error: format!("{e:#}") }, |s| Response::Status { status: Box::new(s) });
+            }
+            Request::SetPolicy { policy } => self.set_policy(config, &policy, now),
+            Request::Set { options } => self.set_options(&options, now),
+            Request::Events { after } => return Response::Events { events: self.events_after(after) },
+            // Changes of the member set and the daemon's bonds are the daemon's (they await
+            // netlink).
+            other => Err(anyhow::anyhow!("{other:?} is not a request for one bond")),
+        };
+        match result {
+            Ok(message) => Response::Done { message },
+            Err(e) => Response::Error { error: format!("{e:#}") },
+        }
+    }
+
+    fn set_policy(&mut self, config: &Config, name: &str, now: Nanos) -> anyhow::Result<String> {
+        let Some(policy) = config.policy(name) else {
+            bail!("unknown policy \"{name}\" (known: {})", config.policies.keys().cloned().collect::<Vec<_>>().join(", "));
+        };
+        check_policy_links(std::path::Path::new("(config)"), &format!("settings.policies.{name}"), policy, &self.spec.links)
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
+        self.check_mode_switch(policy)?;
+        let old = self.policy.name.clone();
+        self.put_policy_in_force(policy.clone(), now)?;
+        let what = format!("policy {old} -> {}", self.policy.name);
+        self.event(EventKind::Config, what);
+        Ok(format!("{}: policy {}", self.spec.name, self.policy.name))
+    }
+
+    /// `policy` in force, or (refused) nothing changed; what changed.
+    fn put_policy_in_force(&mut self, policy: PolicySpec, now: Nanos) -> anyhow::Result<Option<String>> {
+        if policy == self.policy {
+            return Ok(None);
+        }
+        self.sync_ports();
+        let switch = self.core.switch_policy(policy, now);
+        if let Err(e) = self.execute(now) {
+            self.core.undo_policy(switch);
+            // Best effort: what the undo cannot put back is in the events.
+            let _ = self.execute(now);
+            return Err(e);
+        }
+        Ok(self.core.policy_switched(&switch))
     }
 }

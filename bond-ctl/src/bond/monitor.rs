@@ -1,6 +1,8 @@
 //! A bond's monitoring: carrier polling, peer probes, the ARP / NS monitor, and what follows from
 //! them (health, punishment, quality, allocation, rebalancing, flow expiry). The decisions are
-//! the pure functions of [`crate::health`]; this is where measurements go in and actions come out.
+//! the pure functions of [`crate::health`]; this is where measurements go in and actions come out:
+//! [`Core::on_tick`] takes a [`Sample`] and the time, `Bond::tick` reads the sample and carries
+//! the actions out.
 
 use std::{net::IpAddr, time::Duration};
 
@@ -11,7 +13,7 @@ use bond_common::{
 };
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
 
-use super::{Bond, BondIo, Port};
+use super::{Action, Bond, BondIo, Core, Port, Sample, SendKind, Wants, io};
 use crate::{
     config::model::MonitorStrategy,
     frames,
@@ -83,9 +85,12 @@ pub(super) struct State {
     bucket_load: [f64; BUCKETS],
     /// The members' standing changed but writing the usable mask failed: written again at the
     /// next tick (the data plane would otherwise keep sending on a failed member).
-    usable_unwritten: bool,
+    pub(super) usable_unwritten: bool,
+    /// A config write failed (or rested on an address a member refused): written again at the
+    /// next tick.
+    pub(super) config_unwritten: bool,
     /// Whether the bond device was last made RUNNING (None: not yet set).
-    running: Option<bool>,
+    pub(super) running: Option<bool>,
 }
 
 impl State {
@@ -102,6 +107,7 @@ impl State {
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
             usable_unwritten: false,
+            config_unwritten: false,
             running: None,
         }
     }
@@ -112,6 +118,44 @@ fn clamp_ms(ms: u64, lo: u64, hi: u64) -> Nanos {
 }
 
 impl<I: BondIo> Bond<I> {
+    /// Periodic work: reads what the core wants, lets it decide, carries out its actions.
+    pub fn tick(&mut self, now: Nanos) -> anyhow::Result<()> {
+        self.sync_ports();
+        let wants = self.core.wants(now);
+        let slots: Vec<(u8, String)> = self.core.members.iter().map(|m| (m.slot, m.name.clone())).collect();
+        let slots: Vec<(u8, &str)> = slots.iter().map(|(s, n)| (*s, n.as_str())).collect();
+        let sample = io::sample(&mut self.io, wants, &slots, &self.core.spec.name);
+        self.core.on_tick(&sample, now);
+        self.execute(now)
+    }
+
+    /// A change from rtnetlink. The carrier is read from the device again: linkwatch may have
+    /// generated the message well after the change, and the poll may know better already.
+    pub fn on_link_event(&mut self, ev: &LinkEvent, now: Nanos) -> anyhow::Result<()> {
+        let ev = match ev {
+            LinkEvent::Changed(l) => {
+                let mut l = l.clone();
+                if let Ok(c) = self.io.carrier(&l.name) {
+                    l.carrier = c;
+                }
+                LinkEvent::Changed(l)
+            }
+            removed => removed.clone(),
+        };
+        self.sync_ports();
+        self.core.on_link(ev, now);
+        self.execute(now)
+    }
+
+    /// Probe replies from the data plane.
+    pub fn on_probe_events(&mut self, events: &[ProbeEvent], now: Nanos) -> anyhow::Result<()> {
+        self.sync_ports();
+        self.core.on_probe_replies(events, now);
+        self.execute(now)
+    }
+}
+
+impl Core {
     /// How often `tick` must run: carrier polling and ARP rounds (probes and silence deadlines
     /// wake the daemon by themselves, see `next_deadline`; delays are checked every tick).
     pub fn tick_interval(&self) -> Duration {
@@ -126,7 +170,7 @@ impl<I: BondIo> Bond<I> {
     /// is declared failed on time rather than up to a tick late.
     pub fn next_deadline(&self, now: Nanos) -> Option<Nanos> {
         let lacp = self.lacp_deadline().filter(|&t| t > now);
-        if self.policy.monitor == MonitorStrategy::Passive || !self.io.can_send(Port::Bond) {
+        if self.policy.monitor == MonitorStrategy::Passive || !self.ports.can_send(Port::Bond) {
             return lacp;
         }
         let peer = self.monitor.peer_probes_since;
@@ -145,20 +189,36 @@ impl<I: BondIo> Bond<I> {
             .min()
     }
 
-    /// Periodic work.
-    pub fn tick(&mut self, now: Nanos) -> anyhow::Result<()> {
+    /// What a tick at `now` needs read from the world.
+    pub fn wants(&self, now: Nanos) -> Wants {
+        let arp = self.spec.monitor.arp.is_some();
+        Wants {
+            carrier: self.spec.monitor.miimon > 0 && now >= self.monitor.next_carrier,
+            rx_packets: self.policy.monitor == MonitorStrategy::Dynamic || arp,
+            seen: arp,
+            lacpdus: self.policy.mode == Mode::Lacp,
+            bucket_bytes: now >= self.monitor.next_rebalance && self.policy.uses_buckets() && self.policy.balance == Balance::FlowDynamic,
+            neighbours: self.alb_round_due(now),
+        }
+    }
+
+    /// Periodic work, on what the executor read (`sample`).
+    pub fn on_tick(&mut self, sample: &Sample, now: Nanos) {
         if self.monitor.usable_unwritten {
-            self.write_usable()?;
+            self.write_usable();
+        }
+        if self.monitor.config_unwritten {
+            self.write_config();
         }
         let miimon = self.spec.monitor.miimon;
         if miimon > 0 && now >= self.monitor.next_carrier {
             self.monitor.next_carrier = now + miimon * MS;
-            self.poll_carrier(now);
+            self.poll_carrier(sample, now);
         }
-        self.read_rx_counters(now)?;
+        self.read_rx_counters(sample, now);
         self.announce_due(now);
-        self.own_macs_tick(now);
-        self.lacp_tick(now);
+        self.own_macs_tick(sample, now);
+        self.lacp_tick(sample, now);
         self.send_probes(now);
         for m in &mut self.members {
             m.probes.expire(now, self.policy.link_timing(&m.name).0 * MS);
@@ -176,30 +236,32 @@ impl<I: BondIo> Bond<I> {
             }
             // Replies are judged as they arrive, not a round late.
             for m in &mut self.members {
-                m.seen = self.io.member_seen(m.slot)?;
+                if let Some(seen) = sample.seen.get(&m.slot) {
+                    m.seen = *seen;
+                }
             }
         }
-        self.evaluate(now)?;
+        self.evaluate(now);
         if now >= self.monitor.next_quality {
             self.monitor.next_quality = now + clamp_ms(2 * self.policy.failover_interval, 100, 10_000);
-            self.quality_round(now)?;
+            self.quality_round(now);
         }
         if now >= self.monitor.next_rebalance {
             self.monitor.next_rebalance = now + clamp_ms(2 * self.policy.failover_interval, 1_000, 10_000);
-            self.rebalance_round()?;
+            self.rebalance_round(sample);
         }
         if now >= self.monitor.next_expiry {
             self.monitor.next_expiry = now + clamp_ms(self.policy.flow_expiry / 4, 1_000, 10_000);
             // Off the timing path: a walk of the whole table (see `crate::flows`).
-            self.io.expire_flows(&self.spec.name, now.saturating_sub(self.policy.flow_expiry * MS));
+            let cutoff = now.saturating_sub(self.policy.flow_expiry * MS);
+            self.act(Action::ExpireFlows { bond: self.spec.name.clone(), cutoff });
         }
-        Ok(())
     }
 
-    fn poll_carrier(&mut self, now: Nanos) {
+    fn poll_carrier(&mut self, sample: &Sample, now: Nanos) {
         for i in 0..self.members.len() {
             // Devices that cannot answer are followed through rtnetlink alone.
-            let Ok(carrier) = self.io.carrier(&self.members[i].name) else { continue };
+            let Some(&carrier) = sample.carrier.get(&self.members[i].slot) else { continue };
             if carrier != self.members[i].link.carrier {
                 let mut l = self.members[i].link.clone();
                 l.carrier = carrier;
@@ -225,18 +287,11 @@ impl<I: BondIo> Bond<I> {
         }
     }
 
-    /// A change from rtnetlink. The carrier is read from the device again: linkwatch may have
-    /// generated the message well after the change, and the poll may know better already.
-    pub fn on_link_event(&mut self, ev: &LinkEvent, now: Nanos) -> anyhow::Result<()> {
+    /// A change from rtnetlink (its carrier as the device says now).
+    pub fn on_link(&mut self, ev: LinkEvent, now: Nanos) {
         let (index, link) = match ev {
-            LinkEvent::Changed(l) => {
-                let mut l = l.clone();
-                if let Ok(c) = self.io.carrier(&l.name) {
-                    l.carrier = c;
-                }
-                (l.index, Some(l))
-            }
-            LinkEvent::Removed { index, .. } => (*index, None),
+            LinkEvent::Changed(l) => (l.index, Some(l)),
+            LinkEvent::Removed { index, .. } => (index, None),
         };
         let Some(i) = self.members.iter().position(|m| m.link.index == index) else {
             if self.device.as_ref().is_some_and(|d| d.index == index) {
@@ -245,51 +300,39 @@ impl<I: BondIo> Bond<I> {
                     Some(l) => self.bond_device_changed(l),
                 }
             }
-            return Ok(());
+            return;
         };
         self.set_device(i, link, now);
-        self.evaluate(now)
+        self.evaluate(now);
     }
 
     /// The bond device changed (`ip link set BOND ...`): a new MTU goes to every member, or,
-    /// when a member refuses it, the bond gets its old MTU back and every member too.
+    /// when a member refuses it, the bond gets its old MTU back and every member too (see
+    /// `executed`).
     fn bond_device_changed(&mut self, l: Link) {
         let Some(old) = self.device.as_ref().map(|d| d.mtu) else { return };
-        let name = l.name.clone();
-        self.device = Some(l.clone());
-        if l.mtu == old {
+        let new = l.mtu;
+        self.device = Some(l);
+        if new == old {
             return;
         }
-        match self.set_member_mtus(l.mtu) {
-            Ok(()) => self.event(EventKind::Config, format!("MTU {} on every member", l.mtu)),
-            Err((member, e)) => {
-                let _ = self.set_member_mtus(old);
-                let back = self.io.set_mtu(&name, old);
-                if back.is_ok()
-                    && let Some(d) = self.device.as_mut()
-                {
-                    d.mtu = old;
-                }
-                self.event(EventKind::Warning, format!("{member} refused MTU {}: {e}; the bond's MTU is {old} again", l.mtu));
+        let mut asked = false;
+        for m in &mut self.members {
+            if m.link.mtu != new {
+                self.actions.push(Action::SetMtu { iface: m.name.clone(), mtu: new, was: m.link.mtu });
+                m.link.mtu = new;
+                asked = true;
             }
         }
-    }
-
-    /// Gives every member MTU `mtu`; the first refusal ends it (member, error).
-    pub(super) fn set_member_mtus(&mut self, mtu: u32) -> Result<(), (String, std::io::Error)> {
-        for i in 0..self.members.len() {
-            if self.members[i].link.mtu == mtu {
-                continue;
-            }
-            let name = self.members[i].name.clone();
-            self.io.set_mtu(&name, mtu).map_err(|e| (name, e))?;
-            self.members[i].link.mtu = mtu;
+        if asked {
+            self.mtu_change = Some((old, new));
+        } else {
+            self.event(EventKind::Config, format!("MTU {new} on every member"));
         }
-        Ok(())
     }
 
     /// Probe replies from the data plane.
-    pub fn on_probe_events(&mut self, events: &[ProbeEvent], now: Nanos) -> anyhow::Result<()> {
+    pub fn on_probe_replies(&mut self, events: &[ProbeEvent], now: Nanos) {
         for e in events {
             let Some(m) = self.members.iter_mut().find(|m| m.slot == e.member) else { continue };
             // Stamped by the kernel on arrival (CLOCK_MONOTONIC, as `now`): a reply that arrived
@@ -299,32 +342,24 @@ impl<I: BondIo> Bond<I> {
                 self.monitor.peer_probes_since = Some(now);
             }
         }
-        self.evaluate(now)
+        self.evaluate(now);
     }
 
     /// Received-packet counters, for the dynamic strategy and the ARP monitor without validation.
-    fn read_rx_counters(&mut self, now: Nanos) -> anyhow::Result<()> {
-        let needed = self.policy.monitor == MonitorStrategy::Dynamic || self.spec.monitor.arp.is_some();
-        if !needed {
-            return Ok(());
-        }
+    fn read_rx_counters(&mut self, sample: &Sample, now: Nanos) {
         for m in &mut self.members {
-            let rx = self.io.member_stats(m.slot)?.rx_packets;
+            let Some(&rx) = sample.rx_packets.get(&m.slot) else { continue };
             if rx != m.rx_packets {
                 m.rx_packets = rx;
                 m.last_rx = now;
             }
         }
-        Ok(())
     }
 
     /// Probes every member whose turn it is (see `Member::next_probe`); under the dynamic
     /// strategy only members that received nothing for a third of the failover interval.
     fn send_probes(&mut self, now: Nanos) {
-        if self.policy.monitor == MonitorStrategy::Passive {
-            return;
-        }
-        if !self.io.can_send(Port::Bond) {
+        if self.policy.monitor == MonitorStrategy::Passive || !self.ports.can_send(Port::Bond) {
             return;
         }
         for m in &mut self.members {
@@ -340,9 +375,9 @@ impl<I: BondIo> Bond<I> {
             }
             m.probe_seq = m.probe_seq.wrapping_add(1);
             let frame = probe::request_frame(self.settings.mac, m.slot, m.probe_seq, self.settings.probe_id);
-            if self.io.send(Port::Bond, &frame, ETH_P_PROBE) {
-                m.probes.sent(m.probe_seq, now);
-            }
+            m.probes.sent(m.probe_seq, now);
+            let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
+            self.actions.push(Action::Send { port: Port::Bond, frame: frame.to_vec(), ether_type: ETH_P_PROBE, kind });
         }
     }
 
@@ -352,18 +387,20 @@ impl<I: BondIo> Bond<I> {
         let v4 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None });
         let v6 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V6(a) = a { Some(*a) } else { None });
         let mac = self.settings.mac;
-        for port in self.members.iter().map(|m| Port::Member(m.slot)) {
+        let ports: Vec<Port> = self.members.iter().map(|m| Port::Member(m.slot)).collect();
+        for port in ports {
             for t in &arp.ip_targets {
-                self.io.send(port, &frames::arp_request(mac, v4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED), *t), 0x0806);
+                let frame = frames::arp_request(mac, v4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED), *t);
+                self.act(Action::Send { port, frame, ether_type: 0x0806, kind: SendKind::Other });
             }
             for t in &arp.ns_targets {
-                self.io.send(port, &frames::neighbour_solicitation(mac, &v6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED), t), 0x86dd);
+                let frame = frames::neighbour_solicitation(mac, &v6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED), t);
+                self.act(Action::Send { port, frame, ether_type: 0x86dd, kind: SendKind::Other });
             }
         }
     }
-
     /// Health of every member from what the monitors say; acts on changes of usability.
-    fn evaluate(&mut self, now: Nanos) -> anyhow::Result<()> {
+    fn evaluate(&mut self, now: Nanos) {
         let mut notes = Vec::new();
         // Every link with carrier silent at once: the peer, or the way to it as a whole, went
         // away (its bondctl stopped, a stall on either host), not each link. Probes stop
@@ -406,8 +443,8 @@ impl<I: BondIo> Bond<I> {
         for (kind, n) in notes {
             self.event(kind, n);
         }
-        let changed = self.apply_usable(now)?;
-        self.settle(now, changed)
+        let changed = self.apply_usable(now);
+        self.settle(now, changed);
     }
 
     /// Whether every member with carrier, each of which the peer once answered on, has been
@@ -425,22 +462,23 @@ impl<I: BondIo> Bond<I> {
 
     /// What follows a change of the members' standing: the active member, the bucket table,
     /// and one config write when anything changed (or `force`).
-    pub(super) fn settle(&mut self, now: Nanos, force: bool) -> anyhow::Result<()> {
+    pub(super) fn settle(&mut self, now: Nanos, force: bool) {
         let before = self.placement_key();
         self.choose_active(now);
         self.reallocate(false);
         let macs_changed = std::mem::take(&mut self.own.macs_changed);
         if force || macs_changed || before != self.placement_key() {
-            self.write_config()?;
+            self.write_config();
         }
-        Ok(())
+        // After the config: peers learn the new member once it is the one in force.
+        self.announce_due(now);
     }
 
     /// Whether each member may carry traffic: healthy, not punished and within its quality
     /// limits. When no member is all three, the best that is still healthy carry it: a punished
     /// or degraded link is held out only while there is something better. A change is written
     /// to `member_usable` at once; returns whether there was one.
-    pub(super) fn apply_usable(&mut self, now: Nanos) -> anyhow::Result<bool> {
+    pub(super) fn apply_usable(&mut self, now: Nanos) -> bool {
         let standings: Vec<plan::Standing> = self
             .members
             .iter()
@@ -452,7 +490,7 @@ impl<I: BondIo> Bond<I> {
             *d &= self.lacp_allows(m.slot);
         }
         if decisions.iter().zip(&self.members).all(|(d, m)| *d == m.usable) {
-            return Ok(false);
+            return false;
         }
         let mut notes = Vec::new();
         // Active-backup and none count their failovers when the active member changes.
@@ -483,44 +521,27 @@ impl<I: BondIo> Bond<I> {
             self.event(kind, n);
         }
         // The fast path: one write, and the data plane re-selects from the next packet on.
-        self.write_usable()?;
-        Ok(true)
+        self.write_usable();
+        true
     }
 
-    /// Writes the usable mask of the members' standing; a failure is retried at the next tick.
-    /// The bond device is RUNNING while any member is usable, as bonding's carrier.
-    pub(super) fn write_usable(&mut self) -> anyhow::Result<()> {
+    /// Writes the usable mask of the members' standing (a failure is retried at the next tick,
+    /// see `executed`). The bond device is RUNNING while any member is usable, as bonding's
+    /// carrier.
+    pub(super) fn write_usable(&mut self) {
         let mask = plan::usable_mask(&self.views());
-        let written = self.io.set_usable(mask);
-        self.monitor.usable_unwritten = written.is_err();
-        written?;
+        self.monitor.usable_unwritten = false;
+        self.act(Action::SetUsable(mask));
         let running = mask != 0;
         if self.monitor.running != Some(running) {
-            match self.io.set_running(self.settings.ifindex, running) {
-                Ok(()) => {
-                    if self.monitor.running.is_some() {
-                        let what = if running {
-                            "a member carries traffic again: the bond is up"
-                        } else {
-                            "no member can carry traffic: the bond is down (operstate DORMANT)"
-                        };
-                        self.event(EventKind::Bond, what.into());
-                    }
-                    self.monitor.running = Some(running);
-                }
-                Err(e) => {
-                    tracing::warn!(bond = %self.spec.name, "setting the bond's operational state: {e}");
-                    // Tried again at the next tick.
-                    self.monitor.usable_unwritten = true;
-                }
-            }
+            let was = self.monitor.running.replace(running);
+            self.act(Action::SetRunning { ifindex: self.settings.ifindex, running, was });
         }
-        Ok(())
     }
 
     /// Scores, limits and what follows: punishment for misbehaving links, active-member
     /// reselection (better / optimize), and the allocation of balance-aware.
-    fn quality_round(&mut self, now: Nanos) -> anyhow::Result<()> {
+    fn quality_round(&mut self, now: Nanos) {
         let peer = self.monitor.peer_probes_since.is_some();
         let mut notes = Vec::new();
         for m in &mut self.members {
@@ -549,16 +570,16 @@ impl<I: BondIo> Bond<I> {
         for (kind, n) in notes {
             self.event(kind, n);
         }
-        let changed = self.apply_usable(now)?;
-        self.settle(now, changed)
+        let changed = self.apply_usable(now);
+        self.settle(now, changed);
     }
 
     /// balance-aware flow-dynamic: moves busy buckets to keep the measured split on target.
-    fn rebalance_round(&mut self) -> anyhow::Result<()> {
+    fn rebalance_round(&mut self, sample: &Sample) {
         if !self.policy.uses_buckets() || self.policy.balance != Balance::FlowDynamic {
-            return Ok(());
+            return;
         }
-        let totals = self.io.bucket_bytes()?;
+        let Some(totals) = sample.bucket_bytes else { return };
         if let Some(prev) = self.monitor.bucket_totals {
             for (b, load) in self.monitor.bucket_load.iter_mut().enumerate() {
                 *load = *load * rebalance::DECAY + totals[b].saturating_sub(prev[b]) as f64;
@@ -567,18 +588,17 @@ impl<I: BondIo> Bond<I> {
         self.monitor.bucket_totals = Some(totals);
         let total: f64 = self.main.weights.iter().map(|w| w.1).sum();
         if total <= 0.0 {
-            return Ok(());
+            return;
         }
         let targets: Vec<(u8, f64)> = self.main.weights.iter().map(|&(m, w)| (m, w / total)).collect();
         let moves = rebalance::moves(&self.main.buckets, &self.monitor.bucket_load, &targets);
         if moves.is_empty() {
-            return Ok(());
+            return;
         }
         for &(b, to) in &moves {
             self.main.buckets[b] = to;
         }
-        self.write_config()?;
+        self.write_config();
         self.event(EventKind::Rebalance, format!("rebalanced: moved {} busy bucket(s) to members below their share", moves.len()));
-        Ok(())
     }
 }

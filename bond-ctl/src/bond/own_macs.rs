@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use bond_common::config::Mode;
 
-use super::{Bond, BondIo, Port};
+use super::{Action, Core, Port, Sample, SendKind};
 use crate::{
     alb::RxClients,
     frames,
@@ -33,15 +33,16 @@ pub(super) struct State {
     pub(super) applied: Option<Vec<mac_roles::Change>>,
 }
 
-impl<I: BondIo> Bond<I> {
+impl Core {
     /// Whether the policy in force has members keep their own MAC addresses.
     pub(super) fn own_macs(&self) -> bool {
         matches!(self.policy.mode, Mode::BalanceTlb | Mode::BalanceAlb)
     }
 
     /// Gives the active member the bond's MAC address and every other member one of its own
-    /// (see [`mac_roles::plan`]). Synchronous (ioctl), so the config written next carries the
-    /// new addresses. Returns the changes made, for [`Self::undo_mac_roles`].
+    /// (see [`mac_roles::plan`]). The changes go out before the config written next, which
+    /// carries the new addresses (a refused one is taken back, see `executed`). Returns the
+    /// changes asked for, for [`Self::undo_mac_roles`].
     pub(super) fn apply_mac_roles(&mut self, now: Nanos) -> Vec<mac_roles::Change> {
         let Some(active) = self.main.active.filter(|_| self.own_macs()) else { return Vec::new() };
         let holders: Vec<mac_roles::Holder> = self
@@ -73,48 +74,53 @@ impl<I: BondIo> Bond<I> {
         }
     }
 
-    /// Makes the changes in order, stopping at the first the kernel refuses (later ones assume
-    /// it). Returns those made.
+    /// Asks for the changes in order (the executor stops at the first the kernel refuses:
+    /// later ones assume it). Returns those asked for.
     fn set_macs(&mut self, changes: &[mac_roles::Change]) -> Vec<mac_roles::Change> {
-        let mut applied = Vec::new();
+        let mut asked = Vec::new();
         for c in changes {
-            let Some(i) = self.members.iter().position(|m| m.slot == c.slot) else { continue };
-            let name = self.members[i].name.clone();
-            if let Err(e) = self.io.set_mac(&name, c.mac) {
-                self.event(EventKind::Warning, format!("cannot give {name} the MAC address {}: {e}", crate::mac::format_mac(&c.mac)));
-                break;
-            }
-            self.members[i].link.mac = c.mac;
-            self.event(EventKind::Address, format!("{name} now sends with {}", crate::mac::format_mac(&c.mac)));
-            applied.push(*c);
+            let Some(m) = self.members.iter_mut().find(|m| m.slot == c.slot) else { continue };
+            let was = std::mem::replace(&mut m.link.mac, c.mac);
+            self.actions.push(Action::SetMac { slot: c.slot, member: m.name.clone(), mac: c.mac, was });
+            asked.push(*c);
         }
-        applied
+        asked
     }
 
     /// Learning packets every `lp_interval`; balance-alb's peer updates.
-    pub(super) fn own_macs_tick(&mut self, now: Nanos) {
+    pub(super) fn own_macs_tick(&mut self, sample: &Sample, now: Nanos) {
         if !self.own_macs() {
             return;
         }
         if now >= self.own.next_learning {
             self.own.next_learning = now + self.spec.tlb.lp_interval * 1_000 * MS;
             for m in self.members.iter().filter(|m| m.link.usable()) {
-                self.io.send(Port::Member(m.slot), &frames::learning_packet(m.link.mac), frames::ETH_P_LOOPBACK);
+                let frame = frames::learning_packet(m.link.mac);
+                let port = Port::Member(m.slot);
+                self.actions.push(Action::Send { port, frame, ether_type: frames::ETH_P_LOOPBACK, kind: SendKind::Other });
             }
         }
         if self.policy.mode == Mode::BalanceAlb && now >= self.own.next_alb {
             self.own.next_alb = now + ALB_ROUND;
-            self.alb_round(now);
+            self.alb_round(sample, now);
         }
     }
 
+    /// Whether a tick at `now` runs a round of balance-alb's peer updates (it needs the bond's
+    /// neighbours read).
+    pub(super) fn alb_round_due(&self, now: Nanos) -> bool {
+        self.policy.mode == Mode::BalanceAlb && now >= self.own.next_alb && self.bond_ipv4().is_some()
+    }
+
+    fn bond_ipv4(&self) -> Option<std::net::Ipv4Addr> {
+        self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None })
+    }
+
     /// Tells the peers whose member changed (see [`RxClients::round`]).
-    fn alb_round(&mut self, now: Nanos) {
-        let Some(bond_ip) = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None }) else {
-            return;
-        };
-        let Ok(neighbours) = self.io.neighbours(&self.spec.name) else { return };
-        let broadcasts = self.io.bond_stats().map_or(0, |s| s.tx_arp_broadcasts);
+    fn alb_round(&mut self, sample: &Sample, now: Nanos) {
+        let Some(bond_ip) = self.bond_ipv4() else { return };
+        let Some((neighbours, broadcasts)) = &sample.neighbours else { return };
+        let broadcasts = *broadcasts;
         if broadcasts != self.own.arp_broadcasts {
             self.own.arp_broadcasts = broadcasts;
             self.own.clients.retell_all(now);
@@ -122,10 +128,11 @@ impl<I: BondIo> Bond<I> {
         let views = self.views();
         let policy = plan::policy_config(&self.policy, &views, self.main.active, &self.main.buckets);
         let mac_of = |slot: u8| views.iter().find(|v| v.slot == slot).map_or([0; 6], |v| v.mac);
-        let updates = self.own.clients.round(now, &neighbours, &policy, plan::usable_mask(&views), mac_of);
+        let updates = self.own.clients.round(now, neighbours, &policy, plan::usable_mask(&views), mac_of);
         for u in updates {
             let Some(m) = self.member(u.slot) else { continue };
-            self.io.send(Port::Member(u.slot), &frames::arp_reply(m.link.mac, bond_ip, u.peer.mac, u.peer.ip), 0x0806);
+            let frame = frames::arp_reply(m.link.mac, bond_ip, u.peer.mac, u.peer.ip);
+            self.act(Action::Send { port: Port::Member(u.slot), frame, ether_type: 0x0806, kind: SendKind::Other });
         }
     }
 

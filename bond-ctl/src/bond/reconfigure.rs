@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 
-use super::{Bond, BondIo};
+use super::{Action, Bond, BondIo, Core};
 use crate::{
     config::{BondSpec, Config, PolicySpec},
     health::metrics::Nanos,
@@ -27,7 +27,8 @@ impl Bond {
 
     /// Puts `spec` (from `config`) in force; returns what changed.
     pub async fn reconfigure(&mut self, nl: &Netdev, spec: &BondSpec, config: &Config) -> anyhow::Result<Vec<String>> {
-        let mut changes = self.set_settings(spec)?;
+        let mut changes = self.core.set_settings(spec);
+        self.execute(sys::monotonic_ns())?;
         let device = self.device.clone().context("no bond device")?;
         for (addr, prefix) in spec.addresses.iter().filter(|a| !self.spec.addresses.contains(a)) {
             nl.add_address(&device, *addr, *prefix).await?;
@@ -56,15 +57,19 @@ impl Bond {
         let entries_before = self.peer_entries.clone();
         self.set_peers(config)?;
         let peers_changed = entries_before != self.peer_entries || peers_before.iter().map(|p| &p.1).ne(self.peers.iter().map(|p| &p.spec));
+        let now = sys::monotonic_ns();
         if peers_changed {
             self.reallocate(true);
-            self.settle(sys::monotonic_ns(), true)?;
+            self.settle(now, true);
+        }
+        self.execute(now)?;
+        if peers_changed {
             let list: Vec<String> = config.peers.iter().map(|p| format!("{} -> {}", p.peer, p.policy)).collect();
             let what = format!("peer policies: {}", if list.is_empty() { "none".to_string() } else { list.join(", ") });
             self.event(EventKind::Config, format!("{what} (reload)"));
             changes.push(what);
         }
-        if let Some(what) = self.set_policy_spec(policy, sys::monotonic_ns())? {
+        if let Some(what) = self.put_policy_in_force(policy.clone(), sys::monotonic_ns())? {
             self.event(EventKind::Config, format!("{what} (reload)"));
             changes.push(what);
         }
@@ -72,14 +77,14 @@ impl Bond {
     }
 }
 
-impl<I: BondIo> Bond<I> {
+impl Core {
     /// The bond's own settings (monitoring, 802.3ad, tlb) of `spec` put in force; what changed.
-    fn set_settings(&mut self, spec: &BondSpec) -> anyhow::Result<Vec<String>> {
+    fn set_settings(&mut self, spec: &BondSpec) -> Vec<String> {
         let mut changes = Vec::new();
         if spec.monitor != self.spec.monitor {
             self.spec.monitor = spec.monitor.clone();
             let targets = self.monitor_targets();
-            self.io.set_monitor_targets(&targets)?;
+            self.act(Action::SetMonitorTargets(targets));
             changes.push("link monitoring".to_string());
         }
         if spec.lacp != self.spec.lacp || spec.tlb != self.spec.tlb {
@@ -88,34 +93,20 @@ impl<I: BondIo> Bond<I> {
             self.spec.tlb = spec.tlb.clone();
             changes.push("802.3ad / tlb settings".to_string());
         }
-        Ok(changes)
+        changes
     }
+}
 
-    /// `policy` in force (one config write) when it differs; what changed.
-    fn set_policy_spec(&mut self, policy: &PolicySpec, now: Nanos) -> anyhow::Result<Option<String>> {
-        if *policy == self.policy {
-            return Ok(None);
-        }
-        let old = std::mem::replace(&mut self.policy, policy.clone());
-        self.reallocate(true);
-        if let Err(e) = self.settle(now, true) {
-            self.policy = old;
-            return Err(e);
-        }
-        Ok(Some(if old.name == self.policy.name {
-            format!("policy {} changed", self.policy.name)
-        } else {
-            format!("policy {} -> {}", old.name, self.policy.name)
-        }))
-    }
+impl<I: BondIo> Bond<I> {
 
     /// `bondctl set`: options changed on the running bond, checked whole first (a bad one
     /// changes nothing). Lasts until the next reload or restart, which apply the file.
     pub fn set_options(&mut self, options: &[String], now: Nanos) -> anyhow::Result<String> {
         let changed =
             crate::config::live::apply(&self.spec, &self.policy, options).map_err(|e| anyhow::anyhow!("{}: {e}", self.spec.name))?;
-        self.set_settings(&changed.spec)?;
-        self.set_policy_spec(&changed.policy, now)?;
+        self.core.set_settings(&changed.spec);
+        self.execute(now)?;
+        self.put_policy_in_force(changed.policy, now)?;
         let what = changed.changes.join(" ");
         self.event(EventKind::Config, format!("set {what}"));
         Ok(format!("{}: {what}", self.spec.name))

@@ -11,14 +11,13 @@ use bond_common::{
     stats::{BondStats, MemberSeen, MemberStats},
 };
 
-use super::{Bond, BondIo, Port, aggregation, monitor, own_macs};
+use super::{Bond, BondIo, Core, Port};
 use crate::{
     alb::Neighbour,
     config::{self, Peer},
     health::metrics::{MS, Nanos},
     member::{Member, Saved},
     netdev::Link,
-    placement::Placement,
     plan::BondSettings,
 };
 
@@ -60,8 +59,8 @@ impl BondIo for Fake {
     fn set_monitor_targets(&mut self, _: &[([u8; 16], u32)]) -> anyhow::Result<()> {
         Ok(())
     }
-    fn set_peers(&mut self, _: &[(Peer, u32)]) -> anyhow::Result<u32> {
-        Ok(0)
+    fn set_peers(&mut self, _: &[(Peer, u32)]) -> anyhow::Result<()> {
+        Ok(())
     }
     fn config(&self) -> anyhow::Result<BondConfig> {
         self.configs.last().copied().ok_or_else(|| anyhow::anyhow!("no config"))
@@ -140,32 +139,17 @@ fn bond(n: u8, yaml: &str) -> Bond<Fake> {
             Member::new(link.name.clone(), i, link, Saved { mac, admin_up: true, ipv6_disabled: None, mtu: Some(1500) }, 0)
         })
         .collect();
-    let mut b = Bond {
-        spec,
-        policy,
-        device: None,
-        members,
-        settings: BondSettings { ifindex: 2, mac: BOND_MAC, probe_id: 7, ..Default::default() },
-        main: Placement::default(),
-        peers: Vec::new(),
-        peer_entries: Vec::new(),
-        generation: 0,
-        failovers: 0,
-        events: Default::default(),
-        control: None,
-        probe_reader: None,
-        announcing: None,
-        monitor: monitor::State::new(0),
-        own: own_macs::State::default(),
-        aggregation: None::<aggregation::Aggregation>,
-        io: Fake::default(),
-    };
+    let mut core = Core::new(spec, policy, BondSettings { ifindex: 2, mac: BOND_MAC, probe_id: 7, ..Default::default() }, 0);
+    core.members = members;
+    let mut b = Bond { core, control: None, probe_reader: None, io: Fake::default() };
     // As `setup` does.
+    b.sync_ports();
     b.hold_until_lacp_allows(0);
     b.choose_active(0);
     b.reallocate(true);
-    b.write_config().unwrap();
-    b.write_usable().unwrap();
+    b.write_config();
+    b.write_usable();
+    b.execute(0).unwrap();
     b
 }
 
@@ -417,4 +401,107 @@ fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_b
     // One link silent alone is still found.
     b.probe_for(t, silent_until + 300 * MS, &[2]);
     assert_eq!(b.usable_now(), 0b011, "eth2 alone silent: failed");
+}
+
+// The core alone: a sample and the time in, actions out; outcomes fed back by hand.
+
+use super::{Action, Outcome, Sample, SendKind};
+
+/// A core of `n` members (as `bond` builds it), its first actions already carried out.
+fn core(n: u8, yaml: &str) -> Core {
+    bond(n, yaml).core
+}
+
+fn carrier(up: &[(u8, bool)]) -> Sample {
+    Sample { carrier: up.iter().copied().collect(), ..Default::default() }
+}
+
+#[test]
+fn a_carrier_loss_becomes_mask_then_config_then_announcement_in_that_order() {
+    let mut c = core(2, "    mode: active-backup\n    miimon: 5\n");
+    c.on_tick(&carrier(&[(0, true), (1, true)]), 0);
+    c.take_actions();
+    c.on_tick(&carrier(&[(0, false), (1, true)]), 5 * MS);
+    let actions = c.take_actions();
+    let kinds: Vec<&str> = actions
+        .iter()
+        .map(|a| match a {
+            Action::SetUsable(0b10) => "mask",
+            Action::WriteConfig(cfg) if cfg.policies[0].active == 1 => "config",
+            Action::Send { port: Port::Member(1), ether_type: 0x0806, kind: SendKind::FirstAnnouncement { slot: 1 }, .. } => "garp",
+            _ => "other",
+        })
+        .filter(|k| *k != "other")
+        .collect();
+    // The mask is the fast path: the data plane stops using eth0 before anything else.
+    assert_eq!(kinds, ["mask", "config", "garp"], "of {} actions", actions.len());
+    assert!(c.take_actions().is_empty(), "taken once");
+}
+
+#[test]
+fn a_tick_wants_only_what_it_will_use() {
+    let c = core(2, "    mode: active-backup\n    miimon: 100\n");
+    let w = c.wants(0);
+    assert!(w.carrier && !w.rx_packets && !w.seen && !w.lacpdus && !w.bucket_bytes && !w.neighbours, "{w:?}");
+    let mut c = c;
+    c.on_tick(&carrier(&[]), 0);
+    assert!(!c.wants(50 * MS).carrier, "not before the next miimon");
+    assert!(c.wants(100 * MS).carrier);
+    assert!(core(2, "    mode: 802.3ad\n").wants(0).lacpdus);
+}
+
+#[test]
+fn an_address_a_member_refuses_is_taken_back_and_the_config_rewritten_with_the_real_ones() {
+    let mut c = core(2, "    mode: balance-tlb\n    miimon: 5\n");
+    c.on_tick(&carrier(&[(0, false), (1, true)]), 5 * MS);
+    let actions = c.take_actions();
+    let macs: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::SetMac { .. })).collect();
+    assert_eq!(macs.len(), 2, "the holder gives the bond's address up, then eth1 takes it: {actions:?}");
+    assert_eq!(c.members[1].link.mac, BOND_MAC, "decided");
+    // The kernel refuses the first change: the second and the config resting on it are skipped.
+    let mut outcome = Outcome::default();
+    let mut skipped = false;
+    for a in actions {
+        if matches!(a, Action::SetMac { .. }) && outcome.failed.is_empty() {
+            outcome.failed.push((a, "Operation not permitted".into()));
+        } else if outcome.blocks(&a) {
+            skipped = true;
+            outcome.skipped.push(a);
+        } else {
+            outcome.done.push(a);
+        }
+    }
+    assert!(skipped);
+    c.executed(outcome, 5 * MS);
+    assert_eq!(c.members[0].link.mac, BOND_MAC, "eth0 keeps the address it has");
+    assert_eq!(c.members[1].link.mac, [2, 0, 0, 0, 1, 1], "eth1 keeps its own");
+    assert!(c.events.iter().any(|e| e.message.starts_with("cannot give eth0 the MAC address")), "{:?}", c.events);
+    // The next tick writes a config with the addresses members really have.
+    c.on_tick(&carrier(&[(0, false), (1, true)]), 10 * MS);
+    let cfg = c.take_actions().into_iter().find_map(|a| if let Action::WriteConfig(cfg) = a { Some(cfg) } else { None });
+    let cfg = cfg.expect("a config written again");
+    assert_eq!((&cfg.member_mac[0][..6], &cfg.member_mac[1][..6]), (&BOND_MAC[..], &[2, 0, 0, 0, 1, 1][..]));
+}
+
+#[test]
+fn a_probe_that_never_left_is_not_counted_lost() {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: active-backup, failoverInterval: 30 }\n";
+    let mut b = bond(2, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    let t = b.probe_for(0, 200 * MS, &[]);
+    let outcomes = b.members[0].probes.outcomes();
+    // Probes on eth0 fail to go out (the socket's buffer full) for a while.
+    for i in 0..60 {
+        let now = t + i * MS;
+        b.core.on_tick(&Sample::default(), now);
+        let mut outcome = Outcome::default();
+        for a in b.core.take_actions() {
+            match a {
+                Action::Send { kind: SendKind::Probe { slot: 0, .. }, .. } => outcome.failed.push((a, "No buffer space available".into())),
+                a => outcome.done.push(a),
+            }
+        }
+        b.core.executed(outcome, now);
+    }
+    assert!(b.members[0].probes.outcomes() <= outcomes, "no loss recorded for probes that were not sent");
+    assert!(b.members[0].probes.metrics(1.0).plr == 0.0, "{:?}", b.members[0].probes.metrics(1.0));
 }

@@ -62,6 +62,11 @@ impl ProbeWindow {
         }
     }
 
+    /// Probe `seq` never left (its send failed): it is neither answered nor lost.
+    pub fn unsent(&mut self, seq: u32) {
+        self.outstanding.retain(|(s, _)| *s != seq);
+    }
+
     /// A reply to probe `seq` with round trip `rtt` (kernel timestamps). Replies to probes no
     /// longer outstanding (already counted lost) are ignored.
     pub fn replied(&mut self, seq: u32, rtt: Nanos, corrupt: bool, now: Nanos) {
