@@ -24,6 +24,8 @@ pub struct Saved {
     pub ipv6_disabled: Option<bool>,
     /// None: not recorded (a state file from before MTUs were kept).
     pub mtu: Option<u32>,
+    /// Whether it received every multicast group itself (None: not recorded).
+    pub allmulti: Option<bool>,
 }
 
 pub struct Member {
@@ -171,9 +173,10 @@ mod tests {
             mtu: 1500,
             admin_up: true,
             carrier: true,
+            allmulti: false,
             kind: None,
         };
-        Member::new("eth0".into(), 0, link, Saved { mac: [0; 6], admin_up: true, ipv6_disabled: None, mtu: None }, now)
+        Member::new("eth0".into(), 0, link, Saved { mac: [0; 6], admin_up: true, ipv6_disabled: None, mtu: None, allmulti: None }, now)
     }
 
     fn arp(validate: ArpValidate, all_targets: bool) -> ArpMonitor {

@@ -25,6 +25,9 @@ pub struct Link {
     pub admin_up: bool,
     /// The lower layer reports carrier (IFF_LOWER_UP).
     pub carrier: bool,
+    /// Receives every multicast group, as asked with `ip link set DEV allmulticast on`
+    /// (IFF_ALLMULTI as the kernel reports it: set by a user, not by a master).
+    pub allmulti: bool,
     /// rtnetlink kind ("ifb", "veth", ...), None for physical devices.
     pub kind: Option<String>,
 }
@@ -39,6 +42,7 @@ impl Link {
             mtu: 0,
             admin_up: msg.header.flags.contains(LinkFlags::Up),
             carrier: msg.header.flags.contains(LinkFlags::LowerUp),
+            allmulti: msg.header.flags.contains(LinkFlags::Allmulti),
             kind: None,
         };
         for a in &msg.attributes {
@@ -130,6 +134,12 @@ impl Netdev {
         let b = LinkUnspec::new_with_index(l.index);
         let msg = if up { b.up() } else { b.down() }.build();
         self.set(msg, || format!("setting {} {}", l.name, if up { "up" } else { "down" })).await
+    }
+
+    /// Makes the device receive every multicast group (IFF_ALLMULTI), or not.
+    pub async fn set_allmulti(&self, l: &Link, on: bool) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_index(l.index).allmulticast(on).build();
+        self.set(msg, || format!("setting allmulticast {} on {}", if on { "on" } else { "off" }, l.name)).await
     }
 
     /// Sets the MAC address, taking the device down for the change if it refuses while up.

@@ -483,3 +483,22 @@ fn the_bonds_mtu_reaches_its_members_and_jumbo_frames_pass() {
     lab.a.daemon.as_mut().unwrap().stop().unwrap();
     assert!((0..3).all(|i| mtu(&lab.a.ns, &format!("eth{i}")) == original), "members have their own MTU back");
 }
+
+#[test]
+fn members_receive_every_multicast_group_and_get_their_flags_back() {
+    let mut lab = lab(LabOptions::default().policy("balance-xor"));
+    let allmulti = |ns: &bond_tests::Netns, dev: &str| -> bool {
+        let v: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "link", "show", dev]).unwrap()).unwrap();
+        v[0]["flags"].as_array().unwrap().iter().any(|f| f == "ALLMULTI")
+    };
+    // A NIC filters multicast in hardware: groups the bond joins (IPv6 neighbour discovery,
+    // `ip maddr add`) reach it only through members that receive every group.
+    for i in 0..lab.links {
+        assert!(allmulti(&lab.a.ns, &format!("eth{i}")), "eth{i} receives all multicast while a member");
+    }
+    assert!(!allmulti(&lab.a.ns, &lab.a.bond), "the bond device itself keeps its own flags");
+    lab.a.daemon.as_mut().unwrap().stop().unwrap();
+    for i in 0..lab.links {
+        assert!(!allmulti(&lab.a.ns, &format!("eth{i}")), "eth{i} has its own flags back");
+    }
+}

@@ -35,7 +35,13 @@ impl Bond {
         let slot = (0..MAX_MEMBERS as u8)
             .find(|s| self.member(*s).is_none())
             .with_context(|| format!("a bond has at most {MAX_MEMBERS} members"))?;
-        let saved = Saved { mac: link.mac, admin_up: link.admin_up, ipv6_disabled: sys::ipv6_disabled(name), mtu: Some(link.mtu) };
+        let saved = Saved {
+            mac: link.mac,
+            admin_up: link.admin_up,
+            ipv6_disabled: sys::ipv6_disabled(name),
+            mtu: Some(link.mtu),
+            allmulti: Some(link.allmulti),
+        };
         // Recorded before anything changes, so a failure below (or a crash) still restores it.
         self.members.push(Member::new(name.to_string(), slot, link.clone(), saved, sys::monotonic_ns()));
         self.persist()?;
@@ -53,6 +59,11 @@ impl Bond {
                 self.io.set_mtu(name, mtu).with_context(|| format!("giving {name} the bond's MTU {mtu}"))?;
             }
             nl.set_up(&link, true).await?;
+            // Every multicast group the bond joins (IPv6 neighbour discovery, groups of
+            // applications and `ip maddr`) reaches it through any member, whatever the NIC
+            // filters in hardware: members receive all multicast, as bonding's do for its
+            // active member (here every member may be receiving for the bond).
+            nl.set_allmulti(&link, true).await?;
             self.io.dataplane()?.maps.reset_member(slot)?;
             self.io.dataplane()?.attach_ingress(name)?;
             self.refresh_member(nl, slot).await
@@ -206,6 +217,11 @@ pub async fn restore(nl: &Netdev, bond: &str, member: &str, saved: &Saved) {
     let Ok(Some(link)) = nl.link(member).await else { return };
     if let Err(e) = nl.set_mac(&link, saved.mac).await {
         warn("restoring the MAC address", e);
+    }
+    if saved.allmulti == Some(false)
+        && let Err(e) = nl.set_allmulti(&link, false).await
+    {
+        warn("restoring allmulticast", e);
     }
     if !saved.admin_up
         && let Err(e) = nl.set_up(&link, false).await
