@@ -12,8 +12,10 @@ pub const MAX_POLICIES: usize = 16;
 /// `flow_hash % BUCKETS`; the controller assigns buckets to members in proportion to their
 /// allocation, so one bucket is 1/256 (0.4 %) of the traffic.
 pub const BUCKETS: usize = 256;
-/// Number of config banks (double buffering).
-pub const CONFIG_BANKS: u32 = 2;
+/// Number of config banks. The bank written next was left `CONFIG_BANKS - 1` switches ago, so
+/// a write waits for a grace period only when that many writes fall within one (two banks
+/// would make every write within a grace period of the last one wait).
+pub const CONFIG_BANKS: u32 = 4;
 /// "No member": an empty slot reference.
 pub const NO_MEMBER: u8 = 0xff;
 

@@ -6,8 +6,10 @@
 //! so a poll every few milliseconds sees a lost carrier within one poll interval.
 
 use std::{
+    collections::BTreeMap,
     io,
     os::fd::{AsRawFd, OwnedFd},
+    sync::{Arc, Mutex},
 };
 
 use crate::sys;
@@ -72,6 +74,12 @@ struct EthtoolCmd {
     reserved: [u32; 2],
 }
 
+/// The link speed `ifname`'s driver reports (Mb/s), if it knows one (a socket of its own, for
+/// threads other than the daemon's loop).
+pub fn speed_mbps(ifname: &str) -> Option<u32> {
+    CarrierProbe::new().ok()?.speed_mbps(ifname)
+}
+
 impl CarrierProbe {
     /// The link speed the driver reports (Mb/s), if it knows one.
     pub fn speed_mbps(&self, ifname: &str) -> Option<u32> {
@@ -96,5 +104,109 @@ mod tests {
         assert!(probe.carrier("lo").expect("lo answers ETHTOOL_GLINK"));
         assert_eq!(probe.speed_mbps("lo"), None);
         assert!(probe.carrier("no-such-if0").is_err());
+    }
+}
+
+/// Polls the carrier of a bond's members on a thread of its own, every `miimon`: an ethtool
+/// request waits for the RTNL lock, which whatever changes links holds (for tens of
+/// milliseconds while TCX links come and go), and the daemon's loop must not wait. The loop
+/// reads the last values ([`CarrierWatch::carrier`]) and is woken when one changes.
+pub struct CarrierWatch {
+    shared: Arc<Mutex<Watched>>,
+}
+
+#[derive(Default)]
+struct Watched {
+    /// Member name → carrier (None: not read yet, or the device cannot say).
+    members: BTreeMap<String, Option<bool>>,
+    interval_ms: u64,
+    stop: bool,
+}
+
+impl CarrierWatch {
+    /// Starts polling every `interval_ms` (0: not at all, until set); `wake` is called (on the
+    /// polling thread) after a change.
+    pub fn start(interval_ms: u64, wake: impl Fn() + Send + 'static) -> io::Result<CarrierWatch> {
+        let probe = CarrierProbe::new()?;
+        let shared = Arc::new(Mutex::new(Watched { interval_ms, ..Default::default() }));
+        let watched = shared.clone();
+        std::thread::Builder::new().name("carrier".into()).spawn(move || poll(&probe, &watched, wake))?;
+        Ok(CarrierWatch { shared })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Watched) -> R) -> R {
+        f(&mut self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    pub fn watch(&self, member: &str) {
+        self.with(|w| {
+            w.members.entry(member.to_string()).or_insert(None);
+        });
+    }
+
+    pub fn unwatch(&self, member: &str) {
+        self.with(|w| {
+            w.members.remove(member);
+        });
+    }
+
+    /// Forgets `member`'s last reading (older than news of it): none until the next poll.
+    pub fn forget(&self, member: &str) {
+        self.with(|w| {
+            if let Some(c) = w.members.get_mut(member) {
+                *c = None;
+            }
+        });
+    }
+
+    pub fn set_interval(&self, interval_ms: u64) {
+        self.with(|w| w.interval_ms = interval_ms);
+    }
+
+    /// The carrier `member` had at the last poll (None: not read yet or unknown).
+    pub fn carrier(&self, member: &str) -> Option<bool> {
+        self.with(|w| w.members.get(member).copied().flatten())
+    }
+}
+
+impl Drop for CarrierWatch {
+    fn drop(&mut self) {
+        self.with(|w| w.stop = true);
+    }
+}
+
+/// The polling thread: reads every member's carrier each interval; wakes the loop on a change.
+fn poll(probe: &CarrierProbe, watched: &Mutex<Watched>, wake: impl Fn()) {
+    let lock = || watched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let (names, interval) = {
+            let w = lock();
+            if w.stop {
+                return;
+            }
+            (w.members.keys().cloned().collect::<Vec<_>>(), w.interval_ms)
+        };
+        if interval == 0 {
+            // Not polled (miimon 0): rtnetlink alone follows carrier. Looked at again shortly.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        // Read without the lock held: a read may wait for the RTNL lock.
+        let read: Vec<(String, Option<bool>)> = names.into_iter().map(|n| (n.clone(), probe.carrier(&n).ok())).collect();
+        let changed = {
+            let mut w = lock();
+            let mut changed = false;
+            for (name, carrier) in read {
+                if let Some(c) = w.members.get_mut(&name) {
+                    changed |= c.is_some() && *c != carrier;
+                    *c = carrier;
+                }
+            }
+            changed
+        };
+        if changed {
+            wake();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(interval));
     }
 }

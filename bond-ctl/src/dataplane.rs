@@ -4,7 +4,10 @@
 //! TCX link (`link_egress_<bond>`, `link_ingress_<member>`), so `bpftool` can inspect a running
 //! bond and the data plane keeps forwarding while no controller runs.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::VecDeque,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context, anyhow};
 use aya::{
@@ -48,7 +51,11 @@ pub struct Maps {
     /// The grace period after the last switch, running on its own thread: until it ends,
     /// packets that read the bank index before the switch may still read the other bank. The
     /// daemon goes on meanwhile and waits only if it writes again before the period is over.
-    grace: Option<std::thread::JoinHandle<()>>,
+    /// A grace period per bank switch still running, oldest first (see `write_config`).
+    graces: VecDeque<std::thread::JoinHandle<()>>,
+    /// Started when the maps were taken over: a previous controller may have switched banks
+    /// just before it stopped, so the first write waits for it.
+    startup_grace: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Maps {
@@ -73,27 +80,31 @@ impl Maps {
             bucket_bytes: take(ebpf, maps::BUCKET_BYTES)?,
             probe_events: Some(take(ebpf, maps::PROBE_EVENTS)?),
             bank,
-            // A previous controller may have switched banks just before it stopped.
-            grace: Some(std::thread::spawn(sys::wait_for_bpf_readers)),
+            graces: VecDeque::new(),
+            startup_grace: Some(std::thread::spawn(sys::wait_for_bpf_readers)),
         })
     }
 
-    /// Waits until no packet can still read a configuration older than the one in force.
-    pub fn wait_grace_period(&mut self) {
-        if let Some(grace) = self.grace.take() {
+    /// Puts `cfg` in force atomically: written whole into the next idle bank, then one 4-byte
+    /// write switches banks. That bank was left `CONFIG_BANKS - 1` switches ago: once the grace
+    /// period after that switch has passed, no packet reads it. It usually has, so a write
+    /// rarely waits (only when `CONFIG_BANKS - 1` writes fall within one grace period).
+    pub fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {
+        if let Some(grace) = self.startup_grace.take() {
             let _ = grace.join();
         }
-    }
-
-    /// Puts `cfg` in force atomically: written whole into the idle bank, then one 4-byte write
-    /// switches banks.
-    pub fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {
-        self.wait_grace_period();
+        while self.graces.len() >= CONFIG_BANKS as usize - 1 {
+            if let Some(grace) = self.graces.pop_front() {
+                let _ = grace.join();
+            }
+        }
         let next = (self.bank + 1) % CONFIG_BANKS;
         self.config.set(next, cfg, 0).context("writing the config bank")?;
         self.config_bank.set(0, next, 0).context("switching config banks")?;
         self.bank = next;
-        self.grace = Some(std::thread::spawn(sys::wait_for_bpf_readers));
+        // Finished ones go: only running grace periods can make a write wait.
+        self.graces.retain(|g| !g.is_finished());
+        self.graces.push_back(std::thread::spawn(sys::wait_for_bpf_readers));
         Ok(())
     }
 
@@ -231,6 +242,11 @@ impl Dataplane {
         for prog in [maps::PROG_BOND_EGRESS, maps::PROG_MEMBER_INGRESS] {
             classifier(&mut ebpf, prog)?.load().with_context(|| format!("verifying program {prog}"))?;
         }
+        // The receive program pinned too, so members can be attached to it off the daemon's
+        // loop (`attach_ingress_pinned`); replaced when a new controller loads its own.
+        let prog_pin = pin_dir.join(INGRESS_PROG_PIN);
+        let _ = std::fs::remove_file(&prog_pin);
+        classifier(&mut ebpf, maps::PROG_MEMBER_INGRESS)?.pin(&prog_pin).with_context(|| format!("pinning {}", prog_pin.display()))?;
         let maps = Maps::take(&mut ebpf)?;
         Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new() })
     }
@@ -242,38 +258,34 @@ impl Dataplane {
 
     /// Attaches the receive program to a member.
     pub fn attach_ingress(&mut self, member: &str) -> anyhow::Result<()> {
-        self.attach(maps::PROG_MEMBER_INGRESS, member, TcAttachType::Ingress, format!("link_ingress_{member}"))
+        self.attach(maps::PROG_MEMBER_INGRESS, member, TcAttachType::Ingress, ingress_pin(member))
     }
 
-    /// Attaches `prog` and pins the link as `pin`. A link already pinned there (left by a
-    /// previous controller) is replaced without a gap: the new program goes first in the
-    /// device's TCX chain and takes every packet (it never passes one on) before the old link
-    /// is released.
+    /// Attaches `prog` and pins the link as `pin` (see `attach_pinned_link`).
     fn attach(&mut self, prog: &str, iface: &str, dir: TcAttachType, pin: String) -> anyhow::Result<()> {
-        let path = self.pin_dir.join(&pin);
-        let p = classifier(&mut self.ebpf, prog)?;
-        let id = p
-            .attach_with_options(iface, dir, TcAttachOptions::TcxOrder(LinkOrder::first()))
-            .with_context(|| format!("attaching {prog} to {iface}"))?;
-        let link: FdLink = p.take_link(id)?.try_into().context("TCX link")?;
-        // Pinned under a temporary name and renamed over the old pin: at every moment one of
-        // the two links is pinned, so a failure here never leaves the device without a program.
-        // (bpffs refuses names with dots.)
-        let fresh = self.pin_dir.join(format!("{pin}_new"));
-        let _ = std::fs::remove_file(&fresh);
-        drop(link.pin(&fresh).with_context(|| format!("pinning {pin}"))?);
-        std::fs::rename(&fresh, &path).with_context(|| format!("replacing the pin {}", path.display()))?;
-        // The old link lost its pin with the rename; nothing holds it now, so it is detached.
+        attach_pinned_link(classifier(&mut self.ebpf, prog)?, prog, &self.pin_dir, iface, dir, &pin)?;
+        self.keep_link(iface, &pin)
+    }
+
+    /// Takes over the link `attach_ingress_pinned` made for `member`.
+    pub fn keep_ingress_link(&mut self, member: &str) -> anyhow::Result<()> {
+        self.keep_link(member, &ingress_pin(member))
+    }
+
+    fn keep_link(&mut self, iface: &str, pin: &str) -> anyhow::Result<()> {
+        let path = self.pin_dir.join(pin);
         let pinned = PinnedLink::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+        self.links.retain(|(n, _)| n != iface);
         self.links.push((iface.to_string(), pinned));
         Ok(())
     }
 
-    /// Detaches the receive program from one member.
+    /// Detaches the receive program from one member: its link unpinned at once, and released
+    /// (which waits for an RCU grace period in the kernel) off the caller's thread.
     pub fn detach(&mut self, iface: &str) -> anyhow::Result<()> {
         if let Some(i) = self.links.iter().position(|(n, _)| n == iface) {
             let (_, pinned) = self.links.remove(i);
-            drop(pinned.unpin().context("unpinning link")?);
+            sys::drop_in_background(pinned.unpin().context("unpinning link")?);
         }
         Ok(())
     }
@@ -293,6 +305,43 @@ impl Dataplane {
         }
         first.map_or(Ok(()), Err)
     }
+}
+
+/// The pinned receive program, in a bond's pin directory.
+const INGRESS_PROG_PIN: &str = "prog_member_ingress";
+
+/// File name of the pinned receive link of `member`.
+fn ingress_pin(member: &str) -> String {
+    format!("link_ingress_{member}")
+}
+
+/// Attaches the receive program pinned in `pin_dir` to `member` and pins the link, without
+/// the loaded data plane (for a thread of its own: creating a TCX link waits for an RCU grace
+/// period). [`Dataplane::keep_ingress_link`] takes it over.
+pub fn attach_ingress_pinned(pin_dir: &Path, member: &str) -> anyhow::Result<()> {
+    let path = pin_dir.join(INGRESS_PROG_PIN);
+    let mut prog = SchedClassifier::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+    attach_pinned_link(&mut prog, maps::PROG_MEMBER_INGRESS, pin_dir, member, TcAttachType::Ingress, &ingress_pin(member))
+}
+
+/// Attaches `p` to `iface` and pins the link as `pin`. A link already pinned there (left by a
+/// previous controller) is replaced without a gap: the new program goes first in the device's
+/// TCX chain and takes every packet (it never passes one on) before the old link is released.
+fn attach_pinned_link(p: &mut SchedClassifier, prog: &str, pin_dir: &Path, iface: &str, dir: TcAttachType, pin: &str) -> anyhow::Result<()> {
+    let path = pin_dir.join(pin);
+    let id = p
+        .attach_with_options(iface, dir, TcAttachOptions::TcxOrder(LinkOrder::first()))
+        .with_context(|| format!("attaching {prog} to {iface}"))?;
+    let link: FdLink = p.take_link(id)?.try_into().context("TCX link")?;
+    // Pinned under a temporary name and renamed over the old pin: at every moment one of the
+    // two links is pinned, so a failure here never leaves the device without a program.
+    // (bpffs refuses names with dots.)
+    let fresh = pin_dir.join(format!("{pin}_new"));
+    let _ = std::fs::remove_file(&fresh);
+    drop(link.pin(&fresh).with_context(|| format!("pinning {pin}"))?);
+    std::fs::rename(&fresh, &path).with_context(|| format!("replacing the pin {}", path.display()))?;
+    // The old link lost its pin with the rename; nothing holds it now, so it is detached.
+    Ok(())
 }
 
 /// File name of the pinned transmit link of `bond` in its pin directory.

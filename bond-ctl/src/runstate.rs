@@ -29,10 +29,14 @@ pub fn path(bond: &str) -> PathBuf {
 
 /// The data plane's map layout: a new daemon reuses pinned maps only when it matches.
 pub fn layout() -> String {
-    use bond_common::{config::BondConfig, flow::FlowEntry, stats::*};
+    use bond_common::{
+        config::{BondConfig, CONFIG_BANKS},
+        flow::FlowEntry,
+        stats::*,
+    };
     use std::mem::size_of;
     format!(
-        "config={} flow={} member_stats={} bond_stats={} seen={}",
+        "config={}x{CONFIG_BANKS} flow={} member_stats={} bond_stats={} seen={}",
         size_of::<BondConfig>(),
         size_of::<FlowEntry>(),
         size_of::<MemberStats>(),

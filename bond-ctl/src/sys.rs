@@ -103,6 +103,14 @@ pub fn is_root() -> bool {
 
 /// An AF_INET datagram socket: the handle interface ioctls (SIOCSIFHWADDR, SIOCETHTOOL) go
 /// through, in the calling thread's network namespace.
+/// Drops `value` on a thread of its own: closing a packet socket or a TCX link waits for an RCU
+/// grace period in the kernel (tens of milliseconds), which the daemon's loop must not.
+pub fn drop_in_background<T: Send + 'static>(value: T) {
+    if let Err(e) = std::thread::Builder::new().name("release".into()).spawn(move || drop(value)) {
+        tracing::warn!("no thread to release a socket or link on: {e}");
+    }
+}
+
 pub fn ioctl_socket() -> io::Result<std::os::fd::OwnedFd> {
     Ok(nix::sys::socket::socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?)
 }

@@ -7,8 +7,9 @@
 //!
 //! Each kind runs `ROUNDS` times, always failing the member that is active at that moment; then
 //! the silent loss again while `bondctl status`, `bondctl flows` and the metrics endpoint are
-//! asked in a loop, which must not make failover slower (the daemon answers them off its
-//! timing path).
+//! asked in a loop, and again while a fourth device joins and leaves the bond in a loop
+//! (`add-link`, `remove-link`: netlink and grace periods), neither of which must make failover
+//! slower (the daemon answers requests off its timing path and runs operations beside it).
 
 use std::{
     sync::{
@@ -43,18 +44,23 @@ pub fn run() -> anyhow::Result<()> {
     lab.a.ns.ip(&["link", "set", "lo", "up"])?;
     lab.a.daemon = Some(Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, &["--metrics", &format!("127.0.0.1:{METRICS_PORT}")])?);
     ping(&lab, 2)?;
+    // A device for add-link / remove-link: no carrier (its peer stays down), so it never
+    // carries traffic, but joining and leaving do all their work.
+    lab.a.ns.ip(&["link", "add", SPARE, "type", "veth", "peer", "name", "spare-peer"])?;
     println!(
         "== failover time: active-backup, probes every 10 ms (failoverInterval 30), one datagram every {} µs, {ROUNDS} rounds",
         STREAM_INTERVAL.as_micros()
     );
-    for (fault, what, hammer) in [
-        (Fault::Carrier, "carrier loss", false),
-        (Fault::Silent, "silent loss ", false),
-        (Fault::Silent, "silent loss, status/flows/metrics asked in a loop", true),
+    for (fault, what, hammers) in [
+        (Fault::Carrier, "carrier loss", 0..0),
+        (Fault::Silent, "silent loss ", 0..0),
+        (Fault::Silent, "silent loss, status/flows/metrics asked in a loop", 0..3),
+        (Fault::Silent, "silent loss, a fourth device added and removed in a loop", 3..4),
     ] {
         let stop = Arc::new(AtomicBool::new(false));
         let asked = Arc::new(AtomicU64::new(0));
-        let hammers: Vec<_> = (0..if hammer { 3 } else { 0 }).map(|kind| spawn_hammer(&lab, kind, stop.clone(), asked.clone())).collect();
+        let hammer = !hammers.is_empty();
+        let hammers: Vec<_> = hammers.map(|kind| spawn_hammer(&lab, kind, stop.clone(), asked.clone())).collect();
         let mut lost_ms = Vec::new();
         for _ in 0..ROUNDS {
             lost_ms.push(round(&lab, fault)?);
@@ -79,9 +85,12 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 const METRICS_PORT: u16 = 9469;
+/// The device added and removed in a loop.
+const SPARE: &str = "spare0";
 
 /// Asks A's daemon in a loop until `stop`: kind 0 `bondctl status`, 1 `bondctl flows`, 2 a
-/// metrics scrape. Counts the answers in `asked`.
+/// metrics scrape, 3 `add-link` then `remove-link` of the spare device. Counts the answers in
+/// `asked`.
 fn spawn_hammer(lab: &Lab, kind: usize, stop: Arc<AtomicBool>, asked: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
     let (netns, bond) = (lab.a.ns.name().to_string(), lab.a.bond.clone());
     let bondctl = bond_tests::lab::bondctl();
@@ -96,7 +105,13 @@ fn spawn_hammer(lab: &Lab, kind: usize, stop: Arc<AtomicBool>, asked: Arc<Atomic
                     .args(["--netns", &netns, "flows", &bond])
                     .output()
                     .is_ok_and(|o| o.status.success()),
-                _ => bond_tests::ns::enter_named(&netns, scrape).is_ok_and(|r| r.is_ok()),
+                2 => bond_tests::ns::enter_named(&netns, scrape).is_ok_and(|r| r.is_ok()),
+                _ => ["add-link", "remove-link"].iter().all(|op| {
+                    std::process::Command::new(&bondctl)
+                        .args(["--netns", &netns, op, &bond, SPARE])
+                        .output()
+                        .is_ok_and(|o| o.status.success())
+                }),
             };
             asked.fetch_add(u64::from(ok), Ordering::Relaxed);
         }

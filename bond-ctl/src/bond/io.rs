@@ -14,7 +14,7 @@ use bond_common::{
 use super::action::{Action, Outcome, Ports, Sample, Wants};
 use crate::{
     alb::Neighbour,
-    carrier::CarrierProbe,
+    carrier::{CarrierProbe, CarrierWatch},
     config::Peer,
     dataplane::Dataplane,
     flows,
@@ -152,6 +152,10 @@ pub trait BondIo {
     fn expire_flows(&mut self, bond: &str, cutoff_ns: u64);
     /// The bond device RUNNING (operational state UP) or not (DORMANT): see `crate::operstate`.
     fn set_running(&mut self, bond_ifindex: u32, running: bool) -> io::Result<()>;
+    /// Carrier is polled every `ms` milliseconds (0: not polled).
+    fn set_carrier_interval(&mut self, _ms: u64) {}
+    /// rtnetlink reported a change of `iface`: carrier read before it is older than the report.
+    fn link_changed(&mut self, _iface: &str) {}
 }
 
 /// The kernel: the bond's data plane, a raw socket on the bond and on each member, LACPDU
@@ -162,6 +166,8 @@ pub struct Kernel {
     senders: BTreeMap<u8, RawSender>,
     lacpdus: BTreeMap<u8, RawReceiver>,
     ethtool: CarrierProbe,
+    /// Polls the members' carrier off the loop, once started (`watch_carrier`).
+    carrier_watch: Option<CarrierWatch>,
     expiry: flows::Expiry,
 }
 
@@ -174,8 +180,29 @@ impl Kernel {
             senders: BTreeMap::new(),
             lacpdus: BTreeMap::new(),
             ethtool,
+            carrier_watch: None,
             expiry: Default::default(),
         })
+    }
+
+    /// Polls the members' carrier every `interval_ms` on a thread of its own; `wake` is called
+    /// after a change.
+    pub fn watch_carrier(&mut self, interval_ms: u64, wake: impl Fn() + Send + 'static) -> io::Result<()> {
+        self.carrier_watch = Some(CarrierWatch::start(interval_ms, wake)?);
+        Ok(())
+    }
+
+    /// Member `name`'s carrier is polled from now on (see `watch_carrier`).
+    pub fn watch_member(&self, name: &str) {
+        if let Some(w) = &self.carrier_watch {
+            w.watch(name);
+        }
+    }
+
+    pub fn unwatch_member(&self, name: &str) {
+        if let Some(w) = &self.carrier_watch {
+            w.unwatch(name);
+        }
     }
 
     pub fn dataplane(&mut self) -> anyhow::Result<&mut Dataplane> {
@@ -202,10 +229,12 @@ impl Kernel {
         }
     }
 
-    /// Closes member `slot`'s sockets (it left).
+    /// Closes member `slot`'s sockets (it left), off the loop (see `sys::drop_in_background`).
     pub fn close_member(&mut self, slot: u8) {
-        self.senders.remove(&slot);
-        self.lacpdus.remove(&slot);
+        let sockets = (self.senders.remove(&slot), self.lacpdus.remove(&slot));
+        if sockets.0.is_some() || sockets.1.is_some() {
+            sys::drop_in_background(sockets);
+        }
     }
 
     /// Link speed the driver of `member` reports (Mb/s).
@@ -273,7 +302,9 @@ impl BondIo for Kernel {
     }
 
     fn close_lacpdus(&mut self, slot: u8) {
-        self.lacpdus.remove(&slot);
+        if let Some(rx) = self.lacpdus.remove(&slot) {
+            sys::drop_in_background(rx);
+        }
     }
 
     fn receive_lacpdus(&mut self, slot: u8) -> Vec<Vec<u8>> {
@@ -290,8 +321,13 @@ impl BondIo for Kernel {
         sys::set_mtu(iface, mtu)
     }
 
+    /// The watch's last reading (without waiting: see `carrier::CarrierWatch`); the device
+    /// itself when there is no watch.
     fn carrier(&self, member: &str) -> io::Result<bool> {
-        self.ethtool.carrier(member)
+        match &self.carrier_watch {
+            Some(w) => w.carrier(member).ok_or_else(|| io::Error::new(io::ErrorKind::WouldBlock, "not read yet")),
+            None => self.ethtool.carrier(member),
+        }
     }
 
     fn neighbours(&self, bond: &str) -> io::Result<Vec<Neighbour>> {
@@ -304,5 +340,17 @@ impl BondIo for Kernel {
 
     fn set_running(&mut self, bond_ifindex: u32, running: bool) -> io::Result<()> {
         crate::operstate::set_running(bond_ifindex, running)
+    }
+
+    fn set_carrier_interval(&mut self, ms: u64) {
+        if let Some(w) = &self.carrier_watch {
+            w.set_interval(ms);
+        }
+    }
+
+    fn link_changed(&mut self, iface: &str) {
+        if let Some(w) = &self.carrier_watch {
+            w.forget(iface);
+        }
     }
 }

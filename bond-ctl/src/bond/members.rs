@@ -10,74 +10,150 @@
 use anyhow::{Context, bail};
 use bond_common::config::{MAX_MEMBERS, NO_MEMBER};
 
-use super::{Bond, BondIo};
+use super::Bond;
 use crate::{
     dataplane::{self, Dataplane},
     member::{Member, Saved},
-    netdev::{self, Netdev},
+    netdev::{self, Link, Netdev},
     runstate::{self, RunState, SavedMember},
     status::EventKind,
     sys,
 };
 
+/// A member being taken: its slot reserved and its settings recorded (in the state file), its
+/// device not changed yet. See [`Bond::reserve_member`].
+#[derive(Clone)]
+pub struct Joining {
+    pub name: String,
+    slot: u8,
+    link: Link,
+    saved: Saved,
+    /// The bond's MAC address, for members that take it (not under balance-tlb / alb).
+    mac: Option<[u8; 6]>,
+    /// The bond's MTU, where the device's differs.
+    mtu: Option<u32>,
+}
+
+/// A member on its way out: no traffic on it, its settings still recorded until they are
+/// given back. See [`Bond::begin_removal`].
+#[derive(Clone)]
+pub struct Leaving {
+    pub name: String,
+    slot: u8,
+    saved: Option<Saved>,
+}
+
+impl Joining {
+    pub fn saved(&self) -> &Saved {
+        &self.saved
+    }
+}
+
+impl Leaving {
+    pub fn saved(&self) -> Option<&Saved> {
+        self.saved.as_ref()
+    }
+}
+
 impl Bond {
     /// Takes interface `name` as a new member in the lowest free slot. It carries traffic from
     /// the next config write.
     pub(super) async fn take_member(&mut self, nl: &Netdev, name: &str) -> anyhow::Result<()> {
-        if self.members.iter().any(|m| m.name == name) {
+        let link = nl.require_link(name).await.with_context(|| format!("member {name}"))?;
+        let joining = self.reserve_member(link)?;
+        let prepared = prepare_member(nl, &joining).await;
+        let attached = prepared.and_then(|link| dataplane::attach_ingress_pinned(&sys::pin_dir(&self.spec.name), name).map(|()| link));
+        let speed = self.io.speed_mbps(name);
+        let admitted = attached.and_then(|link| self.admit_member(&joining, link, speed));
+        if let Err(e) = admitted {
+            self.give_back(nl, joining).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// First step of taking `link` (no I/O but the state file): checks, a slot, and the
+    /// device's settings recorded before anything changes, so a failure later (or a crash)
+    /// still gives them back.
+    pub fn reserve_member(&mut self, link: Link) -> anyhow::Result<Joining> {
+        let name = link.name.clone();
+        if self.has_member(&name) || self.joining.iter().any(|j| j.name == name) {
             bail!("{name} is a member of {} already", self.spec.name);
         }
-        let link = nl.require_link(name).await.with_context(|| format!("member {name}"))?;
         netdev::check_member(&link, &self.spec.name)?;
         if link.index == self.settings.ifindex {
             bail!("{name} is the bond device itself");
         }
-        let slot = (0..MAX_MEMBERS as u8)
-            .find(|s| self.member(*s).is_none())
-            .with_context(|| format!("a bond has at most {MAX_MEMBERS} members"))?;
+        let taken = |s: u8| self.member(s).is_some() || self.joining.iter().any(|j| j.slot == s) || self.leaving.iter().any(|l| l.slot == s);
+        let slot = (0..MAX_MEMBERS as u8).find(|s| !taken(*s)).with_context(|| format!("a bond has at most {MAX_MEMBERS} members"))?;
         let saved = Saved {
             mac: link.mac,
             admin_up: link.admin_up,
-            ipv6_disabled: sys::ipv6_disabled(name),
+            ipv6_disabled: sys::ipv6_disabled(&name),
             mtu: Some(link.mtu),
             allmulti: Some(link.allmulti),
         };
-        // Recorded before anything changes, so a failure below (or a crash) still restores it.
-        self.members.push(Member::new(name.to_string(), slot, link.clone(), saved, sys::monotonic_ns()));
-        self.persist()?;
-        let result = async {
-            // The member's own IPv6 (link-local, ND) would bypass the bond.
-            if sys::ipv6_disabled(name) == Some(false) {
-                sys::set_ipv6_disabled(name, true)?;
-            }
+        let joining = Joining {
+            name: name.clone(),
+            slot,
+            saved,
             // balance-tlb / balance-alb members keep their own (see `apply_mac_roles`).
-            if !self.own_macs() {
-                nl.set_mac(&link, self.settings.mac).await?;
-            }
+            mac: (!self.own_macs()).then_some(self.settings.mac),
             // The bond's MTU, as bonding gives its members.
-            if let Some(mtu) = self.device.as_ref().map(|d| d.mtu).filter(|m| *m != link.mtu) {
-                self.io.set_mtu(name, mtu).with_context(|| format!("giving {name} the bond's MTU {mtu}"))?;
-            }
-            nl.set_up(&link, true).await?;
-            // Every multicast group the bond joins (IPv6 neighbour discovery, groups of
-            // applications and `ip maddr`) reaches it through any member, whatever the NIC
-            // filters in hardware: members receive all multicast, as bonding's do for its
-            // active member (here every member may be receiving for the bond).
-            nl.set_allmulti(&link, true).await?;
-            self.io.dataplane()?.maps.reset_member(slot)?;
-            self.io.dataplane()?.attach_ingress(name)?;
-            self.refresh_member(nl, slot).await
+            mtu: self.device.as_ref().map(|d| d.mtu).filter(|m| *m != link.mtu),
+            link,
+        };
+        self.joining.push(joining.clone());
+        if let Err(e) = self.persist() {
+            self.joining.retain(|j| j.slot != slot);
+            return Err(e.context(format!("recording {name}'s settings")));
         }
-        .await;
-        if let Err(e) = result {
-            if let Some(i) = self.members.iter().position(|m| m.slot == slot) {
-                let m = self.members.remove(i);
-                self.release(nl, m).await;
-                let _ = self.persist();
-            }
-            return Err(e.context(format!("taking {name} into {}", self.spec.name)));
-        }
+        Ok(joining)
+    }
+
+    /// Last step of taking a member whose device is ready (`link` as it is now) and has its
+    /// receive program (`dataplane::attach_ingress_pinned`) and whose speed was read (ethtool
+    /// waits for the RTNL lock: not on the daemon's loop): its counters and sockets, and a
+    /// member from now on (usable from the next config write).
+    pub fn admit_member(&mut self, joining: &Joining, link: Link, speed: Option<u32>) -> anyhow::Result<()> {
+        let (name, slot) = (joining.name.as_str(), joining.slot);
+        let kept = self.io.dataplane().and_then(|dp| {
+            dp.maps.reset_member(slot)?;
+            dp.keep_ingress_link(name)
+        });
+        kept.with_context(|| format!("taking {name} into {}", self.spec.name))?;
+        self.joining.retain(|j| j.slot != slot);
+        let mut m = Member::new(name.to_string(), slot, link.clone(), joining.saved.clone(), sys::monotonic_ns());
+        m.speed = speed;
+        self.io.open_member(slot, link.index);
+        self.io.watch_member(name);
+        m.usable = link.usable();
+        m.liveness = crate::health::liveness::Liveness::new(m.usable);
+        self.core.members.push(m);
         Ok(())
+    }
+
+    /// Gives a member that could not be taken its settings back, and forgets it.
+    pub async fn give_back(&mut self, nl: &Netdev, joining: Joining) {
+        self.detach_joining(&joining);
+        restore(nl, &self.spec.name, &joining.name, &joining.saved).await;
+        self.forget_joining(&joining);
+    }
+
+    /// Takes the receive program off a member that could not be taken (if it got one).
+    pub fn detach_joining(&mut self, joining: &Joining) {
+        // Its link, if the program was attached, is pinned whether or not it was kept.
+        if let Some(dp) = self.io.dataplane.as_mut() {
+            let _ = dp.keep_ingress_link(&joining.name).and_then(|()| dp.detach(&joining.name));
+        }
+    }
+
+    /// A member that could not be taken (its settings given back) is no longer recorded.
+    pub fn forget_joining(&mut self, joining: &Joining) {
+        self.joining.retain(|j| j.slot != joining.slot);
+        if let Err(e) = self.persist() {
+            tracing::warn!(bond = %self.spec.name, "recording the members: {e:#}");
+        }
     }
 
     /// Re-reads member `slot`'s device after its settings changed.
@@ -87,47 +163,61 @@ impl Bond {
         let m = &mut self.core.members[i];
         m.speed = self.io.speed_mbps(&m.name);
         self.io.open_member(slot, link.index);
+        self.io.watch_member(&m.name);
         m.usable = link.usable();
         m.liveness = crate::health::liveness::Liveness::new(m.usable);
         m.link = link;
         Ok(())
     }
 
-    /// Adds a member to the running bond (`bondctl add-link`, reload).
-    pub async fn add_member(&mut self, nl: &Netdev, name: &str) -> anyhow::Result<String> {
-        self.take_member(nl, name).await?;
+    /// A member just admitted carries traffic: usable first (its bit may still be clear from an
+    /// earlier member of the slot), then the config that sends on it.
+    pub fn member_added(&mut self, name: &str) -> String {
         self.spec.links.push(name.to_string());
         let now = sys::monotonic_ns();
         self.sync_ports();
         self.hold_until_lacp_allows(now);
-        // Usable first (its bit may still be clear from an earlier member of the slot), then the
-        // config that sends on it.
         self.write_usable();
         self.settle(now, true);
-        self.execute(now)?;
+        if let Err(e) = self.execute(now) {
+            // Written again at the next tick (see `Core::executed`).
+            tracing::warn!(bond = %self.spec.name, "putting {name} in force: {e:#}");
+        }
         self.event(EventKind::Member, format!("member {name} added"));
-        Ok(format!("{}: {name} added", self.spec.name))
+        format!("{}: {name} added", self.spec.name)
     }
 
-    /// Removes a member from the running bond (`bondctl remove-link`, reload): its traffic
-    /// moves to the others first, then it gets its own settings back.
+    /// Removes a member from a bond being adopted (the daemon's `remove-link` and reloads do
+    /// it in steps beside its loop):
+    /// its traffic moves to the others first, then it gets its own settings back.
     pub async fn remove_member(&mut self, nl: &Netdev, name: &str) -> anyhow::Result<String> {
+        let leaving = self.begin_removal(name)?;
+        wait_for_grace_period().await;
+        if let Some(saved) = &leaving.saved {
+            restore(nl, &self.spec.name, &leaving.name, saved).await;
+        }
+        Ok(self.member_removed(leaving))
+    }
+
+    /// First step of removing member `name`: the config without it (another active member,
+    /// its buckets elsewhere) and the usable mask, its last LACPDU, its receive program and
+    /// sockets. Packets that read the old config finish within the grace period, after which
+    /// its settings may be given back.
+    pub fn begin_removal(&mut self, name: &str) -> anyhow::Result<Leaving> {
         let Some(i) = self.members.iter().position(|m| m.name == name) else {
             bail!("{name} is not a member of {}", self.spec.name);
         };
         if self.members.len() == 1 {
             bail!("{name} is the last member of {}; `bondctl down {}` removes the bond", self.spec.name, self.spec.name);
         }
-        let m = self.members.remove(i);
+        let m = self.core.members.remove(i);
         let now = sys::monotonic_ns();
-        // The config without it first (another active member, its buckets elsewhere), then
-        // the usable mask; packets that read the old config finish within the grace period.
         self.settle(now, true);
         self.write_usable();
         if let Err(e) = self.execute(now) {
             // Still attached and maybe still in the config in force: it stays a member, and the
             // next tick writes the mask and config of all the members again.
-            self.members.insert(i, m);
+            self.core.members.insert(i, m);
             self.monitor.usable_unwritten = true;
             self.monitor.config_unwritten = true;
             return Err(e.context(format!("removing {name} from {}", self.spec.name)));
@@ -136,33 +226,39 @@ impl Bond {
         self.lacp_leave(m.slot, now);
         // The last LACPDU goes out now; a failure to send it is the partner's timeout.
         let _ = self.execute(now);
-        self.io.dataplane()?.maps.wait_grace_period();
-        let mac = m.saved.as_ref().map(|s| s.mac);
-        self.release(nl, m).await;
-        self.persist()?;
-        self.event(EventKind::Member, format!("member {name} removed"));
-        if mac == Some(self.settings.mac) {
-            self.event(EventKind::Warning, format!("{name} has its own MAC address back, which the bond still uses: both now share it"));
-        }
-        Ok(format!("{}: {name} removed", self.spec.name))
-    }
-
-    /// Detaches a member that no longer carries traffic and restores its settings.
-    pub(super) async fn release(&mut self, nl: &Netdev, m: Member) {
         self.io.close_member(m.slot);
+        self.io.unwatch_member(&m.name);
         if let Some(dp) = self.io.dataplane.as_mut()
             && let Err(e) = dp.detach(&m.name)
         {
             tracing::warn!(bond = %self.spec.name, "detaching {}: {e:#}", m.name);
         }
-        if let Some(saved) = &m.saved {
-            restore(nl, &self.spec.name, &m.name, saved).await;
+        let leaving = Leaving { name: m.name, slot: m.slot, saved: m.saved };
+        self.leaving.push(leaving.clone());
+        Ok(leaving)
+    }
+
+    /// Last step of removing a member whose settings were given back.
+    pub fn member_removed(&mut self, leaving: Leaving) -> String {
+        let name = leaving.name;
+        self.leaving.retain(|l| l.slot != leaving.slot);
+        if let Err(e) = self.persist() {
+            tracing::warn!(bond = %self.spec.name, "recording the members: {e:#}");
         }
+        self.event(EventKind::Member, format!("member {name} removed"));
+        if leaving.saved.map(|s| s.mac) == Some(self.settings.mac) {
+            self.event(EventKind::Warning, format!("{name} has its own MAC address back, which the bond still uses: both now share it"));
+        }
+        format!("{}: {name} removed", self.spec.name)
     }
 
     /// Records the members' saved settings (see [`runstate`]).
     pub(super) fn persist(&self) -> anyhow::Result<()> {
-        let members = self.members.iter().filter_map(|m| m.saved.as_ref().map(|s| SavedMember::new(&m.name, m.slot, s))).collect();
+        let members = self.members.iter().filter_map(|m| m.saved.as_ref().map(|s| SavedMember::new(&m.name, m.slot, s)));
+        // Members on their way in or out too: their devices may be changed already.
+        let joining = self.joining.iter().map(|j| SavedMember::new(&j.name, j.slot, &j.saved));
+        let leaving = self.leaving.iter().filter_map(|l| l.saved.as_ref().map(|s| SavedMember::new(&l.name, l.slot, s)));
+        let members = members.chain(joining).chain(leaving).collect();
         runstate::store(&RunState { bond: self.spec.name.clone(), layout: runstate::layout(), ifindex: self.settings.ifindex, members })
     }
 
@@ -208,6 +304,42 @@ impl Bond {
         let what = format!("adopted the running bond (generation {}, members {})", cfg.generation, names.join(", "));
         self.event(EventKind::Bond, what);
         Ok(true)
+    }
+}
+
+/// Makes `joining`'s device a member's (netlink and sysctls only, no state of the bond):
+/// its own IPv6 off, the bond's MAC address and MTU, up, all-multicast. Returns the device as
+/// it is now.
+pub async fn prepare_member(nl: &Netdev, joining: &Joining) -> anyhow::Result<Link> {
+    let (name, link) = (joining.name.as_str(), &joining.link);
+    let prepared = async {
+        // The member's own IPv6 (link-local, ND) would bypass the bond.
+        if joining.saved.ipv6_disabled == Some(false) {
+            sys::set_ipv6_disabled(name, true)?;
+        }
+        if let Some(mac) = joining.mac {
+            nl.set_mac(link, mac).await?;
+        }
+        if let Some(mtu) = joining.mtu {
+            sys::set_mtu(name, mtu).with_context(|| format!("giving {name} the bond's MTU {mtu}"))?;
+        }
+        nl.set_up(link, true).await?;
+        // Every multicast group the bond joins (IPv6 neighbour discovery, groups of
+        // applications and `ip maddr`) reaches it through any member, whatever the NIC filters
+        // in hardware: members receive all multicast, as bonding's do for its active member
+        // (here every member may be receiving for the bond).
+        nl.set_allmulti(link, true).await?;
+        nl.require_link(name).await
+    };
+    prepared.await.with_context(|| format!("taking {name}"))
+}
+
+/// Waits, off the caller's thread, until no packet can still be reading a config switched away
+/// from before the call (see [`sys::wait_for_bpf_readers`]).
+pub async fn wait_for_grace_period() {
+    if let Err(e) = tokio::task::spawn_blocking(sys::wait_for_bpf_readers).await {
+        tracing::warn!("waiting for the grace period: {e}");
+        sys::wait_for_bpf_readers();
     }
 }
 

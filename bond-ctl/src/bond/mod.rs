@@ -45,8 +45,8 @@ use crate::{
 
 pub use action::{Action, Outcome, Ports, Sample, SendKind, Wants};
 pub use io::{BondIo, Kernel, Port};
-pub use members::remove_orphan;
-pub use monitor::ProbeEvents;
+pub use members::{Joining, Leaving, prepare_member, remove_orphan, restore, wait_for_grace_period};
+pub use monitor::Wake;
 
 /// Events kept for `bondctl status`.
 const EVENT_HISTORY: usize = 32;
@@ -94,6 +94,10 @@ pub struct Bond<I: BondIo = Kernel> {
     core: Core,
     control: Option<JoinHandle<()>>,
     probe_reader: Option<JoinHandle<()>>,
+    /// Members being taken (their devices being prepared, off the daemon's loop).
+    joining: Vec<members::Joining>,
+    /// Members on their way out (their settings being given back).
+    leaving: Vec<members::Leaving>,
     io: I,
 }
 
@@ -197,12 +201,13 @@ impl Bond<Kernel> {
         spec: BondSpec,
         config: &Config,
         to_daemon: mpsc::Sender<Pending>,
-        probe_events: mpsc::Sender<ProbeEvents>,
+        probe_events: mpsc::Sender<Wake>,
     ) -> anyhow::Result<Bond> {
         let policy = config.policy(&spec.policy).cloned().with_context(|| format!("no policy {}", spec.policy))?;
         let now = sys::monotonic_ns();
         let settings = BondSettings { probe_id: sys::random_u32(), ..Default::default() };
-        let mut bond = Bond { core: Core::new(spec, policy, settings, now), control: None, probe_reader: None, io: Kernel::new()? };
+        let core = Core::new(spec, policy, settings, now);
+        let mut bond = Bond { core, control: None, probe_reader: None, joining: Vec::new(), leaving: Vec::new(), io: Kernel::new()? };
         let name = bond.spec.name.clone();
         match bond.setup(nl, config, to_daemon, probe_events).await {
             Ok(()) => {
@@ -222,11 +227,18 @@ impl Bond<Kernel> {
         nl: &Netdev,
         config: &Config,
         to_daemon: mpsc::Sender<Pending>,
-        probe_events: mpsc::Sender<ProbeEvents>,
+        probe_events: mpsc::Sender<Wake>,
     ) -> anyhow::Result<()> {
         let name = self.spec.name.clone();
         // Claiming the control socket first also tells us whether another daemon runs it.
         self.control = Some(control::serve(&name, to_daemon)?);
+        let (wake, bond) = (probe_events.clone(), name.clone());
+        self.io
+            .watch_carrier(self.spec.monitor.miimon, move || {
+                // Dropped when the loop is behind: its next tick reads the carrier anyway.
+                let _ = wake.try_send(Wake { bond: bond.clone(), probes: Vec::new(), carrier: true });
+            })
+            .context("starting carrier polling")?;
         for l in &self.spec.links {
             let link = nl.require_link(l).await.with_context(|| format!("member {l}"))?;
             netdev::check_member(&link, &name)?;
@@ -379,6 +391,15 @@ impl Bond<Kernel> {
         for m in self.members.iter().rev() {
             if let Some(saved) = &m.saved {
                 members::restore(nl, &name, &m.name, saved).await;
+            }
+        }
+        // Members caught half-way in or out (the daemon finishes its operations first, so
+        // only after a failure).
+        let halfway = self.joining.iter().map(|j| (j.name.clone(), Some(j.saved().clone())));
+        let halfway: Vec<_> = halfway.chain(self.leaving.iter().map(|l| (l.name.clone(), l.saved().cloned()))).collect();
+        for (member, saved) in halfway {
+            if let Some(saved) = saved {
+                members::restore(nl, &name, &member, &saved).await;
             }
         }
         if claimed {

@@ -31,14 +31,18 @@ use crate::{
 /// handful of probes says little.
 const MIN_JUDGED: usize = crate::health::metrics::WINDOW / 2;
 
-/// Probe replies of one bond, read from its ring buffer.
-pub struct ProbeEvents {
+/// Something for one bond from outside the loop, handled before timers: probe replies read from
+/// its ring buffer, or a carrier change.
+pub struct Wake {
     pub bond: String,
-    pub events: Vec<ProbeEvent>,
+    /// Probe replies from the ring buffer (none for a carrier change).
+    pub probes: Vec<ProbeEvent>,
+    /// A member's carrier changed (the carrier watch saw it).
+    pub carrier: bool,
 }
 
 /// Reads `probe_events` as replies arrive and forwards them to the daemon.
-pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<ProbeEvents>) -> anyhow::Result<JoinHandle<()>> {
+pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<Wake>) -> anyhow::Result<JoinHandle<()>> {
     // SAFETY: the ring buffer owns its map fd, which stays open and the same for as long as
     // the AsyncFd owns the ring buffer.
     let mut fd = unsafe { AsyncFd::register_with_interest(rb, tokio::io::Interest::READABLE) }
@@ -60,7 +64,7 @@ pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<Pr
                     events.push(unsafe { (item.as_ptr() as *const ProbeEvent).read_unaligned() });
                 }
             }
-            if !events.is_empty() && tx.send(ProbeEvents { bond: bond.clone(), events }).await.is_err() {
+            if !events.is_empty() && tx.send(Wake { bond: bond.clone(), probes: events, carrier: false }).await.is_err() {
                 return;
             }
         }
@@ -121,36 +125,42 @@ impl<I: BondIo> Bond<I> {
     /// Periodic work: reads what the core wants, lets it decide, carries out its actions.
     pub fn tick(&mut self, now: Nanos) -> anyhow::Result<()> {
         self.sync_ports();
-        let wants = self.core.wants(now);
-        let slots: Vec<(u8, String)> = self.core.members.iter().map(|m| (m.slot, m.name.clone())).collect();
-        let slots: Vec<(u8, &str)> = slots.iter().map(|(s, n)| (*s, n.as_str())).collect();
-        let sample = io::sample(&mut self.io, wants, &slots, &self.core.spec.name);
+        let sample = self.sample(self.core.wants(now));
         self.core.on_tick(&sample, now);
         self.execute(now)
     }
 
-    /// A change from rtnetlink. The carrier is read from the device again: linkwatch may have
-    /// generated the message well after the change, and the poll may know better already.
+    /// A change from rtnetlink, taken as it says. (linkwatch may have generated it well after
+    /// the change; the carrier poll puts a stale carrier right with its next reading, which
+    /// is newer than the event.)
     pub fn on_link_event(&mut self, ev: &LinkEvent, now: Nanos) -> anyhow::Result<()> {
-        let ev = match ev {
-            LinkEvent::Changed(l) => {
-                let mut l = l.clone();
-                if let Ok(c) = self.io.carrier(&l.name) {
-                    l.carrier = c;
-                }
-                LinkEvent::Changed(l)
-            }
-            removed => removed.clone(),
-        };
+        if let LinkEvent::Changed(l) = ev {
+            self.io.link_changed(&l.name);
+        }
         self.sync_ports();
-        self.core.on_link(ev, now);
+        self.core.on_link(ev.clone(), now);
         self.execute(now)
+    }
+
+    /// Reads what the core wants of its members.
+    fn sample(&mut self, wants: Wants) -> Sample {
+        let slots: Vec<(u8, String)> = self.core.members.iter().map(|m| (m.slot, m.name.clone())).collect();
+        let slots: Vec<(u8, &str)> = slots.iter().map(|(s, n)| (*s, n.as_str())).collect();
+        io::sample(&mut self.io, wants, &slots, &self.core.spec.name)
     }
 
     /// Probe replies from the data plane.
     pub fn on_probe_events(&mut self, events: &[ProbeEvent], now: Nanos) -> anyhow::Result<()> {
         self.sync_ports();
         self.core.on_probe_replies(events, now);
+        self.execute(now)
+    }
+
+    /// A member's carrier changed: read now, not at the next poll.
+    pub fn on_carrier_change(&mut self, now: Nanos) -> anyhow::Result<()> {
+        self.sync_ports();
+        let sample = self.sample(Wants { carrier: true, ..Wants::default() });
+        self.core.on_carrier(&sample, now);
         self.execute(now)
     }
 }
@@ -256,6 +266,12 @@ impl Core {
             let cutoff = now.saturating_sub(self.policy.flow_expiry * MS);
             self.act(Action::ExpireFlows { bond: self.spec.name.clone(), cutoff });
         }
+    }
+
+    /// Carrier read off the timing path (see `carrier::CarrierWatch`): followed at once.
+    pub fn on_carrier(&mut self, sample: &Sample, now: Nanos) {
+        self.poll_carrier(sample, now);
+        self.evaluate(now);
     }
 
     fn poll_carrier(&mut self, sample: &Sample, now: Nanos) {

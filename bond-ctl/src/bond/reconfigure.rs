@@ -8,49 +8,49 @@ use super::{Action, Bond, BondIo, Core};
 use crate::{
     config::{BondSpec, Config, PolicySpec},
     health::metrics::Nanos,
-    netdev::{self, Netdev},
+    netdev,
     status::EventKind,
     sys,
 };
 
 impl Bond {
-    /// Refuses a new specification that could not be put in force, before anything changes.
-    pub async fn check_reconfigure(&self, nl: &Netdev, spec: &BondSpec, config: &Config) -> anyhow::Result<()> {
+    /// Refuses a new specification that could not be put in force, before anything changes
+    /// (what needs netlink, the new members' devices, the daemon checks).
+    pub fn check_reconfigure(&self, spec: &BondSpec, config: &Config) -> anyhow::Result<()> {
         let policy = config.policy(&spec.policy).with_context(|| format!("bond {}: no policy {}", spec.name, spec.policy))?;
-        self.check_mode_switch(policy).with_context(|| format!("bond {}", spec.name))?;
-        for l in spec.links.iter().filter(|l| self.members.iter().all(|m| &m.name != *l)) {
-            let link = nl.require_link(l).await.with_context(|| format!("bond {}: member {l}", spec.name))?;
-            netdev::check_member(&link, &spec.name)?;
-        }
-        Ok(())
+        self.check_mode_switch(policy).with_context(|| format!("bond {}", spec.name))
     }
 
-    /// Puts `spec` (from `config`) in force; returns what changed.
-    pub async fn reconfigure(&mut self, nl: &Netdev, spec: &BondSpec, config: &Config) -> anyhow::Result<Vec<String>> {
-        let mut changes = self.core.set_settings(spec);
+    /// Links of `spec` that are not members yet.
+    pub fn joining_links(&self, spec: &BondSpec) -> Vec<String> {
+        spec.links.iter().filter(|l| !self.has_member(l)).cloned().collect()
+    }
+
+    /// Members that `spec` no longer has.
+    pub fn leaving_links(&self, spec: &BondSpec) -> Vec<String> {
+        self.members.iter().map(|m| m.name.clone()).filter(|m| !spec.links.contains(m)).collect()
+    }
+
+    /// First part of putting `spec` in force: the bond's own settings. Returns what changed and
+    /// the addresses to add and to remove (netlink, done by the caller).
+    pub fn reconfigure_settings(&mut self, spec: &BondSpec) -> anyhow::Result<(Vec<String>, netdev::Link, Addresses, Addresses)> {
+        let changes = self.core.set_settings(spec);
+        self.io.set_carrier_interval(self.spec.monitor.miimon);
         self.execute(sys::monotonic_ns())?;
         let device = self.device.clone().context("no bond device")?;
-        for (addr, prefix) in spec.addresses.iter().filter(|a| !self.spec.addresses.contains(a)) {
-            nl.add_address(&device, *addr, *prefix).await?;
-            changes.push(format!("address {addr}/{prefix} added"));
-        }
-        for (addr, prefix) in self.spec.addresses.iter().filter(|a| !spec.addresses.contains(a)) {
-            nl.del_address(&device, *addr, *prefix).await?;
-            changes.push(format!("address {addr}/{prefix} removed"));
-        }
+        let add = spec.addresses.iter().filter(|a| !self.spec.addresses.contains(a)).copied().collect();
+        let del = self.spec.addresses.iter().filter(|a| !spec.addresses.contains(a)).copied().collect();
+        Ok((changes, device, add, del))
+    }
+
+    /// Last part of putting `spec` (from `config`) in force, once its members are: their order,
+    /// the peer policies and the policy. Returns what changed.
+    pub fn reconfigure_policies(&mut self, spec: &BondSpec, config: &Config) -> anyhow::Result<Vec<String>> {
+        let mut changes = Vec::new();
         self.spec.addresses = spec.addresses.clone();
-        // Joining first: the bond never runs short of members in between.
-        let joining: Vec<String> = spec.links.iter().filter(|l| self.members.iter().all(|m| &m.name != *l)).cloned().collect();
-        for l in joining {
-            changes.push(self.add_member(nl, &l).await?);
-        }
-        let leaving: Vec<String> = self.members.iter().map(|m| m.name.clone()).filter(|m| !spec.links.contains(m)).collect();
-        for l in leaving {
-            changes.push(self.remove_member(nl, &l).await?);
-        }
         self.spec.links = spec.links.clone();
         // Members in the file's order, which active-backup prefers them in.
-        self.members.sort_by_key(|m| spec.links.iter().position(|l| *l == m.name));
+        self.core.members.sort_by_key(|m| spec.links.iter().position(|l| *l == m.name));
         let policy = config.policy(&spec.policy).with_context(|| format!("no policy {}", spec.policy))?;
         self.spec.policy = spec.policy.clone();
         let peers_before: Vec<(String, PolicySpec)> = self.peers.iter().map(|p| (p.spec.name.clone(), p.spec.clone())).collect();
@@ -76,6 +76,9 @@ impl Bond {
         Ok(changes)
     }
 }
+
+/// Addresses with their prefix lengths.
+pub type Addresses = Vec<(std::net::IpAddr, u8)>;
 
 impl Core {
     /// The bond's own settings (monitoring, 802.3ad, tlb) of `spec` put in force; what changed.
@@ -105,6 +108,7 @@ impl<I: BondIo> Bond<I> {
         let changed =
             crate::config::live::apply(&self.spec, &self.policy, options).map_err(|e| anyhow::anyhow!("{}: {e}", self.spec.name))?;
         self.core.set_settings(&changed.spec);
+        self.io.set_carrier_interval(self.spec.monitor.miimon);
         self.execute(now)?;
         self.put_policy_in_force(changed.policy, now)?;
         let what = changed.changes.join(" ");

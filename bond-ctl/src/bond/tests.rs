@@ -142,7 +142,7 @@ fn bond(n: u8, yaml: &str) -> Bond<Fake> {
         .collect();
     let mut core = Core::new(spec, policy, BondSettings { ifindex: 2, mac: BOND_MAC, probe_id: 7, ..Default::default() }, 0);
     core.members = members;
-    let mut b = Bond { core, control: None, probe_reader: None, io: Fake::default() };
+    let mut b = Bond { core, control: None, probe_reader: None, joining: Vec::new(), leaving: Vec::new(), io: Fake::default() };
     // As `setup` does.
     b.sync_ports();
     b.hold_until_lacp_allows(0);

@@ -2,13 +2,16 @@
 //!
 //! One task owns every bond's state. Link events (rtnetlink), probe replies (the data plane's
 //! ring buffers), control requests and a tick for periodic work arrive as messages, so there
-//! are no locks.
+//! are no locks. Operations that wait (netlink, grace periods: adding and removing members,
+//! reloads, `down`) run beside the loop, one at a time, with their steps on it (see [`ops`]).
 //!
 //! On SIGINT or SIGTERM the bonds are removed and their members restored, unless the daemon
 //! runs with `--persist`: then the bonds keep forwarding without it (as after SIGKILL) and
 //! the next `bondctl up` adopts them. SIGHUP re-reads the configuration file.
 
-use std::{path::PathBuf, time::Duration};
+mod ops;
+
+use std::{collections::VecDeque, path::PathBuf, pin::Pin, time::Duration};
 
 use anyhow::{Context, bail};
 use tokio::{
@@ -17,8 +20,8 @@ use tokio::{
 };
 
 use crate::{
-    bond::{Bond, ProbeEvents},
-    config::{self, BondSpec, Config},
+    bond::{Bond, Wake},
+    config::{BondSpec, Config},
     control::{Pending, Request, Response},
     netdev::{LinkEvents, Netdev},
     sys,
@@ -44,7 +47,7 @@ struct Daemon {
     source: Option<PathBuf>,
     only: Option<String>,
     to_daemon: mpsc::Sender<Pending>,
-    probe_tx: mpsc::Sender<ProbeEvents>,
+    probe_tx: mpsc::Sender<Wake>,
     /// Names of the bonds run, for the metrics endpoint.
     names: tokio::sync::watch::Sender<Vec<String>>,
 }
@@ -66,7 +69,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // Subscribe before reading link states, so no change falls between the two.
     let link_events = LinkEvents::subscribe()?;
     let (to_daemon, requests) = mpsc::channel::<Pending>(16);
-    let (probe_tx, probe_events) = mpsc::channel::<ProbeEvents>(256);
+    let (probe_tx, probe_events) = mpsc::channel::<Wake>(256);
     let mut d = Daemon {
         nl: Netdev::connect()?,
         bonds: Vec::new(),
@@ -107,28 +110,42 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 struct Inputs {
     link_events: LinkEvents,
     requests: mpsc::Receiver<Pending>,
-    probe_events: mpsc::Receiver<ProbeEvents>,
+    probe_events: mpsc::Receiver<Wake>,
     sigint: tokio::signal::unix::Signal,
     sigterm: tokio::signal::unix::Signal,
     sighup: tokio::signal::unix::Signal,
 }
 
 impl Daemon {
-    /// The loop: until SIGINT, SIGTERM or the last bond's `down`.
+    /// The loop: until SIGINT, SIGTERM or the last bond's `down` (an operation under way is
+    /// finished first).
     async fn serve(&mut self, inputs: &mut Inputs) {
         let period = self.bonds.iter().map(|b| b.tick_interval()).min().unwrap_or_default();
         tracing::info!("monitoring every {period:?} (sooner for probes and deadlines)");
         let mut next_tick = sys::monotonic_ns();
         let Inputs { link_events, requests, probe_events, sigint, sigterm, sighup } = inputs;
-        while !self.bonds.is_empty() {
+        let (step_tx, mut steps) = mpsc::unbounded_channel::<ops::Step>();
+        let ctx = ops::OpContext { nl: self.nl.clone(), on_loop: ops::OnLoop(step_tx) };
+        let mut operation: Option<Pin<Box<dyn Future<Output = ()>>>> = None;
+        let mut waiting: VecDeque<ops::Job> = VecDeque::new();
+        let mut stopping = false;
+        loop {
+            if operation.is_none() && !stopping {
+                operation = waiting.pop_front().map(|job| Box::pin(ops::run(ctx.clone(), job)) as Pin<Box<dyn Future<Output = ()>>>);
+            }
+            if operation.is_none() && (stopping || self.bonds.is_empty()) {
+                break;
+            }
             // Regular ticks, and earlier wake-ups for probes and silence deadlines.
             let now = sys::monotonic_ns();
             let due = self.bonds.iter().filter_map(|b| b.next_deadline(now)).fold(next_tick, u64::min);
             let wait = Duration::from_nanos(due.saturating_sub(now));
+            let mut finished = false;
             tokio::select! {
-                // Probe replies first: one that is waiting must count before a silence deadline.
+                // Probe replies (and carrier changes) first: one that is waiting must count before a
+                // silence deadline.
                 biased;
-                Some(p) = probe_events.recv() => self.on_probe_events(&p),
+                Some(w) = probe_events.recv() => self.on_wake(&w),
                 _ = tokio::time::sleep(wait) => {
                     let now = sys::monotonic_ns();
                     if now >= next_tick {
@@ -138,6 +155,7 @@ impl Daemon {
                     }
                     self.tick(now);
                 }
+                Some(step) = steps.recv() => step(self),
                 ev = link_events.next() => match ev {
                     Some(ev) => self.on_link_event(&ev),
                     None => {
@@ -145,28 +163,43 @@ impl Daemon {
                         break;
                     }
                 },
-                Some(p) = requests.recv() => {
-                    let response = self.request(&p.bond, p.request).await;
-                    let _ = p.reply.send(response);
+                () = async { operation.as_mut().expect("polled only while there is one").await }, if operation.is_some() => {
+                    finished = true;
                 }
-                _ = sighup.recv() => {
-                    match self.reload(None).await {
-                        Ok(message) => tracing::info!("SIGHUP: {message}"),
-                        Err(e) => tracing::error!("SIGHUP: reload failed: {e:#}"),
+                Some(p) = requests.recv() => {
+                    if ops::is_operation(&p.request) {
+                        waiting.push_back(ops::Job::Request(p));
+                    } else {
+                        let response = self.request(&p.bond, p.request);
+                        let _ = p.reply.send(response);
                     }
                 }
-                _ = sigint.recv() => break,
-                _ = sigterm.recv() => break,
+                _ = sighup.recv() => waiting.push_back(ops::Job::Sighup),
+                _ = sigint.recv() => stopping = true,
+                _ = sigterm.recv() => stopping = true,
+            }
+            if finished {
+                operation = None;
+            }
+            let busy = sys::monotonic_ns().saturating_sub(now.max(due));
+            if busy > 5_000_000 {
+                // The timing path waited this long: worth knowing when failovers seem slow.
+                tracing::debug!("the loop was busy for {:.1} ms", busy as f64 / 1e6);
+            }
+        }
+        for job in waiting {
+            if let ops::Job::Request(p) = job {
+                let _ = p.reply.send(Response::Error { error: "the daemon is stopping".into() });
             }
         }
     }
 
-    fn on_probe_events(&mut self, p: &ProbeEvents) {
+    fn on_wake(&mut self, w: &Wake) {
         let now = sys::monotonic_ns();
-        if let Some(b) = self.bonds.iter_mut().find(|b| b.spec.name == p.bond)
-            && let Err(e) = b.on_probe_events(&p.events, now)
-        {
-            tracing::error!(bond = %b.spec.name, "handling probe replies: {e:#}");
+        let Some(b) = self.bonds.iter_mut().find(|b| b.spec.name == w.bond) else { return };
+        let handled = if w.carrier { b.on_carrier_change(now) } else { b.on_probe_events(&w.probes, now) };
+        if let Err(e) = handled {
+            tracing::error!(bond = %b.spec.name, "handling probe replies or a carrier change: {e:#}");
         }
     }
 
@@ -190,7 +223,7 @@ impl Daemon {
     async fn start(&mut self, spec: BondSpec) -> anyhow::Result<()> {
         let bond = Bond::start(&self.nl, spec, &self.config, self.to_daemon.clone(), self.probe_tx.clone()).await?;
         self.bonds.push(bond);
-        self.names.send_replace(self.bonds.iter().map(|b| b.spec.name.clone()).collect());
+        self.publish_names();
         Ok(())
     }
 
@@ -209,75 +242,16 @@ impl Daemon {
         }
     }
 
-    async fn request(&mut self, bond: &str, request: Request) -> Response {
-        let Some(i) = self.bonds.iter().position(|b| b.spec.name == bond) else {
-            return Response::Error { error: format!("no bond {bond}") };
-        };
-        let result = match request {
-            Request::Down => {
-                let b = self.bonds.remove(i);
-                self.names.send_replace(self.bonds.iter().map(|b| b.spec.name.clone()).collect());
-                b.stop(&self.nl).await;
-                Ok(format!("{bond}: removed, members restored"))
-            }
-            Request::Reload { config } => self.reload(config).await,
-            Request::AddLink { link } => match self.holder(&link) {
-                Some(other) => Err(anyhow::anyhow!("{link} is a member of bond {other}; remove it there first")),
-                None => self.bonds[i].add_member(&self.nl, &link).await,
-            },
-            Request::RemoveLink { link } => self.bonds[i].remove_member(&self.nl, &link).await,
-            other => return self.bonds[i].handle(&self.config, other, sys::monotonic_ns()),
-        };
-        match result {
-            Ok(message) => Response::Done { message },
-            Err(e) => Response::Error { error: format!("{e:#}") },
+    /// A request answered at once from the bonds' state (operations are `ops`').
+    fn request(&mut self, bond: &str, request: Request) -> Response {
+        match self.bonds.iter_mut().find(|b| b.spec.name == bond) {
+            Some(b) => b.handle(&self.config, request, sys::monotonic_ns()),
+            None => Response::Error { error: format!("no bond {bond}") },
         }
     }
 
-    /// Re-reads the configuration and puts it in force on every bond. Everything is checked
-    /// before anything changes: a bad file leaves the running bonds as they are.
-    async fn reload(&mut self, path: Option<PathBuf>) -> anyhow::Result<String> {
-        let Some(path) = path.or_else(|| self.source.clone()) else {
-            bail!("this daemon was started from the command line: name the file to load (`bondctl reload BOND --config FILE`)");
-        };
-        let new = config::load(&path)?;
-        let mut plan = Vec::new();
-        for (i, b) in self.bonds.iter().enumerate() {
-            let spec = new.bond(&b.spec.name).with_context(|| {
-                format!("{}: bond {} runs but is not in the file; `bondctl down {}` removes it", path.display(), b.spec.name, b.spec.name)
-            })?;
-            b.check_reconfigure(&self.nl, spec, &new).await.with_context(|| path.display().to_string())?;
-            if let Some((l, other)) = spec.links.iter().find_map(|l| self.holder(l).filter(|o| *o != spec.name).map(|o| (l, o))) {
-                bail!(
-                    "{}: {l} moves from bond {other} to bond {}: remove it from {other} in one reload, add it in the next",
-                    path.display(),
-                    spec.name
-                );
-            }
-            plan.push((i, spec.clone()));
-        }
-        // Checked: from here a failure (netlink, a map write) leaves what was applied so far.
-        self.config = new.clone();
-        let mut report: Vec<String> = new.warnings.iter().map(|w| format!("warning: {w}")).collect();
-        for (i, spec) in plan {
-            let changes = self.bonds[i]
-                .reconfigure(&self.nl, &spec, &new)
-                .await
-                .with_context(|| format!("{}: partly applied ({}: {})", path.display(), spec.name, report.join("; ")))?;
-            let changes = if changes.is_empty() { "unchanged".to_string() } else { changes.join("; ") };
-            report.push(format!("{}: {changes}", spec.name));
-        }
-        let running: Vec<String> = self.bonds.iter().map(|b| b.spec.name.clone()).collect();
-        let added: Vec<BondSpec> = match &self.only {
-            Some(_) => Vec::new(),
-            None => self.config.bonds.iter().filter(|b| !running.contains(&b.name)).cloned().collect(),
-        };
-        for spec in added {
-            let name = spec.name.clone();
-            self.start(spec).await?;
-            report.push(format!("{name}: started"));
-        }
-        self.source = Some(path.clone());
-        Ok(format!("{} loaded\n{}", path.display(), report.join("\n")))
+    /// Tells the metrics endpoint which bonds run.
+    fn publish_names(&self) {
+        self.names.send_replace(self.bonds.iter().map(|b| b.spec.name.clone()).collect());
     }
 }
