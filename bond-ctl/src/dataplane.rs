@@ -327,7 +327,14 @@ pub fn attach_ingress_pinned(pin_dir: &Path, member: &str) -> anyhow::Result<()>
 /// Attaches `p` to `iface` and pins the link as `pin`. A link already pinned there (left by a
 /// previous controller) is replaced without a gap: the new program goes first in the device's
 /// TCX chain and takes every packet (it never passes one on) before the old link is released.
-fn attach_pinned_link(p: &mut SchedClassifier, prog: &str, pin_dir: &Path, iface: &str, dir: TcAttachType, pin: &str) -> anyhow::Result<()> {
+fn attach_pinned_link(
+    p: &mut SchedClassifier,
+    prog: &str,
+    pin_dir: &Path,
+    iface: &str,
+    dir: TcAttachType,
+    pin: &str,
+) -> anyhow::Result<()> {
     let path = pin_dir.join(pin);
     let id = p
         .attach_with_options(iface, dir, TcAttachOptions::TcxOrder(LinkOrder::first()))

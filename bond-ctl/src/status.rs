@@ -257,58 +257,7 @@ impl BondStatus {
             lacp_summary(&mut s, l);
         }
         for m in &self.members {
-            let _ = writeln!(s);
-            let _ = writeln!(s, "Member Interface: {}", m.name);
-            let _ = writeln!(s, "MII Status: {}", m.state.name());
-            let _ = writeln!(
-                s,
-                "Carrier: {}  Admin: {}{}",
-                if m.carrier { "yes" } else { "no" },
-                if m.admin_up { "up" } else { "down" },
-                if m.active { "  (active)" } else { "" }
-            );
-            let _ = writeln!(s, "Health: {}", m.health);
-            if m.punished_ms > 0 {
-                let _ = writeln!(s, "Punished: {} ms left", m.punished_ms);
-            }
-            for v in &m.violations {
-                let _ = writeln!(s, "Avoided: {v}");
-            }
-            let _ = writeln!(s, "Link Failure Count: {}", m.link_failures);
-            let q = &m.quality;
-            if q.samples > 0 || q.plr > 0.0 {
-                let _ = writeln!(
-                    s,
-                    "Quality: score {:.2}  lat {:.3} ms  ltm {:.3} ms  pdv {:.3} ms  plr {:.1}%  per {:.1}%  avl {:.1}%",
-                    m.score,
-                    q.lat,
-                    q.ltm,
-                    q.pdv,
-                    q.plr * 100.0,
-                    q.per * 100.0,
-                    q.avl * 100.0
-                );
-            }
-            let _ = writeln!(
-                s,
-                "Probes: {} sent, {} answered by the peer, {} answered for the peer, {} corrupt",
-                m.tx_probes, m.rx_probes, m.probes_answered, m.probe_errors
-            );
-            let _ = writeln!(s, "Permanent HW addr: {}", m.perm_mac);
-            if m.mac != self.mac && !m.mac.is_empty() {
-                let _ = writeln!(s, "Current HW addr: {}", m.mac);
-            }
-            if let Some(n) = m.alb_peers {
-                let _ = writeln!(s, "Receiving from: {n} peer(s)");
-            }
-            if let Some(a) = m.allocation {
-                let _ = writeln!(s, "Allocation: {:.1}%", a * 100.0);
-            }
-            let _ = writeln!(s, "TX: {} packets, {} bytes, {} errors", m.tx_packets, m.tx_bytes, m.tx_errors);
-            let _ = writeln!(s, "RX: {} packets, {} bytes, {} dropped", m.rx_packets, m.rx_bytes, m.rx_dropped);
-            if let Some(p) = self.lacp.as_ref().and_then(|l| l.ports.iter().find(|p| p.slot == m.slot)) {
-                lacp_port(&mut s, p);
-            }
+            self.render_member(&mut s, m);
         }
         if !self.events.is_empty() {
             let _ = writeln!(s);
@@ -318,6 +267,62 @@ impl BondStatus {
             }
         }
         s
+    }
+
+    /// One member's section of [`BondStatus::render`], as `/proc/net/bonding` writes a slave's.
+    fn render_member(&self, s: &mut String, m: &MemberStatus) {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "Member Interface: {}", m.name);
+        let _ = writeln!(s, "MII Status: {}", m.state.name());
+        let _ = writeln!(
+            s,
+            "Carrier: {}  Admin: {}{}",
+            if m.carrier { "yes" } else { "no" },
+            if m.admin_up { "up" } else { "down" },
+            if m.active { "  (active)" } else { "" }
+        );
+        let _ = writeln!(s, "Health: {}", m.health);
+        if m.punished_ms > 0 {
+            let _ = writeln!(s, "Punished: {} ms left", m.punished_ms);
+        }
+        for v in &m.violations {
+            let _ = writeln!(s, "Avoided: {v}");
+        }
+        let _ = writeln!(s, "Link Failure Count: {}", m.link_failures);
+        let q = &m.quality;
+        if q.samples > 0 || q.plr > 0.0 {
+            let _ = writeln!(
+                s,
+                "Quality: score {:.2}  lat {:.3} ms  ltm {:.3} ms  pdv {:.3} ms  plr {:.1}%  per {:.1}%  avl {:.1}%",
+                m.score,
+                q.lat,
+                q.ltm,
+                q.pdv,
+                q.plr * 100.0,
+                q.per * 100.0,
+                q.avl * 100.0
+            );
+        }
+        let _ = writeln!(
+            s,
+            "Probes: {} sent, {} answered by the peer, {} answered for the peer, {} corrupt",
+            m.tx_probes, m.rx_probes, m.probes_answered, m.probe_errors
+        );
+        let _ = writeln!(s, "Permanent HW addr: {}", m.perm_mac);
+        if m.mac != self.mac && !m.mac.is_empty() {
+            let _ = writeln!(s, "Current HW addr: {}", m.mac);
+        }
+        if let Some(n) = m.alb_peers {
+            let _ = writeln!(s, "Receiving from: {n} peer(s)");
+        }
+        if let Some(a) = m.allocation {
+            let _ = writeln!(s, "Allocation: {:.1}%", a * 100.0);
+        }
+        let _ = writeln!(s, "TX: {} packets, {} bytes, {} errors", m.tx_packets, m.tx_bytes, m.tx_errors);
+        let _ = writeln!(s, "RX: {} packets, {} bytes, {} dropped", m.rx_packets, m.rx_bytes, m.rx_dropped);
+        if let Some(p) = self.lacp.as_ref().and_then(|l| l.ports.iter().find(|p| p.slot == m.slot)) {
+            lacp_port(s, p);
+        }
     }
 }
 

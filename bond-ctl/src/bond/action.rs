@@ -19,22 +19,46 @@ pub enum Action {
     /// The usable mask (bit per slot): the one-word fast path of a failover.
     SetUsable(u32),
     /// The bond device RUNNING or not; `was` is what the core believed before.
-    SetRunning { ifindex: u32, running: bool, was: Option<bool> },
-    /// A configuration put in force (both banks, grace period).
+    SetRunning {
+        ifindex: u32,
+        running: bool,
+        was: Option<bool>,
+    },
+    /// A configuration put in force (the next idle bank, then the switch).
     WriteConfig(Box<BondConfig>),
     SetMonitorTargets(Vec<([u8; 16], u32)>),
     /// The destination tables of peer-specific policies.
     SetPeers(Vec<(Peer, u32)>),
-    Send { port: Port, frame: Vec<u8>, ether_type: u16, kind: SendKind },
+    Send {
+        port: Port,
+        frame: Vec<u8>,
+        ether_type: u16,
+        kind: SendKind,
+    },
     /// Member `slot` (interface `member`) gets MAC address `mac` (it had `was`).
-    SetMac { slot: u8, member: String, mac: [u8; 6], was: [u8; 6] },
+    SetMac {
+        slot: u8,
+        member: String,
+        mac: [u8; 6],
+        was: [u8; 6],
+    },
     /// Interface `iface` (a member, or the bond putting its MTU back) gets `mtu` (it had `was`).
-    SetMtu { iface: String, mtu: u32, was: u32 },
+    SetMtu {
+        iface: String,
+        mtu: u32,
+        was: u32,
+    },
     /// Start receiving LACPDUs on member `slot`, device `ifindex`.
-    OpenLacpdus { slot: u8, ifindex: u32 },
+    OpenLacpdus {
+        slot: u8,
+        ifindex: u32,
+    },
     CloseLacpdus(u8),
     /// Forget the flows last seen before `cutoff` (off the timing path).
-    ExpireFlows { bond: String, cutoff: Nanos },
+    ExpireFlows {
+        bond: String,
+        cutoff: Nanos,
+    },
 }
 
 /// Why a frame is sent: what the core must learn when it does not go out.

@@ -86,7 +86,8 @@ impl Core {
     pub(super) fn lacp_tick(&mut self, sample: &Sample, now: Nanos) {
         self.lacp_sync(now);
         let Some(agg) = self.aggregation.as_mut() else { return };
-        let send = |slot: u8, frame: Vec<u8>| Action::Send { port: Port::Member(slot), frame, ether_type: ETH_P_SLOW, kind: SendKind::Other };
+        let send =
+            |slot: u8, frame: Vec<u8>| Action::Send { port: Port::Member(slot), frame, ether_type: ETH_P_SLOW, kind: SendKind::Other };
         for m in &self.members {
             agg.lacp.set_enabled(m.slot, m.link.usable() && m.liveness.up(), now);
             for pdu in sample.lacpdus.get(&m.slot).into_iter().flatten() {

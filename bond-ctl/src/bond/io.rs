@@ -40,7 +40,11 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
             Action::SetMonitorTargets(targets) => io.set_monitor_targets(targets).map_err(|e| format!("{e:#}")),
             Action::SetPeers(entries) => io.set_peers(entries).map_err(|e| format!("{e:#}")),
             Action::Send { port, frame, ether_type, .. } => {
-                if io.send(*port, frame, *ether_type) { Ok(()) } else { Err("not sent".into()) }
+                if io.send(*port, frame, *ether_type) {
+                    Ok(())
+                } else {
+                    Err("not sent".into())
+                }
             }
             Action::SetMac { member, mac, .. } => io.set_mac(member, *mac).map_err(|e| e.to_string()),
             Action::SetMtu { iface, mtu, .. } => io.set_mtu(iface, *mtu).map_err(|e| e.to_string()),
@@ -118,7 +122,7 @@ pub enum Port {
 pub trait BondIo {
     /// Marks members usable (bit per slot): one write, in force from the next packet.
     fn set_usable(&mut self, mask: u32) -> anyhow::Result<()>;
-    /// Puts a configuration in force (both banks, grace period).
+    /// Puts a configuration in force (the next idle bank, then the switch).
     fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()>;
     fn set_monitor_targets(&mut self, targets: &[([u8; 16], u32)]) -> anyhow::Result<()>;
     /// Replaces the destination tables.

@@ -84,7 +84,8 @@ impl Bond {
         if link.index == self.settings.ifindex {
             bail!("{name} is the bond device itself");
         }
-        let taken = |s: u8| self.member(s).is_some() || self.joining.iter().any(|j| j.slot == s) || self.leaving.iter().any(|l| l.slot == s);
+        let taken =
+            |s: u8| self.member(s).is_some() || self.joining.iter().any(|j| j.slot == s) || self.leaving.iter().any(|l| l.slot == s);
         let slot = (0..MAX_MEMBERS as u8).find(|s| !taken(*s)).with_context(|| format!("a bond has at most {MAX_MEMBERS} members"))?;
         let saved = Saved {
             mac: link.mac,

@@ -101,7 +101,6 @@ impl Core {
 }
 
 impl<I: BondIo> Bond<I> {
-
     /// `bondctl set`: options changed on the running bond, checked whole first (a bad one
     /// changes nothing). Lasts until the next reload or restart, which apply the file.
     pub fn set_options(&mut self, options: &[String], now: Nanos) -> anyhow::Result<String> {

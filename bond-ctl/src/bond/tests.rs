@@ -137,7 +137,13 @@ fn bond(n: u8, yaml: &str) -> Bond<Fake> {
                 allmulti: false,
                 kind: None,
             };
-            Member::new(link.name.clone(), i, link, Saved { mac, admin_up: true, ipv6_disabled: None, mtu: Some(1500), allmulti: Some(false) }, 0)
+            Member::new(
+                link.name.clone(),
+                i,
+                link,
+                Saved { mac, admin_up: true, ipv6_disabled: None, mtu: Some(1500), allmulti: Some(false) },
+                0,
+            )
         })
         .collect();
     let mut core = Core::new(spec, policy, BondSettings { ifindex: 2, mac: BOND_MAC, probe_id: 7, ..Default::default() }, 0);
@@ -365,7 +371,17 @@ fn the_bond_is_running_while_a_member_is_usable() {
 }
 
 fn bond_link(mtu: u32) -> Link {
-    Link { index: 2, name: "b".into(), mac: BOND_MAC, perm_mac: None, mtu, admin_up: true, carrier: true, allmulti: false, kind: Some("ifb".into()) }
+    Link {
+        index: 2,
+        name: "b".into(),
+        mac: BOND_MAC,
+        perm_mac: None,
+        mtu,
+        admin_up: true,
+        carrier: true,
+        allmulti: false,
+        kind: Some("ifb".into()),
+    }
 }
 
 #[test]

@@ -271,6 +271,16 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
     if let Some(q) = &p.quality {
         spec.weights = quality_weights(q).map_err(|r| err("quality", r))?;
     }
+    apply_quality_and_punishment(path, key, p, spec)?;
+    if let Some(ms) = p.flow_expiry {
+        spec.flow_expiry = opt::FLOW_EXPIRY.int(ms).map_err(|r| err("flowExpiry", r))?;
+    }
+    apply_links(path, key, p, spec)
+}
+
+/// A policy's quality limits, dedup and punishment (see [`apply_policy`]).
+fn apply_quality_and_punishment(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec) -> Result<(), ConfigError> {
+    let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
     if let Some(q) = &p.quality_limits {
         let d = Limits::default();
         let pick = |v: Option<f64>, d: f64, k: &str| match v {
@@ -303,9 +313,13 @@ fn apply_policy(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec)
             return Err(err("punishment.max", format!("{} ms is less than base {} ms", spec.punishment.max, spec.punishment.base)));
         }
     }
-    if let Some(ms) = p.flow_expiry {
-        spec.flow_expiry = opt::FLOW_EXPIRY.int(ms).map_err(|r| err("flowExpiry", r))?;
-    }
+    Ok(())
+}
+
+/// A policy's links: their settings, failover order, allocation shares, and the link
+/// selection method that follows from them (see [`apply_policy`]).
+fn apply_links(path: &Path, key: &str, p: &file::Policy, spec: &mut PolicySpec) -> Result<(), ConfigError> {
+    let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
     for (name, l) in &p.links {
         spec.links.insert(name.clone(), link_spec(path, key, name, l)?);
     }

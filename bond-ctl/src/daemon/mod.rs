@@ -166,25 +166,13 @@ impl Daemon {
                 () = async { operation.as_mut().expect("polled only while there is one").await }, if operation.is_some() => {
                     finished = true;
                 }
-                Some(p) = requests.recv() => {
-                    if ops::is_operation(&p.request) {
-                        waiting.push_back(ops::Job::Request(p));
-                    } else {
-                        let response = self.request(&p.bond, p.request);
-                        let _ = p.reply.send(response);
-                    }
-                }
+                Some(p) = requests.recv() => self.on_request(p, &mut waiting),
                 _ = sighup.recv() => waiting.push_back(ops::Job::Sighup),
                 _ = sigint.recv() => stopping = true,
                 _ = sigterm.recv() => stopping = true,
             }
             if finished {
                 operation = None;
-            }
-            let busy = sys::monotonic_ns().saturating_sub(now.max(due));
-            if busy > 5_000_000 {
-                // The timing path waited this long: worth knowing when failovers seem slow.
-                tracing::debug!("the loop was busy for {:.1} ms", busy as f64 / 1e6);
             }
         }
         for job in waiting {
@@ -239,6 +227,17 @@ impl Daemon {
             } else {
                 b.stop(&self.nl).await;
             }
+        }
+    }
+
+    /// A request: answered at once from the bonds' state, or, when it is an operation, queued
+    /// to run beside the loop (see `ops`).
+    fn on_request(&mut self, p: Pending, waiting: &mut VecDeque<ops::Job>) {
+        if ops::is_operation(&p.request) {
+            waiting.push_back(ops::Job::Request(p));
+        } else {
+            let response = self.request(&p.bond, p.request);
+            let _ = p.reply.send(response);
         }
     }
 
