@@ -366,7 +366,13 @@ fn classifier<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Sche
 /// Removes a bond's pin directory: its link pins (detaching the programs) and map pins.
 pub fn remove_pins(pin_dir: &Path) -> anyhow::Result<()> {
     match std::fs::remove_dir_all(pin_dir) {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            // A namespace's directory (`netns:<inode>`) goes with its last bond.
+            if let Some(parent) = pin_dir.parent().filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("netns:"))) {
+                let _ = std::fs::remove_dir(parent);
+            }
+            Ok(())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("removing {}", pin_dir.display())),
     }

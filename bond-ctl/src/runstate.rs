@@ -23,8 +23,11 @@ pub fn run_dir() -> PathBuf {
     std::env::var_os("BONDCTL_RUN_DIR").map_or_else(|| PathBuf::from("/run/bondctl"), PathBuf::from)
 }
 
+/// The state file of `bond` in this network namespace: `RUN_DIR/<bond>.json`, in a namespace
+/// other than the main one `RUN_DIR/netns:<inode>/<bond>.json` (see `sys::netns_part`).
 pub fn path(bond: &str) -> PathBuf {
-    run_dir().join(format!("{bond}.json"))
+    let dir = run_dir();
+    crate::sys::netns_part().map_or(dir.clone(), |ns| dir.join(ns)).join(format!("{bond}.json"))
 }
 
 /// The data plane's map layout: a new daemon reuses pinned maps only when it matches.
@@ -109,9 +112,9 @@ fn read(path: &Path) -> anyhow::Result<Option<RunState>> {
 
 /// Writes the state file atomically (a crash leaves the old or the new file, never half).
 pub fn store(state: &RunState) -> anyhow::Result<()> {
-    let dir = run_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = path(&state.bond);
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = path.with_extension("json.tmp");
     // Root's alone: it names the members and their addresses.
     let mut file = std::fs::OpenOptions::new()
@@ -127,9 +130,16 @@ pub fn store(state: &RunState) -> anyhow::Result<()> {
 }
 
 pub fn remove(bond: &str) -> anyhow::Result<()> {
-    match std::fs::remove_file(path(bond)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {}", path(bond).display())),
-        _ => Ok(()),
+    let path = path(bond);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {}", path.display())),
+        _ => {
+            // A namespace's directory goes with its last bond (the run directory stays).
+            if path.parent() != Some(run_dir().as_path()) {
+                let _ = path.parent().map(std::fs::remove_dir);
+            }
+            Ok(())
+        }
     }
 }
 

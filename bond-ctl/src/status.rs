@@ -166,7 +166,13 @@ pub struct MemberStatus {
     pub admin_up: bool,
     pub usable: bool,
     pub active: bool,
+    /// Failures of the link itself (down, silent, dead ARP targets); not counted when LACP,
+    /// punishment or quality limits hold a healthy member out.
     pub link_failures: u32,
+    /// Why the member may not carry traffic (absent while it may): its failure, punishment,
+    /// quality limits, or LACP not letting it distribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_usable: Option<String>,
     /// "up", or why not: "down: no carrier", "down: silent: no probe reply for 40 ms", ...
     pub health: String,
     /// Punishment left (ms), 0 when not punished.
@@ -282,6 +288,9 @@ impl BondStatus {
             if m.active { "  (active)" } else { "" }
         );
         let _ = writeln!(s, "Health: {}", m.health);
+        if let Some(why) = &m.not_usable {
+            let _ = writeln!(s, "Not usable: {why}");
+        }
         if m.punished_ms > 0 {
             let _ = writeln!(s, "Punished: {} ms left", m.punished_ms);
         }

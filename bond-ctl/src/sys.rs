@@ -20,11 +20,24 @@ use nix::{
     time::ClockId,
 };
 
-/// Where bonds keep their pinned maps and links: `BPFFS/bond/<bond>/`.
+/// Where bonds keep their pinned maps and links: `BPFFS/bond/<bond>/`, in a network namespace
+/// other than the main one `BPFFS/bond/netns:<inode>/<bond>/` (see [`netns_part`]).
 pub const BPFFS: &str = "/sys/fs/bpf";
 
 pub fn pin_dir(bond: &str) -> PathBuf {
-    Path::new(BPFFS).join("bond").join(bond)
+    let dir = Path::new(BPFFS).join("bond");
+    netns_part().map_or(dir.clone(), |ns| dir.join(ns)).join(bond)
+}
+
+/// This network namespace's part of a host-wide path: none in the main namespace (PID 1's),
+/// `netns:<inode>` in any other, so that bonds of the same name in several namespaces keep
+/// apart. The inode names a namespace the same from `--netns`, `ip netns exec` and inside it;
+/// `:` is not allowed in interface names, so the part never meets a bond's name.
+pub fn netns_part() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let this = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
+    let main = std::fs::metadata("/proc/1/ns/net").ok();
+    (main.map(|m| (m.dev(), m.ino())) != Some((this.dev(), this.ino()))).then(|| format!("netns:{}", this.ino()))
 }
 
 /// Mounts the BPF filesystem on /sys/fs/bpf unless it is there already (it is not on every

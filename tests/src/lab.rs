@@ -138,6 +138,7 @@ pub struct Lab {
 
 impl Lab {
     pub fn start(opts: LabOptions) -> anyhow::Result<Lab> {
+        const BOND: &str = "bond0";
         let dir = TempDir::new()?;
         let ns_a = Netns::new("lab-a-")?;
         let ns_b = Netns::new("lab-b-")?;
@@ -162,9 +163,11 @@ impl Lab {
             ns_a.ip(&["link", "set", &name, "up"])?;
             ns_b.ip(&["link", "set", &name, "up"])?;
         }
+        // Every lab's bonds are `bond0`, as on real hosts: namespaces keep them apart (their pins,
+        // state files and control sockets included), also when tests run in parallel.
         let mut lab = Lab {
-            a: Side { daemon: None, bond: crate::unique_name("bd"), addr: ADDR_A, ns: ns_a },
-            b: Side { daemon: None, bond: crate::unique_name("bd"), addr: ADDR_B, ns: ns_b },
+            a: Side { daemon: None, bond: BOND.into(), addr: ADDR_A, ns: ns_a },
+            b: Side { daemon: None, bond: BOND.into(), addr: ADDR_B, ns: ns_b },
             wire,
             links: opts.links,
             dir,
@@ -180,7 +183,8 @@ impl Lab {
 
     /// The configuration file of a side's bond.
     pub fn config_path(&self, side: &Side) -> PathBuf {
-        self.dir.path().join(format!("{}.yaml", side.bond))
+        // Named by namespace too: both sides' bonds are `bond0`.
+        self.dir.path().join(format!("{}-{}.yaml", side.ns.name(), side.bond))
     }
 
     fn write_config(&self, side: &Side, opts: &LabOptions) -> anyhow::Result<PathBuf> {
@@ -328,10 +332,10 @@ impl Daemon {
         Daemon::start_with(ns, config, bond, dir, &[])
     }
 
-    /// `bondctl up --config CONFIG ARGS`; the log goes to `dir/<bond>.log` (appended to, so a
-    /// restarted daemon's log follows the first one's).
+    /// `bondctl up --config CONFIG ARGS`; the log goes to `dir/<netns>-<bond>.log` (appended
+    /// to, so a restarted daemon's log follows the first one's).
     pub fn start_with(ns: &Netns, config: &Path, bond: &str, dir: &Path, args: &[&str]) -> anyhow::Result<Daemon> {
-        let log = dir.join(format!("{bond}.log"));
+        let log = dir.join(format!("{}-{bond}.log", ns.name()));
         let out = fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let child = Command::new(bondctl())
             .args(["--netns", ns.name(), "up", "--config"])
@@ -452,8 +456,14 @@ impl Drop for Daemon {
         }
         // Whatever a killed daemon left: its pins, state file and control socket (the
         // namespace takes the devices with it).
-        let _ = fs::remove_dir_all(Path::new("/sys/fs/bpf/bond").join(&self.bond));
-        let _ = fs::remove_file(Path::new("/run/bondctl").join(format!("{}.json", self.bond)));
+        if let Ok(pins) = pin_dir(&self.netns, &self.bond) {
+            let _ = fs::remove_dir_all(&pins);
+            let _ = pins.parent().map(fs::remove_dir);
+        }
+        if let Ok(state) = state_file(&self.netns, &self.bond) {
+            let _ = fs::remove_file(&state);
+            let _ = state.parent().map(fs::remove_dir);
+        }
         if let Ok(dir) = control {
             for ext in ["sock", "lock"] {
                 let _ = fs::remove_file(dir.join(format!("{}.{ext}", self.bond)));
@@ -470,6 +480,22 @@ pub fn control_dir(netns: &str) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let ino = fs::metadata(format!("/run/netns/{netns}"))?.ino();
     Ok(Path::new("/run/bondctl").join(format!("ctl-{ino}")))
+}
+
+/// Network namespace `netns`'s part of host-wide paths, as `bondctl` names it.
+fn netns_part(netns: &str) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(format!("netns:{}", fs::metadata(format!("/run/netns/{netns}"))?.ino()))
+}
+
+/// The pin directory of bond `bond` of network namespace `netns`.
+pub fn pin_dir(netns: &str, bond: &str) -> std::io::Result<PathBuf> {
+    Ok(Path::new("/sys/fs/bpf/bond").join(netns_part(netns)?).join(bond))
+}
+
+/// The state file of bond `bond` of network namespace `netns`.
+pub fn state_file(netns: &str, bond: &str) -> std::io::Result<PathBuf> {
+    Ok(Path::new("/run/bondctl").join(netns_part(netns)?).join(format!("{bond}.json")))
 }
 
 /// A temporary directory removed on drop.

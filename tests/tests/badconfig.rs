@@ -387,23 +387,23 @@ mod badconfig {
     }
 
     /// Removes what a wrongly successful `up` may have left outside the namespace.
-    struct Leftovers(Vec<String>);
+    struct Leftovers(String, Vec<String>);
 
     impl Drop for Leftovers {
         fn drop(&mut self) {
-            for b in &self.0 {
-                let _ = std::fs::remove_dir_all(pins(b));
-                let _ = std::fs::remove_file(state_file(b));
+            for b in &self.1 {
+                let _ = std::fs::remove_dir_all(pins(&self.0, b));
+                let _ = std::fs::remove_file(state_file(&self.0, b));
             }
         }
     }
 
-    fn pins(bond: &str) -> PathBuf {
-        Path::new("/sys/fs/bpf/bond").join(bond)
+    fn pins(netns: &str, bond: &str) -> PathBuf {
+        bond_tests::lab::pin_dir(netns, bond).unwrap()
     }
 
-    fn state_file(bond: &str) -> PathBuf {
-        Path::new("/run/bondctl").join(format!("{bond}.json"))
+    fn state_file(netns: &str, bond: &str) -> PathBuf {
+        bond_tests::lab::state_file(netns, bond).unwrap()
     }
 
     /// A child process stopped on drop: SIGTERM (a bondctl up then cleans up), SIGKILL after 5 s.
@@ -486,7 +486,7 @@ mod badconfig {
         for c in CASES {
             let bond = bond_tests::unique_name("bd");
             let bonds = vec![bond.clone(), format!("{bond}x")];
-            let _leftovers = Leftovers(bonds.clone());
+            let _leftovers = Leftovers(ns.name().to_string(), bonds.clone());
             let file = dir.path().join(format!("{}.{}", c.name, c.ext));
             let mut text = c.text.join("\n").replace("BOND", &bond);
             text.push('\n');
@@ -513,8 +513,9 @@ mod badconfig {
             assert_unchanged(&ns, LINKS, &before, &format!("{context}after up"));
             for b in &bonds {
                 assert!(ns.ip(&["link", "show", "dev", b]).is_err(), "{context}bond device {b} exists");
-                assert!(!pins(b).exists(), "{context}{} exists", pins(b).display());
-                assert!(!state_file(b).exists(), "{context}{} exists", state_file(b).display());
+                let (pins, state) = (pins(ns.name(), b), state_file(ns.name(), b));
+                assert!(!pins.exists(), "{context}{} exists", pins.display());
+                assert!(!state.exists(), "{context}{} exists", state.display());
             }
             let (ok, _, stderr) = bondctl_in(&ns, &["status"]);
             assert!(!ok && stderr.contains("no bond is running"), "{context}a bond still runs: {stderr}");

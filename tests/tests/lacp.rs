@@ -147,6 +147,14 @@ fn mismatched_keys_form_separate_aggregators() {
         let carrying = slots.iter().all(|sl| dist & (1 << sl) != 0);
         assert_eq!(carrying, g["selected"] == true, "only the selected aggregator's ports distribute:\n{s:#}");
     }
+    // The standby aggregator's members are held out by LACP, not failed: no link failure is
+    // counted, and the status says why they carry nothing.
+    let standby = aggs.iter().find(|g| g["selected"] != true).unwrap();
+    for slot in standby["ports"].as_array().unwrap().iter().filter_map(Value::as_u64) {
+        let m = s["members"].as_array().unwrap().iter().find(|m| m["slot"] == slot).unwrap();
+        assert_eq!((m["usable"].as_bool(), m["link_failures"].as_u64()), (Some(false), Some(0)), "{m:#}");
+        assert!(m["not_usable"].as_str().unwrap_or_default().contains("LACP"), "{m:#}");
+    }
     // Traffic reaches the bond behind the selected aggregator (B1 on eth0-1, B2 on eth2-3).
     let selected = aggs.iter().find(|g| g["selected"] == true).unwrap();
     let on_first = selected["ports"].as_array().unwrap().iter().any(|p| p.as_u64() == Some(0));

@@ -47,7 +47,7 @@ fn a_bad_config_is_rejected_naming_the_key_and_nothing_changes() {
     assert!(err.contains("bad.yaml") && err.contains(&format!("bonds.{bond}")) && err.contains("unknown field `packetsPerLink`"), "{err}");
     assert!(a.ip(&["link", "show", "dev", &bond]).is_err(), "no bond device was created");
     assert_eq!(mac(&a, "eth0"), macs[0]);
-    assert!(!std::path::Path::new("/sys/fs/bpf/bond").join(&bond).exists(), "no pins");
+    assert!(!bond_tests::lab::pin_dir(a.name(), &bond).unwrap().exists(), "no pins");
 
     // A member that does not exist: refused too, before anything is touched.
     std::fs::write(&cfg, format!("bonds:\n  {bond}:\n    links: [eth0, eth7]\n")).unwrap();
@@ -72,7 +72,7 @@ fn stopping_the_daemon_removes_the_bond_and_restores_members() {
     assert_eq!(mac(&a, &bond), macs[0]);
     assert_eq!(mac(&a, "eth1"), macs[0]);
     assert_eq!(sysctl(&a, "net.ipv6.conf.eth1.disable_ipv6"), "1");
-    let pins = std::path::Path::new("/sys/fs/bpf/bond").join(&bond);
+    let pins = bond_tests::lab::pin_dir(a.name(), &bond).unwrap();
     for map in ["config", "member_usable", "member_stats", "flows"] {
         assert!(pins.join(map).exists(), "map {map} pinned");
     }
@@ -90,7 +90,7 @@ fn stopping_the_daemon_removes_the_bond_and_restores_members() {
 #[test]
 fn a_second_daemon_for_the_same_bond_is_refused_and_the_first_keeps_running() {
     let lab = Lab::start(LabOptions::default()).unwrap();
-    let cfg = lab.dir().join(format!("{}.yaml", lab.a.bond));
+    let cfg = lab.config_path(&lab.a);
     let out = cmd::output(&bondctl().to_string_lossy(), &["--netns", lab.a.ns.name(), "up", "--config", &cfg.to_string_lossy()]).unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -206,4 +206,27 @@ fn runs_under_ip_netns_exec_with_its_own_bpf_filesystem() {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
     assert!(daemon.0.wait().unwrap().success(), "clean exit");
     assert!(a.ip(&["link", "show", "dev", &bond]).is_err(), "bond removed");
+}
+
+#[test]
+fn bonds_of_the_same_name_in_two_namespaces_keep_apart() {
+    let mut one = Lab::start(LabOptions::default().policy("balance-xor")).unwrap();
+    let two = Lab::start(LabOptions::default().policy("active-backup")).unwrap();
+    assert_eq!((one.a.bond.as_str(), two.a.bond.as_str()), ("bond0", "bond0"));
+    ping(&one, 2).unwrap();
+    ping(&two, 2).unwrap();
+    let pins = |lab: &Lab| bond_tests::lab::pin_dir(lab.a.ns.name(), &lab.a.bond).unwrap();
+    let state = |lab: &Lab| bond_tests::lab::state_file(lab.a.ns.name(), &lab.a.bond).unwrap();
+    assert_ne!(pins(&one), pins(&two), "each namespace pins its own data plane");
+    for lab in [&one, &two] {
+        assert!(pins(lab).join("config").exists() && state(lab).exists(), "{} and {}", pins(lab).display(), state(lab).display());
+    }
+    assert_eq!(one.a.daemon().status().unwrap()["policy"]["name"], "balance-xor");
+    assert_eq!(two.a.daemon().status().unwrap()["policy"]["name"], "active-backup");
+    // One stops: the other's bond, pins and state are untouched and it keeps forwarding.
+    one.a.daemon.as_mut().unwrap().stop().unwrap();
+    assert!(!pins(&one).exists() && !state(&one).exists(), "the stopped bond's pins and state are gone");
+    assert!(pins(&two).join("config").exists() && state(&two).exists(), "the other bond's are kept");
+    ping(&two, 2).unwrap();
+    assert_eq!(two.a.daemon().status().unwrap()["members"].as_array().unwrap().len(), 3);
 }

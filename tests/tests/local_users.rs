@@ -32,7 +32,7 @@ use bond_tests::cmd::Reaped;
 #[test]
 fn names_that_are_not_interface_names_are_refused_before_they_touch_anything() {
     let lab = lab();
-    let pins = format!("/sys/fs/bpf/bond/{}", lab.a.bond);
+    let pins = bond_tests::lab::pin_dir(lab.a.ns.name(), &lab.a.bond).unwrap();
     for name in ["", ".", "..", "a/b", "../bond", "way-too-long-for-an-interface"] {
         let out = Command::new(bondctl()).args(["--netns", lab.a.ns.name(), "down", name]).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -94,9 +94,18 @@ fn policy_switches_reloads_and_member_changes_lose_nothing() {
     }
 }
 
-/// Ids of the BPF links pinned for `bond`.
-fn link_ids(bond: &str) -> Vec<u64> {
-    let mut ids: Vec<u64> = fs::read_dir(format!("/sys/fs/bpf/bond/{bond}"))
+/// Where A's bond keeps its pins and its state file.
+fn pins(lab: &Lab) -> std::path::PathBuf {
+    bond_tests::lab::pin_dir(lab.a.ns.name(), &lab.a.bond).unwrap()
+}
+
+fn state_file(lab: &Lab) -> std::path::PathBuf {
+    bond_tests::lab::state_file(lab.a.ns.name(), &lab.a.bond).unwrap()
+}
+
+/// Ids of the BPF links pinned for A's bond.
+fn link_ids(lab: &Lab) -> Vec<u64> {
+    let mut ids: Vec<u64> = fs::read_dir(pins(lab))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("link_"))
@@ -116,12 +125,11 @@ fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
     let own_macs = {
         // The members' own addresses are only known from before the bond took them: the lab
         // gives veths random ones, so read them back from the saved state.
-        let saved: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(format!("/run/bondctl/{}.json", lab.a.bond)).unwrap()).unwrap();
+        let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(state_file(&lab)).unwrap()).unwrap();
         saved["members"].as_array().unwrap().iter().map(|m| m["mac"].as_str().unwrap().to_string()).collect::<Vec<_>>()
     };
     let before = lab.a.daemon().status().unwrap();
-    let old_links = link_ids(&lab.a.bond);
+    let old_links = link_ids(&lab);
     let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
     flowed(&stream, 600, "before the kill");
     lab.a.daemon.as_mut().unwrap().kill().unwrap();
@@ -145,7 +153,7 @@ fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
     assert!(events.contains("adopted the running bond"), "{events}");
     // The old links were released (their ids are gone), new ones pinned in their place, no
     // stray pins.
-    let new_links = link_ids(&lab.a.bond);
+    let new_links = link_ids(&lab);
     assert_eq!(new_links.len(), 4, "one transmit and three receive links: {new_links:?}");
     for id in &old_links {
         assert!(!new_links.contains(id), "link {id} replaced");
@@ -156,7 +164,7 @@ fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
     // The adopted state includes the members' own settings: a clean stop restores them.
     lab.a.daemon.as_mut().unwrap().stop().unwrap();
     assert_eq!(macs(&lab), own_macs, "members have their own MAC addresses back");
-    assert!(!std::path::Path::new(&format!("/sys/fs/bpf/bond/{}", lab.a.bond)).exists(), "pins removed");
+    assert!(!pins(&lab).exists(), "pins removed");
 }
 
 #[test]
@@ -164,7 +172,7 @@ fn down_removes_a_bond_no_daemon_runs() {
     let mut lab = lab(LabOptions::default().policy("balance-xor"));
     ping(&lab, 1).unwrap();
     let bond = lab.a.bond.clone();
-    let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(format!("/run/bondctl/{bond}.json")).unwrap()).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(state_file(&lab)).unwrap()).unwrap();
     let own_macs: Vec<String> = saved["members"].as_array().unwrap().iter().map(|m| m["mac"].as_str().unwrap().to_string()).collect();
     lab.a.daemon.as_mut().unwrap().kill().unwrap();
     // Still forwarding without a daemon.
@@ -172,8 +180,8 @@ fn down_removes_a_bond_no_daemon_runs() {
     let out = lab.a.daemon().ctl(&["down", &bond]).unwrap();
     assert!(out.contains("removed"), "{out}");
     assert!(lab.a.ns.ip(&["link", "show", &bond]).is_err(), "bond device deleted");
-    assert!(!std::path::Path::new(&format!("/sys/fs/bpf/bond/{bond}")).exists(), "pins removed");
-    assert!(!std::path::Path::new(&format!("/run/bondctl/{bond}.json")).exists(), "state file removed");
+    assert!(!pins(&lab).exists(), "pins removed");
+    assert!(!state_file(&lab).exists(), "state file removed");
     assert_eq!(macs(&lab), own_macs, "members have their own MAC addresses back");
     let again = lab.a.daemon().ctl(&["down", &bond]).unwrap_err().to_string();
     assert!(again.contains("there is no bond"), "{again}");
@@ -417,7 +425,7 @@ fn a_corrupt_state_file_leaves_the_running_bond_alone() {
     let mut lab = lab(LabOptions::default().policy("active-backup"));
     ping(&lab, 1).unwrap();
     let (bond, netns) = (lab.a.bond.clone(), lab.a.ns.name().to_string());
-    let state = format!("/run/bondctl/{bond}.json");
+    let state = state_file(&lab).to_string_lossy().to_string();
     assert_eq!(fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600, "the state file is root's alone");
     let original = fs::read_to_string(&state).unwrap();
     let macs_before = macs(&lab);
@@ -442,7 +450,7 @@ fn a_corrupt_state_file_leaves_the_running_bond_alone() {
     assert!(lab.a.daemon().ctl(&["down", &bond]).is_err(), "down refuses an unreadable state file");
     ping(&lab, 1).unwrap();
     assert_eq!(macs(&lab), macs_before, "members keep the bond's address");
-    assert!(std::path::Path::new(&format!("/sys/fs/bpf/bond/{bond}")).exists(), "pins kept");
+    assert!(pins(&lab).exists(), "pins kept");
 
     // Repaired, the bond is adopted.
     fs::write(&state, original).unwrap();

@@ -264,7 +264,7 @@ fn the_flow_table_records_each_flow_with_its_member() {
     }
     assert_eq!(member_of_flow.len(), 8, "every flow arrived: {member_of_flow:?}");
     // Read the pinned table as an operator would, with bpftool (field names from BTF).
-    let path = format!("/sys/fs/bpf/bond/{}/flows", lab.a.bond);
+    let path = bond_tests::lab::pin_dir(lab.a.ns.name(), &lab.a.bond).unwrap().join("flows").to_string_lossy().to_string();
     let out = bond_tests::cmd::run("bpftool", &["-j", "map", "dump", "pinned", &path]).unwrap();
     let entries: serde_json::Value = serde_json::from_str(&out).unwrap();
     for (port, member) in &member_of_flow {

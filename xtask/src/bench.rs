@@ -55,8 +55,8 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     println!("   median: plain veth {mp:.0} pps, bond {mb:.0} pps: bond at {:.0}% of the plain path", 100.0 * mb / mp);
 
     println!("== program cost per packet (kernel.bpf_stats_enabled; includes the statistics' own clock reads)");
-    let egress = prog_id(&lab.a.bond, &format!("link_egress_{}", lab.a.bond))?;
-    let ingress = prog_id(&lab.b.bond, "link_ingress_eth0")?;
+    let egress = prog_id(&lab.a, &format!("link_egress_{}", lab.a.bond))?;
+    let ingress = prog_id(&lab.b, "link_ingress_eth0")?;
     for policy in ["active-backup", "xor-l34", "balance-aware"] {
         lab.a.daemon().set_policy(policy)?;
         cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
@@ -173,12 +173,12 @@ fn recv_count(sock: &UdpSocket, sending: &AtomicBool) -> u64 {
     }
 }
 
-/// The program behind a pinned link of a bond.
-fn prog_id(bond: &str, link: &str) -> anyhow::Result<u64> {
-    let path = format!("/sys/fs/bpf/bond/{bond}/{link}");
-    let out = cmd::run("bpftool", &["-j", "link", "show", "pinned", &path])?;
+/// The program behind a pinned link of a side's bond.
+fn prog_id(side: &bond_tests::lab::Side, link: &str) -> anyhow::Result<u64> {
+    let path = bond_tests::lab::pin_dir(side.ns.name(), &side.bond)?.join(link);
+    let out = cmd::run("bpftool", &["-j", "link", "show", "pinned", &path.to_string_lossy()])?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
-    v["prog_id"].as_u64().with_context(|| format!("no prog_id for {path}: {out}"))
+    v["prog_id"].as_u64().with_context(|| format!("no prog_id for {}: {out}", path.display()))
 }
 
 /// (run_time_ns, run_cnt) of a program.

@@ -117,6 +117,21 @@ impl State {
     }
 }
 
+/// Why member `m` may not carry traffic (`lacp`: the bond runs 802.3ad), for events and status.
+pub(super) fn why_not_usable(m: &crate::member::Member, lacp: bool) -> String {
+    if !m.liveness.up() {
+        m.liveness.reason.clone().unwrap_or_else(|| "down".into())
+    } else if m.punishment.active() {
+        format!("punished, {} ms left", m.punishment.remaining_ms())
+    } else if !m.violations.is_empty() {
+        format!("avoided, {}", m.violations.join(", "))
+    } else if lacp {
+        "not distributing in the active LACP aggregator".to_string()
+    } else {
+        "not yet put in force".to_string()
+    }
+}
+
 fn clamp_ms(ms: u64, lo: u64, hi: u64) -> Nanos {
     ms.clamp(lo, hi) * MS
 }
@@ -441,6 +456,9 @@ impl Core {
                     m.score = 1.0;
                     notes.push((EventKind::Health, format!("{} is healthy ({})", m.name, change.reason)));
                 } else {
+                    // A link failure is the link's own (as bonding counts them): not LACP
+                    // holding a member out, nor punishment or quality limits.
+                    m.link_failures += 1;
                     notes.push((EventKind::Health, format!("{} failed: {}", m.name, change.reason)));
                     if m.punishment.failed(now, &self.policy.punishment) {
                         notes.push((
@@ -514,19 +532,11 @@ impl Core {
         for (m, &usable) in self.members.iter_mut().zip(&decisions) {
             if usable != m.usable {
                 if !usable {
-                    m.link_failures += 1;
                     self.failovers += u64::from(balanced);
                 }
-                let why = if usable {
-                    "usable".to_string()
-                } else if m.punishment.active() {
-                    format!("not usable: punished, {} ms left", m.punishment.remaining_ms())
-                } else if !m.violations.is_empty() {
-                    format!("not usable: avoided, {}", m.violations.join(", "))
-                } else if m.liveness.up() && self.aggregation.as_ref().is_some() {
-                    "not usable: not distributing in the active LACP aggregator".to_string()
-                } else {
-                    format!("not usable: {}", m.liveness.reason.clone().unwrap_or_default())
+                let why = match usable {
+                    true => "usable".to_string(),
+                    false => format!("not usable: {}", why_not_usable(m, self.aggregation.is_some())),
                 };
                 notes.push((EventKind::Usable, format!("{} {why}", m.name)));
                 m.usable = usable;

@@ -297,6 +297,8 @@ fn a_flapping_link_is_punished_then_readmitted() {
         t += 30 * MS;
     }
     assert_eq!(b.usable_now(), 0b01, "held out while its carrier is up");
+    assert_eq!(b.members[1].link_failures, 3, "three failures of the link; being held out is not one");
+    assert!(super::monitor::why_not_usable(&b.members[1], false).starts_with("punished"));
     assert!(b.event_texts().iter().any(|e| e.contains("punished for flapping")), "{:?}", b.event_texts());
     b.run(t, t + 20_000 * MS, 100 * MS);
     assert_eq!(b.usable_now(), 0b11, "readmitted once the punishment faded");

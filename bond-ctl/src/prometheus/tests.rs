@@ -23,6 +23,7 @@ fn member(name: &str) -> MemberStatus {
         usable: true,
         active: false,
         link_failures: 0,
+        not_usable: None,
         health: "up".into(),
         punished_ms: 0,
         violations: vec![],
@@ -50,6 +51,7 @@ fn bond(name: &str) -> BondStatus {
     let eth0 = MemberStatus {
         active: true,
         link_failures: 2,
+        not_usable: None,
         quality: LinkMetrics { lat: 12.5, ltm: 20.0, pdv: 2.5, plr: 0.25, per: 0.0, avl: 1.0, samples: 8 },
         score: 0.75,
         speed_mbps: Some(10_000),
@@ -148,6 +150,7 @@ fn realistic_scrape() -> String {
     let full = MemberStatus {
         active: true,
         link_failures: 1,
+        not_usable: None,
         quality: LinkMetrics { lat: 0.4, ltm: 1.25, pdv: 0.1, plr: 0.0, per: 0.0, avl: 1.0, samples: 50 },
         speed_mbps: Some(1000),
         allocation: Some(0.5),
