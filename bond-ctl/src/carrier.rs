@@ -115,10 +115,18 @@ pub struct CarrierWatch {
     shared: Arc<Mutex<Watched>>,
 }
 
+/// The last reading of one member.
+#[derive(Default, Clone, Copy, PartialEq)]
+struct Reading {
+    /// None: not read yet, or the device cannot say.
+    carrier: Option<bool>,
+    /// Read again each time the carrier returns (a link may come back at another speed).
+    speed: Option<u32>,
+}
+
 #[derive(Default)]
 struct Watched {
-    /// Member name → carrier (None: not read yet, or the device cannot say).
-    members: BTreeMap<String, Option<bool>>,
+    members: BTreeMap<String, Reading>,
     interval_ms: u64,
     stop: bool,
 }
@@ -140,7 +148,7 @@ impl CarrierWatch {
 
     pub fn watch(&self, member: &str) {
         self.with(|w| {
-            w.members.entry(member.to_string()).or_insert(None);
+            w.members.entry(member.to_string()).or_default();
         });
     }
 
@@ -153,8 +161,8 @@ impl CarrierWatch {
     /// Forgets `member`'s last reading (older than news of it): none until the next poll.
     pub fn forget(&self, member: &str) {
         self.with(|w| {
-            if let Some(c) = w.members.get_mut(member) {
-                *c = None;
+            if let Some(r) = w.members.get_mut(member) {
+                r.carrier = None;
             }
         });
     }
@@ -165,7 +173,12 @@ impl CarrierWatch {
 
     /// The carrier `member` had at the last poll (None: not read yet or unknown).
     pub fn carrier(&self, member: &str) -> Option<bool> {
-        self.with(|w| w.members.get(member).copied().flatten())
+        self.with(|w| w.members.get(member).and_then(|r| r.carrier))
+    }
+
+    /// The speed `member` reported when its carrier last came up (Mb/s).
+    pub fn speed(&self, member: &str) -> Option<u32> {
+        self.with(|w| w.members.get(member).and_then(|r| r.speed))
     }
 }
 
@@ -179,12 +192,12 @@ impl Drop for CarrierWatch {
 fn poll(probe: &CarrierProbe, watched: &Mutex<Watched>, wake: impl Fn()) {
     let lock = || watched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     loop {
-        let (names, interval) = {
+        let (before, interval) = {
             let w = lock();
             if w.stop {
                 return;
             }
-            (w.members.keys().cloned().collect::<Vec<_>>(), w.interval_ms)
+            (w.members.iter().map(|(n, r)| (n.clone(), *r)).collect::<Vec<_>>(), w.interval_ms)
         };
         if interval == 0 {
             // Not polled (miimon 0): rtnetlink alone follows carrier. Looked at again shortly.
@@ -192,14 +205,22 @@ fn poll(probe: &CarrierProbe, watched: &Mutex<Watched>, wake: impl Fn()) {
             continue;
         }
         // Read without the lock held: a read may wait for the RTNL lock.
-        let read: Vec<(String, Option<bool>)> = names.into_iter().map(|n| (n.clone(), probe.carrier(&n).ok())).collect();
+        let read: Vec<(String, Reading)> = before
+            .into_iter()
+            .map(|(name, was)| {
+                let carrier = probe.carrier(&name).ok();
+                let back = carrier == Some(true) && was.carrier != Some(true);
+                let speed = if back { probe.speed_mbps(&name) } else { was.speed };
+                (name, Reading { carrier, speed })
+            })
+            .collect();
         let changed = {
             let mut w = lock();
             let mut changed = false;
-            for (name, carrier) in read {
-                if let Some(c) = w.members.get_mut(&name) {
-                    changed |= c.is_some() && *c != carrier;
-                    *c = carrier;
+            for (name, now) in read {
+                if let Some(r) = w.members.get_mut(&name) {
+                    changed |= r.carrier.is_some() && *r != now;
+                    *r = now;
                 }
             }
             changed

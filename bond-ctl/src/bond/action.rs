@@ -133,6 +133,8 @@ pub struct Wants {
 pub struct Sample {
     /// Carrier per member slot, asked of the device.
     pub carrier: BTreeMap<u8, bool>,
+    /// Link speed per member slot (Mb/s), read when its carrier last came up.
+    pub speed: BTreeMap<u8, u32>,
     pub rx_packets: BTreeMap<u8, u64>,
     pub seen: BTreeMap<u8, MemberSeen>,
     pub lacpdus: BTreeMap<u8, Vec<Vec<u8>>>,

@@ -116,6 +116,13 @@ impl Core {
         self.act(Action::CloseLacpdus(slot));
     }
 
+    /// Member `slot`'s link speed changed: its LACP key follows (see [`Lacp::set_port_speed`]).
+    pub(super) fn lacp_speed(&mut self, slot: u8, speed: u32, now: Nanos) {
+        if let Some(a) = self.aggregation.as_mut() {
+            a.lacp.set_port_speed(slot, speed, now);
+        }
+    }
+
     /// 802.3ad: members that LACP does not let distribute yet are not usable (for members just
     /// taken, before their first config write).
     pub(super) fn hold_until_lacp_allows(&mut self, now: Nanos) {

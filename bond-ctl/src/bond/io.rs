@@ -74,6 +74,9 @@ pub fn sample<I: BondIo>(io: &mut I, wants: Wants, slots: &[(u8, &str)], bond: &
             && let Ok(c) = io.carrier(name)
         {
             s.carrier.insert(slot, c);
+            if let Some(speed) = io.link_speed(name) {
+                s.speed.insert(slot, speed);
+            }
         }
         if wants.rx_packets
             && let Ok(st) = io.member_stats(slot)
@@ -160,6 +163,10 @@ pub trait BondIo {
     fn set_carrier_interval(&mut self, _ms: u64) {}
     /// rtnetlink reported a change of `iface`: carrier read before it is older than the report.
     fn link_changed(&mut self, _iface: &str) {}
+    /// The speed `member` reported when its carrier last came up (Mb/s), where known.
+    fn link_speed(&self, _member: &str) -> Option<u32> {
+        None
+    }
 }
 
 /// The kernel: the bond's data plane, a raw socket on the bond and on each member, LACPDU
@@ -356,5 +363,9 @@ impl BondIo for Kernel {
         if let Some(w) = &self.carrier_watch {
             w.forget(iface);
         }
+    }
+
+    fn link_speed(&self, member: &str) -> Option<u32> {
+        self.carrier_watch.as_ref().and_then(|w| w.speed(member))
     }
 }

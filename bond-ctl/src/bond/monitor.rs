@@ -291,6 +291,9 @@ impl Core {
 
     fn poll_carrier(&mut self, sample: &Sample, now: Nanos) {
         for i in 0..self.members.len() {
+            if let Some(&speed) = sample.speed.get(&self.members[i].slot) {
+                self.speed_read(i, speed, now);
+            }
             // Devices that cannot answer are followed through rtnetlink alone.
             let Some(&carrier) = sample.carrier.get(&self.members[i].slot) else { continue };
             if carrier != self.members[i].link.carrier {
@@ -299,6 +302,18 @@ impl Core {
                 self.set_device(i, Some(l), now);
             }
         }
+    }
+
+    /// Member `i`'s link came up at `speed` (Mb/s): a new speed is its new LACP key.
+    fn speed_read(&mut self, i: usize, speed: u32, now: Nanos) {
+        let m = &mut self.members[i];
+        if m.speed == Some(speed) {
+            return;
+        }
+        let (name, slot, was) = (m.name.clone(), m.slot, m.speed.replace(speed));
+        let was = was.map_or_else(|| "unknown".into(), |w| format!("{w} Mb/s"));
+        self.event(EventKind::Member, format!("{name} runs at {speed} Mb/s (was {was})"));
+        self.lacp_speed(slot, speed, now);
     }
 
     /// A member's device state changed (None: removed).

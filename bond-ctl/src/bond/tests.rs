@@ -40,6 +40,8 @@ struct Fake {
     mtus: Vec<(String, u32)>,
     /// Interfaces that refuse MTU changes.
     refuse_mtu: Vec<String>,
+    /// Link speeds read when carrier came up.
+    speed: BTreeMap<String, u32>,
 }
 
 impl BondIo for Fake {
@@ -112,6 +114,9 @@ impl BondIo for Fake {
     fn set_running(&mut self, _: u32, running: bool) -> io::Result<()> {
         self.running.push(running);
         Ok(())
+    }
+    fn link_speed(&self, member: &str) -> Option<u32> {
+        self.speed.get(member).copied()
     }
 }
 
@@ -523,4 +528,23 @@ fn a_probe_that_never_left_is_not_counted_lost() {
     }
     assert!(b.members[0].probes.outcomes() <= outcomes, "no loss recorded for probes that were not sent");
     assert!(b.members[0].probes.metrics(1.0).plr == 0.0, "{:?}", b.members[0].probes.metrics(1.0));
+}
+
+#[test]
+fn a_link_back_at_another_speed_gets_the_lacp_key_of_that_speed() {
+    let mut b = bond(2, "    mode: 802.3ad\n    miimon: 5\n");
+    let key = |b: &Bond<Fake>, slot: u8| b.lacp_status().unwrap().ports.iter().find(|p| p.slot == slot).unwrap().actor.key;
+    b.io.speed.insert("eth1".into(), 1000);
+    b.run(0, 10 * MS, 5 * MS);
+    let (k0, k1) = (key(&b, 0), key(&b, 1));
+    b.cut(1);
+    b.run(15 * MS, 20 * MS, 5 * MS);
+    // Back at 10 Gb/s.
+    b.io.speed.insert("eth1".into(), 10_000);
+    b.restore(1);
+    b.run(25 * MS, 30 * MS, 5 * MS);
+    assert_eq!(b.members[1].speed, Some(10_000));
+    assert_ne!(key(&b, 1), k1, "the key follows the speed");
+    assert_eq!(key(&b, 0), k0, "the other port keeps its key");
+    assert!(b.event_texts().iter().any(|e| e == "eth1 runs at 10000 Mb/s (was 1000 Mb/s)"), "{:?}", b.event_texts());
 }

@@ -146,6 +146,25 @@ impl Lacp {
         had_partner.then_some(frame)
     }
 
+    /// Member `slot`'s link speed changed (read again when its carrier returned): its key
+    /// follows, the partner is told at once, and selection puts the port in the aggregator its
+    /// new key belongs to (802.1AX: a changed key makes the port UNSELECTED).
+    pub fn set_port_speed(&mut self, slot: u8, speed_mbps: u32, now: Nanos) {
+        self.now = self.now.max(now);
+        let user_port_key = self.settings.user_port_key;
+        let Some(port) = self.port_mut(slot) else { return };
+        if port.speed_mbps == speed_mbps {
+            return;
+        }
+        port.speed_mbps = speed_mbps;
+        let key = port::actor_key(user_port_key, speed_mbps, port.duplex_full);
+        if key != port.actor.key {
+            port.actor.key = key;
+            port.tx.ntt = true;
+        }
+        self.dirty = true;
+    }
+
     pub fn remove_port(&mut self, slot: u8) {
         self.ports.retain(|p| p.slot != slot);
         self.forget_slot(slot);

@@ -354,3 +354,27 @@ fn a_port_that_leaves_tells_the_partner_at_once() {
     assert_eq!(net.mask(1), 0b01, "the partner took the link out at once");
     assert!(net.nodes[0].leave(1, net.now).is_none(), "the port is gone");
 }
+
+#[test]
+fn a_port_whose_speed_changes_moves_to_the_aggregator_of_its_new_key() {
+    let mut net = Net::pair(settings(1, true, true), settings(2, true, true), 3);
+    assert!(net.run_until(5 * SEC, |n| n.mask(0) == 0b111 && n.mask(1) == 0b111));
+    // The link of slot 2 comes back at 10 Gb/s on both ends: another key, another aggregator.
+    for node in 0..2 {
+        net.nodes[node].set_port_speed(2, 10_000, net.now);
+    }
+    assert!(net.run_until(5 * SEC, |n| n.nodes[0].status().aggregators.len() == 2), "{:#?}", net.nodes[0].status());
+    let status = net.nodes[0].status();
+    let key_of = |slot: u8| status.ports.iter().find(|p| p.slot == slot).unwrap().actor.key;
+    assert_ne!(key_of(2), key_of(0), "the key follows the speed");
+    let with = |slot: u8| status.aggregators.iter().find(|a| a.ports.contains(&slot)).unwrap().id;
+    assert_ne!(with(2), with(0), "the port left its old aggregator");
+    assert_eq!(with(0), with(1));
+    // One aggregator distributes (stable selection keeps the one in force), the partner agrees.
+    assert!(net.run_until(5 * SEC, |n| n.mask(0) == n.mask(1) && n.mask(0) != 0));
+    assert_eq!(net.mask(0).count_ones(), 2, "the two 1 Gb/s ports: {:#?}", net.nodes[0].status());
+    // Same speed again: nothing changes.
+    let before = net.nodes[0].status().ports[0].actor.key;
+    net.nodes[0].set_port_speed(0, 1000, net.now);
+    assert_eq!(net.nodes[0].status().ports[0].actor.key, before);
+}
