@@ -26,6 +26,8 @@ pub struct Saved {
     pub mtu: Option<u32>,
     /// Whether it received every multicast group itself (None: not recorded).
     pub allmulti: Option<bool>,
+    /// Whether it was promiscuous itself (None: not recorded).
+    pub promisc: Option<bool>,
 }
 
 pub struct Member {
@@ -174,9 +176,17 @@ mod tests {
             admin_up: true,
             carrier: true,
             allmulti: false,
+            promisc: false,
+            promiscuity: 0,
             kind: None,
         };
-        Member::new("eth0".into(), 0, link, Saved { mac: [0; 6], admin_up: true, ipv6_disabled: None, mtu: None, allmulti: None }, now)
+        Member::new(
+            "eth0".into(),
+            0,
+            link,
+            Saved { mac: [0; 6], admin_up: true, ipv6_disabled: None, mtu: None, allmulti: None, promisc: None },
+            now,
+        )
     }
 
     fn arp(validate: ArpValidate, all_targets: bool) -> ArpMonitor {

@@ -28,6 +28,10 @@ pub struct Link {
     /// Receives every multicast group, as asked with `ip link set DEV allmulticast on`
     /// (IFF_ALLMULTI as the kernel reports it: set by a user, not by a master).
     pub allmulti: bool,
+    /// Promiscuous as asked with `ip link set DEV promisc on` (IFF_PROMISC as reported).
+    pub promisc: bool,
+    /// How many ask it to be promiscuous (a bridge taking it as a port counts too).
+    pub promiscuity: u32,
     /// rtnetlink kind ("ifb", "veth", ...), None for physical devices.
     pub kind: Option<String>,
 }
@@ -43,6 +47,8 @@ impl Link {
             admin_up: msg.header.flags.contains(LinkFlags::Up),
             carrier: msg.header.flags.contains(LinkFlags::LowerUp),
             allmulti: msg.header.flags.contains(LinkFlags::Allmulti),
+            promisc: msg.header.flags.contains(LinkFlags::Promisc),
+            promiscuity: 0,
             kind: None,
         };
         for a in &msg.attributes {
@@ -51,6 +57,7 @@ impl Link {
                 LinkAttribute::Address(m) if m.len() == 6 => l.mac.copy_from_slice(m),
                 LinkAttribute::PermAddress(m) if m.len() == 6 => l.perm_mac = Some([m[0], m[1], m[2], m[3], m[4], m[5]]),
                 LinkAttribute::Mtu(m) => l.mtu = *m,
+                LinkAttribute::Promiscuity(p) => l.promiscuity = *p,
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let NlLinkInfo::Kind(k) = i {
@@ -134,6 +141,12 @@ impl Netdev {
         let b = LinkUnspec::new_with_index(l.index);
         let msg = if up { b.up() } else { b.down() }.build();
         self.set(msg, || format!("setting {} {}", l.name, if up { "up" } else { "down" })).await
+    }
+
+    /// Makes the device promiscuous (IFF_PROMISC), or not.
+    pub async fn set_promisc(&self, l: &Link, on: bool) -> anyhow::Result<()> {
+        let msg = LinkUnspec::new_with_index(l.index).promiscuous(on).build();
+        self.set(msg, || format!("setting promisc {} on {}", if on { "on" } else { "off" }, l.name)).await
     }
 
     /// Makes the device receive every multicast group (IFF_ALLMULTI), or not.

@@ -71,6 +71,8 @@ pub struct SavedMember {
     pub mtu: Option<u32>,
     #[serde(default)]
     pub allmulti: Option<bool>,
+    #[serde(default)]
+    pub promisc: Option<bool>,
 }
 
 impl SavedMember {
@@ -83,6 +85,7 @@ impl SavedMember {
             ipv6_disabled: saved.ipv6_disabled,
             mtu: saved.mtu,
             allmulti: saved.allmulti,
+            promisc: saved.promisc,
         }
     }
 
@@ -93,6 +96,7 @@ impl SavedMember {
             ipv6_disabled: self.ipv6_disabled,
             mtu: self.mtu,
             allmulti: self.allmulti,
+            promisc: self.promisc,
         })
     }
 }
@@ -151,8 +155,14 @@ mod tests {
     fn round_trip() {
         let dir = std::env::temp_dir().join(format!("bondctl-runstate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let saved =
-            Saved { mac: [2, 0, 0, 0, 0, 0xab], admin_up: false, ipv6_disabled: Some(false), mtu: Some(9000), allmulti: Some(false) };
+        let saved = Saved {
+            mac: [2, 0, 0, 0, 0, 0xab],
+            admin_up: false,
+            ipv6_disabled: Some(false),
+            mtu: Some(9000),
+            allmulti: Some(false),
+            promisc: Some(false),
+        };
         let state = RunState { bond: "b0".into(), layout: layout(), ifindex: 7, members: vec![SavedMember::new("eth1", 1, &saved)] };
         let file = dir.join("b0.json");
         std::fs::write(&file, serde_json::to_string(&state).unwrap()).unwrap();

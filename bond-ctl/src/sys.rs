@@ -172,6 +172,26 @@ pub fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
     Ok(())
 }
 
+nix::ioctl_readwrite_bad!(siocgifflags, libc::SIOCGIFFLAGS, libc::ifreq);
+nix::ioctl_write_ptr_bad!(siocsifflags, libc::SIOCSIFFLAGS, libc::ifreq);
+
+/// Turns interface `name`'s promiscuous mode on or off (its own IFF_PROMISC, counted once by
+/// the kernel however often it is asked). Waits for the RTNL lock: call it off the daemon's loop.
+pub fn set_promisc(name: &str, on: bool) -> io::Result<()> {
+    let fd = ioctl_socket()?;
+    let mut req = ifreq(name)?;
+    // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name and writes the flags of a live local
+    // `struct ifreq`.
+    unsafe { siocgifflags(fd.as_raw_fd(), &mut req) }?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    let promisc = libc::IFF_PROMISC as libc::c_short;
+    req.ifr_ifru.ifru_flags = if on { flags | promisc } else { flags & !promisc };
+    // SAFETY: SIOCSIFFLAGS reads the name and flags of the live local `struct ifreq`.
+    unsafe { siocsifflags(fd.as_raw_fd(), &req) }?;
+    Ok(())
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock the data plane stamps with (`bpf_ktime_get_ns`).
 pub fn monotonic_ns() -> u64 {
     // CLOCK_MONOTONIC always exists on Linux: the call cannot fail.

@@ -48,6 +48,11 @@ pub enum Action {
         mtu: u32,
         was: u32,
     },
+    /// Member `member` promiscuous or not, as the bond device is.
+    SetPromisc {
+        member: String,
+        on: bool,
+    },
     /// Start receiving LACPDUs on member `slot`, device `ifindex`.
     OpenLacpdus {
         slot: u8,

@@ -53,6 +53,10 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
                 io.close_lacpdus(*slot);
                 Ok(())
             }
+            Action::SetPromisc { member, on } => {
+                io.set_promisc(member, *on);
+                Ok(())
+            }
             Action::ExpireFlows { bond, cutoff } => {
                 io.expire_flows(bond, *cutoff);
                 Ok(())
@@ -163,6 +167,8 @@ pub trait BondIo {
     fn set_carrier_interval(&mut self, _ms: u64) {}
     /// rtnetlink reported a change of `iface`: carrier read before it is older than the report.
     fn link_changed(&mut self, _iface: &str) {}
+    /// Member `member` promiscuous or not (done in the background: it waits for RTNL).
+    fn set_promisc(&mut self, member: &str, on: bool);
     /// The speed `member` reported when its carrier last came up (Mb/s), where known.
     fn link_speed(&self, _member: &str) -> Option<u32> {
         None
@@ -367,5 +373,17 @@ impl BondIo for Kernel {
 
     fn link_speed(&self, member: &str) -> Option<u32> {
         self.carrier_watch.as_ref().and_then(|w| w.speed(member))
+    }
+
+    fn set_promisc(&mut self, member: &str, on: bool) {
+        let member = member.to_string();
+        let spawned = std::thread::Builder::new().name("promisc".into()).spawn(move || {
+            if let Err(e) = sys::set_promisc(&member, on) {
+                tracing::warn!("setting promiscuous mode {} on {member}: {e}", if on { "on" } else { "off" });
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("no thread to set promiscuous mode on: {e}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 use anyhow::{Context, bail};
 use bond_common::config::{MAX_MEMBERS, NO_MEMBER};
 
-use super::Bond;
+use super::{Action, Bond};
 use crate::{
     dataplane::{self, Dataplane},
     member::{Member, Saved},
@@ -93,6 +93,7 @@ impl Bond {
             ipv6_disabled: sys::ipv6_disabled(&name),
             mtu: Some(link.mtu),
             allmulti: Some(link.allmulti),
+            promisc: Some(link.promisc),
         };
         let joining = Joining {
             name: name.clone(),
@@ -180,6 +181,9 @@ impl Bond {
         self.hold_until_lacp_allows(now);
         self.write_usable();
         self.settle(now, true);
+        if self.promiscuous {
+            self.act(Action::SetPromisc { member: name.to_string(), on: true });
+        }
         if let Err(e) = self.execute(now) {
             // Written again at the next tick (see `Core::executed`).
             tracing::warn!(bond = %self.spec.name, "putting {name} in force: {e:#}");
@@ -355,6 +359,12 @@ pub async fn restore(nl: &Netdev, bond: &str, member: &str, saved: &Saved) {
         && let Err(e) = nl.set_allmulti(&link, false).await
     {
         warn("restoring allmulticast", e);
+    }
+    if saved.promisc == Some(false)
+        && link.promisc
+        && let Err(e) = nl.set_promisc(&link, false).await
+    {
+        warn("restoring promiscuous mode", e);
     }
     if !saved.admin_up
         && let Err(e) = nl.set_up(&link, false).await

@@ -46,7 +46,7 @@ use crate::{
 pub use action::{Action, Outcome, Ports, Sample, SendKind, Wants};
 pub use io::{BondIo, Kernel, Port};
 pub use members::{Joining, Leaving, prepare_member, remove_orphan, restore, wait_for_grace_period};
-pub use monitor::Wake;
+pub use monitor::{Wake, WakeWhat};
 
 /// Events kept for `bondctl status`.
 const EVENT_HISTORY: usize = 32;
@@ -85,6 +85,8 @@ pub struct Core {
     ports: Ports,
     /// A change of the bond's MTU being made: (old, new).
     mtu_change: Option<(u32, u32)>,
+    /// Whether the bond device is promiscuous (its members are then too).
+    promiscuous: bool,
     /// Decided, not yet carried out.
     actions: Vec<Action>,
 }
@@ -94,6 +96,8 @@ pub struct Bond<I: BondIo = Kernel> {
     core: Core,
     control: Option<JoinHandle<()>>,
     probe_reader: Option<JoinHandle<()>>,
+    /// Follows the bond device's promiscuity (see `watch_promiscuity`).
+    promisc_watch: Option<JoinHandle<()>>,
     /// Members being taken (their devices being prepared, off the daemon's loop).
     joining: Vec<members::Joining>,
     /// Members on their way out (their settings being given back).
@@ -155,6 +159,7 @@ impl Core {
             aggregation: None,
             ports: Ports::default(),
             mtu_change: None,
+            promiscuous: false,
             actions: Vec::new(),
         }
     }
@@ -207,7 +212,15 @@ impl Bond<Kernel> {
         let now = sys::monotonic_ns();
         let settings = BondSettings { probe_id: sys::random_u32(), ..Default::default() };
         let core = Core::new(spec, policy, settings, now);
-        let mut bond = Bond { core, control: None, probe_reader: None, joining: Vec::new(), leaving: Vec::new(), io: Kernel::new()? };
+        let mut bond = Bond {
+            core,
+            control: None,
+            probe_reader: None,
+            promisc_watch: None,
+            joining: Vec::new(),
+            leaving: Vec::new(),
+            io: Kernel::new()?,
+        };
         let name = bond.spec.name.clone();
         match bond.setup(nl, config, to_daemon, probe_events).await {
             Ok(()) => {
@@ -236,7 +249,7 @@ impl Bond<Kernel> {
         self.io
             .watch_carrier(self.spec.monitor.miimon, move || {
                 // Dropped when the loop is behind: its next tick reads the carrier anyway.
-                let _ = wake.try_send(Wake { bond: bond.clone(), probes: Vec::new(), carrier: true });
+                let _ = wake.try_send(Wake { bond: bond.clone(), what: WakeWhat::Carrier });
             })
             .context("starting carrier polling")?;
         for l in &self.spec.links {
@@ -281,7 +294,7 @@ impl Bond<Kernel> {
 
         let now = sys::monotonic_ns();
         if let Some(rb) = self.io.dataplane()?.maps.take_probe_events() {
-            self.probe_reader = Some(monitor::read_probe_events(name.clone(), rb, probe_events)?);
+            self.probe_reader = Some(monitor::read_probe_events(name.clone(), rb, probe_events.clone())?);
         }
         let targets = self.monitor_targets();
         self.act(Action::SetMonitorTargets(targets));
@@ -306,6 +319,7 @@ impl Bond<Kernel> {
         }
         let device = nl.require_link(&name).await?;
         self.io.open_bond(device.index).context("opening the probe socket")?;
+        self.promisc_watch = Some(monitor::watch_promiscuity(nl.clone(), name.clone(), probe_events));
         self.sync_ports();
         self.device = Some(device);
         if !adopted {
@@ -365,7 +379,7 @@ impl Bond<Kernel> {
         if let Err(e) = self.execute(now) {
             warn("sending the last LACPDUs", e);
         }
-        for task in [self.control.take(), self.probe_reader.take()].into_iter().flatten() {
+        for task in [self.control.take(), self.probe_reader.take(), self.promisc_watch.take()].into_iter().flatten() {
             task.abort();
         }
         let created = self.device.is_some() || !self.members.is_empty();
@@ -416,7 +430,7 @@ impl Bond<Kernel> {
     /// Leaves the bond running for the next controller to adopt: the data plane stays pinned
     /// and attached, the members keep the bond's settings (SIGKILL does the same).
     pub fn detach(mut self) {
-        for task in [self.control.take(), self.probe_reader.take()].into_iter().flatten() {
+        for task in [self.control.take(), self.probe_reader.take(), self.promisc_watch.take()].into_iter().flatten() {
             task.abort();
         }
         tracing::info!(bond = %self.spec.name, "left running for the next controller");

@@ -35,10 +35,17 @@ const MIN_JUDGED: usize = crate::health::metrics::WINDOW / 2;
 /// its ring buffer, or a carrier change.
 pub struct Wake {
     pub bond: String,
-    /// Probe replies from the ring buffer (none for a carrier change).
-    pub probes: Vec<ProbeEvent>,
+    pub what: WakeWhat,
+}
+
+pub enum WakeWhat {
+    /// Probe replies from the ring buffer.
+    ProbeReplies(Vec<ProbeEvent>),
     /// A member's carrier changed (the carrier watch saw it).
-    pub carrier: bool,
+    Carrier,
+    /// The bond device became promiscuous (a bridge took it as a port, `ip link set ...
+    /// promisc on`) or stopped being so.
+    Promiscuous(bool),
 }
 
 /// Reads `probe_events` as replies arrive and forwards them to the daemon.
@@ -64,11 +71,35 @@ pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<Wa
                     events.push(unsafe { (item.as_ptr() as *const ProbeEvent).read_unaligned() });
                 }
             }
-            if !events.is_empty() && tx.send(Wake { bond: bond.clone(), probes: events, carrier: false }).await.is_err() {
+            if !events.is_empty() && tx.send(Wake { bond: bond.clone(), what: WakeWhat::ProbeReplies(events) }).await.is_err() {
                 return;
             }
         }
     }))
+}
+
+/// How often the bond device's promiscuity is read.
+const PROMISCUITY_POLL: Duration = Duration::from_millis(500);
+
+/// Reads the bond device's promiscuity every [`PROMISCUITY_POLL`] and tells the daemon when it
+/// changes. A bridge taking the bond as a port makes it promiscuous without any notification,
+/// so it is polled (a netlink request, awaited beside the loop).
+pub fn watch_promiscuity(nl: crate::netdev::Netdev, bond: String, tx: mpsc::Sender<Wake>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = false;
+        loop {
+            if let Ok(Some(l)) = nl.link(&bond).await {
+                let now = l.promiscuity > 0;
+                if now != last {
+                    if tx.send(Wake { bond: bond.clone(), what: WakeWhat::Promiscuous(now) }).await.is_err() {
+                        return;
+                    }
+                    last = now;
+                }
+            }
+            tokio::time::sleep(PROMISCUITY_POLL).await;
+        }
+    })
 }
 
 /// When things are next due.
@@ -154,6 +185,12 @@ impl<I: BondIo> Bond<I> {
         }
         self.sync_ports();
         self.core.on_link(ev.clone(), now);
+        self.execute(now)
+    }
+
+    /// The bond device became promiscuous or stopped being so.
+    pub fn on_promiscuous(&mut self, on: bool, now: Nanos) -> anyhow::Result<()> {
+        self.core.on_promiscuous(on);
         self.execute(now)
     }
 
@@ -281,6 +318,21 @@ impl Core {
             let cutoff = now.saturating_sub(self.policy.flow_expiry * MS);
             self.act(Action::ExpireFlows { bond: self.spec.name.clone(), cutoff });
         }
+    }
+
+    /// The bond device is promiscuous (a bridge port, a packet capture) or not: its members
+    /// follow, as bonding's do, so frames for guests behind a bridge reach it through any NIC.
+    pub fn on_promiscuous(&mut self, on: bool) {
+        if on == self.promiscuous {
+            return;
+        }
+        self.promiscuous = on;
+        for m in &self.members {
+            self.actions.push(Action::SetPromisc { member: m.name.clone(), on });
+        }
+        let what =
+            if on { "the bond is promiscuous: so are its members" } else { "the bond is no longer promiscuous: nor are its members" };
+        self.event(EventKind::Bond, what.into());
     }
 
     /// Carrier read off the timing path (see `carrier::CarrierWatch`): followed at once.

@@ -42,6 +42,7 @@ struct Fake {
     refuse_mtu: Vec<String>,
     /// Link speeds read when carrier came up.
     speed: BTreeMap<String, u32>,
+    promisc: Vec<(String, bool)>,
 }
 
 impl BondIo for Fake {
@@ -118,6 +119,9 @@ impl BondIo for Fake {
     fn link_speed(&self, member: &str) -> Option<u32> {
         self.speed.get(member).copied()
     }
+    fn set_promisc(&mut self, member: &str, on: bool) {
+        self.promisc.push((member.to_string(), on));
+    }
 }
 
 /// A bond over eth0..eth{n-1} as the configuration `yaml` (under `bonds.b`) describes, up at
@@ -140,20 +144,30 @@ fn bond(n: u8, yaml: &str) -> Bond<Fake> {
                 admin_up: true,
                 carrier: true,
                 allmulti: false,
+                promisc: false,
+                promiscuity: 0,
                 kind: None,
             };
             Member::new(
                 link.name.clone(),
                 i,
                 link,
-                Saved { mac, admin_up: true, ipv6_disabled: None, mtu: Some(1500), allmulti: Some(false) },
+                Saved { mac, admin_up: true, ipv6_disabled: None, mtu: Some(1500), allmulti: Some(false), promisc: Some(false) },
                 0,
             )
         })
         .collect();
     let mut core = Core::new(spec, policy, BondSettings { ifindex: 2, mac: BOND_MAC, probe_id: 7, ..Default::default() }, 0);
     core.members = members;
-    let mut b = Bond { core, control: None, probe_reader: None, joining: Vec::new(), leaving: Vec::new(), io: Fake::default() };
+    let mut b = Bond {
+        core,
+        control: None,
+        probe_reader: None,
+        promisc_watch: None,
+        joining: Vec::new(),
+        leaving: Vec::new(),
+        io: Fake::default(),
+    };
     // As `setup` does.
     b.sync_ports();
     b.hold_until_lacp_allows(0);
@@ -387,6 +401,8 @@ fn bond_link(mtu: u32) -> Link {
         admin_up: true,
         carrier: true,
         allmulti: false,
+        promisc: false,
+        promiscuity: 0,
         kind: Some("ifb".into()),
     }
 }
@@ -547,4 +563,15 @@ fn a_link_back_at_another_speed_gets_the_lacp_key_of_that_speed() {
     assert_ne!(key(&b, 1), k1, "the key follows the speed");
     assert_eq!(key(&b, 0), k0, "the other port keeps its key");
     assert!(b.event_texts().iter().any(|e| e == "eth1 runs at 10000 Mb/s (was 1000 Mb/s)"), "{:?}", b.event_texts());
+}
+
+#[test]
+fn members_are_promiscuous_while_the_bond_is() {
+    let mut b = bond(2, "    mode: active-backup\n");
+    b.on_promiscuous(true, 0).unwrap();
+    assert_eq!(b.io.promisc, [("eth0".to_string(), true), ("eth1".to_string(), true)]);
+    b.on_promiscuous(true, 0).unwrap();
+    assert_eq!(b.io.promisc.len(), 2, "no change, nothing done");
+    b.on_promiscuous(false, 0).unwrap();
+    assert_eq!(&b.io.promisc[2..], [("eth0".to_string(), false), ("eth1".to_string(), false)]);
 }

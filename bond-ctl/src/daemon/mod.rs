@@ -20,7 +20,7 @@ use tokio::{
 };
 
 use crate::{
-    bond::{Bond, Wake},
+    bond::{Bond, Wake, WakeWhat},
     config::{BondSpec, Config},
     control::{Pending, Request, Response},
     netdev::{LinkEvents, Netdev},
@@ -185,9 +185,13 @@ impl Daemon {
     fn on_wake(&mut self, w: &Wake) {
         let now = sys::monotonic_ns();
         let Some(b) = self.bonds.iter_mut().find(|b| b.spec.name == w.bond) else { return };
-        let handled = if w.carrier { b.on_carrier_change(now) } else { b.on_probe_events(&w.probes, now) };
+        let handled = match &w.what {
+            WakeWhat::ProbeReplies(events) => b.on_probe_events(events, now),
+            WakeWhat::Carrier => b.on_carrier_change(now),
+            WakeWhat::Promiscuous(on) => b.on_promiscuous(*on, now),
+        };
         if let Err(e) = handled {
-            tracing::error!(bond = %b.spec.name, "handling probe replies or a carrier change: {e:#}");
+            tracing::error!(bond = %b.spec.name, "handling probe replies or a change of a device: {e:#}");
         }
     }
 

@@ -1,0 +1,70 @@
+//! The bond as a bridge port, a VM host's usual setup: the bond under a bridge, the host's
+//! address on the bridge, a guest (a namespace) behind it. The bond's members follow its
+//! promiscuity, and the guest is reached through the bond.
+
+use std::time::Duration;
+
+use bond_tests::{Lab, LabOptions, Netns, lab::ADDR_B, wait_until};
+
+const GUEST: &str = "192.0.2.10";
+const HOST: &str = "192.0.2.9";
+
+/// `promiscuity` of `dev` as the kernel reports it.
+fn promiscuity(ns: &Netns, dev: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "-d", "link", "show", dev]).unwrap()).unwrap();
+    v[0]["promiscuity"].as_u64().unwrap()
+}
+
+/// Puts A's bond under a bridge with the host's address and a guest behind it.
+fn bridge_with_guest(lab: &Lab) -> Netns {
+    let a = &lab.a.ns;
+    let guest = Netns::new("guest-").unwrap();
+    a.ip(&["link", "add", "br0", "type", "bridge"]).unwrap();
+    // The bond's address moves to the bridge, as on a VM host.
+    a.ip(&["addr", "flush", "dev", &lab.a.bond]).unwrap();
+    a.ip(&["link", "set", &lab.a.bond, "master", "br0"]).unwrap();
+    a.ip(&["addr", "add", &format!("{HOST}/24"), "dev", "br0"]).unwrap();
+    a.ip(&["link", "add", "vm0", "type", "veth", "peer", "name", "eth0", "netns", guest.name()]).unwrap();
+    a.ip(&["link", "set", "vm0", "master", "br0"]).unwrap();
+    for dev in ["vm0", "br0"] {
+        a.ip(&["link", "set", dev, "up"]).unwrap();
+    }
+    guest.ip(&["addr", "add", &format!("{GUEST}/24"), "dev", "eth0"]).unwrap();
+    guest.ip(&["link", "set", "eth0", "up"]).unwrap();
+    guest
+}
+
+fn pings(from: &Netns, to: &str) -> bool {
+    from.exec("ping", &["-q", "-c", "2", "-i", "0.2", "-W", "2", to]).is_ok_and(|out| out.contains("2 received"))
+}
+
+#[test]
+fn a_bridge_above_the_bond_reaches_its_guests_and_members_follow_its_promiscuity() {
+    for policy in ["active-backup", "balance-xor"] {
+        let mut lab = Lab::start(LabOptions::default().policy(policy)).unwrap();
+        let members: Vec<String> = (0..lab.links).map(|i| format!("eth{i}")).collect();
+        let before: Vec<u64> = members.iter().map(|m| promiscuity(&lab.a.ns, m)).collect();
+        let guest = bridge_with_guest(&lab);
+        wait_until(Duration::from_secs(3), "every member promiscuous under the bridge", || {
+            members.iter().all(|m| promiscuity(&lab.a.ns, m) >= 1)
+        });
+        // B reaches the guest and the host behind the bond, and the guest reaches B.
+        assert!(pings(&lab.b.ns, GUEST), "{policy}: B pings the guest");
+        assert!(pings(&lab.b.ns, HOST), "{policy}: B pings the host on the bridge");
+        assert!(pings(&guest, ADDR_B), "{policy}: the guest pings B");
+        // Through a failover too.
+        lab.cut(0).unwrap();
+        assert!(pings(&lab.b.ns, GUEST), "{policy}: B pings the guest after eth0 failed");
+        lab.restore(0).unwrap();
+        // Out of the bridge: members as they were.
+        lab.a.ns.ip(&["link", "set", &lab.a.bond, "nomaster"]).unwrap();
+        wait_until(Duration::from_secs(3), "members' promiscuity as before", || {
+            members.iter().map(|m| promiscuity(&lab.a.ns, m)).collect::<Vec<_>>() == before
+        });
+        lab.a.ns.ip(&["link", "set", &lab.a.bond, "master", "br0"]).unwrap();
+        wait_until(Duration::from_secs(3), "promiscuous again", || members.iter().all(|m| promiscuity(&lab.a.ns, m) >= 1));
+        // A clean stop gives the members their own state back.
+        lab.a.daemon.as_mut().unwrap().stop().unwrap();
+        assert_eq!(members.iter().map(|m| promiscuity(&lab.a.ns, m)).collect::<Vec<_>>(), before, "{policy}: members restored");
+    }
+}
