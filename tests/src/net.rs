@@ -194,7 +194,12 @@ fn packet_socket(dev: &str, flags: SockFlag) -> anyhow::Result<OwnedFd> {
 
 /// Sends `bytes` over TCP from A to B and checks B received exactly that, with its checksum.
 pub fn tcp_transfer(lab: &Lab, bytes: usize) -> anyhow::Result<()> {
-    let listener = lab.b.ns.enter(|| TcpListener::bind((lab.b.addr, 0)))??;
+    tcp_transfer_to(lab, lab.b.addr.parse()?, bytes)
+}
+
+/// `bytes` over one TCP connection from A to B's address `to` (IPv4 or IPv6), checked whole.
+pub fn tcp_transfer_to(lab: &Lab, to: std::net::IpAddr, bytes: usize) -> anyhow::Result<()> {
+    let listener = lab.b.ns.enter(|| TcpListener::bind((to, 0)))??;
     let port = listener.local_addr()?.port();
     let receiver = std::thread::spawn(move || -> anyhow::Result<(usize, u64)> {
         let (mut s, _) = listener.accept()?;
@@ -214,7 +219,7 @@ pub fn tcp_transfer(lab: &Lab, bytes: usize) -> anyhow::Result<()> {
     });
     let data: Vec<u8> = (0..bytes).map(|i| (i * 7 % 251) as u8).collect();
     let expected = data.iter().fold(0u64, |acc, b| acc.wrapping_mul(31).wrapping_add(u64::from(*b)));
-    let dst: SocketAddr = format!("{}:{port}", lab.b.addr).parse()?;
+    let dst = SocketAddr::new(to, port);
     let mut s = lab.a.ns.enter(|| TcpStream::connect_timeout(&dst, Duration::from_secs(5)))??;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.write_all(&data)?;

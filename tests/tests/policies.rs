@@ -10,7 +10,7 @@ use bond_tests::{
     Lab, LabOptions,
     net::{Capture, UdpFlows, pin_to_cpu, ping, tcp_transfer},
     ns::Counters,
-    poll_until,
+    poll_until, wait_until,
 };
 
 fn lab(opts: LabOptions) -> Lab {
@@ -324,4 +324,63 @@ fn peer_specific_policy_applies_to_its_peer_only() {
     assert_eq!(default.iter().filter(|c| c.rx_packets >= 600).count(), 1, "{:?}", rx(&default));
     // Balance-rr: every member carries a fair share (packetsPerLink 64 per CPU).
     assert!(peer.iter().all(|c| c.rx_packets >= 100), "{:?}", rx(&peer));
+}
+
+/// A's and B's IPv6 addresses on the bonds.
+const V6_A: &str = "fd00:b0:d::1";
+const V6_B: &str = "fd00:b0:d::2";
+
+/// Gives both bonds an IPv6 address and waits for duplicate address detection to pass.
+fn add_ipv6(lab: &Lab) {
+    for (side, addr) in [(&lab.a, V6_A), (&lab.b, V6_B)] {
+        side.ns.ip(&["addr", "add", &format!("{addr}/64"), "dev", &side.bond]).unwrap();
+    }
+    for side in [&lab.a, &lab.b] {
+        wait_until(Duration::from_secs(5), "DAD done on the bond", || {
+            let out = side.ns.ip(&["-6", "addr", "show", "dev", &side.bond, "tentative"]).unwrap();
+            !out.contains("fd00:b0:d")
+        });
+    }
+    for side in [&lab.a, &lab.b] {
+        let out = side.ns.ip(&["-6", "addr", "show", "dev", &side.bond, "dadfailed"]).unwrap();
+        assert!(!out.contains("fd00:b0:d"), "DAD failed: {out}");
+    }
+}
+
+fn ipv6_works(lab: &Lab, policy: &str) {
+    let out = lab.a.ns.exec("ping", &["-6", "-q", "-c", "3", "-i", "0.05", "-W", "2", V6_B]);
+    assert!(out.as_ref().is_ok_and(|o| o.contains("3 received")), "ping over IPv6 with {policy}: {out:?}");
+    bond_tests::net::tcp_transfer_to(lab, V6_B.parse().unwrap(), 1 << 20).unwrap_or_else(|e| panic!("TCP over IPv6 with {policy}: {e:#}"));
+}
+
+#[test]
+fn ipv6_neighbour_discovery_ping_and_tcp_work_under_every_policy() {
+    let switchable =
+        lab(LabOptions::default().ipv6(true).settings("policies:\n  l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }"));
+    let shared = &switchable;
+    add_ipv6(shared);
+    for policy in ["active-backup", "none", "broadcast", "balance-rr", "balance-xor", "l34", "balance-aware"] {
+        for side in [&shared.a, &shared.b] {
+            side.daemon().set_policy(policy).unwrap_or_else(|e| panic!("set-policy {policy}: {e:#}"));
+        }
+        // Neighbours learned afresh under each policy: ND runs through the bond every time.
+        for side in [&shared.a, &shared.b] {
+            side.ns.ip(&["-6", "neigh", "flush", "dev", &side.bond]).unwrap();
+        }
+        ipv6_works(shared, policy);
+    }
+    drop(switchable);
+    // The modes a running bond cannot switch into, each with its own bonds.
+    for mode in ["balance-tlb", "balance-alb", "802.3ad"] {
+        let lines = if mode == "802.3ad" { "mode: 802.3ad\nlacp_rate: fast".to_string() } else { format!("mode: {mode}") };
+        let opts = LabOptions::default().ipv6(true).policy("").bond_lines(&lines);
+        let own = lab(opts);
+        if mode == "802.3ad" {
+            wait_until(Duration::from_secs(10), "LACP distributing", || {
+                own.a.daemon().status().unwrap()["lacp"]["distributing"].as_u64().unwrap_or(0) != 0
+            });
+        }
+        add_ipv6(&own);
+        ipv6_works(&own, mode);
+    }
 }
