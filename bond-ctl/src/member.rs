@@ -64,6 +64,11 @@ pub struct Member {
     pub speed: Option<u32>,
     /// What the data plane currently has for it.
     pub usable: bool,
+    /// Its device was deleted: released (no program, sockets or traffic), its slot and saved
+    /// settings kept, taken back when a device of its name appears.
+    pub gone: bool,
+    /// A device of its name that could not be taken back (its ifindex): not tried again.
+    pub retake_refused: Option<u32>,
 }
 
 impl Member {
@@ -92,6 +97,8 @@ impl Member {
             violations: Vec::new(),
             speed: None,
             usable: up,
+            gone: false,
+            retake_refused: None,
         }
     }
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use anyhow::{Context, anyhow, bail};
 use futures::{StreamExt, TryStreamExt, channel::mpsc::UnboundedReceiver};
 use netlink_packet_route::{
-    RouteNetlinkMessage,
+    AddressFamily, RouteNetlinkMessage,
     link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage},
 };
 use rtnetlink::{
@@ -217,17 +217,27 @@ impl LinkEvents {
     pub async fn next(&mut self) -> Option<LinkEvent> {
         loop {
             let (msg, _) = self.messages.next().await?;
-            match msg.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
-                    return Some(LinkEvent::Changed(Link::from_message(&m)));
-                }
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(m)) => {
-                    let l = Link::from_message(&m);
-                    return Some(LinkEvent::Removed { index: l.index, name: l.name });
-                }
-                _ => continue,
+            if let NetlinkPayload::InnerMessage(m) = msg.payload
+                && let Some(ev) = link_event(m)
+            {
+                return Some(ev);
             }
         }
+    }
+}
+
+/// The change a link message reports, if it is one of a device. Messages of the bridge family
+/// are about a device's place in a bridge: a DELLINK of that family means it left the bridge,
+/// not that it was deleted.
+fn link_event(msg: RouteNetlinkMessage) -> Option<LinkEvent> {
+    match msg {
+        RouteNetlinkMessage::NewLink(m) | RouteNetlinkMessage::DelLink(m) if m.header.interface_family == AddressFamily::Bridge => None,
+        RouteNetlinkMessage::NewLink(m) => Some(LinkEvent::Changed(Link::from_message(&m))),
+        RouteNetlinkMessage::DelLink(m) => {
+            let l = Link::from_message(&m);
+            Some(LinkEvent::Removed { index: l.index, name: l.name })
+        }
+        _ => None,
     }
 }
 
@@ -244,5 +254,55 @@ pub fn check_member(l: &Link, bond: &str) -> anyhow::Result<()> {
     if l.mac == [0; 6] {
         bail!("{} has no Ethernet address and cannot be a member of {bond}", l.name);
     }
-    Ok(())
+    // Devices that forward for others (a bond of ours is an ifb): their traffic would loop
+    // through the bond or bypass it.
+    match l.kind.as_deref() {
+        Some(kind @ ("bridge" | "openvswitch" | "team")) => bail!("{} is a {kind} device and cannot be a member of {bond}", l.name),
+        _ if is_bond_device(l) => bail!("{} is a bond device and cannot be a member of {bond}", l.name),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(name: &str, kind: Option<&str>) -> Link {
+        Link {
+            index: 5,
+            name: name.into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            perm_mac: None,
+            mtu: 1500,
+            admin_up: true,
+            carrier: true,
+            allmulti: false,
+            promisc: false,
+            promiscuity: 0,
+            kind: kind.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_device_leaving_a_bridge_is_not_a_device_deleted() {
+        let mut m = LinkMessage::default();
+        m.header.index = 7;
+        m.attributes.push(LinkAttribute::IfName("bond0".into()));
+        let removed = link_event(RouteNetlinkMessage::DelLink(m.clone()));
+        assert!(matches!(removed, Some(LinkEvent::Removed { index: 7, ref name }) if name == "bond0"));
+        m.header.interface_family = AddressFamily::Bridge;
+        assert!(link_event(RouteNetlinkMessage::DelLink(m.clone())).is_none(), "left a bridge");
+        assert!(link_event(RouteNetlinkMessage::NewLink(m)).is_none(), "a bridge port's state");
+    }
+
+    #[test]
+    fn devices_that_forward_for_others_cannot_be_members() {
+        assert!(check_member(&link("eth0", None), "bond0").is_ok());
+        assert!(check_member(&link("eth0", Some("veth")), "bond0").is_ok());
+        for kind in ["bridge", "openvswitch", "team", "ifb"] {
+            let e = check_member(&link("eth0", Some(kind)), "bond0").unwrap_err().to_string();
+            assert!(e.contains("eth0") && e.contains("cannot be a member of bond0"), "{e}");
+        }
+        assert!(check_member(&link("lo", None), "bond0").is_err());
+    }
 }

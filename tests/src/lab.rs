@@ -424,6 +424,11 @@ impl Daemon {
         Ok(())
     }
 
+    /// The daemon's exit status, if it has exited by itself.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Stops the daemon with SIGTERM and waits for it; returns its exit status.
     pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);

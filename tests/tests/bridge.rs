@@ -1,6 +1,8 @@
 //! The bond as a bridge port, a VM host's usual setup: the bond under a bridge, the host's
 //! address on the bridge, a guest (a namespace) behind it. The bond's members follow its
-//! promiscuity, and the guest is reached through the bond.
+//! promiscuity, and the guest is reached through the bond under every mode that keeps one
+//! address for the bond (active-backup, balance-xor, balance-aware, balance-tlb, balance-alb,
+//! 802.3ad).
 
 use std::time::Duration;
 
@@ -40,8 +42,18 @@ fn pings(from: &Netns, to: &str) -> bool {
 
 #[test]
 fn a_bridge_above_the_bond_reaches_its_guests_and_members_follow_its_promiscuity() {
-    for policy in ["active-backup", "balance-xor"] {
-        let mut lab = Lab::start(LabOptions::default().policy(policy)).unwrap();
+    for policy in ["active-backup", "balance-xor", "balance-aware", "balance-tlb", "balance-alb", "802.3ad"] {
+        let opts = match policy {
+            "balance-tlb" | "balance-alb" => LabOptions::default().policy("").bond_lines(&format!("mode: {policy}")),
+            "802.3ad" => LabOptions::default().policy("").bond_lines("mode: 802.3ad\nlacp_rate: fast"),
+            _ => LabOptions::default().policy(policy),
+        };
+        let mut lab = Lab::start(opts).unwrap();
+        if policy == "802.3ad" {
+            wait_until(Duration::from_secs(10), "LACP distributing on every link", || {
+                lab.a.daemon().status().unwrap()["lacp"]["distributing"].as_u64().unwrap_or(0) == 0b111
+            });
+        }
         let members: Vec<String> = (0..lab.links).map(|i| format!("eth{i}")).collect();
         let before: Vec<u64> = members.iter().map(|m| promiscuity(&lab.a.ns, m)).collect();
         let guest = bridge_with_guest(&lab);

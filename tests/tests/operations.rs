@@ -510,3 +510,81 @@ fn members_receive_every_multicast_group_and_get_their_flags_back() {
         assert!(!allmulti(&lab.a.ns, &format!("eth{i}")), "eth{i} has its own flags back");
     }
 }
+
+fn ifindex(ns: &bond_tests::Netns, dev: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "link", "show", dev]).unwrap()).unwrap();
+    v[0]["ifindex"].as_u64().unwrap()
+}
+
+#[test]
+fn a_member_whose_device_is_deleted_is_released_and_taken_back_when_it_appears_again() {
+    let lab = lab(LabOptions::default().policy("balance-xor").direct());
+    ping(&lab, 1).unwrap();
+    let before = ifindex(&lab.a.ns, "eth2");
+    // A driver reset, a VF re-created, a USB NIC replugged: the device goes (both ends of the
+    // veth pair, so both bonds see it) ...
+    lab.a.ns.ip(&["link", "del", "eth2"]).unwrap();
+    for side in [&lab.a, &lab.b] {
+        wait_until(Duration::from_secs(3), "the vanished member is released", || {
+            let s = side.daemon().status().unwrap();
+            let m = Daemon::member(&s, "eth2");
+            m["usable"] == false && m["not_usable"].as_str().is_some_and(|r| r.contains("deleted"))
+        });
+    }
+    let status = lab.a.daemon().status().unwrap();
+    assert!(Daemon::event_ms_after(&status, "eth2: its device was deleted", std::time::UNIX_EPOCH).is_some(), "an event says so");
+    assert!(!pins(&lab).join("link_ingress_eth2").exists(), "no pinned program link is left for the deleted device");
+    ping(&lab, 2).unwrap();
+    // A device of its name but the wrong kind is refused with an event; the bond runs on.
+    lab.a.ns.ip(&["link", "add", "eth2", "type", "bridge"]).unwrap();
+    lab.a.ns.ip(&["link", "set", "eth2", "up"]).unwrap();
+    wait_until(Duration::from_secs(3), "a warning about the wrong kind of device", || {
+        let s = lab.a.daemon().status().unwrap();
+        Daemon::event_ms_after(&s, "eth2 appeared again but could not be taken back", std::time::UNIX_EPOCH).is_some()
+    });
+    ping(&lab, 1).unwrap();
+    lab.a.ns.ip(&["link", "del", "eth2"]).unwrap();
+    // ... and comes back under the same name with a new ifindex.
+    lab.a.ns.ip(&["link", "add", "eth2", "type", "veth", "peer", "name", "eth2", "netns", lab.b.ns.name()]).unwrap();
+    lab.a.ns.ip(&["link", "set", "eth2", "up"]).unwrap();
+    lab.b.ns.ip(&["link", "set", "eth2", "up"]).unwrap();
+    let after = ifindex(&lab.a.ns, "eth2");
+    assert_ne!(before, after, "the new device is another one");
+    for side in [&lab.a, &lab.b] {
+        wait_until(Duration::from_secs(5), "the member is taken back on its new device", || {
+            let s = side.daemon().status().unwrap();
+            let m = Daemon::member(&s, "eth2");
+            m["usable"] == true && m["ifindex"].as_u64() == Some(ifindex(&side.ns, "eth2"))
+        });
+    }
+    assert_eq!(macs(&lab)[2], macs(&lab)[0], "the new device has the bond's MAC address");
+    assert!(pins(&lab).join("link_ingress_eth2").exists(), "and its receive program");
+    // Traffic uses it again: flows spread over all three members reach B on eth2 too.
+    let rx = |lab: &Lab| lab.b_member_counters().unwrap()[2].rx_packets;
+    let from = rx(&lab);
+    let flows = bond_tests::net::UdpFlows::new(&lab, 16, 47000).unwrap();
+    flows.send(20, 64).unwrap();
+    let got = flows.receive(Duration::from_millis(300));
+    assert_eq!(got.len(), 16 * 20, "every datagram arrives");
+    assert!(rx(&lab) > from + 10, "eth2 carries its share again");
+    let status = lab.a.daemon().status().unwrap();
+    assert!(Daemon::event_ms_after(&status, "member eth2 is back", std::time::UNIX_EPOCH).is_some(), "an event says so");
+}
+
+#[test]
+fn deleting_the_bond_device_stops_that_bond_with_an_error_and_restores_its_members() {
+    let mut lab = lab(LabOptions::default().policy("active-backup").direct());
+    ping(&lab, 1).unwrap();
+    let bond_mac = macs(&lab)[0].clone();
+    lab.a.ns.ip(&["link", "del", &lab.a.bond]).unwrap();
+    let d = lab.a.daemon.as_mut().unwrap();
+    let exited = bond_tests::poll_until(Duration::from_secs(5), || d.try_exit().is_some());
+    assert!(exited.is_ok(), "the daemon stops:\n{}", d.log());
+    let status = d.try_exit().unwrap();
+    assert!(!status.success(), "with an error a supervisor sees");
+    assert!(d.log().contains("deleted from outside"), "saying why:\n{}", d.log());
+    assert!(!pins(&lab).exists(), "no program is left redirecting into the deleted device");
+    // The bond took eth0's address: eth0 has it back as its own, the others theirs.
+    let now = macs(&lab);
+    assert!(now[0] == bond_mac && now[1..].iter().all(|m| *m != bond_mac), "members have their own MAC addresses back: {now:?}");
+}

@@ -17,7 +17,7 @@ use crate::{
 pub(super) struct Aggregation {
     lacp: Lacp,
     /// Members whose LACPDUs are received.
-    ports: BTreeSet<u8>,
+    pub(super) ports: BTreeSet<u8>,
 }
 
 impl Core {
@@ -51,14 +51,16 @@ impl Core {
             self.aggregation = None;
         }
         let agg = self.aggregation.get_or_insert_with(|| Aggregation { lacp: Lacp::new(settings), ports: BTreeSet::new() });
-        let gone: Vec<u8> = agg.ports.iter().copied().filter(|s| self.members.iter().all(|m| m.slot != *s)).collect();
+        // A member whose device was deleted has no port until it is back (its socket is gone).
+        let present = |slot: u8| self.members.iter().any(|m| m.slot == slot && !m.gone);
+        let gone: Vec<u8> = agg.ports.iter().copied().filter(|s| !present(*s)).collect();
         for slot in gone {
             agg.ports.remove(&slot);
             self.actions.push(Action::CloseLacpdus(slot));
             agg.lacp.remove_port(slot);
         }
         for m in &self.members {
-            if agg.ports.contains(&m.slot) {
+            if agg.ports.contains(&m.slot) || m.gone {
                 continue;
             }
             // Taken as received from now; dropped again if the socket cannot be opened (see

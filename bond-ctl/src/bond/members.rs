@@ -10,7 +10,7 @@
 use anyhow::{Context, bail};
 use bond_common::config::{MAX_MEMBERS, NO_MEMBER};
 
-use super::{Action, Bond};
+use super::{Action, Bond, Core};
 use crate::{
     dataplane::{self, Dataplane},
     member::{Member, Saved},
@@ -87,14 +87,7 @@ impl Bond {
         let taken =
             |s: u8| self.member(s).is_some() || self.joining.iter().any(|j| j.slot == s) || self.leaving.iter().any(|l| l.slot == s);
         let slot = (0..MAX_MEMBERS as u8).find(|s| !taken(*s)).with_context(|| format!("a bond has at most {MAX_MEMBERS} members"))?;
-        let saved = Saved {
-            mac: link.mac,
-            admin_up: link.admin_up,
-            ipv6_disabled: sys::ipv6_disabled(&name),
-            mtu: Some(link.mtu),
-            allmulti: Some(link.allmulti),
-            promisc: Some(link.promisc),
-        };
+        let saved = settings_of(&link);
         let joining = Joining {
             name: name.clone(),
             slot,
@@ -176,7 +169,14 @@ impl Bond {
     /// earlier member of the slot), then the config that sends on it.
     pub fn member_added(&mut self, name: &str) -> String {
         self.spec.links.push(name.to_string());
-        let now = sys::monotonic_ns();
+        self.put_member_in_force(name, sys::monotonic_ns());
+        self.event(EventKind::Member, format!("member {name} added"));
+        format!("{}: {name} added", self.spec.name)
+    }
+
+    /// A member (just admitted, or back) carries traffic: usable first (its bit may still be
+    /// clear from an earlier member of the slot), then the config that sends on it.
+    fn put_member_in_force(&mut self, name: &str, now: crate::health::metrics::Nanos) {
         self.sync_ports();
         self.hold_until_lacp_allows(now);
         self.write_usable();
@@ -188,8 +188,70 @@ impl Bond {
             // Written again at the next tick (see `Core::executed`).
             tracing::warn!(bond = %self.spec.name, "putting {name} in force: {e:#}");
         }
-        self.event(EventKind::Member, format!("member {name} added"));
-        format!("{}: {name} added", self.spec.name)
+    }
+
+    /// Member `name`'s device was deleted (see `Core::on_link`): what the bond held on it goes
+    /// (its sockets, the pinned link of its receive program, its carrier watch); it stays a
+    /// member, not usable, with its slot and saved settings.
+    pub fn release_vanished(&mut self, name: &str) -> anyhow::Result<()> {
+        let m = self.members.iter().find(|m| m.name == name && m.gone).with_context(|| format!("{name} is not a vanished member"))?;
+        let slot = m.slot;
+        self.io.close_member(slot);
+        self.io.unwatch_member(name);
+        // The kernel took the program off with the device; what is left is the pin.
+        if let Some(dp) = self.io.dataplane.as_mut() {
+            let _ = dp.detach(name);
+        }
+        self.sync_ports();
+        Ok(())
+    }
+
+    /// First step of taking back member `link.name`, whose device was deleted, on the device of
+    /// that name that appeared (`link`): the bond's settings for it, with the member's slot and
+    /// its settings from before it first joined (given back when it leaves). None when there is
+    /// nothing to take back (taken back already, or removed).
+    pub fn begin_retake(&mut self, link: Link) -> anyhow::Result<Option<Joining>> {
+        let Some(m) = self.members.iter().find(|m| m.name == link.name && m.gone) else { return Ok(None) };
+        let (slot, saved) = (m.slot, m.saved.clone());
+        if let Err(e) = netdev::check_member(&link, &self.spec.name) {
+            self.refuse_retake(&link.name, link.index);
+            return Err(e);
+        }
+        let saved = saved.unwrap_or_else(|| settings_of(&link));
+        Ok(Some(Joining {
+            name: link.name.clone(),
+            slot,
+            saved,
+            mac: (!self.own_macs()).then_some(self.settings.mac),
+            mtu: self.device.as_ref().map(|d| d.mtu).filter(|m| *m != link.mtu),
+            link,
+        }))
+    }
+
+    /// Last step of taking back a member whose device was deleted: its new device (prepared,
+    /// with its receive program, `link` as it is now) carries traffic again.
+    pub fn readmit_member(&mut self, joining: &Joining, link: Link, speed: Option<u32>) -> anyhow::Result<String> {
+        let name = joining.name.as_str();
+        self.io.dataplane()?.keep_ingress_link(name).with_context(|| format!("taking {name} back"))?;
+        let now = sys::monotonic_ns();
+        let index = link.index;
+        let m = self
+            .core
+            .members
+            .iter_mut()
+            .find(|m| m.slot == joining.slot && m.gone)
+            .with_context(|| format!("{name} is no longer a vanished member"))?;
+        (m.gone, m.retake_refused, m.speed) = (false, None, speed);
+        m.usable = link.usable();
+        m.liveness = crate::health::liveness::Liveness::new(m.usable);
+        // Probes get a failover interval to prove it before silence counts.
+        m.probe_epoch = now;
+        m.link = link;
+        self.io.open_member(joining.slot, index);
+        self.io.watch_member(name);
+        self.put_member_in_force(name, now);
+        self.event(EventKind::Member, format!("member {name} is back (ifindex {index}): taken again with its saved settings"));
+        Ok(format!("{}: {name} taken back", self.spec.name))
     }
 
     /// Removes a member from a bond being adopted (the daemon's `remove-link` and reloads do
@@ -309,6 +371,48 @@ impl Bond {
         let what = format!("adopted the running bond (generation {}, members {})", cfg.generation, names.join(", "));
         self.event(EventKind::Bond, what);
         Ok(true)
+    }
+}
+
+impl Core {
+    /// The ifindex of member `name`'s device.
+    pub fn member_index(&self, name: &str) -> Option<u32> {
+        self.members.iter().find(|m| m.name == name).map(|m| m.link.index)
+    }
+
+    /// The bond device's ifindex.
+    pub fn device_index(&self) -> Option<u32> {
+        self.device.as_ref().map(|d| d.index)
+    }
+
+    /// Whether device `link` is one a member whose device was deleted should be taken back on
+    /// (same name, not refused before).
+    pub fn wants_back(&self, link: &Link) -> bool {
+        self.members.iter().any(|m| m.name == link.name && m.gone && m.retake_refused != Some(link.index))
+    }
+
+    /// Records a warning for `bondctl status` and the logs.
+    pub fn note_warning(&mut self, what: String) {
+        self.event(EventKind::Warning, what);
+    }
+
+    /// Member `name`'s device `index` cannot be taken back: not tried again on it.
+    pub fn refuse_retake(&mut self, name: &str, index: u32) {
+        if let Some(m) = self.members.iter_mut().find(|m| m.name == name) {
+            m.retake_refused = Some(index);
+        }
+    }
+}
+
+/// The settings of device `link` that taking it changes (given back when it leaves).
+fn settings_of(link: &Link) -> Saved {
+    Saved {
+        mac: link.mac,
+        admin_up: link.admin_up,
+        ipv6_disabled: sys::ipv6_disabled(&link.name),
+        mtu: Some(link.mtu),
+        allmulti: Some(link.allmulti),
+        promisc: Some(link.promisc),
     }
 }
 

@@ -150,7 +150,9 @@ impl State {
 
 /// Why member `m` may not carry traffic (`lacp`: the bond runs 802.3ad), for events and status.
 pub(super) fn why_not_usable(m: &crate::member::Member, lacp: bool) -> String {
-    if !m.liveness.up() {
+    if m.gone {
+        "its device was deleted (taken back when a device of its name appears)".into()
+    } else if !m.liveness.up() {
         m.liveness.reason.clone().unwrap_or_else(|| "down".into())
     } else if m.punishment.active() {
         format!("punished, {} ms left", m.punishment.remaining_ms())
@@ -400,6 +402,11 @@ impl Core {
             }
             return;
         };
+        if link.is_none() && !self.members[i].gone {
+            self.members[i].gone = true;
+            let what = format!("member {}: its device was deleted; released, taken back when it appears again", self.members[i].name);
+            self.event(EventKind::Member, what);
+        }
         self.set_device(i, link, now);
         self.evaluate(now);
     }

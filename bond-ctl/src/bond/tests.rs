@@ -575,3 +575,25 @@ fn members_are_promiscuous_while_the_bond_is() {
     b.on_promiscuous(false, 0).unwrap();
     assert_eq!(&b.io.promisc[2..], [("eth0".to_string(), false), ("eth1".to_string(), false)]);
 }
+
+#[test]
+fn a_member_whose_device_is_deleted_is_released_and_wanted_back_on_a_device_of_its_name() {
+    let mut b = bond(3, "    mode: 802.3ad\n");
+    let eth1 = b.member(1).unwrap().link.clone();
+    b.on_link_event(&crate::netdev::LinkEvent::Removed { index: eth1.index, name: eth1.name.clone() }, MS).unwrap();
+    let m = b.member(1).unwrap();
+    assert!(m.gone && !m.usable, "released, kept as a member with its slot");
+    assert_eq!(b.usable_now() & 0b010, 0, "no traffic on it");
+    assert!(b.events_after(0).iter().any(|e| e.message.contains("eth1: its device was deleted")), "an event says so");
+    let status = super::monitor::why_not_usable(m, true);
+    assert!(status.contains("deleted"), "status says why: {status}");
+    // No LACP port (its socket went with the device) until it is back.
+    b.run(2 * MS, 20 * MS, 5 * MS);
+    assert!(!b.core.aggregation.as_ref().unwrap().ports.contains(&1));
+    // A device of its name, with a new ifindex, is wanted back; one refused before is not.
+    let back = Link { index: 99, ..eth1.clone() };
+    assert!(b.wants_back(&back));
+    b.refuse_retake("eth1", 99);
+    assert!(!b.wants_back(&back));
+    assert!(b.wants_back(&Link { index: 100, ..eth1 }));
+}

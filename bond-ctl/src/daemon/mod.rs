@@ -50,6 +50,9 @@ struct Daemon {
     probe_tx: mpsc::Sender<Wake>,
     /// Names of the bonds run, for the metrics endpoint.
     names: tokio::sync::watch::Sender<Vec<String>>,
+    /// Bonds stopped because their device was deleted from outside (the daemon then exits
+    /// with an error, so a supervisor starts it again and the bond is rebuilt).
+    lost: Vec<String>,
 }
 
 /// Runs the bonds until SIGINT/SIGTERM (or `bondctl down` of the last one).
@@ -79,6 +82,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         to_daemon,
         probe_tx,
         names: tokio::sync::watch::Sender::new(Vec::new()),
+        lost: Vec::new(),
     };
     // Installed before the bonds start: a signal during start-up is handled, not fatal.
     let sigint = signal(SignalKind::interrupt())?;
@@ -103,6 +107,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tracing::info!("no bonds left");
     }
     d.shutdown(opts.persist).await;
+    if !d.lost.is_empty() {
+        bail!("bond(s) {} stopped: the bond device was deleted from outside (start the daemon again to rebuild it)", d.lost.join(", "));
+    }
     Ok(())
 }
 
@@ -157,7 +164,7 @@ impl Daemon {
                 }
                 Some(step) = steps.recv() => step(self),
                 ev = link_events.next() => match ev {
-                    Some(ev) => self.on_link_event(&ev),
+                    Some(ev) => waiting.extend(self.on_link_event(&ev)),
                     None => {
                         tracing::error!("the link event subscription ended");
                         break;
@@ -203,13 +210,20 @@ impl Daemon {
         }
     }
 
-    fn on_link_event(&mut self, ev: &crate::netdev::LinkEvent) {
+    /// A change of a device: each bond takes it in; a member's device deleted or back (a new
+    /// ifindex) and a bond device deleted become operations (they wait for netlink).
+    fn on_link_event(&mut self, ev: &crate::netdev::LinkEvent) -> Vec<ops::Job> {
         let now = sys::monotonic_ns();
+        let mut jobs = Vec::new();
         for b in &mut self.bonds {
+            if let Some(job) = ops::hot_plug(b, ev) {
+                jobs.push(job);
+            }
             if let Err(e) = b.on_link_event(ev, now) {
                 tracing::error!(bond = %b.spec.name, "handling a link event: {e:#}");
             }
         }
+        jobs
     }
 
     async fn start(&mut self, spec: BondSpec) -> anyhow::Result<()> {

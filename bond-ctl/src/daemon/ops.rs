@@ -52,6 +52,34 @@ pub(super) enum Job {
     Request(Pending),
     /// SIGHUP: reload the file the daemon was started from.
     Sighup,
+    /// A member's device was deleted: release it (taken back if it appears again).
+    Vanished {
+        bond: String,
+        member: String,
+    },
+    /// A device of a vanished member's name appeared: take it back.
+    Reappeared {
+        bond: String,
+        member: String,
+    },
+    /// The bond device was deleted from outside: the bond stops, its members restored.
+    BondGone {
+        bond: String,
+    },
+}
+
+/// What a link event asks of bond `b` beyond its own state: an operation, if any.
+pub(super) fn hot_plug(b: &Bond, ev: &netdev::LinkEvent) -> Option<Job> {
+    let bond = b.spec.name.clone();
+    match ev {
+        netdev::LinkEvent::Removed { index, name } => {
+            if b.device_index() == Some(*index) {
+                return Some(Job::BondGone { bond });
+            }
+            b.member_index(name).filter(|i| i == index).map(|_| Job::Vanished { bond, member: name.clone() })
+        }
+        netdev::LinkEvent::Changed(l) => b.wants_back(l).then(|| Job::Reappeared { bond, member: l.name.clone() }),
+    }
 }
 
 /// Whether `request` is an operation (run beside the loop, one at a time); other requests are
@@ -67,6 +95,30 @@ pub(super) async fn run(ctx: OpContext, job: Job) {
             Ok(message) => tracing::info!("SIGHUP: {message}"),
             Err(e) => tracing::error!("SIGHUP: reload failed: {e:#}"),
         },
+        Job::Vanished { bond, member } => {
+            let m = member.clone();
+            if let Err(e) = on_bond(&ctx, &bond, move |b| b.release_vanished(&m)).await {
+                tracing::warn!(bond = %bond, "{member} vanished: {e:#}");
+            }
+        }
+        Job::Reappeared { bond, member } => {
+            if let Err(e) = retake(&ctx, &bond, &member).await {
+                let what = format!("{member} appeared again but could not be taken back: {e:#}");
+                let _ = on_bond(&ctx, &bond, move |b| {
+                    b.note_warning(what);
+                    Ok(())
+                })
+                .await;
+            }
+        }
+        Job::BondGone { bond } => {
+            tracing::error!(bond = %bond, "the bond device was deleted from outside: the bond stops and its members get their settings back");
+            let b = bond.clone();
+            let _ = ctx.on_loop.run(move |d| d.lost.push(b)).await;
+            if let Err(e) = down(&ctx, &bond).await {
+                tracing::warn!(bond = %bond, "stopping after its device was deleted: {e:#}");
+            }
+        }
         Job::Request(p) => {
             let result = match p.request {
                 Request::Down => down(&ctx, &p.bond).await,
@@ -111,19 +163,7 @@ async fn add_link(ctx: &OpContext, bond: &str, link: &str) -> anyhow::Result<Str
 async fn join(ctx: &OpContext, bond: &str, link: &str) -> anyhow::Result<String> {
     let device = ctx.nl.require_link(link).await.with_context(|| format!("member {link}"))?;
     let joining = on_bond(ctx, bond, move |b| b.reserve_member(device)).await?;
-    let prepared = match bond::prepare_member(&ctx.nl, &joining).await {
-        // Creating a TCX link waits for a grace period in the kernel, and ethtool for the RTNL
-        // lock: on a thread of their own.
-        Ok(link) => {
-            let (pin_dir, name) = (crate::sys::pin_dir(bond), joining.name.clone());
-            let attached = tokio::task::spawn_blocking(move || {
-                crate::dataplane::attach_ingress_pinned(&pin_dir, &name).map(|()| crate::carrier::speed_mbps(&name))
-            });
-            let attached = attached.await.map_err(|e| anyhow::anyhow!("attaching the receive program: {e}")).and_then(|r| r);
-            attached.map(|speed| (link, speed))
-        }
-        Err(e) => Err(e),
-    };
+    let prepared = prepare(ctx, bond, &joining).await;
     let j = joining.clone();
     let admitted = on_bond(ctx, bond, move |b| {
         let (link, speed) = prepared?;
@@ -135,6 +175,48 @@ async fn join(ctx: &OpContext, bond: &str, link: &str) -> anyhow::Result<String>
         give_back(ctx, bond, joining).await;
     }
     admitted
+}
+
+/// A joining member's device made a member's, with its receive program, beside the loop:
+/// the device as it is now and its speed.
+async fn prepare(ctx: &OpContext, bond: &str, joining: &Joining) -> anyhow::Result<(netdev::Link, Option<u32>)> {
+    let link = bond::prepare_member(&ctx.nl, joining).await?;
+    // Creating a TCX link waits for a grace period in the kernel, and ethtool for the RTNL
+    // lock: on a thread of their own.
+    let (pin_dir, name) = (crate::sys::pin_dir(bond), joining.name.clone());
+    let attached = tokio::task::spawn_blocking(move || {
+        crate::dataplane::attach_ingress_pinned(&pin_dir, &name).map(|()| crate::carrier::speed_mbps(&name))
+    });
+    let speed = attached.await.map_err(|e| anyhow::anyhow!("attaching the receive program: {e}")).and_then(|r| r)?;
+    Ok((link, speed))
+}
+
+/// Takes back member `member` of `bond`, whose device was deleted, on the device of its name
+/// that appeared. A failure leaves it released (its device is given its settings back when it
+/// leaves the bond) and is not retried on the same device.
+async fn retake(ctx: &OpContext, bond: &str, member: &str) -> anyhow::Result<String> {
+    let Some(device) = ctx.nl.link(member).await? else { return Ok(format!("{member} is gone again")) };
+    let index = device.index;
+    let Some(joining) = on_bond(ctx, bond, move |b| b.begin_retake(device)).await? else {
+        return Ok(format!("{member} is back already"));
+    };
+    let prepared = prepare(ctx, bond, &joining).await;
+    let j = joining.clone();
+    let readmitted = on_bond(ctx, bond, move |b| {
+        let (link, speed) = prepared?;
+        b.readmit_member(&j, link, speed)
+    })
+    .await;
+    if readmitted.is_err() {
+        let m = member.to_string();
+        let _ = on_bond(ctx, bond, move |b| {
+            b.detach_joining(&joining);
+            b.refuse_retake(&m, index);
+            Ok(())
+        })
+        .await;
+    }
+    readmitted
 }
 
 /// A member that could not be taken gets its settings back and is forgotten.
