@@ -16,6 +16,20 @@ use crate::{
 /// How long availability is measured over.
 const AVAILABILITY_PERIOD: Nanos = 60_000 * MS;
 
+/// How a member takes part in the ARP / NS monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArpRole {
+    /// Requests go out on it (every member, in modes where members carry traffic together or
+    /// while active-backup has no active member).
+    Probed,
+    /// Active-backup's active member: requests go out on it alone, as bonding sends them, so
+    /// a switch sees the bond's address on one port only.
+    Active,
+    /// Active-backup's backup: no requests of its own (they would move the bond's address to
+    /// its switch port); the active member's requests, flooded back by the switch, prove it.
+    Backup,
+}
+
 /// A member's settings before it joined, restored when it leaves.
 #[derive(Debug, Clone)]
 pub struct Saved {
@@ -110,14 +124,14 @@ impl Member {
         now: Nanos,
         strategy: MonitorStrategy,
         peer_since: Option<Nanos>,
-        arp: Option<(&ArpMonitor, bool, Nanos)>,
+        arp: Option<(&ArpMonitor, ArpRole, Nanos)>,
     ) -> Observations {
         let probe_silence = self.alive_at(strategy, peer_since).map(|t| now.saturating_sub(t));
         Observations {
             device_up: self.link.usable(),
             admin_up: self.link.admin_up,
             probe_silence,
-            monitor_alive: arp.map(|(m, active, epoch)| self.arp_alive(m, active, now, epoch)),
+            monitor_alive: arp.map(|(m, role, epoch)| self.arp_alive(m, role, now, epoch)),
         }
     }
 
@@ -151,13 +165,18 @@ impl Member {
     /// The ARP / NS monitor's verdict (bonding's rules, see `ArpValidate`): within
     /// `arp_interval x arp_missed_max` the member must have received what proves it alive.
     /// Until a full window has passed since `epoch` it gets the benefit of the doubt.
-    fn arp_alive(&self, m: &ArpMonitor, active: bool, now: Nanos, epoch: Nanos) -> bool {
+    fn arp_alive(&self, m: &ArpMonitor, role: ArpRole, now: Nanos, epoch: Nanos) -> bool {
         // Half an interval of slack for replies to the last round still on their way (bonding
         // allows the same).
         let window = m.interval * MS * u64::from(m.missed_max) + m.interval * MS / 2;
         let recent = |t: Nanos| now.saturating_sub(t.max(epoch)) <= window;
         let targets = m.ip_targets.len() + m.ns_targets.len();
-        if m.validate.validates(active) {
+        let active = role == ArpRole::Active;
+        if role == ArpRole::Backup && m.validate.validates(false) {
+            // Replies go to the active member; what a backup can validate is the requests the
+            // switch floods to it (bonding checks the same), ARP all the same.
+            recent(self.seen.any_arp_ns)
+        } else if m.validate.validates(active) {
             let mut answered = self.seen.target_ns.iter().take(targets).map(|t| recent(*t));
             if m.all_targets { answered.all(|a| a) } else { answered.any(|a| a) }
         } else if m.validate.filters() {
@@ -248,22 +267,30 @@ mod tests {
         m.seen.target_ns[0] = now - 50 * MS;
         m.last_rx = 0;
         // Validated: target 0 answered recently; all_targets needs target 1 too.
-        assert!(m.arp_alive(&arp(ArpValidate::All, false), true, now, 0));
-        assert!(!m.arp_alive(&arp(ArpValidate::All, true), true, now, 0));
+        assert!(m.arp_alive(&arp(ArpValidate::All, false), ArpRole::Active, now, 0));
+        assert!(!m.arp_alive(&arp(ArpValidate::All, true), ArpRole::Active, now, 0));
         // "active" validates only the active member; a backup needs any traffic (none here).
-        assert!(!m.arp_alive(&arp(ArpValidate::Active, false), false, now, 0));
+        assert!(!m.arp_alive(&arp(ArpValidate::Active, false), ArpRole::Probed, now, 0));
         m.last_rx = now - 10 * MS;
-        assert!(m.arp_alive(&arp(ArpValidate::Active, false), false, now, 0));
+        assert!(m.arp_alive(&arp(ArpValidate::Active, false), ArpRole::Probed, now, 0));
         // "filter": any ARP, not any traffic.
-        assert!(!m.arp_alive(&arp(ArpValidate::Filter, false), false, now, 0));
+        assert!(!m.arp_alive(&arp(ArpValidate::Filter, false), ArpRole::Probed, now, 0));
         m.seen.any_arp_ns = now - 150 * MS;
-        assert!(m.arp_alive(&arp(ArpValidate::Filter, false), false, now, 0));
+        assert!(m.arp_alive(&arp(ArpValidate::Filter, false), ArpRole::Probed, now, 0));
         // Too long ago (window 200 ms, plus half an interval of slack).
         m.seen.target_ns[0] = now - 240 * MS;
-        assert!(m.arp_alive(&arp(ArpValidate::All, false), true, now, 0), "within the slack");
+        assert!(m.arp_alive(&arp(ArpValidate::All, false), ArpRole::Active, now, 0), "within the slack");
         m.seen.target_ns[0] = now - 260 * MS;
-        assert!(!m.arp_alive(&arp(ArpValidate::All, false), true, now, 0));
+        assert!(!m.arp_alive(&arp(ArpValidate::All, false), ArpRole::Active, now, 0));
         // Benefit of the doubt right after start.
-        assert!(m.arp_alive(&arp(ArpValidate::All, false), true, now, now - 100 * MS));
+        assert!(m.arp_alive(&arp(ArpValidate::All, false), ArpRole::Active, now, now - 100 * MS));
+        // An active-backup backup gets no replies (the requests go out on the active member):
+        // the requests the switch floods back to it are what it validates.
+        m.seen.any_arp_ns = now - 150 * MS;
+        assert!(m.arp_alive(&arp(ArpValidate::All, false), ArpRole::Backup, now, 0));
+        m.seen.any_arp_ns = now - 300 * MS;
+        assert!(!m.arp_alive(&arp(ArpValidate::Backup, false), ArpRole::Backup, now, 0));
+        m.last_rx = now;
+        assert!(m.arp_alive(&arp(ArpValidate::Active, false), ArpRole::Backup, now, 0), "not validated: any traffic");
     }
 }

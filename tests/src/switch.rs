@@ -67,7 +67,8 @@ impl SwitchLab {
             p.ip(&["addr", "add", &format!("{}/24", peer_addr(i)), "dev", "eth0"])?;
             p.ip(&["link", "set", "eth0", "up"])?;
         }
-        let bond = crate::unique_name("bd");
+        // As on a real host: namespaces keep bonds of one name apart.
+        let bond = "bond0".to_string();
         let members: Vec<String> = (0..links).map(|j| format!("eth{j}")).collect();
         let mut text = format!("bonds:\n  {bond}:\n    links: [{}]\n    addresses: [{BOND_ADDR}/24]\n", members.join(", "));
         for line in bond_lines.lines() {
@@ -91,6 +92,24 @@ impl SwitchLab {
     /// Cuts member `j` at the switch: its carrier goes.
     pub fn cut(&self, j: usize) -> anyhow::Result<()> {
         self.sw.ip(&["link", "set", &format!("a{j}"), "down"]).map(drop)
+    }
+
+    /// Makes member `j`'s cable silent without touching its carrier: the switch port drops
+    /// what the bond sends on it (before the switch learns from it) and sends it nothing.
+    pub fn silence(&self, j: usize) -> anyhow::Result<()> {
+        let script = format!(
+            "table netdev silence{j} {{\n chain in {{ type filter hook ingress device \"a{j}\" priority 0; policy drop; }}\n              chain out {{ type filter hook egress device \"a{j}\" priority 0; policy drop; }}\n}}\n"
+        );
+        let path = self.dir.path().join(format!("silence-{j}.nft"));
+        fs::write(&path, script)?;
+        self.sw.exec("nft", &["-f", &path.to_string_lossy()]).map(drop)
+    }
+
+    /// The switch port its forwarding table has for `mac` (None: not learnt).
+    pub fn port_of(&self, mac: &str) -> Option<String> {
+        let out = self.sw.exec("bridge", &["-j", "fdb", "show", "br", "sw0"]).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+        v.as_array()?.iter().find(|e| e["mac"] == mac && e["ifname"].is_string()).and_then(|e| e["ifname"].as_str()).map(str::to_string)
     }
 
     /// Kernel counters of the switch's ports to the bond (`SW:a<j>`), per member: their rx is

@@ -24,13 +24,6 @@ fn deltas(after: &[u64], before: &[u64]) -> Vec<u64> {
     after.iter().zip(before).map(|(a, b)| a - b).collect()
 }
 
-/// The switch port its forwarding table has for `mac` (None: not learnt).
-fn switch_port_of(lab: &SwitchLab, mac: &str) -> Option<String> {
-    let out = lab.sw.exec("bridge", &["-j", "fdb", "show", "br", "sw0"]).ok()?;
-    let v: Value = serde_json::from_str(&out).ok()?;
-    v.as_array()?.iter().find(|e| e["mac"] == mac && e["ifname"].is_string()).and_then(|e| e["ifname"].as_str()).map(str::to_string)
-}
-
 /// Per member, what the switch counted on its port to it: (frames it received from the bond,
 /// frames it delivered to the bond).
 fn port_counts(lab: &SwitchLab) -> (Vec<u64>, Vec<u64>) {
@@ -88,7 +81,7 @@ fn tlb_spreads_transmit_and_receives_on_the_active_member() {
     let next = status["active"].as_str().unwrap().to_string();
     // The switch learns where the address went from the learning packet: wait for its entry.
     let learnt = wait_until(Duration::from_secs(5), "the switch learns the bond's address on the new active member", || {
-        switch_port_of(&lab, &bond_mac).as_deref() == Some(format!("a{}", next.trim_start_matches("eth")).as_str())
+        lab.port_of(&bond_mac).as_deref() == Some(format!("a{}", next.trim_start_matches("eth")).as_str())
     });
     println!("tlb: {next} active with the bond's address {took:?} after the cut; the switch learnt it {learnt:?} later");
     assert_ne!(next, active);

@@ -117,7 +117,7 @@ pub fn ports<I: BondIo>(io: &I, slots: impl Iterator<Item = u8>) -> Ports {
 }
 
 /// Where a frame goes out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Port {
     /// On the bond device: the data plane puts it on its member (probes).
     Bond,

@@ -515,6 +515,7 @@ impl Core {
             applied.extend(macs);
         }
         let Some(before) = changed else { return };
+        self.monitor.active_since = now;
         if matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) {
             let name = |s: Option<u8>| match s {
                 None => "none".to_string(),

@@ -14,6 +14,7 @@ use bond_common::{
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
 
 use super::{Action, Bond, BondIo, Core, Port, Sample, SendKind, Wants, io};
+use crate::member::ArpRole;
 use crate::{
     config::model::MonitorStrategy,
     frames,
@@ -113,6 +114,9 @@ pub(super) struct State {
     arp_epoch: Nanos,
     /// ARP / NS rounds sent so far.
     arp_rounds: u64,
+    /// When active-backup's active member last changed (the ARP monitor's window for it
+    /// starts there).
+    pub(super) active_since: Nanos,
     /// Since when the far end answers probes (on some member): from then on, silence on a
     /// member means it failed.
     peer_probes_since: Option<Nanos>,
@@ -138,6 +142,7 @@ impl State {
             next_expiry: now,
             arp_epoch: now,
             arp_rounds: 0,
+            active_since: now,
             peer_probes_since: None,
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
@@ -492,7 +497,8 @@ impl Core {
         let v4 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None });
         let v6 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V6(a) = a { Some(*a) } else { None });
         let mac = self.settings.mac;
-        let ports: Vec<Port> = self.members.iter().map(|m| Port::Member(m.slot)).collect();
+        let ports: Vec<Port> =
+            self.members.iter().filter(|m| self.arp_role(m.slot) != ArpRole::Backup).map(|m| Port::Member(m.slot)).collect();
         for port in ports {
             for t in &arp.ip_targets {
                 let frame = frames::arp_request(mac, v4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED), *t);
@@ -504,6 +510,16 @@ impl Core {
             }
         }
     }
+    /// How member `slot` takes part in the ARP / NS monitor: under active-backup with an active
+    /// member, requests go out on the active member only (see [`ArpRole`]).
+    fn arp_role(&self, slot: u8) -> ArpRole {
+        match self.main.active.filter(|_| matches!(self.policy.mode, Mode::ActiveBackup | Mode::None)) {
+            Some(a) if a == slot => ArpRole::Active,
+            Some(_) => ArpRole::Backup,
+            None => ArpRole::Probed,
+        }
+    }
+
     /// Health of every member from what the monitors say; acts on changes of usability.
     fn evaluate(&mut self, now: Nanos) {
         let mut notes = Vec::new();
@@ -516,11 +532,15 @@ impl Core {
             notes.push((EventKind::Warning, "the peer answers probes on no link: probes stop judging links until it answers again".into()));
         }
         let peer = self.monitor.peer_probes_since;
-        let active_role = matches!(self.policy.mode, Mode::ActiveBackup | Mode::None).then_some(self.main.active).flatten();
-        for m in &mut self.members {
+        let roles: Vec<ArpRole> = self.members.iter().map(|m| self.arp_role(m.slot)).collect();
+        for (m, role) in self.members.iter_mut().zip(roles) {
             let (fi, up, down) = self.policy.link_timing(&m.name);
             let timing = Timing::ms(fi, up, down);
-            let arp = self.spec.monitor.arp.as_ref().map(|a| (a, active_role == Some(m.slot), self.monitor.arp_epoch));
+            // A member that just became active gets a round of its own before it must have
+            // answers (its requests started with it).
+            let epoch =
+                if role == ArpRole::Active { self.monitor.arp_epoch.max(self.monitor.active_since) } else { self.monitor.arp_epoch };
+            let arp = self.spec.monitor.arp.as_ref().map(|a| (a, role, epoch));
             let obs = m.observe(now, self.policy.monitor, peer, arp);
             if let Some(change) = m.liveness.step(now, liveness::verdict(&obs, &timing), &timing) {
                 if change.up {

@@ -43,6 +43,9 @@ struct Fake {
     /// Link speeds read when carrier came up.
     speed: BTreeMap<String, u32>,
     promisc: Vec<(String, bool)>,
+    /// ARP targets answer on every member with carrier, as of `now`.
+    arp_answered: bool,
+    now: std::cell::Cell<Nanos>,
 }
 
 impl BondIo for Fake {
@@ -74,8 +77,12 @@ impl BondIo for Fake {
     fn bond_stats(&self) -> anyhow::Result<BondStats> {
         Ok(BondStats::default())
     }
-    fn member_seen(&self, _: u8) -> anyhow::Result<MemberSeen> {
-        Ok(MemberSeen::default())
+    fn member_seen(&self, slot: u8) -> anyhow::Result<MemberSeen> {
+        let mut seen = MemberSeen::default();
+        if self.arp_answered && self.carrier.get(&format!("eth{slot}")).copied().unwrap_or(true) {
+            (seen.any_arp_ns, seen.target_ns[0]) = (self.now.get(), self.now.get());
+        }
+        Ok(seen)
     }
     fn bucket_bytes(&self) -> anyhow::Result<[u64; BUCKETS]> {
         Ok([0; BUCKETS])
@@ -184,6 +191,7 @@ impl Bond<Fake> {
     fn run(&mut self, from: Nanos, to: Nanos, step: Nanos) {
         let mut t = from;
         while t <= to {
+            self.io.now.set(t);
             self.tick(t).unwrap();
             t += step;
         }
@@ -596,4 +604,23 @@ fn a_member_whose_device_is_deleted_is_released_and_wanted_back_on_a_device_of_i
     b.refuse_retake("eth1", 99);
     assert!(!b.wants_back(&back));
     assert!(b.wants_back(&Link { index: 100, ..eth1 }));
+}
+
+#[test]
+fn active_backup_sends_arp_monitor_requests_on_the_active_member_only() {
+    // Requests from a backup would carry the bond's address to the backup's switch port.
+    let mut b = bond(3, "    mode: active-backup\n    arp_interval: 20\n    arp_ip_target: [192.0.2.9]\n    arp_validate: all\n");
+    b.io.arp_answered = true;
+    let arp_ports = |b: &Bond<Fake>| -> std::collections::BTreeSet<Port> {
+        let sent = std::mem::take(&mut *b.io.sent.borrow_mut());
+        sent.iter().filter(|(_, f, et)| *et == 0x0806 && f[21] == 1).map(|(p, _, _)| *p).collect()
+    };
+    b.run(0, 100 * MS, 5 * MS);
+    let active = b.active_now() as u8;
+    assert_eq!(arp_ports(&b), [Port::Member(active)].into(), "requests on the active member alone");
+    b.cut(active);
+    b.run(105 * MS, 300 * MS, 5 * MS);
+    let next = b.active_now() as u8;
+    assert_ne!(next, active);
+    assert_eq!(arp_ports(&b), [Port::Member(next)].into(), "then on the new one alone");
 }
