@@ -106,12 +106,23 @@ impl ProbeHeader {
     }
 }
 
+/// The source address of the probes member `member` of bond instance `sender_id` sends and
+/// answers: its own, locally administered, never the bond's. Through a switch, probes from
+/// every member carrying the bond's address would move it from port to port (and traffic for
+/// the bond with it); these addresses are learnt on their member's port and nowhere else.
+/// Requests and replies go to the broadcast address, so no NIC filters them.
+#[inline(always)]
+pub fn member_probe_mac(sender_id: u32, member: u8) -> [u8; 6] {
+    let id = sender_id.to_be_bytes();
+    [0x06, id[0], id[1], id[2], id[3], member]
+}
+
 /// A request frame, ready to send on the bond device (the data plane stamps `t1` and sends it
 /// out of member `member`).
-pub fn request_frame(src_mac: [u8; 6], member: u8, seq: u32, sender_id: u32) -> [u8; PROBE_FRAME_LEN] {
+pub fn request_frame(member: u8, seq: u32, sender_id: u32) -> [u8; PROBE_FRAME_LEN] {
     let mut f = [0u8; PROBE_FRAME_LEN];
     f[0..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&src_mac);
+    f[6..12].copy_from_slice(&member_probe_mac(sender_id, member));
     f[12..14].copy_from_slice(&ETH_P_PROBE.to_be_bytes());
     let h = ProbeHeader { magic: PROBE_MAGIC, version: PROBE_VERSION, kind: KIND_REQUEST, member, flags: 0, seq, sender_id, t1: 0, t2: 0 };
     f[OFF_HEADER..OFF_PATTERN].copy_from_slice(&h.to_bytes());
@@ -181,7 +192,9 @@ mod tests {
 
     #[test]
     fn request_round_trips_and_checks_out() {
-        let f = request_frame([2, 0, 0, 0, 0, 1], 3, 77, 0xabcd);
+        let f = request_frame(3, 77, 0xabcd);
+        assert_eq!(f[6..12], member_probe_mac(0xabcd, 3), "from the member's own probe address");
+        assert_eq!(f[6] & 3, 2, "locally administered, unicast");
         assert_eq!(f.len(), PROBE_FRAME_LEN);
         let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_PATTERN].try_into().unwrap());
         assert_eq!((h.kind, h.member, h.seq, h.sender_id), (KIND_REQUEST, 3, 77, 0xabcd));
@@ -192,7 +205,7 @@ mod tests {
 
     #[test]
     fn corruption_is_detected() {
-        let f = request_frame([2, 0, 0, 0, 0, 1], 3, 77, 1);
+        let f = request_frame(3, 77, 1);
         let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_PATTERN].try_into().unwrap());
         for i in 0..PATTERN_LEN {
             let mut p: [u8; PATTERN_LEN] = f[OFF_PATTERN..].try_into().unwrap();

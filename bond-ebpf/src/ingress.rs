@@ -33,7 +33,11 @@ pub fn member_ingress(ctx: &TcContext) -> i32 {
         return TC_ACT_OK;
     };
     match skb_protocol(ctx) {
-        ETH_P_PROBE => return probe::receive(ctx, cfg, slot),
+        ETH_P_PROBE => {
+            if let Some(verdict) = probe::receive(ctx, cfg, slot) {
+                return verdict;
+            }
+        }
         // LACP and marker frames belong to the controller, which reads them on the member.
         ETH_P_SLOW => {
             bond_stats(|s| s.rx_slow_protocol += 1);

@@ -11,7 +11,7 @@ use bond_common::{
     packet::PacketBytes,
     probe::{
         FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_MEMBER, OFF_PATTERN, OFF_T1, OFF_T2, PATTERN_LEN,
-        ProbeEvent, ProbeHeader, frame_intact,
+        PROBE_MAGIC, ProbeEvent, ProbeHeader, frame_intact, member_probe_mac,
     },
 };
 
@@ -46,25 +46,28 @@ pub fn send(ctx: &TcContext, cfg: &BondConfig) -> i32 {
     unsafe { bpf_redirect(ifindex, 0) as i32 }
 }
 
-/// A probe received on member `slot`: answer a request from the peer in place (back out of the
-/// same member), report a reply to our own request, drop anything else.
+/// A frame of the probes' EtherType received on member `slot`: answer a request from the peer
+/// in place (back out of the same member), report a reply to our own request, drop anything
+/// else of ours. None: not a probe of ours (another protocol on the same local experimental
+/// EtherType), delivered to the bond like any frame.
 #[inline(always)]
-pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> i32 {
+pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
     // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     let pkt = Skb::new(ctx);
-    let (Some(hb), Some(pattern), Some(src)) = (pkt.bytes::<32>(OFF_HEADER), pkt.bytes::<PATTERN_LEN>(OFF_PATTERN), pkt.bytes::<6>(6))
-    else {
-        member_stats(u32::from(slot), |s| s.probe_errors += 1);
-        return TC_ACT_SHOT;
-    };
+    let (hb, pattern) = (pkt.bytes::<32>(OFF_HEADER)?, pkt.bytes::<PATTERN_LEN>(OFF_PATTERN)?);
     let h = ProbeHeader::from_bytes(&hb);
+    if h.magic != PROBE_MAGIC {
+        return None;
+    }
     let intact = frame_intact(&h, &pattern);
     if !intact {
         member_stats(u32::from(slot), |s| s.probe_errors += 1);
     }
-    match h.kind {
-        KIND_REQUEST => answer(ctx, cfg, slot, src, intact, now),
+    Some(match h.kind {
+        // Our own request, flooded back by a switch to another member: not a peer's.
+        KIND_REQUEST if h.sender_id == cfg.probe_id => TC_ACT_SHOT,
+        KIND_REQUEST => answer(ctx, cfg, slot, intact, now),
         KIND_REPLY if h.sender_id == cfg.probe_id => {
             let event = ProbeEvent {
                 member: h.member,
@@ -83,16 +86,17 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> i32 {
         }
         // A reply to another bond instance, or a frame too mangled to tell.
         _ => TC_ACT_SHOT,
-    }
+    })
 }
 
 /// Turns the request into the reply and sends it back out of the member it came in on.
 #[inline(always)]
-fn answer(ctx: &TcContext, cfg: &BondConfig, slot: u8, src: [u8; 6], intact: bool, now: u64) -> i32 {
-    let mac = [cfg.bond_mac[0], cfg.bond_mac[1], cfg.bond_mac[2], cfg.bond_mac[3], cfg.bond_mac[4], cfg.bond_mac[5]];
+fn answer(ctx: &TcContext, cfg: &BondConfig, slot: u8, intact: bool, now: u64) -> i32 {
     let flags = if intact { 0u8 } else { FLAG_CORRUPT };
-    let ok = ctx.store(0, &src, 0).is_ok()
-        && ctx.store(6, &mac, 0).is_ok()
+    // Broadcast, from this member's probe address (see `member_probe_mac`): a NIC's filter
+    // passes it, and a switch moves no address of the bonds.
+    let ok = ctx.store(0, &[0xffu8; 6], 0).is_ok()
+        && ctx.store(6, &member_probe_mac(cfg.probe_id, slot), 0).is_ok()
         && ctx.store(OFF_KIND, &KIND_REPLY, 0).is_ok()
         && ctx.store(OFF_FLAGS, &flags, 0).is_ok()
         && ctx.store(OFF_T2, &now.to_le_bytes(), 0).is_ok();

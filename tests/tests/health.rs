@@ -470,3 +470,29 @@ fn idle_flows_are_forgotten_after_flow_expiry() {
     }
     assert!(start.elapsed() >= Duration::from_millis(900), "not forgotten before flowExpiry: {:?}", start.elapsed());
 }
+
+#[test]
+fn another_protocol_on_the_probes_ethertype_reaches_the_bond_and_is_not_answered() {
+    // 0x88b5 is the IEEE local experimental EtherType: other protocols use it too.
+    let lab = lab(LabOptions::default().policy("balance-xor"));
+    let wire = lab.wire().expect("wire namespace");
+    let capture = bond_tests::net::Capture::open(&lab.a.ns, &lab.a.bond).unwrap();
+    let sender = bond_tests::net::RawSender::open(wire, "a0").unwrap();
+    let before = member(&lab.a.daemon().status().unwrap(), "eth0").clone();
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0x88, 0xb5]);
+    frame.extend_from_slice(&[0x88, 0xb5]);
+    // Long enough to be read as a probe, with a type byte of a probe request.
+    frame.extend((0..100u8).map(|i| if i == 5 { 1 } else { i.wrapping_mul(7) }));
+    for _ in 0..5 {
+        sender.send(&frame).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let arrived = capture.frames().iter().filter(|f| f.len() >= 14 && f[12..14] == [0x88, 0xb5] && f[6..12] == frame[6..12]).count();
+    assert_eq!(arrived, 5, "every foreign frame reaches the bond device");
+    let after = member(&lab.a.daemon().status().unwrap(), "eth0").clone();
+    assert_eq!(after["probe_errors"], before["probe_errors"], "not counted as broken probes");
+    let answered = after["probes_answered"].as_u64().unwrap() - before["probes_answered"].as_u64().unwrap();
+    // B's own requests are answered meanwhile (every third of the failover interval).
+    assert!(answered < 5, "not answered as probe requests: {answered}");
+}

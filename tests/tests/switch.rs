@@ -115,3 +115,136 @@ fn lacp_on_a_switch_that_speaks_no_lacp_still_reaches_the_hosts_through_a_failov
     let got = lab.peers_send(100, 48200).unwrap();
     assert!(got.iter().all(|&n| n == 100), "every datagram from the hosts arrives after the failover: {got:?}");
 }
+
+/// Two bonds plugged into one switch, two members each: A (192.0.2.1) on ports a0, a1 and B
+/// (192.0.2.2) on b0, b1. Field order: the daemons stop before the namespaces go.
+struct TwoBonds {
+    a: Daemon,
+    b: Daemon,
+    ns_a: bond_tests::Netns,
+    ns_b: bond_tests::Netns,
+    sw: bond_tests::Netns,
+    dir: bond_tests::lab::TempDir,
+}
+
+impl TwoBonds {
+    fn start(policy: &str) -> TwoBonds {
+        let dir = bond_tests::lab::TempDir::new().unwrap();
+        let (ns_a, ns_b, sw) = (
+            bond_tests::Netns::new("sw2-a-").unwrap(),
+            bond_tests::Netns::new("sw2-b-").unwrap(),
+            bond_tests::Netns::new("sw2-s-").unwrap(),
+        );
+        for ns in [&ns_a, &ns_b, &sw] {
+            ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1").unwrap();
+            ns.sysctl("net.ipv6.conf.default.disable_ipv6", "1").unwrap();
+        }
+        sw.ip(&["link", "add", "sw0", "type", "bridge"]).unwrap();
+        sw.ip(&["link", "set", "sw0", "up"]).unwrap();
+        let mut daemons = Vec::new();
+        for (side, ns, addr) in [("a", &ns_a, "192.0.2.1"), ("b", &ns_b, "192.0.2.2")] {
+            for j in 0..2 {
+                let port = format!("{side}{j}");
+                sw.ip(&["link", "add", &port, "type", "veth", "peer", "name", &format!("eth{j}"), "netns", ns.name()]).unwrap();
+                sw.ip(&["link", "set", &port, "master", "sw0", "up"]).unwrap();
+                ns.ip(&["link", "set", &format!("eth{j}"), "up"]).unwrap();
+            }
+            let config = dir.path().join(format!("{side}.yaml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "bonds:\n  bond0:\n    links: [eth0, eth1]\n    addresses: [{addr}/24]\n    policy: ab\n\
+                     settings:\n  policies:\n    ab: {{ basePolicy: {policy}, failoverInterval: 300 }}\n"
+                ),
+            )
+            .unwrap();
+            daemons.push(Daemon::start(ns, &config, "bond0", dir.path()).unwrap_or_else(|e| panic!("starting bond {side}: {e:#}")));
+        }
+        let b = daemons.pop().unwrap();
+        let a = daemons.pop().unwrap();
+        TwoBonds { a, b, ns_a, ns_b, sw, dir }
+    }
+
+    fn port_of(&self, mac: &str) -> Option<String> {
+        let out = self.sw.exec("bridge", &["-j", "fdb", "show", "br", "sw0"]).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+        v.as_array()?.iter().find(|e| e["mac"] == mac && e["ifname"].is_string()).and_then(|e| e["ifname"].as_str()).map(str::to_string)
+    }
+
+    /// Makes switch port `port`'s cable silent, carrier up.
+    fn silence(&self, port: &str) {
+        let script = format!(
+            "table netdev silence {{\n chain in {{ type filter hook ingress device \"{port}\" priority 0; policy drop; }}\n \
+             chain out {{ type filter hook egress device \"{port}\" priority 0; policy drop; }}\n}}\n"
+        );
+        let path = self.dir.path().join("silence.nft");
+        std::fs::write(&path, script).unwrap();
+        self.sw.exec("nft", &["-f", &path.to_string_lossy()]).unwrap();
+    }
+}
+
+#[test]
+fn two_bonds_behind_one_switch_probe_each_link_without_moving_their_addresses() {
+    let lab = TwoBonds::start("active-backup");
+    let pings = |from: &bond_tests::Netns, to: &str| from.exec("ping", &["-q", "-c", "2", "-i", "0.2", "-W", "2", to]).is_ok();
+    assert!(pings(&lab.ns_a, "192.0.2.2"), "A reaches B through the switch");
+    // Every member of both bonds is measured by probes answered through the switch.
+    for d in [&lab.a, &lab.b] {
+        wait_until(Duration::from_secs(10), "probes answered on every member", || {
+            let s = d.status().unwrap();
+            ["eth0", "eth1"].iter().all(|m| Daemon::member(&s, m)["quality"]["samples"].as_u64().unwrap_or(0) >= 4)
+        });
+    }
+    // Probes go out on backups too, yet the switch keeps each bond's address on its active
+    // member's port: probes carry the member's own probe address, not the bond's.
+    let (s_a, s_b) = (lab.a.status().unwrap(), lab.b.status().unwrap());
+    let (mac_a, mac_b) = (s_a["mac"].as_str().unwrap().to_string(), s_b["mac"].as_str().unwrap().to_string());
+    let (act_a, act_b) = (s_a["active"].as_str().unwrap().to_string(), s_b["active"].as_str().unwrap().to_string());
+    assert!(pings(&lab.ns_b, "192.0.2.1"));
+    // Each member probes every 100 ms: a probe carrying the bond's address would move it.
+    for _ in 0..100 {
+        assert_eq!(
+            lab.port_of(&mac_a),
+            Some(format!("a{}", act_a.trim_start_matches("eth"))),
+            "A's address stays on its active member's port"
+        );
+        assert_eq!(
+            lab.port_of(&mac_b),
+            Some(format!("b{}", act_b.trim_start_matches("eth"))),
+            "B's address stays on its active member's port"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A answers B's requests (each reaches both of A's members), never its own that the
+    // switch floods back to its other member.
+    let total =
+        |s: &serde_json::Value, key: &str| -> u64 { ["eth0", "eth1"].iter().map(|m| Daemon::member(s, m)[key].as_u64().unwrap()).sum() };
+    let (s_a, s_b) = (lab.a.status().unwrap(), lab.b.status().unwrap());
+    let (answered, sent_by_b, sent_by_a) = (total(&s_a, "probes_answered"), total(&s_b, "tx_probes"), total(&s_a, "tx_probes"));
+    println!("A answered {answered} probes; B sent {sent_by_b}, A sent {sent_by_a}");
+    assert!(answered <= 2 * sent_by_b + 8, "A answered more than B's requests: {answered} > 2 x {sent_by_b} (A sent {sent_by_a})");
+    // Traffic from B to A goes to A's active member's port, not its backup's.
+    let backup = if act_a == "eth0" { "eth1" } else { "eth0" };
+    let backup_port = format!("a{}", backup.trim_start_matches("eth"));
+    let before = lab.sw.counters(&backup_port).unwrap().tx_packets;
+    let rx = lab.ns_a.enter(|| UdpSocket::bind(("192.0.2.1", 48300))).unwrap().unwrap();
+    let tx = lab.ns_b.enter(|| UdpSocket::bind(("192.0.2.2", 0))).unwrap().unwrap();
+    for seq in 0..2000 {
+        tx.send_to(&payload(seq, 0, 200), ("192.0.2.1", 48300)).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(rx);
+    let to_backup = lab.sw.counters(&backup_port).unwrap().tx_packets - before;
+    println!("two bonds on a switch: {to_backup} frames reached A's backup port while B sent 2000 datagrams to A");
+    assert!(to_backup < 400, "B's traffic for A went to A's backup port: {to_backup} frames");
+    // A's backup goes silent at the switch: A finds that link failed, and only that one; B's
+    // links (which answered A's probes on it) stay healthy.
+    lab.silence(&format!("a{}", backup.trim_start_matches("eth")));
+    wait_until(Duration::from_secs(10), "A's silent member fails", || Daemon::member(&lab.a.status().unwrap(), backup)["usable"] == false);
+    std::thread::sleep(Duration::from_millis(500));
+    let s = lab.a.status().unwrap();
+    assert_eq!(Daemon::member(&s, &act_a)["usable"], true, "A's active member is healthy: {s}");
+    let s = lab.b.status().unwrap();
+    assert!(["eth0", "eth1"].iter().all(|m| Daemon::member(&s, m)["usable"] == true), "B's members are healthy: {s}");
+    assert!(pings(&lab.ns_a, "192.0.2.2"));
+}

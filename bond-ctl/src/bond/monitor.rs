@@ -484,7 +484,7 @@ impl Core {
                 continue;
             }
             m.probe_seq = m.probe_seq.wrapping_add(1);
-            let frame = probe::request_frame(self.settings.mac, m.slot, m.probe_seq, self.settings.probe_id);
+            let frame = probe::request_frame(m.slot, m.probe_seq, self.settings.probe_id);
             m.probes.sent(m.probe_seq, now);
             let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
             self.actions.push(Action::Send { port: Port::Bond, frame: frame.to_vec(), ether_type: ETH_P_PROBE, kind });
