@@ -73,3 +73,22 @@ fn radix36(mut v: u32) -> String {
     s.reverse();
     String::from_utf8(s).expect("ascii")
 }
+
+/// The file `cargo xtask test` names for tests that could not run here (environment variable
+/// `BOND_TESTS_SKIPPED`).
+pub const SKIPPED_ENV: &str = "BOND_TESTS_SKIPPED";
+
+/// Records that test `test` cannot run on this machine (a kernel feature it needs is absent)
+/// and why; the test then returns. `cargo xtask test` counts and lists these, so a skip is
+/// visible rather than a silent pass.
+pub fn skip(test: &str, reason: &str) {
+    // One line per test.
+    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("SKIPPED {test}: {reason}");
+    if let Some(path) = std::env::var_os(SKIPPED_ENV) {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{test}: {reason}");
+        }
+    }
+}

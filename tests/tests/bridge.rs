@@ -80,3 +80,21 @@ fn a_bridge_above_the_bond_reaches_its_guests_and_members_follow_its_promiscuity
         assert_eq!(members.iter().map(|m| promiscuity(&lab.a.ns, m)).collect::<Vec<_>>(), before, "{policy}: members restored");
     }
 }
+
+#[test]
+fn vlan_devices_on_the_bond_carry_tagged_traffic() {
+    let lab = Lab::start(LabOptions::default().policy("balance-xor")).unwrap();
+    // 802.1Q is a kernel module these machines may not have.
+    if let Err(e) = lab.a.ns.ip(&["link", "add", "link", &lab.a.bond, "name", "vlan10", "type", "vlan", "id", "10"]) {
+        bond_tests::skip("vlan_devices_on_the_bond_carry_tagged_traffic", &format!("no 802.1Q in this kernel ({e})"));
+        return;
+    }
+    lab.b.ns.ip(&["link", "add", "link", &lab.b.bond, "name", "vlan10", "type", "vlan", "id", "10"]).unwrap();
+    for (side, addr) in [(&lab.a, "198.51.100.1/24"), (&lab.b, "198.51.100.2/24")] {
+        side.ns.ip(&["addr", "add", addr, "dev", "vlan10"]).unwrap();
+        side.ns.ip(&["link", "set", "vlan10", "up"]).unwrap();
+    }
+    assert!(pings(&lab.a.ns, "198.51.100.2"), "tagged traffic crosses the bond");
+    lab.cut(0).unwrap();
+    assert!(pings(&lab.a.ns, "198.51.100.2"), "also after a member fails");
+}
