@@ -129,6 +129,8 @@ impl Side {
 /// any carrier change. The bond's own programs cannot be bypassed on A or B: traffic they
 /// redirect skips the members' netfilter hooks, so faults are injected in between.
 pub struct Lab {
+    /// Link emulators put on links (see [`Lab::emulate`]); stopped first.
+    emulators: Vec<Option<crate::emu::Emulator>>,
     pub a: Side,
     pub b: Side,
     wire: Option<Netns>,
@@ -166,6 +168,7 @@ impl Lab {
         // Every lab's bonds are `bond0`, as on real hosts: namespaces keep them apart (their pins,
         // state files and control sockets included), also when tests run in parallel.
         let mut lab = Lab {
+            emulators: (0..opts.links).map(|_| None).collect(),
             a: Side { daemon: None, bond: BOND.into(), addr: ADDR_A, ns: ns_a },
             b: Side { daemon: None, bond: BOND.into(), addr: ADDR_B, ns: ns_b },
             wire,
@@ -234,10 +237,40 @@ impl Lab {
         }
     }
 
+    /// Puts a link emulator on link `i` (see [`crate::emu`]): from now on the user-space
+    /// emulator carries its frames (the wire's kernel forwarding for it stops), with no
+    /// impairment until told. Direction 0 is A to B.
+    pub fn emulate(&mut self, i: usize) -> anyhow::Result<&crate::emu::Emulator> {
+        let w = self.wire.as_ref().context("emulating links needs the wire namespace")?;
+        if self.emulators[i].is_none() {
+            // The emulator reads frames as they leave a member; checksums the NIC would fill
+            // in (veth leaves them partial) must be complete by then, and no frame may be a
+            // GSO super-packet: both ends' members checksum and segment in software.
+            for side in [&self.a, &self.b] {
+                side.ns.exec("ethtool", &["-K", &format!("eth{i}"), "tx", "off"])?;
+            }
+            let emu = crate::emu::Emulator::start(w, &format!("a{i}"), &format!("b{i}"))?;
+            let script = format!(
+                "flush chain netdev wire a{i}\nadd rule netdev wire a{i} drop\nflush chain netdev wire b{i}\nadd rule netdev wire b{i} drop\n"
+            );
+            let path = self.dir.path().join(format!("emulate-{i}.nft"));
+            fs::write(&path, script)?;
+            w.exec("nft", &["-f", &path.to_string_lossy()])?;
+            self.emulators[i] = Some(emu);
+        }
+        Ok(self.emulators[i].as_ref().expect("just put"))
+    }
+
+    /// The emulator on link `i`, if it has one.
+    pub fn emulator(&self, i: usize) -> Option<&crate::emu::Emulator> {
+        self.emulators[i].as_ref()
+    }
+
     /// Drops `percent`% of the frames crossing link `i` in each direction, without touching
     /// carrier: 100 makes the link silent.
     pub fn impair(&self, i: usize, percent: u32) -> anyhow::Result<()> {
         let w = self.wire.as_ref().context("impairing links needs the wire namespace")?;
+        anyhow::ensure!(self.emulators[i].is_none(), "link {i} is emulated: impair it with its emulator");
         let drop = if percent >= 100 { "drop".to_string() } else { format!("numgen random mod 100 < {percent} drop") };
         // One transaction: between a flush and the new rules the link would be silent.
         let mut script = String::new();

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod cmd;
+pub mod emu;
 pub mod lab;
 pub mod net;
 pub mod ns;

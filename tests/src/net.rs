@@ -170,7 +170,7 @@ impl RawSender {
 }
 
 /// An AF_PACKET socket for every EtherType, bound to `dev`.
-fn packet_socket(dev: &str, flags: SockFlag) -> anyhow::Result<OwnedFd> {
+pub fn packet_socket(dev: &str, flags: SockFlag) -> anyhow::Result<OwnedFd> {
     let fd = socket::socket(AddressFamily::Packet, SockType::Raw, flags, SockProtocol::EthAll)
         .map_err(|e| anyhow::anyhow!("AF_PACKET socket: {e}"))?;
     let ifindex = nix::net::if_::if_nametoindex(dev).map_err(|_| anyhow::anyhow!("no interface {dev}"))?;

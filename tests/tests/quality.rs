@@ -1,0 +1,229 @@
+//! Paths of different quality, through the lab's link emulator (these kernels have no netem):
+//! the emulator does what it is told, probes measure what the links impose, and the bond acts
+//! on it (link selection, failover on slow links).
+
+use std::{
+    net::UdpSocket,
+    time::{Duration, Instant, SystemTime},
+};
+
+use bond_tests::{
+    Daemon, Lab, LabOptions,
+    emu::{Impairment, Jitter},
+    lab::{ADDR_A, ADDR_B},
+    net::{Stream, UdpFlows, losses, parse_payload, payload, set_rcvbuf},
+    wait_until,
+};
+use serde_json::Value;
+
+fn lab(opts: LabOptions) -> Lab {
+    Lab::start(opts).unwrap_or_else(|e| panic!("starting the lab: {e:#}"))
+}
+
+/// Round-trip times of `count` pings from A to B (ms): (average, mdev).
+fn ping_rtt(lab: &Lab, count: u32) -> (f64, f64) {
+    let out = lab.a.ns.exec("ping", &["-q", "-c", &count.to_string(), "-i", "0.05", "-W", "2", ADDR_B]).unwrap();
+    let line = out.lines().find(|l| l.contains("min/avg/max")).unwrap_or_else(|| panic!("no rtt line: {out}"));
+    // "rtt min/avg/max/mdev = 20.1/20.3/20.6/0.2 ms" (", pipe 2" after it when pings overlap)
+    let numbers = line.split('=').nth(1).unwrap().split(" ms").next().unwrap().trim();
+    let v: Vec<f64> = numbers.split('/').map(|x| x.parse().unwrap()).collect();
+    (v[1], v[3])
+}
+
+fn quality(s: &Value, member: &str, key: &str) -> f64 {
+    Daemon::member(s, member)["quality"][key].as_f64().unwrap_or(f64::NAN)
+}
+
+#[test]
+fn the_emulator_imposes_delay_loss_and_rate_and_changes_them_while_traffic_runs() {
+    let mut lab = lab(LabOptions::default().policy("active-backup").links(1));
+    lab.emulate(0).unwrap();
+    let emu = lab.emulator(0).unwrap();
+    let (rtt, _) = ping_rtt(&lab, 5);
+    assert!(rtt < 2.0, "no impairment yet: {rtt} ms");
+    emu.set_both(Impairment::delay_ms(10));
+    let (rtt, mdev) = ping_rtt(&lab, 20);
+    println!("emulator: 10 ms each way: rtt {rtt:.2} ms (mdev {mdev:.2})");
+    assert!((20.0..23.0).contains(&rtt), "10 ms each way: a round trip of 20 ms, not {rtt}");
+    // Changed while it runs.
+    emu.set_both(Impairment::delay_ms(25));
+    let (rtt, _) = ping_rtt(&lab, 10);
+    assert!((50.0..54.0).contains(&rtt), "25 ms each way: {rtt}");
+    // Jitter: normal, 4 ms each way.
+    emu.set_both(Impairment {
+        delay: Duration::from_millis(20),
+        jitter: Duration::from_millis(4),
+        distribution: Jitter::Normal,
+        ..Default::default()
+    });
+    let (rtt, mdev) = ping_rtt(&lab, 60);
+    println!("emulator: 20 ± 4 ms (normal) each way: rtt {rtt:.2} ms, mdev {mdev:.2}");
+    assert!((38.0..44.0).contains(&rtt) && (2.5..8.0).contains(&mdev), "rtt {rtt}, mdev {mdev}");
+
+    // Loss one way only: 20% of A's datagrams.
+    emu.set(0, Impairment { loss: 0.2, ..Default::default() });
+    emu.set(1, Impairment::default());
+    let flows = UdpFlows::new(&lab, 1, 47000).unwrap();
+    let sent = flows.send(2000, 64).unwrap();
+    let got = flows.receive(Duration::from_millis(300)).len() as f64 / sent as f64;
+    println!("emulator: 20% loss: {:.1}% arrived", got * 100.0);
+    assert!((0.75..0.85).contains(&got), "about 80% arrive: {got}");
+    drop(flows);
+    // Bursts: the same average in runs.
+    emu.set(0, Impairment { burst: Some(bond_tests::emu::Burst { enter: 0.05, leave: 0.2 }), ..Default::default() });
+    let flows = UdpFlows::new(&lab, 1, 47100).unwrap();
+    let sent = flows.send(4000, 64).unwrap();
+    let mut seqs: Vec<u64> = flows.receive(Duration::from_millis(300)).iter().map(|(s, _)| *s).collect();
+    seqs.sort();
+    let gaps: Vec<u64> = seqs.windows(2).map(|w| w[1] - w[0] - 1).filter(|g| *g > 0).collect();
+    let mean_gap = gaps.iter().sum::<u64>() as f64 / gaps.len().max(1) as f64;
+    let got = seqs.len() as f64 / sent as f64;
+    println!("emulator: bursts (enter 5%, leave 20%): {:.1}% arrived, {} gaps of {mean_gap:.1} on average", got * 100.0, gaps.len());
+    // In the bad state 1/0.2 = 5 frames on average; 0.05/(0.05+0.2) = 20% of the time.
+    assert!((3.5..7.0).contains(&mean_gap), "losses come in runs of about 5: {mean_gap}");
+    assert!((0.72..0.88).contains(&got), "{got}");
+
+    // Rate: 20 Mbit/s from A; a burst of 1000-byte datagrams arrives at that pace.
+    emu.set(0, Impairment { rate: Some(20_000_000), queue: Duration::from_millis(200), ..Default::default() });
+    let rx = lab.b.ns.enter(|| UdpSocket::bind((ADDR_B, 47200))).unwrap().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    set_rcvbuf(&rx, 16 << 20);
+    let tx = lab.a.ns.enter(|| UdpSocket::bind((ADDR_A, 0))).unwrap().unwrap();
+    for seq in 0..400 {
+        bond_tests::net::send_retrying(&tx, &payload(seq, 0, 1000), std::net::SocketAddr::new(ADDR_B.parse().unwrap(), 47200)).unwrap();
+    }
+    let mut arrivals = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = rx.recv(&mut buf) {
+        if parse_payload(&buf[..n]).is_some() {
+            arrivals.push(Instant::now());
+        }
+    }
+    let (first, last) = (arrivals[0], *arrivals.last().unwrap());
+    // On the wire each datagram is 1042 bytes (UDP, IP and Ethernet headers).
+    let mbps = (arrivals.len() - 1) as f64 * 1042.0 * 8.0 / last.duration_since(first).as_secs_f64() / 1e6;
+    println!("emulator: rate 20 Mbit/s: {} datagrams at {mbps:.1} Mbit/s", arrivals.len());
+    assert!((17.0..22.0).contains(&mbps), "{mbps} Mbit/s");
+    let s = emu.stats(0);
+    println!("emulator stats A->B: {s:?}");
+    assert!(s.late_max_us < 20_000, "frames leave near their due time: worst {} us late", s.late_max_us);
+}
+
+#[test]
+fn probes_measure_the_latency_jitter_and_loss_each_link_imposes() {
+    let mut lab = lab(LabOptions::default().policy("q").settings("policies:\n  q: { basePolicy: balance-xor, failoverInterval: 300 }"));
+    lab.emulate(1).unwrap().set_both(Impairment::delay_ms(10));
+    let jittery = Impairment {
+        delay: Duration::from_millis(20),
+        jitter: Duration::from_millis(5),
+        distribution: Jitter::Normal,
+        loss: 0.05,
+        ..Default::default()
+    };
+    lab.emulate(2).unwrap().set_both(jittery);
+    // The window must hold only probes sent since: 64 at one per 100 ms.
+    let impaired = Instant::now();
+    // Probes every 100 ms; the window holds 64 (answered ones count as samples).
+    let mut s = Value::Null;
+    let judged = bond_tests::poll_until(Duration::from_secs(25), || {
+        s = lab.a.daemon().status().unwrap();
+        impaired.elapsed() > Duration::from_millis(7000)
+            && (0..3).all(|i| Daemon::member(&s, &format!("eth{i}"))["quality"]["samples"].as_u64().unwrap_or(0) >= 48)
+    });
+    assert!(judged.is_ok(), "48 probes answered on every link: {:#}", s["members"]);
+    let q = |m: &str, k: &str| quality(&s, m, k);
+    println!(
+        "measured: eth0 lat {:.2} pdv {:.2} plr {:.3}; eth1 lat {:.2} pdv {:.2} plr {:.3}; eth2 lat {:.2} pdv {:.2} plr {:.3}",
+        q("eth0", "lat"),
+        q("eth0", "pdv"),
+        q("eth0", "plr"),
+        q("eth1", "lat"),
+        q("eth1", "pdv"),
+        q("eth1", "plr"),
+        q("eth2", "lat"),
+        q("eth2", "pdv"),
+        q("eth2", "plr")
+    );
+    // Round trips: 0, 2 x 10 and 2 x 20 ms, within 3 ms (and 10% for the jittery one).
+    assert!(q("eth0", "lat") < 3.0);
+    assert!((20.0..23.0).contains(&q("eth1", "lat")), "eth1 lat {}", q("eth1", "lat"));
+    assert!((36.0..46.0).contains(&q("eth2", "lat")), "eth2 lat {}", q("eth2", "lat"));
+    // Jitter: a round trip's spread is sqrt(2) x 5 ms = 7.1 ms.
+    assert!(q("eth1", "pdv") < 2.0 && (4.5..10.0).contains(&q("eth2", "pdv")), "pdv {} / {}", q("eth1", "pdv"), q("eth2", "pdv"));
+    // Loss: 1 - 0.95 x 0.95 = 9.75% of round trips, over about 55 probes (±4% one sigma).
+    assert_eq!(q("eth0", "plr"), 0.0);
+    assert!((0.01..0.22).contains(&q("eth2", "plr")), "eth2 plr {}", q("eth2", "plr"));
+}
+
+#[test]
+fn optimize_moves_active_backup_to_the_clearly_better_link_and_does_not_flap_between_equals() {
+    let settings = "policies:\n  opt: { basePolicy: active-backup, linkSelectMethod: optimize, failoverInterval: 300 }";
+    let mut lab = lab(LabOptions::default().policy("opt").settings(settings));
+    for i in 0..3 {
+        lab.emulate(i).unwrap();
+    }
+    wait_until(Duration::from_secs(20), "every link judged", || {
+        let s = lab.a.daemon().status().unwrap();
+        (0..3).all(|i| Daemon::member(&s, &format!("eth{i}"))["quality"]["samples"].as_u64().unwrap_or(0) >= 40)
+    });
+    // Equal links: no change of active member while they stay equal (within noise).
+    let s = lab.a.daemon().status().unwrap();
+    let (active, failovers) = (s["active"].as_str().unwrap().to_string(), s["failovers"].as_u64().unwrap());
+    std::thread::sleep(Duration::from_secs(4));
+    let s = lab.a.daemon().status().unwrap();
+    assert_eq!((s["active"].as_str().unwrap(), s["failovers"].as_u64().unwrap()), (active.as_str(), failovers), "no flapping among equals");
+    // The active link gets 100 ms each way: clearly worse; the bond moves off it.
+    let j: usize = active.trim_start_matches("eth").parse().unwrap();
+    let slowed = Instant::now();
+    lab.emulator(j).unwrap().set_both(Impairment::delay_ms(100));
+    let mut s = Value::Null;
+    wait_until(Duration::from_secs(20), "another member active", || {
+        s = lab.a.daemon().status().unwrap();
+        s["active"] != active.as_str()
+    });
+    let moved = slowed.elapsed();
+    let next = s["active"].as_str().unwrap().to_string();
+    println!("optimize: moved from {active} (now 200 ms round trips) to {next} after {moved:?}");
+    // And it stays there.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lab.a.daemon().status().unwrap()["active"], next.as_str(), "stays on the better link");
+}
+
+#[test]
+fn a_silent_link_with_50_ms_of_delay_fails_over_within_the_failover_interval() {
+    let settings = "policies:\n  slow: { basePolicy: active-backup, failoverInterval: 300 }";
+    let mut lab = lab(LabOptions::default().policy("slow").settings(settings));
+    for i in 0..3 {
+        lab.emulate(i).unwrap().set_both(Impairment::delay_ms(25));
+    }
+    let (s, _) = {
+        let mut s = Value::Null;
+        let took = wait_until(Duration::from_secs(10), "eth0 active and answering probes", || {
+            s = lab.a.daemon().status().unwrap();
+            s["active"] == "eth0" && Daemon::member(&s, "eth0")["rx_probes"].as_u64().unwrap_or(0) > 5
+        });
+        (s, took)
+    };
+    assert_eq!(Daemon::member(&s, "eth0")["usable"], true);
+    let stream = Stream::start(&lab, Duration::from_millis(1), 4000).unwrap();
+    wait_until(Duration::from_secs(3), "the stream arrives", || stream.received() >= 300);
+    let silenced = SystemTime::now();
+    lab.emulator(0).unwrap().set_both(Impairment { delay: Duration::from_millis(25), loss: 1.0, ..Default::default() });
+    let mut s = Value::Null;
+    wait_until(Duration::from_secs(5), "eth0 declared failed", || {
+        s = lab.a.daemon().status().unwrap();
+        Daemon::member(&s, "eth0")["usable"] == false
+    });
+    let failed = Daemon::event_ms_after(&s, "eth0 failed: silent", silenced).expect("an event says eth0 failed for silence");
+    let then = stream.received();
+    wait_until(Duration::from_secs(3), "traffic on another member", || stream.received() >= then + 300);
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, longest) = losses(sent, &got);
+    println!("50 ms round trips: eth0 failed {failed:.0} ms after it went silent; {lost} datagrams lost, longest gap {longest} ms");
+    // Silence is counted from the last reply, which arrived before the fault, so the decision
+    // is due within the 300 ms interval of the fault; 40 ms more for waking the daemon and the
+    // emulator on a busy two-core machine.
+    assert!(failed <= 300.0 + 40.0, "failed {failed:.0} ms after the fault");
+    // Traffic resumes after the decision plus one way's 25 ms.
+    assert!(longest <= 300 + 40 + 25 + 10, "traffic lost for {longest} ms");
+}
