@@ -20,6 +20,7 @@ pub mod lab;
 pub mod net;
 pub mod ns;
 pub mod switch;
+pub mod wan;
 
 pub use lab::{Daemon, Lab, LabOptions};
 pub use ns::Netns;

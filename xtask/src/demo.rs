@@ -133,3 +133,116 @@ fn tx_counts(lab: &Lab) -> anyhow::Result<Vec<MemberLine>> {
         })
         .collect())
 }
+
+/// The WAN demo's policy: balance-aware by measured quality, probes every 100 ms (a window of
+/// 64 probes is about 6 s, so shares move over a few seconds), latency and loss weighted; a
+/// latency limit of 250 ms makes 100 ms round trips count (the score is exp(-4 x lat / limit)).
+const WAN_POLICY: &str =
+    "{ basePolicy: balance-aware, failoverInterval: 300, quality: { lat: 0.7, plr: 0.3 }, qualityLimits: { lat: 250, plr: 0.5 } }";
+const WAN_SECONDS: u64 = 36;
+
+/// `cargo xtask demo --wan`: two sites bonded over three emulated WAN paths, a VXLAN tunnel
+/// over each; per-member rates, measured quality and allocation each second while one path's
+/// latency and another's loss change, and a path is cut and restored.
+pub fn wan(bondctl: &Path) -> anyhow::Result<()> {
+    // SAFETY: as in `run`: no other thread exists yet.
+    unsafe { std::env::set_var("BONDCTL", bondctl) };
+    use bond_tests::{
+        emu::Impairment,
+        wan::{BOND_A, BOND_B, Wan},
+    };
+    println!("== WAN demo: two sites, three paths through the link emulator (10, 15 and 20 ms each way), a VXLAN tunnel over each,");
+    println!("   a bond over the tunnels on each site (balance-aware by measured latency and loss)");
+    let paths = [Impairment::delay_ms(10), Impairment::delay_ms(15), Impairment::delay_ms(20)];
+    let wan = Wan::start(&paths, WAN_POLICY).context("starting the sites")?;
+    anyhow::ensure!(wan.ping(56), "ping across the WAN bond");
+    println!("== ping across the bond: ok; 32 UDP flows from site A to site B:");
+    let running = Arc::new(AtomicBool::new(true));
+    let receiver = wan.site_b.enter(|| std::net::UdpSocket::bind((BOND_B, 44999)))??;
+    receiver.set_nonblocking(true)?;
+    let senders = wan.site_a.enter(|| (0..32).map(|i| std::net::UdpSocket::bind((BOND_A, 44000 + i))).collect::<Result<Vec<_>, _>>())??;
+    let r = running.clone();
+    let traffic = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while r.load(Ordering::Relaxed) {
+            for s in &senders {
+                let _ = s.send_to(&[0u8; 200], (BOND_B, 44999));
+            }
+            while receiver.recv(&mut buf).is_ok_and(|_| r.load(Ordering::Relaxed)) {}
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    type Step<'a> = (u64, &'static str, Box<dyn Fn() + 'a>);
+    let emulators = &wan.emulators;
+    let set = |i: usize, imp: Impairment| move || emulators[i].set_both(imp.clone());
+    let steps: [Step; 5] = [
+        (6, "path 1 slows to 50 ms each way: vx1's share shrinks", Box::new(set(1, Impairment::delay_ms(50)))),
+        (
+            13,
+            "path 2 loses 5% of frames each way: vx2's share shrinks",
+            Box::new(set(2, Impairment { loss: 0.05, ..Impairment::delay_ms(20) })),
+        ),
+        (
+            20,
+            "path 0 is cut (every frame lost): probes find it within 300 ms, its share moves",
+            Box::new(set(0, Impairment { loss: 1.0, ..Impairment::delay_ms(10) })),
+        ),
+        (24, "path 0 restored", Box::new(set(0, Impairment::delay_ms(10)))),
+        (
+            29,
+            "paths 1 and 2 as they were",
+            Box::new(|| {
+                emulators[1].set_both(Impairment::delay_ms(15));
+                emulators[2].set_both(Impairment::delay_ms(20));
+            }),
+        ),
+    ];
+    let start = Instant::now();
+    let mut last = tx_of(&wan.a)?;
+    let mut next_step = 0;
+    for second in 1..=WAN_SECONDS {
+        std::thread::sleep((start + Duration::from_secs(second)).saturating_duration_since(Instant::now()));
+        let s = wan.a.status()?;
+        let now = tx_of(&wan.a)?;
+        let members = s["members"].as_array().context("status without members")?;
+        let line: Vec<String> = members
+            .iter()
+            .zip(now.iter().zip(&last))
+            .map(|(m, (n, l))| {
+                let q = &m["quality"];
+                format!(
+                    "{} {:>4}/s {:>5.1} ms {:>4.1}% loss score {:.2} {:>3.0}%",
+                    m["name"].as_str().unwrap_or("?"),
+                    n - l,
+                    q["lat"].as_f64().unwrap_or(0.0),
+                    q["plr"].as_f64().unwrap_or(0.0) * 100.0,
+                    m["score"].as_f64().unwrap_or(0.0),
+                    m["allocation"].as_f64().unwrap_or(0.0) * 100.0
+                )
+            })
+            .collect();
+        println!("   t={second:>2}s  {}", line.join("  |  "));
+        last = now;
+        if let Some((at, what, action)) = steps.get(next_step)
+            && *at == second
+        {
+            println!("   -- {what}");
+            action();
+            next_step += 1;
+        }
+    }
+    drop(steps);
+    running.store(false, Ordering::Relaxed);
+    let _ = traffic.join();
+    println!("== bondctl status bond0 (site A, {}):\n", wan.site_a.name());
+    println!("{}", wan.a.ctl(&["status", "bond0"])?);
+    drop(wan);
+    println!("== removed the sites, paths and bonds");
+    Ok(())
+}
+
+/// Packets each of a bond's members sent so far.
+fn tx_of(d: &bond_tests::Daemon) -> anyhow::Result<Vec<u64>> {
+    let s = d.status()?;
+    Ok(s["members"].as_array().context("status without members")?.iter().map(|m| m["tx_packets"].as_u64().unwrap_or(0)).collect())
+}

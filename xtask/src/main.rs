@@ -30,6 +30,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Set up, build, and run a demo: without options the one `run` shows; `--wan`: two
+    /// sites bonded over three emulated WAN paths (VXLAN tunnels), balance-aware by measured
+    /// quality, while one path slows, another loses frames, and a third is cut and restored.
+    Demo {
+        #[arg(long)]
+        wan: bool,
+    },
     /// Set up, build, and run every test: unit tests, then the namespace integration tests, then
     /// a bounded run of the configuration parser's fuzzer.
     Test {
@@ -64,6 +71,11 @@ fn main() -> anyhow::Result<()> {
             setup::all()?;
             let bondctl = build::all()?;
             if args.is_empty() { demo::run(&bondctl) } else { util::exec(std::process::Command::new(&bondctl).args(&args)) }
+        }
+        Command::Demo { wan } => {
+            setup::all()?;
+            let bondctl = build::all()?;
+            if wan { demo::wan(&bondctl) } else { demo::run(&bondctl) }
         }
         Command::Test { filter, fuzz_seconds } => {
             setup::all()?;
