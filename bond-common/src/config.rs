@@ -225,6 +225,64 @@ pub mod bond_flags {
 /// A received frame identical to one seen within this time on another member is a duplicate.
 pub const DEDUP_WINDOW_NS: u64 = 50_000_000;
 
+/// Largest number of traffic-class rules (`classSpecificBonds`).
+pub const MAX_CLASSES: usize = 16;
+
+/// Which fields a [`ClassRule`] compares.
+pub mod class_match {
+    pub const DSCP: u8 = 1;
+    pub const PROTOCOL: u8 = 2;
+    /// The source or the destination port within `port_lo..=port_hi`.
+    pub const PORTS: u8 = 4;
+}
+
+/// A traffic class with its own policy: packets whose headers match every field it compares
+/// take policy `policy`. The controller writes the rules most specific first; the first match
+/// wins, before the peer tables.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassRule {
+    /// Bits of [`class_match`].
+    pub fields: u8,
+    pub dscp: u8,
+    /// IP protocol (after IPv6 extension headers).
+    pub protocol: u8,
+    pub pad: u8,
+    pub port_lo: u16,
+    pub port_hi: u16,
+    /// Index in [`BondConfig::policies`].
+    pub policy: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<ClassRule>() == 12);
+
+impl ClassRule {
+    pub const EMPTY: ClassRule = ClassRule { fields: 0, dscp: 0, protocol: 0, pad: 0, port_lo: 0, port_hi: 0, policy: 0 };
+
+    /// Whether a packet with headers `h` belongs to this class (an IP packet whose compared
+    /// fields all match; a rule comparing nothing matches nothing).
+    #[inline(always)]
+    pub fn matches(&self, h: &crate::packet::Headers) -> bool {
+        let f = self.fields;
+        if f == 0 || h.ip.version == 0 {
+            return false;
+        }
+        if f & class_match::DSCP != 0 && h.ip.dscp != self.dscp {
+            return false;
+        }
+        if f & class_match::PROTOCOL != 0 && (!h.l4.present || h.l4.proto != self.protocol) {
+            return false;
+        }
+        if f & class_match::PORTS != 0 {
+            let within = |p: u16| p >= self.port_lo && p <= self.port_hi;
+            if !h.l4.has_ports || !(within(h.l4.src_port) || within(h.l4.dst_port)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Which peer tables hold entries ([`BondConfig::peer_tables`]); empty tables are not looked up.
 pub mod peer_tables {
     pub const IPV4: u32 = 1;
@@ -257,9 +315,16 @@ pub struct BondConfig {
     /// Slot -> the member's MAC address (padded to 8 bytes), for [`bond_flags::OWN_MACS`].
     pub member_mac: [[u8; 8]; MAX_MEMBERS],
     pub policies: [PolicyConfig; MAX_POLICIES],
+    /// Traffic classes with their own policy, most specific first; `n_classes` are in use.
+    pub n_classes: u32,
+    pub pad: u32,
+    pub classes: [ClassRule; MAX_CLASSES],
 }
 
-const _: () = assert!(core::mem::size_of::<BondConfig>() == 40 + 12 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>());
+const _: () = assert!(
+    core::mem::size_of::<BondConfig>()
+        == 40 + 12 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>() + 8 + 12 * MAX_CLASSES
+);
 
 impl BondConfig {
     pub const EMPTY: BondConfig = BondConfig {
@@ -274,6 +339,9 @@ impl BondConfig {
         member_ifindex: [0; MAX_MEMBERS],
         member_mac: [[0; 8]; MAX_MEMBERS],
         policies: [PolicyConfig::EMPTY; MAX_POLICIES],
+        n_classes: 0,
+        pad: 0,
+        classes: [ClassRule::EMPTY; MAX_CLASSES],
     };
 
     /// The slot of the member with this ifindex.
@@ -290,5 +358,44 @@ impl BondConfig {
             i += 1;
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod class_tests {
+    use super::{ClassRule, class_match};
+    use crate::packet::Headers;
+
+    fn udp(dscp: u8, src_port: u16, dst_port: u16) -> Headers {
+        let mut h = Headers::EMPTY;
+        h.ip.version = 4;
+        h.ip.dscp = dscp;
+        h.l4.present = true;
+        h.l4.proto = 17;
+        h.l4.has_ports = true;
+        (h.l4.src_port, h.l4.dst_port) = (src_port, dst_port);
+        h
+    }
+
+    #[test]
+    fn a_class_matches_every_field_it_compares_and_nothing_else() {
+        let ef = ClassRule { fields: class_match::DSCP, dscp: 46, ..ClassRule::EMPTY };
+        assert!(ef.matches(&udp(46, 1, 2)));
+        assert!(!ef.matches(&udp(0, 1, 2)));
+        let rtp = ClassRule {
+            fields: class_match::PROTOCOL | class_match::PORTS,
+            protocol: 17,
+            port_lo: 5004,
+            port_hi: 5010,
+            ..ClassRule::EMPTY
+        };
+        assert!(rtp.matches(&udp(0, 40000, 5006)), "destination port in range");
+        assert!(rtp.matches(&udp(0, 5010, 40000)), "source port in range (the answers)");
+        assert!(!rtp.matches(&udp(0, 40000, 5011)));
+        let mut tcp = udp(0, 40000, 5006);
+        tcp.l4.proto = 6;
+        assert!(!rtp.matches(&tcp), "another protocol");
+        assert!(!ClassRule::EMPTY.matches(&udp(46, 1, 2)), "a rule comparing nothing matches nothing");
+        assert!(!ef.matches(&Headers::EMPTY), "not IP");
     }
 }

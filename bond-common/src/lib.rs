@@ -32,6 +32,8 @@ mod pod {
     unsafe impl aya::Pod for crate::stats::MemberStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::stats::BondStats {}
+    // SAFETY: repr(C), two u64 counters, no padding.
+    unsafe impl aya::Pod for crate::stats::ClassStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::maps::MacKey {}
     // SAFETY: as above.

@@ -38,8 +38,11 @@ pub const PEER_V6: &str = "peer_v6";
 /// `HashMap<MacKey, u32>`: destination MAC -> policy index.
 pub const PEER_MAC: &str = "peer_mac";
 
+/// `PerCpuArray<ClassStats, MAX_CLASSES>`: packets sent per traffic class.
+pub const CLASS_STATS: &str = "class_stats";
+
 /// Every map, for pinning and adoption.
-pub const ALL: [&str; 16] = [
+pub const ALL: [&str; 17] = [
     CONFIG,
     CONFIG_BANK,
     MEMBER_USABLE,
@@ -56,6 +59,7 @@ pub const ALL: [&str; 16] = [
     MONITOR_TARGETS,
     DEDUP,
     BUCKET_BYTES,
+    CLASS_STATS,
 ];
 
 /// Bytes of the probe event ring buffer.

@@ -107,6 +107,8 @@ pub struct IpHeader {
     pub header_len: u8,
     /// A fragment (IPv4 MF or offset, or an IPv6 fragment header): no transport header used.
     pub fragment: bool,
+    /// Differentiated services code point (IPv4 TOS or IPv6 traffic class, upper 6 bits).
+    pub dscp: u8,
     pub src: [u8; 16],
     pub dst: [u8; 16],
 }
@@ -139,7 +141,7 @@ impl Headers {
         vlan_tci: 0,
         vlans: 0,
         l3_offset: 0,
-        ip: IpHeader { version: 0, first_proto: 0, header_len: 0, fragment: false, src: [0; 16], dst: [0; 16] },
+        ip: IpHeader { version: 0, first_proto: 0, header_len: 0, fragment: false, dscp: 0, src: [0; 16], dst: [0; 16] },
         l4: L4Header {
             present: false,
             proto: 0,
@@ -244,6 +246,7 @@ fn parse_ipv4<P: PacketBytes + ?Sized>(p: &P, off: usize, h: &mut Headers) {
     };
     h.ip.version = 4;
     h.ip.first_proto = b[9];
+    h.ip.dscp = b[1] >> 2;
     // All 16 bytes: readers of IPv4 flows take the address arrays whole.
     set_ipv4(&mut h.ip.src, [b[12], b[13], b[14], b[15]]);
     set_ipv4(&mut h.ip.dst, [b[16], b[17], b[18], b[19]]);
@@ -275,6 +278,7 @@ fn parse_ipv6<P: PacketBytes + ?Sized>(p: &P, off: usize, h: &mut Headers) {
     };
     h.ip.version = 6;
     h.ip.first_proto = fixed[6];
+    h.ip.dscp = ((fixed[0] & 0x0f) << 2) | (fixed[1] >> 6);
     h.ip.header_len = 40;
     h.ip.src = src;
     h.ip.dst = dst;
@@ -417,6 +421,18 @@ pub(crate) mod tests {
         let h = parse(&pkt[..]);
         assert!(h.ip.fragment);
         assert!(!h.l4.present);
+    }
+
+    #[test]
+    fn reads_the_dscp_of_ipv4_and_ipv6() {
+        let mut pkt = eth_ipv4_udp([192, 0, 2, 1], [192, 0, 2, 2], 1000, 2000);
+        pkt[15] = 46 << 2 | 1; // EF, and an ECN bit that is not part of it
+        assert_eq!(parse(&pkt[..]).ip.dscp, 46);
+        let mut pkt = eth_ipv6(&fd(1), &fd(2), IPPROTO_UDP, &[], &[0, 1, 0, 2]);
+        // Traffic class 0xb8 (EF) straddles the first two bytes: 0x6b, 0x8_.
+        pkt[14] = 0x6b;
+        pkt[15] = 0x80;
+        assert_eq!(parse(&pkt[..]).ip.dscp, 46);
     }
 
     #[test]

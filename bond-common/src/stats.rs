@@ -1,5 +1,13 @@
 //! Counters kept by the data plane in per-CPU maps (the controller sums the CPUs).
 
+/// Per traffic-class counters (`class_stats`, indexed by the class rule's position).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
 /// Per-member counters (`member_stats`, indexed by member slot).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

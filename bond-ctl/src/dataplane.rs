@@ -22,7 +22,7 @@ use aya::{
 use bond_common::{
     config::{BUCKETS, BondConfig, CONFIG_BANKS, MAX_MEMBERS},
     maps::{self, MacKey},
-    stats::{BondStats, MemberSeen, MemberStats},
+    stats::{BondStats, ClassStats, MemberSeen, MemberStats},
 };
 
 use std::net::IpAddr;
@@ -45,6 +45,7 @@ pub struct Maps {
     monitor_targets: HashMap<MapData, [u8; 16], u32>,
     member_seen: PerCpuArray<MapData, MemberSeen>,
     bucket_bytes: PerCpuArray<MapData, u64>,
+    class_stats: PerCpuArray<MapData, ClassStats>,
     probe_events: Option<RingBuf<MapData>>,
     /// Bank in force.
     bank: u32,
@@ -78,6 +79,7 @@ impl Maps {
             monitor_targets: take(ebpf, maps::MONITOR_TARGETS)?,
             member_seen: take(ebpf, maps::MEMBER_SEEN)?,
             bucket_bytes: take(ebpf, maps::BUCKET_BYTES)?,
+            class_stats: take(ebpf, maps::CLASS_STATS)?,
             probe_events: Some(take(ebpf, maps::PROBE_EVENTS)?),
             bank,
             graces: VecDeque::new(),
@@ -128,6 +130,14 @@ impl Maps {
         let mut sum = MemberStats::default();
         per_cpu.iter().for_each(|s| sum.add(s));
         Ok(sum)
+    }
+
+    /// What traffic class `i` (its rule's position in the config) sent, summed over CPUs.
+    pub fn class_stats(&self, i: u32) -> anyhow::Result<ClassStats> {
+        let per_cpu = self.class_stats.get(&i, 0).context("reading class_stats")?;
+        Ok(per_cpu
+            .iter()
+            .fold(ClassStats::default(), |a, s| ClassStats { tx_packets: a.tx_packets + s.tx_packets, tx_bytes: a.tx_bytes + s.tx_bytes }))
     }
 
     pub fn bond_stats(&self) -> anyhow::Result<BondStats> {

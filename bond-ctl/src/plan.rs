@@ -1,7 +1,7 @@
 //! From specs and member states to the data plane's configuration. Pure: no I/O, so every
 //! decision here is unit-tested.
 
-use bond_common::config::{BUCKETS, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, bond_flags};
+use bond_common::config::{BUCKETS, BondConfig, ClassRule, MAX_CLASSES, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, bond_flags};
 
 use crate::{
     config::PolicySpec,
@@ -150,6 +150,9 @@ pub struct BondSettings {
     pub flags: u32,
     /// Bits of `peer_tables`: the destination tables that hold entries.
     pub peer_tables: u32,
+    /// Traffic classes with their own policy, most specific first (`n_classes` in use).
+    pub classes: [ClassRule; MAX_CLASSES],
+    pub n_classes: u32,
 }
 
 impl BondSettings {
@@ -186,6 +189,8 @@ pub fn bond_config(bond: &BondSettings, members: &[MemberView], policies: &[Poli
     c.bond_mac[..6].copy_from_slice(&bond.mac);
     c.default_policy = 0;
     c.peer_tables = bond.peer_tables;
+    c.classes = bond.classes;
+    c.n_classes = bond.n_classes;
     for m in members {
         if usize::from(m.slot) < MAX_MEMBERS {
             c.member_ifindex[usize::from(m.slot)] = m.ifindex;
@@ -377,7 +382,14 @@ mod tests {
     #[test]
     fn bond_config_places_members_by_slot() {
         let m = members(&[true, false, true]);
-        let bond = BondSettings { ifindex: 7, mac: [2, 0, 0, 0, 0, 1], probe_id: 9, flags: bond_flags::RX_DEDUP, peer_tables: 0 };
+        let bond = BondSettings {
+            ifindex: 7,
+            mac: [2, 0, 0, 0, 0, 1],
+            probe_id: 9,
+            flags: bond_flags::RX_DEDUP,
+            peer_tables: 0,
+            ..Default::default()
+        };
         let c = bond_config(&bond, &m, &[policy_config(&policy(Mode::BalanceRr), &m, None, &[NO_MEMBER; BUCKETS])], 3);
         assert_eq!((c.bond_ifindex, c.n_slots, c.generation, c.probe_id, c.flags), (7, 3, 3, 9, bond_flags::RX_DEDUP));
         assert_eq!(&c.bond_mac[..6], &[2, 0, 0, 0, 0, 1]);

@@ -125,12 +125,24 @@ pub struct BondStatus {
     /// Peer-specific policies in force: traffic to `peer` uses `policy`.
     #[serde(default)]
     pub peers: Vec<PeerStatus>,
+    /// Class-specific policies in force, in the order they are matched (most specific first).
+    #[serde(default)]
+    pub classes: Vec<ClassStatus>,
     pub counters: BondCounters,
     /// 802.3ad: LACP's view (actor, partner, aggregators).
     #[serde(default)]
     pub lacp: Option<LacpStatus>,
     /// Recent events, oldest first.
     pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassStatus {
+    /// What the class matches, e.g. "dscp 46" or "udp ports 5004-5010".
+    pub class: String,
+    pub policy: String,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -252,6 +264,9 @@ impl BondStatus {
         for p in &self.peers {
             let active = p.active.as_ref().map(|a| format!(" (active {a})")).unwrap_or_default();
             let _ = writeln!(s, "Peer {}: policy {}{active}", p.peer, p.policy);
+        }
+        for c in &self.classes {
+            let _ = writeln!(s, "Class {}: policy {} ({} packets, {} bytes sent)", c.class, c.policy, c.tx_packets, c.tx_bytes);
         }
         let c = &self.counters;
         let _ = writeln!(
@@ -464,6 +479,9 @@ pub fn render_stats(b: &BondStatus) -> String {
             "  {:<10} tx {} packets {} bytes {} errors  rx {} packets {} bytes {} dropped  probes {} sent {} answered",
             m.name, m.tx_packets, m.tx_bytes, m.tx_errors, m.rx_packets, m.rx_bytes, m.rx_dropped, m.tx_probes, m.rx_probes
         );
+    }
+    for c in &b.classes {
+        let _ = writeln!(s, "  class {} (policy {}): tx {} packets {} bytes", c.class, c.policy, c.tx_packets, c.tx_bytes);
     }
     s
 }

@@ -7,7 +7,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use bond_common::{
-    config::{BUCKETS, Balance, BondConfig, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, XmitHash, bond_flags, peer_tables},
+    config::{BUCKETS, Balance, BondConfig, MAX_CLASSES, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, XmitHash, bond_flags, peer_tables},
     flow::{FLOW_SAMPLE_EVERY, FlowEntry, bucket_hash, flow_id},
     hash::{kernel_hash, zerotier_hash},
     maps::MacKey,
@@ -18,8 +18,8 @@ use bond_common::{
 
 use crate::{
     maps::{
-        BUCKET_BYTES, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config, flow_sample_due, member_stats,
-        member_usable, skb_protocol,
+        BUCKET_BYTES, CLASS_STATS, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config, flow_sample_due,
+        member_stats, member_usable, skb_protocol,
     },
     probe,
     skb::Skb,
@@ -45,18 +45,19 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
     let len = u64::from(ctx.len());
     // Headers are read only when something needs them: the destination table, the policy's
     // choice, or a flow-table sample. `h` is meaningful only after parse_headers.
-    if cfg.peer_tables != 0 {
+    let by_headers = cfg.peer_tables != 0 || cfg.n_classes != 0;
+    if by_headers {
         parse_headers(&pkt, h);
     }
-    let policy_index = policy_for(cfg, h);
+    let policy_index = policy_for(cfg, h, len);
     let Some(policy) = cfg.policies.get(policy_index as usize) else {
         bond_stats(|s| s.tx_no_config += 1);
         return TC_ACT_SHOT;
     };
     // Members this packet may use: usable ones, restricted by ipvPref for its IP family.
     let usable = member_usable() & policy.family_mask(ether_type);
-    let parsed = cfg.peer_tables != 0 || policy.reads_headers();
-    if cfg.peer_tables == 0 && policy.reads_headers() {
+    let parsed = by_headers || policy.reads_headers();
+    if !by_headers && policy.reads_headers() {
         parse_headers(&pkt, h);
     }
 
@@ -199,9 +200,15 @@ fn flow_member(id: u64) -> u32 {
     FLOWS.get_ptr(id).map_or(u32::from(NO_MEMBER), |f| u32::from(unsafe { (*f).member }))
 }
 
-/// The policy for this packet: a peer entry for its destination, else the default.
+/// The policy for this packet: its traffic class's (counted), else a peer entry's for its
+/// destination, else the default.
 #[inline(always)]
-fn policy_for(cfg: &BondConfig, h: &Headers) -> u32 {
+fn policy_for(cfg: &BondConfig, h: &Headers, len: u64) -> u32 {
+    if cfg.n_classes != 0
+        && let Some(p) = class_policy(cfg, h, len)
+    {
+        return p;
+    }
     let tables = cfg.peer_tables;
     if tables != 0 {
         if h.ip.version == 4
@@ -225,6 +232,32 @@ fn policy_for(cfg: &BondConfig, h: &Headers) -> u32 {
         }
     }
     cfg.default_policy
+}
+
+/// The policy of the first class rule `h` matches (the controller writes them most specific
+/// first), counted in `class_stats`.
+#[inline(never)]
+fn class_policy(cfg: &BondConfig, h: &Headers, len: u64) -> Option<u32> {
+    let mut i = 0;
+    while i < MAX_CLASSES {
+        if i as u32 >= cfg.n_classes {
+            break;
+        }
+        let rule = &cfg.classes[i];
+        if rule.matches(h)
+            && let Some(p) = in_config(cfg, rule.policy)
+        {
+            if let Some(s) = CLASS_STATS.get_ptr_mut(i as u32) {
+                // SAFETY: per-CPU value, only this program on this CPU touches it right now.
+                let s = unsafe { &mut *s };
+                s.tx_packets += 1;
+                s.tx_bytes += len;
+            }
+            return Some(p);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// A peer entry's policy index, if the config in force holds that policy. The controller writes

@@ -146,8 +146,10 @@ fn is_duplicate(ctx: &TcContext, len: u64) -> bool {
     }
     match DEDUP.get_ptr_mut(h) {
         // SAFETY: a pointer into the table from the lookup just above.
+        // The copy that won the insert may have read the clock after this one did (another
+        // CPU): a time stamped after `now` is as recent as can be, not 584 years old.
         Some(seen) => unsafe {
-            if now.wrapping_sub(*seen) < DEDUP_WINDOW_NS {
+            if now.abs_diff(*seen) < DEDUP_WINDOW_NS {
                 true
             } else {
                 *seen = now;

@@ -5,12 +5,12 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use bond_common::{
-    config::{BUCKETS, BondConfig, CONFIG_BANKS, MAX_MEMBERS, MAX_POLICIES},
+    config::{BUCKETS, BondConfig, CONFIG_BANKS, MAX_CLASSES, MAX_MEMBERS, MAX_POLICIES},
     flow::{FlowEntry, sample_step},
     maps::{DEDUP_CAPACITY, FLOW_CAPACITY, MONITOR_TARGET_CAPACITY, MacKey, PEER_CAPACITY, PROBE_EVENTS_BYTES},
     packet::Headers,
     probe::ProbeEvent,
-    stats::{BondStats, MemberSeen, MemberStats},
+    stats::{BondStats, ClassStats, MemberSeen, MemberStats},
 };
 
 #[btf_map(name = "config")]
@@ -66,6 +66,9 @@ pub static DEDUP: LruHashMap<u64, u64, DEDUP_CAPACITY> = LruHashMap::new();
 
 #[btf_map(name = "bucket_bytes")]
 pub static BUCKET_BYTES: PerCpuArray<u64, { MAX_POLICIES * BUCKETS }> = PerCpuArray::new();
+
+#[btf_map(name = "class_stats")]
+pub static CLASS_STATS: PerCpuArray<ClassStats, MAX_CLASSES> = PerCpuArray::new();
 
 /// The configuration in force: the bank `config_bank` points at.
 #[inline(always)]

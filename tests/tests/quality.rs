@@ -377,3 +377,59 @@ fn reordering_across_paths_of_unequal_delay_is_measured_per_policy() {
     }
     println!("reordering over 1 ms / 10 ms paths, one 2 kHz flow: {}", report.join("; "));
 }
+
+#[test]
+fn a_voice_class_is_duplicated_over_a_lossy_path_and_arrives_once_while_bulk_avoids_the_loss() {
+    // Voice (UDP 5004-5010) is broadcast on both paths and deduplicated by the receiver; bulk
+    // (everything else) is balance-aware by loss. One path loses 20% at random each way.
+    let settings = "policies:
+  voice: { basePolicy: broadcast, dedup: true }
+  bulk: { basePolicy: balance-aware, failoverInterval: 300, quality: { plr: 1.0 }, qualityLimits: { plr: 0.45 } }
+classSpecificBonds:
+  - { protocol: udp, ports: 5004-5010, policy: voice }";
+    let mut lab = lab(LabOptions::default().policy("bulk").settings(settings).links(2));
+    lab.emulate(0).unwrap();
+    lab.emulate(1).unwrap().set_both(Impairment { loss: 0.2, ..Default::default() });
+    // Some of these may cross the lossy path: one answer is enough.
+    bond_tests::net::ping(&lab, 5).unwrap();
+    let s = lab.a.daemon().status().unwrap();
+    assert_eq!(s["classes"][0]["class"], "udp ports 5004-5010", "status shows the class: {}", s["classes"]);
+    // Let the bulk policy measure the loss (a window of probes).
+    std::thread::sleep(Duration::from_secs(7));
+
+    let rx = lab.b.ns.enter(|| UdpSocket::bind((ADDR_B, 5006))).unwrap().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    set_rcvbuf(&rx, 16 << 20);
+    let tx = lab.a.ns.enter(|| UdpSocket::bind((ADDR_A, 40500))).unwrap().unwrap();
+    let sent = 2000u64;
+    for seq in 0..sent {
+        bond_tests::net::send_retrying(&tx, &payload(seq, 0, 160), std::net::SocketAddr::new(ADDR_B.parse().unwrap(), 5006)).unwrap();
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let mut copies = std::collections::BTreeMap::<u64, u32>::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = rx.recv(&mut buf) {
+        if let Some((seq, _)) = parse_payload(&buf[..n]) {
+            *copies.entry(seq).or_default() += 1;
+        }
+    }
+    let got = copies.len() as u64;
+    let twice = copies.values().filter(|c| **c > 1).count();
+    println!("voice over a 20%-loss path and a clean one: {got} of {sent} arrived, {twice} more than once");
+    assert!(got >= sent - sent / 200, "duplicated, the voice stream loses (almost) nothing: {got} of {sent}");
+    assert_eq!(twice, 0, "the receiver's application sees each datagram once");
+    let s = lab.a.daemon().status().unwrap();
+    assert!(s["classes"][0]["tx_packets"].as_u64().unwrap() >= sent, "counted in the class: {}", s["classes"]);
+    let stats = lab.a.daemon().ctl(&["stats", &lab.a.bond]).unwrap();
+    assert!(stats.contains("class udp ports 5004-5010 (policy voice): tx"), "{stats}");
+
+    // Bulk: 16 flows, kept off the lossy path by its measured loss.
+    let flows = UdpFlows::new(&lab, 16, 47400).unwrap();
+    let bulk_sent = flows.send(100, 200).unwrap();
+    let bulk_got = flows.receive(Duration::from_millis(300)).len() as u64;
+    let s = lab.a.daemon().status().unwrap();
+    let share = allocation(&s, "eth1");
+    println!("bulk: {bulk_got} of {bulk_sent} arrived; the lossy path's allocation {share:.3}");
+    assert!(share < 0.2, "bulk mostly off the lossy path: {share}");
+    assert!(bulk_got as f64 >= bulk_sent as f64 * 0.96, "bulk loses little: {bulk_got} of {bulk_sent}");
+}

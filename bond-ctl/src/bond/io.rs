@@ -138,6 +138,10 @@ pub trait BondIo {
     fn config(&self) -> anyhow::Result<BondConfig>;
     fn member_stats(&self, slot: u8) -> anyhow::Result<MemberStats>;
     fn bond_stats(&self) -> anyhow::Result<BondStats>;
+    /// What traffic class `i` sent (none where there is no data plane to ask).
+    fn class_stats(&self, _i: u32) -> anyhow::Result<bond_common::stats::ClassStats> {
+        Ok(Default::default())
+    }
     /// What the ARP / NS monitor saw on member `slot`.
     fn member_seen(&self, slot: u8) -> anyhow::Result<MemberSeen>;
     /// Bytes per bucket of the default policy.
@@ -285,6 +289,9 @@ impl BondIo for Kernel {
         self.maps()?.member_stats(slot)
     }
 
+    fn class_stats(&self, i: u32) -> anyhow::Result<bond_common::stats::ClassStats> {
+        self.maps()?.class_stats(i)
+    }
     fn bond_stats(&self) -> anyhow::Result<BondStats> {
         self.maps()?.bond_stats()
     }

@@ -29,7 +29,7 @@ use bond_common::config::{BUCKETS, Mode};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
-    config::{BondSpec, Config, Peer, PolicySpec, check_policy_links},
+    config::{BondSpec, ClassPolicy, Config, Peer, PolicySpec, check_policy_links},
     control::{self, Pending, Request, Response},
     dataplane::{self, Dataplane},
     frames,
@@ -70,6 +70,8 @@ pub struct Core {
     peers: Vec<PeerPlacement>,
     /// The destination table: each peer and its policy index.
     peer_entries: Vec<(Peer, u32)>,
+    /// Traffic classes with their own policy, in the data plane's order.
+    classes: Vec<ClassPolicy>,
     generation: u64,
     /// See [`BondStatus::failovers`](crate::status::BondStatus::failovers).
     failovers: u64,
@@ -150,6 +152,7 @@ impl Core {
             main: Placement::default(),
             peers: Vec::new(),
             peer_entries: Vec::new(),
+            classes: Vec::new(),
             generation: 0,
             failovers: 0,
             events: VecDeque::new(),
@@ -482,6 +485,10 @@ impl Core {
             arp.is_some_and(|a| !a.ip_targets.is_empty()),
             arp.is_some_and(|a| !a.ns_targets.is_empty()),
         );
+        // A peer's or class's broadcast with dedup: the receiver drops the copies of any traffic.
+        if self.peers.iter().any(|p| p.spec.mode == Mode::Broadcast && p.spec.dedup) {
+            self.settings.flags |= bond_common::config::bond_flags::RX_DEDUP;
+        }
         let main = plan::policy_config(&self.policy, &views, self.main.active, &self.main.buckets);
         let peers = self.peers.iter().map(|p| plan::policy_config(&p.spec, &views, p.place.active, &p.place.buckets));
         let policies: Vec<_> = std::iter::once(main).chain(peers).collect();
@@ -536,10 +543,11 @@ impl Core {
         std::iter::once(&self.main).chain(self.peers.iter().map(|p| &p.place)).map(Placement::key).collect()
     }
 
-    /// Puts the configuration's peer-specific policies in force (with the next config write):
-    /// one data-plane policy per distinct policy, and the destination tables pointing at them.
+    /// Puts the configuration's peer- and class-specific policies in force (with the next
+    /// config write): one data-plane policy per distinct policy, the class rules and the
+    /// destination tables pointing at them.
     fn set_peers(&mut self, config: &Config) -> anyhow::Result<()> {
-        let mut names: Vec<&String> = config.peers.iter().map(|p| &p.policy).collect();
+        let mut names: Vec<&String> = config.peers.iter().map(|p| &p.policy).chain(config.classes.iter().map(|c| &c.policy)).collect();
         names.sort();
         names.dedup();
         let mut peers = Vec::new();
@@ -552,6 +560,12 @@ impl Core {
         let index = |policy: &str| peers.iter().position(|p| p.spec.name == policy).map_or(0, |i| i as u32 + 1);
         let entries: Vec<(Peer, u32)> = config.peers.iter().map(|p| (p.peer, index(&p.policy))).collect();
         self.settings.peer_tables = action::peer_table_bits(&entries);
+        self.settings.classes = Default::default();
+        for (slot, c) in self.settings.classes.iter_mut().zip(&config.classes) {
+            *slot = c.rule(index(&c.policy));
+        }
+        self.settings.n_classes = config.classes.len().min(bond_common::config::MAX_CLASSES) as u32;
+        self.classes = config.classes.clone();
         self.act(Action::SetPeers(entries.clone()));
         self.peers = peers;
         self.peer_entries = entries;

@@ -55,15 +55,24 @@ impl Bond {
         self.spec.policy = spec.policy.clone();
         let peers_before: Vec<(String, PolicySpec)> = self.peers.iter().map(|p| (p.spec.name.clone(), p.spec.clone())).collect();
         let entries_before = self.peer_entries.clone();
+        let classes_before = self.classes.clone();
         self.set_peers(config)?;
         let peers_changed = entries_before != self.peer_entries || peers_before.iter().map(|p| &p.1).ne(self.peers.iter().map(|p| &p.spec));
+        let classes_changed = classes_before != self.classes;
+        let peers_changed = peers_changed || classes_changed;
         let now = sys::monotonic_ns();
         if peers_changed {
             self.reallocate(true);
             self.settle(now, true);
         }
         self.execute(now)?;
-        if peers_changed {
+        if classes_changed {
+            let list: Vec<String> = config.classes.iter().map(|c| format!("{c} -> {}", c.policy)).collect();
+            let what = format!("class policies: {}", if list.is_empty() { "none".to_string() } else { list.join(", ") });
+            self.event(EventKind::Config, format!("{what} (reload)"));
+            changes.push(what);
+        }
+        if peers_changed && !classes_changed {
             let list: Vec<String> = config.peers.iter().map(|p| format!("{} -> {}", p.peer, p.policy)).collect();
             let what = format!("peer policies: {}", if list.is_empty() { "none".to_string() } else { list.join(", ") });
             self.event(EventKind::Config, format!("{what} (reload)"));

@@ -6,7 +6,7 @@ use bond_common::config::{BUCKETS, Mode};
 use super::{Bond, BondIo};
 use crate::{
     member::Member,
-    status::{BondCounters, BondStatus, MemberState, MemberStatus, PeerStatus, PolicyStatus},
+    status::{BondCounters, BondStatus, ClassStatus, MemberState, MemberStatus, PeerStatus, PolicyStatus},
 };
 
 impl<I: BondIo> Bond<I> {
@@ -40,6 +40,15 @@ impl<I: BondIo> Bond<I> {
                     let active = matches!(p.spec.mode, Mode::ActiveBackup | Mode::None).then_some(p.place.active).flatten();
                     let active = active.and_then(|s| self.member(s)).map(|m| m.name.clone());
                     Some(PeerStatus { peer: peer.to_string(), policy: p.spec.name.clone(), active })
+                })
+                .collect(),
+            classes: self
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let st = self.io.class_stats(i as u32).unwrap_or_default();
+                    ClassStatus { class: c.to_string(), policy: c.policy.clone(), tx_packets: st.tx_packets, tx_bytes: st.tx_bytes }
                 })
                 .collect(),
             counters: BondCounters {

@@ -108,6 +108,22 @@ impl Bond {
     }
 }
 
+/// An entry of `classSpecificBonds`: what a packet must match, and its policy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassEntry {
+    /// A code point, 0-63, or a name (`ef`, `af41`, `cs5`, `be`).
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub dscp: Option<String>,
+    /// `tcp`, `udp`, `sctp`, `icmp`, `icmpv6` or a number.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub protocol: Option<String>,
+    /// A port or a range `LOW-HIGH`, matched against the source and the destination port.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub ports: Option<String>,
+    pub policy: String,
+}
+
 /// Kernel options take numbers or names (`mode: 1`, `mode: active-backup`).
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
@@ -131,6 +147,9 @@ pub struct Settings {
     /// Peers (ZeroTier node ids) with their own policy.
     #[serde(default)]
     pub peer_specific_bonds: IndexMap<String, String>,
+    /// Traffic classes (DSCP, protocol, ports) with their own policy.
+    #[serde(default)]
+    pub class_specific_bonds: Vec<ClassEntry>,
     /// Overrides of the standard policies, written directly under `settings` as ZeroTier does.
     #[serde(rename = "none")]
     pub none: Option<Policy>,

@@ -18,7 +18,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use kernel::bond_yaml;
-pub use model::{BondSpec, Config, LacpSpec, LinkSpec, Peer, PeerPolicy, PolicySpec, TlbSpec};
+pub use model::{BondSpec, ClassPolicy, Config, LacpSpec, LinkSpec, Peer, PeerPolicy, PolicySpec, TlbSpec};
 pub use resolve::{IMPLICIT_BOND, check_ifname, check_policy_links};
 
 /// A configuration problem: which file, which key, what is wrong.

@@ -24,6 +24,70 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// `peerSpecificBonds` by address: traffic to each peer uses its policy (on every bond).
     pub peers: Vec<PeerPolicy>,
+    /// `classSpecificBonds`, most specific first: traffic of each class uses its policy (on
+    /// every bond), before the peer entries.
+    pub classes: Vec<ClassPolicy>,
+}
+
+/// A traffic class with its own policy; at least one of the fields is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassPolicy {
+    pub dscp: Option<u8>,
+    pub protocol: Option<u8>,
+    /// Inclusive; the source or the destination port.
+    pub ports: Option<(u16, u16)>,
+    pub policy: String,
+}
+
+impl ClassPolicy {
+    /// How specific it is, for ordering (greater first): more fields, then fewer ports.
+    pub fn specificity(&self) -> (usize, std::cmp::Reverse<u32>) {
+        let fields = usize::from(self.dscp.is_some()) + usize::from(self.protocol.is_some()) + usize::from(self.ports.is_some());
+        let width = self.ports.map_or(65536, |(lo, hi)| u32::from(hi - lo) + 1);
+        (fields, std::cmp::Reverse(width))
+    }
+
+    /// The data plane's rule for it, with its policy's index.
+    pub fn rule(&self, policy: u32) -> bond_common::config::ClassRule {
+        use bond_common::config::{ClassRule, class_match};
+        let mut r = ClassRule { policy, ..ClassRule::EMPTY };
+        if let Some(d) = self.dscp {
+            (r.fields, r.dscp) = (r.fields | class_match::DSCP, d);
+        }
+        if let Some(p) = self.protocol {
+            (r.fields, r.protocol) = (r.fields | class_match::PROTOCOL, p);
+        }
+        if let Some((lo, hi)) = self.ports {
+            (r.fields, r.port_lo, r.port_hi) = (r.fields | class_match::PORTS, lo, hi);
+        }
+        r
+    }
+}
+
+impl std::fmt::Display for ClassPolicy {
+    /// "dscp 46 udp ports 5004-5010"
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(d) = self.dscp {
+            parts.push(format!("dscp {d}"));
+        }
+        if let Some(p) = self.protocol {
+            parts.push(match p {
+                6 => "tcp".to_string(),
+                17 => "udp".to_string(),
+                132 => "sctp".to_string(),
+                1 => "icmp".to_string(),
+                58 => "icmpv6".to_string(),
+                n => format!("protocol {n}"),
+            });
+        }
+        match self.ports {
+            Some((lo, hi)) if lo == hi => parts.push(format!("port {lo}")),
+            Some((lo, hi)) => parts.push(format!("ports {lo}-{hi}")),
+            None => {}
+        }
+        f.write_str(&parts.join(" "))
+    }
 }
 
 /// A destination with its own policy.

@@ -258,6 +258,61 @@ fn bad_peers_are_refused() {
 }
 
 #[test]
+fn class_specific_bonds_are_ordered_most_specific_first() {
+    let c = ok("settings:
+  policies:
+    voice: { basePolicy: broadcast, dedup: true }
+    bulk: { basePolicy: balance-aware }
+  classSpecificBonds:
+    - { protocol: tcp, policy: bulk }
+    - { dscp: ef, policy: voice }
+    - { protocol: udp, ports: 5004-5010, policy: voice }
+    - { protocol: udp, ports: 5060, dscp: 46, policy: voice }
+    - { dscp: af41, policy: bulk }
+bonds:
+  bond0:
+    links: [eth0, eth1]
+");
+    let classes: Vec<(String, &str)> = c.classes.iter().map(|c| (c.to_string(), c.policy.as_str())).collect();
+    assert_eq!(
+        classes,
+        [
+            ("dscp 46 udp port 5060".to_string(), "voice"),
+            ("udp ports 5004-5010".to_string(), "voice"),
+            ("tcp".to_string(), "bulk"),
+            ("dscp 46".to_string(), "voice"),
+            ("dscp 34".to_string(), "bulk"),
+        ],
+        "most fields first, then the narrower port range, then the file's order"
+    );
+}
+
+#[test]
+fn bad_class_specific_bonds_are_refused_naming_the_entry_and_key() {
+    for (entry, key, reason) in [
+        ("{ dscp: 64, policy: broadcast }", "[0].dscp", "is not a DSCP code point"),
+        ("{ dscp: af51, policy: broadcast }", "[0].dscp", "is not a DSCP code point"),
+        ("{ protocol: quic, policy: broadcast }", "[0].protocol", "is not a protocol"),
+        ("{ protocol: udp, ports: 5010-5004, policy: broadcast }", "[0].ports", "low end is above its high end"),
+        ("{ ports: 0, policy: broadcast }", "[0].ports", "is not a port"),
+        ("{ protocol: icmp, ports: 7, policy: broadcast }", "[0].ports", "has no ports"),
+        ("{ policy: broadcast }", "[0]", "matches nothing"),
+        ("{ dscp: ef, policy: nope }", "[0].policy", "unknown policy \"nope\""),
+        ("{ dscp: ef, policy: 802.3ad }", "[0].policy", "runs a whole bond"),
+    ] {
+        let e = bad(&format!("settings:\n  classSpecificBonds:\n    - {entry}\n"));
+        assert!(e.contains(&format!("settings.classSpecificBonds{key}: ")) && e.contains(reason), "{entry}: {e}");
+    }
+    let e = bad("settings:\n  classSpecificBonds:\n    - { dscp: ef, policy: broadcast }\n    - { dscp: 46, policy: balance-rr }\n");
+    assert!(e.contains("settings.classSpecificBonds[1]: dscp 46 is listed twice"), "{e}");
+    let e = bad("settings:\n  classSpecificBonds:\n    - { dscp: ef, policy: broadcast, vlan: 5 }\n");
+    assert!(e.contains("unknown field `vlan`"), "{e}");
+    let e =
+        bad("bonds:\n  b:\n    links: [e0]\n    mode: 802.3ad\nsettings:\n  classSpecificBonds:\n    - { dscp: ef, policy: broadcast }\n");
+    assert!(e.contains("cannot have class-specific policies"), "{e}");
+}
+
+#[test]
 fn errors_found_after_parsing_name_their_line() {
     let text = "bonds:\n  bond0:\n    links: [eth0, eth1]\nsettings:\n  policies:\n    p:\n      basePolicy: active-backup\n      links:\n        eth0:\n          failoverInterval: 5\n";
     let e = super::parse(std::path::Path::new("x.yaml"), text).unwrap_err();

@@ -318,6 +318,25 @@ pub fn render(bonds: &[BondStatus]) -> String {
     for &(name, kind, help, value) in BOND_FAMILIES {
         family(&mut out, name, kind, help, bonds.iter().map(|b| (vec![("bond", b.name.as_str())], value(b))));
     }
+    // Per traffic class (`classSpecificBonds`), labelled by what it matches and its policy.
+    let classes = || bonds.iter().flat_map(|b| b.classes.iter().map(move |c| (b, c)));
+    family(
+        &mut out,
+        "bondctl_class_tx_packets_total",
+        Kind::Counter,
+        "Packets sent under a class-specific policy.",
+        classes().map(|(b, c)| {
+            (vec![("bond", b.name.as_str()), ("class", c.class.as_str()), ("policy", c.policy.as_str())], c.tx_packets.into())
+        }),
+    );
+    family(
+        &mut out,
+        "bondctl_class_tx_bytes_total",
+        Kind::Counter,
+        "Bytes sent under a class-specific policy.",
+        classes()
+            .map(|(b, c)| (vec![("bond", b.name.as_str()), ("class", c.class.as_str()), ("policy", c.policy.as_str())], c.tx_bytes.into())),
+    );
     for &(name, kind, help, value) in MEMBER_FAMILIES {
         let samples = bonds.iter().flat_map(|b| {
             b.members.iter().filter_map(move |m| Some((vec![("bond", b.name.as_str()), ("member", m.name.as_str())], value(m)?)))

@@ -89,6 +89,7 @@ fn bond(name: &str) -> BondStatus {
         failovers: 3,
         members: vec![eth0, odd],
         peers: Vec::new(),
+        classes: Vec::new(),
         counters: BondCounters { tx_no_member: 5, flows: 9, ..Default::default() },
         lacp: None,
         events: vec![],
