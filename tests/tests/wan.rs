@@ -46,7 +46,9 @@ fn active_backup_over_vxlan_tunnels_fits_their_mtu_measures_each_path_and_fails_
     // Probes measure each path through its tunnel: 2 x 10 ms and 2 x 2 ms.
     let s = measured(&wan, started);
     println!("WAN: vx0 {:.1} ms, vx1 {:.1} ms round trips", lat(&s, "vx0"), lat(&s, "vx1"));
-    assert!((20.0..24.0).contains(&lat(&s, "vx0")) && (4.0..7.0).contains(&lat(&s, "vx1")), "{:#}", s["members"]);
+    // Within a few ms: the other WAN test's emulators share the two cores.
+    assert!((20.0..27.0).contains(&lat(&s, "vx0")) && (4.0..9.0).contains(&lat(&s, "vx1")), "{:#}", s["members"]);
+    assert!(lat(&s, "vx0") > lat(&s, "vx1") + 10.0, "the slower path measures slower");
     // The active tunnel's path goes silent: the bond fails over to the other.
     let active = s["active"].as_str().unwrap().to_string();
     let i: usize = active.trim_start_matches("vx").parse().unwrap();
