@@ -433,3 +433,33 @@ classSpecificBonds:
     assert!(share < 0.2, "bulk mostly off the lossy path: {share}");
     assert!(bulk_got as f64 >= bulk_sent as f64 * 0.96, "bulk loses little: {bulk_got} of {bulk_sent}");
 }
+
+#[test]
+fn better_returns_to_the_primary_only_when_it_is_better_by_the_margin() {
+    let settings = "policies:\n  ab-better: { basePolicy: active-backup, linkSelectMethod: better, failoverInterval: 300, \
+                    punishment: { base: 50 }, links: { eth0: { mode: primary }, eth1: {} } }";
+    let mut lab = lab(LabOptions::default().policy("ab-better").settings(settings).links(2));
+    lab.emulate(0).unwrap();
+    lab.emulate(1).unwrap();
+    let active = |lab: &Lab| lab.a.daemon().status().unwrap()["active"].as_str().unwrap_or("").to_string();
+    wait_until(Duration::from_secs(10), "the primary active", || active(&lab) == "eth0");
+    // The primary fails; when it comes back it is a little slower (8 ms round trips).
+    lab.emulator(0).unwrap().set_both(Impairment { loss: 1.0, ..Default::default() });
+    wait_until(Duration::from_secs(5), "eth1 takes over", || active(&lab) == "eth1");
+    lab.emulator(0).unwrap().set_both(Impairment::delay_ms(4));
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(active(&lab), "eth1", "a primary that is worse does not take the role back");
+    // eth1 gets a little slower than eth0 (10 ms round trips): better, but within the margin.
+    lab.emulator(1).unwrap().set_both(Impairment::delay_ms(5));
+    std::thread::sleep(Duration::from_secs(8));
+    let s = lab.a.daemon().status().unwrap();
+    let (s0, s1) = (Daemon::member(&s, "eth0")["score"].as_f64().unwrap(), Daemon::member(&s, "eth1")["score"].as_f64().unwrap());
+    println!("better: eth0 score {s0:.3}, eth1 {s1:.3} (within 5%): active {}", s["active"]);
+    assert!(s0 >= s1 && s0 < s1 * 1.05, "scores as set up: {s0} / {s1}");
+    assert_eq!(s["active"], "eth1", "within the margin: no change");
+    // eth1 gets clearly slower (120 ms round trips): the primary is better by the margin.
+    let slowed = Instant::now();
+    lab.emulator(1).unwrap().set_both(Impairment::delay_ms(60));
+    wait_until(Duration::from_secs(15), "the primary takes the role back", || active(&lab) == "eth0");
+    println!("better: eth0 back {:?} after eth1 went to 120 ms round trips", slowed.elapsed());
+}
