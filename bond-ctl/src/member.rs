@@ -193,19 +193,7 @@ mod tests {
     use crate::config::model::ArpValidate;
 
     fn member(now: Nanos) -> Member {
-        let link = Link {
-            index: 2,
-            name: "eth0".into(),
-            mac: [2, 0, 0, 0, 0, 1],
-            perm_mac: None,
-            mtu: 1500,
-            admin_up: true,
-            carrier: true,
-            allmulti: false,
-            promisc: false,
-            promiscuity: 0,
-            kind: None,
-        };
+        let link = Link::up(2, "eth0", [2, 0, 0, 0, 0, 1]);
         Member::new(
             "eth0".into(),
             0,

@@ -37,6 +37,24 @@ pub struct Link {
 }
 
 impl Link {
+    /// An Ethernet device that is up with carrier, MTU 1500 (for tests).
+    #[cfg(test)]
+    pub fn up(index: u32, name: &str, mac: [u8; 6]) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            mac,
+            perm_mac: None,
+            mtu: 1500,
+            admin_up: true,
+            carrier: true,
+            allmulti: false,
+            promisc: false,
+            promiscuity: 0,
+            kind: None,
+        }
+    }
+
     fn from_message(msg: &LinkMessage) -> Link {
         let mut l = Link {
             index: msg.header.index,
@@ -268,19 +286,7 @@ mod tests {
     use super::*;
 
     fn link(name: &str, kind: Option<&str>) -> Link {
-        Link {
-            index: 5,
-            name: name.into(),
-            mac: [2, 0, 0, 0, 0, 1],
-            perm_mac: None,
-            mtu: 1500,
-            admin_up: true,
-            carrier: true,
-            allmulti: false,
-            promisc: false,
-            promiscuity: 0,
-            kind: kind.map(String::from),
-        }
+        Link { kind: kind.map(String::from), ..Link::up(5, name, [2, 0, 0, 0, 0, 1]) }
     }
 
     #[test]

@@ -142,19 +142,7 @@ fn bond(n: u8, yaml: &str) -> Bond<Fake> {
     let members = (0..n)
         .map(|i| {
             let mac = [2, 0, 0, 0, 1, i];
-            let link = Link {
-                index: 10 + u32::from(i),
-                name: format!("eth{i}"),
-                mac,
-                perm_mac: None,
-                mtu: 1500,
-                admin_up: true,
-                carrier: true,
-                allmulti: false,
-                promisc: false,
-                promiscuity: 0,
-                kind: None,
-            };
+            let link = Link::up(10 + u32::from(i), &format!("eth{i}"), mac);
             Member::new(
                 link.name.clone(),
                 i,
@@ -400,19 +388,7 @@ fn the_bond_is_running_while_a_member_is_usable() {
 }
 
 fn bond_link(mtu: u32) -> Link {
-    Link {
-        index: 2,
-        name: "b".into(),
-        mac: BOND_MAC,
-        perm_mac: None,
-        mtu,
-        admin_up: true,
-        carrier: true,
-        allmulti: false,
-        promisc: false,
-        promiscuity: 0,
-        kind: Some("ifb".into()),
-    }
+    Link { mtu, kind: Some("ifb".into()), ..Link::up(2, "b", BOND_MAC) }
 }
 
 #[test]
