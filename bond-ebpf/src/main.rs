@@ -6,6 +6,7 @@
 //!   stack sees it arrive on the bond; slow-protocol frames stay on the member for the controller.
 //!
 //! Both read one config bank per packet (see `bond_common::config`) and keep per-CPU counters.
+//! `floor` does nothing: the benchmark's baseline for what running a TC program costs.
 #![no_std]
 #![no_main]
 
@@ -25,6 +26,15 @@ pub fn bond_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn member_ingress(ctx: TcContext) -> i32 {
     ingress::member_ingress(&ctx)
+}
+
+/// Does nothing. `cargo xtask bench` attaches it the same way (TCX) to a plain veth pair in the
+/// same run: its cost per packet is the floor (running a TC program, and the kernel's run-time
+/// statistics themselves) that the bond's programs are measured against. The controller never
+/// loads it.
+#[classifier]
+pub fn floor(_ctx: TcContext) -> i32 {
+    aya_ebpf::bindings::TC_ACT_OK
 }
 
 #[cfg(not(test))]

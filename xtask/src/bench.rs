@@ -55,6 +55,19 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     println!("   median: plain veth {mp:.0} pps, bond {mb:.0} pps: bond at {:.0}% of the plain path", 100.0 * mb / mp);
 
     println!("== program cost per packet (kernel.bpf_stats_enabled; includes the statistics' own clock reads)");
+    // The floor: a program that does nothing, attached the same way (TCX) to the plain pair,
+    // egress on A's end and ingress on B's, measured under the same traffic.
+    let floor = Floor::attach(&lab)?;
+    cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
+    let before = prog_stats(floor.id)?;
+    let r = blast(&lab, "198.51.100.1", "198.51.100.2");
+    let after = prog_stats(floor.id)?;
+    cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
+    r?;
+    // Both attachments count in one program: its cost per run is the floor for either end.
+    let floor_ns = (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64;
+    drop(floor);
+    println!("   floor (an empty TC program)   {floor_ns:>6.1} ns per run");
     let egress = prog_id(&lab.a, &format!("link_egress_{}", lab.a.bond))?;
     let ingress = prog_id(&lab.b, "link_ingress_eth0")?;
     for policy in ["active-backup", "xor-l34", "balance-aware"] {
@@ -72,10 +85,11 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
             }
             Ok((t1 - t0) as f64 / n as f64)
         };
+        let (e, i) = (per_packet(before.0, after.0)?, per_packet(before.1, after.1)?);
         println!(
-            "   {policy:<14} bond_egress {:>6.1} ns   member_ingress {:>6.1} ns",
-            per_packet(before.0, after.0)?,
-            per_packet(before.1, after.1)?
+            "   {policy:<14} bond_egress {e:>6.1} ns ({:+.1} above the floor)   member_ingress {i:>6.1} ns ({:+.1})",
+            e - floor_ns,
+            i - floor_ns
         );
     }
     Ok(())
@@ -170,6 +184,30 @@ fn recv_count(sock: &UdpSocket, sending: &AtomicBool) -> u64 {
         } else if !sending.load(Ordering::Relaxed) {
             return got;
         }
+    }
+}
+
+/// The bond's eBPF object with its `floor` program loaded and attached to the plain pair (A's
+/// end egress, B's end ingress); detached when dropped.
+struct Floor {
+    _ebpf: aya::Ebpf,
+    id: u64,
+}
+
+impl Floor {
+    fn attach(lab: &Lab) -> anyhow::Result<Floor> {
+        use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
+        let obj = crate::util::root().join("target/ebpf/bpfel-unknown-none/release/bond");
+        // Its maps are created unpinned, apart from any bond's.
+        let mut ebpf = aya::Ebpf::load_file(&obj).with_context(|| format!("loading {}", obj.display()))?;
+        let p: &mut SchedClassifier = ebpf.program_mut("floor").context("no floor program")?.try_into()?;
+        p.load().context("loading floor")?;
+        let id = u64::from(p.info()?.id());
+        for (ns, dir) in [(&lab.a.ns, TcAttachType::Egress), (&lab.b.ns, TcAttachType::Ingress)] {
+            ns.enter(|| p.attach_with_options("plain", dir, TcAttachOptions::TcxOrder(LinkOrder::default())))?
+                .context("attaching floor")?;
+        }
+        Ok(Floor { _ebpf: ebpf, id })
     }
 }
 
