@@ -41,8 +41,13 @@ pub const PEER_MAC: &str = "peer_mac";
 /// `PerCpuArray<ClassStats, MAX_CLASSES>`: packets sent per traffic class.
 pub const CLASS_STATS: &str = "class_stats";
 
+/// `Array<ProbeSent, MAX_MEMBERS * PROBE_SENT_SLOTS>`: requests awaiting their reply.
+pub const PROBE_SENT: &str = "probe_sent";
+/// `PerCpuArray<[u64; 2], MAX_MEMBERS>`: requests answered per member in the current window.
+pub const ANSWER_RATE: &str = "answer_rate";
+
 /// Every map, for pinning and adoption.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 19] = [
     CONFIG,
     CONFIG_BANK,
     MEMBER_USABLE,
@@ -60,6 +65,8 @@ pub const ALL: [&str; 17] = [
     DEDUP,
     BUCKET_BYTES,
     CLASS_STATS,
+    PROBE_SENT,
+    ANSWER_RATE,
 ];
 
 /// Bytes of the probe event ring buffer.

@@ -117,14 +117,35 @@ pub fn member_probe_mac(sender_id: u32, member: u8) -> [u8; 6] {
     [0x06, id[0], id[1], id[2], id[3], member]
 }
 
-/// A request frame, ready to send on the bond device (the data plane stamps `t1` and sends it
-/// out of member `member`).
-pub fn request_frame(member: u8, seq: u32, sender_id: u32) -> [u8; PROBE_FRAME_LEN] {
+/// Requests remembered per member (by `seq % PROBE_SENT_SLOTS`) until their reply.
+pub const PROBE_SENT_SLOTS: u32 = 64;
+
+/// A request the data plane sent (`probe_sent`, at `slot * PROBE_SENT_SLOTS + seq %
+/// PROBE_SENT_SLOTS`): a reply counts only if it names this `seq` and echoes this `nonce`, and
+/// its round trip runs from this `t1`, kept here rather than taken from the reply, so a forged
+/// reply can neither prove a member alive blind nor change its round trip. `t1` is cleared
+/// when the reply is counted: a replay counts nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeSent {
+    pub nonce: u64,
+    pub t1: u64,
+    pub seq: u32,
+    pub pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<ProbeSent>() == 24);
+
+/// A request frame, ready to send on the bond device: `nonce` (random per request) travels in
+/// the `t1` field, which the peer echoes; the data plane keeps it and the send time (see
+/// [`ProbeSent`]) and sends the frame out of member `member`.
+pub fn request_frame(member: u8, seq: u32, sender_id: u32, nonce: u64) -> [u8; PROBE_FRAME_LEN] {
     let mut f = [0u8; PROBE_FRAME_LEN];
     f[0..6].copy_from_slice(&[0xff; 6]);
     f[6..12].copy_from_slice(&member_probe_mac(sender_id, member));
     f[12..14].copy_from_slice(&ETH_P_PROBE.to_be_bytes());
-    let h = ProbeHeader { magic: PROBE_MAGIC, version: PROBE_VERSION, kind: KIND_REQUEST, member, flags: 0, seq, sender_id, t1: 0, t2: 0 };
+    let h =
+        ProbeHeader { magic: PROBE_MAGIC, version: PROBE_VERSION, kind: KIND_REQUEST, member, flags: 0, seq, sender_id, t1: nonce, t2: 0 };
     f[OFF_HEADER..OFF_PATTERN].copy_from_slice(&h.to_bytes());
     for (i, b) in f[OFF_PATTERN..].iter_mut().enumerate() {
         *b = pattern_byte(seq, i);
@@ -192,7 +213,7 @@ mod tests {
 
     #[test]
     fn request_round_trips_and_checks_out() {
-        let f = request_frame(3, 77, 0xabcd);
+        let f = request_frame(3, 77, 0xabcd, 0x1122);
         assert_eq!(f[6..12], member_probe_mac(0xabcd, 3), "from the member's own probe address");
         assert_eq!(f[6] & 3, 2, "locally administered, unicast");
         assert_eq!(f.len(), PROBE_FRAME_LEN);
@@ -205,7 +226,7 @@ mod tests {
 
     #[test]
     fn corruption_is_detected() {
-        let f = request_frame(3, 77, 1);
+        let f = request_frame(3, 77, 1, 5);
         let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_PATTERN].try_into().unwrap());
         for i in 0..PATTERN_LEN {
             let mut p: [u8; PATTERN_LEN] = f[OFF_PATTERN..].try_into().unwrap();

@@ -9,7 +9,7 @@ use bond_common::{
     flow::{FlowEntry, sample_step},
     maps::{DEDUP_CAPACITY, FLOW_CAPACITY, MONITOR_TARGET_CAPACITY, MacKey, PEER_CAPACITY, PROBE_EVENTS_BYTES},
     packet::Headers,
-    probe::ProbeEvent,
+    probe::{PROBE_SENT_SLOTS, ProbeEvent, ProbeSent},
     stats::{BondStats, ClassStats, MemberSeen, MemberStats},
 };
 
@@ -66,6 +66,12 @@ pub static DEDUP: LruHashMap<u64, u64, DEDUP_CAPACITY> = LruHashMap::new();
 
 #[btf_map(name = "bucket_bytes")]
 pub static BUCKET_BYTES: PerCpuArray<u64, { MAX_POLICIES * BUCKETS }> = PerCpuArray::new();
+
+#[btf_map(name = "probe_sent")]
+pub static PROBE_SENT: Array<ProbeSent, { MAX_MEMBERS * PROBE_SENT_SLOTS as usize }> = Array::new();
+
+#[btf_map(name = "answer_rate")]
+pub static ANSWER_RATE: PerCpuArray<[u64; 2], MAX_MEMBERS> = PerCpuArray::new();
 
 #[btf_map(name = "class_stats")]
 pub static CLASS_STATS: PerCpuArray<ClassStats, MAX_CLASSES> = PerCpuArray::new();

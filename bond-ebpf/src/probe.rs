@@ -10,13 +10,13 @@ use bond_common::{
     config::{BondConfig, MAX_MEMBERS},
     packet::PacketBytes,
     probe::{
-        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_MEMBER, OFF_PATTERN, OFF_T1, OFF_T2, PATTERN_LEN,
-        PROBE_MAGIC, ProbeEvent, ProbeHeader, frame_intact, member_probe_mac,
+        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_MEMBER, OFF_PATTERN, OFF_T2, PATTERN_LEN, PROBE_MAGIC,
+        PROBE_SENT_SLOTS, ProbeEvent, ProbeHeader, ProbeSent, frame_intact, member_probe_mac,
     },
 };
 
 use crate::{
-    maps::{PROBE_EVENTS, member_stats},
+    maps::{ANSWER_RATE, PROBE_EVENTS, PROBE_SENT, member_stats},
     skb::Skb,
 };
 
@@ -35,10 +35,17 @@ pub fn send(ctx: &TcContext, cfg: &BondConfig) -> i32 {
     if ifindex == 0 {
         return TC_ACT_SHOT;
     }
+    let Some(hb) = Skb::new(ctx).bytes::<32>(OFF_HEADER) else {
+        return TC_ACT_SHOT;
+    };
+    let h = ProbeHeader::from_bytes(&hb);
     // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
-    if ctx.store(OFF_T1, &now.to_le_bytes(), 0).is_err() {
-        return TC_ACT_SHOT;
+    // Kept for the reply (see `ProbeSent`); the frame carries the nonce in its t1 field.
+    if let Some(sent) = PROBE_SENT.get_ptr_mut(u32::from(slot) * PROBE_SENT_SLOTS + h.seq % PROBE_SENT_SLOTS) {
+        // SAFETY: an entry of the array; a reply read racing this write fails the seq or nonce
+        // check and is not counted, which is what a reply to an older request deserves.
+        unsafe { *sent = ProbeSent { nonce: h.t1, t1: now, seq: h.seq, pad: 0 } };
     }
     member_stats(u32::from(slot), |s| s.tx_probes += 1);
     // SAFETY: bpf_redirect takes only integers (an ifindex, flags) and touches no memory of
@@ -68,14 +75,22 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
         // Our own request, flooded back by a switch to another member: not a peer's.
         KIND_REQUEST if h.sender_id == cfg.probe_id => TC_ACT_SHOT,
         KIND_REQUEST => answer(ctx, cfg, slot, intact, now),
+        // A switch floods the (broadcast) reply to every member: only the copy that came back
+        // on the member its request left from says something about that member.
+        KIND_REPLY if h.sender_id == cfg.probe_id && h.member != slot => TC_ACT_SHOT,
         KIND_REPLY if h.sender_id == cfg.probe_id => {
+            let Some(t1) = sent_time(slot, &h) else {
+                // Not a reply to a request we are waiting for: forged, replayed or too late.
+                member_stats(u32::from(slot), |s| s.probe_errors += 1);
+                return Some(TC_ACT_SHOT);
+            };
             let event = ProbeEvent {
                 member: h.member,
                 flags: if intact { h.flags } else { h.flags | FLAG_CORRUPT },
                 rx_member: slot,
                 pad: 0,
                 seq: h.seq,
-                t1: h.t1,
+                t1,
                 t2: h.t2,
                 t4: now,
             };
@@ -89,9 +104,47 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
     })
 }
 
+/// The send time of the request reply `h` answers on member `slot`, if it is one we are
+/// waiting for (its seq and nonce, see `ProbeSent`); taken, so a replay counts nothing.
+#[inline(always)]
+fn sent_time(slot: u8, h: &ProbeHeader) -> Option<u64> {
+    let sent = PROBE_SENT.get_ptr_mut(u32::from(slot) * PROBE_SENT_SLOTS + h.seq % PROBE_SENT_SLOTS)?;
+    // SAFETY: an entry of the array; see `send` for the race with a new request.
+    let sent = unsafe { &mut *sent };
+    if sent.seq != h.seq || sent.nonce != h.t1 || sent.t1 == 0 {
+        return None;
+    }
+    let t1 = sent.t1;
+    sent.t1 = 0;
+    Some(t1)
+}
+
+/// Requests answered per member and window at most (per CPU): a flood of requests cannot turn
+/// the bond into a reflector. Probes come every third of `failoverInterval` (10 ms at least)
+/// from each peer member, far below this.
+const ANSWERS_PER_WINDOW: u64 = 200;
+const ANSWER_WINDOW_NS: u64 = 100_000_000;
+
+/// Whether member `slot` may answer one more request now.
+#[inline(always)]
+fn may_answer(slot: u8, now: u64) -> bool {
+    let Some(r) = ANSWER_RATE.get_ptr_mut(u32::from(slot)) else { return false };
+    // SAFETY: per-CPU value, only this program on this CPU touches it right now.
+    let r = unsafe { &mut *r };
+    if now.wrapping_sub(r[0]) > ANSWER_WINDOW_NS {
+        (r[0], r[1]) = (now, 0);
+    }
+    r[1] += 1;
+    r[1] <= ANSWERS_PER_WINDOW
+}
+
 /// Turns the request into the reply and sends it back out of the member it came in on.
 #[inline(always)]
 fn answer(ctx: &TcContext, cfg: &BondConfig, slot: u8, intact: bool, now: u64) -> i32 {
+    if !may_answer(slot, now) {
+        member_stats(u32::from(slot), |s| s.probe_errors += 1);
+        return TC_ACT_SHOT;
+    }
     let flags = if intact { 0u8 } else { FLAG_CORRUPT };
     // Broadcast, from this member's probe address (see `member_probe_mac`): a NIC's filter
     // passes it, and a switch moves no address of the bonds.

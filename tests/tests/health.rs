@@ -496,3 +496,51 @@ fn another_protocol_on_the_probes_ethertype_reaches_the_bond_and_is_not_answered
     // B's own requests are answered meanwhile (every third of the failover interval).
     assert!(answered < 5, "not answered as probe requests: {answered}");
 }
+
+#[test]
+fn forged_probe_replies_neither_keep_a_silent_link_alive_nor_count() {
+    // A third party on the wire learns the bond's sender id and sequence numbers from its
+    // requests and, once eth0 goes silent, forges replies for eth0's next requests. Without the
+    // nonce each request carries (and the send time the data plane keeps), they do not count.
+    let lab = lab(LabOptions::default().policy("fast").settings("policies:\n  fast: { basePolicy: active-backup, failoverInterval: 300 }"));
+    ping(&lab, 2).unwrap();
+    wait_for(&lab, Duration::from_secs(5), "probes answered on eth0", |s| member(s, "eth0")["rx_probes"].as_u64().unwrap_or(0) > 2);
+    let wire = lab.wire().expect("wire namespace");
+    let capture = bond_tests::net::Capture::open(wire, "a0").unwrap();
+    let request = wait_for_request(&capture);
+    let seq = u32::from_le_bytes(request[22..26].try_into().unwrap());
+    let errors_before = member(&lab.a.daemon().status().unwrap(), "eth0")["probe_errors"].as_u64().unwrap();
+    lab.impair(0, 100).unwrap();
+    let silenced = SystemTime::now();
+    let forger = bond_tests::net::RawSender::open(wire, "a0").unwrap();
+    let mut forged = 0;
+    // Every 5 ms for a second: replies to the next 200 requests, each with a guessed nonce.
+    for k in 0..200u32 {
+        let mut reply = request.clone();
+        reply[0..6].copy_from_slice(&[0xff; 6]);
+        reply[14 + 5] = 2; // a reply
+        reply[22..26].copy_from_slice(&seq.wrapping_add(k / 4).to_le_bytes());
+        reply[30..38].copy_from_slice(&u64::from(k).to_le_bytes());
+        if forger.send(&reply).is_ok() {
+            forged += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (s, _) = wait_for(&lab, Duration::from_secs(3), "eth0 declared failed", |s| !usable(s, "eth0"));
+    let failed = Daemon::event_ms_after(&s, "eth0 failed: silent", silenced).expect("failed for silence");
+    let errors = member(&s, "eth0")["probe_errors"].as_u64().unwrap() - errors_before;
+    println!("forged replies: {forged} sent; eth0 failed {failed:.0} ms after it went silent; {errors} counted as probe errors");
+    assert!(failed < 300.0 + 50.0, "the forgeries did not keep eth0 alive: failed after {failed} ms");
+    assert!(errors >= 100, "the forgeries are counted as probe errors, not replies: {errors}");
+    lab.repair(0).unwrap();
+}
+
+/// The first probe request A sends on link 0, as captured in the wire.
+fn wait_for_request(capture: &bond_tests::net::Capture) -> Vec<u8> {
+    let mut found = None;
+    wait_until(Duration::from_secs(3), "a probe request on the wire", || {
+        found = capture.frames().into_iter().find(|f| f.len() >= 14 + 32 && f[12..14] == [0x88, 0xb5] && f[14 + 5] == 1);
+        found.is_some()
+    });
+    found.unwrap()
+}

@@ -117,6 +117,8 @@ pub(super) struct State {
     /// When active-backup's active member last changed (the ARP monitor's window for it
     /// starts there).
     pub(super) active_since: Nanos,
+    /// Draws each probe's nonce (see `bond_common::probe::ProbeSent`).
+    nonce: rand::rngs::StdRng,
     /// Since when the far end answers probes (on some member): from then on, silence on a
     /// member means it failed.
     peer_probes_since: Option<Nanos>,
@@ -143,6 +145,7 @@ impl State {
             arp_epoch: now,
             arp_rounds: 0,
             active_since: now,
+            nonce: rand::SeedableRng::from_os_rng(),
             peer_probes_since: None,
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
@@ -484,7 +487,8 @@ impl Core {
                 continue;
             }
             m.probe_seq = m.probe_seq.wrapping_add(1);
-            let frame = probe::request_frame(m.slot, m.probe_seq, self.settings.probe_id);
+            let nonce = rand::Rng::random::<u64>(&mut self.monitor.nonce);
+            let frame = probe::request_frame(m.slot, m.probe_seq, self.settings.probe_id, nonce);
             m.probes.sent(m.probe_seq, now);
             let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
             self.actions.push(Action::Send { port: Port::Bond, frame: frame.to_vec(), ether_type: ETH_P_PROBE, kind });
