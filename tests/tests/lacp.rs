@@ -174,3 +174,54 @@ fn a_removed_member_leaves_the_partners_aggregate_at_once() {
     println!("the partner stopped distributing on the removed link after {took:?}");
     assert!(distributing(&lab.b.daemon().status().unwrap(), "eth0"), "the rest of the aggregate stays");
 }
+
+#[test]
+fn a_flood_of_markers_and_malformed_lacpdus_neither_starves_the_daemon_nor_breaks_the_aggregate() {
+    let lab = lab(2, LACP_FAST);
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "A's ports distributing", |s| all_distributing(s, 2));
+    wait_for(lab.b.daemon(), Duration::from_secs(5), "B's ports distributing", |s| all_distributing(s, 2));
+    let wire = lab.wire().expect("wire namespace");
+    let flooder = bond_tests::net::RawSender::open(wire, "a0").unwrap();
+    let slow = |payload: &[u8]| {
+        let mut f = vec![0x01, 0x80, 0xc2, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x66, 0x88, 0x09];
+        f.extend_from_slice(payload);
+        f.resize(14 + 110, 0);
+        f
+    };
+    // Marker information PDUs (each asks for a response) and LACPDUs too short to be read.
+    let marker = slow(&[0x02, 0x01, 0x01, 0x10, 0, 1, 0x02, 0, 0, 0, 0, 0x66, 0, 0, 0, 7]);
+    let mut short = slow(&[0x01, 0x01, 0x01, 0x14]);
+    short.truncate(14 + 8);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (sent, slowest) = std::thread::scope(|s| {
+        let flood = s.spawn(|| {
+            let mut n = 0u64;
+            let start = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && start.elapsed() < Duration::from_secs(5) {
+                for f in [&marker, &short] {
+                    if flooder.send(f).is_ok() {
+                        n += 1;
+                    }
+                }
+            }
+            n
+        });
+        // The daemon answers while the flood runs, and the other member stays in the aggregate.
+        let mut slowest = Duration::ZERO;
+        for _ in 0..10 {
+            let t = Instant::now();
+            let st = lab.a.daemon().status().unwrap();
+            slowest = slowest.max(t.elapsed());
+            assert!(distributing(&st, "eth1"), "eth1 stays in the aggregate during the flood");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (flood.join().unwrap(), slowest)
+    });
+    println!("LACP flood: {sent} slow-protocol frames in about 1.5 s; slowest status answer {slowest:?}");
+    assert!(sent > 10_000, "a flood: {sent}");
+    assert!(slowest < Duration::from_millis(500), "the daemon keeps answering: {slowest:?}");
+    // After it, both ports negotiate on as before.
+    wait_for(lab.a.daemon(), Duration::from_secs(5), "A's ports distributing after the flood", |s| all_distributing(s, 2));
+    assert_eq!(traffic_spreads(&lab), 2, "traffic on both members");
+}

@@ -179,6 +179,10 @@ pub trait BondIo {
     }
 }
 
+/// Slow-protocol frames read per member and tick at most, and of those the newest handled.
+const LACPDUS_READ_PER_TICK: usize = 64;
+const LACPDUS_HANDLED_PER_TICK: usize = 4;
+
 /// The kernel: the bond's data plane, a raw socket on the bond and on each member, LACPDU
 /// sockets, and an ethtool socket.
 pub struct Kernel {
@@ -334,7 +338,18 @@ impl BondIo for Kernel {
     fn receive_lacpdus(&mut self, slot: u8) -> Vec<Vec<u8>> {
         let Some(rx) = self.lacpdus.get(&slot) else { return Vec::new() };
         let mut buf = [0u8; 1518];
-        std::iter::from_fn(|| rx.recv(&mut buf).map(|n| buf[..n].to_vec())).collect()
+        // A partner sends one LACPDU a second (fast rate): a flood is read a bounded batch at a
+        // time (the socket's buffer drops the rest) and only its newest frames are handled, so
+        // it cannot starve the loop nor make the bond answer markers at its rate.
+        let mut frames = std::collections::VecDeque::new();
+        for _ in 0..LACPDUS_READ_PER_TICK {
+            let Some(n) = rx.recv(&mut buf) else { break };
+            if frames.len() == LACPDUS_HANDLED_PER_TICK {
+                frames.pop_front();
+            }
+            frames.push_back(buf[..n].to_vec());
+        }
+        frames.into()
     }
 
     fn set_mac(&mut self, member: &str, mac: [u8; 6]) -> io::Result<()> {
