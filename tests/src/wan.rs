@@ -85,9 +85,9 @@ impl Wan {
         self.dir.path()
     }
 
-    /// Whether 3 pings of `size` bytes from A to B, not fragmented, all come back.
+    /// Whether pings of `size` bytes from A to B, not fragmented, come back (one of three is
+    /// enough: the paths may lose some).
     pub fn ping(&self, size: u32) -> bool {
-        let out = self.site_a.exec("ping", &["-q", "-c", "3", "-i", "0.1", "-W", "2", "-s", &size.to_string(), "-M", "do", BOND_B]);
-        out.is_ok_and(|o| o.contains(" 0% packet loss"))
+        self.site_a.exec("ping", &["-q", "-c", "3", "-i", "0.1", "-W", "2", "-s", &size.to_string(), "-M", "do", BOND_B]).is_ok()
     }
 }
