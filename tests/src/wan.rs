@@ -33,10 +33,47 @@ pub struct Wan {
     dir: TempDir,
 }
 
+/// What carries the bond's frames over a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tunnel {
+    Vxlan,
+    /// Ethernet over GRE (not in every kernel: see [`Tunnel::available`]).
+    Gretap,
+}
+
+impl Tunnel {
+    /// Whether this kernel can make such a tunnel (tried in a namespace of its own).
+    pub fn available(self) -> bool {
+        let Ok(ns) = Netns::new("tun-") else { return false };
+        match self {
+            Tunnel::Vxlan => ns.ip(&["link", "add", "t0", "type", "vxlan", "id", "1", "dstport", "4789"]).is_ok(),
+            Tunnel::Gretap => ns.ip(&["link", "add", "t0", "type", "gretap", "local", "203.0.113.1", "remote", "203.0.113.2"]).is_ok(),
+        }
+    }
+
+    /// `ip link add` arguments for tunnel `i` from `local` to `remote` over device `dev`.
+    fn args(self, name: &str, i: usize, local: &str, remote: &str, dev: &str) -> Vec<String> {
+        let mut a: Vec<String> = ["link", "add", name, "type"].iter().map(|s| s.to_string()).collect();
+        match self {
+            Tunnel::Vxlan => a.extend(
+                ["vxlan", "id", &(100 + i).to_string(), "local", local, "remote", remote, "dstport", "4789", "dev", dev].map(String::from),
+            ),
+            Tunnel::Gretap => a.extend(["gretap", "local", local, "remote", remote, "dev", dev].map(String::from)),
+        }
+        a
+    }
+}
+
 impl Wan {
-    /// One path per entry of `paths` (its impairment, both ways), and a bond on each site with
-    /// `policy_yaml` (a policy's YAML mapping, e.g. `{ basePolicy: active-backup }`).
+    /// One path per entry of `paths` (its impairment, both ways), a VXLAN tunnel over each, and
+    /// a bond on each site with `policy_yaml` (a policy's YAML mapping, e.g.
+    /// `{ basePolicy: active-backup }`).
     pub fn start(paths: &[Impairment], policy_yaml: &str) -> anyhow::Result<Wan> {
+        Wan::start_with(paths, policy_yaml, Tunnel::Vxlan)
+    }
+
+    /// [`Wan::start`] with tunnels of kind `tunnel` (named `vx<i>` whatever their kind).
+    pub fn start_with(paths: &[Impairment], policy_yaml: &str, tunnel: Tunnel) -> anyhow::Result<Wan> {
         let dir = TempDir::new()?;
         let (site_a, site_b, wire) = (Netns::new("wan-a-")?, Netns::new("wan-b-")?, Netns::new("wan-w-")?);
         for ns in [&site_a, &site_b, &wire] {
@@ -60,9 +97,10 @@ impl Wan {
             emu.set_both(imp.clone());
             emulators.push(emu);
             for (site, local, remote) in [(&site_a, &ip_a, &ip_b), (&site_b, &ip_b, &ip_a)] {
-                let (vx, id) = (format!("vx{i}"), (100 + i).to_string());
-                site.ip(&["link", "add", &vx, "type", "vxlan", "id", &id, "local", local, "remote", remote, "dstport", "4789", "dev", &up])
-                    .context("a VXLAN tunnel over the path")?;
+                let vx = format!("vx{i}");
+                let args = tunnel.args(&vx, i, local, remote, &up);
+                site.ip(&args.iter().map(String::as_str).collect::<Vec<_>>())
+                    .with_context(|| format!("a {tunnel:?} tunnel over the path"))?;
                 site.ip(&["link", "set", &vx, "up"])?;
             }
         }

@@ -10,7 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use bond_tests::{Daemon, Netns, emu::Impairment, wait_until, wan::Wan};
+use bond_tests::{
+    Daemon, Netns,
+    emu::Impairment,
+    wait_until,
+    wan::{Tunnel, Wan},
+};
 use serde_json::Value;
 
 fn mtu(ns: &Netns, dev: &str) -> u64 {
@@ -83,4 +88,26 @@ fn balance_aware_over_vxlan_tunnels_puts_more_traffic_on_the_better_path() {
     );
     assert!((alloc("vx1") - s1 / (s0 + s1)).abs() < 0.03, "the better path gets its share");
     assert!(alloc("vx1") > alloc("vx0"));
+}
+
+#[test]
+fn active_backup_over_gretap_tunnels_where_the_kernel_has_them() {
+    if !Tunnel::Gretap.available() {
+        bond_tests::skip("active_backup_over_gretap_tunnels_where_the_kernel_has_them", "no GRETAP in this kernel");
+        return;
+    }
+    let paths = [Impairment::delay_ms(5), Impairment::delay_ms(1)];
+    let wan =
+        Wan::start_with(&paths, "{ basePolicy: active-backup, failoverInterval: 300 }", Tunnel::Gretap).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(mtu(&wan.site_a, "bond0"), mtu(&wan.site_a, "vx0"), "the bond takes the tunnels' MTU");
+    assert!(wan.ping(56));
+    let active = wan.a.status().unwrap()["active"].as_str().unwrap().to_string();
+    let i: usize = active.trim_start_matches("vx").parse().unwrap();
+    wan.emulators[i].set_both(Impairment { loss: 1.0, ..Default::default() });
+    for (site, d) in [("A", &wan.a), ("B", &wan.b)] {
+        wait_until(Duration::from_secs(5), &format!("site {site} on the other tunnel"), || {
+            d.status().unwrap()["active"] != active.as_str()
+        });
+    }
+    assert!(wan.ping(56), "traffic crosses on the other path");
 }
