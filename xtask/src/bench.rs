@@ -19,11 +19,22 @@ use anyhow::{Context, bail};
 use bond_tests::{Lab, LabOptions, cmd, net::pin_to_cpu};
 
 const PAYLOAD: usize = 64;
-const ROUND: Duration = Duration::from_secs(2);
-const ROUNDS: usize = 5;
+/// How long the measurements run: the full bench, or `--quick` (checks the bench works, as
+/// `cargo xtask test` does; its numbers mean little).
+#[derive(Clone, Copy)]
+pub struct Plan {
+    pub rounds: usize,
+    pub round: Duration,
+}
+
+impl Plan {
+    pub const FULL: Plan = Plan { rounds: 5, round: Duration::from_secs(2) };
+    pub const QUICK: Plan = Plan { rounds: 1, round: Duration::from_millis(300) };
+}
 const BATCH: usize = 64;
 
-pub fn run(bondctl: &Path) -> anyhow::Result<()> {
+pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
+    let Plan { rounds, round: round_time } = plan;
     // SAFETY: set_var races only with other threads reading or writing the environment, and
     // none exist yet: xtask is single-threaded until the lab starts below.
     unsafe { std::env::set_var("BONDCTL", bondctl) };
@@ -42,11 +53,11 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     bond_tests::net::ping(&lab, 2)?;
     lab.a.ns.exec("ping", &["-q", "-c", "2", "-i", "0.1", "198.51.100.2"])?;
 
-    println!("== packet rate, {PAYLOAD}-byte UDP payloads, one flow, {ROUNDS} interleaved rounds of {ROUND:?}");
+    println!("== packet rate, {PAYLOAD}-byte UDP payloads, one flow, {rounds} interleaved rounds of {round_time:?}");
     let (mut plain, mut bond) = (Vec::new(), Vec::new());
-    for round in 1..=ROUNDS {
-        let p = blast(&lab, "198.51.100.1", "198.51.100.2")?;
-        let b = blast(&lab, lab.a.addr, lab.b.addr)?;
+    for round in 1..=rounds {
+        let p = blast(&lab, "198.51.100.1", "198.51.100.2", round_time)?;
+        let b = blast(&lab, lab.a.addr, lab.b.addr, round_time)?;
         println!("   round {round}: plain veth {:>9.0} pps   bond {:>9.0} pps   ratio {:.2}", p, b, b / p);
         plain.push(p);
         bond.push(b);
@@ -60,7 +71,7 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
     let floor = Floor::attach(&lab)?;
     cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
     let before = prog_stats(floor.id)?;
-    let r = blast(&lab, "198.51.100.1", "198.51.100.2");
+    let r = blast(&lab, "198.51.100.1", "198.51.100.2", round_time);
     let after = prog_stats(floor.id)?;
     cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
     r?;
@@ -74,7 +85,7 @@ pub fn run(bondctl: &Path) -> anyhow::Result<()> {
         lab.a.daemon().set_policy(policy)?;
         cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
         let before = (prog_stats(egress)?, prog_stats(ingress)?);
-        let r = blast(&lab, lab.a.addr, lab.b.addr);
+        let r = blast(&lab, lab.a.addr, lab.b.addr, round_time);
         let after = (prog_stats(egress)?, prog_stats(ingress)?);
         cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
         r?;
@@ -102,7 +113,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Sends 64-byte datagrams from A (`src`) to B (`dst`) for one round; returns datagrams
 /// delivered to B's socket per second.
-fn blast(lab: &Lab, src: &str, dst: &str) -> anyhow::Result<f64> {
+fn blast(lab: &Lab, src: &str, dst: &str, round: Duration) -> anyhow::Result<f64> {
     let rx = lab.b.ns.enter(|| UdpSocket::bind((dst, 9000)))??;
     rx.set_read_timeout(Some(Duration::from_millis(100)))?;
     let tx = lab.a.ns.enter(|| UdpSocket::bind((src, 0)))??;
@@ -115,7 +126,7 @@ fn blast(lab: &Lab, src: &str, dst: &str) -> anyhow::Result<f64> {
         });
         let _ = pin_to_cpu(0);
         let start = Instant::now();
-        send_for(&tx, to, ROUND)?;
+        send_for(&tx, to, round)?;
         let elapsed = start.elapsed();
         sending.store(false, Ordering::Relaxed);
         let received = receiver.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;

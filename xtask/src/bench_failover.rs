@@ -5,7 +5,7 @@
 //! - silent loss: everything on the active member is dropped on the wire while carrier stays
 //!   up; detected by peer probes every 10 ms (`failoverInterval: 30`).
 //!
-//! Each kind runs `ROUNDS` times, always failing the member that is active at that moment; then
+//! Each kind runs `rounds` times (7; 1 with `--quick`), always failing the member that is active at that moment; then
 //! the silent loss again while `bondctl status`, `bondctl flows` and the metrics endpoint are
 //! asked in a loop, and again while a fourth device joins and leaves the bond in a loop
 //! (`add-link`, `remove-link`: netlink and grace periods), neither of which must make failover
@@ -25,7 +25,6 @@ use bond_tests::{
     net::{Stream, losses, ping},
 };
 
-const ROUNDS: usize = 7;
 const STREAM_INTERVAL: Duration = Duration::from_micros(250);
 /// Repeated failures would be punished as flapping; the benchmark measures detection only.
 const SETTINGS: &str = "policies:\n  fast: { basePolicy: active-backup, failoverInterval: 30, punishment: { base: 10 } }";
@@ -36,7 +35,7 @@ enum Fault {
     Silent,
 }
 
-pub fn run() -> anyhow::Result<()> {
+pub fn run(rounds: usize) -> anyhow::Result<()> {
     let mut lab = Lab::start(LabOptions::default().policy("fast").settings(SETTINGS)).context("starting the lab")?;
     // A's daemon again, with the metrics endpoint (it adopts the running bond).
     let (path, dir) = (lab.config_path(&lab.a), lab.dir().to_path_buf());
@@ -48,7 +47,7 @@ pub fn run() -> anyhow::Result<()> {
     // carries traffic, but joining and leaving do all their work.
     lab.a.ns.ip(&["link", "add", SPARE, "type", "veth", "peer", "name", "spare-peer"])?;
     println!(
-        "== failover time: active-backup, probes every 10 ms (failoverInterval 30), one datagram every {} µs, {ROUNDS} rounds",
+        "== failover time: active-backup, probes every 10 ms (failoverInterval 30), one datagram every {} µs, {rounds} rounds",
         STREAM_INTERVAL.as_micros()
     );
     for (fault, what, hammers) in [
@@ -62,7 +61,7 @@ pub fn run() -> anyhow::Result<()> {
         let hammer = !hammers.is_empty();
         let hammers: Vec<_> = hammers.map(|kind| spawn_hammer(&lab, kind, stop.clone(), asked.clone())).collect();
         let mut lost_ms = Vec::new();
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds {
             lost_ms.push(round(&lab, fault)?);
         }
         stop.store(true, Ordering::Relaxed);
@@ -76,8 +75,8 @@ pub fn run() -> anyhow::Result<()> {
         lost_ms.sort_by(f64::total_cmp);
         println!(
             "   {what}: traffic lost per failover (ms): median {:.1}, max {:.1}   [{}]",
-            lost_ms[ROUNDS / 2],
-            lost_ms[ROUNDS - 1],
+            lost_ms[rounds / 2],
+            lost_ms[rounds - 1],
             shown.join(", ")
         );
     }

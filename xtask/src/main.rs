@@ -62,6 +62,9 @@ enum Command {
         /// rate it carries faithfully; not part of a full run).
         #[arg(value_parser = ["rate", "failover", "emulator"])]
         only: Option<String>,
+        /// One short round of each (checks that the bench works; `cargo xtask test` runs it).
+        #[arg(long)]
+        quick: bool,
     },
 }
 
@@ -81,8 +84,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Test { filter, fuzz_seconds } => {
             setup::all()?;
-            build::all()?;
+            let bondctl = build::all()?;
             build::test(filter.as_deref())?;
+            if filter.is_none() {
+                // The bench still works (its numbers, from one short round, mean little here).
+                bench::run(&bondctl, bench::Plan::QUICK)
+                    .and_then(|()| bench_failover::run(1))
+                    .map_err(|e| e.context("cargo xtask bench --quick"))?;
+            }
             match fuzz_seconds.unwrap_or(if filter.is_some() { 0 } else { 60 }) {
                 0 => Ok(()),
                 seconds => fuzz::run(seconds),
@@ -92,14 +101,15 @@ fn main() -> anyhow::Result<()> {
             setup::nightly()?;
             fuzz::run(seconds)
         }
-        Command::Bench { only } => {
+        Command::Bench { only, quick } => {
             setup::all()?;
             let bondctl = build::all()?;
+            let (plan, rounds) = if quick { (bench::Plan::QUICK, 1) } else { (bench::Plan::FULL, 7) };
             match only.as_deref() {
                 Some("emulator") => bench_emulator::run(&bondctl),
-                Some("rate") => bench::run(&bondctl),
-                Some(_) => bench_failover::run(),
-                None => bench::run(&bondctl).and_then(|()| bench_failover::run()),
+                Some("rate") => bench::run(&bondctl, plan),
+                Some(_) => bench_failover::run(rounds),
+                None => bench::run(&bondctl, plan).and_then(|()| bench_failover::run(rounds)),
             }
         }
     }
