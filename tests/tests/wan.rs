@@ -34,6 +34,20 @@ fn measured(wan: &Wan, since: Instant) -> Value {
     s
 }
 
+/// Silences site A's active tunnel's path: both sites move to another tunnel (each finds the
+/// silence on its own) and traffic crosses there.
+fn fails_over_when_the_active_path_goes_silent(wan: &Wan) {
+    let active = wan.a.status().unwrap()["active"].as_str().unwrap().to_string();
+    let i: usize = active.trim_start_matches("vx").parse().unwrap();
+    wan.emulators[i].set_both(Impairment { loss: 1.0, ..Default::default() });
+    for (site, d) in [("A", &wan.a), ("B", &wan.b)] {
+        wait_until(Duration::from_secs(5), &format!("site {site} on the other tunnel"), || {
+            d.status().unwrap()["active"] != active.as_str()
+        });
+    }
+    assert!(wan.ping(56), "traffic crosses on the other path");
+}
+
 fn lat(s: &Value, m: &str) -> f64 {
     Daemon::member(s, m)["quality"]["lat"].as_f64().unwrap_or(f64::NAN)
 }
@@ -55,16 +69,7 @@ fn active_backup_over_vxlan_tunnels_fits_their_mtu_measures_each_path_and_fails_
     assert!((20.0..27.0).contains(&lat(&s, "vx0")) && (4.0..9.0).contains(&lat(&s, "vx1")), "{:#}", s["members"]);
     assert!(lat(&s, "vx0") > lat(&s, "vx1") + 10.0, "the slower path measures slower");
     // The active tunnel's path goes silent: the bond fails over to the other.
-    let active = s["active"].as_str().unwrap().to_string();
-    let i: usize = active.trim_start_matches("vx").parse().unwrap();
-    wan.emulators[i].set_both(Impairment { loss: 1.0, ..Default::default() });
-    // Each site finds the silence on its own (within the failover interval of each other).
-    for (site, d) in [("A", &wan.a), ("B", &wan.b)] {
-        wait_until(Duration::from_secs(5), &format!("site {site} on the other tunnel"), || {
-            d.status().unwrap()["active"] != active.as_str()
-        });
-    }
-    assert!(wan.ping(56), "traffic crosses on the other path");
+    fails_over_when_the_active_path_goes_silent(&wan);
 }
 
 #[test]
@@ -101,13 +106,5 @@ fn active_backup_over_gretap_tunnels_where_the_kernel_has_them() {
         Wan::start_with(&paths, "{ basePolicy: active-backup, failoverInterval: 300 }", Tunnel::Gretap).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(mtu(&wan.site_a, "bond0"), mtu(&wan.site_a, "vx0"), "the bond takes the tunnels' MTU");
     assert!(wan.ping(56));
-    let active = wan.a.status().unwrap()["active"].as_str().unwrap().to_string();
-    let i: usize = active.trim_start_matches("vx").parse().unwrap();
-    wan.emulators[i].set_both(Impairment { loss: 1.0, ..Default::default() });
-    for (site, d) in [("A", &wan.a), ("B", &wan.b)] {
-        wait_until(Duration::from_secs(5), &format!("site {site} on the other tunnel"), || {
-            d.status().unwrap()["active"] != active.as_str()
-        });
-    }
-    assert!(wan.ping(56), "traffic crosses on the other path");
+    fails_over_when_the_active_path_goes_silent(&wan);
 }
