@@ -2,13 +2,15 @@
 //! (inputs and the time in, [`Action`]s out, unit-tested with a fake clock), and [`Bond`], the
 //! core with its executor ([`BondIo`]: the kernel for the daemon, a recording fake in tests),
 //! which reads what a tick needs, carries out the actions and feeds back what became of them.
-//! Bringing a bond up and down and changing its members (netlink, program attachment) are
+//! Bringing a bond up and down ([`lifecycle`]) and changing its members ([`members`]; netlink,
+//! program attachment) are
 //! `Bond<Kernel>`'s alone. The monitoring (what happens on every tick) is in [`monitor`].
 
 pub mod action;
 mod aggregation;
 mod feedback;
 pub mod io;
+mod lifecycle;
 mod members;
 mod monitor;
 mod own_macs;
@@ -26,21 +28,18 @@ use std::{
 
 use anyhow::{Context, bail};
 use bond_common::config::{BUCKETS, Mode};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::task::JoinHandle;
 
 use crate::{
     config::{BondSpec, ClassPolicy, Config, Peer, PolicySpec, check_policy_links},
-    control::{self, Pending, Request, Response},
-    dataplane::{self, Dataplane},
+    control::{Request, Response},
     frames,
     health::metrics::{MS, Nanos},
     member::Member,
-    netdev::{self, Netdev},
+    netdev,
     placement::Placement,
     plan::{self, BondSettings, MemberView},
-    runstate,
     status::{Event, EventKind},
-    sys,
 };
 
 pub use action::{Action, Outcome, Ports, Sample, SendKind, Wants};
@@ -200,243 +199,6 @@ impl<I: BondIo> Bond<I> {
     fn sync_ports(&mut self) {
         let slots: Vec<u8> = self.core.members.iter().map(|m| m.slot).collect();
         self.core.ports = io::ports(&self.io, slots.into_iter());
-    }
-}
-
-impl Bond<Kernel> {
-    pub async fn start(
-        nl: &Netdev,
-        spec: BondSpec,
-        config: &Config,
-        to_daemon: mpsc::Sender<Pending>,
-        probe_events: mpsc::Sender<Wake>,
-    ) -> anyhow::Result<Bond> {
-        let policy = config.policy(&spec.policy).cloned().with_context(|| format!("no policy {}", spec.policy))?;
-        let now = sys::monotonic_ns();
-        let settings = BondSettings { probe_id: sys::random_u32(), ..Default::default() };
-        let core = Core::new(spec, policy, settings, now);
-        let mut bond = Bond {
-            core,
-            control: None,
-            probe_reader: None,
-            promisc_watch: None,
-            joining: Vec::new(),
-            leaving: Vec::new(),
-            io: Kernel::new()?,
-        };
-        let name = bond.spec.name.clone();
-        match bond.setup(nl, config, to_daemon, probe_events).await {
-            Ok(()) => {
-                tracing::info!(bond = %name, "up: policy {}, members {}", bond.policy.name, bond.spec.links.join(", "));
-                Ok(bond)
-            }
-            Err(e) => {
-                bond.stop(nl).await;
-                Err(e.context(format!("bringing up bond {name}")))
-            }
-        }
-    }
-
-    /// Each step records what it changed, so `stop` can undo a partial setup.
-    async fn setup(
-        &mut self,
-        nl: &Netdev,
-        config: &Config,
-        to_daemon: mpsc::Sender<Pending>,
-        probe_events: mpsc::Sender<Wake>,
-    ) -> anyhow::Result<()> {
-        let name = self.spec.name.clone();
-        // Claiming the control socket first also tells us whether another daemon runs it.
-        self.control = Some(control::serve(&name, to_daemon)?);
-        let (wake, bond) = (probe_events.clone(), name.clone());
-        self.io
-            .watch_carrier(self.spec.monitor.miimon, move || {
-                // Dropped when the loop is behind: its next tick reads the carrier anyway.
-                let _ = wake.try_send(Wake { bond: bond.clone(), what: WakeWhat::Carrier });
-            })
-            .context("starting carrier polling")?;
-        for l in &self.spec.links {
-            let link = nl.require_link(l).await.with_context(|| format!("member {l}"))?;
-            netdev::check_member(&link, &name)?;
-        }
-        // A state file that cannot be read is not "no state": it holds the members' own
-        // addresses, and a bond may run on them. Nothing is touched until someone looks.
-        let state = runstate::load(&name).map_err(|e| {
-            e.context(format!(
-                "the state file of bond {name} cannot be read; it holds the members' original settings, so the bond (if it runs) \
-                 is left as it is: repair or move away {} and start again",
-                runstate::path(&name).display()
-            ))
-        })?;
-        let adopted = match &state {
-            Some(state) => self.adopt(nl, state).await?,
-            None => false,
-        };
-        if !adopted {
-            if let Some(stale) = &state {
-                // A bond left behind that cannot be adopted: its members get their settings back.
-                self.event(
-                    EventKind::Bond,
-                    format!("found {}; its bond cannot be adopted and is rebuilt", runstate::path(&name).display()),
-                );
-                for sm in &stale.members {
-                    members::restore(nl, &name, &sm.name, &sm.saved()?).await;
-                }
-            }
-            self.create(nl).await?;
-        }
-        // Members of the configuration not in the adopted bond join it; those no longer in
-        // the configuration leave it once the config without them is in force (below).
-        let leaving: Vec<String> = self.members.iter().map(|m| m.name.clone()).filter(|m| !self.spec.links.contains(m)).collect();
-        for l in self.spec.links.clone() {
-            if self.members.iter().all(|m| m.name != l) {
-                self.take_member(nl, &l).await?;
-            }
-        }
-        self.persist()?;
-
-        let now = sys::monotonic_ns();
-        if let Some(rb) = self.io.dataplane()?.maps.take_probe_events() {
-            self.probe_reader = Some(monitor::read_probe_events(name.clone(), rb, probe_events.clone())?);
-        }
-        let targets = self.monitor_targets();
-        self.act(Action::SetMonitorTargets(targets));
-        self.set_peers(config)?;
-        self.sync_ports();
-        self.hold_until_lacp_allows(now);
-        self.choose_active(now);
-        self.reallocate(true);
-        self.write_config();
-        self.write_usable();
-        self.execute(now)?;
-        self.io.dataplane()?.attach_egress(&name)?;
-        for l in leaving {
-            self.spec.links.push(l.clone());
-            self.remove_member(nl, &l).await?;
-        }
-
-        let device = nl.require_link(&name).await?;
-        nl.set_up(&device, true).await?;
-        for (addr, prefix) in &self.spec.addresses {
-            nl.add_address(&device, *addr, *prefix).await?;
-        }
-        let device = nl.require_link(&name).await?;
-        self.io.open_bond(device.index).context("opening the probe socket")?;
-        self.promisc_watch = Some(monitor::watch_promiscuity(nl.clone(), name.clone(), probe_events));
-        self.sync_ports();
-        self.device = Some(device);
-        if !adopted {
-            let what = format!("bond up with policy {}", self.policy.name);
-            self.event(EventKind::Bond, what);
-        }
-        Ok(())
-    }
-
-    /// A new bond: its device (the first member's MAC address, as bonding does) and a fresh
-    /// data plane.
-    async fn create(&mut self, nl: &Netdev) -> anyhow::Result<()> {
-        let name = self.spec.name.clone();
-        // Left behind by a bond that cannot be adopted: removed and rebuilt.
-        dataplane::remove_pins(&sys::pin_dir(&name))?;
-        let mut links = Vec::new();
-        for l in &self.spec.links {
-            links.push(nl.require_link(l).await?);
-        }
-        let mac = links[0].mac;
-        let mtu = links.iter().map(|l| l.mtu).min().unwrap_or(1500);
-        match nl.link(&name).await? {
-            Some(l) if netdev::is_bond_device(&l) => {
-                self.device = Some(l.clone());
-                if l.mac != mac {
-                    nl.delete(l.index).await?;
-                    self.device = None;
-                }
-            }
-            Some(l) => bail!("an interface named {name} exists and is not a bond device ({})", l.kind.as_deref().unwrap_or("physical")),
-            None => {}
-        }
-        if self.device.is_none() {
-            self.device = Some(nl.create_bond_device(&name, mac, mtu).await?);
-        }
-        let device = nl.require_link(&name).await?;
-        self.settings.ifindex = device.index;
-        self.settings.mac = device.mac;
-        self.device = Some(device);
-        self.io.dataplane = Some(Dataplane::load(&sys::pin_dir(&name))?);
-        Ok(())
-    }
-
-    /// Removes the bond and gives members back their settings. Never fails: problems are
-    /// logged and the rest is still undone.
-    pub async fn stop(mut self, nl: &Netdev) {
-        let name = self.spec.name.clone();
-        let warn = |what: &str, e: anyhow::Error| tracing::warn!(bond = %name, "{what}: {e:#}");
-        // Only a daemon that claimed the bond's socket removes it (not one refused because
-        // another runs the bond).
-        let claimed = self.control.is_some();
-        // 802.3ad: the partner stops using every link now, not at its timeout.
-        let now = sys::monotonic_ns();
-        for slot in self.members.iter().map(|m| m.slot).collect::<Vec<_>>() {
-            self.lacp_leave(slot, now);
-        }
-        if let Err(e) = self.execute(now) {
-            warn("sending the last LACPDUs", e);
-        }
-        for task in [self.control.take(), self.probe_reader.take(), self.promisc_watch.take()].into_iter().flatten() {
-            task.abort();
-        }
-        let created = self.device.is_some() || !self.members.is_empty();
-        match self.io.dataplane.take() {
-            Some(dp) => {
-                if let Err(e) = dp.remove() {
-                    warn("removing the data plane", e);
-                }
-            }
-            None => {
-                if self.device.is_some()
-                    && let Err(e) = dataplane::remove_pins(&sys::pin_dir(&name))
-                {
-                    warn("removing pins", e);
-                }
-            }
-        }
-        if let Some(d) = self.device.take()
-            && let Err(e) = nl.delete(d.index).await
-        {
-            warn("deleting the bond device", e);
-        }
-        for m in self.members.iter().rev() {
-            if let Some(saved) = &m.saved {
-                members::restore(nl, &name, &m.name, saved).await;
-            }
-        }
-        // Members caught half-way in or out (the daemon finishes its operations first, so
-        // only after a failure).
-        let halfway = self.joining.iter().map(|j| (j.name.clone(), Some(j.saved().clone())));
-        let halfway: Vec<_> = halfway.chain(self.leaving.iter().map(|l| (l.name.clone(), l.saved().cloned()))).collect();
-        for (member, saved) in halfway {
-            if let Some(saved) = saved {
-                members::restore(nl, &name, &member, &saved).await;
-            }
-        }
-        if claimed {
-            control::remove_socket(&name);
-        }
-        if created {
-            if let Err(e) = runstate::remove(&name) {
-                warn("removing the state file", e);
-            }
-            tracing::info!(bond = %name, "removed");
-        }
-    }
-
-    /// Leaves the bond running for the next controller to adopt: the data plane stays pinned
-    /// and attached, the members keep the bond's settings (SIGKILL does the same).
-    pub fn detach(mut self) {
-        for task in [self.control.take(), self.probe_reader.take(), self.promisc_watch.take()].into_iter().flatten() {
-            task.abort();
-        }
-        tracing::info!(bond = %self.spec.name, "left running for the next controller");
     }
 }
 
