@@ -17,8 +17,8 @@ use crate::{
 #[command(name = "bondctl", version, propagate_version = true, max_term_width = 100, after_long_help = MANUAL)]
 pub struct Cli {
     /// Run in this network namespace (a name from `ip netns` or a path such as
-    /// /proc/PID/ns/net). Unlike `ip netns exec`, this keeps the host's /sys/fs/bpf, so the
-    /// bond's pins outlive the command.
+    /// /proc/PID/ns/net). Same as `ip netns exec NS bondctl ...`; under either, the bond pins
+    /// into the host's /sys/fs/bpf, so its data plane outlives the daemon.
     #[arg(long, global = true, value_name = "NS")]
     pub netns: Option<String>,
 
@@ -41,7 +41,9 @@ Signals (bondctl up):
                    `bondctl down` removes them
 
 Files:
-  /sys/fs/bpf/bond/<bond>/  the bond's pinned maps and TCX links (bpftool map dump pinned ...)
+  /sys/fs/bpf/bond/<bond>/  the bond's pinned maps and TCX links (bpftool map dump pinned ...);
+                            a bond in another network namespace pins under
+                            /sys/fs/bpf/bond/netns:<inode>/<bond>/
   /run/bondctl/<bond>.json  the members' settings from before they joined, for adoption and
                             `bondctl down` (BONDCTL_RUN_DIR overrides the directory)
   /run/bondctl/ctl-<netns>/<bond>.sock

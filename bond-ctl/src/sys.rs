@@ -5,7 +5,10 @@ use std::{
     io,
     os::fd::AsRawFd,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -21,12 +24,57 @@ use nix::{
 };
 
 /// Where bonds keep their pinned maps and links: `BPFFS/bond/<bond>/`, in a network namespace
-/// other than the main one `BPFFS/bond/netns:<inode>/<bond>/` (see [`netns_part`]).
+/// other than the main one `BPFFS/bond/netns:<inode>/<bond>/` (see [`netns_part`]), under
+/// [`bpffs_root`].
 pub const BPFFS: &str = "/sys/fs/bpf";
 
 pub fn pin_dir(bond: &str) -> PathBuf {
-    let dir = Path::new(BPFFS).join("bond");
+    let dir = bpffs_root().join("bond");
     netns_part().map_or(dir.clone(), |ns| dir.join(ns)).join(bond)
+}
+
+/// Where the BPF filesystem bonds pin into is reached: /sys/fs/bpf, or, when this process runs
+/// in a private mount namespace whose /sys hides it (`ip netns exec` remounts /sys), the one
+/// of the namespace it was started from (see [`outer_bpffs`]). Pins in a filesystem mounted
+/// only inside such a namespace go with it when its last process exits: a killed daemon would
+/// take its bond's forwarding along.
+pub fn bpffs_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| if is_bpffs(Path::new(BPFFS)) { BPFFS.into() } else { outer_bpffs().unwrap_or_else(|| BPFFS.into()) })
+}
+
+/// The BPF filesystem of the nearest ancestor process in another mount namespace (under `ip
+/// netns exec`, `ip` itself), held open for the life of this process and reached through
+/// `/proc/self/fd/N`, so it stays reachable when that ancestor exits. PID 1's root is not
+/// used: it is not always readable, even by root (a PID 1 with capabilities we lack).
+fn outer_bpffs() -> Option<PathBuf> {
+    use std::os::{fd::IntoRawFd, unix::fs::OpenOptionsExt};
+    let mine = namespace_id("self", "mnt")?;
+    let pid = ancestors().find(|pid| namespace_id(&pid.to_string(), "mnt").is_some_and(|ns| ns != mine))?;
+    let outer = PathBuf::from(format!("/proc/{pid}/root{BPFFS}"));
+    if !is_bpffs(&outer) {
+        return None;
+    }
+    let dir = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(&outer).ok()?;
+    tracing::info!("pinning into the BPF filesystem of the mount namespace this daemon was started from ({})", outer.display());
+    // Kept open (never closed) for as long as the process runs.
+    Some(PathBuf::from(format!("/proc/self/fd/{}", dir.into_raw_fd())))
+}
+
+/// This process's ancestors, parent first, up to (not including) PID 1.
+fn ancestors() -> impl Iterator<Item = i32> {
+    std::iter::successors(Some(nix::unistd::getppid().as_raw()), |&pid| parent_of(pid)).take_while(|&pid| pid > 1).take(64)
+}
+
+/// The (device, inode) naming process `pid`'s namespace of `kind` (`net`, `mnt`).
+fn namespace_id(pid: &str, kind: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|p| p.trim().parse().ok())
 }
 
 /// This network namespace's part of a host-wide path: none in the main namespace (PID 1's),
@@ -34,20 +82,28 @@ pub fn pin_dir(bond: &str) -> PathBuf {
 /// apart. The inode names a namespace the same from `--netns`, `ip netns exec` and inside it;
 /// `:` is not allowed in interface names, so the part never meets a bond's name.
 pub fn netns_part() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let this = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
-    let main = std::fs::metadata("/proc/1/ns/net").ok();
-    (main.map(|m| (m.dev(), m.ino())) != Some((this.dev(), this.ino()))).then(|| format!("netns:{}", this.ino()))
+    let this = namespace_id("thread-self", "net")?;
+    (namespace_id("1", "net") != Some(this)).then(|| format!("netns:{}", this.1))
 }
 
-/// Mounts the BPF filesystem on /sys/fs/bpf unless it is there already (it is not on every
-/// system, and `ip netns exec` gives a fresh /sys without it).
+/// Makes sure bonds have a BPF filesystem to pin into (see [`bpffs_root`]): mounts one on
+/// /sys/fs/bpf unless there is one (not every system has it). In a private mount namespace
+/// with no host filesystem to reach, the one mounted here lasts only as long as the namespace:
+/// says so, since a SIGKILL then stops the bond.
 pub fn ensure_bpffs() -> anyhow::Result<()> {
-    if is_bpffs(Path::new(BPFFS)) {
+    if is_bpffs(bpffs_root()) {
         return Ok(());
     }
     nix::mount::mount(Some("bpf"), BPFFS, Some("bpf"), MsFlags::empty(), None::<&str>)
-        .map_err(|e| anyhow::anyhow!("mounting the BPF filesystem on {BPFFS}: {}", io::Error::from(e)))
+        .map_err(|e| anyhow::anyhow!("mounting the BPF filesystem on {BPFFS}: {}", io::Error::from(e)))?;
+    if ancestors().any(|pid| namespace_id(&pid.to_string(), "mnt") != namespace_id("self", "mnt")) {
+        tracing::warn!(
+            "the host has no BPF filesystem on {BPFFS}, so the one mounted here lives only in this private mount \
+             namespace (as under `ip netns exec`): the bond's pins go when the daemon exits, and a SIGKILL stops \
+             the bond; mount it on the host (`mount -t bpf bpf {BPFFS}`) or run `bondctl --netns NS` instead"
+        );
+    }
+    Ok(())
 }
 
 fn is_bpffs(path: &Path) -> bool {

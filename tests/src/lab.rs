@@ -44,6 +44,8 @@ pub struct LabOptions {
     /// Join the sides through a wire namespace that can cut and impair links (see [`Lab`]);
     /// without it the links are direct veth pairs (for benchmarks: nothing in between).
     pub wire: bool,
+    /// Start side A's daemon under `ip netns exec` rather than `bondctl --netns`.
+    pub a_under_ip_netns_exec: bool,
 }
 
 impl Default for LabOptions {
@@ -58,6 +60,7 @@ impl Default for LabOptions {
             a_bond: String::new(),
             bond_lines: String::new(),
             wire: true,
+            a_under_ip_netns_exec: false,
         }
     }
 }
@@ -94,6 +97,11 @@ impl LabOptions {
     }
     pub fn bond_lines(mut self, yaml: &str) -> Self {
         self.bond_lines = yaml.into();
+        self
+    }
+    /// Side A's daemon started as `ip netns exec NS bondctl up ...`.
+    pub fn a_under_ip_netns_exec(mut self) -> Self {
+        self.a_under_ip_netns_exec = true;
         self
     }
     /// Direct veth links, no wire namespace in between.
@@ -176,7 +184,8 @@ impl Lab {
             dir,
         };
         let cfg_a = lab.write_config(&lab.a, &opts)?;
-        lab.a.daemon = Some(Daemon::start(&lab.a.ns, &cfg_a, &lab.a.bond, lab.dir.path())?);
+        let start_a = if opts.a_under_ip_netns_exec { Daemon::start_under_ip_netns_exec } else { Daemon::start_with };
+        lab.a.daemon = Some(start_a(&lab.a.ns, &cfg_a, &lab.a.bond, lab.dir.path(), &[])?);
         if opts.bond_b {
             let cfg_b = lab.write_config(&lab.b, &opts)?;
             lab.b.daemon = Some(Daemon::start(&lab.b.ns, &cfg_b, &lab.b.bond, lab.dir.path())?);
@@ -368,10 +377,24 @@ impl Daemon {
     /// `bondctl up --config CONFIG ARGS`; the log goes to `dir/<netns>-<bond>.log` (appended
     /// to, so a restarted daemon's log follows the first one's).
     pub fn start_with(ns: &Netns, config: &Path, bond: &str, dir: &Path, args: &[&str]) -> anyhow::Result<Daemon> {
+        let mut command = Command::new(bondctl());
+        command.args(["--netns", ns.name()]);
+        Daemon::spawn(command, ns, config, bond, dir, args)
+    }
+
+    /// `ip netns exec NS bondctl up --config CONFIG ARGS`: the daemon in `ip`'s private mount
+    /// namespace, whose fresh /sys hides the host's BPF filesystem.
+    pub fn start_under_ip_netns_exec(ns: &Netns, config: &Path, bond: &str, dir: &Path, args: &[&str]) -> anyhow::Result<Daemon> {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns.name()]).arg(bondctl());
+        Daemon::spawn(command, ns, config, bond, dir, args)
+    }
+
+    fn spawn(mut command: Command, ns: &Netns, config: &Path, bond: &str, dir: &Path, args: &[&str]) -> anyhow::Result<Daemon> {
         let log = dir.join(format!("{}-{bond}.log", ns.name()));
         let out = fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let child = Command::new(bondctl())
-            .args(["--netns", ns.name(), "up", "--config"])
+        let child = command
+            .args(["up", "--config"])
             .arg(config)
             .args(args)
             .stdout(out.try_clone()?)

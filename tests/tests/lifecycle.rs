@@ -174,7 +174,7 @@ use bond_tests::cmd::Reaped;
 
 #[test]
 fn runs_under_ip_netns_exec_with_its_own_bpf_filesystem() {
-    // `ip netns exec` remounts /sys, hiding /sys/fs/bpf: bondctl mounts a BPF filesystem there.
+    // `ip netns exec` remounts /sys, hiding /sys/fs/bpf: bondctl pins into the host's.
     let (a, b, _) = two_links();
     b.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]).unwrap();
     b.ip(&["addr", "add", "198.51.100.3/24", "dev", "eth1"]).unwrap();

@@ -168,6 +168,29 @@ fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
 }
 
 #[test]
+fn a_daemon_started_under_ip_netns_exec_pins_on_the_host_and_survives_sigkill() {
+    // `ip netns exec` gives the daemon a private mount namespace with a fresh /sys: pins in a
+    // BPF filesystem mounted there would go with it at SIGKILL, and the bond would stop.
+    let mut lab = lab(LabOptions::default().policy("balance-xor").a_under_ip_netns_exec());
+    ping(&lab, 2).unwrap();
+    assert!(pins(&lab).join("config").exists(), "the bond pins into the host's BPF filesystem: {}", pins(&lab).display());
+    let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
+    flowed(&stream, 600, "before the kill");
+    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    flowed(&stream, 1400, "with no daemon");
+    let log_dir = lab.dir().to_path_buf();
+    lab.a.daemon.take().unwrap().hand_over();
+    lab.a.daemon = Some(Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &lab.a.bond, &log_dir).unwrap());
+    flowed(&stream, 600, "after the restart");
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, longest) = losses(sent, &got);
+    println!("ip netns exec, kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");
+    assert_eq!(lost, 0, "no datagram lost; log:\n{}", lab.a.daemon().log());
+    let events = lab.a.daemon().ctl(&["events", &lab.a.bond]).unwrap();
+    assert!(events.contains("adopted the running bond"), "{events}");
+}
+
+#[test]
 fn down_removes_a_bond_no_daemon_runs() {
     let mut lab = lab(LabOptions::default().policy("balance-xor"));
     ping(&lab, 1).unwrap();
