@@ -207,9 +207,38 @@ pub struct ProbeEvent {
 
 const _: () = assert!(core::mem::size_of::<ProbeEvent>() == 32);
 
+impl ProbeEvent {
+    /// A ring buffer record as the kernel wrote it (this host's byte order); records shorter
+    /// than an event are not events.
+    pub fn from_record(b: &[u8]) -> Option<ProbeEvent> {
+        let b: &[u8; 32] = b.get(..32)?.try_into().ok()?;
+        let u32_at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| u64::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5], b[o + 6], b[o + 7]]);
+        Some(ProbeEvent {
+            member: b[0],
+            flags: b[1],
+            rx_member: b[2],
+            pad: b[3],
+            seq: u32_at(4),
+            t1: u64_at(8),
+            t2: u64_at(16),
+            t4: u64_at(24),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ring_buffer_record_reads_as_the_event_the_kernel_wrote() {
+        let e = ProbeEvent { member: 1, flags: FLAG_CORRUPT, rx_member: 2, pad: 0, seq: 7, t1: 10, t2: 20, t4: 1 << 40 };
+        // SAFETY: ProbeEvent is repr(C), integers only, 32 bytes without padding (asserted above).
+        let bytes: [u8; 32] = unsafe { core::mem::transmute(e) };
+        assert_eq!(ProbeEvent::from_record(&bytes), Some(e));
+        assert_eq!(ProbeEvent::from_record(&bytes[..31]), None, "short records are not events");
+    }
 
     #[test]
     fn request_round_trips_and_checks_out() {

@@ -39,20 +39,25 @@ enum Command {
         wan: bool,
     },
     /// Set up, build, and run every test: unit tests, then the namespace integration tests, then
-    /// a bounded run of the configuration parser's fuzzer.
+    /// a bounded run of the fuzzers (the configuration parser, the frame parsers).
     Test {
         /// Only integration tests whose name contains this.
         filter: Option<String>,
-        /// Seconds to fuzz the configuration parser after the tests (plus the fuzz build); 0
+        /// Seconds to fuzz after the tests (plus the fuzz build), split between the targets; 0
         /// skips it. Default 60, or 0 when FILTER is given.
         #[arg(long, value_name = "N")]
         fuzz_seconds: Option<u64>,
     },
-    /// Fuzz the configuration parser (cargo-fuzz, installed if missing, with the pinned
-    /// nightly) for SECONDS, 0 until it crashes or Ctrl-C; a crash fails with the saved input.
+    /// Fuzz (cargo-fuzz, installed if missing, with the pinned nightly) every target for
+    /// SECONDS split between them, or one target (0: until it crashes or Ctrl-C); a crash fails
+    /// with the saved input.
     Fuzz {
         #[arg(default_value_t = 60)]
         seconds: u64,
+        /// Only this target: `config` (the configuration parser) or `frames` (packet headers,
+        /// LACPDUs, markers, probe events).
+        #[arg(long, value_parser = fuzz::TARGETS.map(|t| t.name))]
+        target: Option<String>,
     },
     /// Set up, build, and measure: packet rate through the bond vs a plain veth path, the
     /// programs' cost per packet, and failover time (carrier loss, silent loss, and silent
@@ -94,12 +99,12 @@ fn main() -> anyhow::Result<()> {
             }
             match fuzz_seconds.unwrap_or(if filter.is_some() { 0 } else { 60 }) {
                 0 => Ok(()),
-                seconds => fuzz::run(seconds),
+                seconds => fuzz::run(seconds, None),
             }
         }
-        Command::Fuzz { seconds } => {
+        Command::Fuzz { seconds, target } => {
             setup::nightly()?;
-            fuzz::run(seconds)
+            fuzz::run(seconds, target.as_deref())
         }
         Command::Bench { only, quick } => {
             setup::all()?;

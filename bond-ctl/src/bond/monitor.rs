@@ -9,7 +9,7 @@ use std::{net::IpAddr, time::Duration};
 use aya::maps::{MapData, RingBuf};
 use bond_common::{
     config::{BUCKETS, Balance, Mode},
-    probe::{self, ETH_P_PROBE, FLAG_CORRUPT, ProbeEvent},
+    probe::{self, ETH_P_PROBE, ProbeEvent},
 };
 use tokio::{io::unix::AsyncFd, sync::mpsc, task::JoinHandle};
 
@@ -65,12 +65,7 @@ pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<Wa
             let rb = guard.get_inner_mut();
             let mut events = Vec::new();
             while let Some(item) = rb.next() {
-                if item.len() >= std::mem::size_of::<ProbeEvent>() {
-                    // SAFETY: `item` holds at least size_of::<ProbeEvent>() bytes (checked just
-                    // above), any bytes are a valid ProbeEvent (integers only, aya::Pod), and
-                    // read_unaligned needs no alignment.
-                    events.push(unsafe { (item.as_ptr() as *const ProbeEvent).read_unaligned() });
-                }
+                events.extend(ProbeEvent::from_record(&item));
             }
             if !events.is_empty() && tx.send(Wake { bond: bond.clone(), what: WakeWhat::ProbeReplies(events) }).await.is_err() {
                 return;
@@ -448,9 +443,7 @@ impl Core {
     pub fn on_probe_replies(&mut self, events: &[ProbeEvent], now: Nanos) {
         for e in events {
             let Some(m) = self.members.iter_mut().find(|m| m.slot == e.member) else { continue };
-            // Stamped by the kernel on arrival (CLOCK_MONOTONIC, as `now`): a reply that arrived
-            // before a silence deadline counts even if the daemon reads it after.
-            m.probes.replied(e.seq, e.t4.saturating_sub(e.t1), e.flags & FLAG_CORRUPT != 0, e.t4.min(now));
+            m.probes.replied_event(e, now);
             if self.monitor.peer_probes_since.is_none() && m.probes.peer_seen {
                 self.monitor.peer_probes_since = Some(now);
             }

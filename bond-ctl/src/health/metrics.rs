@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use bond_common::probe::{FLAG_CORRUPT, ProbeEvent};
 use serde::{Deserialize, Serialize};
 
 /// Nanoseconds on the kernel's monotonic clock (`CLOCK_MONOTONIC`, what eBPF stamps with).
@@ -83,6 +84,13 @@ impl ProbeWindow {
         if !corrupt {
             self.last_reply = Some(now);
         }
+    }
+
+    /// A reply as the data plane reports it. The round trip runs from the send time the data
+    /// plane kept (t1) to the reply's arrival (t4), both kernel stamps on CLOCK_MONOTONIC (as
+    /// `now`): a reply that arrived before a silence deadline counts even if read after it.
+    pub fn replied_event(&mut self, e: &ProbeEvent, now: Nanos) {
+        self.replied(e.seq, e.t4.saturating_sub(e.t1), e.flags & FLAG_CORRUPT != 0, e.t4.min(now));
     }
 
     /// Starts measuring afresh, for a link that has just recovered: what was lost while it was
