@@ -36,8 +36,10 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
         return TC_ACT_SHOT;
     };
     let ether_type = skb_protocol(ctx);
-    if ether_type == ETH_P_PROBE {
-        return probe::send(ctx, cfg);
+    if ether_type == ETH_P_PROBE
+        && let Some(verdict) = probe::send(ctx, cfg)
+    {
+        return verdict;
     }
     // SAFETY: this CPU's scratch entry, used by this program run only.
     let h = unsafe { &mut *h };

@@ -7,11 +7,11 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use bond_common::{
-    config::{BondConfig, MAX_MEMBERS},
+    config::BondConfig,
     packet::PacketBytes,
     probe::{
-        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_MEMBER, OFF_PATTERN, OFF_T2, PATTERN_LEN, PROBE_MAGIC,
-        PROBE_SENT_SLOTS, ProbeEvent, ProbeHeader, ProbeSent, frame_intact, member_probe_mac,
+        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_PATTERN, OFF_T2, PATTERN_LEN, PROBE_MAGIC,
+        PROBE_SENT_SLOTS, PROBE_VERSION, ProbeEvent, ProbeHeader, ProbeSent, frame_intact, member_probe_mac,
     },
 };
 
@@ -20,25 +20,22 @@ use crate::{
     skb::Skb,
 };
 
-/// A probe the controller sent on the bond device: stamp the send time and put it on the
-/// member it names, whether that member is usable or not (probes are how a member proves
-/// itself again).
+/// A frame of the probes' EtherType sent on the bond device: if it is one of the controller's
+/// probes (a request of this run's bond, see `probe_id`), stamp the send time and put it on the
+/// member it names, whether that member is usable or not (probes are how a member proves itself
+/// again). None: another protocol on the same local experimental EtherType (a guest behind a
+/// bridge above the bond, say), forwarded like any other traffic.
 #[inline(always)]
-pub fn send(ctx: &TcContext, cfg: &BondConfig) -> i32 {
-    let slot = match Skb::new(ctx).bytes::<1>(OFF_MEMBER) {
-        Some([s]) if usize::from(s) < MAX_MEMBERS => s,
-        _ => return TC_ACT_SHOT,
-    };
-    let Some(&ifindex) = cfg.member_ifindex.get(usize::from(slot)) else {
-        return TC_ACT_SHOT;
-    };
-    if ifindex == 0 {
-        return TC_ACT_SHOT;
+pub fn send(ctx: &TcContext, cfg: &BondConfig) -> Option<i32> {
+    let h = ProbeHeader::from_bytes(&Skb::new(ctx).bytes::<32>(OFF_HEADER)?);
+    if h.magic != PROBE_MAGIC || h.version != PROBE_VERSION || h.kind != KIND_REQUEST || h.sender_id != cfg.probe_id {
+        return None;
     }
-    let Some(hb) = Skb::new(ctx).bytes::<32>(OFF_HEADER) else {
-        return TC_ACT_SHOT;
+    let slot = h.member;
+    let ifindex = match cfg.member_ifindex.get(usize::from(slot)) {
+        Some(&i) if i != 0 => i,
+        _ => return Some(TC_ACT_SHOT),
     };
-    let h = ProbeHeader::from_bytes(&hb);
     // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_ns() };
     // Kept for the reply (see `ProbeSent`); the frame carries the nonce in its t1 field.
@@ -50,7 +47,7 @@ pub fn send(ctx: &TcContext, cfg: &BondConfig) -> i32 {
     member_stats(u32::from(slot), |s| s.tx_probes += 1);
     // SAFETY: bpf_redirect takes only integers (an ifindex, flags) and touches no memory of
     // ours; the kernel checks the ifindex when it redirects.
-    unsafe { bpf_redirect(ifindex, 0) as i32 }
+    Some(unsafe { bpf_redirect(ifindex, 0) as i32 })
 }
 
 /// A frame of the probes' EtherType received on member `slot`: answer a request from the peer
