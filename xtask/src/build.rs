@@ -53,3 +53,26 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     }
     result
 }
+
+/// The fault suite (`tests/tests/faults.rs`) with each kind of fault kept up for `seconds`,
+/// one test at a time so the faults do not share the two cores with each other.
+pub fn faults(seconds: u64) -> anyhow::Result<()> {
+    exec(
+        cargo()
+            .args([
+                "test",
+                "--release",
+                "--no-fail-fast",
+                "-p",
+                "bond-tests",
+                "--test",
+                "faults",
+                "--",
+                "--test-threads",
+                "1",
+                "--nocapture",
+            ])
+            .env("BONDCTL", root().join("target/release/bondctl"))
+            .env("BOND_FAULTS_SECONDS", seconds.to_string()),
+    )
+}

@@ -70,6 +70,11 @@ enum Command {
         /// One short round of each (checks that the bench works; `cargo xtask test` runs it).
         #[arg(long)]
         quick: bool,
+        /// Only the fault suite, each fault kept up for a minute (3 s with --quick): flapping
+        /// links, random loss, every member down, a member deleted, the daemon killed during
+        /// operations, malformed frames through every policy.
+        #[arg(long, conflicts_with = "only")]
+        faults: bool,
     },
 }
 
@@ -106,9 +111,12 @@ fn main() -> anyhow::Result<()> {
             setup::nightly()?;
             fuzz::run(seconds, target.as_deref())
         }
-        Command::Bench { only, quick } => {
+        Command::Bench { only, quick, faults } => {
             setup::all()?;
             let bondctl = build::all()?;
+            if faults {
+                return build::faults(if quick { 3 } else { 60 });
+            }
             let (plan, rounds) = if quick { (bench::Plan::QUICK, 1) } else { (bench::Plan::FULL, 7) };
             match only.as_deref() {
                 Some("emulator") => bench_emulator::run(&bondctl),
