@@ -422,3 +422,36 @@ fn mtu(ns: &bond_tests::Netns, dev: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "link", "show", dev]).unwrap()).unwrap();
     v[0]["mtu"].as_u64().unwrap()
 }
+
+#[test]
+fn a_member_whose_settings_cannot_be_recorded_is_not_taken() {
+    let mut lab = lab(LabOptions::default().policy("balance-xor"));
+    let own = own_settings(&lab);
+    let bond = lab.a.bond.clone();
+    // Both sides without eth2 (B would otherwise answer on it).
+    lab.a.daemon().ctl(&["remove-link", &bond, "eth2"]).unwrap();
+    lab.b.daemon().ctl(&["remove-link", &lab.b.bond, "eth2"]).unwrap();
+    let eth2 = |lab: &Lab| -> serde_json::Value { serde_json::from_str(&lab.a.ns.ip(&["-j", "link", "show", "eth2"]).unwrap()).unwrap() };
+    let before = eth2(&lab);
+    // The state file cannot be written: its temporary file's name is taken by a directory.
+    let state = bond_tests::lab::state_file(lab.a.ns.name(), &bond).unwrap();
+    let blocker = state.with_extension("json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    let refused = lab.a.daemon().ctl(&["add-link", &bond, "eth2"]);
+    let _ = std::fs::remove_dir(&blocker);
+    let err = format!("{:#}", refused.expect_err("add-link must fail when eth2's settings cannot be recorded"));
+    assert!(err.contains("recording eth2's settings") && err.contains(".json.tmp"), "the error says what and where: {err}");
+    // Nothing of eth2 was changed, and the bond runs on without it.
+    assert_eq!(eth2(&lab)[0]["address"], before[0]["address"], "eth2 keeps its own MAC address");
+    assert_eq!(eth2(&lab)[0]["mtu"], before[0]["mtu"], "eth2 keeps its MTU");
+    assert_eq!(eth2(&lab)[0]["flags"], before[0]["flags"], "eth2 keeps its flags");
+    let attached = lab.a.ns.exec("bpftool", &["-j", "net", "show", "dev", "eth2"]).unwrap();
+    assert!(!attached.contains("member_ingress"), "no program on eth2: {attached}");
+    let s = lab.a.daemon().status().unwrap();
+    assert_eq!(s["members"].as_array().unwrap().len(), 2, "eth2 is not a member");
+    ping(&lab, 1).unwrap();
+    // Once the state file can be written, the same request takes it.
+    lab.a.daemon().ctl(&["add-link", &bond, "eth2"]).unwrap();
+    assert_eq!(lab.a.daemon().status().unwrap()["members"].as_array().unwrap().len(), 3);
+    stop_and_check_restored(&mut lab, &own);
+}

@@ -544,3 +544,35 @@ fn wait_for_request(capture: &bond_tests::net::Capture) -> Vec<u8> {
     });
     found.unwrap()
 }
+
+#[test]
+fn a_flood_of_probe_requests_is_answered_at_a_bounded_rate() {
+    // A copy of A's request, sent 5,000 times as fast as possible towards B: B answers at most
+    // 200 per member per 100 ms on each CPU, counts the rest as probe errors, and is no
+    // reflector for whoever floods it.
+    let lab = lab(LabOptions::default().policy("active-backup"));
+    ping(&lab, 2).unwrap();
+    let wire = lab.wire().expect("wire namespace");
+    let request = wait_for_request(&bond_tests::net::Capture::open(wire, "a0").unwrap());
+    let flooder = bond_tests::net::RawSender::open(wire, "b0").unwrap();
+    let before = member(&lab.b.daemon().status().unwrap(), "eth0").clone();
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    for _ in 0..5000 {
+        if flooder.send(&request).is_ok() {
+            sent += 1;
+        }
+    }
+    let windows = started.elapsed().as_nanos() as u64 / 100_000_000 + 2;
+    std::thread::sleep(Duration::from_millis(200));
+    let after = member(&lab.b.daemon().status().unwrap(), "eth0").clone();
+    let delta = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+    let (answered, refused) = (delta("probes_answered"), delta("probe_errors"));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    // A's own requests are answered meanwhile too (a few per 100 ms).
+    let bound = 200 * cpus * windows + 20;
+    println!("probe request flood: {sent} sent over {:?}, {answered} answered (bound {bound}), {refused} refused", started.elapsed());
+    assert!(answered <= bound, "{answered} answered, at most {bound} allowed");
+    assert!(answered >= 100, "requests are still answered: {answered}");
+    assert!(refused + answered + 20 >= sent, "every request not answered is counted: {refused} + {answered} of {sent}");
+}
