@@ -220,6 +220,10 @@ pub mod bond_flags {
     /// member's MAC address, and frames to a member's own address are handed to the bond as
     /// addressed to it.
     pub const RX_BALANCE: u32 = 16;
+    /// 802.3ad: frames arriving on a member that is not collecting (a standby aggregator, LACP
+    /// not yet in sync: not in the usable mask) are dropped and counted, slow-protocol frames
+    /// aside, as bonding drops what its inactive ports receive.
+    pub const RX_COLLECTING_ONLY: u32 = 32;
 }
 
 /// A received frame identical to one seen within this time on another member is a duplicate.

@@ -168,6 +168,9 @@ impl BondSettings {
         if policy.mode == Mode::BalanceAlb {
             f |= bond_flags::RX_BALANCE;
         }
+        if policy.mode == Mode::Lacp {
+            f |= bond_flags::RX_COLLECTING_ONLY;
+        }
         if arp_monitor {
             f |= bond_flags::ARP_MONITOR;
         }

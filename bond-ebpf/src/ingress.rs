@@ -51,6 +51,10 @@ pub fn member_ingress(ctx: &TcContext) -> i32 {
         }
         _ => {}
     }
+    if cfg.flags & bond_flags::RX_COLLECTING_ONLY != 0 && member_usable() & (1 << slot) == 0 {
+        member_stats(u32::from(slot), |s| s.rx_dropped += 1);
+        return TC_ACT_SHOT;
+    }
     if cfg.flags & bond_flags::OWN_MACS != 0 && !own_macs_receive(ctx, cfg, slot) {
         member_stats(u32::from(slot), |s| s.rx_dropped += 1);
         return TC_ACT_SHOT;
@@ -70,21 +74,22 @@ pub fn member_ingress(ctx: &TcContext) -> i32 {
 }
 
 /// balance-tlb / balance-alb, where each member has its own MAC address: whether the frame is
-/// for the bond. The switch floods broadcast and multicast to every member, so only the active
-/// member's copy is taken. With receive balancing (alb), peers send to the member's own address:
-/// such a frame is readdressed to the bond's, or the bond would take it for another host's.
+/// for the bond. The switch floods broadcast and multicast, and unicast it has not learnt, to
+/// every member, so only the active member takes those; another member takes only unicast
+/// addressed to the bond or to itself (as bonding's inactive ports). With receive balancing
+/// (alb), peers send to the member's own address: such a frame is readdressed to the bond's, or
+/// the bond would take it for another host's.
 #[inline(always)]
 fn own_macs_receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> bool {
     let Some(dst) = Skb::new(ctx).bytes::<6>(0) else { return true };
-    if dst[0] & 1 != 0 {
+    let Some(own) = cfg.member_mac.get(usize::from(slot)) else { return true };
+    let to_bond = dst[..] == cfg.bond_mac[..6];
+    let to_member = dst[..] == own[..6];
+    if dst[0] & 1 != 0 || !(to_bond || to_member) {
         let Some(policy) = cfg.policies.get(cfg.default_policy as usize) else { return true };
         return active_member(policy, member_usable()) == Some(slot);
     }
-    if cfg.flags & bond_flags::RX_BALANCE != 0
-        && let Some(own) = cfg.member_mac.get(usize::from(slot))
-        && dst[..] == own[..6]
-        && own[..6] != cfg.bond_mac[..6]
-    {
+    if cfg.flags & bond_flags::RX_BALANCE != 0 && to_member && !to_bond {
         let bond: [u8; 6] = [cfg.bond_mac[0], cfg.bond_mac[1], cfg.bond_mac[2], cfg.bond_mac[3], cfg.bond_mac[4], cfg.bond_mac[5]];
         let _ = ctx.store(0, &bond, 0);
     }

@@ -225,3 +225,39 @@ fn a_flood_of_markers_and_malformed_lacpdus_neither_starves_the_daemon_nor_break
     wait_for(lab.a.daemon(), Duration::from_secs(5), "A's ports distributing after the flood", |s| all_distributing(s, 2));
     assert_eq!(traffic_spreads(&lab), 2, "traffic on both members");
 }
+
+fn mac_of(ns: &bond_tests::Netns, dev: &str) -> Vec<u8> {
+    let v: Value = serde_json::from_str(&ns.ip(&["-j", "link", "show", dev]).unwrap()).unwrap();
+    v[0]["address"].as_str().unwrap().split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+}
+
+#[test]
+fn frames_arriving_on_a_port_that_is_not_collecting_are_dropped_and_counted() {
+    let lab = lab(2, LACP_FAST);
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "A distributing", |s| all_distributing(s, 2));
+    lab.drop_lacp_from_b(0).unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(5), "eth0 out of the aggregate", |s| !distributing(s, "eth0"));
+    // B's side still sends on eth0 (a partner that has not noticed, or a standby port the
+    // switch floods to): frames to A's bond, straight out of B's members.
+    let mut frame = mac_of(&lab.a.ns, &lab.a.bond);
+    frame.extend(mac_of(&lab.b.ns, &lab.b.bond));
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.extend_from_slice(b"not collecting test payload, forty-six bytes!!");
+    let capture = bond_tests::net::Capture::open(&lab.a.ns, &lab.a.bond).unwrap();
+    let before = lab.a.daemon().status().unwrap();
+    for member in ["eth0", "eth1"] {
+        let sender = bond_tests::net::RawSender::open(&lab.b.ns, member).unwrap();
+        for _ in 0..20 {
+            sender.send(&frame).unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let arrived = capture.frames().iter().filter(|f| f[..] == frame[..]).count();
+    let after = lab.a.daemon().status().unwrap();
+    let dropped = |s: &Value| Daemon::member(s, "eth0")["rx_dropped"].as_u64().unwrap();
+    assert_eq!(arrived, 20, "only the collecting member's frames reach the bond");
+    assert!(dropped(&after) - dropped(&before) >= 20, "eth0's are counted as dropped");
+    // Slow-protocol frames still reach the controller there: with LACP back, eth0 rejoins.
+    lab.repair(0).unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "eth0 back", |s| all_distributing(s, 2));
+}

@@ -150,3 +150,40 @@ fn alb_spreads_receive_by_peer_and_moves_a_failed_members_peers() {
     let rx = deltas(&counters(&lab, "rx_packets"), &rx0);
     println!("alb receive per member after the failover: {rx:?}");
 }
+
+#[test]
+fn unicast_for_other_hosts_flooded_to_members_reaches_the_bond_once() {
+    // The switch floods a frame for an address it has not learnt to every port: each member
+    // gets a copy, and only the active member may hand it to the bond (a bridge above the
+    // bond would otherwise forward it three times).
+    let lab = lab(3, 1, "mode: balance-tlb");
+    lab.peers_ping().unwrap();
+    let status = lab.daemon().status().unwrap();
+    let active = status["active"].as_str().unwrap().to_string();
+    let peer_mac: Vec<u8> = {
+        let v: Value = serde_json::from_str(&lab.peers[0].ip(&["-j", "link", "show", "eth0"]).unwrap()).unwrap();
+        v[0]["address"].as_str().unwrap().split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect()
+    };
+    let mut frame = vec![0x02, 0, 0, 0, 0xde, 0xad];
+    frame.extend(peer_mac);
+    // Not IPv4: the switch (a bridge with br_netfilter loaded) would check the IP header.
+    frame.extend_from_slice(&[0x88, 0xb6]);
+    frame.extend_from_slice(b"for a host nobody has learnt, forty-six bytes.");
+    let capture = bond_tests::net::Capture::open(&lab.a, &lab.bond).unwrap();
+    let dropped0 = counters(&lab, "rx_dropped");
+    let sender = bond_tests::net::RawSender::open(&lab.peers[0], "eth0").unwrap();
+    for _ in 0..20 {
+        sender.send(&frame).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let arrived = capture.frames().iter().filter(|f| f[..] == frame[..]).count();
+    let dropped = deltas(&counters(&lab, "rx_dropped"), &dropped0);
+    println!("flooded unicast: {arrived} of 20 reached the bond; dropped per member {dropped:?} (active {active})");
+    assert_eq!(arrived, 20, "each frame reaches the bond once, from the active member");
+    for j in 0..3 {
+        let name = format!("eth{j}");
+        if name != active {
+            assert!(dropped[j] >= 20, "{name} (not active) drops its copies: {dropped:?}");
+        }
+    }
+}
