@@ -20,6 +20,13 @@ pub(super) struct Aggregation {
     pub(super) ports: BTreeSet<u8>,
 }
 
+impl Aggregation {
+    /// Why member `slot` does not distribute (see [`Lacp::why_not_distributing`]).
+    pub(super) fn why_not_distributing(&self, slot: u8) -> Option<String> {
+        self.lacp.why_not_distributing(slot)
+    }
+}
+
 impl Core {
     /// The LACP settings the bond's configuration asks for.
     fn lacp_settings(&self) -> LacpSettings {

@@ -151,8 +151,9 @@ impl State {
     }
 }
 
-/// Why member `m` may not carry traffic (`lacp`: the bond runs 802.3ad), for events and status.
-pub(super) fn why_not_usable(m: &crate::member::Member, lacp: bool) -> String {
+/// Why member `m` may not carry traffic (`lacp`: the bond runs 802.3ad, and why its LACP port
+/// does not distribute, if it does not), for events and status.
+pub(super) fn why_not_usable(m: &crate::member::Member, lacp: Option<Option<String>>) -> String {
     if m.gone {
         "its device was deleted (taken back when a device of its name appears)".into()
     } else if !m.liveness.up() {
@@ -161,8 +162,8 @@ pub(super) fn why_not_usable(m: &crate::member::Member, lacp: bool) -> String {
         format!("punished, {} ms left", m.punishment.remaining_ms())
     } else if !m.violations.is_empty() {
         format!("avoided, {}", m.violations.join(", "))
-    } else if lacp {
-        "not distributing in the active LACP aggregator".to_string()
+    } else if let Some(lacp) = lacp {
+        lacp.unwrap_or_else(|| "not distributing in the active LACP aggregator".to_string())
     } else {
         "not yet put in force".to_string()
     }
@@ -627,7 +628,9 @@ impl Core {
                 }
                 let why = match usable {
                     true => "usable".to_string(),
-                    false => format!("not usable: {}", why_not_usable(m, self.aggregation.is_some())),
+                    false => {
+                        format!("not usable: {}", why_not_usable(m, self.aggregation.as_ref().map(|a| a.why_not_distributing(m.slot))))
+                    }
                 };
                 notes.push((EventKind::Usable, format!("{} {why}", m.name)));
                 m.usable = usable;

@@ -87,7 +87,8 @@ impl<I: BondIo> Bond<I> {
             usable: m.usable,
             active: self.has_active() && self.main.active == Some(m.slot),
             link_failures: m.link_failures,
-            not_usable: (!m.usable).then(|| super::monitor::why_not_usable(m, self.aggregation.is_some())),
+            not_usable: (!m.usable)
+                .then(|| super::monitor::why_not_usable(m, self.aggregation.as_ref().map(|a| a.why_not_distributing(m.slot)))),
             health,
             punished_ms: m.punishment.remaining_ms(),
             violations: m.violations.clone(),

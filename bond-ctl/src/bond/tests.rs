@@ -313,7 +313,7 @@ fn a_flapping_link_is_punished_then_readmitted() {
     }
     assert_eq!(b.usable_now(), 0b01, "held out while its carrier is up");
     assert_eq!(b.members[1].link_failures, 3, "three failures of the link; being held out is not one");
-    assert!(super::monitor::why_not_usable(&b.members[1], false).starts_with("punished"));
+    assert!(super::monitor::why_not_usable(&b.members[1], None).starts_with("punished"));
     assert!(b.event_texts().iter().any(|e| e.contains("punished for flapping")), "{:?}", b.event_texts());
     b.run(t, t + 20_000 * MS, 100 * MS);
     assert_eq!(b.usable_now(), 0b11, "readmitted once the punishment faded");
@@ -569,7 +569,7 @@ fn a_member_whose_device_is_deleted_is_released_and_wanted_back_on_a_device_of_i
     assert!(m.gone && !m.usable, "released, kept as a member with its slot");
     assert_eq!(b.usable_now() & 0b010, 0, "no traffic on it");
     assert!(b.events_after(0).iter().any(|e| e.message.contains("eth1: its device was deleted")), "an event says so");
-    let status = super::monitor::why_not_usable(m, true);
+    let status = super::monitor::why_not_usable(m, Some(None));
     assert!(status.contains("deleted"), "status says why: {status}");
     // No LACP port (its socket went with the device) until it is back.
     b.run(2 * MS, 20 * MS, 5 * MS);

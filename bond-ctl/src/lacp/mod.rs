@@ -99,6 +99,30 @@ impl Lacp {
         &self.settings
     }
 
+    /// Why port `slot` does not distribute, in the words of its machines, for status and
+    /// events (None: it distributes, or is no port).
+    pub fn why_not_distributing(&self, slot: u8) -> Option<String> {
+        let p = self.ports.iter().find(|p| p.slot == slot)?;
+        let why = if !p.enabled {
+            "LACP: port disabled (no carrier or not full duplex)".to_string()
+        } else if p.selection == Selection::Standby || (p.aggregator.is_some() && p.aggregator != self.active) {
+            let agg = p.aggregator.map_or("none".to_string(), |a| a.to_string());
+            let active = self.active.map_or("none".to_string(), |a| a.to_string());
+            format!("LACP: standby, in aggregator {agg} while {active} is the active one")
+        } else if p.rx == RxState::Expired {
+            "LACP: the partner's LACPDUs stopped (expired), waiting for them".to_string()
+        } else if p.selection == Selection::Unselected || p.mux == MuxState::Detached {
+            "LACP: not yet selected into an aggregator".to_string()
+        } else if p.mux == MuxState::Waiting {
+            "LACP: waiting to attach (wait-while timer)".to_string()
+        } else if p.mux == MuxState::Attached {
+            "LACP: attached, waiting for the partner to be in sync".to_string()
+        } else {
+            return None;
+        };
+        Some(why)
+    }
+
     /// Puts new settings in force without a new negotiation where 802.1AX allows: the rate
     /// (the actor's timeout bit, told to the partner at once) and `min_links`. Returns false,
     /// changing nothing, when anything else differs (identity, key, selection, activity).

@@ -378,3 +378,18 @@ fn a_port_whose_speed_changes_moves_to_the_aggregator_of_its_new_key() {
     net.nodes[0].set_port_speed(0, 1000, net.now);
     assert_eq!(net.nodes[0].status().ports[0].actor.key, before);
 }
+
+#[test]
+fn a_port_says_why_it_does_not_distribute() {
+    let mut net = Net::pair(settings(1, true, true), settings(2, true, true), 2);
+    net.step();
+    let why = net.nodes[0].why_not_distributing(0).expect("not distributing yet");
+    assert!(why.starts_with("LACP: waiting to attach") || why.starts_with("LACP: not yet selected"), "{why}");
+    assert!(net.run_until(5 * SEC, |n| n.mask(0) == 0b11), "aggregates");
+    assert_eq!(net.nodes[0].why_not_distributing(0), None, "distributing");
+    let now = net.now;
+    net.nodes[0].set_enabled(1, false, now);
+    net.step();
+    assert_eq!(net.nodes[0].why_not_distributing(1).as_deref(), Some("LACP: port disabled (no carrier or not full duplex)"));
+    assert_eq!(net.nodes[0].why_not_distributing(7), None, "no such port");
+}
