@@ -56,6 +56,10 @@ pub struct RunState {
     /// The bond device's ifindex, so a device re-created by someone else is not mistaken for it.
     pub ifindex: u32,
     pub members: Vec<SavedMember>,
+    /// Under 802.3ad, LACP's state (see [`crate::lacp::LacpSnapshot`]): a new controller takes
+    /// the aggregate over without a new negotiation. Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lacp: Option<crate::lacp::LacpSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,7 +167,8 @@ mod tests {
             allmulti: Some(false),
             promisc: Some(false),
         };
-        let state = RunState { bond: "b0".into(), layout: layout(), ifindex: 7, members: vec![SavedMember::new("eth1", 1, &saved)] };
+        let state =
+            RunState { bond: "b0".into(), layout: layout(), ifindex: 7, members: vec![SavedMember::new("eth1", 1, &saved)], lacp: None };
         let file = dir.join("b0.json");
         std::fs::write(&file, serde_json::to_string(&state).unwrap()).unwrap();
         let back = read(&file).unwrap().unwrap();

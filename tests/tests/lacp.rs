@@ -261,3 +261,33 @@ fn frames_arriving_on_a_port_that_is_not_collecting_are_dropped_and_counted() {
     lab.repair(0).unwrap();
     wait_for(lab.a.daemon(), Duration::from_secs(10), "eth0 back", |s| all_distributing(s, 2));
 }
+
+#[test]
+fn a_killed_daemon_restarted_takes_the_aggregate_over_without_a_new_negotiation() {
+    // Hitless restart and upgrade under 802.3ad: the new daemon goes on from the LACP state the
+    // old one wrote down, so the partner sees no change and traffic does not pause.
+    let mut lab = lab(3, LACP_FAST);
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "A distributing", |s| all_distributing(s, 3));
+    wait_for(lab.b.daemon(), Duration::from_secs(5), "B distributing", |s| all_distributing(s, 3));
+    let partner_events = |lab: &Lab| lab.b.daemon().ctl(&["events", &lab.b.bond]).unwrap().lines().count();
+    let before = partner_events(&lab);
+    let stream = bond_tests::net::Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
+    bond_tests::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
+    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let log_dir = lab.dir().to_path_buf();
+    lab.a.daemon.take().unwrap().hand_over();
+    lab.a.daemon = Some(Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &lab.a.bond, &log_dir).unwrap());
+    // Past the 2 s a new negotiation would take, and past the partner's 3 s timeout.
+    std::thread::sleep(Duration::from_secs(4));
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, longest) = bond_tests::net::losses(sent, &got);
+    let s = lab.a.daemon().status().unwrap();
+    let events = lab.a.daemon().ctl(&["events", &lab.a.bond]).unwrap();
+    println!("802.3ad kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");
+    assert!(events.contains("took over the running aggregate (3 ports distributing)"), "{events}");
+    assert!(all_distributing(&s, 3), "A distributes on every port");
+    assert_eq!(lost, 0, "no datagram lost; log:\n{}", lab.a.daemon().log());
+    assert!(all_distributing(&lab.b.daemon().status().unwrap(), 3), "the partner distributes on every port");
+    assert_eq!(partner_events(&lab), before, "the partner saw nothing happen");
+}

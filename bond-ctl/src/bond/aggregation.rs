@@ -9,7 +9,7 @@ use bond_common::config::Mode;
 use super::{Action, Core, Port, Sample, SendKind};
 use crate::{
     health::metrics::Nanos,
-    lacp::{ETH_P_SLOW, Lacp, LacpSettings, LacpStatus},
+    lacp::{ETH_P_SLOW, Lacp, LacpSettings, LacpSnapshot, LacpStatus},
     status::EventKind,
 };
 
@@ -18,9 +18,23 @@ pub(super) struct Aggregation {
     lacp: Lacp,
     /// Members whose LACPDUs are received.
     pub(super) ports: BTreeSet<u8>,
+    /// The state last written to the state file, and whether it has changed since (see
+    /// `Core::lacp_unsaved`): a new controller takes the aggregate over from it.
+    saved: Option<LacpSnapshot>,
+    unsaved: bool,
+}
+
+/// A member's LACP port number and the address its LACPDUs come from (its own, as bonding
+/// sends them).
+fn lacp_port_of(m: &crate::member::Member) -> (u16, [u8; 6]) {
+    (u16::from(m.slot) + 1, m.saved.as_ref().map_or(m.link.mac, |s| s.mac))
 }
 
 impl Aggregation {
+    fn new(lacp: Lacp, saved: Option<LacpSnapshot>) -> Aggregation {
+        Aggregation { lacp, ports: BTreeSet::new(), saved, unsaved: false }
+    }
+
     /// Why member `slot` does not distribute (see [`Lacp::why_not_distributing`]).
     pub(super) fn why_not_distributing(&self, slot: u8) -> Option<String> {
         self.lacp.why_not_distributing(slot)
@@ -57,7 +71,7 @@ impl Core {
             self.event(EventKind::Lacp, "LACP settings changed: negotiating afresh".into());
             self.aggregation = None;
         }
-        let agg = self.aggregation.get_or_insert_with(|| Aggregation { lacp: Lacp::new(settings), ports: BTreeSet::new() });
+        let agg = self.aggregation.get_or_insert_with(|| Aggregation::new(Lacp::new(settings), None));
         // A member whose device was deleted has no port until it is back (its socket is gone).
         let present = |slot: u8| self.members.iter().any(|m| m.slot == slot && !m.gone);
         let gone: Vec<u8> = agg.ports.iter().copied().filter(|s| !present(*s)).collect();
@@ -74,9 +88,11 @@ impl Core {
             // `lacp_port_lost`).
             self.actions.push(Action::OpenLacpdus { slot: m.slot, ifindex: m.link.index });
             agg.ports.insert(m.slot);
-            // Its LACPDUs come from its own address, as bonding sends them.
-            let mac = m.saved.as_ref().map_or(m.link.mac, |s| s.mac);
-            agg.lacp.add_port(m.slot, u16::from(m.slot) + 1, mac, m.speed.unwrap_or(0), true, now);
+            // A port taken over from the previous controller goes on as it was.
+            if !agg.lacp.has_port(m.slot) {
+                let (port, mac) = lacp_port_of(m);
+                agg.lacp.add_port(m.slot, port, mac, m.speed.unwrap_or(0), true, now);
+            }
             agg.lacp.set_port_name(m.slot, &m.name);
         }
     }
@@ -108,8 +124,59 @@ impl Core {
         for (slot, frame) in agg.lacp.tick(now) {
             self.actions.push(send(slot, frame));
         }
-        for e in agg.lacp.take_events() {
+        let events = agg.lacp.take_events();
+        if !events.is_empty() || !sample.lacpdus.is_empty() {
+            let now_state = agg.lacp.snapshot();
+            agg.unsaved |= agg.saved.as_ref().is_none_or(|s| !s.same_state(&now_state));
+        }
+        for e in events {
             self.event(EventKind::Lacp, format!("LACP: {e}"));
+        }
+    }
+
+    /// Takes over the aggregate the previous controller ran, from its state file, instead of
+    /// negotiating afresh (see [`Lacp::restore`]); false if it cannot be (other settings or
+    /// members): then LACP starts over.
+    pub(super) fn lacp_take_over(&mut self, snapshot: &LacpSnapshot, now: Nanos) -> bool {
+        if self.policy.mode != Mode::Lacp {
+            return false;
+        }
+        let ports: Vec<(u8, u16, [u8; 6])> = self
+            .members
+            .iter()
+            .map(|m| {
+                let (port, mac) = lacp_port_of(m);
+                (m.slot, port, mac)
+            })
+            .collect();
+        let Some(lacp) = Lacp::restore(snapshot.clone(), &self.lacp_settings(), &ports, now) else {
+            self.event(EventKind::Lacp, "LACP: the saved state does not match the bond's settings or members: negotiating afresh".into());
+            return false;
+        };
+        let distributing = lacp.distributing().count_ones();
+        self.aggregation = Some(Aggregation::new(lacp, Some(snapshot.clone())));
+        self.event(
+            EventKind::Lacp,
+            format!("LACP: took over the running aggregate ({distributing} ports distributing), no new negotiation"),
+        );
+        true
+    }
+
+    /// The LACP state to keep in the state file (None outside 802.3ad).
+    pub(super) fn lacp_snapshot(&self) -> Option<LacpSnapshot> {
+        self.aggregation.as_ref().map(|a| a.lacp.snapshot())
+    }
+
+    /// Whether LACP's state changed since it was last written down.
+    pub(super) fn lacp_unsaved(&self) -> bool {
+        self.aggregation.as_ref().is_some_and(|a| a.unsaved)
+    }
+
+    /// `snapshot` is what the state file now holds.
+    pub(super) fn lacp_saved(&mut self, snapshot: Option<LacpSnapshot>) {
+        if let Some(a) = self.aggregation.as_mut() {
+            a.saved = snapshot;
+            a.unsaved = false;
         }
     }
 

@@ -177,6 +177,8 @@ pub trait BondIo {
     fn link_speed(&self, _member: &str) -> Option<u32> {
         None
     }
+    /// Writes the bond's state file (see [`crate::runstate`]).
+    fn store_state(&mut self, state: &crate::runstate::RunState) -> anyhow::Result<()>;
 }
 
 /// Slow-protocol frames read per member and tick at most, and of those the newest handled.
@@ -271,6 +273,10 @@ impl Kernel {
 impl BondIo for Kernel {
     fn set_usable(&mut self, mask: u32) -> anyhow::Result<()> {
         self.dataplane()?.maps.set_usable(mask)
+    }
+
+    fn store_state(&mut self, state: &crate::runstate::RunState) -> anyhow::Result<()> {
+        crate::runstate::store(state)
     }
 
     fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()> {

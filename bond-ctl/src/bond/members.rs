@@ -10,7 +10,7 @@
 use anyhow::{Context, bail};
 use bond_common::config::{MAX_MEMBERS, NO_MEMBER};
 
-use super::{Action, Bond, Core};
+use super::{Action, Bond, BondIo, Core};
 use crate::{
     dataplane::{self, Dataplane},
     member::{Member, Saved},
@@ -319,16 +319,6 @@ impl Bond {
         format!("{}: {name} removed", self.spec.name)
     }
 
-    /// Records the members' saved settings (see [`runstate`]).
-    pub(super) fn persist(&self) -> anyhow::Result<()> {
-        let members = self.members.iter().filter_map(|m| m.saved.as_ref().map(|s| SavedMember::new(&m.name, m.slot, s)));
-        // Members on their way in or out too: their devices may be changed already.
-        let joining = self.joining.iter().map(|j| SavedMember::new(&j.name, j.slot, &j.saved));
-        let leaving = self.leaving.iter().filter_map(|l| l.saved.as_ref().map(|s| SavedMember::new(&l.name, l.slot, s)));
-        let members = members.chain(joining).chain(leaving).collect();
-        runstate::store(&RunState { bond: self.spec.name.clone(), layout: runstate::layout(), ifindex: self.settings.ifindex, members })
-    }
-
     /// Takes over a bond whose data plane a previous controller left running: the same
     /// device, maps and member slots; the programs are replaced without a gap; the active
     /// member and bucket table in force are kept. Returns false (changing nothing) when there
@@ -367,10 +357,34 @@ impl Bond {
         let policy = &cfg.policies[usize::try_from(cfg.default_policy).unwrap_or(0).min(cfg.policies.len() - 1)];
         self.main.active = u8::try_from(policy.active).ok().filter(|s| *s != NO_MEMBER && self.member(*s).is_some());
         self.main.buckets = policy.buckets;
+        if let Some(snapshot) = &state.lacp {
+            self.lacp_take_over(snapshot, now);
+        }
         let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
         let what = format!("adopted the running bond (generation {}, members {})", cfg.generation, names.join(", "));
         self.event(EventKind::Bond, what);
         Ok(true)
+    }
+}
+
+impl<I: BondIo> Bond<I> {
+    /// Records the members' saved settings (see [`runstate`]).
+    pub(super) fn persist(&mut self) -> anyhow::Result<()> {
+        let members = self.members.iter().filter_map(|m| m.saved.as_ref().map(|s| SavedMember::new(&m.name, m.slot, s)));
+        // Members on their way in or out too: their devices may be changed already.
+        let joining = self.joining.iter().map(|j| SavedMember::new(&j.name, j.slot, &j.saved));
+        let leaving = self.leaving.iter().filter_map(|l| l.saved.as_ref().map(|s| SavedMember::new(&l.name, l.slot, s)));
+        let members = members.chain(joining).chain(leaving).collect();
+        let lacp = self.lacp_snapshot();
+        self.io.store_state(&RunState {
+            bond: self.spec.name.clone(),
+            layout: runstate::layout(),
+            ifindex: self.settings.ifindex,
+            members,
+            lacp: lacp.clone(),
+        })?;
+        self.core.lacp_saved(lacp);
+        Ok(())
     }
 }
 

@@ -192,6 +192,13 @@ impl<I: BondIo> Bond<I> {
             error = error.or_else(|| outcome.error());
             self.core.executed(outcome, now);
         }
+        // LACP's state changed (a port selected, attached, a new partner): written down for the
+        // next controller; a failure is tried again at the next change.
+        if self.core.lacp_unsaved()
+            && let Err(e) = self.persist()
+        {
+            tracing::warn!(bond = %self.spec.name, "recording the LACP state: {e:#}");
+        }
         error.map_or(Ok(()), Err)
     }
 

@@ -46,9 +46,16 @@ struct Fake {
     /// ARP targets answer on every member with carrier, as of `now`.
     arp_answered: bool,
     now: std::cell::Cell<Nanos>,
+    /// State files written, the last one last.
+    states: Vec<crate::runstate::RunState>,
 }
 
 impl BondIo for Fake {
+    fn store_state(&mut self, state: &crate::runstate::RunState) -> anyhow::Result<()> {
+        self.states.push(state.clone());
+        Ok(())
+    }
+
     fn set_usable(&mut self, mask: u32) -> anyhow::Result<()> {
         if self.refuse_usable > 0 {
             self.refuse_usable -= 1;
@@ -599,4 +606,20 @@ fn active_backup_sends_arp_monitor_requests_on_the_active_member_only() {
     let next = b.active_now() as u8;
     assert_ne!(next, active);
     assert_eq!(arp_ports(&b), [Port::Member(next)].into(), "then on the new one alone");
+}
+
+#[test]
+fn lacp_state_changes_are_written_to_the_state_file_for_the_next_controller() {
+    let mut b = bond(2, "    mode: 802.3ad\n    lacp_rate: fast\n");
+    let written = b.io.states.len();
+    // No partner answers: the ports default and aggregate alone, a change worth writing.
+    b.run(MS, 8 * 1000 * MS, 50 * MS);
+    let states = &b.io.states[written..];
+    assert!(!states.is_empty(), "LACP's changes were written down");
+    let last = states.last().unwrap().lacp.clone().expect("with LACP's state");
+    assert!(last.same_state(&b.core.lacp_snapshot().unwrap()), "the file holds the state in force");
+    // A steady aggregate writes nothing more.
+    let count = b.io.states.len();
+    b.run(8 * 1000 * MS + 50 * MS, 12 * 1000 * MS, 50 * MS);
+    assert_eq!(b.io.states.len(), count, "nothing changed, nothing written");
 }

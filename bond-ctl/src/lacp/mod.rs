@@ -33,7 +33,7 @@ pub mod state {
     pub const EXPIRED: u8 = 0x80;
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LacpSettings {
     /// lacp_rate fast: the partner sends every 1 s and we time it out after 3 s (slow: 30 s, 90 s).
     pub fast: bool,
@@ -65,7 +65,7 @@ impl Default for LacpSettings {
 }
 
 /// Per-port (member) PortInfo as carried in LACPDUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortInfo {
     pub system_priority: u16,
     pub system: [u8; 6],
@@ -90,6 +90,28 @@ pub struct Lacp {
     dirty: bool,
 }
 
+/// What a new controller needs to take over a running aggregate without a new negotiation:
+/// every port's machines (partner information, selection, mux state), the aggregators and the
+/// active one, with the settings they ran under. Kept in the bond's state file.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LacpSnapshot {
+    settings: LacpSettings,
+    ports: Vec<Port>,
+    aggregators: Vec<Aggregator>,
+    active: Option<u16>,
+}
+
+impl LacpSnapshot {
+    /// Whether it is the same aggregate as `other` but for timers and counters: what is worth
+    /// writing down again.
+    pub fn same_state(&self, other: &LacpSnapshot) -> bool {
+        let key = |s: &LacpSnapshot| -> Vec<_> {
+            s.ports.iter().map(|p| (p.slot, p.actor, p.partner, p.enabled, p.rx, p.mux, p.selection, p.aggregator)).collect()
+        };
+        self.settings == other.settings && self.aggregators == other.aggregators && self.active == other.active && key(self) == key(other)
+    }
+}
+
 impl Lacp {
     pub fn new(settings: LacpSettings) -> Lacp {
         Lacp { settings, ports: Vec::new(), aggregators: Vec::new(), active: None, events: Vec::new(), now: 0, dirty: false }
@@ -97,6 +119,46 @@ impl Lacp {
 
     pub fn settings(&self) -> &LacpSettings {
         &self.settings
+    }
+
+    pub fn snapshot(&self) -> LacpSnapshot {
+        LacpSnapshot {
+            settings: self.settings.clone(),
+            ports: self.ports.clone(),
+            aggregators: self.aggregators.clone(),
+            active: self.active,
+        }
+    }
+
+    /// Takes over the aggregate a previous controller ran (see [`LacpSnapshot`]), if it ran
+    /// under these `settings` with these ports (slot, port number, MAC address): each port
+    /// goes on in the state it was in, its timers starting `now` (see `Port::resume`), and
+    /// first sends what it said before, so the partner sees no change. None: negotiate
+    /// afresh.
+    pub fn restore(snapshot: LacpSnapshot, settings: &LacpSettings, ports: &[(u8, u16, [u8; 6])], now: Nanos) -> Option<Lacp> {
+        let mut kept: Vec<(u8, u16, [u8; 6])> = snapshot.ports.iter().map(|p| (p.slot, p.actor.port, p.mac)).collect();
+        let mut wanted = ports.to_vec();
+        kept.sort();
+        wanted.sort();
+        if snapshot.settings != *settings || kept != wanted {
+            return None;
+        }
+        let mut lacp = Lacp::new(snapshot.settings);
+        lacp.ports = snapshot.ports;
+        lacp.ports.sort_by_key(|p| p.slot);
+        for p in &mut lacp.ports {
+            p.resume(now);
+        }
+        lacp.aggregators = snapshot.aggregators;
+        lacp.active = snapshot.active;
+        lacp.now = now;
+        lacp.dirty = true;
+        Some(lacp)
+    }
+
+    /// Whether member `slot` has a port.
+    pub fn has_port(&self, slot: u8) -> bool {
+        self.ports.iter().any(|p| p.slot == slot)
     }
 
     /// Why port `slot` does not distribute, in the words of its machines, for status and

@@ -110,7 +110,7 @@ pub fn actor_key(user_port_key: u16, speed_mbps: u32, duplex_full: bool) -> u16 
     ((user_port_key & 0x3ff) << 6) | (speed_code(speed_mbps) << 1) | u16::from(duplex_full)
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     pub pdus_sent: u64,
     pub pdus_received: u64,
@@ -118,7 +118,7 @@ pub struct Counters {
     pub marker_responses: u64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Port {
     pub slot: u8,
     pub name: Option<String>,
@@ -180,6 +180,16 @@ impl Port {
             wait_while: None,
             loop_reported: false,
         }
+    }
+
+    /// A port taken over by a new controller (see `Lacp::restore`): its timers start now. The
+    /// partner is taken as current for one more timeout (its LACPDUs came until the old
+    /// controller stopped), a port waiting to attach waits afresh, and what it says of
+    /// itself goes out at once.
+    pub fn resume(&mut self, now: Nanos) {
+        self.current_while = (self.rx == RxState::Current).then(|| now + self.timeout());
+        self.wait_while = (self.mux == MuxState::Waiting).then_some(now + AGGREGATE_WAIT);
+        self.tx.resume();
     }
 
     pub fn label(&self) -> String {

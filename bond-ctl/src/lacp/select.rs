@@ -17,7 +17,7 @@ pub enum AdSelect {
 
 /// What ports must share to aggregate: the LAG ID of §6.3.6 without the actor system, which all
 /// our ports share.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LagKey {
     pub actor_key: u16,
     pub partner_system_priority: u16,
@@ -44,7 +44,7 @@ pub struct PortView {
     pub previous: Option<u16>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Aggregator {
     pub id: u16,
     pub lag: LagKey,

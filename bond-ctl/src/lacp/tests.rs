@@ -393,3 +393,28 @@ fn a_port_says_why_it_does_not_distribute() {
     assert_eq!(net.nodes[0].why_not_distributing(1).as_deref(), Some("LACP: port disabled (no carrier or not full duplex)"));
     assert_eq!(net.nodes[0].why_not_distributing(7), None, "no such port");
 }
+
+#[test]
+fn a_new_controller_takes_the_aggregate_over_and_the_partner_sees_no_change() {
+    let a = settings(1, true, true);
+    let mut net = Net::pair(a.clone(), settings(2, true, true), 2);
+    assert!(net.run_until(5 * SEC, |n| n.mask(0) == 0b11 && n.mask(1) == 0b11), "aggregates");
+    // Written to the state file and read back by the next controller, which starts 300 ms
+    // later (the old one was killed).
+    let json = serde_json::to_string(&net.nodes[0].snapshot()).unwrap();
+    let snapshot: LacpSnapshot = serde_json::from_str(&json).unwrap();
+    let ports = [(0, 1, [2, 0, 0, 0, 1, 0]), (1, 2, [2, 0, 0, 0, 1, 1])];
+    assert!(Lacp::restore(snapshot.clone(), &settings(1, false, true), &ports, net.now).is_none(), "other settings: start over");
+    assert!(Lacp::restore(snapshot.clone(), &a, &ports[..1], net.now).is_none(), "other members: start over");
+    net.now += 300 * MS;
+    let restored = Lacp::restore(snapshot, &a, &ports, net.now).expect("same settings and members");
+    assert_eq!(restored.distributing(), 0b11, "distributing from the first moment");
+    net.nodes[0] = restored;
+    // Ten seconds on: neither side ever stops distributing on either link.
+    let until = net.now + 10 * SEC;
+    while net.now < until {
+        net.step();
+        assert_eq!((net.mask(0), net.mask(1)), (0b11, 0b11), "at {} ms", net.now / MS);
+    }
+    assert!(net.nodes[1].take_events().iter().all(|e| !e.contains("detached") && !e.contains("expired")), "nothing new for the partner");
+}

@@ -17,7 +17,7 @@ pub fn lacp_active(actor: &PortInfo, partner: &PortInfo) -> bool {
     (actor.state | partner.state) & state::ACTIVITY != 0
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Transmitter {
     /// Need To Transmit: something the partner should hear about now.
     pub ntt: bool,
@@ -31,6 +31,14 @@ impl Transmitter {
     /// A new port announces itself at once.
     pub fn new() -> Transmitter {
         Transmitter { ntt: true, ..Transmitter::default() }
+    }
+
+    /// A port taken over by a new controller: what it says goes out as soon as the rate limit
+    /// allows (the send times it kept are on the same monotonic clock), unchanged, so the
+    /// partner hears nothing new; the periodic timer starts now.
+    pub fn resume(&mut self) {
+        self.ntt = true;
+        self.periodic_due = None;
     }
 
     /// The port went down: the periodic machine starts afresh (NO_PERIODIC) when it is back.
