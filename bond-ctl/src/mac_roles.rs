@@ -62,6 +62,22 @@ pub fn plan(members: &[Holder], active: u8, bond_mac: [u8; 6]) -> Plan {
     plan
 }
 
+/// A member leaves and takes its own address `own` back, having `now` at present: the member
+/// that carries `own` (it came to it through swaps at earlier failovers) takes `now` instead,
+/// or, where `now` is the bond's, a member's own address nobody uses, so that no two devices
+/// share an address once the member has left (bonding swaps them the same way at detach).
+/// None when no member carries `own`, when `own` is the bond's address (the bond keeps using
+/// it), or when no address is free (the change is then reported stuck by the next `plan`).
+pub fn after_leaving(members: &[Holder], now: [u8; 6], own: [u8; 6], bond_mac: [u8; 6]) -> Option<Change> {
+    if own == bond_mac {
+        return None;
+    }
+    let holder = members.iter().find(|m| m.mac == own)?;
+    let used = |a: &[u8; 6]| *a == bond_mac || *a == own || members.iter().any(|m| m.mac == *a);
+    let mac = if used(&now) { members.iter().filter_map(|m| m.own).find(|a| !used(a))? } else { now };
+    Some(Change { slot: holder.slot, from: own, mac })
+}
+
 /// The changes that undo `applied` (made in order), last first.
 pub fn undo(applied: &[Change]) -> Vec<Change> {
     applied.iter().rev().map(|c| Change { slot: c.slot, from: c.mac, mac: c.from }).collect()
@@ -89,6 +105,19 @@ mod tests {
             assert!(holders <= 1, "two members hold the bond's address after {c:?}");
         }
         macs
+    }
+
+    #[test]
+    fn a_leaving_member_frees_its_own_address_from_whoever_carries_it() {
+        // eth1 carries eth0's own address after swaps; eth0 leaves with eth1's.
+        let members = [holder(1, mac(1), mac(2)), holder(2, BOND, mac(3))];
+        assert_eq!(after_leaving(&members, mac(2), mac(1), BOND), Some(Change { slot: 1, from: mac(1), mac: mac(2) }));
+        // Leaving with the bond's address (it was active): a free own address instead.
+        let members = [holder(1, mac(1), mac(2)), holder(2, mac(3), mac(3))];
+        assert_eq!(after_leaving(&members, BOND, mac(1), BOND), Some(Change { slot: 1, from: mac(1), mac: mac(2) }));
+        // Nobody carries it, or it is the bond's own: nothing to do.
+        assert_eq!(after_leaving(&members, mac(9), mac(7), BOND), None);
+        assert_eq!(after_leaving(&[holder(1, BOND, mac(2))], mac(2), BOND, BOND), None);
     }
 
     #[test]

@@ -116,8 +116,9 @@ fn distributing(s: &Value, name: &str) -> bool {
     port.is_some_and(|p| p["mux_state"] == "collecting_distributing") && Daemon::member(s, name)["usable"] == true
 }
 
-#[test]
-fn interoperates_with_open_vswitch() {
+/// A lab whose side B is Open vSwitch with an active LACP bond (fast rate, balance-tcp) over
+/// its three links, and our 802.3ad bond on side A; returns once every port distributes.
+fn ovs_lab() -> (Lab, Ovs, Duration) {
     if Command::new("ovs-vswitchd").arg("--version").output().is_err() {
         panic!("Open vSwitch is not installed (apt-get install openvswitch-switch; `cargo xtask setup` does it)");
     }
@@ -146,10 +147,15 @@ fn interoperates_with_open_vswitch() {
     .unwrap();
     lab.b.ns.ip(&["addr", "add", "192.0.2.2/24", "dev", "br0"]).unwrap();
     lab.b.ns.ip(&["link", "set", "br0", "up"]).unwrap();
-
     let took = wait_for(lab.a.daemon(), Duration::from_secs(20), "negotiated with Open vSwitch", |s| {
         (0..3).all(|i| distributing(s, &format!("eth{i}")))
     });
+    (lab, ovs, took)
+}
+
+#[test]
+fn interoperates_with_open_vswitch() {
+    let (lab, ovs, took) = ovs_lab();
     println!("LACP with Open vSwitch: every port distributing after {took:?}");
     let st = lab.a.daemon().status().unwrap();
     let ours = st["lacp"]["system"].as_str().unwrap().to_string();
@@ -167,5 +173,63 @@ fn interoperates_with_open_vswitch() {
     let back = wait_for(lab.a.daemon(), Duration::from_secs(15), "eth2 back", |s| distributing(s, "eth2"));
     println!("LACP with Open vSwitch: a restored member distributes again after {back:?}");
     ping(&lab, 3).unwrap();
+    drop(ovs);
+}
+
+/// Datagrams from B (Open vSwitch's br0) to A over 16 flows, which balance-tcp spreads over
+/// its members.
+fn send_from_b(lab: &Lab, per_flow: u64) {
+    let sockets: Vec<std::net::UdpSocket> =
+        lab.b.ns.enter(|| (0..16).map(|i| std::net::UdpSocket::bind(("192.0.2.2", 41000 + i)).unwrap()).collect()).unwrap();
+    for _ in 0..per_flow {
+        for s in &sockets {
+            let _ = s.send_to(b"from open vswitch", ("192.0.2.1", 9));
+        }
+    }
+}
+
+/// UDP datagrams to port 9 that came out of Open vSwitch's member on link `i`, as the wire
+/// saw them (captured on the wire's end facing B).
+fn udp_from_b_on_link(capture: &bond_tests::net::Capture) -> usize {
+    capture.frames().iter().filter(|f| f.len() >= 38 && f[12..14] == [0x08, 0x00] && f[23] == 17 && f[36..38] == [0, 9]).count()
+}
+
+#[test]
+fn a_removed_member_is_given_up_by_open_vswitch_at_once_and_a_restart_loses_nothing() {
+    let (mut lab, ovs, _) = ovs_lab();
+    reachable(&lab, Duration::from_secs(10));
+    let wire = lab.wire().expect("wire namespace");
+    // Before: Open vSwitch sends some of the 16 flows on link 2.
+    let capture = bond_tests::net::Capture::open(wire, "b2").unwrap();
+    send_from_b(&lab, 20);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = udp_from_b_on_link(&capture);
+    assert!(before > 0, "Open vSwitch uses link 2 before the removal");
+
+    // Hitless restart: SIGKILL under a stream, a new daemon takes the aggregate over.
+    let stream = bond_tests::net::Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
+    bond_tests::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
+    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let log_dir = lab.dir().to_path_buf();
+    lab.a.daemon.take().unwrap().hand_over();
+    lab.a.daemon = Some(Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &lab.a.bond, &log_dir).unwrap());
+    std::thread::sleep(Duration::from_secs(4));
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, longest) = bond_tests::net::losses(sent, &got);
+    println!("802.3ad against Open vSwitch, kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");
+    let show = ovs.appctl(&["lacp/show", "lag"]).unwrap();
+    assert_eq!(lost, 0, "no datagram lost across the restart; Open vSwitch:\n{show}\nlog:\n{}", lab.a.daemon().log());
+
+    // Clean exit: after remove-link, Open vSwitch stops sending on that link within a second.
+    lab.a.daemon().ctl(&["remove-link", &lab.a.bond, "eth2"]).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = capture.frames();
+    send_from_b(&lab, 20);
+    std::thread::sleep(Duration::from_millis(200));
+    let after = udp_from_b_on_link(&capture);
+    let show = ovs.appctl(&["lacp/show", "lag"]).unwrap();
+    println!("Open vSwitch on link 2: {before} datagrams before remove-link, {after} one second after");
+    assert_eq!(after, 0, "Open vSwitch no longer sends on the removed member's link:\n{show}");
     drop(ovs);
 }

@@ -277,9 +277,8 @@ impl Bond {
         if self.members.len() == 1 {
             bail!("{name} is the last member of {}; `bondctl down {}` removes the bond", self.spec.name, self.spec.name);
         }
-        let m = self.core.members.remove(i);
         let now = sys::monotonic_ns();
-        self.settle(now, true);
+        let m = self.core.take_out(i, now);
         self.write_usable();
         if let Err(e) = self.execute(now) {
             // Still attached and maybe still in the config in force: it stays a member, and the
@@ -389,6 +388,16 @@ impl<I: BondIo> Bond<I> {
 }
 
 impl Core {
+    /// Member `i` leaves the members: the others settle without it (another active member,
+    /// its buckets elsewhere), and under balance-tlb/alb whoever carries its own address gives
+    /// it up (see `free_own_address`). Returns it.
+    pub(super) fn take_out(&mut self, i: usize, now: crate::health::metrics::Nanos) -> Member {
+        let m = self.members.remove(i);
+        self.settle(now, true);
+        self.free_own_address(&m);
+        m
+    }
+
     /// The ifindex of member `name`'s device.
     pub fn member_index(&self, name: &str) -> Option<u32> {
         self.members.iter().find(|m| m.name == name).map(|m| m.link.index)

@@ -66,6 +66,21 @@ impl Core {
         applied
     }
 
+    /// Member `leaving` (no longer among the members) takes its own address back: a member that
+    /// carries it now takes another (see [`mac_roles::after_leaving`]).
+    pub(super) fn free_own_address(&mut self, leaving: &crate::member::Member) {
+        let Some(own) = leaving.saved.as_ref().map(|s| s.mac).filter(|_| self.own_macs()) else { return };
+        let holders: Vec<mac_roles::Holder> = self
+            .members
+            .iter()
+            .map(|m| mac_roles::Holder { slot: m.slot, mac: m.link.mac, own: m.saved.as_ref().map(|s| s.mac) })
+            .collect();
+        if let Some(change) = mac_roles::after_leaving(&holders, leaving.link.mac, own, self.settings.mac) {
+            self.set_macs(&[change]);
+            self.own.macs_changed = true;
+        }
+    }
+
     /// Puts back the addresses `applied` changed (a change that was refused after them).
     pub(super) fn undo_mac_roles(&mut self, applied: &[mac_roles::Change]) {
         if !applied.is_empty() {

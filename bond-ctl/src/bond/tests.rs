@@ -623,3 +623,43 @@ fn lacp_state_changes_are_written_to_the_state_file_for_the_next_controller() {
     b.run(8 * 1000 * MS + 50 * MS, 12 * 1000 * MS, 50 * MS);
     assert_eq!(b.io.states.len(), count, "nothing changed, nothing written");
 }
+
+#[test]
+fn addresses_stay_unique_through_any_walk_of_tlb_failovers_and_removals() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..200u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mode = if seed % 2 == 0 { "balance-tlb" } else { "balance-alb" };
+        let mut b = bond(4, &format!("    mode: {mode}\n    miimon: 5\n"));
+        let mut t = 0;
+        // Addresses of members that left, as they have them back.
+        let mut left: Vec<[u8; 6]> = Vec::new();
+        for _ in 0..30 {
+            let i = rng.random_range(0..4u8);
+            match rng.random_range(0..10) {
+                0 if b.members.len() > 1 && b.members.iter().any(|m| m.slot == i) => {
+                    // What `begin_removal` decides; the member then gets its own address back.
+                    let at = b.members.iter().position(|m| m.slot == i).unwrap();
+                    let leaving = b.core.take_out(at, t);
+                    b.execute(t).unwrap();
+                    left.push(leaving.saved.unwrap().mac);
+                }
+                1..=4 => b.cut(i),
+                _ => b.restore(i),
+            }
+            b.run(t, t + 20 * MS, 5 * MS);
+            t += 25 * MS;
+            let mut all: Vec<[u8; 6]> = b.members.iter().map(|m| m.link.mac).collect();
+            all.extend(&left);
+            let count = all.len();
+            all.sort();
+            all.dedup();
+            assert_eq!(
+                all.len(),
+                count,
+                "seed {seed} ({mode}): two devices share an address: {:?}",
+                b.members.iter().map(|m| (m.slot, m.link.mac)).collect::<Vec<_>>()
+            );
+        }
+    }
+}
