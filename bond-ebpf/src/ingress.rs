@@ -74,22 +74,24 @@ pub fn member_ingress(ctx: &TcContext) -> i32 {
 }
 
 /// balance-tlb / balance-alb, where each member has its own MAC address: whether the frame is
-/// for the bond. The switch floods broadcast and multicast, and unicast it has not learnt, to
-/// every member, so only the active member takes those; another member takes only unicast
-/// addressed to the bond or to itself (as bonding's inactive ports). With receive balancing
+/// for the bond. The switch floods broadcast and multicast to every member, so only the active
+/// member's copy is taken. Unicast is taken on every member: frames the bond forwards for
+/// others (a bridge above it) keep their source address, so a switch learns a guest's address
+/// on whichever member carried its traffic and sends the replies there. With receive balancing
 /// (alb), peers send to the member's own address: such a frame is readdressed to the bond's, or
 /// the bond would take it for another host's.
 #[inline(always)]
 fn own_macs_receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> bool {
     let Some(dst) = Skb::new(ctx).bytes::<6>(0) else { return true };
-    let Some(own) = cfg.member_mac.get(usize::from(slot)) else { return true };
-    let to_bond = dst[..] == cfg.bond_mac[..6];
-    let to_member = dst[..] == own[..6];
-    if dst[0] & 1 != 0 || !(to_bond || to_member) {
+    if dst[0] & 1 != 0 {
         let Some(policy) = cfg.policies.get(cfg.default_policy as usize) else { return true };
         return active_member(policy, member_usable()) == Some(slot);
     }
-    if cfg.flags & bond_flags::RX_BALANCE != 0 && to_member && !to_bond {
+    if cfg.flags & bond_flags::RX_BALANCE != 0
+        && let Some(own) = cfg.member_mac.get(usize::from(slot))
+        && dst[..] == own[..6]
+        && own[..6] != cfg.bond_mac[..6]
+    {
         let bond: [u8; 6] = [cfg.bond_mac[0], cfg.bond_mac[1], cfg.bond_mac[2], cfg.bond_mac[3], cfg.bond_mac[4], cfg.bond_mac[5]];
         let _ = ctx.store(0, &bond, 0);
     }

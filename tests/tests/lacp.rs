@@ -291,3 +291,29 @@ fn a_killed_daemon_restarted_takes_the_aggregate_over_without_a_new_negotiation(
     assert!(all_distributing(&lab.b.daemon().status().unwrap(), 3), "the partner distributes on every port");
     assert_eq!(partner_events(&lab), before, "the partner saw nothing happen");
 }
+
+#[test]
+fn mismatched_rates_and_a_passive_side_still_aggregate() {
+    // A asks for the fast rate, B the slow one: each sends at the rate its partner asks for.
+    let lab = Lab::start(LabOptions::default().links(2).policy("").bond_lines("mode: 802.3ad").a_bond("lacp_rate: fast")).unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "A distributing", |s| all_distributing(s, 2));
+    wait_for(lab.b.daemon(), Duration::from_secs(5), "B distributing", |s| all_distributing(s, 2));
+    let sent = |d: &Daemon| -> u64 { port(&d.status().unwrap(), "eth0")["pdus_sent"].as_u64().unwrap() };
+    let (a0, b0) = (sent(lab.a.daemon()), sent(lab.b.daemon()));
+    std::thread::sleep(Duration::from_secs(5));
+    let (a, b) = (sent(lab.a.daemon()) - a0, sent(lab.b.daemon()) - b0);
+    println!("LACPDUs in 5 s on eth0: A (fast, partner slow) {a}, B (slow, partner fast) {b}");
+    assert!(b >= 4, "B sends every second, as A asks: {b}");
+    assert!(a <= 1, "A sends every 30 s, as B asks: {a}");
+    assert!(traffic_spreads(&lab) >= 1);
+    drop(lab);
+
+    // lacp_active off on A: B (active) starts the talk and A answers; they aggregate.
+    let lab = Lab::start(LabOptions::default().links(2).policy("").bond_lines("mode: 802.3ad\nlacp_rate: fast").a_bond("lacp_active: off"))
+        .unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(10), "passive A distributing", |s| all_distributing(s, 2));
+    wait_for(lab.b.daemon(), Duration::from_secs(5), "B distributing", |s| all_distributing(s, 2));
+    let s = lab.a.daemon().status().unwrap();
+    assert_eq!(port(&s, "eth0")["actor"]["state"].as_u64().unwrap() & 1, 0, "A says it is passive");
+    assert!(traffic_spreads(&lab) >= 1);
+}
