@@ -28,12 +28,24 @@ impl Ovs {
         let pid = format!("--pidfile={}", s(&dir.join("ovsdb.pid")));
         ovs.exec("ovsdb-server", &[&s(&db), &remote, &pid, &log, "--detach", "--no-chdir"])?;
         ovs.vsctl(&["--no-wait", "init"])?;
+        ovs.start_vswitchd()?;
+        Ok(ovs)
+    }
+
+    fn start_vswitchd(&self) -> anyhow::Result<()> {
+        let dir = &self.dir;
         let log = format!("--log-file={}", s(&dir.join("vswitchd.log")));
         let pid = format!("--pidfile={}", s(&dir.join("vswitchd.pid")));
         let db = format!("unix:{}", s(&dir.join("db.sock")));
         let ctl = format!("--unixctl={}", s(&dir.join("vswitchd.ctl")));
-        ovs.exec("ovs-vswitchd", &[&db, &pid, &log, &ctl, "--detach", "--no-chdir"])?;
-        Ok(ovs)
+        self.exec("ovs-vswitchd", &[&db, &pid, &log, &ctl, "--detach", "--no-chdir"]).map(drop)
+    }
+
+    /// Stops ovs-vswitchd (SIGTERM: it takes its datapath and LACP state with it) and starts it
+    /// again on the same database.
+    fn restart_vswitchd(&self) -> anyhow::Result<()> {
+        stop_pidfile(&self.dir.join("vswitchd.pid"));
+        self.start_vswitchd()
     }
 
     /// Runs an OVS program in the namespace with this instance's run directory.
@@ -61,22 +73,27 @@ impl Ovs {
 }
 
 impl Drop for Ovs {
-    /// SIGTERM, and SIGKILL after 5 s, so nothing runs on when the namespace goes.
+    /// So nothing runs on when the namespace goes.
     fn drop(&mut self) {
         for pidfile in ["vswitchd.pid", "ovsdb.pid"] {
-            let Some(pid) = std::fs::read_to_string(self.dir.join(pidfile)).ok().and_then(|p| p.trim().parse::<i32>().ok()) else {
-                continue;
-            };
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Path::new(&format!("/proc/{pid}")).exists() {
-                if Instant::now() > deadline {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            stop_pidfile(&self.dir.join(pidfile));
         }
+    }
+}
+
+/// SIGTERM to the process a pid file names, and SIGKILL after 5 s; waits until it is gone.
+fn stop_pidfile(pidfile: &Path) {
+    let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|p| p.trim().parse::<i32>().ok()) else {
+        return;
+    };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -119,10 +136,16 @@ fn distributing(s: &Value, name: &str) -> bool {
 /// A lab whose side B is Open vSwitch with an active LACP bond (fast rate, balance-tcp) over
 /// its three links, and our 802.3ad bond on side A; returns once every port distributes.
 fn ovs_lab() -> (Lab, Ovs, Duration) {
+    ovs_lab_at("fast")
+}
+
+/// As [`ovs_lab`], both sides at LACP rate `rate` (`fast` or `slow`).
+fn ovs_lab_at(rate: &str) -> (Lab, Ovs, Duration) {
     if Command::new("ovs-vswitchd").arg("--version").output().is_err() {
         panic!("Open vSwitch is not installed (apt-get install openvswitch-switch; `cargo xtask setup` does it)");
     }
-    let lab = Lab::start(LabOptions::default().links(3).policy("").bond_lines("mode: 802.3ad\nlacp_rate: fast").no_bond_b()).unwrap();
+    let lines = format!("mode: 802.3ad\nlacp_rate: {rate}");
+    let lab = Lab::start(LabOptions::default().links(3).policy("").bond_lines(&lines).no_bond_b()).unwrap();
     // The user-space datapath leaves B's kernel stack on the members too: without arp_ignore it
     // would answer ARP for br0's address from a member's own MAC, which Open vSwitch does not
     // deliver to br0.
@@ -142,7 +165,7 @@ fn ovs_lab() -> (Lab, Ovs, Duration) {
         "port",
         "lag",
         "bond_mode=balance-tcp",
-        "other_config:lacp-time=fast",
+        &format!("other_config:lacp-time={rate}"),
     ])
     .unwrap();
     lab.b.ns.ip(&["addr", "add", "192.0.2.2/24", "dev", "br0"]).unwrap();
@@ -234,5 +257,60 @@ fn a_removed_member_is_given_up_by_open_vswitch_at_once_and_a_restart_loses_noth
     let show = ovs.appctl(&["lacp/show", "lag"]).unwrap();
     println!("Open vSwitch on link 2: {before} datagrams before remove-link, {after} one second after");
     assert_eq!(after, 0, "Open vSwitch no longer sends on the removed member's link:\n{show}");
+    drop(ovs);
+}
+
+#[test]
+fn open_vswitch_interop_cuts_on_either_side_rates_and_a_vswitchd_restart() {
+    // Fast rate: a member cut on Open vSwitch's side (its end goes down; our carrier stays) is
+    // taken out by LACP's 3 s timeout; ovs-vswitchd restarted under traffic negotiates again.
+    let (lab, ovs, _) = ovs_lab_at("fast");
+    reachable(&lab, Duration::from_secs(10));
+    lab.b.ns.ip(&["link", "set", "eth1", "down"]).unwrap();
+    let out = wait_for(lab.a.daemon(), Duration::from_secs(5), "eth1 out after OVS's side went down", |s| {
+        !distributing(s, "eth1") && distributing(s, "eth0") && distributing(s, "eth2")
+    });
+    println!("Open vSwitch, fast: a member cut on its side is out of our aggregate after {out:?}");
+    assert!(out <= Duration::from_millis(3700), "within the fast timeout: {out:?}");
+    ping(&lab, 3).unwrap();
+    lab.b.ns.ip(&["link", "set", "eth1", "up"]).unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(15), "eth1 back", |s| distributing(s, "eth1"));
+
+    let stream = bond_tests::net::Stream::start(&lab, Duration::from_micros(500), 40_000).unwrap();
+    bond_tests::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
+    let restarted = Instant::now();
+    ovs.restart_vswitchd().unwrap();
+    let back = wait_for(lab.a.daemon(), Duration::from_secs(20), "every port distributing after the restart", |s| {
+        (0..3).all(|i| distributing(s, &format!("eth{i}")))
+    });
+    bond_tests::wait_until(Duration::from_secs(10), "traffic flows again", || {
+        let n = stream.received();
+        std::thread::sleep(Duration::from_millis(100));
+        stream.received() > n + 100
+    });
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, longest) = bond_tests::net::losses(sent, &got);
+    println!(
+        "Open vSwitch restarted under traffic: every port distributing again {back:?} later ({:?} after the restart began); \
+         {lost} of {sent} datagrams lost (longest run {longest}, {} ms)",
+        restarted.elapsed(),
+        longest / 2
+    );
+    // Open vSwitch starts its datapath and LACP afresh (its own 2 s wait): our side keeps the
+    // aggregate and carries on as soon as it does.
+    assert!(longest <= 10_000, "traffic back within 5 s of the restart: {longest} datagrams lost in a row");
+    drop(ovs);
+    drop(lab);
+
+    // Slow rate: negotiates; a member cut on our side (both carriers go) leaves and returns.
+    let (lab, ovs, took) = ovs_lab_at("slow");
+    println!("Open vSwitch, slow: every port distributing after {took:?}");
+    reachable(&lab, Duration::from_secs(10));
+    lab.cut(0).unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(3), "eth0 out", |s| !distributing(s, "eth0") && distributing(s, "eth1"));
+    ping(&lab, 3).unwrap();
+    lab.restore(0).unwrap();
+    wait_for(lab.a.daemon(), Duration::from_secs(15), "eth0 back", |s| distributing(s, "eth0"));
+    ping(&lab, 3).unwrap();
     drop(ovs);
 }
