@@ -19,22 +19,38 @@ use anyhow::{Context, bail};
 use bond_tests::{Lab, LabOptions, cmd, net::pin_to_cpu};
 
 const PAYLOAD: usize = 64;
+/// The largest payload sent (1400-byte datagrams fit a 1500-byte MTU).
+pub const MAX_PAYLOAD: usize = 1400;
+
+/// What a round sends: UDP payloads of `payload` bytes over `flows` flows (source ports).
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    pub payload: usize,
+    pub flows: usize,
+}
+
+impl Load {
+    pub const SMALL: Load = Load { payload: PAYLOAD, flows: 1 };
+}
 /// How long the measurements run: the full bench, or `--quick` (checks the bench works, as
 /// `cargo xtask test` does; its numbers mean little).
 #[derive(Clone, Copy)]
 pub struct Plan {
     pub rounds: usize,
     pub round: Duration,
+    /// Rounds and their length for the table of every policy under every kind of traffic.
+    pub table_rounds: usize,
+    pub table_round: Duration,
 }
 
 impl Plan {
-    pub const FULL: Plan = Plan { rounds: 5, round: Duration::from_secs(2) };
-    pub const QUICK: Plan = Plan { rounds: 1, round: Duration::from_millis(300) };
+    pub const FULL: Plan = Plan { rounds: 5, round: Duration::from_secs(2), table_rounds: 3, table_round: Duration::from_secs(1) };
+    pub const QUICK: Plan = Plan { rounds: 1, round: Duration::from_millis(300), table_rounds: 1, table_round: Duration::from_millis(200) };
 }
 const BATCH: usize = 64;
 
 pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
-    let Plan { rounds, round: round_time } = plan;
+    let Plan { rounds, round: round_time, table_rounds, table_round } = plan;
     // SAFETY: set_var races only with other threads reading or writing the environment, and
     // none exist yet: xtask is single-threaded until the lab starts below.
     unsafe { std::env::set_var("BONDCTL", bondctl) };
@@ -56,8 +72,8 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     println!("== packet rate, {PAYLOAD}-byte UDP payloads, one flow, {rounds} interleaved rounds of {round_time:?}");
     let (mut plain, mut bond) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let p = blast(&lab, "198.51.100.1", "198.51.100.2", round_time)?;
-        let b = blast(&lab, lab.a.addr, lab.b.addr, round_time)?;
+        let p = blast(&lab, "198.51.100.1", "198.51.100.2", Load::SMALL, round_time)?;
+        let b = blast(&lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time)?;
         println!("   round {round}: plain veth {:>9.0} pps   bond {:>9.0} pps   ratio {:.2}", p, b, b / p);
         plain.push(p);
         bond.push(b);
@@ -71,7 +87,7 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     let floor = Floor::attach(&lab)?;
     cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
     let before = prog_stats(floor.id)?;
-    let r = blast(&lab, "198.51.100.1", "198.51.100.2", round_time);
+    let r = blast(&lab, "198.51.100.1", "198.51.100.2", Load::SMALL, round_time);
     let after = prog_stats(floor.id)?;
     cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
     r?;
@@ -85,7 +101,7 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
         lab.a.daemon().set_policy(policy)?;
         cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
         let before = (prog_stats(egress)?, prog_stats(ingress)?);
-        let r = blast(&lab, lab.a.addr, lab.b.addr, round_time);
+        let r = blast(&lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time);
         let after = (prog_stats(egress)?, prog_stats(ingress)?);
         cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
         r?;
@@ -103,7 +119,7 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
             i - floor_ns
         );
     }
-    Ok(())
+    crate::bench_table::run(&lab, ("198.51.100.1", "198.51.100.2"), (lab.a.addr, lab.b.addr), table_rounds, table_round)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -111,12 +127,12 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Sends 64-byte datagrams from A (`src`) to B (`dst`) for one round; returns datagrams
-/// delivered to B's socket per second.
-fn blast(lab: &Lab, src: &str, dst: &str, round: Duration) -> anyhow::Result<f64> {
+/// Sends `load` from A (`src`) to B (`dst`) for one round; returns datagrams delivered to B's
+/// socket per second.
+pub fn blast(lab: &Lab, src: &str, dst: &str, load: Load, round: Duration) -> anyhow::Result<f64> {
     let rx = lab.b.ns.enter(|| UdpSocket::bind((dst, 9000)))??;
     rx.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let tx = lab.a.ns.enter(|| UdpSocket::bind((src, 0)))??;
+    let tx = lab.a.ns.enter(|| (0..load.flows).map(|_| UdpSocket::bind((src, 0))).collect::<Result<Vec<_>, _>>())??;
     let to: SocketAddr = format!("{dst}:9000").parse()?;
     let sending = AtomicBool::new(true);
     let (received, elapsed) = std::thread::scope(|s| -> anyhow::Result<(u64, Duration)> {
@@ -126,7 +142,7 @@ fn blast(lab: &Lab, src: &str, dst: &str, round: Duration) -> anyhow::Result<f64
         });
         let _ = pin_to_cpu(0);
         let start = Instant::now();
-        send_for(&tx, to, round)?;
+        send_for(&tx, to, load.payload, round)?;
         let elapsed = start.elapsed();
         sending.store(false, Ordering::Relaxed);
         let received = receiver.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;
@@ -147,10 +163,11 @@ fn sockaddr(to: SocketAddr) -> anyhow::Result<libc::sockaddr_in> {
     Ok(sa)
 }
 
-fn send_for(sock: &UdpSocket, to: SocketAddr, dur: Duration) -> anyhow::Result<u64> {
+/// Sends `payload`-byte datagrams to `to` for `dur`, a batch from each socket (flow) in turn.
+fn send_for(socks: &[UdpSocket], to: SocketAddr, payload: usize, dur: Duration) -> anyhow::Result<u64> {
     let mut sa = sockaddr(to)?;
-    let mut buf = [0u8; PAYLOAD];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: PAYLOAD };
+    let mut buf = [0u8; MAX_PAYLOAD];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: payload.min(MAX_PAYLOAD) };
     // SAFETY: mmsghdr is integers and raw pointers, for which all-zero bytes are valid (null
     // pointers, zero lengths); the pointers set below stay alive for the loop.
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
@@ -162,20 +179,25 @@ fn send_for(sock: &UdpSocket, to: SocketAddr, dur: Duration) -> anyhow::Result<u
     }
     let start = Instant::now();
     let mut sent = 0u64;
-    while start.elapsed() < dur {
-        // SAFETY: `msgs` holds BATCH headers, each pointing at `sa` (with its size) and one iovec
-        // over `buf` (PAYLOAD bytes); all are locals that outlive the call, and the kernel only
-        // reads them (and writes each msg_len).
-        let n = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
-        if n > 0 {
-            sent += n as u64;
+    'sending: loop {
+        for sock in socks {
+            if start.elapsed() >= dur {
+                break 'sending;
+            }
+            // SAFETY: `msgs` holds BATCH headers, each pointing at `sa` (with its size) and one
+            // iovec over `buf` (at most MAX_PAYLOAD bytes); all are locals that outlive the call,
+            // and the kernel only reads them (and writes each msg_len).
+            let n = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0) };
+            if n > 0 {
+                sent += n as u64;
+            }
         }
     }
     Ok(sent)
 }
 
 fn recv_count(sock: &UdpSocket, sending: &AtomicBool) -> u64 {
-    let mut bufs = vec![[0u8; 256]; BATCH];
+    let mut bufs = vec![[0u8; 2048]; BATCH];
     let mut iovs: Vec<libc::iovec> = bufs.iter_mut().map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() }).collect();
     // SAFETY: mmsghdr is integers and raw pointers, for which all-zero bytes are valid (null
     // pointers, zero lengths); the iovecs set below outlive the loop.
@@ -187,7 +209,7 @@ fn recv_count(sock: &UdpSocket, sending: &AtomicBool) -> u64 {
     let mut got = 0u64;
     loop {
         // SAFETY: `msgs` holds BATCH headers with no name and one iovec each, over its own
-        // 256-byte buffer in `bufs`; the kernel writes at most iov_len bytes into each, and all of
+        // 2048-byte buffer in `bufs`; the kernel writes at most iov_len bytes into each, and all of
         // them outlive the call. A null timeout is allowed (the socket's receive timeout bounds it).
         let n = unsafe { libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0, std::ptr::null_mut()) };
         if n > 0 {

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_emulator;
 mod bench_failover;
+mod bench_table;
 mod build;
 mod demo;
 mod fuzz;

@@ -1,0 +1,281 @@
+//! The packet rate and throughput of each policy, side by side with the plain veth path in the
+//! same lab: UDP with 64- and 1400-byte payloads over 1 and 16 flows, and TCP over 1 and 16
+//! connections. Each measurement of the bond follows one of the plain path, so a ratio compares
+//! neighbours in time (these machines are noisy); medians and spreads over the rounds.
+//! Written as a table, as JSON (`target/bench/throughput.json`) and as a chart
+//! (`target/bench/throughput.svg`).
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use bond_tests::Lab;
+
+use crate::bench::{Load, blast};
+
+/// The policies switched to in turn on side A (B stays active-backup and takes what arrives on
+/// any member). Broadcast is left out: it puts every packet on every member by design, so B
+/// would count each datagram three times.
+pub const POLICIES: [&str; 5] = ["active-backup", "balance-rr", "balance-xor", "xor-l34", "balance-aware"];
+
+#[derive(Clone, Copy, Debug)]
+enum Traffic {
+    Udp(Load),
+    Tcp { flows: usize },
+}
+
+impl Traffic {
+    fn label(self) -> String {
+        match self {
+            Traffic::Udp(l) => format!("UDP {} B x{}", l.payload, l.flows),
+            Traffic::Tcp { flows } => format!("TCP x{flows}"),
+        }
+    }
+}
+
+const CASES: [Traffic; 6] = [
+    Traffic::Udp(Load { payload: 64, flows: 1 }),
+    Traffic::Udp(Load { payload: 64, flows: 16 }),
+    Traffic::Udp(Load { payload: 1400, flows: 1 }),
+    Traffic::Udp(Load { payload: 1400, flows: 16 }),
+    Traffic::Tcp { flows: 1 },
+    Traffic::Tcp { flows: 16 },
+];
+
+/// One policy under one kind of traffic: medians over the rounds, and the spread of the ratio.
+struct Row {
+    policy: &'static str,
+    traffic: Traffic,
+    /// Datagrams per second (UDP) or 0 (TCP).
+    plain_pps: f64,
+    bond_pps: f64,
+    /// Payload megabits per second.
+    plain_mbps: f64,
+    bond_mbps: f64,
+    ratio: f64,
+    ratio_min: f64,
+    ratio_max: f64,
+}
+
+/// Measures every policy under every kind of traffic, `rounds` rounds of `round` each. `plain`
+/// and `bond` are (source, destination) addresses of the two paths.
+pub fn run(lab: &Lab, plain: (&str, &str), bond: (&str, &str), rounds: usize, round: Duration) -> anyhow::Result<()> {
+    println!("== packet rate and throughput per policy, bond vs plain veth, {rounds} rounds of {round:?} each");
+    println!(
+        "   {:<14} {:<16} {:>12} {:>12} {:>10} {:>10} {:>7} {:>13}",
+        "policy", "traffic", "plain pps", "bond pps", "plain Mb/s", "bond Mb/s", "ratio", "spread"
+    );
+    let mut rows = Vec::new();
+    for policy in POLICIES {
+        lab.a.daemon().set_policy(policy)?;
+        for traffic in CASES {
+            let mut samples = Vec::new();
+            for _ in 0..rounds {
+                let p = measure(lab, plain, traffic, round)?;
+                let b = measure(lab, bond, traffic, round)?;
+                samples.push((p, b));
+            }
+            let row = summarize(policy, traffic, &samples);
+            let pps = |v: f64| if matches!(traffic, Traffic::Tcp { .. }) { "-".to_string() } else { format!("{v:.0}") };
+            println!(
+                "   {:<14} {:<16} {:>12} {:>12} {:>10.0} {:>10.0} {:>6.0}% {:>5.0}%-{:.0}%",
+                row.policy,
+                traffic.label(),
+                pps(row.plain_pps),
+                pps(row.bond_pps),
+                row.plain_mbps,
+                row.bond_mbps,
+                100.0 * row.ratio,
+                100.0 * row.ratio_min,
+                100.0 * row.ratio_max
+            );
+            rows.push(row);
+        }
+    }
+    lab.a.daemon().set_policy("active-backup")?;
+    let dir = crate::util::root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("throughput.json"), serde_json::to_string_pretty(&json(&rows))?)?;
+    std::fs::write(dir.join("throughput.svg"), svg(&rows))?;
+    println!("   written: {} and throughput.svg", dir.join("throughput.json").display());
+    Ok(())
+}
+
+/// (datagrams per second, payload megabits per second) of one round on one path.
+fn measure(lab: &Lab, (src, dst): (&str, &str), traffic: Traffic, round: Duration) -> anyhow::Result<(f64, f64)> {
+    Ok(match traffic {
+        Traffic::Udp(load) => {
+            let pps = blast(lab, src, dst, load, round)?;
+            (pps, pps * load.payload as f64 * 8.0 / 1e6)
+        }
+        Traffic::Tcp { flows } => (0.0, tcp_rate(lab, dst, flows, round)? * 8.0 / 1e6),
+    })
+}
+
+/// One round: (plain, bond), each (datagrams per second, megabits per second).
+type Round = ((f64, f64), (f64, f64));
+
+fn summarize(policy: &'static str, traffic: Traffic, samples: &[Round]) -> Row {
+    let med = |mut v: Vec<f64>| -> f64 {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    // The ratio in what the traffic is judged by: packets for UDP, bytes for TCP.
+    let ratios: Vec<f64> = samples
+        .iter()
+        .map(|((pp, pm), (bp, bm))| match traffic {
+            Traffic::Udp(_) => bp / pp.max(1.0),
+            Traffic::Tcp { .. } => bm / pm.max(1e-9),
+        })
+        .collect();
+    Row {
+        policy,
+        traffic,
+        plain_pps: med(samples.iter().map(|s| s.0.0).collect()),
+        bond_pps: med(samples.iter().map(|s| s.1.0).collect()),
+        plain_mbps: med(samples.iter().map(|s| s.0.1).collect()),
+        bond_mbps: med(samples.iter().map(|s| s.1.1).collect()),
+        ratio: med(ratios.clone()),
+        ratio_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratio_max: ratios.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+/// Bytes per second B receives over `flows` TCP connections from A to `dst` for one round.
+fn tcp_rate(lab: &Lab, dst: &str, flows: usize, round: Duration) -> anyhow::Result<f64> {
+    const PORT: u16 = 9100;
+    let listener = lab.b.ns.enter(|| TcpListener::bind((dst, PORT)))??;
+    let streams = lab.a.ns.enter(|| (0..flows).map(|_| TcpStream::connect((dst, PORT))).collect::<Result<Vec<_>, _>>())??;
+    let accepted = (0..flows).map(|_| listener.accept().map(|(s, _)| s)).collect::<Result<Vec<_>, _>>().context("accepting")?;
+    let received = Arc::new(AtomicU64::new(0));
+    let sending = Arc::new(AtomicBool::new(true));
+    let readers: Vec<_> = accepted
+        .into_iter()
+        .map(|mut s| {
+            let received = received.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    received.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let writers: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            let sending = sending.clone();
+            std::thread::spawn(move || {
+                let buf = vec![0x5au8; 1 << 16];
+                while sending.load(Ordering::Relaxed) && s.write_all(&buf).is_ok() {}
+            })
+        })
+        .collect();
+    std::thread::sleep(round);
+    let bytes = received.load(Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    sending.store(false, Ordering::Relaxed);
+    for w in writers {
+        let _ = w.join();
+    }
+    for r in readers {
+        let _ = r.join();
+    }
+    Ok(bytes as f64 / elapsed.as_secs_f64())
+}
+
+fn json(rows: &[Row]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let (kind, payload, flows) = match r.traffic {
+                Traffic::Udp(l) => ("udp", Some(l.payload), l.flows),
+                Traffic::Tcp { flows } => ("tcp", None, flows),
+            };
+            serde_json::json!({
+                "policy": r.policy, "traffic": kind, "payload": payload, "flows": flows,
+                "plain_pps": r.plain_pps, "bond_pps": r.bond_pps,
+                "plain_mbps": r.plain_mbps, "bond_mbps": r.bond_mbps,
+                "ratio": r.ratio, "ratio_min": r.ratio_min, "ratio_max": r.ratio_max,
+            })
+        })
+        .collect();
+    serde_json::json!({ "unit": "ratio of the bond to the plain veth path: packets for UDP, bytes for TCP", "rows": rows })
+}
+
+/// A grouped bar chart: per kind of traffic, each policy's ratio to the plain path (100%),
+/// with its spread. Plain SVG text: a dozen bars need no charting library.
+fn svg(rows: &[Row]) -> String {
+    const W: f64 = 900.0;
+    const H: f64 = 360.0;
+    const LEFT: f64 = 50.0;
+    const TOP: f64 = 40.0;
+    const PLOT_H: f64 = 240.0;
+    const COLORS: [&str; 5] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2"];
+    let top_ratio = rows.iter().map(|r| r.ratio_max).fold(1.2f64, f64::max).min(3.0);
+    let y = |ratio: f64| TOP + PLOT_H * (1.0 - ratio.min(top_ratio) / top_ratio);
+    let group_w = (W - LEFT - 20.0) / CASES.len() as f64;
+    let bar_w = group_w / (POLICIES.len() as f64 + 1.0);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <text x=\"{LEFT}\" y=\"20\" font-size=\"14\">Bond vs plain veth path, by policy (packets for UDP, bytes for TCP; 100% = plain)</text>\n"
+    );
+    for pct in [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0].into_iter().filter(|p| *p <= top_ratio) {
+        let yy = y(pct);
+        let stroke = if pct == 1.0 { "#000" } else { "#ddd" };
+        out += &format!(
+            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"{stroke}\"/><text x=\"5\" y=\"{:.1}\">{:.0}%</text>\n",
+            W - 20.0,
+            yy + 4.0,
+            pct * 100.0
+        );
+    }
+    for (g, traffic) in CASES.iter().enumerate() {
+        let x0 = LEFT + g as f64 * group_w;
+        for (p, policy) in POLICIES.iter().enumerate() {
+            let Some(r) = rows.iter().find(|r| r.policy == *policy && r.traffic.label() == traffic.label()) else { continue };
+            let x = x0 + (p as f64 + 0.5) * bar_w;
+            let (yt, yb) = (y(r.ratio), y(0.0));
+            out += &format!(
+                "<rect x=\"{x:.1}\" y=\"{yt:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{policy}: {:.0}%</title></rect>\n\
+                 <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#333\"/>\n",
+                bar_w * 0.9,
+                yb - yt,
+                COLORS[p % COLORS.len()],
+                r.ratio * 100.0,
+                x + bar_w * 0.45,
+                x + bar_w * 0.45,
+                y(r.ratio_min),
+                y(r.ratio_max)
+            );
+        }
+        out += &format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            x0 + group_w / 2.0,
+            TOP + PLOT_H + 18.0,
+            traffic.label()
+        );
+    }
+    for (p, policy) in POLICIES.iter().enumerate() {
+        let x = LEFT + p as f64 * 150.0;
+        out += &format!(
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{policy}</text>\n",
+            H - 40.0,
+            COLORS[p % COLORS.len()],
+            x + 16.0,
+            H - 30.0
+        );
+    }
+    out + "</svg>\n"
+}
