@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_controller;
 mod bench_emulator;
 mod bench_failover;
 mod bench_table;
@@ -64,9 +65,10 @@ enum Command {
     /// programs' cost per packet, and failover time (carrier loss, silent loss, and silent
     /// loss while status, flows and metrics are asked in a loop).
     Bench {
-        /// Only this part: `rate`, `failover`, or `emulator` (the lab's link emulator: what
-        /// rate it carries faithfully; not part of a full run).
-        #[arg(value_parser = ["rate", "failover", "emulator"])]
+        /// Only this part: `rate` (packet rate, program cost, the table per policy),
+        /// `controller` (CPU and memory of the daemon), `failover`, or `emulator` (the lab's
+        /// link emulator: what rate it carries faithfully; not part of a full run).
+        #[arg(value_parser = ["rate", "controller", "failover", "emulator"])]
         only: Option<String>,
         /// One short round of each (checks that the bench works; `cargo xtask test` runs it).
         #[arg(long)]
@@ -100,6 +102,7 @@ fn main() -> anyhow::Result<()> {
             if filter.is_none() {
                 // The bench still works (its numbers, from one short round, mean little here).
                 bench::run(&bondctl, bench::Plan::QUICK)
+                    .and_then(|()| bench_controller::run(true))
                     .and_then(|()| bench_failover::run(1))
                     .map_err(|e| e.context("cargo xtask bench --quick"))?;
             }
@@ -122,8 +125,9 @@ fn main() -> anyhow::Result<()> {
             match only.as_deref() {
                 Some("emulator") => bench_emulator::run(&bondctl),
                 Some("rate") => bench::run(&bondctl, plan),
+                Some("controller") => bench_controller::run(quick),
                 Some(_) => bench_failover::run(rounds),
-                None => bench::run(&bondctl, plan).and_then(|()| bench_failover::run(rounds)),
+                None => bench::run(&bondctl, plan).and_then(|()| bench_controller::run(quick)).and_then(|()| bench_failover::run(rounds)),
             }
         }
     }
