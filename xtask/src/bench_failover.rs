@@ -80,7 +80,107 @@ pub fn run(rounds: usize) -> anyhow::Result<()> {
             shown.join(", ")
         );
     }
+    for (fault, name) in [(Fault::Carrier, "carrier"), (Fault::Silent, "silent")] {
+        let path = crate::util::root().join(format!("target/bench/failover-{name}.svg"));
+        timeline(&lab, fault, &path)?;
+        println!("   timeline of one {name} failover (datagrams per ms on each member): {}", path.display());
+    }
     Ok(())
+}
+
+/// One failover with B's members captured: which member carried each datagram, by the time
+/// it was sent (its sequence number), drawn from 50 ms before the fault to 100 ms after.
+fn timeline(lab: &Lab, fault: Fault, path: &std::path::Path) -> anyhow::Result<()> {
+    let index = wait_all_usable(lab)?;
+    let captures: Vec<_> =
+        (0..lab.links).map(|i| bond_tests::net::Capture::open(&lab.b.ns, &format!("eth{i}"))).collect::<Result<_, _>>()?;
+    let max = (Duration::from_secs(2).as_micros() / STREAM_INTERVAL.as_micros()) as u64;
+    let start = Instant::now();
+    let stream = Stream::start(lab, STREAM_INTERVAL, max)?;
+    std::thread::sleep(Duration::from_millis(400));
+    let at = start.elapsed();
+    match fault {
+        Fault::Carrier => lab.cut(index)?,
+        Fault::Silent => lab.impair(index, 100)?,
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let (sent, _) = stream.finish()?;
+    match fault {
+        Fault::Carrier => lab.restore(index)?,
+        Fault::Silent => lab.repair(index)?,
+    }
+    // Per millisecond from 50 ms before the fault: datagrams each member carried, and lost.
+    const BEFORE: i64 = 50;
+    const AFTER: i64 = 100;
+    let per_ms = (Duration::from_millis(1).as_nanos() / STREAM_INTERVAL.as_nanos()) as usize;
+    let fault_seq = (at.as_nanos() / STREAM_INTERVAL.as_nanos()) as i64;
+    let mut counts = vec![vec![0usize; (BEFORE + AFTER) as usize]; lab.links + 1];
+    let mut seen = vec![false; sent as usize];
+    for (m, c) in captures.iter().enumerate() {
+        for (seq, _) in c.test_datagrams() {
+            let ms = (seq as i64 - fault_seq) / per_ms as i64;
+            if (-BEFORE..AFTER).contains(&ms) {
+                counts[m][(ms + BEFORE) as usize] += 1;
+            }
+            if let Some(s) = seen.get_mut(seq as usize) {
+                *s = true;
+            }
+        }
+    }
+    for (seq, got) in seen.iter().enumerate() {
+        let ms = (seq as i64 - fault_seq) / per_ms as i64;
+        if !got && (-BEFORE..AFTER).contains(&ms) {
+            counts[lab.links][(ms + BEFORE) as usize] += 1;
+        }
+    }
+    std::fs::create_dir_all(path.parent().context("path")?)?;
+    std::fs::write(path, timeline_svg(&counts, BEFORE, per_ms, matches!(fault, Fault::Carrier)))?;
+    Ok(())
+}
+
+/// Lines per member (and one for datagrams lost) of datagrams per millisecond.
+fn timeline_svg(counts: &[Vec<usize>], before: i64, per_ms: usize, carrier: bool) -> String {
+    const W: f64 = 900.0;
+    const H: f64 = 300.0;
+    const LEFT: f64 = 50.0;
+    const TOP: f64 = 40.0;
+    const PLOT_H: f64 = 200.0;
+    const COLORS: [&str; 4] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"];
+    let n = counts[0].len();
+    let x = |i: usize| LEFT + (W - LEFT - 20.0) * i as f64 / n as f64;
+    let top = counts.iter().flatten().copied().max().unwrap_or(0).max(per_ms);
+    let y = |v: usize| TOP + PLOT_H * (1.0 - v as f64 / top as f64);
+    let what = if carrier { "carrier loss" } else { "silent loss (probes every 10 ms)" };
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <text x=\"{LEFT}\" y=\"20\" font-size=\"14\">Failover on {what}: datagrams per ms on each member, by send time (0 = the fault)</text>\n"
+    );
+    let zero = x(before as usize);
+    out += &format!(
+        "<line x1=\"{zero:.1}\" x2=\"{zero:.1}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"#000\" stroke-dasharray=\"4\"/>\n",
+        TOP + PLOT_H
+    );
+    for v in [0, top] {
+        out += &format!("<text x=\"5\" y=\"{:.1}\">{v}/ms</text>\n", y(v) + 4.0);
+    }
+    for ms in (0..n).step_by(25) {
+        out +=
+            &format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{} ms</text>\n", x(ms), TOP + PLOT_H + 16.0, ms as i64 - before);
+    }
+    for (k, series) in counts.iter().enumerate() {
+        let points: Vec<String> = series.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v))).collect();
+        let color = COLORS[k.min(COLORS.len() - 1)];
+        let label = if k + 1 == counts.len() { "lost".to_string() } else { format!("eth{k}") };
+        out += &format!("<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n", points.join(" "));
+        out += &format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\">{label}</text>\n",
+            LEFT + k as f64 * 100.0,
+            H - 40.0,
+            LEFT + k as f64 * 100.0 + 16.0,
+            H - 30.0
+        );
+    }
+    out + "</svg>\n"
 }
 
 const METRICS_PORT: u16 = 9469;
