@@ -149,7 +149,7 @@ fn summarize(policy: &'static str, traffic: Traffic, samples: &[Round]) -> Row {
 }
 
 /// Bytes per second B receives over `flows` TCP connections from A to `dst` for one round.
-fn tcp_rate(lab: &Lab, dst: &str, flows: usize, round: Duration) -> anyhow::Result<f64> {
+pub fn tcp_rate(lab: &Lab, dst: &str, flows: usize, round: Duration) -> anyhow::Result<f64> {
     const PORT: u16 = 9100;
     let listener = lab.b.ns.enter(|| TcpListener::bind((dst, PORT)))??;
     let streams = lab.a.ns.enter(|| (0..flows).map(|_| TcpStream::connect((dst, PORT))).collect::<Result<Vec<_>, _>>())??;

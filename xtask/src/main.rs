@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_aggregation;
 mod bench_controller;
 mod bench_emulator;
 mod bench_failover;
@@ -66,9 +67,10 @@ enum Command {
     /// loss while status, flows and metrics are asked in a loop).
     Bench {
         /// Only this part: `rate` (packet rate, program cost, the table per policy),
-        /// `controller` (CPU and memory of the daemon), `failover`, or `emulator` (the lab's
-        /// link emulator: what rate it carries faithfully; not part of a full run).
-        #[arg(value_parser = ["rate", "controller", "failover", "emulator"])]
+        /// `aggregation` (goodput over rate-limited members), `controller` (CPU and memory of
+        /// the daemon), `failover`, or `emulator` (the lab's link emulator: what rate it
+        /// carries faithfully; not part of a full run).
+        #[arg(value_parser = ["rate", "aggregation", "controller", "failover", "emulator"])]
         only: Option<String>,
         /// One short round of each (checks that the bench works; `cargo xtask test` runs it).
         #[arg(long)]
@@ -126,8 +128,12 @@ fn main() -> anyhow::Result<()> {
                 Some("emulator") => bench_emulator::run(&bondctl),
                 Some("rate") => bench::run(&bondctl, plan),
                 Some("controller") => bench_controller::run(quick),
+                Some("aggregation") => bench_aggregation::run(quick),
                 Some(_) => bench_failover::run(rounds),
-                None => bench::run(&bondctl, plan).and_then(|()| bench_controller::run(quick)).and_then(|()| bench_failover::run(rounds)),
+                None => bench::run(&bondctl, plan)
+                    .and_then(|()| bench_aggregation::run(quick))
+                    .and_then(|()| bench_controller::run(quick))
+                    .and_then(|()| bench_failover::run(rounds)),
             }
         }
     }

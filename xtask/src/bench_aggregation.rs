@@ -1,0 +1,75 @@
+//! Aggregation efficiency: the members' links rate-limited by the lab's link emulator (these
+//! kernels have no TBF or HTB worth trusting under a user-space wire, and the emulator carries
+//! about 10,000 frames/s per direction faithfully on this machine, so the rates are scaled down
+//! from 100 Mbit/s: 3 x 10 Mbit/s, and unequal 20/10/5), each way 1 ms of delay. Goodput of 16
+//! TCP flows under balance-xor (layer3+4) and balance-aware, and of one TCP flow under
+//! balance-rr and packet-based balance-aware, as a share of the sum of the member rates, with
+//! the reordering each causes: out-of-order segments the receiver queued and segments the
+//! sender retransmitted.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use bond_tests::{Lab, LabOptions, emu::Impairment};
+
+/// Policies on side A. The `-u` ones know the unequal links' capacities (`speed`).
+const SETTINGS: &str = "policies:
+  xor-l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }
+  aware: { basePolicy: balance-aware }
+  aware-packet: { basePolicy: balance-aware, balancePolicy: packet }
+  aware-u: { basePolicy: balance-aware, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }
+  aware-packet-u: { basePolicy: balance-aware, balancePolicy: packet, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }";
+
+/// Links (label, Mbit/s of each member) and the (policy, TCP flows) runs over them.
+type Case = (&'static str, [u64; 3], [(&'static str, usize); 4]);
+
+pub fn run(quick: bool) -> anyhow::Result<()> {
+    let round = if quick { Duration::from_secs(1) } else { Duration::from_secs(6) };
+    let mut lab = Lab::start(LabOptions::default().policy("xor-l34").settings(SETTINGS)).context("starting the lab")?;
+    for i in 0..lab.links {
+        lab.emulate(i)?;
+    }
+    println!("== aggregation efficiency: members rate-limited by the link emulator, 1 ms each way, TCP for {round:?} per case");
+    println!(
+        "   {:<22} {:<16} {:>8} {:>8} {:>7} {:>12} {:>8}",
+        "links (Mbit/s)", "policy", "flows", "Mbit/s", "share", "out-of-order", "retrans"
+    );
+    let cases: [Case; 2] = [
+        ("3 x 10", [10, 10, 10], [("xor-l34", 16), ("aware", 16), ("balance-rr", 1), ("aware-packet", 1)]),
+        ("20 / 10 / 5", [20, 10, 5], [("xor-l34", 16), ("aware-u", 16), ("balance-rr", 1), ("aware-packet-u", 1)]),
+    ];
+    for (label, rates, runs) in cases {
+        for (i, mbps) in rates.iter().enumerate() {
+            let imp = Impairment { delay: Duration::from_millis(1), rate: Some(mbps * 1_000_000), ..Impairment::default() };
+            lab.emulator(i).context("emulator")?.set_both(imp);
+        }
+        let sum: u64 = rates.iter().sum();
+        for (policy, flows) in runs {
+            lab.a.daemon().set_policy(policy)?;
+            // Let the policy measure its links and settle.
+            std::thread::sleep(Duration::from_millis(if quick { 200 } else { 1500 }));
+            let before = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
+            let bytes_per_s = crate::bench_table::tcp_rate(&lab, lab.b.addr, flows, round)?;
+            let after = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
+            let mbps = bytes_per_s * 8.0 / 1e6;
+            println!(
+                "   {label:<22} {policy:<16} {flows:>8} {mbps:>8.1} {:>6.0}% {:>12} {:>8}",
+                100.0 * mbps / sum as f64,
+                after.0 - before.0,
+                after.1 - before.1
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A counter of `/proc/net/snmp` (`Tcp`) or `/proc/net/netstat` (`TcpExt`) in a namespace.
+fn netstat(ns: &bond_tests::Netns, group: &str, key: &str) -> anyhow::Result<u64> {
+    let file = if group == "TcpExt" { "/proc/net/netstat" } else { "/proc/net/snmp" };
+    let text = ns.exec("cat", &[file])?;
+    let prefix = format!("{group}:");
+    let mut lines = text.lines().filter(|l| l.starts_with(&prefix));
+    let (names, values) = (lines.next().context("header")?, lines.next().context("values")?);
+    let i = names.split_whitespace().position(|n| n == key).with_context(|| format!("no {key} in {file}"))?;
+    values.split_whitespace().nth(i).context("value")?.parse().context("counter")
+}
