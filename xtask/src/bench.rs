@@ -95,24 +95,9 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     let floor_ns = (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64;
     drop(floor);
     println!("   floor (an empty TC program)   {floor_ns:>6.1} ns per run");
-    let egress = prog_id(&lab.a, &format!("link_egress_{}", lab.a.bond))?;
-    let ingress = prog_id(&lab.b, "link_ingress_eth0")?;
     for policy in ["active-backup", "xor-l34", "balance-aware"] {
         lab.a.daemon().set_policy(policy)?;
-        cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
-        let before = (prog_stats(egress)?, prog_stats(ingress)?);
-        let r = blast(&lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time);
-        let after = (prog_stats(egress)?, prog_stats(ingress)?);
-        cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
-        r?;
-        let per_packet = |(t0, n0): (u64, u64), (t1, n1): (u64, u64)| -> anyhow::Result<f64> {
-            let n = n1.saturating_sub(n0);
-            if n == 0 {
-                bail!("program did not run");
-            }
-            Ok((t1 - t0) as f64 / n as f64)
-        };
-        let (e, i) = (per_packet(before.0, after.0)?, per_packet(before.1, after.1)?);
+        let (e, i) = program_cost(&lab, || blast(&lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time).map(drop))?;
         println!(
             "   {policy:<14} bond_egress {e:>6.1} ns ({:+.1} above the floor)   member_ingress {i:>6.1} ns ({:+.1})",
             e - floor_ns,
@@ -242,6 +227,27 @@ impl Floor {
         }
         Ok(Floor { _ebpf: ebpf, id })
     }
+}
+
+/// Nanoseconds per run of A's `bond_egress` and B's `member_ingress` (one program for every
+/// member) while `traffic` runs, from the kernel's BPF statistics.
+pub fn program_cost(lab: &Lab, traffic: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
+    let egress = prog_id(&lab.a, &format!("link_egress_{}", lab.a.bond))?;
+    let ingress = prog_id(&lab.b, "link_ingress_eth0")?;
+    cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
+    let before = (prog_stats(egress)?, prog_stats(ingress)?);
+    let r = traffic();
+    let after = (prog_stats(egress)?, prog_stats(ingress)?);
+    cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
+    r?;
+    let per_run = |(t0, n0): (u64, u64), (t1, n1): (u64, u64)| -> anyhow::Result<f64> {
+        let n = n1.saturating_sub(n0);
+        if n == 0 {
+            bail!("program did not run");
+        }
+        Ok((t1 - t0) as f64 / n as f64)
+    };
+    Ok((per_run(before.0, after.0)?, per_run(before.1, after.1)?))
 }
 
 /// The program behind a pinned link of a side's bond.

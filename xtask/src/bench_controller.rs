@@ -71,7 +71,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
 }
 
 /// (share of one core, largest resident set in MB) of process `pid` over `span`.
-fn sample(pid: u32, span: Duration) -> anyhow::Result<(f64, f64)> {
+pub fn sample(pid: u32, span: Duration) -> anyhow::Result<(f64, f64)> {
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.context("CLK_TCK")? as f64;
     let (cpu0, start) = (cpu_ticks(pid)?, Instant::now());
     let mut rss: f64 = 0.0;

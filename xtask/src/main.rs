@@ -7,6 +7,7 @@ mod bench_aggregation;
 mod bench_controller;
 mod bench_emulator;
 mod bench_failover;
+mod bench_scale;
 mod bench_table;
 mod build;
 mod demo;
@@ -67,10 +68,10 @@ enum Command {
     /// loss while status, flows and metrics are asked in a loop).
     Bench {
         /// Only this part: `rate` (packet rate, program cost, the table per policy),
-        /// `aggregation` (goodput over rate-limited members), `controller` (CPU and memory of
-        /// the daemon), `failover`, or `emulator` (the lab's link emulator: what rate it
-        /// carries faithfully; not part of a full run).
-        #[arg(value_parser = ["rate", "aggregation", "controller", "failover", "emulator"])]
+        /// `aggregation` (goodput over rate-limited members), `scale` (by members and flows),
+        /// `controller` (CPU and memory of the daemon), `failover`, or `emulator` (the lab's
+        /// link emulator: what rate it carries faithfully; not part of a full run).
+        #[arg(value_parser = ["rate", "aggregation", "scale", "controller", "failover", "emulator"])]
         only: Option<String>,
         /// One short round of each (checks that the bench works; `cargo xtask test` runs it).
         #[arg(long)]
@@ -129,9 +130,11 @@ fn main() -> anyhow::Result<()> {
                 Some("rate") => bench::run(&bondctl, plan),
                 Some("controller") => bench_controller::run(quick),
                 Some("aggregation") => bench_aggregation::run(quick),
+                Some("scale") => bench_scale::run(quick),
                 Some(_) => bench_failover::run(rounds),
                 None => bench::run(&bondctl, plan)
                     .and_then(|()| bench_aggregation::run(quick))
+                    .and_then(|()| bench_scale::run(quick))
                     .and_then(|()| bench_controller::run(quick))
                     .and_then(|()| bench_failover::run(rounds)),
             }

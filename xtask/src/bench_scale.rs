@@ -1,0 +1,71 @@
+//! Scale: what a packet costs the programs, and what the controller costs, with 2, 8 and 32
+//! members; and what a packet costs with 1,000, 100,000 and 1,000,000 concurrent flows (the
+//! flow table holds 65,536: past it the least recently seen flows are forgotten).
+
+use std::{
+    net::UdpSocket,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use bond_tests::{Lab, LabOptions};
+
+use crate::bench::{Load, blast, program_cost};
+
+const SETTINGS: &str = "policies:
+  xor-l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }
+  static: { basePolicy: balance-aware, balancePolicy: flow-static }";
+
+pub fn run(quick: bool) -> anyhow::Result<()> {
+    let round = if quick { Duration::from_millis(300) } else { Duration::from_secs(2) };
+    println!("== scale: ns per packet (bpf_stats, 16 flows of 64-byte UDP) and the idle controller, by number of members");
+    println!("   {:<8} {:<14} {:>12} {:>15} {:>16}", "members", "policy", "bond_egress", "member_ingress", "controller idle");
+    for members in [2, 8, 32] {
+        let lab = Lab::start(LabOptions::default().links(members).direct().policy("xor-l34").settings(SETTINGS))
+            .with_context(|| format!("starting a lab of {members} members"))?;
+        bond_tests::net::ping(&lab, 2)?;
+        let (cpu, _) =
+            crate::bench_controller::sample(lab.a.daemon().pid(), if quick { Duration::from_secs(1) } else { Duration::from_secs(5) })?;
+        for policy in ["active-backup", "xor-l34", "balance-aware"] {
+            lab.a.daemon().set_policy(policy)?;
+            let load = Load { payload: 64, flows: 16 };
+            let (e, i) = program_cost(&lab, || blast(&lab, lab.a.addr, lab.b.addr, load, round).map(drop))?;
+            println!("   {members:<8} {policy:<14} {e:>9.1} ns {i:>12.1} ns {:>14.2}%", cpu * 100.0);
+        }
+    }
+
+    println!("== scale: ns per packet by number of concurrent flows (the flow table holds 65,536)");
+    println!("   {:<10} {:<14} {:>12} {:>15} {:>14}", "flows", "policy", "bond_egress", "member_ingress", "table entries");
+    let lab = Lab::start(LabOptions::default().direct().policy("xor-l34").settings(SETTINGS)).context("starting the lab")?;
+    bond_tests::net::ping(&lab, 2)?;
+    let counts: &[u32] = if quick { &[1_000, 100_000] } else { &[1_000, 100_000, 1_000_000] };
+    for &flows in counts {
+        for policy in ["xor-l34", "static"] {
+            lab.a.daemon().set_policy(policy)?;
+            let (e, i) = program_cost(&lab, || send_flows(&lab, flows, round.max(Duration::from_secs(1))))?;
+            let entries = lab.a.daemon().status()?["counters"]["flows"].as_u64().unwrap_or(0);
+            println!("   {flows:<10} {policy:<14} {e:>9.1} ns {i:>12.1} ns {entries:>14}");
+        }
+    }
+    Ok(())
+}
+
+/// One datagram to each of `flows` flows in turn (source ports x destination ports), over and
+/// over for at least `span` and at least one full pass.
+fn send_flows(lab: &Lab, flows: u32, span: Duration) -> anyhow::Result<()> {
+    const PORTS_PER_SOURCE: u32 = 50_000;
+    let sources = flows.div_ceil(PORTS_PER_SOURCE);
+    let socks = lab.a.ns.enter(|| (0..sources).map(|_| UdpSocket::bind((lab.a.addr, 0))).collect::<Result<Vec<_>, _>>())??;
+    let per_source = flows.div_ceil(sources);
+    let start = Instant::now();
+    loop {
+        for s in &socks {
+            for port in 0..per_source {
+                let _ = s.send_to(b"scale", (lab.b.addr, (10_000 + port) as u16));
+            }
+        }
+        if start.elapsed() >= span {
+            return Ok(());
+        }
+    }
+}
