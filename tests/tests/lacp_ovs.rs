@@ -141,42 +141,37 @@ fn ovs_lab() -> (Lab, Ovs, Duration) {
 
 /// As [`ovs_lab`], both sides at LACP rate `rate` (`fast` or `slow`).
 fn ovs_lab_at(rate: &str) -> (Lab, Ovs, Duration) {
+    let lines = format!("mode: 802.3ad\nlacp_rate: {rate}");
+    let lab = Lab::start(LabOptions::default().links(3).policy("").bond_lines(&lines).no_bond_b()).unwrap();
+    let ovs = ovs_bond(&lab, &[&format!("other_config:lacp-time={rate}")]);
+    let took = wait_for(lab.a.daemon(), Duration::from_secs(20), "negotiated with Open vSwitch", |s| {
+        (0..3).all(|i| distributing(s, &format!("eth{i}")))
+    });
+    (lab, ovs, took)
+}
+
+/// Open vSwitch on side B of `lab`: bridge br0 (192.0.2.2) with an active LACP bond over B's
+/// three links (balance-tcp), with `port_settings` on the bond's port.
+fn ovs_bond(lab: &Lab, port_settings: &[&str]) -> Ovs {
     if Command::new("ovs-vswitchd").arg("--version").output().is_err() {
         panic!("Open vSwitch is not installed (apt-get install openvswitch-switch; `cargo xtask setup` does it)");
     }
-    let lines = format!("mode: 802.3ad\nlacp_rate: {rate}");
-    let lab = Lab::start(LabOptions::default().links(3).policy("").bond_lines(&lines).no_bond_b()).unwrap();
     // The user-space datapath leaves B's kernel stack on the members too: without arp_ignore it
     // would answer ARP for br0's address from a member's own MAC, which Open vSwitch does not
     // deliver to br0.
     lab.b.ns.sysctl("net.ipv4.conf.all.arp_ignore", "1").unwrap();
     let ovs = Ovs::start(&lab.b.ns, lab.dir()).unwrap();
     ovs.vsctl(&["add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev"]).unwrap();
-    ovs.vsctl(&[
-        "add-bond",
-        "br0",
-        "lag",
-        "eth0",
-        "eth1",
-        "eth2",
-        "lacp=active",
-        "--",
-        "set",
-        "port",
-        "lag",
-        "bond_mode=balance-tcp",
-        &format!("other_config:lacp-time={rate}"),
-    ])
-    .unwrap();
+    let mut args =
+        vec!["add-bond", "br0", "lag", "eth0", "eth1", "eth2", "lacp=active", "--", "set", "port", "lag", "bond_mode=balance-tcp"];
+    args.extend_from_slice(port_settings);
+    ovs.vsctl(&args).unwrap();
     lab.b.ns.ip(&["addr", "add", "192.0.2.2/24", "dev", "br0"]).unwrap();
     lab.b.ns.ip(&["link", "set", "br0", "up"]).unwrap();
     // Open vSwitch's user-space datapath does not complete partial checksums: A's stack
     // computes them whole (ICMP is always whole; UDP and TCP would be dropped at br0).
     lab.a.ns.exec("ethtool", &["-K", &lab.a.bond, "tx", "off"]).unwrap();
-    let took = wait_for(lab.a.daemon(), Duration::from_secs(20), "negotiated with Open vSwitch", |s| {
-        (0..3).all(|i| distributing(s, &format!("eth{i}")))
-    });
-    (lab, ovs, took)
+    ovs
 }
 
 #[test]
@@ -313,4 +308,44 @@ fn open_vswitch_interop_cuts_on_either_side_rates_and_a_vswitchd_restart() {
     wait_for(lab.a.daemon(), Duration::from_secs(15), "eth0 back", |s| distributing(s, "eth0"));
     ping(&lab, 3).unwrap();
     drop(ovs);
+}
+
+#[test]
+fn open_vswitch_falls_back_to_active_backup_only_when_told_to() {
+    // Our bond in active-backup (no LACP) facing Open vSwitch's LACP bond: with
+    // lacp-fallback-ab it gives up on LACP and carries traffic as active-backup; without it, it
+    // keeps every member disabled, as 802.3ad requires, and nothing passes.
+    for fallback in [true, false] {
+        let lab = Lab::start(LabOptions::default().links(3).policy("active-backup").no_bond_b()).unwrap();
+        let setting = format!("other_config:lacp-fallback-ab={fallback}");
+        let ovs = ovs_bond(&lab, &["other_config:lacp-time=fast", &setting]);
+        // Two active-backup ends must agree on the member (Open vSwitch drops what arrives on
+        // its backups): only the link Open vSwitch chose (or eth0) is left up.
+        std::thread::sleep(Duration::from_secs(3));
+        let show = ovs.appctl(&["bond/show", "lag"]).unwrap_or_default();
+        let chosen = show
+            .lines()
+            .find_map(|l| l.strip_prefix("active member mac: "))
+            .and_then(|l| l.rsplit_once("(eth"))
+            .and_then(|(_, rest)| rest.trim_end_matches(')').parse::<usize>().ok())
+            .unwrap_or(0);
+        for i in (0..3).filter(|i| *i != chosen) {
+            lab.cut(i).unwrap();
+        }
+        let start = Instant::now();
+        let mut answered = None;
+        while start.elapsed() < Duration::from_secs(15) {
+            if ping(&lab, 1).is_ok() {
+                answered = Some(start.elapsed());
+                break;
+            }
+        }
+        let show = ovs.appctl(&["bond/show", "lag"]).unwrap_or_default();
+        println!("Open vSwitch, lacp-fallback-ab={fallback}: {answered:?} until B answers");
+        match fallback {
+            true => assert!(answered.is_some(), "with the fallback, traffic passes:\n{show}"),
+            false => assert!(answered.is_none(), "without it, Open vSwitch carries nothing for a bond without LACP:\n{show}"),
+        }
+        drop(ovs);
+    }
 }
