@@ -193,6 +193,22 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Kills A's daemon with SIGKILL: it cleans nothing up, and the bond forwards on without it.
+    pub fn kill_a(&mut self) -> anyhow::Result<()> {
+        self.a.daemon.as_mut().context("A runs no daemon")?.kill()
+    }
+
+    /// Starts a new daemon for A's bond in place of the killed one; it adopts what that one
+    /// left (the old one's guard no longer removes it).
+    pub fn restart_a(&mut self) -> anyhow::Result<()> {
+        if let Some(old) = self.a.daemon.take() {
+            old.hand_over();
+        }
+        let (config, dir) = (self.config_path(&self.a), self.dir.path().to_path_buf());
+        self.a.daemon = Some(Daemon::start(&self.a.ns, &config, &self.a.bond, &dir)?);
+        Ok(())
+    }
+
     /// The configuration file of a side's bond.
     pub fn config_path(&self, side: &Side) -> PathBuf {
         // Named by namespace too: both sides' bonds are `bond0`.

@@ -266,13 +266,10 @@ fn daemon_killed_at_random_points_of_operations_and_restarted() {
             .spawn()
             .unwrap();
         sleep_ms(&mut rng, 0..=30);
-        lab.a.daemon.as_mut().unwrap().kill().unwrap();
+        lab.kill_a().unwrap();
         let _ = client.wait();
         kills += 1;
-        let log_dir = lab.dir().to_path_buf();
-        lab.a.daemon.take().unwrap().hand_over();
-        let restarted = Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &bond, &log_dir);
-        lab.a.daemon = Some(restarted.unwrap_or_else(|e| panic!("restart after a kill during {op:?}: {e:#}")));
+        lab.restart_a().unwrap_or_else(|e| panic!("restart after a kill during {op:?}: {e:#}"));
         flowed(&stream, 100, &format!("after a kill during {op:?}"));
         let members = lab.a.daemon().status().unwrap()["members"].as_array().unwrap().len();
         assert_eq!(members, 3, "the restarted daemon runs the configured members");

@@ -273,11 +273,9 @@ fn a_killed_daemon_restarted_takes_the_aggregate_over_without_a_new_negotiation(
     let before = partner_events(&lab);
     let stream = bond_tests::net::Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
     bond_tests::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
-    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    lab.kill_a().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let log_dir = lab.dir().to_path_buf();
-    lab.a.daemon.take().unwrap().hand_over();
-    lab.a.daemon = Some(Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &lab.a.bond, &log_dir).unwrap());
+    lab.restart_a().unwrap();
     // Past the 2 s a new negotiation would take, and past the partner's 3 s timeout.
     std::thread::sleep(Duration::from_secs(4));
     let (sent, got) = stream.finish().unwrap();

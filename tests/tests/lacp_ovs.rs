@@ -230,11 +230,9 @@ fn a_removed_member_is_given_up_by_open_vswitch_at_once_and_a_restart_loses_noth
     // Hitless restart: SIGKILL under a stream, a new daemon takes the aggregate over.
     let stream = bond_tests::net::Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
     bond_tests::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
-    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    lab.kill_a().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let log_dir = lab.dir().to_path_buf();
-    lab.a.daemon.take().unwrap().hand_over();
-    lab.a.daemon = Some(Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &lab.a.bond, &log_dir).unwrap());
+    lab.restart_a().unwrap();
     std::thread::sleep(Duration::from_secs(4));
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = bond_tests::net::losses(sent, &got);

@@ -132,13 +132,10 @@ fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
     let old_links = link_ids(&lab);
     let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
     flowed(&stream, 600, "before the kill");
-    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    lab.kill_a().unwrap();
     // Nobody runs the bond now: the kernel still does (700 ms worth of traffic arrives).
     flowed(&stream, 1400, "with no daemon");
-    let log_dir = lab.dir().to_path_buf();
-    lab.a.daemon.take().unwrap().hand_over();
-    let new = Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &lab.a.bond, &log_dir).unwrap();
-    lab.a.daemon = Some(new);
+    lab.restart_a().unwrap();
     flowed(&stream, 1000, "after the restart");
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = losses(sent, &got);
@@ -176,11 +173,9 @@ fn a_daemon_started_under_ip_netns_exec_pins_on_the_host_and_survives_sigkill() 
     assert!(pins(&lab).join("config").exists(), "the bond pins into the host's BPF filesystem: {}", pins(&lab).display());
     let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
     flowed(&stream, 600, "before the kill");
-    lab.a.daemon.as_mut().unwrap().kill().unwrap();
+    lab.kill_a().unwrap();
     flowed(&stream, 1400, "with no daemon");
-    let log_dir = lab.dir().to_path_buf();
-    lab.a.daemon.take().unwrap().hand_over();
-    lab.a.daemon = Some(Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &lab.a.bond, &log_dir).unwrap());
+    lab.restart_a().unwrap();
     flowed(&stream, 600, "after the restart");
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = losses(sent, &got);
@@ -477,9 +472,7 @@ fn a_corrupt_state_file_leaves_the_running_bond_alone() {
 
     // Repaired, the bond is adopted.
     fs::write(&state, original).unwrap();
-    let log_dir = lab.dir().to_path_buf();
-    lab.a.daemon.take().unwrap().hand_over();
-    lab.a.daemon = Some(Daemon::start(&lab.a.ns, &lab.config_path(&lab.a), &bond, &log_dir).unwrap());
+    lab.restart_a().unwrap();
     let events = lab.a.daemon().ctl(&["events", &bond]).unwrap();
     assert!(events.contains("adopted the running bond"), "{events}");
 }
