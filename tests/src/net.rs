@@ -353,3 +353,18 @@ pub fn losses(sent: u64, got: &[(u64, Instant)]) -> (u64, u64) {
     }
     (lost, longest)
 }
+
+/// Under a 2,000 datagram/s stream from A to B: kills A's daemon, starts a new one 300 ms later,
+/// and lets 4 s more pass (past the 2 s a new LACP negotiation takes and a fast partner's 3 s
+/// timeout). Returns (datagrams sent, lost, longest run lost).
+pub fn kill_and_restart_under_stream(lab: &mut Lab) -> anyhow::Result<(u64, u64, u64)> {
+    let stream = Stream::start(lab, Duration::from_micros(500), 20_000)?;
+    crate::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
+    lab.kill_a()?;
+    std::thread::sleep(Duration::from_millis(300));
+    lab.restart_a()?;
+    std::thread::sleep(Duration::from_secs(4));
+    let (sent, got) = stream.finish()?;
+    let (lost, longest) = losses(sent, &got);
+    Ok((sent, lost, longest))
+}

@@ -271,15 +271,7 @@ fn a_killed_daemon_restarted_takes_the_aggregate_over_without_a_new_negotiation(
     wait_for(lab.b.daemon(), Duration::from_secs(5), "B distributing", |s| all_distributing(s, 3));
     let partner_events = |lab: &Lab| lab.b.daemon().ctl(&["events", &lab.b.bond]).unwrap().lines().count();
     let before = partner_events(&lab);
-    let stream = bond_tests::net::Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
-    bond_tests::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
-    lab.kill_a().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    lab.restart_a().unwrap();
-    // Past the 2 s a new negotiation would take, and past the partner's 3 s timeout.
-    std::thread::sleep(Duration::from_secs(4));
-    let (sent, got) = stream.finish().unwrap();
-    let (lost, longest) = bond_tests::net::losses(sent, &got);
+    let (sent, lost, longest) = bond_tests::net::kill_and_restart_under_stream(&mut lab).unwrap();
     let s = lab.a.daemon().status().unwrap();
     let events = lab.a.daemon().ctl(&["events", &lab.a.bond]).unwrap();
     println!("802.3ad kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");

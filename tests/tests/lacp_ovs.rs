@@ -228,14 +228,7 @@ fn a_removed_member_is_given_up_by_open_vswitch_at_once_and_a_restart_loses_noth
     assert!(before > 0, "Open vSwitch uses link 2 before the removal");
 
     // Hitless restart: SIGKILL under a stream, a new daemon takes the aggregate over.
-    let stream = bond_tests::net::Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
-    bond_tests::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
-    lab.kill_a().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    lab.restart_a().unwrap();
-    std::thread::sleep(Duration::from_secs(4));
-    let (sent, got) = stream.finish().unwrap();
-    let (lost, longest) = bond_tests::net::losses(sent, &got);
+    let (sent, lost, longest) = bond_tests::net::kill_and_restart_under_stream(&mut lab).unwrap();
     println!("802.3ad against Open vSwitch, kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");
     let show = ovs.appctl(&["lacp/show", "lag"]).unwrap();
     assert_eq!(lost, 0, "no datagram lost across the restart; Open vSwitch:\n{show}\nlog:\n{}", lab.a.daemon().log());

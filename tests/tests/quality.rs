@@ -459,7 +459,9 @@ fn better_returns_to_the_primary_only_when_it_is_better_by_the_margin() {
     let s = lab.a.daemon().status().unwrap();
     let (s0, s1) = (Daemon::member(&s, "eth0")["score"].as_f64().unwrap(), Daemon::member(&s, "eth1")["score"].as_f64().unwrap());
     println!("better: eth0 score {s0:.3}, eth1 {s1:.3} (within 5%): active {}", s["active"]);
-    assert!(s0 >= s1 && s0 < s1 * 1.05, "scores as set up: {s0} / {s1}");
+    // 8 against 10 ms round trips differ by far less than the margin; which scores higher
+    // within it is up to the emulator's timing noise on a loaded machine.
+    assert!(s0 < s1 * 1.05 && s1 < s0 * 1.05, "scores within the margin, as set up: {s0} / {s1}");
     assert_eq!(s["active"], "eth1", "within the margin: no change");
     // eth1 gets clearly slower (120 ms round trips): the primary is better by the margin.
     let slowed = Instant::now();
