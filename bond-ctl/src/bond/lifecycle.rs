@@ -4,7 +4,7 @@
 use anyhow::{Context, bail};
 use tokio::sync::mpsc;
 
-use super::{Action, Bond, Core, Kernel, Wake, WakeWhat, members, monitor};
+use super::{Action, Bond, Core, Kernel, Wake, WakeWhat, members, watch};
 use crate::{
     config::{BondSpec, Config},
     control::{self, Pending},
@@ -110,7 +110,7 @@ impl Bond<Kernel> {
 
         let now = sys::monotonic_ns();
         if let Some(rb) = self.io.dataplane()?.maps.take_probe_events() {
-            self.probe_reader = Some(monitor::read_probe_events(name.clone(), rb, probe_events.clone())?);
+            self.probe_reader = Some(watch::read_probe_events(name.clone(), rb, probe_events.clone())?);
         }
         let targets = self.monitor_targets();
         self.act(Action::SetMonitorTargets(targets));
@@ -135,7 +135,7 @@ impl Bond<Kernel> {
         }
         let device = nl.require_link(&name).await?;
         self.io.open_bond(device.index).context("opening the probe socket")?;
-        self.promisc_watch = Some(monitor::watch_promiscuity(nl.clone(), name.clone(), probe_events));
+        self.promisc_watch = Some(watch::watch_promiscuity(nl.clone(), name.clone(), probe_events));
         self.sync_ports();
         self.device = Some(device);
         if !adopted {

@@ -18,6 +18,7 @@ mod reconfigure;
 mod status;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::{
     collections::VecDeque,
@@ -45,7 +46,7 @@ use crate::{
 pub use action::{Action, Outcome, Ports, Sample, SendKind, Wants};
 pub use io::{BondIo, Kernel, Port};
 pub use members::{Joining, Leaving, prepare_member, remove_orphan, restore, wait_for_grace_period};
-pub use monitor::{Wake, WakeWhat};
+pub use watch::{Wake, WakeWhat};
 
 /// Events kept for `bondctl status`.
 const EVENT_HISTORY: usize = 32;
