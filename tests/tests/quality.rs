@@ -83,7 +83,11 @@ fn the_emulator_imposes_delay_loss_and_rate_and_changes_them_while_traffic_runs(
     assert!((3.5..7.0).contains(&mean_gap), "losses come in runs of about 5: {mean_gap}");
     assert!((0.72..0.88).contains(&got), "{got}");
 
-    // Rate: 20 Mbit/s from A; a burst of 1000-byte datagrams arrives at that pace.
+    // Rate: 20 Mbit/s from A; a burst of 1000-byte datagrams arrives at that pace. The bursty
+    // loss goes first in both directions, and a ping refreshes A's neighbour entry for B: a
+    // lost ARP answer would hold the datagrams back.
+    emu.set_both(Impairment::default());
+    wait_until(Duration::from_secs(5), "B answers again", || bond_tests::net::ping(&lab, 1).is_ok());
     emu.set(0, Impairment { rate: Some(20_000_000), queue: Duration::from_millis(200), ..Default::default() });
     let rx = lab.b.ns.enter(|| UdpSocket::bind((ADDR_B, 47200))).unwrap().unwrap();
     rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
