@@ -63,6 +63,30 @@ fn the_emulator_imposes_delay_loss_and_rate_and_changes_them_while_traffic_runs(
     println!("emulator: 20 ± 4 ms (normal) each way: rtt {rtt:.2} ms, mdev {mdev:.2}");
     assert!((38.0..44.0).contains(&rtt) && (2.5..8.0).contains(&mdev), "rtt {rtt}, mdev {mdev}");
 
+    // Rate: 20 Mbit/s from A; a burst of 1000-byte datagrams arrives at that pace (before the
+    // loss steps, which can leave a neighbour entry to resolve again).
+    emu.set(1, Impairment::default());
+    emu.set(0, Impairment { rate: Some(20_000_000), queue: Duration::from_millis(200), ..Default::default() });
+    let rx = lab.b.ns.enter(|| UdpSocket::bind((ADDR_B, 47200))).unwrap().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    set_rcvbuf(&rx, 16 << 20);
+    let tx = lab.a.ns.enter(|| UdpSocket::bind((ADDR_A, 0))).unwrap().unwrap();
+    for seq in 0..400 {
+        bond_tests::net::send_retrying(&tx, &payload(seq, 0, 1000), std::net::SocketAddr::new(ADDR_B.parse().unwrap(), 47200)).unwrap();
+    }
+    let mut arrivals = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = rx.recv(&mut buf) {
+        if parse_payload(&buf[..n]).is_some() {
+            arrivals.push(Instant::now());
+        }
+    }
+    let (first, last) = (arrivals[0], *arrivals.last().unwrap());
+    // On the wire each datagram is 1042 bytes (UDP, IP and Ethernet headers).
+    let mbps = (arrivals.len() - 1) as f64 * 1042.0 * 8.0 / last.duration_since(first).as_secs_f64() / 1e6;
+    println!("emulator: rate 20 Mbit/s: {} datagrams at {mbps:.1} Mbit/s", arrivals.len());
+    assert!((17.0..22.0).contains(&mbps), "{mbps} Mbit/s");
+
     // Loss one way only: 20% of A's datagrams.
     emu.set(0, Impairment { loss: 0.2, ..Default::default() });
     emu.set(1, Impairment::default());
@@ -86,31 +110,6 @@ fn the_emulator_imposes_delay_loss_and_rate_and_changes_them_while_traffic_runs(
     assert!((3.5..7.0).contains(&mean_gap), "losses come in runs of about 5: {mean_gap}");
     assert!((0.72..0.88).contains(&got), "{got}");
 
-    // Rate: 20 Mbit/s from A; a burst of 1000-byte datagrams arrives at that pace. The bursty
-    // loss goes first in both directions, and a ping refreshes A's neighbour entry for B: a
-    // lost ARP answer would hold the datagrams back.
-    emu.set_both(Impairment::default());
-    wait_until(Duration::from_secs(5), "B answers again", || bond_tests::net::ping(&lab, 1).is_ok());
-    emu.set(0, Impairment { rate: Some(20_000_000), queue: Duration::from_millis(200), ..Default::default() });
-    let rx = lab.b.ns.enter(|| UdpSocket::bind((ADDR_B, 47200))).unwrap().unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    set_rcvbuf(&rx, 16 << 20);
-    let tx = lab.a.ns.enter(|| UdpSocket::bind((ADDR_A, 0))).unwrap().unwrap();
-    for seq in 0..400 {
-        bond_tests::net::send_retrying(&tx, &payload(seq, 0, 1000), std::net::SocketAddr::new(ADDR_B.parse().unwrap(), 47200)).unwrap();
-    }
-    let mut arrivals = Vec::new();
-    let mut buf = [0u8; 2048];
-    while let Ok(n) = rx.recv(&mut buf) {
-        if parse_payload(&buf[..n]).is_some() {
-            arrivals.push(Instant::now());
-        }
-    }
-    let (first, last) = (arrivals[0], *arrivals.last().unwrap());
-    // On the wire each datagram is 1042 bytes (UDP, IP and Ethernet headers).
-    let mbps = (arrivals.len() - 1) as f64 * 1042.0 * 8.0 / last.duration_since(first).as_secs_f64() / 1e6;
-    println!("emulator: rate 20 Mbit/s: {} datagrams at {mbps:.1} Mbit/s", arrivals.len());
-    assert!((17.0..22.0).contains(&mbps), "{mbps} Mbit/s");
     let s = emu.stats(0);
     println!("emulator stats A->B: {s:?}");
     assert!(s.late_max_us < 20_000, "frames leave near their due time: worst {} us late", s.late_max_us);
