@@ -127,6 +127,9 @@ struct Reading {
 #[derive(Default)]
 struct Watched {
     members: BTreeMap<String, Reading>,
+    /// Moves on with every change the loop makes to `members`: the polling thread copies them
+    /// again only then (it wakes every few milliseconds and should not allocate each time).
+    generation: u64,
     interval_ms: u64,
     stop: bool,
 }
@@ -149,12 +152,14 @@ impl CarrierWatch {
     pub fn watch(&self, member: &str) {
         self.with(|w| {
             w.members.entry(member.to_string()).or_default();
+            w.generation += 1;
         });
     }
 
     pub fn unwatch(&self, member: &str) {
         self.with(|w| {
             w.members.remove(member);
+            w.generation += 1;
         });
     }
 
@@ -164,6 +169,7 @@ impl CarrierWatch {
             if let Some(r) = w.members.get_mut(member) {
                 r.carrier = None;
             }
+            w.generation += 1;
         });
     }
 
@@ -191,13 +197,21 @@ impl Drop for CarrierWatch {
 /// The polling thread: reads every member's carrier each interval; wakes the loop on a change.
 fn poll(probe: &CarrierProbe, watched: &Mutex<Watched>, wake: impl Fn()) {
     let lock = || watched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // This thread's copy of the members and their last readings, refreshed when the loop
+    // changes them.
+    let mut members: Vec<(String, Reading)> = Vec::new();
+    let mut generation = None;
     loop {
-        let (before, interval) = {
+        let interval = {
             let w = lock();
             if w.stop {
                 return;
             }
-            (w.members.iter().map(|(n, r)| (n.clone(), *r)).collect::<Vec<_>>(), w.interval_ms)
+            if generation != Some(w.generation) {
+                generation = Some(w.generation);
+                members = w.members.iter().map(|(n, r)| (n.clone(), *r)).collect();
+            }
+            w.interval_ms
         };
         if interval == 0 {
             // Not polled (miimon 0): rtnetlink alone follows carrier. Looked at again shortly.
@@ -205,26 +219,31 @@ fn poll(probe: &CarrierProbe, watched: &Mutex<Watched>, wake: impl Fn()) {
             continue;
         }
         // Read without the lock held: a read may wait for the RTNL lock.
-        let read: Vec<(String, Reading)> = before
-            .into_iter()
-            .map(|(name, was)| {
-                let carrier = probe.carrier(&name).ok();
-                let back = carrier == Some(true) && was.carrier != Some(true);
-                let speed = if back { probe.speed_mbps(&name) } else { was.speed };
-                (name, Reading { carrier, speed })
-            })
-            .collect();
-        let changed = {
+        let mut changed = false;
+        let mut read = false;
+        for (name, was) in &mut members {
+            let carrier = probe.carrier(name).ok();
+            let back = carrier == Some(true) && was.carrier != Some(true);
+            let speed = if back { probe.speed_mbps(name) } else { was.speed };
+            let now = Reading { carrier, speed };
+            if now != *was {
+                // The first reading after `forget` or `watch` is news to nobody.
+                changed |= was.carrier.is_some();
+                read = true;
+                *was = now;
+            }
+        }
+        if read {
             let mut w = lock();
-            let mut changed = false;
-            for (name, now) in read {
-                if let Some(r) = w.members.get_mut(&name) {
-                    changed |= r.carrier.is_some() && *r != now;
-                    *r = now;
+            // Unless the loop changed the members meanwhile (then they are copied and read again).
+            if generation == Some(w.generation) {
+                for (name, now) in &members {
+                    if let Some(r) = w.members.get_mut(name) {
+                        *r = *now;
+                    }
                 }
             }
-            changed
-        };
+        }
         if changed {
             wake();
         }

@@ -1,15 +1,20 @@
 //! Failover time under a constant-rate sequenced UDP stream (one datagram every
 //! `STREAM_INTERVAL`), reported as milliseconds of traffic lost per failover:
 //!
-//! - carrier loss: the active member's link goes down (carrier off at both bonds);
-//! - silent loss: everything on the active member is dropped on the wire while carrier stays
-//!   up; detected by peer probes every 10 ms (`failoverInterval: 30`).
+//! - carrier loss: the member carrying the stream loses its link (carrier off at both bonds);
+//! - silent loss: everything on that member is dropped on the wire while carrier stays up;
+//!   detected by peer probes every third of `failoverInterval`.
 //!
-//! Each kind runs `rounds` times (7; 1 with `--quick`), always failing the member that is active at that moment; then
-//! the silent loss again while `bondctl status`, `bondctl flows` and the metrics endpoint are
-//! asked in a loop, and again while a fourth device joins and leaves the bond in a loop
-//! (`add-link`, `remove-link`: netlink and grace periods), neither of which must make failover
-//! slower (the daemon answers requests off its timing path and runs operations beside it).
+//! For active-backup and balance-aware, each at the fastest `failoverInterval` (10 ms), at
+//! 30 ms and at the default (5,000 ms). Each kind runs `rounds` times (7; 1 with `--quick`;
+//! at most 3 for silent loss at the default, which takes seconds each), always failing the
+//! member that carries the stream at that moment (active-backup's active member; under
+//! balance-aware the one whose transmit counter moved). Then the silent loss at 30 ms again
+//! while `bondctl status`, `bondctl flows` and the metrics endpoint are asked in a loop, and
+//! for active-backup while a fourth device joins and leaves the bond in a loop (`add-link`,
+//! `remove-link`: netlink and grace periods); neither must make failover slower (the daemon
+//! answers requests off its timing path and runs operations beside it). Results also go to
+//! `target/bench/failover.json`.
 
 use std::{
     sync::{
@@ -27,16 +32,67 @@ use bond_tests::{
 
 const STREAM_INTERVAL: Duration = Duration::from_micros(250);
 /// Repeated failures would be punished as flapping; the benchmark measures detection only.
-const SETTINGS: &str = "policies:\n  fast: { basePolicy: active-backup, failoverInterval: 30, punishment: { base: 10 } }";
+const SETTINGS: &str = "policies:
+  ab-10: { basePolicy: active-backup, failoverInterval: 10, punishment: { base: 10 } }
+  ab-30: { basePolicy: active-backup, failoverInterval: 30, punishment: { base: 10 } }
+  ab-default: { basePolicy: active-backup, punishment: { base: 10 } }
+  aware-10: { basePolicy: balance-aware, failoverInterval: 10, punishment: { base: 10 } }
+  aware-30: { basePolicy: balance-aware, failoverInterval: 30, punishment: { base: 10 } }
+  aware-default: { basePolicy: balance-aware, punishment: { base: 10 } }";
+/// `failoverInterval` when a policy does not set it.
+const DEFAULT_INTERVAL_MS: u64 = 5000;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Fault {
     Carrier,
     Silent,
 }
 
+/// One line of the table: a policy at one `failoverInterval`, one kind of fault, and what
+/// was asked of the daemon meanwhile.
+struct Case {
+    policy: &'static str,
+    interval_ms: u64,
+    fault: Fault,
+    /// Hammer kinds run meanwhile (see `spawn_hammer`).
+    hammers: std::ops::Range<usize>,
+}
+
+impl Case {
+    fn label(&self) -> String {
+        let base = if self.policy.starts_with("ab") { "active-backup" } else { "balance-aware" };
+        let fault = if self.fault == Fault::Carrier { "carrier loss" } else { "silent loss" };
+        let during = match self.hammers.start {
+            _ if self.hammers.is_empty() => "",
+            0 => ", status/flows/metrics asked in a loop",
+            _ => ", a fourth device added and removed in a loop",
+        };
+        format!("{base}, failoverInterval {}: {fault}{during}", self.interval_ms)
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (policy, interval_ms) in [
+        ("ab-10", 10),
+        ("ab-30", 30),
+        ("ab-default", DEFAULT_INTERVAL_MS),
+        ("aware-10", 10),
+        ("aware-30", 30),
+        ("aware-default", DEFAULT_INTERVAL_MS),
+    ] {
+        for fault in [Fault::Carrier, Fault::Silent] {
+            cases.push(Case { policy, interval_ms, fault, hammers: 0..0 });
+        }
+    }
+    cases.push(Case { policy: "ab-30", interval_ms: 30, fault: Fault::Silent, hammers: 0..3 });
+    cases.push(Case { policy: "ab-30", interval_ms: 30, fault: Fault::Silent, hammers: 3..4 });
+    cases.push(Case { policy: "aware-30", interval_ms: 30, fault: Fault::Silent, hammers: 0..3 });
+    cases
+}
+
 pub fn run(rounds: usize) -> anyhow::Result<()> {
-    let mut lab = Lab::start(LabOptions::default().policy("fast").settings(SETTINGS)).context("starting the lab")?;
+    let mut lab = Lab::start(LabOptions::default().policy("ab-30").settings(SETTINGS)).context("starting the lab")?;
     // A's daemon again, with the metrics endpoint (it adopts the running bond).
     let (path, dir) = (lab.config_path(&lab.a), lab.dir().to_path_buf());
     lab.a.daemon.as_mut().context("A's daemon")?.stop()?;
@@ -46,42 +102,48 @@ pub fn run(rounds: usize) -> anyhow::Result<()> {
     // A device for add-link / remove-link: no carrier (its peer stays down), so it never
     // carries traffic, but joining and leaving do all their work.
     lab.a.ns.ip(&["link", "add", SPARE, "type", "veth", "peer", "name", "spare-peer"])?;
-    println!(
-        "== failover time: active-backup, probes every 10 ms (failoverInterval 30), one datagram every {} µs, {rounds} rounds",
-        STREAM_INTERVAL.as_micros()
-    );
-    for (fault, what, hammers) in [
-        (Fault::Carrier, "carrier loss", 0..0),
-        (Fault::Silent, "silent loss ", 0..0),
-        (Fault::Silent, "silent loss, status/flows/metrics asked in a loop", 0..3),
-        (Fault::Silent, "silent loss, a fourth device added and removed in a loop", 3..4),
-    ] {
+    println!("== failover time: traffic lost per failover, one datagram every {} µs", STREAM_INTERVAL.as_micros());
+    let mut results = Vec::new();
+    for case in cases() {
+        for side in [&lab.a, &lab.b] {
+            side.daemon().set_policy(case.policy)?;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let asked = Arc::new(AtomicU64::new(0));
-        let hammer = !hammers.is_empty();
-        let hammers: Vec<_> = hammers.map(|kind| spawn_hammer(&lab, kind, stop.clone(), asked.clone())).collect();
+        let hammers: Vec<_> = case.hammers.clone().map(|kind| spawn_hammer(&lab, kind, stop.clone(), asked.clone())).collect();
+        let n = if case.fault == Fault::Silent && case.interval_ms >= 1000 { rounds.min(3) } else { rounds };
         let mut lost_ms = Vec::new();
-        for _ in 0..rounds {
-            lost_ms.push(round(&lab, fault)?);
+        for _ in 0..n {
+            lost_ms.push(round(&lab, case.fault, case.interval_ms)?);
         }
         stop.store(true, Ordering::Relaxed);
         for h in hammers {
             let _ = h.join();
         }
-        if hammer {
-            println!("   ({} requests answered during the rounds)", asked.load(Ordering::Relaxed));
-        }
+        let asked = asked.load(Ordering::Relaxed);
         let shown: Vec<String> = lost_ms.iter().map(|v| format!("{v:.1}")).collect();
-        lost_ms.sort_by(f64::total_cmp);
-        println!(
-            "   {what}: traffic lost per failover (ms): median {:.1}, max {:.1}   [{}]",
-            lost_ms[rounds / 2],
-            lost_ms[rounds - 1],
-            shown.join(", ")
-        );
+        let mut sorted = lost_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let (median, max) = (sorted[n / 2], sorted[n - 1]);
+        let answered = if case.hammers.is_empty() { String::new() } else { format!(" ({asked} requests answered meanwhile)") };
+        println!("   {}: median {median:.1} ms, max {max:.1} ms [{}]{answered}", case.label(), shown.join(", "));
+        results.push(serde_json::json!({
+            "policy": case.policy, "failover_interval_ms": case.interval_ms,
+            "fault": if case.fault == Fault::Carrier { "carrier" } else { "silent" },
+            "during": case.label().split_once(": ").map(|(_, f)| f.to_string()),
+            "lost_ms": lost_ms, "median_ms": median, "max_ms": max,
+            "requests_answered": (!case.hammers.is_empty()).then_some(asked),
+        }));
+    }
+    crate::util::write_bench_json(
+        "failover",
+        &serde_json::json!({ "stream_interval_us": STREAM_INTERVAL.as_micros() as u64, "rows": results }),
+    )?;
+    for side in [&lab.a, &lab.b] {
+        side.daemon().set_policy("ab-30")?;
     }
     for (fault, name) in [(Fault::Carrier, "carrier"), (Fault::Silent, "silent")] {
-        let path = crate::util::root().join(format!("target/bench/failover-{name}.svg"));
+        let path = crate::util::bench_dir()?.join(format!("failover-{name}.svg"));
         timeline(&lab, fault, &path)?;
         println!("   timeline of one {name} failover (datagrams per ms on each member): {}", path.display());
     }
@@ -91,7 +153,7 @@ pub fn run(rounds: usize) -> anyhow::Result<()> {
 /// One failover with B's members captured: which member carried each datagram, by the time
 /// it was sent (its sequence number), drawn from 50 ms before the fault to 100 ms after.
 fn timeline(lab: &Lab, fault: Fault, path: &std::path::Path) -> anyhow::Result<()> {
-    let index = wait_all_usable(lab)?;
+    let index = wait_all_usable(lab)?.context("the timelines are drawn under active-backup")?;
     let captures: Vec<_> =
         (0..lab.links).map(|i| bond_tests::net::Capture::open(&lab.b.ns, &format!("eth{i}"))).collect::<Result<_, _>>()?;
     let max = (Duration::from_secs(2).as_micros() / STREAM_INTERVAL.as_micros()) as u64;
@@ -231,17 +293,28 @@ fn scrape() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One failover of the active member; returns the milliseconds of traffic lost.
-fn round(lab: &Lab, fault: Fault) -> anyhow::Result<f64> {
-    let index = wait_all_usable(lab)?;
-    let max = (Duration::from_secs(2).as_micros() / STREAM_INTERVAL.as_micros()) as u64;
+/// One failover of the member carrying the stream, at `interval_ms` (`failoverInterval`);
+/// returns the milliseconds of traffic lost.
+fn round(lab: &Lab, fault: Fault, interval_ms: u64) -> anyhow::Result<f64> {
+    wait_all_usable(lab)?;
+    // Long enough for a silent loss to be found (up to 4/3 of the interval) and traffic to
+    // be seen flowing again.
+    let after = Duration::from_millis(400 + interval_ms * 4 / 3);
+    let max = ((Duration::from_millis(600) + after).as_micros() / STREAM_INTERVAL.as_micros()) as u64;
     let stream = Stream::start(lab, STREAM_INTERVAL, max)?;
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis(300));
+    // The member whose transmit counter moved most in the last 100 ms carries the stream
+    // (the active member, or balance-aware's choice): what was active a moment ago may have
+    // handed over since (a member judged better once measured, after a policy change).
+    let before = tx_packets(lab)?;
+    std::thread::sleep(Duration::from_millis(100));
+    let now = tx_packets(lab)?;
+    let index = (0..lab.links).max_by_key(|&i| now[i].saturating_sub(before[i])).context("no member")?;
     match fault {
         Fault::Carrier => lab.cut(index)?,
         Fault::Silent => lab.impair(index, 100)?,
     }
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(after);
     let (sent, got) = stream.finish()?;
     match fault {
         Fault::Carrier => lab.restore(index)?,
@@ -254,14 +327,27 @@ fn round(lab: &Lab, fault: Fault) -> anyhow::Result<f64> {
     Ok(lost as f64 * STREAM_INTERVAL.as_secs_f64() * 1000.0)
 }
 
-/// Waits until every member is usable again; returns the active member's index.
-fn wait_all_usable(lab: &Lab) -> anyhow::Result<usize> {
+/// Packets each of A's members sent, from its status.
+fn tx_packets(lab: &Lab) -> anyhow::Result<Vec<u64>> {
+    let s = lab.a.daemon().status()?;
+    Ok((0..lab.links).map(|i| Daemon::member(&s, &format!("eth{i}"))["tx_packets"].as_u64().unwrap_or(0)).collect())
+}
+
+/// Waits until every member is usable again (at both ends); returns the active member's index
+/// (None: the policy has no active member).
+fn wait_all_usable(lab: &Lab) -> anyhow::Result<Option<usize>> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let s = lab.a.daemon().status()?;
-        let all = (0..3).all(|i| Daemon::member(&s, &format!("eth{i}"))["usable"] == true);
-        if let (true, Some(active)) = (all, s["active"].as_str()) {
-            return active.trim_start_matches("eth").parse().context("active member name");
+        let peer = lab.b.daemon().status()?;
+        let all = (0..lab.links).all(|i| [&s, &peer].iter().all(|s| Daemon::member(s, &format!("eth{i}"))["usable"] == true));
+        let active_backup = s["policy"]["mode"].as_str().is_some_and(|m| m.contains("active-backup"));
+        match s["active"].as_str() {
+            Some(active) if all && active_backup => {
+                return Ok(Some(active.trim_start_matches("eth").parse().context("active member name")?));
+            }
+            _ if all && !active_backup => return Ok(None),
+            _ => {}
         }
         if Instant::now() > deadline {
             bail!("members not all usable again: {s:#}");

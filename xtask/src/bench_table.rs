@@ -100,11 +100,8 @@ pub fn run(lab: &Lab, plain: (&str, &str), bond: (&str, &str), rounds: usize, ro
         }
     }
     lab.a.daemon().set_policy("active-backup")?;
-    let dir = crate::util::root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("throughput.json"), serde_json::to_string_pretty(&json(&rows))?)?;
-    std::fs::write(dir.join("throughput.svg"), svg(&rows))?;
-    println!("   written: {} and throughput.svg", dir.join("throughput.json").display());
+    crate::util::write_bench_json("throughput", &json(&rows))?;
+    std::fs::write(crate::util::bench_dir()?.join("throughput.svg"), svg(&rows))?;
     Ok(())
 }
 

@@ -40,3 +40,18 @@ pub fn cargo() -> Command {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Where the bench writes its results (JSON beside the printed tables, and charts).
+pub fn bench_dir() -> anyhow::Result<PathBuf> {
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Writes one part's results as `target/bench/<part>.json`, and says so.
+pub fn write_bench_json(part: &str, value: &serde_json::Value) -> anyhow::Result<()> {
+    let path = bench_dir()?.join(format!("{part}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(value)?).with_context(|| format!("writing {}", path.display()))?;
+    println!("   written: {}", path.display());
+    Ok(())
+}

@@ -28,6 +28,8 @@ use crate::{
 
 /// Probe outcomes a link needs before its quality is judged (half the window): a loss among a
 /// handful of probes says little.
+/// The longest the daemon sleeps between regular ticks (ms).
+const MAX_TICK_MS: u64 = 50;
 const MIN_JUDGED: usize = crate::health::metrics::WINDOW / 2;
 
 /// When things are next due.
@@ -156,37 +158,38 @@ impl<I: BondIo> Bond<I> {
 }
 
 impl Core {
-    /// How often `tick` must run: carrier polling and ARP rounds (probes and silence deadlines
-    /// wake the daemon by themselves, see `next_deadline`; delays are checked every tick).
+    /// How often `tick` must run. Not at `miimon`: the carrier thread polls at that rate and
+    /// wakes the loop on a change (`on_carrier_change`), so the loop itself need not wake every
+    /// few milliseconds (each wake-up costs more than the work on a VM). ARP rounds keep their
+    /// interval; under the dynamic strategy received counters are read often enough to date a
+    /// link's last frame within a tenth of its failover interval. Probes, silence, LACP timers,
+    /// up/down delays and announcements wake the daemon by themselves (`next_deadline`).
     pub fn tick_interval(&self) -> Duration {
-        let m = &self.spec.monitor;
-        let carrier = if m.miimon > 0 { m.miimon } else { 50 };
-        let arp = m.arp.as_ref().map_or(50, |a| a.interval);
-        Duration::from_millis(carrier.min(arp).clamp(1, 50))
+        let arp = self.spec.monitor.arp.as_ref().map_or(MAX_TICK_MS, |a| a.interval);
+        let rx = if self.policy.monitor == MonitorStrategy::Dynamic { self.policy.failover_interval / 10 } else { MAX_TICK_MS };
+        Duration::from_millis(arp.min(rx).clamp(1, MAX_TICK_MS))
     }
 
-    /// The earliest moment something is due before the next regular tick: a probe to send, or
-    /// a link's silence reaching its failover interval. The daemon wakes then, so a silent link
-    /// is declared failed on time rather than up to a tick late.
-    pub fn next_deadline(&self, now: Nanos) -> Option<Nanos> {
-        let lacp = self.lacp_deadline().filter(|&t| t > now);
-        if self.policy.monitor == MonitorStrategy::Passive || !self.ports.can_send(Port::Bond) {
-            return lacp;
-        }
+    /// The earliest moment after `last_tick` (when `tick` last ran) that something is due: a
+    /// probe to send, a link's silence reaching its failover interval, an up or down delay
+    /// ending, an announcement, an LACP timer. The daemon ticks then (at once if it is already
+    /// past: the loop may have been busy with a request at that moment), so none is acted on
+    /// up to a regular tick late. What a tick left pending (a silence within a downDelay) is not
+    /// due again.
+    pub fn next_deadline(&self, last_tick: Nanos) -> Option<Nanos> {
+        let delays = self.members.iter().filter_map(|m| {
+            let (fi, up, down) = self.policy.link_timing(&m.name);
+            m.liveness.settles_at(&Timing::ms(fi, up, down))
+        });
+        let announcement = self.announcing.as_ref().map(|a| a.next);
+        let probing = self.policy.monitor != MonitorStrategy::Passive && self.ports.can_send(Port::Bond);
         let peer = self.monitor.peer_probes_since;
-        self.members
-            .iter()
-            .filter(|m| m.link.usable())
-            .flat_map(|m| {
-                let fi = self.policy.link_timing(&m.name).0 * MS;
-                let silent = m.alive_at(self.policy.monitor, peer).filter(|_| m.liveness.up()).map(|t| t + fi + 1);
-                [Some(m.next_probe(fi)), silent]
-            })
-            .flatten()
-            .chain(lacp)
-            // What is already past is handled by the regular tick (e.g. during a downDelay).
-            .filter(|&t| t > now)
-            .min()
+        let probes = self.members.iter().filter(|m| probing && m.link.usable()).flat_map(|m| {
+            let fi = self.policy.link_timing(&m.name).0 * MS;
+            let silent = m.alive_at(self.policy.monitor, peer).filter(|_| m.liveness.up()).map(|t| t + fi + 1);
+            [Some(m.next_probe(fi)), silent]
+        });
+        probes.flatten().chain(delays).chain(announcement).chain(self.lacp_deadline()).filter(|&t| t > last_tick).min()
     }
 
     /// What a tick at `now` needs read from the world.

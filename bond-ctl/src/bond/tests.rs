@@ -268,6 +268,47 @@ fn updelay_and_downdelay_hold_a_change_for_their_time() {
     assert_eq!(b.usable_now(), 0b11, "back after updelay");
 }
 
+impl Bond<Fake> {
+    /// Wakes as the daemon's loop does: at regular ticks (`tick_interval`, not `miimon`: the
+    /// carrier thread wakes the loop on a change) and at `next_deadline`; returns the wake-ups.
+    fn run_as_daemon(&mut self, from: Nanos, to: Nanos) -> Vec<Nanos> {
+        let period = self.tick_interval().as_nanos() as Nanos;
+        let (mut t, mut next_tick, mut wakes) = (from, from, Vec::new());
+        while t <= to {
+            self.io.now.set(t);
+            if t >= next_tick {
+                next_tick = t + period;
+            }
+            self.tick(t).unwrap();
+            wakes.push(t);
+            t = self.next_deadline(t).map_or(next_tick, |d| d.min(next_tick)).max(t + 1);
+        }
+        wakes
+    }
+}
+
+#[test]
+fn the_loop_wakes_for_delays_and_announcements_not_every_miimon() {
+    let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n    downdelay: 20\n    num_grat_arp: 3\n");
+    assert_eq!(b.tick_interval(), std::time::Duration::from_millis(50), "carrier is the carrier thread's");
+    let idle = b.run_as_daemon(0, 500 * MS);
+    assert!(idle.len() <= 12, "idle: about one wake-up per 50 ms, not per 5: {idle:?}");
+    // The carrier thread sees eth0 lose carrier at 503 ms and wakes the loop.
+    b.cut(0);
+    b.io.sent.borrow_mut().clear();
+    b.io.now.set(503 * MS);
+    b.on_carrier_change(503 * MS).unwrap();
+    let last_tick = *idle.last().unwrap();
+    assert_eq!(b.next_deadline(last_tick), Some(523 * MS), "woken when downdelay ends");
+    b.run_as_daemon(523 * MS, 523 * MS);
+    assert_eq!(b.active_now(), 1, "failed over as downdelay ended, not at the next regular tick");
+    let arps = |b: &Bond<Fake>| b.io.sent.borrow().iter().filter(|(p, _, et)| *p == Port::Member(1) && *et == 0x0806).count();
+    assert_eq!(arps(&b), 1, "the first announcement at once");
+    assert_eq!(b.next_deadline(523 * MS), Some(533 * MS), "the next one wakes the loop (10 ms apart at the least)");
+    let wakes = b.run_as_daemon(533 * MS, 545 * MS);
+    assert_eq!(arps(&b), 3, "num_grat_arp 3, 10 ms apart, not 50: {wakes:?}");
+}
+
 #[test]
 fn a_primary_takes_the_role_back_when_it_returns() {
     let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n    primary: eth1\n");

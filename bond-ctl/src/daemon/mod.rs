@@ -130,6 +130,7 @@ impl Daemon {
         let period = self.bonds.iter().map(|b| b.tick_interval()).min().unwrap_or_default();
         tracing::info!("monitoring every {period:?} (sooner for probes and deadlines)");
         let mut next_tick = sys::monotonic_ns();
+        let mut last_tick = 0;
         let Inputs { link_events, requests, probe_events, sigint, sigterm, sighup } = inputs;
         let (step_tx, mut steps) = mpsc::unbounded_channel::<ops::Step>();
         let ctx = ops::OpContext { nl: self.nl.clone(), on_loop: ops::OnLoop(step_tx) };
@@ -145,7 +146,7 @@ impl Daemon {
             }
             // Regular ticks, and earlier wake-ups for probes and silence deadlines.
             let now = sys::monotonic_ns();
-            let due = self.bonds.iter().filter_map(|b| b.next_deadline(now)).fold(next_tick, u64::min);
+            let due = self.bonds.iter().filter_map(|b| b.next_deadline(last_tick)).fold(next_tick, u64::min);
             let wait = Duration::from_nanos(due.saturating_sub(now));
             let mut finished = false;
             tokio::select! {
@@ -161,6 +162,7 @@ impl Daemon {
                         next_tick = now + period.as_nanos() as u64;
                     }
                     self.tick(now);
+                    last_tick = now;
                 }
                 Some(step) = steps.recv() => step(self),
                 ev = link_events.next() => match ev {

@@ -82,6 +82,15 @@ impl Liveness {
         matches!(self.state, State::Up | State::GoingDown(_))
     }
 
+    /// When a pending up or down delay ends (None: none pending).
+    pub fn settles_at(&self, t: &Timing) -> Option<Nanos> {
+        match self.state {
+            State::GoingUp(since) => Some(since + t.up_delay),
+            State::GoingDown(since) => Some(since + t.down_delay),
+            State::Up | State::Down => None,
+        }
+    }
+
     /// Advances with the current verdict (`None` = healthy); returns a change of `up()`.
     pub fn step(&mut self, now: Nanos, problem: Option<String>, t: &Timing) -> Option<Change> {
         let healthy = problem.is_none();
