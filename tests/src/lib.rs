@@ -19,6 +19,7 @@ pub mod emu;
 pub mod lab;
 pub mod net;
 pub mod ns;
+pub mod ovs;
 pub mod switch;
 pub mod wan;
 

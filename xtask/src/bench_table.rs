@@ -1,7 +1,9 @@
 //! The packet rate and throughput of each policy, side by side with the plain veth path in the
 //! same lab: UDP with 64- and 1400-byte payloads over 1 and 16 flows, and TCP over 1 and 16
 //! connections. Each measurement of the bond follows one of the plain path, so a ratio compares
-//! neighbours in time (these machines are noisy); medians and spreads over the rounds.
+//! neighbours in time (these machines are noisy); medians and spreads over the rounds. Then
+//! the same for Open vSwitch's user-space bond (balance-tcp and active-backup, see
+//! `bench_ovs`) between the same two namespaces, against the same plain path.
 //! Written as a table, as JSON (`target/bench/throughput.json`) and as a chart
 //! (`target/bench/throughput.svg`).
 
@@ -24,6 +26,11 @@ use crate::bench::{Load, blast};
 /// any member). Broadcast is left out: it puts every packet on every member by design, so B
 /// would count each datagram three times.
 pub const POLICIES: [&str; 5] = ["active-backup", "balance-rr", "balance-xor", "xor-l34", "balance-aware"];
+
+/// Every row's label, in the chart's order: the bond's policies, then Open vSwitch's bond modes.
+fn labels() -> impl Iterator<Item = &'static str> {
+    POLICIES.into_iter().chain(crate::bench_ovs::MODES.map(|(_, label)| label))
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Traffic {
@@ -69,39 +76,64 @@ struct Row {
 pub fn run(lab: &Lab, plain: (&str, &str), bond: (&str, &str), rounds: usize, round: Duration) -> anyhow::Result<()> {
     println!("== packet rate and throughput per policy, bond vs plain veth, {rounds} rounds of {round:?} each");
     println!(
-        "   {:<14} {:<16} {:>12} {:>12} {:>10} {:>10} {:>7} {:>13}",
+        "   {:<17} {:<16} {:>12} {:>12} {:>10} {:>10} {:>7} {:>13}",
         "policy", "traffic", "plain pps", "bond pps", "plain Mb/s", "bond Mb/s", "ratio", "spread"
     );
     let mut rows = Vec::new();
     for policy in POLICIES {
         lab.a.daemon().set_policy(policy)?;
-        for traffic in CASES {
-            let mut samples = Vec::new();
-            for _ in 0..rounds {
-                let p = measure(lab, plain, traffic, round)?;
-                let b = measure(lab, bond, traffic, round)?;
-                samples.push((p, b));
-            }
-            let row = summarize(policy, traffic, &samples);
-            let pps = |v: f64| if matches!(traffic, Traffic::Tcp { .. }) { "-".to_string() } else { format!("{v:.0}") };
-            println!(
-                "   {:<14} {:<16} {:>12} {:>12} {:>10.0} {:>10.0} {:>6.0}% {:>5.0}%-{:.0}%",
-                row.policy,
-                traffic.label(),
-                pps(row.plain_pps),
-                pps(row.bond_pps),
-                row.plain_mbps,
-                row.bond_mbps,
-                100.0 * row.ratio,
-                100.0 * row.ratio_min,
-                100.0 * row.ratio_max
-            );
-            rows.push(row);
+        measure_row(lab, plain, bond, policy, rounds, round, &mut rows)?;
+    }
+    lab.a.daemon().set_policy("active-backup")?;
+    if bond_tests::ovs::installed() {
+        let ovs = crate::bench_ovs::OvsPair::start(lab)?;
+        for (mode, label) in crate::bench_ovs::MODES {
+            ovs.set_mode(lab, mode)?;
+            measure_row(lab, plain, crate::bench_ovs::ADDRS, label, rounds, round, &mut rows)?;
         }
+    } else {
+        println!("   (Open vSwitch is not installed: no rows for its bond; `cargo xtask setup` installs it)");
     }
     lab.a.daemon().set_policy("active-backup")?;
     crate::util::write_bench_json("throughput", &json(&rows))?;
     std::fs::write(crate::util::bench_dir()?.join("throughput.svg"), svg(&rows))?;
+    Ok(())
+}
+
+/// Every kind of traffic over the path `bond` (one policy or Open vSwitch mode, `label`), each
+/// round right after one over the plain path; prints and appends a row per kind.
+fn measure_row(
+    lab: &Lab,
+    plain: (&str, &str),
+    bond: (&str, &str),
+    label: &'static str,
+    rounds: usize,
+    round: Duration,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    for traffic in CASES {
+        let mut samples = Vec::new();
+        for _ in 0..rounds {
+            let p = measure(lab, plain, traffic, round)?;
+            let b = measure(lab, bond, traffic, round)?;
+            samples.push((p, b));
+        }
+        let row = summarize(label, traffic, &samples);
+        let pps = |v: f64| if matches!(traffic, Traffic::Tcp { .. }) { "-".to_string() } else { format!("{v:.0}") };
+        println!(
+            "   {:<17} {:<16} {:>12} {:>12} {:>10.0} {:>10.0} {:>6.0}% {:>5.0}%-{:.0}%",
+            row.policy,
+            traffic.label(),
+            pps(row.plain_pps),
+            pps(row.bond_pps),
+            row.plain_mbps,
+            row.bond_mbps,
+            100.0 * row.ratio,
+            100.0 * row.ratio_min,
+            100.0 * row.ratio_max
+        );
+        rows.push(row);
+    }
     Ok(())
 }
 
@@ -219,14 +251,14 @@ fn svg(rows: &[Row]) -> String {
     const LEFT: f64 = 50.0;
     const TOP: f64 = 40.0;
     const PLOT_H: f64 = 240.0;
-    const COLORS: [&str; 5] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2"];
+    const COLORS: [&str; 7] = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#9c755f", "#bab0ac"];
     let top_ratio = rows.iter().map(|r| r.ratio_max).fold(1.2f64, f64::max).min(3.0);
     let y = |ratio: f64| TOP + PLOT_H * (1.0 - ratio.min(top_ratio) / top_ratio);
     let group_w = (W - LEFT - 20.0) / CASES.len() as f64;
-    let bar_w = group_w / (POLICIES.len() as f64 + 1.0);
+    let bar_w = group_w / (labels().count() as f64 + 1.0);
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-         <text x=\"{LEFT}\" y=\"20\" font-size=\"14\">Bond vs plain veth path, by policy (packets for UDP, bytes for TCP; 100% = plain)</text>\n"
+         <text x=\"{LEFT}\" y=\"20\" font-size=\"14\">Bond and Open vSwitch vs plain veth path, by policy (packets for UDP, bytes for TCP; 100% = plain)</text>\n"
     );
     for pct in [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0].into_iter().filter(|p| *p <= top_ratio) {
         let yy = y(pct);
@@ -240,8 +272,8 @@ fn svg(rows: &[Row]) -> String {
     }
     for (g, traffic) in CASES.iter().enumerate() {
         let x0 = LEFT + g as f64 * group_w;
-        for (p, policy) in POLICIES.iter().enumerate() {
-            let Some(r) = rows.iter().find(|r| r.policy == *policy && r.traffic.label() == traffic.label()) else { continue };
+        for (p, policy) in labels().enumerate() {
+            let Some(r) = rows.iter().find(|r| r.policy == policy && r.traffic.label() == traffic.label()) else { continue };
             let x = x0 + (p as f64 + 0.5) * bar_w;
             let (yt, yb) = (y(r.ratio), y(0.0));
             out += &format!(
@@ -264,8 +296,8 @@ fn svg(rows: &[Row]) -> String {
             traffic.label()
         );
     }
-    for (p, policy) in POLICIES.iter().enumerate() {
-        let x = LEFT + p as f64 * 150.0;
+    for (p, policy) in labels().enumerate() {
+        let x = LEFT + p as f64 * 118.0;
         out += &format!(
             "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{policy}</text>\n",
             H - 40.0,

@@ -7,6 +7,7 @@ mod bench_aggregation;
 mod bench_controller;
 mod bench_emulator;
 mod bench_failover;
+mod bench_ovs;
 mod bench_scale;
 mod bench_table;
 mod build;
