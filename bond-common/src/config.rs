@@ -4,7 +4,10 @@
 //! `config_bank` index (one 4-byte write). A packet reads the index once and then only that bank,
 //! so it sees either the old or the new configuration, never a mix.
 
-/// Largest number of members (slots) a bond can have. Member state is a `u32` bit mask.
+/// Largest number of members (slots) a bond can have. Member state is a `u32` bit mask, but
+/// the egress program's loops over members (the k-th usable member, balance-alb's rendezvous
+/// choice, broadcast) are unrolled by the verifier: at 32 it gives up past its 1,000,000
+/// instructions. More would need those loops rewritten with `bpf_loop`.
 pub const MAX_MEMBERS: usize = 16;
 /// Largest number of policies in force at once (the default plus peer-specific ones).
 pub const MAX_POLICIES: usize = 16;

@@ -1,7 +1,7 @@
 //! Scale: what a packet costs the programs, and what the controller costs, with 2, 8 and 16
 //! members (a bond's most, `MAX_MEMBERS`); and what a packet costs with 1,000, 100,000 and
 //! 1,000,000 concurrent flows (the flow table holds 65,536: past it the least recently seen
-//! flows are forgotten).
+//! flows are forgotten). Written as `target/bench/scale.json` too.
 
 use std::{
     net::UdpSocket,
@@ -21,8 +21,8 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     let round = if quick { Duration::from_millis(300) } else { Duration::from_secs(2) };
     println!("== scale: ns per packet (bpf_stats, 16 flows of 64-byte UDP) and the idle controller, by number of members");
     println!("   {:<8} {:<14} {:>12} {:>15} {:>16}", "members", "policy", "bond_egress", "member_ingress", "controller idle");
-    // 16: bond_common::config::MAX_MEMBERS.
-    for members in [2, 8, 16] {
+    let mut by_members = Vec::new();
+    for members in [2, 8, bond_common::config::MAX_MEMBERS] {
         let lab = Lab::start(LabOptions::default().links(members).direct().policy("xor-l34").settings(SETTINGS))
             .with_context(|| format!("starting a lab of {members} members"))?;
         bond_tests::net::ping(&lab, 2)?;
@@ -33,6 +33,9 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             let load = Load { payload: 64, flows: 16 };
             let (e, i) = program_cost(&lab, || blast(&lab, lab.a.addr, lab.b.addr, load, round).map(drop))?;
             println!("   {members:<8} {policy:<14} {e:>9.1} ns {i:>12.1} ns {:>14.2}%", cpu * 100.0);
+            by_members.push(serde_json::json!({
+                "members": members, "policy": policy, "bond_egress_ns": e, "member_ingress_ns": i, "controller_idle_cpu_share": cpu,
+            }));
         }
     }
 
@@ -41,15 +44,19 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     let lab = Lab::start(LabOptions::default().direct().policy("xor-l34").settings(SETTINGS)).context("starting the lab")?;
     bond_tests::net::ping(&lab, 2)?;
     let counts: &[u32] = if quick { &[1_000, 100_000] } else { &[1_000, 100_000, 1_000_000] };
+    let mut by_flows = Vec::new();
     for &flows in counts {
         for policy in ["xor-l34", "static"] {
             lab.a.daemon().set_policy(policy)?;
             let (e, i) = program_cost(&lab, || send_flows(&lab, flows, round.max(Duration::from_secs(1))))?;
             let entries = lab.a.daemon().status()?["counters"]["flows"].as_u64().unwrap_or(0);
             println!("   {flows:<10} {policy:<14} {e:>9.1} ns {i:>12.1} ns {entries:>14}");
+            by_flows.push(serde_json::json!({
+                "flows": flows, "policy": policy, "bond_egress_ns": e, "member_ingress_ns": i, "table_entries": entries,
+            }));
         }
     }
-    Ok(())
+    crate::util::write_bench_json("scale", &serde_json::json!({ "by_members": by_members, "by_flows": by_flows }))
 }
 
 /// One datagram to each of `flows` flows in turn (source ports x destination ports), over and
