@@ -156,6 +156,20 @@ pub fn aware_member(p: &PolicyConfig, usable: u32, hash: u32, sticky: u8) -> Opt
     fallback(p, usable, hash)
 }
 
+/// A stride near the golden section of `BUCKETS` (256 x 0.618), odd so that any `BUCKETS`
+/// consecutive packets visit every bucket once.
+const PACKET_STRIDE: u32 = 159;
+
+/// balance-aware `packet`: the bucket hash of a policy's `counter`-th packet (a per-CPU count).
+/// Consecutive packets walk the bucket table by a golden-section stride, which visits buckets
+/// spread over the whole table: each member gets its share of the packets evenly in time. A
+/// random bucket per packet gives the same shares only on average, in random runs that build a
+/// queue on one link while another idles, and TCP sees those queues as reordering.
+#[inline(always)]
+pub fn packet_hash(counter: u32) -> u32 {
+    counter.wrapping_mul(PACKET_STRIDE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

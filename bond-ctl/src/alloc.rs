@@ -79,6 +79,46 @@ mod tests {
         t.iter().filter(|&&s| s == slot).count()
     }
 
+    /// The largest lead or lag of any member, over every run of `window` consecutive packets
+    /// placed by `bucket_of(n)`, against its share of the table: how far its queue can build
+    /// ahead of the others'.
+    fn worst_burst(table: &[u8; BUCKETS], window: usize, bucket_of: impl Fn(u32) -> usize) -> f64 {
+        let placed: Vec<u8> = (0..4096u32).map(|n| table[bucket_of(n)]).collect();
+        let mut worst: f64 = 0.0;
+        for slot in 0..3u8 {
+            let share = count(table, slot) as f64 / BUCKETS as f64;
+            for run in placed.windows(window) {
+                let got = run.iter().filter(|&&s| s == slot).count() as f64;
+                worst = worst.max((got - share * window as f64).abs());
+            }
+        }
+        worst
+    }
+
+    #[test]
+    fn packet_placement_spreads_each_members_share_evenly_in_time() {
+        use bond_common::select::packet_hash;
+        // A fresh table, and one after its weights moved twice (buckets moved one by one).
+        let fresh = allocate(&[(0, 4.0), (1, 2.0), (2, 1.0)], &[NO_MEMBER; BUCKETS]);
+        let moved = allocate(&[(0, 1.0), (1, 1.0), (2, 1.0)], &allocate(&[(0, 1.0), (1, 3.0), (2, 1.0)], &fresh));
+        // A deterministic stand-in for random placement (xorshift), as the data plane did.
+        let random = |n: u32| {
+            let mut x = n.wrapping_mul(0x9e37_79b9) | 1;
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as usize % BUCKETS
+        };
+        for table in [fresh, moved] {
+            for window in [8, 32, 128] {
+                let walked = worst_burst(&table, window, |n| packet_hash(n) as usize % BUCKETS);
+                assert!(walked <= 5.0, "window {window}: a member {walked} packets off its share");
+                let random = worst_burst(&table, window, random);
+                assert!(walked * 1.5 < random, "window {window}: {walked} packets off, not well ahead of random ({random})");
+            }
+        }
+    }
+
     #[test]
     fn counts_are_proportional_and_complete() {
         assert_eq!(bucket_counts(&[1.0, 1.0, 1.0], 256), [86, 85, 85]);

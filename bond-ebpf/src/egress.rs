@@ -13,7 +13,7 @@ use bond_common::{
     maps::MacKey,
     packet::{ETH_HLEN, ETH_P_ARP, Headers, PacketBytes, parse_into},
     probe::ETH_P_PROBE,
-    select::{active_member, aware_member, is_usable, round_robin_member, rx_member, usable_count, xor_member},
+    select::{active_member, aware_member, is_usable, packet_hash, round_robin_member, rx_member, usable_count, xor_member},
 };
 
 use crate::{
@@ -279,8 +279,7 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
         }
         // Before the headers are looked at: packet placement reads none (they may not be parsed).
         Some(Mode::BalanceAware) if Balance::from_u32(policy.balance) == Some(Balance::Packet) => {
-            // SAFETY: a BPF helper without arguments that only returns a number.
-            aware_member(policy, usable, unsafe { bpf_get_prandom_u32() }, NO_MEMBER)
+            aware_member(policy, usable, packet_hash(next_packet(policy_index)), NO_MEMBER)
         }
         // Nothing to classify by: send it where active-backup would, deterministically.
         Some(Mode::BalanceXor | Mode::BalanceAware | Mode::Lacp) if !h.has_eth => {
@@ -288,15 +287,7 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
             active_member(policy, usable)
         }
         Some(Mode::BalanceRr) => {
-            let counter = match RR_CURSOR.get_ptr_mut(policy_index) {
-                // SAFETY: per-CPU counter of this policy.
-                Some(c) => unsafe {
-                    let v = *c;
-                    *c = v.wrapping_add(1);
-                    v
-                },
-                None => 0,
-            };
+            let counter = next_packet(policy_index);
             // SAFETY: a BPF helper without arguments that only returns a number.
             let random = if policy.packets_per_link == 0 { unsafe { bpf_get_prandom_u32() } } else { 0 };
             round_robin_member(policy, usable, counter, random)
@@ -330,6 +321,21 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
         _ => active_member(policy, usable),
     };
     member.map_or(CHOICE_NOTHING, u32::from)
+}
+
+/// This CPU's count of the packets policy `policy_index` placed one by one (balance-rr,
+/// packet-based balance-aware), moved on by one.
+#[inline(always)]
+fn next_packet(policy_index: u32) -> u32 {
+    match RR_CURSOR.get_ptr_mut(policy_index) {
+        // SAFETY: per-CPU counter of this policy.
+        Some(c) => unsafe {
+            let v = *c;
+            *c = v.wrapping_add(1);
+            v
+        },
+        None => 0,
+    }
 }
 
 /// The policy's transmit hash of the packet.

@@ -6,6 +6,8 @@
 //!   two namespaces. Rounds alternate between the two paths; medians are compared.
 //! - Program cost: nanoseconds per packet of each program, from the kernel's BPF statistics
 //!   (`kernel.bpf_stats_enabled`), which include the statistics' own clock reads.
+//!
+//! Written as `target/bench/rate.json` too; then the table of every policy (`bench_table`).
 
 use std::{
     net::{SocketAddr, UdpSocket},
@@ -95,6 +97,7 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     let floor_ns = (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64;
     drop(floor);
     println!("   floor (an empty TC program)   {floor_ns:>6.1} ns per run");
+    let mut costs = Vec::new();
     for policy in ["active-backup", "xor-l34", "balance-aware"] {
         lab.a.daemon().set_policy(policy)?;
         let (e, i) = program_cost(&lab, || blast(&lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time).map(drop))?;
@@ -103,7 +106,16 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
             e - floor_ns,
             i - floor_ns
         );
+        costs.push(serde_json::json!({ "policy": policy, "bond_egress_ns": e, "member_ingress_ns": i }));
     }
+    crate::util::write_bench_json(
+        "rate",
+        &serde_json::json!({
+            "payload": PAYLOAD, "round_s": round_time.as_secs_f64(),
+            "plain_pps": plain, "bond_pps": bond, "median_plain_pps": mp, "median_bond_pps": mb,
+            "floor_ns": floor_ns, "program_cost": costs,
+        }),
+    )?;
     crate::bench_table::run(&lab, ("198.51.100.1", "198.51.100.2"), (lab.a.addr, lab.b.addr), table_rounds, table_round)
 }
 
