@@ -54,16 +54,27 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             let before = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
             let bytes_per_s = crate::bench_table::tcp_rate(&lab, lab.b.addr, flows, round)?;
             let after = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
+            // Links the bond stopped using meanwhile (failed, punished or judged below its limits)
+            // carry nothing: said beside the figure, which is then not the policy's aggregation.
+            let status = lab.a.daemon().status()?;
+            let out: Vec<String> = (0..lab.links)
+                .map(|i| format!("eth{i}"))
+                .filter_map(|m| {
+                    let s = bond_tests::Daemon::member(&status, &m);
+                    (s["usable"] != true).then(|| format!("{m} ({})", s["not_usable"].as_str().unwrap_or("?")))
+                })
+                .collect();
             let mbps = bytes_per_s * 8.0 / 1e6;
             println!(
-                "   {label:<22} {policy:<16} {flows:>8} {mbps:>8.1} {:>6.0}% {:>12} {:>8}",
+                "   {label:<22} {policy:<16} {flows:>8} {mbps:>8.1} {:>6.0}% {:>12} {:>8}  {}",
                 100.0 * mbps / sum as f64,
                 after.0 - before.0,
-                after.1 - before.1
+                after.1 - before.1,
+                if out.is_empty() { String::new() } else { format!("not in use at the end: {}", out.join(", ")) }
             );
             rows.push(serde_json::json!({
                 "links_mbps": rates, "policy": policy, "flows": flows, "goodput_mbps": mbps, "share": mbps / sum as f64,
-                "out_of_order": after.0 - before.0, "retransmissions": after.1 - before.1,
+                "out_of_order": after.0 - before.0, "retransmissions": after.1 - before.1, "not_in_use_at_end": out,
             }));
         }
     }
