@@ -162,11 +162,12 @@ impl Core {
     /// wakes the loop on a change (`on_carrier_change`), so the loop itself need not wake every
     /// few milliseconds (each wake-up costs more than the work on a VM). ARP rounds keep their
     /// interval; under the dynamic strategy received counters are read often enough to date a
-    /// link's last frame within a tenth of its failover interval. Probes, silence, LACP timers,
-    /// up/down delays and announcements wake the daemon by themselves (`next_deadline`).
+    /// link's last frame within a tenth of its failover interval (5 ms at the least). Probes,
+    /// silence, LACP timers, up/down delays and announcements wake the daemon by themselves
+    /// (`next_deadline`).
     pub fn tick_interval(&self) -> Duration {
         let arp = self.spec.monitor.arp.as_ref().map_or(MAX_TICK_MS, |a| a.interval);
-        let rx = if self.policy.monitor == MonitorStrategy::Dynamic { self.policy.failover_interval / 10 } else { MAX_TICK_MS };
+        let rx = if self.policy.monitor == MonitorStrategy::Dynamic { (self.policy.failover_interval / 10).max(5) } else { MAX_TICK_MS };
         Duration::from_millis(arp.min(rx).clamp(1, MAX_TICK_MS))
     }
 
