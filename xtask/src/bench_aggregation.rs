@@ -61,7 +61,12 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
                 .map(|i| format!("eth{i}"))
                 .filter_map(|m| {
                     let s = bond_tests::Daemon::member(&status, &m);
-                    (s["usable"] != true).then(|| format!("{m} ({})", s["not_usable"].as_str().unwrap_or("?")))
+                    // And the last time it failed: what the punishment is for.
+                    let failed = status["events"]
+                        .as_array()
+                        .and_then(|e| e.iter().rev().filter_map(|e| e["message"].as_str()).find(|t| t.starts_with(&format!("{m} failed"))));
+                    (s["usable"] != true)
+                        .then(|| format!("{m} ({}; {})", s["not_usable"].as_str().unwrap_or("?"), failed.unwrap_or("no failure logged")))
                 })
                 .collect();
             let mbps = bytes_per_s * 8.0 / 1e6;
