@@ -68,8 +68,9 @@ enum Command {
     /// programs' cost per packet, and failover time (carrier loss, silent loss, and silent
     /// loss while status, flows and metrics are asked in a loop).
     Bench {
-        /// Only this part: `rate` (packet rate, program cost, the table per policy),
-        /// `aggregation` (goodput over rate-limited members), `scale` (by members and flows),
+        /// Only this part: `rate` (packet rate, program cost, the table per policy and Open
+        /// vSwitch's bond), `aggregation` (goodput over rate-limited members), `scale` (by
+        /// members and flows),
         /// `controller` (CPU and memory of the daemon), `failover`, or `emulator` (the lab's
         /// link emulator: what rate it carries faithfully; not part of a full run).
         #[arg(value_parser = ["rate", "aggregation", "scale", "controller", "failover", "emulator"])]
