@@ -314,15 +314,16 @@ impl BondStatus {
         }
         let _ = writeln!(s, "Link Failure Count: {}", m.link_failures);
         let q = &m.quality;
-        if q.samples > 0 || q.plr > 0.0 {
+        if q.samples > 0 || q.plr > 0.0 || q.plr_congestion > 0.0 {
             let _ = writeln!(
                 s,
-                "Quality: score {:.2}  lat {:.3} ms  ltm {:.3} ms  pdv {:.3} ms  plr {:.1}%  per {:.1}%  avl {:.1}%",
+                "Quality: score {:.2}  lat {:.3} ms  ltm {:.3} ms  pdv {:.3} ms  plr {:.1}%{}  per {:.1}%  avl {:.1}%",
                 m.score,
                 q.lat,
                 q.ltm,
                 q.pdv,
                 q.plr * 100.0,
+                if q.plr_congestion > 0.0 { format!(" (+{:.1}% in full queues)", q.plr_congestion * 100.0) } else { String::new() },
                 q.per * 100.0,
                 q.avl * 100.0
             );

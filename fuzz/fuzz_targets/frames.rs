@@ -56,6 +56,7 @@ fn probe_events(data: &[u8]) {
     let m = window.metrics(1.0);
     let ratio = 0.0..=1.0;
     assert!(m.lat.is_finite() && m.lat >= 0.0 && m.ltm >= m.lat && m.pdv.is_finite() && m.pdv >= 0.0, "{m:?}");
-    assert!(ratio.contains(&m.plr) && ratio.contains(&m.per), "{m:?}");
+    assert!(ratio.contains(&m.plr) && ratio.contains(&m.plr_congestion) && ratio.contains(&m.per), "{m:?}");
+    assert!(m.plr + m.plr_congestion <= 1.0 + 1e-9, "{m:?}");
     assert!(m.samples <= window.outcomes(), "{m:?}");
 }

@@ -4,6 +4,10 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::fd::{AsFd, AsRawFd, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -367,4 +371,51 @@ pub fn kill_and_restart_under_stream(lab: &mut Lab) -> anyhow::Result<(u64, u64,
     let (sent, got) = stream.finish()?;
     let (lost, longest) = losses(sent, &got);
     Ok((sent, lost, longest))
+}
+
+/// Bytes per second B receives over `flows` TCP connections from A to `dst` for one round.
+pub fn tcp_rate(lab: &Lab, dst: &str, flows: usize, round: Duration) -> anyhow::Result<f64> {
+    const PORT: u16 = 9100;
+    let listener = lab.b.ns.enter(|| TcpListener::bind((dst, PORT)))??;
+    let streams = lab.a.ns.enter(|| (0..flows).map(|_| TcpStream::connect((dst, PORT))).collect::<Result<Vec<_>, _>>())??;
+    let accepted = (0..flows).map(|_| listener.accept().map(|(s, _)| s)).collect::<Result<Vec<_>, _>>().context("accepting")?;
+    let received = Arc::new(AtomicU64::new(0));
+    let sending = Arc::new(AtomicBool::new(true));
+    let readers: Vec<_> = accepted
+        .into_iter()
+        .map(|mut s| {
+            let received = received.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    received.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let writers: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            let sending = sending.clone();
+            std::thread::spawn(move || {
+                let buf = vec![0x5au8; 1 << 16];
+                while sending.load(Ordering::Relaxed) && s.write_all(&buf).is_ok() {}
+            })
+        })
+        .collect();
+    std::thread::sleep(round);
+    let bytes = received.load(Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    sending.store(false, Ordering::Relaxed);
+    for w in writers {
+        let _ = w.join();
+    }
+    for r in readers {
+        let _ = r.join();
+    }
+    Ok(bytes as f64 / elapsed.as_secs_f64())
 }

@@ -490,3 +490,59 @@ fn better_returns_to_the_primary_only_when_it_is_better_by_the_margin() {
     wait_until(Duration::from_secs(15), "the primary takes the role back", || active(&lab) == "eth0");
     println!("better: eth0 back {:?} after eth1 went to 120 ms round trips", slowed.elapsed());
 }
+
+#[test]
+fn links_kept_full_by_the_bonds_own_traffic_are_not_judged_lossy() {
+    // Two 10 Mbit/s links with 50 ms queues, kept full by 8 TCP flows: each queue drops what
+    // does not fit, probes too. That loss is congestion, TCP's signal to slow down, not a fault
+    // of the link: the bond must not avoid a link (and then punish it for flapping) for it.
+    let settings = "policies:\n  aw: { basePolicy: balance-aware, failoverInterval: 500 }";
+    let mut lab = lab(LabOptions::default().policy("aw").settings(settings).links(2));
+    for i in 0..2 {
+        let imp = Impairment { delay: Duration::from_millis(1), rate: Some(10_000_000), ..Impairment::default() };
+        lab.emulate(i).unwrap().set_both(imp);
+    }
+    bond_tests::net::ping(&lab, 1).unwrap();
+    wait_until(Duration::from_secs(10), "both links measured", || {
+        let s = lab.a.daemon().status().unwrap();
+        (0..2).all(|i| quality(&s, &format!("eth{i}"), "samples") >= 8.0)
+    });
+    let last_seq = |s: &Value| s["events"].as_array().and_then(|e| e.last()).and_then(|e| e["seq"].as_u64()).unwrap_or(0);
+    let since = last_seq(&lab.a.daemon().status().unwrap());
+    let bytes_per_s = bond_tests::net::tcp_rate(&lab, ADDR_B, 8, Duration::from_secs(12)).unwrap();
+    let s = lab.a.daemon().status().unwrap();
+    let drops: u64 = (0..2).map(|i| lab.emulator(i).unwrap().stats(0).queue_drops).sum();
+    let line = |i: usize| {
+        let m = format!("eth{i}");
+        format!(
+            "{m}: plr {:.3}, congestion loss {:.3}, lat {:.1} ms, usable {}",
+            quality(&s, &m, "plr"),
+            quality(&s, &m, "plr_congestion"),
+            quality(&s, &m, "lat"),
+            Daemon::member(&s, &m)["usable"]
+        )
+    };
+    println!(
+        "8 TCP flows over 2 x 10 Mbit/s: {:.1} Mbit/s, {drops} frames dropped by full queues; {}; {}",
+        bytes_per_s * 8e-6,
+        line(0),
+        line(1)
+    );
+    // Failures, quality limits, usability and punishments since the load started.
+    let events: Vec<&str> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["seq"].as_u64() > Some(since) && ["health", "quality", "usable", "punishment"].contains(&e["kind"].as_str().unwrap_or(""))
+        })
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(drops > 0, "the queues overflowed: the test needs congestion");
+    assert!(events.is_empty(), "no link failed, was avoided or punished for its congestion: {events:?}");
+    for i in 0..2 {
+        assert_eq!(Daemon::member(&s, &format!("eth{i}"))["usable"], true, "{}", line(i));
+        assert!(quality(&s, &format!("eth{i}"), "plr") <= 0.05, "congestion is not counted as the link's loss: {}", line(i));
+    }
+    assert!(bytes_per_s * 8e-6 > 16.0, "the flows fill both links: {:.1} Mbit/s", bytes_per_s * 8e-6);
+}

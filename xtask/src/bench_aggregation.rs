@@ -75,7 +75,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             }
             std::thread::sleep(Duration::from_millis(if quick { 200 } else { 1500 }));
             let before = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
-            let bytes_per_s = crate::bench_table::tcp_rate(&lab, lab.b.addr, flows, round)?;
+            let bytes_per_s = bond_tests::net::tcp_rate(&lab, lab.b.addr, flows, round)?;
             let after = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
             // Links the bond stopped using meanwhile (failed, punished or judged below its limits)
             // carry nothing: said beside the figure, which is then not the policy's aggregation.

@@ -7,17 +7,8 @@
 //! Written as a table, as JSON (`target/bench/throughput.json`) and as a chart
 //! (`target/bench/throughput.svg`).
 
-use std::{
-    io::{Read, Write},
-    net::{TcpListener, TcpStream},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use anyhow::Context;
 use bond_tests::Lab;
 
 use crate::bench::{Load, blast};
@@ -144,7 +135,7 @@ fn measure(lab: &Lab, (src, dst): (&str, &str), traffic: Traffic, round: Duratio
             let pps = blast(lab, src, dst, load, round)?;
             (pps, pps * load.payload as f64 * 8.0 / 1e6)
         }
-        Traffic::Tcp { flows } => (0.0, tcp_rate(lab, dst, flows, round)? * 8.0 / 1e6),
+        Traffic::Tcp { flows } => (0.0, bond_tests::net::tcp_rate(lab, dst, flows, round)? * 8.0 / 1e6),
     })
 }
 
@@ -175,53 +166,6 @@ fn summarize(policy: &'static str, traffic: Traffic, samples: &[Round]) -> Row {
         ratio_min: ratios.iter().copied().fold(f64::INFINITY, f64::min),
         ratio_max: ratios.iter().copied().fold(0.0, f64::max),
     }
-}
-
-/// Bytes per second B receives over `flows` TCP connections from A to `dst` for one round.
-pub fn tcp_rate(lab: &Lab, dst: &str, flows: usize, round: Duration) -> anyhow::Result<f64> {
-    const PORT: u16 = 9100;
-    let listener = lab.b.ns.enter(|| TcpListener::bind((dst, PORT)))??;
-    let streams = lab.a.ns.enter(|| (0..flows).map(|_| TcpStream::connect((dst, PORT))).collect::<Result<Vec<_>, _>>())??;
-    let accepted = (0..flows).map(|_| listener.accept().map(|(s, _)| s)).collect::<Result<Vec<_>, _>>().context("accepting")?;
-    let received = Arc::new(AtomicU64::new(0));
-    let sending = Arc::new(AtomicBool::new(true));
-    let readers: Vec<_> = accepted
-        .into_iter()
-        .map(|mut s| {
-            let received = received.clone();
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 1 << 16];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    received.fetch_add(n as u64, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    let start = Instant::now();
-    let writers: Vec<_> = streams
-        .into_iter()
-        .map(|mut s| {
-            let sending = sending.clone();
-            std::thread::spawn(move || {
-                let buf = vec![0x5au8; 1 << 16];
-                while sending.load(Ordering::Relaxed) && s.write_all(&buf).is_ok() {}
-            })
-        })
-        .collect();
-    std::thread::sleep(round);
-    let bytes = received.load(Ordering::Relaxed);
-    let elapsed = start.elapsed();
-    sending.store(false, Ordering::Relaxed);
-    for w in writers {
-        let _ = w.join();
-    }
-    for r in readers {
-        let _ = r.join();
-    }
-    Ok(bytes as f64 / elapsed.as_secs_f64())
 }
 
 fn json(rows: &[Row]) -> serde_json::Value {

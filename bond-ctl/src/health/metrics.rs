@@ -23,8 +23,13 @@ pub struct LinkMetrics {
     pub ltm: f64,
     /// Packet delay variation: standard deviation of the round trips (ms).
     pub pdv: f64,
-    /// Packet loss ratio.
+    /// Packet loss ratio: probes lost for no reason the link's own load explains.
     pub plr: f64,
+    /// Probes lost while the link's queue was full (`plr` does not count them): the round
+    /// trips around each loss stood well above the link's base, so the loss was congestion,
+    /// the signal TCP slows down on, not a fault of the link.
+    #[serde(default)]
+    pub plr_congestion: f64,
     /// Packet error ratio: corrupt or malformed probes among those received.
     pub per: f64,
     /// Availability: share of the window the link was usable.
@@ -49,6 +54,43 @@ pub struct ProbeWindow {
     pub last_reply: Option<Nanos>,
     /// Whether any reply was ever received: the peer runs this software.
     pub peer_seen: bool,
+    /// The link's least round trip over the last minutes: its round trip with empty queues.
+    base_rtt: BaseRtt,
+}
+
+/// How long the base round trip is remembered, in slots: long enough to span a transfer that
+/// keeps a link's queue full for minutes, short enough to follow a path that changed.
+const BASE_SLOT: Nanos = 30_000 * MS;
+const BASE_SLOTS: usize = 10;
+
+/// The least round trip per 30 s slot over the last five minutes.
+#[derive(Debug, Clone, Default)]
+struct BaseRtt {
+    /// (slot start, least round trip in it), oldest first.
+    slots: VecDeque<(Nanos, Nanos)>,
+}
+
+impl BaseRtt {
+    fn record(&mut self, rtt: Nanos, now: Nanos) {
+        match self.slots.back_mut() {
+            Some((start, least)) if now < *start + BASE_SLOT => *least = (*least).min(rtt),
+            _ => self.slots.push_back((now, rtt)),
+        }
+        while self.slots.len() > BASE_SLOTS {
+            self.slots.pop_front();
+        }
+    }
+
+    fn get(&self) -> Option<Nanos> {
+        self.slots.iter().map(|(_, least)| *least).min()
+    }
+}
+
+/// Whether a round trip shows a full queue: above the base by half the base again, and by
+/// 5 ms at least, so a link's ordinary variation does not pass for it (a drop-tail queue of
+/// 50 ms on a 1 ms path stands at 25-50 ms above its base when it drops).
+fn queued(rtt: Nanos, base: Nanos) -> bool {
+    rtt > base + (base / 2).max(5 * MS)
 }
 
 impl ProbeWindow {
@@ -83,6 +125,7 @@ impl ProbeWindow {
         self.peer_seen = true;
         if !corrupt {
             self.last_reply = Some(now);
+            self.base_rtt.record(rtt, now);
         }
     }
 
@@ -95,6 +138,7 @@ impl ProbeWindow {
 
     /// Starts measuring afresh, for a link that has just recovered: what was lost while it was
     /// failed is the failure's business (punishment for flapping), not a mark on its quality.
+    /// (Its base round trip stays: the path is the same.)
     pub fn restart(&mut self) {
         self.outstanding.clear();
         self.outcomes.clear();
@@ -127,6 +171,36 @@ impl ProbeWindow {
         }
     }
 
+    /// Losses in the window that a full queue explains: the nearest intact round trips before
+    /// and after the loss both show a queue (`queued`). A loss with a reply on one side only
+    /// is judged by that one: the window's first, and the latest while no reply has come since
+    /// (a link that went dead under load is caught by its silence, not by this ratio).
+    fn congestion_losses(&self) -> usize {
+        let Some(base) = self.base_rtt.get() else {
+            return 0;
+        };
+        let queue_of = |o: &Outcome| match o {
+            Outcome::Reply { rtt, corrupt: false } => Some(queued(*rtt, base)),
+            _ => None,
+        };
+        // For each outcome, whether the nearest intact reply after it showed a queue.
+        let mut after = vec![None; self.outcomes.len()];
+        let mut next = None;
+        for (i, o) in self.outcomes.iter().enumerate().rev() {
+            after[i] = next;
+            next = queue_of(o).or(next);
+        }
+        let mut before = None;
+        let mut count = 0;
+        for (o, after) in self.outcomes.iter().zip(after) {
+            if *o == Outcome::Lost && (before == Some(true) || after == Some(true)) && before != Some(false) && after != Some(false) {
+                count += 1;
+            }
+            before = queue_of(o).or(before);
+        }
+        count
+    }
+
     /// The metrics over the window; `avl` is supplied by the caller (it is about usability, not
     /// probes).
     pub fn metrics(&self, avl: f64) -> LinkMetrics {
@@ -140,6 +214,7 @@ impl ProbeWindow {
             .collect();
         let received = self.outcomes.iter().filter(|o| matches!(o, Outcome::Reply { .. })).count();
         let lost = self.outcomes.len() - received;
+        let congested = self.congestion_losses();
         let corrupt = self.outcomes.iter().filter(|o| matches!(o, Outcome::Reply { corrupt: true, .. })).count();
         let n = rtts.len() as f64;
         let lat = if rtts.is_empty() { 0.0 } else { rtts.iter().sum::<f64>() / n };
@@ -149,12 +224,17 @@ impl ProbeWindow {
             lat,
             ltm: rtts.iter().copied().fold(0.0, f64::max),
             pdv,
-            plr: if self.outcomes.is_empty() { 0.0 } else { lost as f64 / self.outcomes.len() as f64 },
+            plr: ratio(lost - congested, self.outcomes.len()),
+            plr_congestion: ratio(congested, self.outcomes.len()),
             per: if received == 0 { 0.0 } else { corrupt as f64 / received as f64 },
             avl,
             samples: rtts.len(),
         }
     }
+}
+
+fn ratio(part: usize, whole: usize) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
 /// Share of time a link was usable over a sliding period (time-weighted).
@@ -207,7 +287,8 @@ mod tests {
     #[test]
     fn latency_variation_loss_and_errors() {
         let mut w = ProbeWindow::default();
-        for (seq, rtt) in [(1, 10), (2, 20), (3, 30), (4, 40)] {
+        // The last reply before the loss is at the base: the loss is the link's, not a queue's.
+        for (seq, rtt) in [(1, 40), (2, 30), (3, 20), (4, 10)] {
             w.sent(seq, 0);
             w.replied(seq, rtt * MS, false, 1);
         }
@@ -271,6 +352,65 @@ mod tests {
             w.replied(seq, MS, false, 1);
         }
         assert_eq!(w.metrics(1.0).plr, 0.0);
+    }
+
+    /// Probes one per 100 ms from `first` on: `Some(rtt ms)` answered, `None` lost.
+    fn feed(w: &mut ProbeWindow, first: u32, at: Nanos, rtts: &[Option<u64>]) {
+        for (i, rtt) in rtts.iter().enumerate() {
+            let (seq, sent) = (first + i as u32, at + i as Nanos * 100 * MS);
+            w.sent(seq, sent);
+            match rtt {
+                Some(r) => w.replied(seq, r * MS, false, sent + r * MS),
+                None => w.expire(sent + 99 * MS, 90 * MS),
+            }
+        }
+    }
+
+    #[test]
+    fn losses_among_queued_round_trips_are_congestion_not_the_links_loss() {
+        let mut w = ProbeWindow::default();
+        // An idle 1 ms link, then its queue fills: 30-50 ms round trips, probes dropped between.
+        feed(&mut w, 0, 0, &[Some(1); 8]);
+        feed(&mut w, 8, 10_000 * MS, &[Some(30), None, Some(45), None, None, Some(50), Some(40), None]);
+        let m = w.metrics(1.0);
+        assert_eq!(m.plr, 0.0, "{m:?}");
+        assert!((m.plr_congestion - 4.0 / 16.0).abs() < 1e-9, "{m:?}");
+        // The latest loss, with no reply since, is judged by the reply before it.
+        feed(&mut w, 16, 20_000 * MS, &[None]);
+        assert_eq!(w.metrics(1.0).plr, 0.0);
+        // Then a reply with the queue gone: the two losses before it (the last one in the queued
+        // run too) have a side without a queue, and count.
+        feed(&mut w, 17, 21_000 * MS, &[Some(1)]);
+        assert!((w.metrics(1.0).plr - 2.0 / 18.0).abs() < 1e-9, "{:?}", w.metrics(1.0));
+    }
+
+    #[test]
+    fn random_loss_and_ordinary_jitter_stay_the_links_loss() {
+        let mut w = ProbeWindow::default();
+        // 40 ms with a few ms of jitter: 44 is variation, not a queue (the bar is 60 ms).
+        feed(&mut w, 0, 0, &[Some(40), None, Some(44), Some(38), None, Some(42), None, Some(41)]);
+        let m = w.metrics(1.0);
+        assert!((m.plr - 3.0 / 8.0).abs() < 1e-9, "{m:?}");
+        assert_eq!(m.plr_congestion, 0.0);
+        // On a 1 ms path the bar is 5 ms above the base.
+        let mut w = ProbeWindow::default();
+        feed(&mut w, 0, 0, &[Some(1), Some(5), None, Some(4), Some(1)]);
+        assert_eq!(w.metrics(1.0).plr, 0.2);
+    }
+
+    #[test]
+    fn the_base_round_trip_outlives_a_long_congestion_and_follows_a_path_that_changed() {
+        let mut w = ProbeWindow::default();
+        feed(&mut w, 0, 0, &[Some(2); 4]);
+        // Four minutes of full queues: every probe in the window has queued, the base is still 2.
+        feed(&mut w, 4, 240_000 * MS, &[Some(40), None, Some(40), None]);
+        assert_eq!((w.metrics(1.0).plr, w.metrics(1.0).plr_congestion), (0.0, 0.25));
+        // Six minutes on, 40 ms is what the path takes now: its losses count.
+        for k in 0..12u32 {
+            feed(&mut w, 8 + 4 * k, (300_000 + 30_000 * k as Nanos) * MS, &[Some(40), None, Some(40), Some(40)]);
+        }
+        let m = w.metrics(1.0);
+        assert!(m.plr > 0.2 && m.plr_congestion == 0.0, "{m:?}");
     }
 
     #[test]

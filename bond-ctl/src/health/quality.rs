@@ -99,7 +99,7 @@ mod tests {
     use super::*;
 
     fn m(lat: f64, pdv: f64, plr: f64, per: f64) -> LinkMetrics {
-        LinkMetrics { lat, ltm: lat, pdv, plr, per, avl: 1.0, samples: 10 }
+        LinkMetrics { lat, ltm: lat, pdv, plr, plr_congestion: 0.0, per, avl: 1.0, samples: 10 }
     }
 
     #[test]

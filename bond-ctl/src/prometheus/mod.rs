@@ -211,7 +211,18 @@ const MEMBER_FAMILIES: &[MemberFamily] = &[
         "Packet delay variation: standard deviation of the probe round-trip times.",
         |m| (m.quality.samples > 0).then(|| ms(m.quality.pdv)),
     ),
-    ("bondctl_member_loss_ratio", Kind::Gauge, "Share of the probes in the window that were lost.", |m| Some(m.quality.plr.into())),
+    (
+        "bondctl_member_loss_ratio",
+        Kind::Gauge,
+        "Share of the probes in the window lost for a reason other than the member's full queue.",
+        |m| Some(m.quality.plr.into()),
+    ),
+    (
+        "bondctl_member_congestion_loss_ratio",
+        Kind::Gauge,
+        "Share of the probes in the window lost while the member's queue was full (round trips well above its base).",
+        |m| Some(m.quality.plr_congestion.into()),
+    ),
     ("bondctl_member_error_ratio", Kind::Gauge, "Share of the received probes that were corrupt or malformed.", |m| {
         Some(m.quality.per.into())
     }),
