@@ -71,12 +71,16 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
                 .map(|i| format!("eth{i}"))
                 .filter_map(|m| {
                     let s = bond_tests::Daemon::member(&status, &m);
-                    // And the last time it failed: what the punishment is for.
-                    let failed = status["events"]
-                        .as_array()
-                        .and_then(|e| e.iter().rev().filter_map(|e| e["message"].as_str()).find(|t| t.starts_with(&format!("{m} failed"))));
+                    // And the last time it failed, misbehaved or was punished: what it is out for.
+                    let judged = status["events"].as_array().and_then(|e| {
+                        e.iter()
+                            .rev()
+                            .filter(|e| ["health", "punishment", "quality"].contains(&e["kind"].as_str().unwrap_or("")))
+                            .filter_map(|e| e["message"].as_str())
+                            .find(|t| t.starts_with(&format!("{m} ")))
+                    });
                     (s["usable"] != true)
-                        .then(|| format!("{m} ({}; {})", s["not_usable"].as_str().unwrap_or("?"), failed.unwrap_or("no failure logged")))
+                        .then(|| format!("{m} ({}; {})", s["not_usable"].as_str().unwrap_or("?"), judged.unwrap_or("no event logged")))
                 })
                 .collect();
             let mbps = bytes_per_s * 8.0 / 1e6;

@@ -196,10 +196,10 @@ impl ProbeWindow {
         }
     }
 
-    /// Losses in the window that a full queue explains: the nearest intact round trips before
-    /// and after the loss both show a queue (`queued`). A loss with a reply on one side only
-    /// is judged by that one: the window's first, and the latest while no reply has come since
-    /// (a link that went dead under load is caught by its silence, not by this ratio).
+    /// Losses in the window that a full queue explains: the nearest intact round trip before
+    /// or after the loss shows a queue (`queued`). Either, not both: TCP drains a queue after it
+    /// overflows, so the probe after a loss may find it empty (a link that went dead under load
+    /// is caught by its silence, not by this ratio).
     fn congestion_losses(&self) -> usize {
         let Some(base) = self.base_rtt.get() else {
             return 0;
@@ -218,7 +218,7 @@ impl ProbeWindow {
         let mut before = None;
         let mut count = 0;
         for (o, after) in self.outcomes.iter().zip(after) {
-            if *o == Outcome::Lost && (before == Some(true) || after == Some(true)) && before != Some(false) && after != Some(false) {
+            if *o == Outcome::Lost && (before == Some(true) || after == Some(true)) {
                 count += 1;
             }
             before = queue_of(o).or(before);
@@ -400,13 +400,15 @@ mod tests {
         let m = w.metrics(1.0);
         assert_eq!(m.plr, 0.0, "{m:?}");
         assert!((m.plr_congestion - 4.0 / 16.0).abs() < 1e-9, "{m:?}");
-        // The latest loss, with no reply since, is judged by the reply before it.
+        // The latest loss, with no reply since, is judged by the reply before it; a reply with
+        // the queue drained (as TCP drains it after an overflow) does not change that.
         feed(&mut w, 16, 20_000 * MS, &[None]);
         assert_eq!(w.metrics(1.0).plr, 0.0);
-        // Then a reply with the queue gone: the two losses before it (the last one in the queued
-        // run too) have a side without a queue, and count.
         feed(&mut w, 17, 21_000 * MS, &[Some(1)]);
-        assert!((w.metrics(1.0).plr - 2.0 / 18.0).abs() < 1e-9, "{:?}", w.metrics(1.0));
+        assert_eq!(w.metrics(1.0).plr, 0.0);
+        // A loss between two unqueued round trips is the link's.
+        feed(&mut w, 18, 22_000 * MS, &[None, Some(1)]);
+        assert!((w.metrics(1.0).plr - 1.0 / 20.0).abs() < 1e-9, "{:?}", w.metrics(1.0));
     }
 
     #[test]
