@@ -319,7 +319,9 @@ pub const QUALITY: Opt = Opt {
 pub const QUALITY_LIMITS: Opt = Opt {
     zerotier: Some("qualityLimits"),
     scope: Scope::Policy,
-    values: Values::Other("`lat`, `ltm`, `pdv` (ms), `plr`, `per` (ratios), each positive"),
+    values: Values::Other(
+        "`lat`, `ltm`, `pdv` (ms), `plr`, `per` (ratios; `plr` leaves out probes lost in the link's own full queue), each positive",
+    ),
     default: "500, 2000, 100, 0.05, 0.05",
     doc: "past one of these a link is avoided",
     ..BASE
