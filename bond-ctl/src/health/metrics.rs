@@ -54,7 +54,7 @@ pub struct ProbeWindow {
     pub last_reply: Option<Nanos>,
     /// Whether any reply was ever received: the peer runs this software.
     pub peer_seen: bool,
-    /// The link's least round trip over the last minutes: its round trip with empty queues.
+    /// The link's round trip with empty queues, as the last minutes showed it (`BaseRtt`).
     base_rtt: BaseRtt,
 }
 
