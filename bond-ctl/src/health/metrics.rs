@@ -90,7 +90,7 @@ impl Slot {
 
 impl BaseRtt {
     fn record(&mut self, rtt: Nanos, now: Nanos) {
-        if self.slots.back().is_none_or(|s| now >= s.start + BASE_SLOT) {
+        if self.slots.back().is_none_or(|s| now >= s.start.saturating_add(BASE_SLOT)) {
             self.slots.push_back(Slot { start: now, ..Slot::default() });
             if self.slots.len() > BASE_SLOTS {
                 self.slots.pop_front();
@@ -115,7 +115,8 @@ impl BaseRtt {
 /// on a 1 ms path stands 25-50 ms above its base when it drops). Queues shallower than that
 /// go unseen, and their losses count as the link's: the safe side.
 fn queued(rtt: Nanos, base: Nanos) -> bool {
-    rtt > 2 * base + 5 * MS
+    // Saturating: round trips come from kernel stamps, and a garbled record may hold anything.
+    rtt > base.saturating_mul(2).saturating_add(5 * MS)
 }
 
 impl ProbeWindow {
@@ -448,6 +449,19 @@ mod tests {
             }
         }
         assert!(congested / (lost as f64) < 0.05, "share of losses taken for congestion: {}", congested / lost as f64);
+    }
+
+    #[test]
+    fn absurd_round_trips_neither_overflow_nor_pass_for_a_queue() {
+        let mut w = ProbeWindow::default();
+        w.sent(1, 0);
+        w.replied(1, u64::MAX, false, u64::MAX);
+        w.sent(2, 0);
+        w.expire(u64::MAX, 1);
+        w.sent(3, u64::MAX);
+        w.replied(3, u64::MAX - 1, false, u64::MAX);
+        let m = w.metrics(1.0);
+        assert_eq!((m.plr, m.plr_congestion), (1.0 / 3.0, 0.0), "{m:?}");
     }
 
     #[test]
