@@ -232,15 +232,42 @@ pub struct Dataplane {
     /// Keeps the programs loaded while we may attach more members.
     ebpf: Ebpf,
     links: Vec<(String, PinnedLink)>,
+    /// Entries of the flow table in force.
+    pub flow_table_size: u32,
+    /// The size of the pinned flow table this load replaced, when it had another size.
+    pub flow_table_resized_from: Option<u32>,
 }
 
 impl Dataplane {
     /// Loads the object with every map pinned under `pin_dir`: maps pinned there already (a
-    /// running bond being adopted) are reused with their contents, others are created.
-    pub fn load(pin_dir: &Path) -> anyhow::Result<Dataplane> {
+    /// running bond being adopted) are reused with their contents, others are created. The
+    /// flow table holds `flow_table_size` entries: a pinned one of another size is replaced by
+    /// a new, empty one (the running programs keep the old until the new ones replace them).
+    pub fn load(pin_dir: &Path, flow_table_size: u32) -> anyhow::Result<Dataplane> {
         std::fs::create_dir_all(pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
+        let flows_pin = pin_dir.join(maps::FLOWS);
+        let pinned = flows_pin.exists().then(|| MapData::from_pin(&flows_pin)).transpose();
+        let pinned = pinned.with_context(|| format!("opening {}", flows_pin.display()))?;
+        let pinned_size = pinned.as_ref().map(|m| m.info().map(|i| i.max_entries())).transpose()?;
+        // Another size: unpinned, so the loader creates the table anew; held open meanwhile and
+        // pinned back if the load fails, which then leaves the running bond's pins as they were.
+        let replaced = pinned.filter(|_| pinned_size != Some(flow_table_size));
+        if replaced.is_some() {
+            std::fs::remove_file(&flows_pin).with_context(|| format!("removing {} to resize it", flows_pin.display()))?;
+        }
+        let loaded = Self::load_object(pin_dir, flow_table_size);
+        if let (Err(_), Some(old)) = (&loaded, &replaced) {
+            let _ = old.pin(&flows_pin);
+        }
+        let (maps, ebpf) = loaded?;
+        let flow_table_resized_from = pinned_size.filter(|_| replaced.is_some());
+        Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new(), flow_table_size, flow_table_resized_from })
+    }
+
+    fn load_object(pin_dir: &Path, flow_table_size: u32) -> anyhow::Result<(Maps, Ebpf)> {
         let paths: Vec<(&str, PathBuf)> = maps::ALL.iter().map(|m| (*m, pin_dir.join(m))).collect();
         let mut loader = EbpfLoader::new();
+        loader.map_max_entries(maps::FLOWS, flow_table_size);
         // The verifier's whole log on a rejected program (long): BOND_VERIFIER_LOG=1.
         if std::env::var_os("BOND_VERIFIER_LOG").is_some() {
             loader.verifier_log_level(aya::VerifierLogLevel::VERBOSE | aya::VerifierLogLevel::STATS);
@@ -258,7 +285,7 @@ impl Dataplane {
         let _ = std::fs::remove_file(&prog_pin);
         classifier(&mut ebpf, maps::PROG_MEMBER_INGRESS)?.pin(&prog_pin).with_context(|| format!("pinning {}", prog_pin.display()))?;
         let maps = Maps::take(&mut ebpf)?;
-        Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new() })
+        Ok((maps, ebpf))
     }
 
     /// Attaches the transmit program to the bond device.

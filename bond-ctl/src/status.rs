@@ -227,6 +227,9 @@ pub struct BondCounters {
     pub rx_not_member: u64,
     pub rx_slow_protocol: u64,
     pub flows: u64,
+    /// Entries the flow table holds at most (`flow_table_size` in force).
+    #[serde(default)]
+    pub flow_table_size: u64,
 }
 
 impl BondStatus {
@@ -271,8 +274,8 @@ impl BondStatus {
         let c = &self.counters;
         let _ = writeln!(
             s,
-            "Flows: {}  Dropped (no usable member): {}  Unparsed: {}  Broadcast copies: {}",
-            c.flows, c.tx_no_member, c.tx_unparsed, c.tx_broadcast_copies
+            "Flows: {} (table of {})  Dropped (no usable member): {}  Unparsed: {}  Broadcast copies: {}",
+            c.flows, c.flow_table_size, c.tx_no_member, c.tx_unparsed, c.tx_broadcast_copies
         );
         if let Some(l) = &self.lacp {
             lacp_summary(&mut s, l);

@@ -604,3 +604,65 @@ fn deleting_the_bond_device_stops_that_bond_with_an_error_and_restores_its_membe
     let now = macs(&lab);
     assert!(now[0] == bond_mac && now[1..].iter().all(|m| *m != bond_mac), "members have their own MAC addresses back: {now:?}");
 }
+
+/// `max_entries` and kernel memory of the flow table's pin, as bpftool shows them.
+fn flow_table_in_kernel(lab: &Lab) -> (u64, u64) {
+    let path = pins(lab).join("flows").to_string_lossy().to_string();
+    let out = bond_tests::cmd::run("bpftool", &["-j", "map", "show", "pinned", &path]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (v["max_entries"].as_u64().unwrap(), v["bytes_memlock"].as_u64().unwrap_or(0))
+}
+
+#[test]
+fn the_flow_table_size_is_a_setting_and_a_restart_resizes_it_without_loss() {
+    let settings = "policies:\n  fs: { basePolicy: balance-aware, balancePolicy: flow-static }";
+    let mut lab = lab(LabOptions::default().policy("fs").settings(settings).a_bond("flow_table_size: 2048"));
+    ping(&lab, 2).unwrap();
+    let (entries, memlock) = flow_table_in_kernel(&lab);
+    assert_eq!(entries, 2048, "bpftool shows the size asked for");
+    let status = lab.a.daemon().status().unwrap();
+    assert_eq!(status["counters"]["flow_table_size"], 2048);
+    // 3,000 flows (one socket to 3,000 ports; nothing listens, B's port-unreachable answers are
+    // flows of B's): flow-static records every packet's flow, and the table keeps at most 2,048.
+    lab.a
+        .ns
+        .enter(|| {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            for port in 20_000..23_000u16 {
+                bond_tests::net::send_retrying(&s, &[0u8; 32], format!("{}:{port}", bond_tests::lab::ADDR_B).parse().unwrap()).unwrap();
+            }
+        })
+        .unwrap();
+    let flows = lab.a.daemon().status().unwrap()["counters"]["flows"].as_u64().unwrap();
+    println!("flow table of 2048: {flows} flows held of 3000 sent, {memlock} bytes of kernel memory");
+    assert!((1024..=2048).contains(&flows), "the table is full and no fuller: {flows}");
+
+    // A reload with another size says when it takes effect and changes nothing yet.
+    let config = lab.config_path(&lab.a);
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, text.replace("flow_table_size: 2048", "flow_table_size: 8192")).unwrap();
+    let out = lab.a.daemon().ctl(&["reload", &lab.a.bond]).unwrap();
+    assert!(out.contains("flow_table_size 8192 takes effect when the daemon restarts"), "{out}");
+    assert_eq!(flow_table_in_kernel(&lab).0, 2048);
+
+    // A restart that leaves the bond running (SIGKILL here; `--persist`, as the service runs
+    // it, does the same on SIGTERM) is adopted with the table resized; traffic goes on.
+    let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
+    flowed(&stream, 600, "before the restart");
+    lab.kill_a().unwrap();
+    lab.restart_a().unwrap();
+    let from = stream.received();
+    let arrived = bond_tests::poll_until(Duration::from_secs(5), || stream.received() >= from + 1000);
+    assert!(arrived.is_ok(), "traffic goes on after the restart; log:\n{}", lab.a.daemon().log());
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, _) = losses(sent, &got);
+    let (entries, memlock) = flow_table_in_kernel(&lab);
+    println!("restarted with a table of 8192: {lost} of {sent} datagrams lost; {memlock} bytes of kernel memory");
+    assert_eq!(lost, 0, "no datagram lost; log:\n{}", lab.a.daemon().log());
+    assert_eq!(entries, 8192);
+    let status = lab.a.daemon().status().unwrap();
+    assert_eq!(status["counters"]["flow_table_size"], 8192);
+    assert!(status["counters"]["flows"].as_u64().unwrap() >= 1, "the new table records the stream's flow");
+    let events = lab.a.daemon().ctl(&["events", &lab.a.bond]).unwrap();
+    assert!(events.contains("flow table resized from 2048 to 8192 entries"), "{events}");
+}

@@ -1,7 +1,8 @@
 //! Scale: what a packet costs the programs, and what the controller costs, with 2, 8 and 16
 //! members (a bond's most, `MAX_MEMBERS`); and what a packet costs with 1,000, 100,000 and
-//! 1,000,000 concurrent flows (the flow table holds 65,536: past it the least recently seen
-//! flows are forgotten). Written as `target/bench/scale.json` too.
+//! 1,000,000 concurrent flows, with the default flow table (65,536 entries: past it the least
+//! recently seen flows are forgotten) and, for flow-static, one that holds them all
+//! (`flow_table_size`). Written as `target/bench/scale.json` too.
 
 use std::{
     net::UdpSocket,
@@ -39,21 +40,31 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         }
     }
 
-    println!("== scale: ns per packet by number of concurrent flows (the flow table holds 65,536)");
-    println!("   {:<10} {:<14} {:>12} {:>15} {:>14}", "flows", "policy", "bond_egress", "member_ingress", "table entries");
-    let lab = Lab::start(LabOptions::default().direct().policy("xor-l34").settings(SETTINGS)).context("starting the lab")?;
-    bond_tests::net::ping(&lab, 2)?;
+    // The default table, then (flow-static only, the policy that needs an entry per flow) one
+    // sized past the most flows sent: the cost should stay flat when every flow fits.
+    let big = if quick { 262_144 } else { 2_097_152 };
     let counts: &[u32] = if quick { &[1_000, 100_000] } else { &[1_000, 100_000, 1_000_000] };
+    println!("== scale: ns per packet by number of concurrent flows and flow table size");
+    println!(
+        "   {:<10} {:<14} {:>11} {:>12} {:>15} {:>14}",
+        "flows", "policy", "table size", "bond_egress", "member_ingress", "table entries"
+    );
     let mut by_flows = Vec::new();
-    for &flows in counts {
-        for policy in ["xor-l34", "static"] {
-            lab.a.daemon().set_policy(policy)?;
-            let (e, i) = program_cost(&lab, || send_flows(&lab, flows, round.max(Duration::from_secs(1))))?;
-            let entries = lab.a.daemon().status()?["counters"]["flows"].as_u64().unwrap_or(0);
-            println!("   {flows:<10} {policy:<14} {e:>9.1} ns {i:>12.1} ns {entries:>14}");
-            by_flows.push(serde_json::json!({
-                "flows": flows, "policy": policy, "bond_egress_ns": e, "member_ingress_ns": i, "table_entries": entries,
-            }));
+    for (table, policies) in [(bond_common::maps::FLOW_CAPACITY as u32, &["xor-l34", "static"][..]), (big, &["static"][..])] {
+        let opts = LabOptions::default().direct().policy(policies[0]).settings(SETTINGS).a_bond(&format!("flow_table_size: {table}"));
+        let lab = Lab::start(opts).context("starting the lab")?;
+        bond_tests::net::ping(&lab, 2)?;
+        for &flows in counts {
+            for &policy in policies {
+                lab.a.daemon().set_policy(policy)?;
+                let (e, i) = program_cost(&lab, || send_flows(&lab, flows, round.max(Duration::from_secs(1))))?;
+                let entries = lab.a.daemon().status()?["counters"]["flows"].as_u64().unwrap_or(0);
+                println!("   {flows:<10} {policy:<14} {table:>11} {e:>9.1} ns {i:>12.1} ns {entries:>14}");
+                by_flows.push(serde_json::json!({
+                    "flows": flows, "policy": policy, "flow_table_size": table, "bond_egress_ns": e, "member_ingress_ns": i,
+                    "table_entries": entries,
+                }));
+            }
         }
     }
     crate::util::write_bench_json("scale", &serde_json::json!({ "by_members": by_members, "by_flows": by_flows }))

@@ -175,7 +175,7 @@ impl Bond<Kernel> {
         self.settings.ifindex = device.index;
         self.settings.mac = device.mac;
         self.device = Some(device);
-        self.io.dataplane = Some(Dataplane::load(&sys::pin_dir(&name))?);
+        self.io.dataplane = Some(Dataplane::load(&sys::pin_dir(&name), self.spec.flow_table_size)?);
         Ok(())
     }
 

@@ -333,8 +333,11 @@ impl Bond {
         // What can fail without touching the running bond comes first: a failure here leaves
         // it (and its state file) as it was.
         let saved = state.members.iter().map(|sm| Ok((sm, sm.saved()?))).collect::<anyhow::Result<Vec<_>>>()?;
-        let dp = Dataplane::load(&pin_dir).context("loading the data plane over the running bond's maps")?;
+        let dp = Dataplane::load(&pin_dir, self.spec.flow_table_size).context("loading the data plane over the running bond's maps")?;
         let cfg = dp.maps.config()?;
+        let resized = dp.flow_table_resized_from.map(|from| {
+            format!("flow table resized from {from} to {} entries: its flows are placed afresh by their buckets", dp.flow_table_size)
+        });
         self.settings.ifindex = device.index;
         self.settings.mac = device.mac;
         self.device = Some(device);
@@ -362,6 +365,9 @@ impl Bond {
         let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
         let what = format!("adopted the running bond (generation {}, members {})", cfg.generation, names.join(", "));
         self.event(EventKind::Bond, what);
+        if let Some(resized) = resized {
+            self.event(EventKind::Config, resized);
+        }
         Ok(true)
     }
 }

@@ -105,6 +105,14 @@ impl Core {
             self.spec.tlb = spec.tlb.clone();
             changes.push("802.3ad / tlb settings".to_string());
         }
+        if spec.flow_table_size != self.spec.flow_table_size {
+            // The table's size is fixed when the programs are loaded; a daemon that restarts
+            // loads them with the new size (adopting the bond without a gap after `--persist`).
+            changes.push(format!(
+                "flow_table_size {} takes effect when the daemon restarts (the table holds {} until then; with --persist the bond is adopted without a gap)",
+                spec.flow_table_size, self.spec.flow_table_size
+            ));
+        }
         changes
     }
 }

@@ -60,6 +60,7 @@ impl<I: BondIo> Bond<I> {
                 rx_slow_protocol: bs.rx_slow_protocol,
                 // Counted off the timing path (see `crate::flows`).
                 flows: 0,
+                flow_table_size: self.spec.flow_table_size.into(),
             },
             lacp: self.lacp_status(),
             events: self.events.iter().cloned().collect(),

@@ -69,6 +69,8 @@ pub struct Bond {
     pub tlb_dynamic_lb: Option<u8>,
     pub lp_interval: Option<u64>,
     pub all_slaves_active: Option<u8>,
+    /// This project's own: entries of the flow table.
+    pub flow_table_size: Option<u64>,
 }
 
 impl Bond {
@@ -103,6 +105,7 @@ impl Bond {
             "tlb_dynamic_lb" => self.tlb_dynamic_lb.is_some(),
             "lp_interval" => self.lp_interval.is_some(),
             "all_slaves_active" => self.all_slaves_active.is_some(),
+            "flow_table_size" => self.flow_table_size.is_some(),
             _ => false,
         }
     }

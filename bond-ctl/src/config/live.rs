@@ -32,6 +32,11 @@ pub fn apply(spec: &BondSpec, policy: &PolicySpec, options: &[String]) -> Result
         let key = key.trim().trim_start_matches("bond-").trim_start_matches("bond_");
         let key = if key.contains('-') && opt::live_option(key).is_none() { key.replace('-', "_") } else { key.to_string() };
         let option = opt::live_option(&key).ok_or_else(|| unknown(&key))?;
+        if option.kernel == opt::FLOW_TABLE_SIZE.kernel {
+            return Err(format!(
+                "{key} is fixed while the programs run; change the file and restart the daemon (with --persist, as the service runs it, the new daemon adopts the bond without a gap and resizes the table)"
+            ));
+        }
         if !option.live {
             return Err(format!(
                 "{key} cannot be changed on a running bond; change the file and `bondctl reload`, or take the bond down and up{}",
@@ -215,6 +220,7 @@ mod tests {
         let b = bond("bonds: { bond0: { links: [a, b], mode: 4 } }");
         assert!(set_all(&b, &["lacp_rate=fast"]).unwrap().spec.lacp.fast);
         assert_eq!(set_all(&b, &["min_links=2"]).unwrap().spec.lacp.min_links, 2);
+        assert!(set_all(&b, &["flow_table_size=1048576"]).unwrap_err().contains("restart the daemon"));
         assert!(set_all(&b, &["min_links=17"]).unwrap_err().contains("outside 0..=16"));
         assert!(set_all(&b, &["monitorStrategy=active"]).unwrap_err().contains("peer probes do not work with 802.3ad"));
     }

@@ -160,6 +160,8 @@ pub struct BondSpec {
     pub lacp: LacpSpec,
     /// balance-tlb / balance-alb settings (used when the policy is one of them).
     pub tlb: TlbSpec,
+    /// Entries of the flow table (`flow_table_size`), fixed when the data plane is loaded.
+    pub flow_table_size: u32,
 }
 
 /// bonding.ko's 802.3ad options.

@@ -317,7 +317,10 @@ fn resolve_bonds(
             let k = if k == "monitorStrategy" { format!("settings.policies.{policy}.{k}") } else { format!("{key}.{k}") };
             err(k, r)
         })?;
-        bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor, lacp, tlb });
+        let flow_table_size = opt::FLOW_TABLE_SIZE
+            .int_as(b.flow_table_size.unwrap_or(bond_common::maps::FLOW_CAPACITY as u64))
+            .map_err(|r| err(format!("{key}.flow_table_size"), r))?;
+        bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor, lacp, tlb, flow_table_size });
     }
     Ok((bonds, policies))
 }

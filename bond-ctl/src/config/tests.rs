@@ -49,6 +49,16 @@ fn defaults() {
 }
 
 #[test]
+fn the_flow_table_size_is_a_bond_setting_within_its_range() {
+    assert_eq!(ok("bonds: { bond0: { links: [a] } }").bond("bond0").unwrap().flow_table_size, 65536);
+    assert_eq!(ok("bonds: { bond0: { links: [a], flow_table_size: 1048576 } }").bond("bond0").unwrap().flow_table_size, 1 << 20);
+    let e = bad("bonds: { bond0: { links: [a], flow_table_size: 100 } }");
+    assert!(e.contains("bonds.bond0.flow_table_size") && e.contains("1024..=4194304"), "{e}");
+    let e = bad("bonds: { bond0: { links: [a], flow_table_size: 8388608 } }");
+    assert!(e.contains("bonds.bond0.flow_table_size"), "{e}");
+}
+
+#[test]
 fn json_is_accepted() {
     let c = parse(Path::new("b.json"), r#"{"bonds": {"bond0": {"links": ["a"], "policy": "broadcast"}}}"#).unwrap();
     assert_eq!(c.bond("bond0").unwrap().policy, "broadcast");

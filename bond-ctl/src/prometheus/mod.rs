@@ -150,6 +150,7 @@ const BOND_FAMILIES: &[BondFamily] = &[
         |b| b.failovers.into(),
     ),
     ("bondctl_bond_flows", Kind::Gauge, "Flows in the bond's flow table.", |b| b.counters.flows.into()),
+    ("bondctl_bond_flow_table_size", Kind::Gauge, "Flows the bond's flow table holds at most.", |b| b.counters.flow_table_size.into()),
     ("bondctl_bond_tx_dropped_no_member_total", Kind::Counter, "Packets dropped because no member of the policy was usable.", |b| {
         b.counters.tx_no_member.into()
     }),

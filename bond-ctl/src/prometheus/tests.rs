@@ -205,6 +205,7 @@ fn realistic_scrape() -> String {
             rx_not_member: 5,
             rx_slow_protocol: 6,
             flows: 7,
+            flow_table_size: 65536,
         },
         lacp: Some(lacp.status()),
         events: vec![crate::status::Event::new(1, std::time::SystemTime::UNIX_EPOCH, crate::status::EventKind::Health, "eth1 down".into())],

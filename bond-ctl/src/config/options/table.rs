@@ -194,6 +194,16 @@ pub const LP_INTERVAL: Opt = Opt {
     doc: "seconds between learning packets on each member",
     ..BASE
 };
+/// The most flows a bond's table may hold: an entry costs the kernel about 150 bytes (bpftool's
+/// memlock for 2,048 entries: 295,808), so the most is some 600 MB.
+pub const MAX_FLOW_TABLE: u64 = 4 << 20;
+pub const FLOW_TABLE_SIZE: Opt = Opt {
+    kernel: Some("flow_table_size"),
+    values: count(1024, MAX_FLOW_TABLE),
+    default: "65536",
+    doc: "flows the flow table holds (about 150 bytes of kernel memory each); past it the least recently seen are forgotten, and flow-static balance-aware places a forgotten flow by its bucket again; this project's own option, not bonding.ko's; a change takes effect when the daemon starts (a daemon that adopts the bond after `--persist` or SIGKILL resizes the table without a gap)",
+    ..BASE
+};
 pub const TLB_DYNAMIC_LB: Opt = Opt {
     kernel: Some("tlb_dynamic_lb"),
     scope: Scope::Policy,
@@ -451,5 +461,6 @@ pub const ALL: &[&Opt] = &[
     &AD_USER_PORT_KEY,
     &MIN_LINKS,
     &LP_INTERVAL,
+    &FLOW_TABLE_SIZE,
     &TLB_DYNAMIC_LB,
 ];
