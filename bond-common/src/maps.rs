@@ -76,7 +76,8 @@ pub const DEDUP_CAPACITY: usize = 16384;
 /// Monitored ARP / NS targets (bonding allows 16 of each).
 pub const MONITOR_TARGET_CAPACITY: usize = 32;
 
-/// Flows remembered at once (ZeroTier's limit; least recently used flows are evicted first).
+/// Flows remembered at once by default (ZeroTier's limit; least recently used flows are evicted
+/// first). The bond setting `flow_table_size` replaces it when the programs are loaded.
 pub const FLOW_CAPACITY: usize = 65536;
 /// Entries per peer table.
 pub const PEER_CAPACITY: usize = 1024;
