@@ -232,8 +232,6 @@ pub struct Dataplane {
     /// Keeps the programs loaded while we may attach more members.
     ebpf: Ebpf,
     links: Vec<(String, PinnedLink)>,
-    /// Entries of the flow table in force.
-    pub flow_table_size: u32,
     /// The size of the pinned flow table this load replaced, when it had another size.
     pub flow_table_resized_from: Option<u32>,
 }
@@ -261,7 +259,7 @@ impl Dataplane {
         }
         let (maps, ebpf) = loaded?;
         let flow_table_resized_from = pinned_size.filter(|_| replaced.is_some());
-        Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new(), flow_table_size, flow_table_resized_from })
+        Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new(), flow_table_resized_from })
     }
 
     fn load_object(pin_dir: &Path, flow_table_size: u32) -> anyhow::Result<(Maps, Ebpf)> {

@@ -336,7 +336,7 @@ impl Bond {
         let dp = Dataplane::load(&pin_dir, self.spec.flow_table_size).context("loading the data plane over the running bond's maps")?;
         let cfg = dp.maps.config()?;
         let resized = dp.flow_table_resized_from.map(|from| {
-            format!("flow table resized from {from} to {} entries: its flows are placed afresh by their buckets", dp.flow_table_size)
+            format!("flow table resized from {from} to {} entries: its flows are placed afresh by their buckets", self.spec.flow_table_size)
         });
         self.settings.ifindex = device.index;
         self.settings.mac = device.mac;
