@@ -32,7 +32,7 @@ pub fn apply(spec: &BondSpec, policy: &PolicySpec, options: &[String]) -> Result
         let key = key.trim().trim_start_matches("bond-").trim_start_matches("bond_");
         let key = if key.contains('-') && opt::live_option(key).is_none() { key.replace('-', "_") } else { key.to_string() };
         let option = opt::live_option(&key).ok_or_else(|| unknown(&key))?;
-        if option.kernel == opt::FLOW_TABLE_SIZE.kernel {
+        if option.at_restart {
             return Err(format!(
                 "{key} is fixed while the programs run; change the file and restart the daemon (with --persist, as the service runs it, the new daemon adopts the bond without a gap and resizes the table)"
             ));

@@ -73,6 +73,9 @@ pub struct Opt {
     pub modes: &'static [Mode],
     /// Whether `bondctl set` changes it on a running bond (without losing traffic).
     pub live: bool,
+    /// Fixed while the programs run: neither `set` nor `reload` changes it, the next daemon
+    /// does (adopting the bond without a gap after `--persist`).
+    pub at_restart: bool,
     pub doc: &'static str,
 }
 

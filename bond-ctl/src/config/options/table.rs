@@ -42,6 +42,7 @@ const BASE: Opt = Opt {
     default: "—",
     modes: &[],
     live: false,
+    at_restart: false,
     doc: "",
 };
 
@@ -201,6 +202,7 @@ pub const FLOW_TABLE_SIZE: Opt = Opt {
     kernel: Some("flow_table_size"),
     values: count(1024, MAX_FLOW_TABLE),
     default: "65536",
+    at_restart: true,
     doc: "flows the flow table holds (about 150 bytes of kernel memory each); past it the least recently seen are forgotten, and flow-static balance-aware places a forgotten flow by its bucket again; this project's own option, not bonding.ko's; a change takes effect when the daemon starts (a daemon that adopts the bond after `--persist` or SIGKILL resizes the table without a gap)",
     ..BASE
 };
@@ -307,6 +309,7 @@ pub const SELECT_METHOD: Opt = Opt {
     modes: FAILOVER_MODES,
     live: true,
     doc: "when the active link changes (`optimize`: not on a bond; 0-2 there)",
+    ..BASE
 };
 pub const MONITOR_STRATEGY: Opt = Opt {
     zerotier: Some("monitorStrategy"),
