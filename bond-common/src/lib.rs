@@ -17,6 +17,7 @@ pub mod maps;
 pub mod packet;
 pub mod probe;
 pub mod select;
+pub mod siphash;
 pub mod stats;
 
 #[cfg(feature = "user")]

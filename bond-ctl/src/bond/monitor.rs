@@ -488,7 +488,9 @@ impl Core {
                     // holding a member out, nor punishment or quality limits.
                     m.link_failures += 1;
                     notes.push((EventKind::Health, format!("{} failed: {}", m.name, change.reason)));
-                    if m.punishment.failed(now, &self.policy.punishment) {
+                    if let Some(p) = &self.policy.punishment
+                        && m.punishment.failed(now, p)
+                    {
                         notes.push((
                             EventKind::Punishment,
                             format!("{} punished for flapping: held out {} ms", m.name, m.punishment.remaining_ms()),
@@ -613,11 +615,14 @@ impl Core {
                 (false, true) => Vec::new(),
             };
             if !violations.is_empty() && m.violations.is_empty() {
-                m.punishment.misbehaved(now, &self.policy.punishment);
-                notes.push((
-                    EventKind::Quality,
-                    format!("{} misbehaves ({}): held out {} ms", m.name, violations.join(", "), m.punishment.remaining_ms()),
-                ));
+                let what = match &self.policy.punishment {
+                    Some(p) => {
+                        m.punishment.misbehaved(now, p);
+                        format!("held out {} ms", m.punishment.remaining_ms())
+                    }
+                    None => "avoided while it is".into(),
+                };
+                notes.push((EventKind::Quality, format!("{} misbehaves ({}): {what}", m.name, violations.join(", "))));
             } else if violations.is_empty() && !m.violations.is_empty() {
                 notes.push((EventKind::Quality, format!("{} is within its quality limits again", m.name)));
             }

@@ -71,6 +71,41 @@ pub struct Bond {
     pub all_slaves_active: Option<u8>,
     /// This project's own: entries of the flow table.
     pub flow_table_size: Option<u64>,
+    /// The bond's MAC address (netplan's `macaddress`; ifupdown's `hwaddress`, optionally
+    /// written `ether ADDR`).
+    #[serde(alias = "hwaddress")]
+    pub macaddress: Option<String>,
+    /// Per member: active-backup, balance-tlb and balance-alb prefer the usable member of the
+    /// highest `prio` when no primary is usable.
+    #[serde(default)]
+    pub prio: BTreeMap<String, i64>,
+    /// Per member: its LACP port priority (`ad_select actor_port_prio` weighs aggregators by it).
+    #[serde(default)]
+    pub actor_port_prio: BTreeMap<String, u64>,
+    /// Peer notifications after a failover are this many ms apart (bonding's sysfs spells it
+    /// `peer_notif_delay`).
+    #[serde(alias = "peer_notif_delay")]
+    pub peer_notify_delay: Option<u64>,
+    pub resend_igmp: Option<u32>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub lacp_strict: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub broadcast_neighbor: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub coupled_control: Option<String>,
+    /// The member to start active (active-backup, balance-tlb, balance-alb).
+    pub active_slave: Option<String>,
+    /// Only 1: carrier is read from the device itself.
+    pub use_carrier: Option<u8>,
+    /// ZeroTier-style monitoring written on a bond of bonding.ko's options (for its own
+    /// policy): asks for peer probes, and with them punishment of flapping links.
+    #[serde(rename = "monitorStrategy", alias = "pathMonitorStrategy")]
+    pub monitor_strategy: Option<String>,
+    #[serde(rename = "failoverInterval")]
+    pub failover_interval: Option<u64>,
+    /// A key shared with the peer bond: probe replies carry a keyed hash only it can compute.
+    #[serde(rename = "probeKey")]
+    pub probe_key: Option<String>,
 }
 
 impl Bond {
@@ -106,6 +141,19 @@ impl Bond {
             "lp_interval" => self.lp_interval.is_some(),
             "all_slaves_active" => self.all_slaves_active.is_some(),
             "flow_table_size" => self.flow_table_size.is_some(),
+            "macaddress" => self.macaddress.is_some(),
+            "prio" => !self.prio.is_empty(),
+            "actor_port_prio" => !self.actor_port_prio.is_empty(),
+            "peer_notify_delay" => self.peer_notify_delay.is_some(),
+            "resend_igmp" => self.resend_igmp.is_some(),
+            "lacp_strict" => self.lacp_strict.is_some(),
+            "broadcast_neighbor" => self.broadcast_neighbor.is_some(),
+            "coupled_control" => self.coupled_control.is_some(),
+            "active_slave" => self.active_slave.is_some(),
+            "use_carrier" => self.use_carrier.is_some(),
+            "monitorStrategy" => self.monitor_strategy.is_some(),
+            "failoverInterval" => self.failover_interval.is_some(),
+            "probeKey" => self.probe_key.is_some(),
             _ => false,
         }
     }

@@ -122,6 +122,7 @@ fn the_guides_example_line_means_what_it_says() {
         assert!(p.links["eth0"].primary && !p.links["eth1"].primary);
         assert!(p.uses_link("eth1"), "primary= does not restrict the members");
         assert_eq!(p.select_method, SelectMethod::Always);
+        assert_eq!((p.monitor, p.punishment), (MonitorStrategy::Passive, None), "as bonding.ko: no probes, no punishment");
     }
     let c = kernel_line("eth0,eth1 mode=balance-xor xmit_hash_policy=layer3+4").unwrap();
     assert_eq!(c.policy("bond0").unwrap().xmit_hash, XmitHash::Layer34);
@@ -129,7 +130,18 @@ fn the_guides_example_line_means_what_it_says() {
     assert_eq!(c.policy("bond0").unwrap().xmit_hash, XmitHash::Layer2, "the kernel's default hash");
     let c = kernel_line("eth0,eth1 lacp_rate=fast").unwrap();
     assert!(c.warnings[0].contains("802.3ad"), "{:?}", c.warnings);
-    assert_eq!(c.bond("bond0").unwrap().policy, "active-backup", "no policy option: the default policy");
+    let b = c.bond("bond0").unwrap();
+    assert_eq!(b.policy, "bond0", "bonding's options: the bond's own policy");
+    let p = c.policy("bond0").unwrap();
+    assert_eq!((p.mode, p.monitor), (Mode::ActiveBackup, MonitorStrategy::Passive), "no mode given: the default policy's, quiet");
+    let c = kernel_line("eth0,eth1 mode=1 monitorStrategy=passive").unwrap();
+    assert_eq!(c.policy("bond0").unwrap().monitor, MonitorStrategy::Passive, "monitorStrategy on the command line");
+    let c = kernel_line("eth0,eth1 mode=1 failoverInterval=600").unwrap();
+    let p = c.policy("bond0").unwrap();
+    assert_eq!((p.monitor, p.failover_interval), (MonitorStrategy::Active, 600), "asked for probes");
+    assert!(p.punishment.is_some(), "and with them punishment of flapping links");
+    let c = kernel_line("eth0,eth1 mode=1 monitorStrategy=dynamic failoverInterval=600").unwrap();
+    assert_eq!(c.policy("bond0").unwrap().monitor, MonitorStrategy::Dynamic);
     let c = kernel_line("eth0,eth1 mode=4 lacp_rate=fast ad_select=count ad_actor_sys_prio=100 ad_user_port_key=5 min_links=2").unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let b = c.bond("bond0").unwrap();

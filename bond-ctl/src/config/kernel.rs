@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bond_common::config::{Balance, Mode, XmitHash};
 
-use super::{ConfigError, LacpSpec, LinkSpec, PolicySpec, TlbSpec, file, options as opt};
+use super::{ConfigError, LacpSpec, LinkSpec, PolicySpec, TlbSpec, file, model::MonitorStrategy, options as opt};
 use crate::health::reselect::SelectMethod;
 use crate::lacp::AdSelect;
 
@@ -16,11 +16,13 @@ pub fn shapes_policy(b: &file::Bond) -> bool {
     opt::ALL.iter().any(|o| o.scope == opt::Scope::Policy && o.kernel.is_some_and(|k| b.given(k)))
 }
 
-/// The bond's own policy from its kernel options.
-pub fn policy(path: &Path, key: &str, name: &str, b: &file::Bond) -> Result<PolicySpec, ConfigError> {
+/// The bond's own policy from its kernel options, with `default_mode` when `mode` is not given.
+/// It behaves as bonding.ko: health from carrier and the ARP / NS monitors, no peer probes and
+/// no punishment, unless the bond asks for probes (`monitorStrategy`, `failoverInterval`).
+pub fn policy(path: &Path, key: &str, name: &str, b: &file::Bond, default_mode: Mode) -> Result<PolicySpec, ConfigError> {
     let err = |k: &str, reason: String| ConfigError::new(path, format!("{key}.{k}"), reason);
     let mode = match b.mode.as_deref() {
-        None => Mode::BalanceRr,
+        None => default_mode,
         Some(m) => mode(m).map_err(|r| err("mode", r))?,
     };
     let mut spec = PolicySpec::standard(mode);
@@ -28,6 +30,20 @@ pub fn policy(path: &Path, key: &str, name: &str, b: &file::Bond) -> Result<Poli
     spec.xmit_hash = XmitHash::Layer2;
     spec.packets_per_link = 1;
     spec.select_method = SelectMethod::Always;
+    // Quiet on a shared segment: nothing bonding.ko would not send, nothing it would not do.
+    spec.monitor = MonitorStrategy::Passive;
+    spec.punishment = None;
+    if let Some(ms) = b.failover_interval {
+        spec.failover_interval = opt::FAILOVER_INTERVAL.int(ms).map_err(|r| err("failoverInterval", r))?;
+        spec.monitor = MonitorStrategy::Active;
+    }
+    if let Some(m) = &b.monitor_strategy {
+        spec.monitor = super::resolve::monitor_strategy(m).map_err(|r| err("monitorStrategy", r))?;
+    }
+    if spec.monitor != MonitorStrategy::Passive {
+        // Asked for probes: ZeroTier's way with them, flapping links held out.
+        spec.punishment = Some(Default::default());
+    }
     if let Some(h) = &b.xmit_hash_policy {
         spec.xmit_hash = xmit_hash(h).map_err(|r| err("xmit_hash_policy", r))?;
     }
@@ -102,8 +118,23 @@ pub fn mode_options(path: &Path, key: &str, b: &file::Bond) -> Result<(LacpSpec,
         lacp.active = opt::LACP_ACTIVE.pick(v).map_err(|r| err("lacp_active", r))? == 1;
     }
     if let Some(v) = &b.ad_select {
-        lacp.select = [AdSelect::Stable, AdSelect::Bandwidth, AdSelect::Count][opt::AD_SELECT.pick(v).map_err(|r| err("ad_select", r))?];
+        lacp.select = [AdSelect::Stable, AdSelect::Bandwidth, AdSelect::Count, AdSelect::ActorPortPrio]
+            [opt::AD_SELECT.pick(v).map_err(|r| err("ad_select", r))?];
     }
+    for (o, v, field) in [
+        (&opt::LACP_STRICT, &b.lacp_strict, &mut lacp.strict),
+        (&opt::BROADCAST_NEIGHBOR, &b.broadcast_neighbor, &mut lacp.broadcast_neighbor),
+        (&opt::COUPLED_CONTROL, &b.coupled_control, &mut lacp.coupled),
+    ] {
+        if let Some(v) = v {
+            *field = o.pick(v).map_err(|r| err(o.name(), r))? == 1;
+        }
+    }
+    lacp.port_priority = per_link(&opt::ACTOR_PORT_PRIO, &b.actor_port_prio.iter().map(|(l, v)| (l.clone(), *v as i64)).collect(), &b.links)
+        .map_err(|(k, r)| err(&k, r))?
+        .into_iter()
+        .map(|(l, v)| (l, v as u16))
+        .collect();
     if let Some(v) = b.ad_actor_sys_prio {
         lacp.system_priority = opt::AD_ACTOR_SYS_PRIO.int_as(v.into()).map_err(|r| err("ad_actor_sys_prio", r))?;
     }
@@ -125,6 +156,65 @@ pub fn mode_options(path: &Path, key: &str, b: &file::Bond) -> Result<(LacpSpec,
         tlb.lp_interval = opt::LP_INTERVAL.int(v).map_err(|r| err("lp_interval", r))?;
     }
     Ok((lacp, tlb))
+}
+
+/// A per-member option's values (`prio`, `actor_port_prio`): each a link of the bond, each value
+/// in range. Errors are (key, reason).
+pub fn per_link(
+    o: &opt::Opt,
+    values: &std::collections::BTreeMap<String, i64>,
+    links: &[String],
+) -> Result<std::collections::BTreeMap<String, i64>, (String, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    for (link, v) in values {
+        if !links.contains(link) {
+            return Err((format!("{}.{link}", o.name()), format!("\"{link}\" is not a link of the bond (links: {})", links.join(", "))));
+        }
+        out.insert(link.clone(), o.per_link(*v).map_err(|r| (format!("{}.{link}", o.name()), r))?);
+    }
+    Ok(out)
+}
+
+/// `LINK:N,LINK:N` (the command line's form of a per-member option) as a map.
+pub fn parse_per_link(v: &str) -> Result<std::collections::BTreeMap<String, i64>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (link, n) = item.split_once(':').ok_or_else(|| format!("\"{item}\" is not LINK:N (e.g. eth1:10)"))?;
+        let n = n.trim().parse::<i64>().map_err(|_| format!("\"{n}\" is not a number (in \"{item}\")"))?;
+        if out.insert(link.trim().to_string(), n).is_some() {
+            return Err(format!("{} is given twice", link.trim()));
+        }
+    }
+    Ok(out)
+}
+
+/// `macaddress` (or ifupdown's `hwaddress [ether] ADDR`): a unicast, non-zero address.
+pub fn mac_address(v: &str) -> Result<[u8; 6], String> {
+    let a = v.trim().strip_prefix("ether").map_or(v.trim(), str::trim);
+    let mac = crate::mac::parse_mac(a).ok_or_else(|| format!("\"{v}\" is not a MAC address"))?;
+    if mac[0] & 1 != 0 {
+        return Err(format!("{a} is a multicast address; a bond's address must be unicast"));
+    }
+    if mac == [0; 6] {
+        return Err(format!("{a} is the null address"));
+    }
+    Ok(mac)
+}
+
+/// `probeKey`: a passphrase of at least 16 characters, turned into the 128-bit key of the
+/// replies' keyed hash (both bonds derive the same key from the same text).
+pub fn probe_key(v: &str) -> Result<[u8; 16], String> {
+    if v.chars().count() < 16 {
+        return Err(format!("{} characters; give at least 16 (the same on both bonds)", v.chars().count()));
+    }
+    // A fixed key: both bonds must derive the same key from the same passphrase.
+    let h = siphasher::sip128::SipHasher24::new_with_keys(0x626f_6e64_6374_6c00, 0x7072_6f62_656b_6579);
+    Ok(siphasher::sip128::Hasher128::finish128(&{
+        let mut h = h;
+        std::hash::Hasher::write(&mut h, v.as_bytes());
+        h
+    })
+    .as_bytes())
 }
 
 /// `lacp_rate`: whether fast.
@@ -167,13 +257,21 @@ pub fn bond_yaml(name: &str, links: &[String], addresses: &[String], options: &[
         let (k, v) = o.split_once('=').ok_or_else(|| format!("\"{o}\" is not KEY=VALUE (e.g. mode=1)"))?;
         let k = k.trim().trim_start_matches("bond-").trim_start_matches("bond_").replace('-', "_");
         // Unknown keys are left to the file's parser, which names them with a suggestion.
-        let list = opt::kernel_option(&k).is_some_and(|o| o.values_text().contains("addresses"));
-        let value: serde_yaml::Value = if list {
-            v.split(',').filter(|t| !t.is_empty()).map(serde_yaml::Value::from).collect::<Vec<_>>().into()
-        } else if let Ok(n) = v.parse::<u64>() {
-            n.into()
-        } else {
-            v.into()
+        let values = opt::kernel_option(&k).or_else(|| opt::live_option(&k)).map(|o| o.values);
+        let value: serde_yaml::Value = match values {
+            Some(opt::Values::Other(what)) if what.contains("addresses") => {
+                v.split(',').filter(|t| !t.is_empty()).map(serde_yaml::Value::from).collect::<Vec<_>>().into()
+            }
+            Some(opt::Values::PerLink { .. }) => {
+                let map = parse_per_link(v).map_err(|r| format!("{k}: {r}"))?;
+                map.into_iter().map(|(l, n)| (serde_yaml::Value::from(l), serde_yaml::Value::from(n))).collect::<serde_yaml::Mapping>().into()
+            }
+            // Text whatever it looks like (a passphrase of digits, an address).
+            Some(opt::Values::Other(_)) => v.into(),
+            _ => match v.parse::<u64>() {
+                Ok(n) => n.into(),
+                Err(_) => v.into(),
+            },
         };
         if bond.insert(k.clone().into(), value).is_some() {
             return Err(format!("{k} is given twice"));

@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(c.spec.monitor.num_grat_arp, 3);
         assert_eq!((c.policy.up_delay, c.policy.down_delay, c.policy.failover_interval), (200, 100, 300));
         assert!(c.policy.links["b"].primary && !c.policy.links["a"].primary);
-        let zt = bond("bonds: { bond0: { links: [a, b] } }");
+        let zt = bond("bonds: { bond0: { links: [a, b], policy: active-backup } }");
         assert_eq!(zt.1.select_method, crate::health::reselect::SelectMethod::Optimize);
         let primary = set_all(&zt, &["primary=b"]).unwrap();
         assert_eq!(primary.policy.select_method, crate::health::reselect::SelectMethod::Always, "a primary that optimize would ignore");

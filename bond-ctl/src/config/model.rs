@@ -162,6 +162,21 @@ pub struct BondSpec {
     pub tlb: TlbSpec,
     /// Entries of the flow table (`flow_table_size`), fixed when the data plane is loaded.
     pub flow_table_size: u32,
+    /// The bond's MAC address (`macaddress`); None: the first member's.
+    pub mac: Option<[u8; 6]>,
+    /// Members' `prio` (absent: 0): the active member's preference after a usable primary.
+    pub prio: BTreeMap<String, i32>,
+    /// The member to make active when the bond starts (`active_slave`).
+    pub active_slave: Option<String>,
+    /// Key of the probe replies' keyed hash (`probeKey`), shared with the peer bond.
+    pub probe_key: Option<[u8; 16]>,
+}
+
+impl BondSpec {
+    /// Member `link`'s `prio`.
+    pub fn prio_of(&self, link: &str) -> i32 {
+        self.prio.get(link).copied().unwrap_or(0)
+    }
 }
 
 /// bonding.ko's 802.3ad options.
@@ -181,6 +196,16 @@ pub struct LacpSpec {
     pub user_port_key: u16,
     /// `min_links`: fewer members in the aggregate and the bond carries nothing.
     pub min_links: u32,
+    /// `lacp_strict`: only members in collecting and distributing carry traffic, even when
+    /// no partner speaks LACP.
+    pub strict: bool,
+    /// `broadcast_neighbor`: ARP and neighbour discovery go out on every member in the
+    /// aggregate.
+    pub broadcast_neighbor: bool,
+    /// `coupled_control`: collecting and distributing as one state.
+    pub coupled: bool,
+    /// Members' `actor_port_prio` (absent: 255).
+    pub port_priority: BTreeMap<String, u16>,
 }
 
 impl Default for LacpSpec {
@@ -195,6 +220,10 @@ impl Default for LacpSpec {
             system: None,
             user_port_key: d.user_port_key,
             min_links: d.min_links,
+            strict: false,
+            broadcast_neighbor: false,
+            coupled: true,
+            port_priority: BTreeMap::new(),
         }
     }
 }
@@ -223,14 +252,21 @@ pub struct BondMonitor {
     /// Gratuitous ARPs and unsolicited neighbour advertisements after a failover.
     pub num_grat_arp: u32,
     pub num_unsol_na: u32,
+    /// `peer_notify_delay` (ms): announcements after a failover are this far apart (0: one
+    /// monitor interval).
+    pub peer_notify_delay: u64,
+    /// `resend_igmp`: membership reports sent on the new active member after a failover.
+    pub resend_igmp: u32,
 }
 
 impl BondMonitor {
-    /// Spacing of announcements after a failover (ms): bonding sends one per `miimon` (or ARP)
-    /// interval; here at least 10 ms apart.
+    /// Spacing of announcements after a failover (ms): one per `miimon` (or ARP) interval, or
+    /// `peer_notify_delay` rounded down to a multiple of it, as bonding counts it in monitor
+    /// ticks; here at least 10 ms apart.
     pub fn announce_interval(&self) -> u64 {
-        let base = if self.miimon > 0 { self.miimon } else { self.arp.as_ref().map_or(100, |a| a.interval) };
-        base.max(10)
+        let tick = if self.miimon > 0 { self.miimon } else { self.arp.as_ref().map_or(100, |a| a.interval) };
+        let ticks = (self.peer_notify_delay / tick.max(1)).max(1);
+        (ticks * tick).max(10)
     }
 }
 
@@ -240,7 +276,7 @@ pub const DEFAULT_MIIMON: u64 = 5;
 
 impl Default for BondMonitor {
     fn default() -> Self {
-        BondMonitor { miimon: DEFAULT_MIIMON, arp: None, num_grat_arp: 1, num_unsol_na: 1 }
+        BondMonitor { miimon: DEFAULT_MIIMON, arp: None, num_grat_arp: 1, num_unsol_na: 1, peer_notify_delay: 0, resend_igmp: 1 }
     }
 }
 
@@ -347,7 +383,10 @@ pub struct PolicySpec {
     pub limits: Limits,
     /// broadcast: receivers drop duplicate copies.
     pub dedup: bool,
-    pub punishment: PunishConfig,
+    /// Refractory periods for flapping or misbehaving links; None: never held out (bonding's
+    /// way: a bond configured with bonding.ko's options is not punished unless it asks for
+    /// peer probes).
+    pub punishment: Option<PunishConfig>,
     /// Flows idle this long (ms) are forgotten.
     pub flow_expiry: u64,
 }
@@ -397,7 +436,7 @@ impl PolicySpec {
             weights: Weights::default(),
             limits: Limits::default(),
             dedup: false,
-            punishment: PunishConfig::default(),
+            punishment: Some(PunishConfig::default()),
             flow_expiry: DEFAULT_FLOW_EXPIRY,
         }
     }

@@ -254,6 +254,10 @@ fn resolve_bonds(
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<BondSpec>, BTreeMap<String, PolicySpec>), ConfigError> {
     let err = |key: String, reason: String| ConfigError::new(path, key, reason);
+    // A bond names a ZeroTier policy (its own `policy`, or the file's default one, given or
+    // overridden under `settings`), or it runs as bonding.ko would, quiet on the wire.
+    let default_is_zerotier = raw.settings.default_bonding_policy.is_some()
+        || raw.settings.standard_overrides().iter().any(|(n, _)| *n == default_policy);
     let mut raw_bonds = raw.bonds;
     if raw_bonds.is_empty()
         && let Some(links) = implicit_bond_links(&raw.settings, default_policy)
@@ -272,18 +276,27 @@ fn resolve_bonds(
             .enumerate()
             .map(|(i, a)| parse_prefix(a).map_err(|r| err(format!("{key}.addresses[{i}]"), r)))
             .collect::<Result<Vec<_>, _>>()?;
-        let own_policy = kernel::shapes_policy(&b);
-        if own_policy {
-            if let Some(p) = &b.policy {
+        let shapes = kernel::shapes_policy(&b);
+        let own_policy = shapes || (b.policy.is_none() && !default_is_zerotier);
+        if let Some(p) = &b.policy {
+            if shapes {
                 return Err(err(
                     format!("{key}.policy"),
                     format!("\"{p}\" and the bond's kernel options (mode, primary, ...) both name a policy; give one"),
                 ));
             }
+            for k in ["monitorStrategy", "failoverInterval"].into_iter().filter(|k| b.given(k)) {
+                return Err(err(format!("{key}.{k}"), format!("the bond runs policy {p}: give {k} in that policy")));
+            }
+        }
+        if own_policy {
             if policies.contains_key(&name) {
                 return Err(err(format!("{key}.mode"), format!("the bond's own policy would be named {name}, which is already a policy")));
             }
-            policies.insert(name.clone(), kernel::policy(path, &key, &name, &b)?);
+            // Transmit options without `mode` get bonding's default mode; a bond with none
+            // of them, the project's default policy's.
+            let default_mode = if shapes { Mode::BalanceRr } else { policies[default_policy].mode };
+            policies.insert(name.clone(), kernel::policy(path, &key, &name, &b, default_mode)?);
         }
         let (lacp, tlb) = kernel::mode_options(path, &key, &b)?;
         let policy = if own_policy { name.clone() } else { b.policy.clone().unwrap_or_else(|| default_policy.to_string()) };
@@ -320,7 +333,40 @@ fn resolve_bonds(
         let flow_table_size = opt::FLOW_TABLE_SIZE
             .int_as(b.flow_table_size.unwrap_or(bond_common::maps::FLOW_CAPACITY as u64))
             .map_err(|r| err(format!("{key}.flow_table_size"), r))?;
-        bonds.push(BondSpec { name, links: b.links, addresses, policy, monitor, lacp, tlb, flow_table_size });
+        let mac = b.macaddress.as_deref().map(kernel::mac_address).transpose().map_err(|r| err(format!("{key}.macaddress"), r))?;
+        let prio = kernel::per_link(&opt::PRIO, &b.prio, &b.links)
+            .map_err(|(k, r)| err(format!("{key}.{k}"), r))?
+            .into_iter()
+            .map(|(l, v)| (l, v as i32))
+            .collect();
+        if let Some(a) = &b.active_slave
+            && !b.links.contains(a)
+        {
+            return Err(err(format!("{key}.active_slave"), format!("\"{a}\" is not a link of the bond (links: {})", b.links.join(", "))));
+        }
+        if let Some(v) = b.use_carrier {
+            opt::USE_CARRIER.int(v.into()).map_err(|_| {
+                err(format!("{key}.use_carrier"), format!("{v}: only 1 (carrier is read from the device; Linux 6.18 dropped 0 too)"))
+            })?;
+        }
+        let probe_key = b.probe_key.as_deref().map(kernel::probe_key).transpose().map_err(|r| err(format!("{key}.probeKey"), r))?;
+        if probe_key.is_some() && policies[&policy].monitor == MonitorStrategy::Passive {
+            warnings.push(format!("{key}.probeKey: the bond sends no probes (monitorStrategy passive); the key is unused"));
+        }
+        bonds.push(BondSpec {
+            name,
+            links: b.links,
+            addresses,
+            policy,
+            monitor,
+            lacp,
+            tlb,
+            flow_table_size,
+            mac,
+            prio,
+            active_slave: b.active_slave,
+            probe_key,
+        });
     }
     Ok((bonds, policies))
 }
@@ -425,14 +471,15 @@ fn apply_quality_and_punishment(path: &Path, key: &str, p: &file::Policy, spec: 
     if let Some(pun) = &p.punishment {
         let d = PunishConfig::default();
         let pick = |v: Option<u64>, d: u64, k: &str| opt::PUNISHMENT_MS.int(v.unwrap_or(d)).map_err(|r| err(&format!("punishment.{k}"), r));
-        spec.punishment = PunishConfig {
+        let punishment = PunishConfig {
             base: pick(pun.base, d.base, "base")?,
             max: pick(pun.max, d.max, "max")?,
             window: pick(pun.window, d.window, "window")?,
         };
-        if spec.punishment.max < spec.punishment.base {
-            return Err(err("punishment.max", format!("{} ms is less than base {} ms", spec.punishment.max, spec.punishment.base)));
+        if punishment.max < punishment.base {
+            return Err(err("punishment.max", format!("{} ms is less than base {} ms", punishment.max, punishment.base)));
         }
+        spec.punishment = Some(punishment);
     }
     Ok(())
 }
@@ -559,12 +606,17 @@ fn bond_monitor(path: &Path, key: &str, b: &file::Bond) -> Result<BondMonitor, C
     if let Some(v) = b.miimon {
         m.miimon = opt::MIIMON.int(v).map_err(|r| err("miimon", r))?;
     }
-    for (o, v, field) in
-        [(&opt::NUM_GRAT_ARP, b.num_grat_arp, &mut m.num_grat_arp), (&opt::NUM_UNSOL_NA, b.num_unsol_na, &mut m.num_unsol_na)]
-    {
+    for (o, v, field) in [
+        (&opt::NUM_GRAT_ARP, b.num_grat_arp, &mut m.num_grat_arp),
+        (&opt::NUM_UNSOL_NA, b.num_unsol_na, &mut m.num_unsol_na),
+        (&opt::RESEND_IGMP, b.resend_igmp, &mut m.resend_igmp),
+    ] {
         if let Some(n) = v {
             *field = o.int_as(n.into()).map_err(|r| err(o.name(), r))?;
         }
+    }
+    if let Some(v) = b.peer_notify_delay {
+        m.peer_notify_delay = opt::PEER_NOTIFY_DELAY.int(v).map_err(|r| err("peer_notify_delay", r))?;
     }
     let ip_targets = b
         .arp_ip_target

@@ -41,7 +41,20 @@ settings:
 #[test]
 fn defaults() {
     let c = ok("bonds: { bond0: { links: [a, b] } }");
-    assert_eq!(c.bond("bond0").unwrap().policy, "active-backup");
+    // No ZeroTier policy named: the bond runs as bonding.ko would (active-backup, the default
+    // policy's mode), without probes or punishment.
+    assert_eq!(c.bond("bond0").unwrap().policy, "bond0");
+    let own = c.policy("bond0").unwrap();
+    assert_eq!((own.mode, own.monitor, own.punishment, own.select_method), (Mode::ActiveBackup, MonitorStrategy::Passive, None, SelectMethod::Always));
+    let named = ok("bonds: { bond0: { links: [a, b], policy: active-backup } }");
+    assert_eq!(named.bond("bond0").unwrap().policy, "active-backup", "a ZeroTier policy by name");
+    assert_eq!(named.policy("active-backup").unwrap().monitor, MonitorStrategy::Active, "probes, as ZeroTier");
+    let by_default = ok("settings: { defaultBondingPolicy: balance-xor }\nbonds: { bond0: { links: [a, b] } }");
+    assert_eq!(by_default.bond("bond0").unwrap().policy, "balance-xor", "the file's default policy is a ZeroTier one");
+    let overridden = ok("settings: { active-backup: { failoverInterval: 900 } }\nbonds: { bond0: { links: [a, b] } }");
+    assert_eq!(overridden.bond("bond0").unwrap().policy, "active-backup", "the default policy overridden under settings");
+    let e = bad("bonds: { bond0: { links: [a, b], policy: balance-xor, monitorStrategy: passive } }");
+    assert!(e.contains("bonds.bond0.monitorStrategy") && e.contains("give monitorStrategy in that policy"), "{e}");
     let rr = c.policy("balance-rr").unwrap();
     assert_eq!(rr.packets_per_link, 64);
     assert_eq!(c.policy("balance-xor").unwrap().xmit_hash, XmitHash::ZeroTier);
@@ -194,6 +207,7 @@ fn the_file_and_the_option_table_know_the_same_bond_keys() {
         let Some(k) = o.kernel else { continue };
         let value = match o.values {
             Values::Int { .. } => "1",
+            Values::PerLink { .. } => "{ a: 1 }",
             Values::Other(what) if what.contains("addresses") => "[192.0.2.1]",
             _ => "x",
         };
@@ -204,7 +218,7 @@ fn the_file_and_the_option_table_know_the_same_bond_keys() {
     let e = serde_yaml::from_str::<super::file::File>("bonds: { b: { links: [a], nope: 1 } }").unwrap_err().to_string();
     let expected: Vec<&str> = e.split('`').skip(3).step_by(2).collect();
     for k in expected.iter().filter(|k| !["links", "addresses", "policy"].contains(k)) {
-        assert!(super::options::kernel_option(k).is_some(), "the file takes {k} on a bond; the option table does not have it");
+        assert!(super::options::live_option(k).is_some(), "the file takes {k} on a bond; the option table does not have it");
     }
 }
 

@@ -367,6 +367,7 @@ impl Lacp {
                 port: p.actor.port,
                 lag: p.lag_key(),
                 speed_mbps: p.speed_mbps,
+                priority: p.actor.port_priority,
                 previous: if p.reselect { None } else { p.aggregator },
             })
             .collect();

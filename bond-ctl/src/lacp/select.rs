@@ -13,6 +13,9 @@ pub enum AdSelect {
     Bandwidth,
     /// The most ports, reconsidered on every change.
     Count,
+    /// The highest sum of its ports' `actor_port_prio` (bonding's: higher wins), then the
+    /// most ports, then the highest total speed; reconsidered on every change.
+    ActorPortPrio,
 }
 
 /// What ports must share to aggregate: the LAG ID of §6.3.6 without the actor system, which all
@@ -40,6 +43,8 @@ pub struct PortView {
     pub port: u16,
     pub lag: LagKey,
     pub speed_mbps: u32,
+    /// Its actor port priority (`actor_port_prio`).
+    pub priority: u16,
     /// The aggregator the port may stay in (None: it must be selected afresh).
     pub previous: Option<u16>,
 }
@@ -51,6 +56,9 @@ pub struct Aggregator {
     /// Slots, in port number order.
     pub slots: Vec<u8>,
     pub bandwidth_mbps: u64,
+    /// The sum of its ports' actor port priorities (`ad_select actor_port_prio`).
+    #[serde(default)]
+    pub priority: u64,
 }
 
 /// Groups `ports` into aggregators. An aggregator keeps its id from `previous` while it keeps
@@ -106,6 +114,7 @@ pub fn group(ports: &[PortView], previous: &[Aggregator]) -> Vec<Aggregator> {
             lag: group[0].lag,
             slots: group.iter().map(|p| p.slot).collect(),
             bandwidth_mbps: group.iter().map(|p| u64::from(p.speed_mbps)).sum(),
+            priority: group.iter().map(|p| u64::from(p.priority)).sum(),
         })
         .collect();
     aggregators.sort_by_key(|a| a.id);
@@ -117,8 +126,12 @@ pub fn choose_active(mode: AdSelect, aggregators: &[Aggregator], current: Option
     // Larger is better; ties go to the lower id.
     let rank = |a: &Aggregator| {
         let (bandwidth, count) = (a.bandwidth_mbps, a.slots.len() as u64);
-        let (first, second) = if mode == AdSelect::Count { (count, bandwidth) } else { (bandwidth, count) };
-        (a.lag.has_partner(), !a.lag.individual, first, second, std::cmp::Reverse(a.id))
+        let (first, second, third) = match mode {
+            AdSelect::Count => (count, bandwidth, 0),
+            AdSelect::ActorPortPrio => (a.priority, count, bandwidth),
+            AdSelect::Stable | AdSelect::Bandwidth => (bandwidth, count, 0),
+        };
+        (a.lag.has_partner(), !a.lag.individual, first, second, third, std::cmp::Reverse(a.id))
     };
     let best = aggregators.iter().max_by_key(|a| rank(a))?;
     if mode == AdSelect::Stable
@@ -145,7 +158,7 @@ mod tests {
     }
 
     fn view(slot: u8, lag: LagKey, previous: Option<u16>) -> PortView {
-        PortView { slot, port: u16::from(slot) + 1, lag, speed_mbps: 1000, previous }
+        PortView { slot, port: u16::from(slot) + 1, lag, speed_mbps: 1000, priority: 255, previous }
     }
 
     fn layout(aggregators: &[Aggregator]) -> Vec<(u16, Vec<u8>)> {
@@ -184,7 +197,7 @@ mod tests {
 
     fn aggregator(id: u16, ports: usize, speed: u64, partner: bool) -> Aggregator {
         let lag = if partner { lag(id as u8, id) } else { LagKey { partner_system: [0; 6], individual: true, ..lag(0, 0) } };
-        Aggregator { id, lag, slots: (0..ports as u8).collect(), bandwidth_mbps: ports as u64 * speed }
+        Aggregator { id, lag, slots: (0..ports as u8).collect(), bandwidth_mbps: ports as u64 * speed, priority: ports as u64 * 255 }
     }
 
     #[test]
@@ -200,6 +213,14 @@ mod tests {
         assert_eq!(choose_active(AdSelect::Bandwidth, &all, Some(3)), Some(1));
         assert_eq!(choose_active(AdSelect::Stable, &all, Some(6)), Some(1), "a partner beats none, even for stable");
         assert_eq!(choose_active(AdSelect::Stable, &[lone.clone(), aggregator(7, 1, 10, false)], Some(7)), Some(7));
+        let favoured = Aggregator { priority: 1000 + 255, ..aggregator(5, 2, 100, true) };
+        assert_eq!(choose_active(AdSelect::ActorPortPrio, &[aggregator(4, 3, 1000, true), favoured.clone()], None), Some(5));
+        assert_eq!(
+            choose_active(AdSelect::ActorPortPrio, &[aggregator(4, 3, 1000, true), aggregator(6, 2, 1000, true)], None),
+            Some(4),
+            "equal priorities per port: the sum favours more ports"
+        );
+        assert_eq!(choose_active(AdSelect::ActorPortPrio, &[favoured, aggregator(1, 5, 1000, false)], Some(1)), Some(5), "a partner first");
         assert_eq!(
             choose_active(AdSelect::Count, &[aggregator(4, 2, 1000, true), aggregator(2, 2, 1000, true)], None),
             Some(2),

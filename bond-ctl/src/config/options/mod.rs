@@ -52,6 +52,12 @@ pub enum Values {
         numbered: bool,
     },
     Bool,
+    /// A value per member (`{eth1: 10}` in the file, `eth1:10,eth2:5` on the command line),
+    /// each an integer in `min..=max`.
+    PerLink {
+        min: i64,
+        max: i64,
+    },
     /// Anything else, described here and checked where it is read.
     Other(&'static str),
 }
@@ -126,6 +132,12 @@ impl Opt {
         }
     }
 
+    /// One member's value of a per-member option, checked against the range.
+    pub fn per_link(&self, v: i64) -> Result<i64, String> {
+        let Values::PerLink { min, max } = self.values else { unreachable!("{} is not a per-member option", self.name()) };
+        if (min..=max).contains(&v) { Ok(v) } else { Err(format!("{v} is outside {min}..={max}")) }
+    }
+
     /// An integer value that must fit `T` (the range does).
     pub fn int_as<T: TryFrom<u64>>(&self, v: u64) -> Result<T, String> {
         let v = self.int(v)?;
@@ -180,6 +192,7 @@ impl Opt {
                 if numbered { format!("one of: {list}, or 0-{}", names.len() - 1) } else { format!("one of: {list}") }
             }
             Values::Bool => "true or false".into(),
+            Values::PerLink { min, max } => format!("per member, {min}..={max} (`LINK:N,...` on the command line)"),
             Values::Other(what) => what.into(),
         }
     }
@@ -251,7 +264,10 @@ pub fn markdown() -> String {
     s.push_str("\nBond keys (under `bonds.NAME`, bonding.ko's names; also `KEY=VALUE` on the command line):\n\n");
     s.push_str("| key | what | values | default | `set` |\n|---|---|---|---|---|\n");
     for o in ALL.iter().filter(|o| o.scope == Scope::Bond || (o.scope == Scope::Policy && o.zerotier.is_none())) {
-        let mut key = format!("`{}`", o.kernel.unwrap_or("?"));
+        let mut key = format!("`{}`", o.kernel.or(o.zerotier).unwrap_or("?"));
+        if let Some(a) = o.alias {
+            key.push_str(&format!(" (or `{a}`)"));
+        }
         if !o.modes.is_empty() {
             key.push_str(&format!(" ({})", o.modes_text()));
         }

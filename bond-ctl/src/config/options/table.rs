@@ -15,6 +15,8 @@ const LACP: &[Mode] = &[Mode::Lacp];
 const TLB_ALB: &[Mode] = &[Mode::BalanceTlb, Mode::BalanceAlb];
 const BUCKET_MODES: &[Mode] = &[Mode::BalanceAware, Mode::BalanceTlb, Mode::BalanceAlb];
 const FAILOVER_MODES: &[Mode] = &[Mode::ActiveBackup, Mode::None];
+/// Modes with an active member that carries what is not balanced (and receives for the bond).
+const ACTIVE_MODES: &[Mode] = &[Mode::ActiveBackup, Mode::None, Mode::BalanceTlb, Mode::BalanceAlb];
 
 const fn ms(min: u64, max: u64) -> Values {
     Values::Int { min, max, unit: MS }
@@ -120,6 +122,67 @@ pub const NUM_UNSOL_NA: Opt = Opt {
     doc: "unsolicited neighbour advertisements after a failover",
     ..BASE
 };
+pub const PEER_NOTIFY_DELAY: Opt = Opt {
+    kernel: Some("peer_notify_delay"),
+    alias: Some("peer_notif_delay"),
+    values: ms(0, 300_000),
+    default: "0 (one miimon interval)",
+    modes: FAILOVER_MODES,
+    live: true,
+    doc: "ms between the announcements after a failover (rounded down to a multiple of miimon, as bonding)",
+    ..BASE
+};
+pub const RESEND_IGMP: Opt = Opt {
+    kernel: Some("resend_igmp"),
+    values: count(0, 255),
+    default: "1",
+    modes: ACTIVE_MODES,
+    live: true,
+    doc: "IGMP and MLD membership reports sent on the new active member after a failover (200 ms apart), so snooping switches move the bond's groups at once",
+    ..BASE
+};
+pub const PRIO: Opt = Opt {
+    kernel: Some("prio"),
+    values: Values::PerLink { min: i32::MIN as i64, max: i32::MAX as i64 },
+    default: "0",
+    modes: ACTIVE_MODES,
+    live: true,
+    doc: "per member: with no usable primary, the usable member of the highest prio is preferred (ties: link order), under `primary_reselect`",
+    ..BASE
+};
+pub const ACTIVE_SLAVE: Opt = Opt {
+    kernel: Some("active_slave"),
+    values: Values::Other("a link of the bond"),
+    default: "none",
+    modes: ACTIVE_MODES,
+    live: true,
+    doc: "makes a usable member the active one now; it stays until a member's health changes and the usual choice is made again",
+    ..BASE
+};
+pub const MACADDRESS: Opt = Opt {
+    kernel: Some("macaddress"),
+    alias: Some("hwaddress"),
+    values: Values::Other("a unicast MAC address (`hwaddress ether ADDR` accepted)"),
+    default: "the first member's",
+    live: true,
+    doc: "the bond's MAC address; members that carry it follow, peers are told (gratuitous ARP, unsolicited NA), LACP's system id follows unless `ad_actor_system` is set; also `ip link set BOND address ADDR`",
+    ..BASE
+};
+pub const USE_CARRIER: Opt = Opt {
+    kernel: Some("use_carrier"),
+    values: count(1, 1),
+    default: "1",
+    doc: "only 1 (as in Linux 6.18 and later): carrier is read from the device itself",
+    ..BASE
+};
+pub const PROBE_KEY: Opt = Opt {
+    zerotier: Some("probeKey"),
+    values: Values::Other("a passphrase of at least 16 characters, the same on both bonds"),
+    default: "none",
+    at_restart: true,
+    doc: "this project's own: probe replies carry a keyed hash of the request only a bond with the key computes, so no third host on the segment can answer for the peer; a change takes effect when the daemon starts",
+    ..BASE
+};
 pub const FAIL_OVER_MAC: Opt = Opt {
     kernel: Some("fail_over_mac"),
     values: numbered(&["none", "active", "follow"]),
@@ -153,10 +216,45 @@ pub const LACP_ACTIVE: Opt = Opt {
 };
 pub const AD_SELECT: Opt = Opt {
     kernel: Some("ad_select"),
-    values: numbered(&["stable", "bandwidth", "count"]),
+    values: numbered(&["stable", "bandwidth", "count", "actor_port_prio"]),
     default: "stable",
     modes: LACP,
-    doc: "how the active aggregator is chosen",
+    doc: "how the active aggregator is chosen (`actor_port_prio`: the highest sum of its ports' `actor_port_prio`)",
+    ..BASE
+};
+pub const ACTOR_PORT_PRIO: Opt = Opt {
+    kernel: Some("actor_port_prio"),
+    values: Values::PerLink { min: 0, max: 65_535 },
+    default: "255",
+    modes: LACP,
+    live: true,
+    doc: "a member's LACP port priority, sent in its LACPDUs and summed by `ad_select actor_port_prio`",
+    ..BASE
+};
+pub const LACP_STRICT: Opt = Opt {
+    kernel: Some("lacp_strict"),
+    values: numbered(&["off", "on"]),
+    default: "off",
+    modes: LACP,
+    live: true,
+    doc: "on: only members LACP put in collecting and distributing carry traffic (partners that send no LACPDUs: nothing); off: one member carries it anyway, as bonding always did",
+    ..BASE
+};
+pub const BROADCAST_NEIGHBOR: Opt = Opt {
+    kernel: Some("broadcast_neighbor"),
+    values: numbered(&["off", "on"]),
+    default: "off",
+    modes: LACP,
+    live: true,
+    doc: "ARP and IPv6 neighbour solicitations and advertisements go out on every member in the aggregate, and peers are told (`num_grat_arp`) when a member starts distributing",
+    ..BASE
+};
+pub const COUPLED_CONTROL: Opt = Opt {
+    kernel: Some("coupled_control"),
+    values: numbered(&["off", "on"]),
+    default: "on",
+    modes: LACP,
+    doc: "on: a member collects and distributes together; off: it collects first and distributes once the partner collects (802.1AX independent control)",
     ..BASE
 };
 pub const AD_ACTOR_SYS_PRIO: Opt =
@@ -454,11 +552,22 @@ pub const ALL: &[&Opt] = &[
     &ARP_MISSED_MAX,
     &NUM_GRAT_ARP,
     &NUM_UNSOL_NA,
+    &PEER_NOTIFY_DELAY,
+    &RESEND_IGMP,
+    &PRIO,
+    &ACTIVE_SLAVE,
+    &MACADDRESS,
+    &USE_CARRIER,
+    &PROBE_KEY,
     &FAIL_OVER_MAC,
     &ALL_SLAVES_ACTIVE,
     &LACP_RATE,
     &LACP_ACTIVE,
     &AD_SELECT,
+    &ACTOR_PORT_PRIO,
+    &LACP_STRICT,
+    &BROADCAST_NEIGHBOR,
+    &COUPLED_CONTROL,
     &AD_ACTOR_SYS_PRIO,
     &AD_ACTOR_SYSTEM,
     &AD_USER_PORT_KEY,

@@ -33,7 +33,9 @@ fn values_are_checked_with_reasons() {
     assert_eq!(LACP_RATE.pick("fast"), Ok(1));
     assert_eq!(LACP_RATE.pick("1"), Ok(1));
     assert_eq!(LACP_RATE.pick("2"), Err("2 is not slow, fast, 0 or 1".into()));
-    assert_eq!(AD_SELECT.pick("best"), Err("\"best\" is not stable, bandwidth, count or 0-2".into()));
+    assert_eq!(AD_SELECT.pick("best"), Err("\"best\" is not stable, bandwidth, count, actor_port_prio or 0-3".into()));
+    assert_eq!(PRIO.per_link(-50), Ok(-50));
+    assert_eq!(ACTOR_PORT_PRIO.per_link(65_536), Err("65536 is outside 0..=65535".into()));
     assert_eq!(BALANCE.pick("0"), Err("0 is not one of flow-dynamic, flow-static, packet".into()));
     assert_eq!(AD_ACTOR_SYS_PRIO.int_as::<u16>(0), Err("0 is outside 1..=65535".into()));
     assert_eq!(LINK_ALLOC.real(f64::NAN), Err("NaN is outside 0.0 to 255.0".into()));
