@@ -94,7 +94,7 @@ impl Member {
             link,
             saved: Some(saved),
             link_failures: 0,
-            liveness: Liveness::new(up),
+            liveness: Liveness::new(up, now),
             probes: ProbeWindow::default(),
             last_probe: 0,
             probe_outstanding: false,
@@ -114,6 +114,14 @@ impl Member {
             gone: false,
             retake_refused: None,
         }
+    }
+
+    /// It became healthy: its probes start afresh, and it is not compared by score until it
+    /// has been measured again (see `quality_round`).
+    pub fn came_up(&mut self) {
+        self.probes.restart();
+        self.judged = false;
+        self.score = 1.0;
     }
 
     /// What the monitors say now. `peer_since`: since when the far end answers probes at all

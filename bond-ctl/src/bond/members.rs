@@ -123,7 +123,7 @@ impl Bond {
         self.io.open_member(slot, link.index);
         self.io.watch_member(name);
         m.usable = link.usable();
-        m.liveness = crate::health::liveness::Liveness::new(m.usable);
+        m.liveness = crate::health::liveness::Liveness::new(m.usable, sys::monotonic_ns());
         self.core.members.push(m);
         Ok(())
     }
@@ -160,7 +160,7 @@ impl Bond {
         self.io.open_member(slot, link.index);
         self.io.watch_member(&m.name);
         m.usable = link.usable();
-        m.liveness = crate::health::liveness::Liveness::new(m.usable);
+        m.liveness = crate::health::liveness::Liveness::new(m.usable, sys::monotonic_ns());
         m.link = link;
         Ok(())
     }
@@ -243,7 +243,7 @@ impl Bond {
             .with_context(|| format!("{name} is no longer a vanished member"))?;
         (m.gone, m.retake_refused, m.speed) = (false, None, speed);
         m.usable = link.usable();
-        m.liveness = crate::health::liveness::Liveness::new(m.usable);
+        m.liveness = crate::health::liveness::Liveness::new(m.usable, sys::monotonic_ns());
         // Probes get a failover interval to prove it before silence counts.
         m.probe_epoch = now;
         m.link = link;

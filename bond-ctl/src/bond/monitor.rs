@@ -478,10 +478,7 @@ impl Core {
             let obs = m.observe(now, self.policy.monitor, peer, arp);
             if let Some(change) = m.liveness.step(now, liveness::verdict(&obs, &timing), &timing) {
                 if change.up {
-                    m.probes.restart();
-                    // Not measured yet: not compared by score until it is (see quality_round).
-                    m.judged = false;
-                    m.score = 1.0;
+                    m.came_up();
                     notes.push((EventKind::Health, format!("{} is healthy ({})", m.name, change.reason)));
                 } else {
                     // A link failure is the link's own (as bonding counts them): not LACP
@@ -504,11 +501,35 @@ impl Core {
                 notes.push((EventKind::Punishment, format!("{} readmitted: its punishment faded", m.name)));
             }
         }
+        if let Some(note) = self.promote_recovering(now) {
+            notes.push((EventKind::Health, note));
+        }
         for (kind, n) in notes {
             self.event(kind, n);
         }
         let changed = self.apply_usable(now);
         self.settle(now, changed);
+    }
+
+    /// bonding's recovery rule (bonding.txt 13.1): with no member healthy, the member nearest
+    /// the end of its `upDelay` is used at once (the bond would otherwise carry nothing until
+    /// that delay ends); the others keep waiting theirs. Returns the event saying so.
+    fn promote_recovering(&mut self, now: Nanos) -> Option<String> {
+        if self.members.iter().any(|m| !m.gone && m.liveness.up()) {
+            return None;
+        }
+        let timing = |m: &crate::member::Member| {
+            let (fi, up, down) = self.policy.link_timing(&m.name);
+            Timing::ms(fi, up, down)
+        };
+        let i = (0..self.members.len())
+            .filter(|&i| !self.members[i].gone && self.members[i].liveness.recovering())
+            .min_by_key(|&i| self.members[i].liveness.settles_at(&timing(&self.members[i])))?;
+        let t = timing(&self.members[i]);
+        let m = &mut self.members[i];
+        let early = m.liveness.promote(now, &t)?;
+        m.came_up();
+        Some(format!("{} used at once, {} ms before its upDelay ends: no other member is healthy", m.name, early / MS))
     }
 
     /// Whether every member with carrier, each of which the peer once answered on, has been

@@ -51,11 +51,18 @@ pub fn verdict(o: &Observations, t: &Timing) -> Option<String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Joined at this time and not yet healthy: its first health is not a recovery, so it is
+    /// not held in `upDelay` (a member set up as it joins, a NIC still negotiating), unless
+    /// it stays unhealthy for [`JOIN_GRACE`].
+    Joining(Nanos),
     Up,
     Down,
     GoingUp(Nanos),
     GoingDown(Nanos),
 }
+
+/// How long a member that joined unhealthy may take to come up without counting as failed.
+pub const JOIN_GRACE: Nanos = 10_000 * MS;
 
 /// A change of a member's health.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +79,9 @@ pub struct Liveness {
 }
 
 impl Liveness {
-    pub fn new(up: bool) -> Liveness {
-        Liveness { state: if up { State::Up } else { State::Down }, reason: None }
+    /// A member that joins at `now`, healthy or not yet.
+    pub fn new(up: bool, now: Nanos) -> Liveness {
+        Liveness { state: if up { State::Up } else { State::Joining(now) }, reason: None }
     }
 
     /// Whether the member counts as healthy now (a pending failure still does, a pending
@@ -87,8 +95,23 @@ impl Liveness {
         match self.state {
             State::GoingUp(since) => Some(since + t.up_delay),
             State::GoingDown(since) => Some(since + t.down_delay),
+            State::Joining(since) => Some(since + JOIN_GRACE),
             State::Up | State::Down => None,
         }
+    }
+
+    /// Whether it is healthy and waiting out its `upDelay`.
+    pub fn recovering(&self) -> bool {
+        matches!(self.state, State::GoingUp(_))
+    }
+
+    /// Ends a pending `upDelay` now (no other member is usable: bonding's rule, bonding.txt
+    /// 13.1); returns how much of it was left (None: none pending).
+    pub fn promote(&mut self, now: Nanos, t: &Timing) -> Option<Nanos> {
+        let State::GoingUp(since) = self.state else { return None };
+        self.state = State::Up;
+        self.reason = None;
+        Some((since + t.up_delay).saturating_sub(now))
     }
 
     /// Advances with the current verdict (`None` = healthy); returns a change of `up()`.
@@ -98,6 +121,9 @@ impl Liveness {
             self.reason = problem.clone();
         }
         let (next, change) = match self.state {
+            State::Joining(_) if healthy => (State::Up, Some(true)),
+            State::Joining(since) if now.saturating_sub(since) >= JOIN_GRACE => (State::Down, None),
+            State::Joining(since) => (State::Joining(since), None),
             State::Up | State::GoingDown(_) if healthy => (State::Up, None),
             State::Up => self.start_down(now, t.down_delay),
             State::GoingDown(since) if now.saturating_sub(since) >= t.down_delay => (State::Down, Some(false)),
@@ -114,6 +140,10 @@ impl Liveness {
             State::GoingUp(since) => (State::GoingUp(since), None),
         };
         self.state = next;
+        if let State::GoingUp(_) = next {
+            // What is true now: healthy again, not yet used.
+            self.reason = Some(format!("healthy again, held out for upDelay {} ms", t.up_delay / MS));
+        }
         change.map(|up| Change {
             up,
             reason: if up {
@@ -141,7 +171,7 @@ mod tests {
     #[test]
     fn no_delays_change_at_once() {
         let t = Timing::ms(100, 0, 0);
-        let mut l = Liveness::new(true);
+        let mut l = Liveness::new(true, 0);
         let c = l.step(0, verdict(&obs(false), &t), &t).unwrap();
         assert_eq!(c, Change { up: false, reason: "no carrier".into() });
         assert!(!l.up());
@@ -151,7 +181,7 @@ mod tests {
     #[test]
     fn down_delay_and_up_delay_are_honoured() {
         let t = Timing::ms(100, 200, 300);
-        let mut l = Liveness::new(true);
+        let mut l = Liveness::new(true, 0);
         assert_eq!(l.step(0, verdict(&obs(false), &t), &t), None);
         assert!(l.up(), "still up during downDelay");
         assert_eq!(l.step(299 * MS, verdict(&obs(false), &t), &t), None);
@@ -166,7 +196,7 @@ mod tests {
     #[test]
     fn a_blip_shorter_than_down_delay_changes_nothing() {
         let t = Timing::ms(100, 0, 300);
-        let mut l = Liveness::new(true);
+        let mut l = Liveness::new(true, 0);
         l.step(0, verdict(&obs(false), &t), &t);
         assert_eq!(l.step(100 * MS, verdict(&obs(true), &t), &t), None);
         assert_eq!(l.step(500 * MS, verdict(&obs(true), &t), &t), None);
@@ -176,12 +206,54 @@ mod tests {
     #[test]
     fn recovery_restarts_its_up_delay_after_a_relapse() {
         let t = Timing::ms(100, 200, 0);
-        let mut l = Liveness::new(false);
+        let mut l = Liveness::new(false, 0);
         l.step(0, None, &t);
         l.step(100 * MS, Some("x".into()), &t);
         l.step(150 * MS, None, &t);
         assert_eq!(l.step(300 * MS, None, &t), None, "upDelay counts from 150 ms");
         assert!(l.step(350 * MS, None, &t).unwrap().up);
+    }
+
+    #[test]
+    fn a_member_that_joins_unhealthy_is_not_held_in_up_delay_when_it_comes_up() {
+        let t = Timing::ms(100, 10_000, 0);
+        let mut l = Liveness::new(false, 0);
+        assert!(!l.up());
+        assert_eq!(l.step(MS, verdict(&Observations { admin_up: false, ..obs(false) }, &t), &t), None);
+        assert_eq!(l.reason.as_deref(), Some("set down"));
+        // Set up by the bond, carrier after the NIC's negotiation: at once, no upDelay.
+        assert_eq!(l.step(3_000 * MS, verdict(&obs(true), &t), &t).map(|c| c.up), Some(true));
+        // Once it has been up, a recovery waits out its upDelay.
+        l.step(4_000 * MS, verdict(&obs(false), &t), &t);
+        assert_eq!(l.step(5_000 * MS, verdict(&obs(true), &t), &t), None);
+        assert!(!l.up() && l.recovering());
+        // Still unhealthy after the grace: it failed, and its recovery waits.
+        let mut late = Liveness::new(false, 0);
+        late.step(JOIN_GRACE, verdict(&obs(false), &t), &t);
+        assert_eq!(late.step(JOIN_GRACE + MS, verdict(&obs(true), &t), &t), None);
+        assert!(late.recovering());
+    }
+
+    #[test]
+    fn during_up_delay_the_reason_says_what_is_true_now() {
+        let t = Timing::ms(100, 500, 0);
+        let mut l = Liveness::new(true, 0);
+        l.step(0, verdict(&obs(false), &t), &t);
+        assert_eq!(l.reason.as_deref(), Some("no carrier"));
+        l.step(10 * MS, verdict(&obs(true), &t), &t);
+        assert_eq!(l.reason.as_deref(), Some("healthy again, held out for upDelay 500 ms"));
+    }
+
+    #[test]
+    fn promotion_ends_the_up_delay_and_says_how_early() {
+        let t = Timing::ms(100, 10_000, 0);
+        let mut l = Liveness::new(true, 0);
+        l.step(0, verdict(&obs(false), &t), &t);
+        assert_eq!(l.promote(MS, &t), None, "not recovering: nothing to promote");
+        l.step(1_000 * MS, verdict(&obs(true), &t), &t);
+        assert_eq!(l.promote(1_500 * MS, &t), Some(9_500 * MS));
+        assert!(l.up() && !l.recovering());
+        assert_eq!(l.step(1_600 * MS, verdict(&obs(true), &t), &t), None, "already up");
     }
 
     #[test]

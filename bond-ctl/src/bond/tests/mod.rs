@@ -287,6 +287,38 @@ fn updelay_and_downdelay_hold_a_change_for_their_time() {
     assert_eq!(b.usable_now(), 0b11, "back after updelay");
 }
 
+/// bonding's recovery rule (the kernel's mode-1/mode-2 recovery-updelay selftests): when the
+/// last healthy member fails while another waits out its updelay, that one is used at once.
+#[test]
+fn with_no_member_healthy_the_one_nearest_the_end_of_its_updelay_is_used_at_once() {
+    for mode in ["active-backup", "balance-xor"] {
+        let mut b = bond(3, &format!("    mode: {mode}\n    miimon: 5\n    updelay: 10000\n"));
+        b.cut(0);
+        b.cut(2);
+        b.run(0, 10 * MS, 5 * MS);
+        assert_eq!(b.usable_now(), 0b010, "{mode}");
+        // eth0 back first, eth2 a second later: both wait out their 10 s.
+        b.restore(0);
+        b.run(1_000 * MS, 1_000 * MS, 5 * MS);
+        b.restore(2);
+        b.run(2_000 * MS, 2_500 * MS, 5 * MS);
+        assert_eq!(b.usable_now(), 0b010, "{mode}: still within updelay");
+        b.cut(1);
+        b.run(2_505 * MS, 2_505 * MS, 5 * MS);
+        assert_eq!(b.usable_now(), 0b001, "{mode}: eth0, nearest the end of its updelay, used at once");
+        if mode == "active-backup" {
+            assert_eq!(b.active_now(), 0);
+        }
+        let events = b.event_texts();
+        assert!(events.iter().any(|e| e == "eth0 used at once, 8495 ms before its upDelay ends: no other member is healthy"), "{mode}: {events:?}");
+        // eth2 still waits out its own.
+        b.run(2_510 * MS, 11_995 * MS, 5 * MS);
+        assert_eq!(b.usable_now(), 0b001, "{mode}: eth2 keeps its updelay");
+        b.run(12_000 * MS, 12_010 * MS, 5 * MS);
+        assert_eq!(b.usable_now(), 0b101, "{mode}");
+    }
+}
+
 #[test]
 fn the_loop_wakes_for_delays_and_announcements_not_every_miimon() {
     let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n    downdelay: 20\n    num_grat_arp: 3\n");
