@@ -23,6 +23,8 @@ pub struct MemberView {
     pub speed: Option<u32>,
     /// The member device's MAC address (its own under balance-tlb / balance-alb).
     pub mac: [u8; 6],
+    /// Its `prio`: with no usable primary, the active member is the usable one of the highest.
+    pub prio: i32,
 }
 
 /// The member slots that carry `policy`'s traffic, in order. For active-backup and none this is
@@ -47,7 +49,10 @@ pub fn member_order(policy: &PolicySpec, members: &[MemberView]) -> Vec<u8> {
     for m in used.iter().filter(|m| link(&m.name).is_some_and(|l| l.primary)) {
         visit(m);
     }
-    for m in &used {
+    // Then by `prio`, highest first (ties in link order), as bonding picks a new active member.
+    let mut rest = used.clone();
+    rest.sort_by_key(|m| std::cmp::Reverse(m.prio));
+    for m in rest {
         visit(m);
     }
     order
@@ -56,7 +61,7 @@ pub fn member_order(policy: &PolicySpec, members: &[MemberView]) -> Vec<u8> {
 /// The members active-backup and none choose from, in failover order, as the active-member
 /// choice sees them.
 pub fn candidates(policy: &PolicySpec, members: &[MemberView]) -> Vec<Candidate> {
-    member_order(policy, members)
+    let mut c: Vec<Candidate> = member_order(policy, members)
         .into_iter()
         .filter_map(|slot| members.iter().find(|m| m.slot == slot))
         .map(|m| Candidate {
@@ -65,8 +70,16 @@ pub fn candidates(policy: &PolicySpec, members: &[MemberView]) -> Vec<Candidate>
             primary: policy.links.get(&m.name).is_some_and(|l| l.primary),
             score: m.score,
             judged: m.judged,
+            prio: m.prio,
+            speed: m.speed,
         })
-        .collect()
+        .collect();
+    // balance-tlb / balance-alb keep their members in link order for the hash; their active
+    // member is chosen by primary, then prio, as active-backup's (whose order has it already).
+    if !matches!(policy.mode, Mode::ActiveBackup | Mode::None) {
+        c.sort_by_key(|c| (!c.primary, std::cmp::Reverse(c.prio)));
+    }
+    c
 }
 
 /// How the active member is chosen: `none` never moves back to another link, whatever
@@ -247,6 +260,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, u)| MemberView {
+                prio: 0,
                 name: format!("eth{i}"),
                 slot: i as u8,
                 ifindex: 10 + i as u32,

@@ -223,6 +223,7 @@ impl Core {
                 judged: m.judged,
                 speed: m.speed,
                 mac: m.link.mac,
+                prio: self.spec.prio_of(&m.name),
             })
             .collect()
     }

@@ -599,6 +599,9 @@ impl Core {
         for (kind, n) in notes {
             self.event(kind, n);
         }
+        // A member made active by hand stays until the members' health changes (bonding
+        // reselects then).
+        self.main.selector.unforce();
         // The fast path: one write, and the data plane re-selects from the next packet on.
         self.write_usable();
         true

@@ -34,7 +34,8 @@ impl Bond {
     /// First part of putting `spec` in force: the bond's own settings. Returns what changed and
     /// the addresses to add and to remove (netlink, done by the caller).
     pub fn reconfigure_settings(&mut self, spec: &BondSpec) -> anyhow::Result<(Vec<String>, netdev::Link, Addresses, Addresses)> {
-        let changes = self.core.set_settings(spec);
+        self.core.check_settings(spec)?;
+        let changes = self.core.set_settings(spec, sys::monotonic_ns());
         self.io.set_carrier_interval(self.spec.monitor.miimon);
         self.execute(sys::monotonic_ns())?;
         let device = self.device.clone().context("no bond device")?;
@@ -90,9 +91,44 @@ impl Bond {
 pub type Addresses = Vec<(std::net::IpAddr, u8)>;
 
 impl Core {
-    /// The bond's own settings (monitoring, 802.3ad, tlb) of `spec` put in force; what changed.
-    fn set_settings(&mut self, spec: &BondSpec) -> Vec<String> {
+    /// Refuses settings of `spec` the bond cannot take as it is, before anything changes:
+    /// `active_slave` must name a usable member (as bonding refuses one that is not up).
+    fn check_settings(&self, spec: &BondSpec) -> anyhow::Result<()> {
+        if let Some(a) = spec.active_slave.as_deref().filter(|a| spec.active_slave != self.spec.active_slave || !self.is_active(a))
+            && let Some(m) = self.members.iter().find(|m| m.name == a)
+            && !m.usable
+        {
+            anyhow::bail!("active_slave: {a} is not usable ({})", super::monitor::why_not_usable(m, None));
+        }
+        Ok(())
+    }
+
+    fn is_active(&self, name: &str) -> bool {
+        self.main.active.and_then(|s| self.member(s)).is_some_and(|m| m.name == name)
+    }
+
+    /// The bond's own settings (monitoring, 802.3ad, tlb, member preferences) of `spec` put in
+    /// force; what changed.
+    fn set_settings(&mut self, spec: &BondSpec, now: Nanos) -> Vec<String> {
         let mut changes = Vec::new();
+        let (mut reselect, mut order_changed) = (false, false);
+        if spec.prio != self.spec.prio {
+            self.spec.prio = spec.prio.clone();
+            changes.push("prio".to_string());
+            // The failover order the data plane falls back along changes with it.
+            (reselect, order_changed) = (true, true);
+        }
+        if let Some(a) = spec.active_slave.as_deref().filter(|a| spec.active_slave != self.spec.active_slave || !self.is_active(a)) {
+            if let Some(slot) = self.members.iter().find(|m| m.name == a).map(|m| m.slot) {
+                self.main.selector.force(slot);
+                reselect = true;
+            }
+            changes.push(format!("active_slave {a}"));
+        }
+        self.spec.active_slave = spec.active_slave.clone();
+        if reselect {
+            self.settle(now, order_changed);
+        }
         if spec.monitor != self.spec.monitor {
             self.spec.monitor = spec.monitor.clone();
             let targets = self.monitor_targets();
@@ -123,7 +159,8 @@ impl<I: BondIo> Bond<I> {
     pub fn set_options(&mut self, options: &[String], now: Nanos) -> anyhow::Result<String> {
         let changed =
             crate::config::live::apply(&self.spec, &self.policy, options).map_err(|e| anyhow::anyhow!("{}: {e}", self.spec.name))?;
-        self.core.set_settings(&changed.spec);
+        self.core.check_settings(&changed.spec).map_err(|e| anyhow::anyhow!("{}: {e}", self.spec.name))?;
+        self.core.set_settings(&changed.spec, now);
         self.io.set_carrier_interval(self.spec.monitor.miimon);
         self.execute(now)?;
         self.put_policy_in_force(changed.policy, now)?;

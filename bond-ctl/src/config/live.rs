@@ -106,6 +106,28 @@ fn set(out: &mut Changed, o: &Opt, v: &str) -> Result<(), String> {
         "arp_validate" => m.arp.get_or_insert_with(|| arp_monitor(0)).validate = ArpValidate::ALL[o.pick(v)?],
         "arp_all_targets" => m.arp.get_or_insert_with(|| arp_monitor(0)).all_targets = o.pick(v)? == 1,
         "arp_missed_max" => m.arp.get_or_insert_with(|| arp_monitor(0)).missed_max = int(o, v)? as u32,
+        "peer_notify_delay" => m.peer_notify_delay = int(o, v)?,
+        "resend_igmp" => m.resend_igmp = int(o, v)? as u32,
+        "prio" | "actor_port_prio" => {
+            // Per member, merged into what the bond has (bonding sets it one member at a time).
+            let given = kernel::per_link(o, &kernel::parse_per_link(v)?, &out.spec.links).map_err(|(_, r)| r)?;
+            for (link, n) in given {
+                if o.name() == "prio" {
+                    out.spec.prio.insert(link, n as i32);
+                } else {
+                    out.spec.lacp.port_priority.insert(link, n as u16);
+                }
+            }
+        }
+        "active_slave" => {
+            if !out.spec.links.iter().any(|l| l == v) {
+                return Err(format!("\"{v}\" is not a link of the bond (links: {})", out.spec.links.join(", ")));
+            }
+            out.spec.active_slave = Some(v.to_string());
+        }
+        "macaddress" => out.spec.mac = Some(kernel::mac_address(v)?),
+        "lacp_strict" => out.spec.lacp.strict = o.pick(v)? == 1,
+        "broadcast_neighbor" => out.spec.lacp.broadcast_neighbor = o.pick(v)? == 1,
         "lacp_rate" => out.spec.lacp.fast = kernel::lacp_rate(v)?,
         "min_links" => out.spec.lacp.min_links = int(o, v)? as u32,
         "lp_interval" => out.spec.tlb.lp_interval = int(o, v)?,
@@ -213,6 +235,26 @@ mod tests {
         let b = bond("bonds: { bond0: { links: [a, b], mode: 1, arp_interval: 100, arp_ip_target: [192.0.2.1] } }");
         assert!(set_all(&b, &["arp_interval=0"]).unwrap_err().contains("targets are set but arp_interval is 0"));
         assert_eq!(set_all(&b, &["arp_interval=0", "arp_ip_target="]).unwrap().spec.monitor.arp, None);
+    }
+
+    #[test]
+    fn per_member_options_merge_and_name_their_member() {
+        let b = bond("bonds: { bond0: { links: [a, b, c], mode: 1, prio: { a: 5 } } }");
+        let c = set_all(&b, &["prio=b:10,c:-50"]).unwrap();
+        assert_eq!(c.spec.prio.get("a"), Some(&5), "kept");
+        assert_eq!((c.spec.prio.get("b"), c.spec.prio.get("c")), (Some(&10), Some(&-50)));
+        assert!(set_all(&b, &["prio=d:1"]).unwrap_err().contains("prio: \"d\" is not a link of the bond"));
+        assert!(set_all(&b, &["prio=b"]).unwrap_err().contains("\"b\" is not LINK:N"));
+        assert_eq!(set_all(&b, &["active_slave=c"]).unwrap().spec.active_slave.as_deref(), Some("c"));
+        assert_eq!(set_all(&b, &["peer_notify_delay=100", "resend_igmp=3"]).unwrap().spec.monitor.peer_notify_delay, 100);
+        assert!(set_all(&b, &["resend_igmp=256"]).unwrap_err().contains("outside 0..=255"));
+        assert_eq!(set_all(&b, &["macaddress=02:11:22:33:44:55"]).unwrap().spec.mac, Some([2, 0x11, 0x22, 0x33, 0x44, 0x55]));
+        assert!(set_all(&b, &["macaddress=01:00:5e:00:00:01"]).unwrap_err().contains("multicast"));
+        assert!(set_all(&b, &["lacp_strict=on"]).unwrap_err().contains("applies to 802.3ad"));
+        let lacp = bond("bonds: { bond0: { links: [a, b], mode: 4 } }");
+        let c = set_all(&lacp, &["lacp_strict=on", "actor_port_prio=a:1000", "broadcast_neighbor=1"]).unwrap();
+        assert!(c.spec.lacp.strict && c.spec.lacp.broadcast_neighbor);
+        assert_eq!(c.spec.lacp.port_priority.get("a"), Some(&1000));
     }
 
     #[test]

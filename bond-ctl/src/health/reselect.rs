@@ -53,12 +53,18 @@ pub struct Candidate {
     pub score: f64,
     /// Whether the score rests on enough measurements to compare links by it.
     pub judged: bool,
+    /// bonding's `prio`: with no usable primary, a member of higher prio is preferred.
+    pub prio: i32,
+    /// The driver's speed (Mb/s): bonding's `better` compares it when there are no scores.
+    pub speed: Option<u32>,
 }
 
 /// Chooses and remembers the active member.
 #[derive(Debug, Clone, Default)]
 pub struct ActiveSelector {
     last_optimize: Option<Nanos>,
+    /// Made active by hand (`active_slave`): kept while usable, until [`Self::unforce`].
+    forced: Option<u8>,
 }
 
 impl ActiveSelector {
@@ -66,7 +72,11 @@ impl ActiveSelector {
     /// `failoverTo` chains first); `current` is the member active now.
     pub fn choose(&mut self, method: SelectMethod, candidates: &[Candidate], current: Option<u8>, now: Nanos) -> Option<u8> {
         let usable = |slot: u8| candidates.iter().any(|c| c.slot == slot && c.usable);
+        if let Some(f) = self.forced.filter(|&f| usable(f)) {
+            return Some(f);
+        }
         let score = |slot: u8| candidates.iter().find(|c| c.slot == slot).map_or(0.0, |c| c.score);
+        let cand = |slot: u8| candidates.iter().find(|c| c.slot == slot);
         let first_usable = candidates.iter().find(|c| c.usable).map(|c| c.slot);
         // Scores are compared only once measured: a link that just came back is not better yet.
         let judged = |slot: u8| candidates.iter().any(|c| c.slot == slot && c.judged);
@@ -78,18 +88,31 @@ impl ActiveSelector {
                 _ => Some(c),
             })
             .map(|c| c.slot);
-        let primary = candidates.iter().find(|c| c.primary && c.usable).map(|c| c.slot);
-
         let Some(cur) = current.filter(|&c| usable(c)) else {
             // The active member is gone: the next in failover order (the data plane has already
             // moved there by itself), or for optimize the best one.
             return if method == SelectMethod::Optimize { best.or(first_usable) } else { first_usable };
         };
+        // What would take the role back (bonding's `bond_choose_primary_or_current`): a usable
+        // primary, else the usable member of the highest prio if it is higher than the active
+        // one's (ties: the first in order; equal prios move nothing).
+        let cur_prio = cand(cur).map_or(0, |c| c.prio);
+        let preferred = candidates.iter().find(|c| c.primary && c.usable).map(|c| c.slot).or_else(|| {
+            let top = candidates.iter().filter(|c| c.usable).fold(None::<&Candidate>, |b, c| match b {
+                Some(b) if b.prio >= c.prio => Some(b),
+                _ => Some(c),
+            });
+            top.filter(|t| t.prio > cur_prio).map(|t| t.slot)
+        });
         match method {
             SelectMethod::Failure => Some(cur),
-            SelectMethod::Always => Some(primary.unwrap_or(cur)),
-            SelectMethod::Better => match primary {
-                Some(p) if p != cur && judged(p) && score(p) > score(cur) * (1.0 + BETTER_MARGIN) => Some(p),
+            SelectMethod::Always => Some(preferred.unwrap_or(cur)),
+            SelectMethod::Better => match preferred {
+                // Measured links by their scores; otherwise by speed, as bonding does.
+                Some(p) if p != cur && judged(p) && judged(cur) => {
+                    Some(if score(p) > score(cur) * (1.0 + BETTER_MARGIN) { p } else { cur })
+                }
+                Some(p) if p != cur && cand(p).and_then(|c| c.speed) > cand(cur).and_then(|c| c.speed) => Some(p),
                 _ => Some(cur),
             },
             SelectMethod::Optimize => {
@@ -106,12 +129,73 @@ impl ActiveSelector {
     }
 }
 
+impl ActiveSelector {
+    /// `active_slave`: `slot` is active from the next choice while it stays usable, until
+    /// [`Self::unforce`] (a change of the members' health), as bonding keeps a member set by
+    /// hand until its next reselection.
+    pub fn force(&mut self, slot: u8) {
+        self.forced = Some(slot);
+    }
+
+    pub fn unforce(&mut self) {
+        self.forced = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn c(slot: u8, usable: bool, primary: bool, score: f64) -> Candidate {
-        Candidate { slot, usable, primary, score, judged: true }
+        Candidate { slot, usable, primary, score, judged: true, prio: 0, speed: None }
+    }
+
+    /// The kernel selftest's prio scenario (bond_options.sh): eth1 primary with prio 10, eth0
+    /// prio 0, eth2 prio 11; candidates in failover order (primary first, then by prio).
+    #[test]
+    fn prio_with_primary_and_each_primary_reselect() {
+        let cands = |up: [bool; 3]| {
+            let p = |slot: u8, prio: i32| Candidate {
+                prio,
+                speed: Some(10_000),
+                judged: false,
+                ..c(slot, up[usize::from(slot)], slot == 1, 1.0)
+            };
+            [p(1, 10), p(2, 11), p(0, 0)]
+        };
+        for method in [SelectMethod::Always, SelectMethod::Better, SelectMethod::Failure] {
+            let mut s = ActiveSelector::default();
+            let mut cur = s.choose(method, &cands([true; 3]), None, 0);
+            assert_eq!(cur, Some(1), "{method:?}: the primary");
+            cur = s.choose(method, &cands([true, false, true]), cur, 0);
+            assert_eq!(cur, Some(2), "{method:?}: the highest prio of the rest");
+            cur = s.choose(method, &cands([true, false, false]), cur, 0);
+            assert_eq!(cur, Some(0), "{method:?}: the only one left");
+            cur = s.choose(method, &cands([true, false, true]), cur, 0);
+            let want = if method == SelectMethod::Always { 2 } else { 0 };
+            assert_eq!(cur, Some(want), "{method:?}: eth2 (prio 11) back");
+            cur = s.choose(method, &cands([true; 3]), cur, 0);
+            let want = if method == SelectMethod::Always { 1 } else { want };
+            assert_eq!(cur, Some(want), "{method:?}: the primary back (it beats any prio)");
+        }
+        // Equal prios move nothing under always; a faster preferred member wins under better.
+        let mut s = ActiveSelector::default();
+        let equal = [c(0, true, false, 1.0), c(1, true, false, 1.0)];
+        assert_eq!(s.choose(SelectMethod::Always, &equal, Some(1), 0), Some(1));
+        let unjudged = |slot, prio, speed| Candidate { prio, speed: Some(speed), judged: false, ..c(slot, true, false, 1.0) };
+        let faster = [unjudged(0, 5, 25_000), unjudged(1, 0, 10_000)];
+        assert_eq!(s.choose(SelectMethod::Better, &faster, Some(1), 0), Some(0));
+    }
+
+    #[test]
+    fn a_member_made_active_by_hand_stays_until_unforced_or_unusable() {
+        let mut s = ActiveSelector::default();
+        let cands = [c(0, true, true, 1.0), c(1, true, false, 1.0)];
+        s.force(1);
+        assert_eq!(s.choose(SelectMethod::Always, &cands, Some(0), 0), Some(1), "over the primary");
+        assert_eq!(s.choose(SelectMethod::Always, &[c(0, true, true, 1.0), c(1, false, false, 1.0)], Some(1), 0), Some(0));
+        s.unforce();
+        assert_eq!(s.choose(SelectMethod::Always, &cands, Some(1), 0), Some(0));
     }
 
     #[test]

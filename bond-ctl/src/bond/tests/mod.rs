@@ -355,6 +355,23 @@ fn a_primary_takes_the_role_back_when_it_returns() {
 }
 
 #[test]
+fn prio_and_active_slave_choose_the_active_member_as_bonding() {
+    let mut b = bond(3, "    mode: active-backup\n    miimon: 5\n    prio: { eth1: 10, eth2: 11 }\n");
+    assert_eq!(b.active_now(), 2, "no primary: the highest prio");
+    b.set_options(&["active_slave=eth0".to_string()], MS).unwrap();
+    assert_eq!(b.active_now(), 0, "made active by hand");
+    b.run(5 * MS, 20 * MS, 5 * MS);
+    assert_eq!(b.active_now(), 0, "and kept while nothing changes");
+    b.cut(1);
+    b.run(25 * MS, 30 * MS, 5 * MS);
+    assert_eq!(b.active_now(), 2, "a change of health: the usual choice again");
+    let e = b.set_options(&["active_slave=eth1".to_string()], 35 * MS).unwrap_err().to_string();
+    assert!(e.contains("active_slave: eth1 is not usable (no carrier)"), "{e}");
+    b.set_options(&["prio=eth0:20".to_string()], 40 * MS).unwrap();
+    assert_eq!(b.active_now(), 0, "a higher prio takes the role under primary_reselect always");
+}
+
+#[test]
 fn a_silent_link_fails_within_its_failover_interval() {
     let settings = "settings:\n  policies:\n    fast: { basePolicy: active-backup, failoverInterval: 30 }\n";
     let mut b = bond(2, &format!("    policy: fast\n    miimon: 5\n{settings}"));
