@@ -227,6 +227,9 @@ pub mod bond_flags {
     /// not yet in sync: not in the usable mask) are dropped and counted, slow-protocol frames
     /// aside, as bonding drops what its inactive ports receive.
     pub const RX_COLLECTING_ONLY: u32 = 32;
+    /// 802.3ad `broadcast_neighbor`: ARP and IPv6 neighbour solicitations and advertisements
+    /// go out on every usable member, so every port of the partner's aggregate learns them.
+    pub const BROADCAST_NEIGH: u32 = 64;
 }
 
 /// A received frame identical to one seen within this time on another member is a duplicate.

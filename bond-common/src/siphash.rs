@@ -71,6 +71,9 @@ mod tests {
     fn the_reference_vector() {
         // The SipHash paper's key 00..0f over the 15-byte message 00..0e is a byte-oriented case;
         // its 16-byte one (00..0f) is 0x3f2acc7f57c29bdb in the reference implementation.
-        assert_eq!(siphash24_16(0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908, 0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908), 0x3f2a_cc7f_57c2_9bdb);
+        assert_eq!(
+            siphash24_16(0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908, 0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908),
+            0x3f2a_cc7f_57c2_9bdb
+        );
     }
 }

@@ -66,7 +66,11 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
     // balance-alb: the bond's unicast ARP names the member its target is to send to.
     let steered =
         if ether_type == ETH_P_ARP && cfg.flags & bond_flags::RX_BALANCE != 0 { arp_member(ctx, cfg, policy, usable, h) } else { None };
-    let choice = steered.map_or_else(|| choose(policy, policy_index, usable, &pkt, h), u32::from);
+    let choice = if cfg.flags & bond_flags::BROADCAST_NEIGH != 0 && parsed && is_neighbour_discovery(h) {
+        CHOICE_BROADCAST
+    } else {
+        steered.map_or_else(|| choose(policy, policy_index, usable, &pkt, h), u32::from)
+    };
 
     let sticky = policy.sticky_flows();
     if sticky || flow_sample_due() {
@@ -88,6 +92,12 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
             send(cfg, slot as u8, len)
         }
     }
+}
+
+/// ARP, or an IPv6 neighbour solicitation or advertisement (`broadcast_neighbor`).
+#[inline(always)]
+fn is_neighbour_discovery(h: &Headers) -> bool {
+    h.ether_type == ETH_P_ARP || (h.ip.version == 6 && h.l4.is_icmp && (h.l4.icmp_type == 135 || h.l4.icmp_type == 136))
 }
 
 /// balance-tlb / balance-alb: the frame leaves with its member's MAC address (the active

@@ -53,6 +53,7 @@ impl Core {
             system: l.system.unwrap_or(self.settings.mac),
             user_port_key: l.user_port_key,
             min_links: l.min_links,
+            strict: l.strict,
         }
     }
 
@@ -94,6 +95,10 @@ impl Core {
                 agg.lacp.add_port(m.slot, port, mac, m.speed.unwrap_or(0), true, now);
             }
             agg.lacp.set_port_name(m.slot, &m.name);
+        }
+        for m in self.members.iter().filter(|m| !m.gone) {
+            let priority = self.spec.lacp.port_priority.get(&m.name).copied().unwrap_or(crate::lacp::PORT_PRIORITY);
+            agg.lacp.set_port_priority(m.slot, priority);
         }
     }
 

@@ -118,7 +118,9 @@ impl Bond<Kernel> {
         self.sync_ports();
         self.hold_until_lacp_allows(now);
         // `active_slave`: the member to start with (an adopted bond keeps the one it has).
-        if !adopted && let Some(slot) = self.spec.active_slave.as_deref().and_then(|a| self.members.iter().find(|m| m.name == a)).map(|m| m.slot) {
+        if !adopted
+            && let Some(slot) = self.spec.active_slave.as_deref().and_then(|a| self.members.iter().find(|m| m.name == a)).map(|m| m.slot)
+        {
             self.main.selector.force(slot);
         }
         self.choose_active(now);

@@ -256,6 +256,9 @@ impl Core {
             arp.is_some_and(|a| !a.ip_targets.is_empty()),
             arp.is_some_and(|a| !a.ns_targets.is_empty()),
         );
+        if self.policy.mode == Mode::Lacp && self.spec.lacp.broadcast_neighbor {
+            self.settings.flags |= bond_common::config::bond_flags::BROADCAST_NEIGH;
+        }
         // A peer's or class's broadcast with dedup: the receiver drops the copies of any traffic.
         if self.peers.iter().any(|p| p.spec.mode == Mode::Broadcast && p.spec.dedup) {
             self.settings.flags |= bond_common::config::bond_flags::RX_DEDUP;

@@ -580,7 +580,12 @@ impl Core {
         let mut notes = Vec::new();
         // Active-backup and none count their failovers when the active member changes.
         let balanced = !matches!(self.policy.mode, Mode::ActiveBackup | Mode::None);
+        // 802.3ad with broadcast_neighbor: peers are told when a member starts distributing.
+        let mut announce_on = None;
         for (m, &usable) in self.members.iter_mut().zip(&decisions) {
+            if usable && !m.usable && self.policy.mode == Mode::Lacp && self.spec.lacp.broadcast_neighbor {
+                announce_on = Some(m.slot);
+            }
             if usable != m.usable {
                 if !usable {
                     self.failovers += u64::from(balanced);
@@ -602,6 +607,9 @@ impl Core {
         // A member made active by hand stays until the members' health changes (bonding
         // reselects then).
         self.main.selector.unforce();
+        if let Some(slot) = announce_on {
+            self.announce(slot, now);
+        }
         // The fast path: one write, and the data plane re-selects from the next packet on.
         self.write_usable();
         true

@@ -130,11 +130,18 @@ pub fn mode_options(path: &Path, key: &str, b: &file::Bond) -> Result<(LacpSpec,
             *field = o.pick(v).map_err(|r| err(o.name(), r))? == 1;
         }
     }
-    lacp.port_priority = per_link(&opt::ACTOR_PORT_PRIO, &b.actor_port_prio.iter().map(|(l, v)| (l.clone(), *v as i64)).collect(), &b.links)
-        .map_err(|(k, r)| err(&k, r))?
-        .into_iter()
-        .map(|(l, v)| (l, v as u16))
-        .collect();
+    if !lacp.coupled {
+        return Err(err(
+            "coupled_control",
+            "off (independent control) is not supported: a member here collects and distributes as one state, as with on".into(),
+        ));
+    }
+    lacp.port_priority =
+        per_link(&opt::ACTOR_PORT_PRIO, &b.actor_port_prio.iter().map(|(l, v)| (l.clone(), *v as i64)).collect(), &b.links)
+            .map_err(|(k, r)| err(&k, r))?
+            .into_iter()
+            .map(|(l, v)| (l, v as u16))
+            .collect();
     if let Some(v) = b.ad_actor_sys_prio {
         lacp.system_priority = opt::AD_ACTOR_SYS_PRIO.int_as(v.into()).map_err(|r| err("ad_actor_sys_prio", r))?;
     }
@@ -264,7 +271,10 @@ pub fn bond_yaml(name: &str, links: &[String], addresses: &[String], options: &[
             }
             Some(opt::Values::PerLink { .. }) => {
                 let map = parse_per_link(v).map_err(|r| format!("{k}: {r}"))?;
-                map.into_iter().map(|(l, n)| (serde_yaml::Value::from(l), serde_yaml::Value::from(n))).collect::<serde_yaml::Mapping>().into()
+                map.into_iter()
+                    .map(|(l, n)| (serde_yaml::Value::from(l), serde_yaml::Value::from(n)))
+                    .collect::<serde_yaml::Mapping>()
+                    .into()
             }
             // Text whatever it looks like (a passphrase of digits, an address).
             Some(opt::Values::Other(_)) => v.into(),

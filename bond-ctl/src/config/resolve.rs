@@ -256,8 +256,8 @@ fn resolve_bonds(
     let err = |key: String, reason: String| ConfigError::new(path, key, reason);
     // A bond names a ZeroTier policy (its own `policy`, or the file's default one, given or
     // overridden under `settings`), or it runs as bonding.ko would, quiet on the wire.
-    let default_is_zerotier = raw.settings.default_bonding_policy.is_some()
-        || raw.settings.standard_overrides().iter().any(|(n, _)| *n == default_policy);
+    let default_is_zerotier =
+        raw.settings.default_bonding_policy.is_some() || raw.settings.standard_overrides().iter().any(|(n, _)| *n == default_policy);
     let mut raw_bonds = raw.bonds;
     if raw_bonds.is_empty()
         && let Some(links) = implicit_bond_links(&raw.settings, default_policy)

@@ -45,7 +45,10 @@ fn defaults() {
     // policy's mode), without probes or punishment.
     assert_eq!(c.bond("bond0").unwrap().policy, "bond0");
     let own = c.policy("bond0").unwrap();
-    assert_eq!((own.mode, own.monitor, own.punishment, own.select_method), (Mode::ActiveBackup, MonitorStrategy::Passive, None, SelectMethod::Always));
+    assert_eq!(
+        (own.mode, own.monitor, own.punishment, own.select_method),
+        (Mode::ActiveBackup, MonitorStrategy::Passive, None, SelectMethod::Always)
+    );
     let named = ok("bonds: { bond0: { links: [a, b], policy: active-backup } }");
     assert_eq!(named.bond("bond0").unwrap().policy, "active-backup", "a ZeroTier policy by name");
     assert_eq!(named.policy("active-backup").unwrap().monitor, MonitorStrategy::Active, "probes, as ZeroTier");

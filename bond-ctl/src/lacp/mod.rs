@@ -13,7 +13,7 @@ use crate::health::metrics::Nanos;
 use crate::mac::format_mac;
 use pdu::{MarkerKind, PduError, SlowPdu};
 use port::Port;
-pub use port::{MuxState, RxState, Selection};
+pub use port::{MuxState, PORT_PRIORITY, RxState, Selection};
 pub use select::AdSelect;
 use select::{Aggregator, PortView};
 pub use status::{AggregatorStatus, LacpStatus, PartyStatus, PortStatus};
@@ -47,6 +47,10 @@ pub struct LacpSettings {
     /// ad_user_port_key (0..=1023): bits 6..15 of every port's key.
     pub user_port_key: u16,
     pub min_links: u32,
+    /// lacp_strict: a port whose partner sends no LACPDUs does not carry traffic (off: one
+    /// such port does, bonding's fallback).
+    #[serde(default)]
+    pub strict: bool,
 }
 
 impl Default for LacpSettings {
@@ -60,6 +64,7 @@ impl Default for LacpSettings {
             system: [0; 6],
             user_port_key: 0,
             min_links: 0,
+            strict: false,
         }
     }
 }
@@ -186,10 +191,12 @@ impl Lacp {
     }
 
     /// Puts new settings in force without a new negotiation where 802.1AX allows: the rate
-    /// (the actor's timeout bit, told to the partner at once) and `min_links`. Returns false,
+    /// (the actor's timeout bit, told to the partner at once), `min_links` and `lacp_strict`
+    /// (the mux runs again on the next tick). Returns false,
     /// changing nothing, when anything else differs (identity, key, selection, activity).
     pub fn update(&mut self, settings: &LacpSettings) -> bool {
-        let in_place = LacpSettings { fast: settings.fast, min_links: settings.min_links, ..self.settings.clone() };
+        let in_place =
+            LacpSettings { fast: settings.fast, min_links: settings.min_links, strict: settings.strict, ..self.settings.clone() };
         if in_place != *settings {
             return false;
         }
@@ -249,6 +256,17 @@ impl Lacp {
             port.tx.ntt = true;
         }
         self.dirty = true;
+    }
+
+    /// Member `slot`'s port priority (`actor_port_prio`): sent at once, and weighed by
+    /// `ad_select actor_port_prio` at the next selection.
+    pub fn set_port_priority(&mut self, slot: u8, priority: u16) {
+        let Some(port) = self.port_mut(slot) else { return };
+        if port.actor.port_priority != priority {
+            port.actor.port_priority = priority;
+            port.tx.ntt = true;
+            self.dirty = true;
+        }
     }
 
     pub fn remove_port(&mut self, slot: u8) {
@@ -419,7 +437,7 @@ impl Lacp {
             let mut changed = false;
             for port in &mut self.ports {
                 let ready = ready.iter().any(|&(id, ready)| ready && port.aggregator == Some(id));
-                changed |= port.step_mux(port.selection, ready, now, &mut self.events);
+                changed |= port.step_mux(port.selection, ready, self.settings.strict, now, &mut self.events);
             }
             if !changed {
                 break;

@@ -334,20 +334,22 @@ impl Port {
 
     /// The partner lets us collect and distribute: in sync, or no LACP partner at all (then the
     /// port carries traffic as an individual link, as Linux does).
-    fn partner_in_sync(&self) -> bool {
-        self.partner.state & state::SYNC != 0 || self.partner.system == [0; 6]
+    /// The partner is in sync; a port with no partner at all counts as in sync unless
+    /// `strict` (`lacp_strict`): bonding's fallback lets one such port carry traffic.
+    fn partner_in_sync(&self, strict: bool) -> bool {
+        self.partner.state & state::SYNC != 0 || (!strict && self.partner.system == [0; 6])
     }
 
     /// One Mux transition, if any is due; true if the state changed.
-    pub fn step_mux(&mut self, selection: Selection, ready: bool, now: Nanos, events: &mut Vec<String>) -> bool {
+    pub fn step_mux(&mut self, selection: Selection, ready: bool, strict: bool, now: Nanos, events: &mut Vec<String>) -> bool {
         use MuxState::*;
         let next = match self.mux {
             Detached if selection != Selection::Unselected => Waiting,
             Waiting if selection == Selection::Unselected => Detached,
             Waiting if selection == Selection::Selected && ready => Attached,
             Attached if selection != Selection::Selected => Detached,
-            Attached if self.partner_in_sync() => CollectingDistributing,
-            CollectingDistributing if selection != Selection::Selected || !self.partner_in_sync() => Attached,
+            Attached if self.partner_in_sync(strict) => CollectingDistributing,
+            CollectingDistributing if selection != Selection::Selected || !self.partner_in_sync(strict) => Attached,
             _ => return false,
         };
         self.enter_mux(next, now, events);

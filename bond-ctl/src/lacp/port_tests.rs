@@ -6,7 +6,7 @@ const US: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const THEM: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
 fn settings(fast: bool, active: bool) -> LacpSettings {
-    LacpSettings { fast, active, select: AdSelect::Stable, system_priority: 100, system: US, user_port_key: 0, min_links: 0 }
+    LacpSettings { fast, active, select: AdSelect::Stable, system_priority: 100, system: US, user_port_key: 0, min_links: 0, strict: false }
 }
 
 fn enabled_port(fast: bool, active: bool) -> Port {
@@ -120,21 +120,21 @@ fn mux_attaches_after_the_wait_and_distributes_with_a_synced_partner() {
     let mut events = Vec::new();
     let view = port.actor;
     port.receive(&pdu_from_partner(state::ACTIVITY | state::AGGREGATION, Some(&view)), 0, &mut events);
-    assert!(port.step_mux(Selection::Selected, false, 0, &mut events));
+    assert!(port.step_mux(Selection::Selected, false, false, 0, &mut events));
     assert_eq!(port.mux, MuxState::Waiting);
     assert!(!port.ready_n(AGGREGATE_WAIT - 1) && port.ready_n(AGGREGATE_WAIT));
-    assert!(!port.step_mux(Selection::Selected, false, AGGREGATE_WAIT, &mut events), "others not ready");
-    assert!(port.step_mux(Selection::Selected, true, AGGREGATE_WAIT, &mut events));
+    assert!(!port.step_mux(Selection::Selected, false, false, AGGREGATE_WAIT, &mut events), "others not ready");
+    assert!(port.step_mux(Selection::Selected, true, false, AGGREGATE_WAIT, &mut events));
     assert_eq!(port.mux, MuxState::Attached);
     assert_ne!(port.actor.state & state::SYNC, 0);
-    assert!(!port.step_mux(Selection::Selected, true, AGGREGATE_WAIT, &mut events), "the partner is not in sync");
+    assert!(!port.step_mux(Selection::Selected, true, false, AGGREGATE_WAIT, &mut events), "the partner is not in sync");
     let view = port.actor;
     port.receive(&pdu_from_partner(state::ACTIVITY | state::AGGREGATION | state::SYNC, Some(&view)), AGGREGATE_WAIT, &mut events);
-    assert!(port.step_mux(Selection::Selected, true, AGGREGATE_WAIT, &mut events));
+    assert!(port.step_mux(Selection::Selected, true, false, AGGREGATE_WAIT, &mut events));
     assert_eq!(port.mux, MuxState::CollectingDistributing);
     assert_eq!(port.actor.state & (state::COLLECTING | state::DISTRIBUTING), state::COLLECTING | state::DISTRIBUTING);
     // Standby: back down to WAITING, out of sync.
-    while port.step_mux(Selection::Standby, true, 3 * SEC, &mut events) {}
+    while port.step_mux(Selection::Standby, true, false, 3 * SEC, &mut events) {}
     assert_eq!(port.mux, MuxState::Waiting);
     assert_eq!(port.actor.state & (state::SYNC | state::COLLECTING | state::DISTRIBUTING), 0);
 }

@@ -121,3 +121,44 @@ fn a_partner_appearing_replaces_the_partnerless_aggregator() {
     net.run(6 * SEC);
     assert_eq!((net.mask(0), net.mask(1)), (0b110, 0b11), "the partnered aggregator wins over port 1 alone");
 }
+
+/// `lacp_strict` (the kernel's bond_lacp_strict.sh): with no partner speaking LACP, off lets
+/// one port carry traffic, on lets none; toggled on a running aggregate without a new
+/// negotiation, and a partner that does speak is unaffected.
+#[test]
+fn lacp_strict_carries_nothing_without_a_partner_and_toggles_live() {
+    let mut net = Net::new(vec![settings(1, true, true)]);
+    for slot in 0..2 {
+        net.port((0, slot), 1000);
+    }
+    net.run(7 * SEC);
+    assert_eq!(net.mask(0).count_ones(), 1, "off: bonding's fallback");
+    assert!(net.nodes[0].update(&LacpSettings { strict: true, ..settings(1, true, true) }), "in place");
+    net.run(SEC);
+    assert_eq!(net.mask(0), 0, "on: nothing without a partner");
+    assert!(net.nodes[0].status().ports.iter().all(|p| p.actor.state & (state::COLLECTING | state::DISTRIBUTING) == 0));
+    assert!(net.nodes[0].update(&settings(1, true, true)));
+    net.run(SEC);
+    assert_eq!(net.mask(0).count_ones(), 1, "off again");
+
+    let strict = LacpSettings { strict: true, ..settings(1, true, true) };
+    let mut net = Net::pair(strict, settings(2, true, true), 2);
+    net.run(6 * SEC);
+    assert_eq!(net.mask(0), 0b11, "strict with a partner: as usual");
+}
+
+/// `ad_select actor_port_prio` (the kernel's bond_lacp_prio.sh): the aggregator whose ports'
+/// priorities sum highest carries traffic, and it moves when the priorities change.
+#[test]
+fn ad_select_actor_port_prio_follows_the_ports_priorities() {
+    let mut net = split_partner(AdSelect::ActorPortPrio, 2);
+    net.nodes[0].set_port_priority(0, 1000);
+    net.nodes[0].set_port_priority(2, 10);
+    net.run(6 * SEC);
+    assert_eq!(net.mask(0), 0b0011, "1000 + 255 beats 10 + 255");
+    assert_eq!(net.nodes[0].status().ports[0].actor.port_priority, 1000, "sent in its LACPDUs");
+    net.nodes[0].set_port_priority(0, 10);
+    net.nodes[0].set_port_priority(2, 1000);
+    net.run(6 * SEC);
+    assert_eq!(net.mask(0), 0b1100, "swapped");
+}

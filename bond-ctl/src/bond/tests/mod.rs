@@ -310,7 +310,10 @@ fn with_no_member_healthy_the_one_nearest_the_end_of_its_updelay_is_used_at_once
             assert_eq!(b.active_now(), 0);
         }
         let events = b.event_texts();
-        assert!(events.iter().any(|e| e == "eth0 used at once, 8495 ms before its upDelay ends: no other member is healthy"), "{mode}: {events:?}");
+        assert!(
+            events.iter().any(|e| e == "eth0 used at once, 8495 ms before its upDelay ends: no other member is healthy"),
+            "{mode}: {events:?}"
+        );
         // eth2 still waits out its own.
         b.run(2_510 * MS, 11_995 * MS, 5 * MS);
         assert_eq!(b.usable_now(), 0b001, "{mode}: eth2 keeps its updelay");
