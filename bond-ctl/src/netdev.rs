@@ -9,7 +9,7 @@ use netlink_packet_route::{
     link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage},
 };
 use rtnetlink::{
-    Handle, LinkIfb, LinkUnspec, MulticastGroup,
+    Handle, LinkDummy, LinkUnspec, LinkVeth, MulticastGroup,
     packet_core::{NetlinkMessage, NetlinkPayload},
 };
 
@@ -34,6 +34,10 @@ pub struct Link {
     pub promiscuity: u32,
     /// rtnetlink kind ("ifb", "veth", ...), None for physical devices.
     pub kind: Option<String>,
+    /// `ip link set DEV alias TEXT` (IFLA_IFALIAS): marks the bond devices this program made.
+    pub alias: Option<String>,
+    /// The device it is linked to (IFLA_LINK): a veth's peer.
+    pub peer: Option<u32>,
 }
 
 impl Link {
@@ -52,6 +56,8 @@ impl Link {
             promisc: false,
             promiscuity: 0,
             kind: None,
+            alias: None,
+            peer: None,
         }
     }
 
@@ -68,6 +74,8 @@ impl Link {
             promisc: msg.header.flags.contains(LinkFlags::Promisc),
             promiscuity: 0,
             kind: None,
+            alias: None,
+            peer: None,
         };
         for a in &msg.attributes {
             match a {
@@ -76,6 +84,8 @@ impl Link {
                 LinkAttribute::PermAddress(m) if m.len() == 6 => l.perm_mac = Some([m[0], m[1], m[2], m[3], m[4], m[5]]),
                 LinkAttribute::Mtu(m) => l.mtu = *m,
                 LinkAttribute::Promiscuity(p) => l.promiscuity = *p,
+                LinkAttribute::IfAlias(a) => l.alias = Some(a.clone()),
+                LinkAttribute::Link(i) => l.peer = Some(*i),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let NlLinkInfo::Kind(k) = i {
@@ -134,17 +144,39 @@ impl Netdev {
         Ok(msgs.iter().map(Link::from_message).collect())
     }
 
-    /// Creates the bond device: an ifb, which drops anything not redirected by the bond's
-    /// program (so it fails closed), with ARP and multicast on (ifb has them off). An ifb takes
-    /// its MAC address only at creation.
+    /// Creates the bond device (see ARCHITECTURE.md, "The bond device"): a `dummy` where the
+    /// kernel has one, else a `veth` whose peer is kept up as an inert sink. Both take a new MAC
+    /// address while up (`ip link set BOND address ...`), have carrier of their own, and drop
+    /// what the bond's program does not redirect (a dummy frees it; the veth peer has no
+    /// address, no ARP and no IPv6 to answer with). ARP and multicast on (a dummy has them
+    /// off). The alias marks it as this program's, so no other device of the name is taken.
     pub async fn create_bond_device(&self, name: &str, mac: [u8; 6], mtu: u32) -> anyhow::Result<Link> {
-        self.handle
-            .link()
-            .add(LinkIfb::new(name).address(mac.to_vec()).mtu(mtu).arp(true).multicast(true).build())
-            .execute()
-            .await
-            .with_context(|| format!("creating bond device {name} (ifb)"))?;
+        let dummy = LinkDummy::new(name).address(mac.to_vec()).mtu(mtu).arp(true).multicast(true).build();
+        match self.handle.link().add(dummy).execute().await {
+            Ok(()) => {}
+            // No dummy driver in this kernel (EOPNOTSUPP: "Unknown device type").
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EOPNOTSUPP => self.create_veth_bond(name, mac, mtu).await?,
+            Err(e) => return Err(anyhow!(e).context(format!("creating bond device {name} (dummy)"))),
+        }
+        let l = self.require_link(name).await?;
+        self.set(LinkUnspec::new_with_index(l.index).alias(BOND_ALIAS).build(), || format!("marking {name} as a bond device")).await?;
         self.require_link(name).await
+    }
+
+    /// A veth pair: `name` and its peer ([`veth_peer_name`]), which is set up (the bond's
+    /// carrier needs it) with no ARP, no multicast and no IPv6, so it never speaks.
+    async fn create_veth_bond(&self, name: &str, mac: [u8; 6], mtu: u32) -> anyhow::Result<()> {
+        let peer = veth_peer_name(name);
+        let req = LinkVeth::new(name, &peer).address(mac.to_vec()).mtu(mtu).arp(true).multicast(true).build();
+        self.handle.link().add(req).execute().await.with_context(|| format!("creating bond device {name} (veth, peer {peer})"))?;
+        let p = self.require_link(&peer).await?;
+        // Before it is up, so it never sends a router solicitation or a DAD probe.
+        let sysctl = format!("/proc/sys/net/ipv6/conf/{peer}/disable_ipv6");
+        if std::path::Path::new(&sysctl).exists() {
+            std::fs::write(&sysctl, "1").with_context(|| format!("turning IPv6 off on {peer}"))?;
+        }
+        let quiet = LinkUnspec::new_with_index(p.index).arp(false).multicast(false).mtu(mtu).alias(PEER_ALIAS).up().build();
+        self.set(quiet, || format!("setting up {peer}, the peer of bond device {name}")).await
     }
 
     pub async fn delete(&self, index: u32) -> anyhow::Result<()> {
@@ -259,8 +291,34 @@ fn link_event(msg: RouteNetlinkMessage) -> Option<LinkEvent> {
     }
 }
 
-/// Whether an existing interface is a bond device this program can take over (an ifb).
+/// The alias of the bond devices this program makes, and of a veth bond device's peer.
+pub const BOND_ALIAS: &str = "bondctl bond device";
+pub const PEER_ALIAS: &str = "bondctl bond device's peer (keep it up)";
+
+/// The name of a veth bond device's peer: `BOND-peer`, or for a long name `bondpeer` and a
+/// hash of it (interface names have at most 15 characters).
+pub fn veth_peer_name(bond: &str) -> String {
+    let name = format!("{bond}-peer");
+    if name.len() <= 15 {
+        return name;
+    }
+    let h = bond.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("bondpeer{:07x}", h & 0x0fff_ffff)
+}
+
+/// Whether an existing interface is a bond device this program made and can take over: one it
+/// marked (a dummy or a veth), or an ifb (what earlier versions made; its address cannot
+/// change, see [`is_legacy_bond_device`]).
 pub fn is_bond_device(l: &Link) -> bool {
+    match l.kind.as_deref() {
+        Some("dummy" | "veth") => l.alias.as_deref() == Some(BOND_ALIAS),
+        _ => is_legacy_bond_device(l),
+    }
+}
+
+/// An ifb bond device of an earlier version: adopted as it is, but an ifb refuses a new MAC
+/// address.
+pub fn is_legacy_bond_device(l: &Link) -> bool {
     l.kind.as_deref() == Some(&InfoKind::Ifb.to_string())
 }
 
@@ -277,6 +335,7 @@ pub fn check_member(l: &Link, bond: &str) -> anyhow::Result<()> {
     match l.kind.as_deref() {
         Some(kind @ ("bridge" | "openvswitch" | "team")) => bail!("{} is a {kind} device and cannot be a member of {bond}", l.name),
         _ if is_bond_device(l) => bail!("{} is a bond device and cannot be a member of {bond}", l.name),
+        _ if l.alias.as_deref() == Some(PEER_ALIAS) => bail!("{} is a bond device's peer and cannot be a member of {bond}", l.name),
         _ => Ok(()),
     }
 }
@@ -284,6 +343,14 @@ pub fn check_member(l: &Link, bond: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_veth_bond_devices_peer_name_fits_an_interface_name() {
+        assert_eq!(veth_peer_name("bond0"), "bond0-peer");
+        let long = veth_peer_name("a-long-bondname");
+        assert!(long.len() <= 15 && long.starts_with("bondpeer"), "{long}");
+        assert_ne!(long, veth_peer_name("a-long-bondnamf"));
+    }
 
     fn link(name: &str, kind: Option<&str>) -> Link {
         Link { kind: kind.map(String::from), ..Link::up(5, name, [2, 0, 0, 0, 0, 1]) }
@@ -305,6 +372,9 @@ mod tests {
     fn devices_that_forward_for_others_cannot_be_members() {
         assert!(check_member(&link("eth0", None), "bond0").is_ok());
         assert!(check_member(&link("eth0", Some("veth")), "bond0").is_ok());
+        let ours = |kind: &str| Link { alias: Some(BOND_ALIAS.into()), ..link("eth0", Some(kind)) };
+        assert!(check_member(&ours("dummy"), "bond0").is_err() && check_member(&ours("veth"), "bond0").is_err());
+        assert!(check_member(&link("eth0", Some("dummy")), "bond0").is_ok(), "a dummy of someone else's is a device like any");
         for kind in ["bridge", "openvswitch", "team", "ifb"] {
             let e = check_member(&link("eth0", Some(kind)), "bond0").unwrap_err().to_string();
             assert!(e.contains("eth0") && e.contains("cannot be a member of bond0"), "{e}");

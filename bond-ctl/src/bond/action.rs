@@ -42,6 +42,12 @@ pub enum Action {
         mac: [u8; 6],
         was: [u8; 6],
     },
+    /// The bond device `iface` gets MAC address `mac` (it had `was`).
+    SetDeviceMac {
+        iface: String,
+        mac: [u8; 6],
+        was: [u8; 6],
+    },
     /// Interface `iface` (a member, or the bond putting its MTU back) gets `mtu` (it had `was`).
     SetMtu {
         iface: String,
@@ -81,15 +87,23 @@ impl Action {
     /// A failure of this action is the operation's failure (a map the data plane reads was not
     /// written), reported to whoever asked; other failures are the core's to handle.
     pub fn failure_is_error(&self) -> bool {
-        matches!(self, Action::SetUsable(_) | Action::WriteConfig(_) | Action::SetMonitorTargets(_) | Action::SetPeers(_))
+        matches!(
+            self,
+            Action::SetUsable(_)
+                | Action::WriteConfig(_)
+                | Action::SetMonitorTargets(_)
+                | Action::SetPeers(_)
+                | Action::SetDeviceMac { .. }
+        )
     }
 
     /// Whether this action rests on `failed` having been done, so it is skipped after it
-    /// failed: MAC changes come in an order where each assumes the earlier ones (and the
-    /// config after them carries the new addresses); MTU changes go member by member.
+    /// failed: MAC changes come in an order where each assumes the earlier ones (the bond
+    /// device's first, and the config after them carries the new addresses); MTU changes go
+    /// member by member.
     fn rests_on(&self, failed: &Action) -> bool {
         match failed {
-            Action::SetMac { .. } => matches!(self, Action::SetMac { .. } | Action::WriteConfig(_)),
+            Action::SetMac { .. } | Action::SetDeviceMac { .. } => matches!(self, Action::SetMac { .. } | Action::WriteConfig(_)),
             Action::SetMtu { .. } => matches!(self, Action::SetMtu { .. }),
             _ => false,
         }

@@ -10,7 +10,7 @@ use crate::{health::metrics::Nanos, mac::format_mac, status::EventKind};
 
 impl Core {
     /// Takes in what became of the actions taken last; may decide more (taken next).
-    pub fn executed(&mut self, outcome: Outcome, _now: Nanos) {
+    pub fn executed(&mut self, outcome: Outcome, now: Nanos) {
         let mut announced = BTreeSet::new();
         for a in &outcome.done {
             match a {
@@ -47,6 +47,22 @@ impl Core {
         }
         for a in &outcome.skipped {
             self.not_done(a, None);
+        }
+        if let Some((old, new)) = self.mac_change.take() {
+            // The first refusal of the new address, by the bond device or a member.
+            let refused =
+                outcome.failed.iter().map(|(a, e)| (a, e.as_str())).chain(outcome.skipped.iter().map(|a| (a, "skipped"))).find_map(
+                    |(a, e)| match a {
+                        Action::SetDeviceMac { iface, mac, .. } | Action::SetMac { member: iface, mac, .. } if *mac == new => {
+                            Some((iface.clone(), e.to_string()))
+                        }
+                        _ => None,
+                    },
+                );
+            match refused {
+                None => self.mac_changed(old, new, now),
+                Some((who, e)) => self.put_mac_back(old, new, &who, &e),
+            }
         }
         if let Some((old, new)) = self.mtu_change.take() {
             match mtu_refused {
@@ -97,6 +113,12 @@ impl Core {
                 self.monitor.config_unwritten = true;
                 if let Some(e) = error {
                     self.event(EventKind::Warning, format!("cannot give {member} the MAC address {}: {e}", format_mac(mac)));
+                }
+            }
+            Action::SetDeviceMac { mac, .. } => {
+                // No event will come for it.
+                if let Some(i) = self.own_device_macs.iter().rposition(|m| m == mac) {
+                    self.own_device_macs.remove(i);
                 }
             }
             Action::SetMtu { iface, was, .. } => {

@@ -47,6 +47,7 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
                 }
             }
             Action::SetMac { member, mac, .. } => io.set_mac(member, *mac).map_err(|e| e.to_string()),
+            Action::SetDeviceMac { iface, mac, .. } => io.set_mac(iface, *mac).map_err(|e| e.to_string()),
             Action::SetMtu { iface, mtu, .. } => io.set_mtu(iface, *mtu).map_err(|e| e.to_string()),
             Action::OpenLacpdus { slot, ifindex } => io.open_lacpdus(*slot, *ifindex).map_err(|e| e.to_string()),
             Action::CloseLacpdus(slot) => {

@@ -128,6 +128,13 @@ impl Bond<Kernel> {
         self.write_config();
         self.write_usable();
         self.execute(now)?;
+        // An adopted bond whose file now names another address takes it, as a live change.
+        if adopted && let Some(mac) = self.spec.mac.filter(|m| *m != self.settings.mac) {
+            let spec = self.spec.clone();
+            self.core.check_settings(&spec)?;
+            self.change_mac(mac, false, now);
+            self.execute(now)?;
+        }
         self.io.dataplane()?.attach_egress(&name)?;
         for l in leaving {
             self.spec.links.push(l.clone());
@@ -161,7 +168,8 @@ impl Bond<Kernel> {
         for l in &self.spec.links {
             links.push(nl.require_link(l).await?);
         }
-        let mac = links[0].mac;
+        // `macaddress`, else the first member's, as bonding takes it.
+        let mac = self.spec.mac.unwrap_or(links[0].mac);
         let mtu = links.iter().map(|l| l.mtu).min().unwrap_or(1500);
         match nl.link(&name).await? {
             Some(l) if netdev::is_bond_device(&l) => {

@@ -7,6 +7,7 @@
 //! `Bond<Kernel>`'s alone. The monitoring (what happens on every tick) is in [`monitor`].
 
 pub mod action;
+mod address;
 mod aggregation;
 mod feedback;
 pub mod io;
@@ -87,6 +88,10 @@ pub struct Core {
     ports: Ports,
     /// A change of the bond's MTU being made: (old, new).
     mtu_change: Option<(u32, u32)>,
+    /// A change of the bond's MAC address being made: (old, new).
+    mac_change: Option<([u8; 6], [u8; 6])>,
+    /// Addresses given to the bond device whose link events have not come yet.
+    own_device_macs: VecDeque<[u8; 6]>,
     /// Whether the bond device is promiscuous (its members are then too).
     promiscuous: bool,
     /// Decided, not yet carried out.
@@ -162,6 +167,8 @@ impl Core {
             aggregation: None,
             ports: Ports::default(),
             mtu_change: None,
+            mac_change: None,
+            own_device_macs: VecDeque::new(),
             promiscuous: false,
             actions: Vec::new(),
         }

@@ -337,7 +337,7 @@ impl Core {
             if self.device.as_ref().is_some_and(|d| d.index == index) {
                 match link {
                     None => self.event(EventKind::Warning, "the bond device was deleted from outside; traffic stops".into()),
-                    Some(l) => self.bond_device_changed(l),
+                    Some(l) => self.bond_device_changed(l, now),
                 }
             }
             return;
@@ -351,13 +351,15 @@ impl Core {
         self.evaluate(now);
     }
 
-    /// The bond device changed (`ip link set BOND ...`): a new MTU goes to every member, or,
-    /// when a member refuses it, the bond gets its old MTU back and every member too (see
-    /// `executed`).
-    fn bond_device_changed(&mut self, l: Link) {
+    /// The bond device changed (`ip link set BOND ...`): a new MAC address is the bond's (see
+    /// `change_mac`); a new MTU goes to every member, or, when a member refuses it, the bond
+    /// gets its old MTU back and every member too (see `executed`).
+    fn bond_device_changed(&mut self, l: Link, now: Nanos) {
         let Some(old) = self.device.as_ref().map(|d| d.mtu) else { return };
         let new = l.mtu;
+        let mac = l.mac;
         self.device = Some(l);
+        self.device_mac_seen(mac, now);
         if new == old {
             return;
         }

@@ -93,12 +93,23 @@ pub type Addresses = Vec<(std::net::IpAddr, u8)>;
 impl Core {
     /// Refuses settings of `spec` the bond cannot take as it is, before anything changes:
     /// `active_slave` must name a usable member (as bonding refuses one that is not up).
-    fn check_settings(&self, spec: &BondSpec) -> anyhow::Result<()> {
+    pub(super) fn check_settings(&self, spec: &BondSpec) -> anyhow::Result<()> {
         if let Some(a) = spec.active_slave.as_deref().filter(|a| spec.active_slave != self.spec.active_slave || !self.is_active(a))
             && let Some(m) = self.members.iter().find(|m| m.name == a)
             && !m.usable
         {
             anyhow::bail!("active_slave: {a} is not usable ({})", super::monitor::why_not_usable(m, None));
+        }
+        if let Some(mac) = spec.mac.filter(|m| *m != self.settings.mac)
+            && let Some(d) = self.device.as_ref().filter(|d| crate::netdev::is_legacy_bond_device(d))
+        {
+            anyhow::bail!(
+                "macaddress {}: {} is an ifb device (made by an earlier version), which cannot change its address; take the bond down \
+                 and up again (`bondctl down {}`, then `bondctl up`) and it is made a device whose address can change",
+                crate::mac::format_mac(&mac),
+                d.name,
+                d.name
+            );
         }
         Ok(())
     }
@@ -126,6 +137,12 @@ impl Core {
             changes.push(format!("active_slave {a}"));
         }
         self.spec.active_slave = spec.active_slave.clone();
+        // A bond without `macaddress` keeps whatever address it has (`ip link set` included).
+        if let Some(mac) = spec.mac.filter(|m| *m != self.settings.mac) {
+            self.change_mac(mac, false, now);
+            changes.push(format!("macaddress {}", crate::mac::format_mac(&mac)));
+        }
+        self.spec.mac = spec.mac;
         if reselect {
             self.settle(now, order_changed);
         }
@@ -163,6 +180,12 @@ impl<I: BondIo> Bond<I> {
         self.core.set_settings(&changed.spec, now);
         self.io.set_carrier_interval(self.spec.monitor.miimon);
         self.execute(now)?;
+        if let Some(mac) = changed.spec.mac.filter(|m| *m != self.settings.mac) {
+            // A member refused it and everything was put back (the event says who and why).
+            let why = self.events.iter().rev().find(|e| e.kind == EventKind::Warning).map_or(String::new(), |e| e.message.clone());
+            self.spec.mac = None;
+            anyhow::bail!("{}: macaddress {} not taken: {why}", self.spec.name, crate::mac::format_mac(&mac));
+        }
         self.put_policy_in_force(changed.policy, now)?;
         let what = changed.changes.join(" ");
         self.event(EventKind::Config, format!("set {what}"));

@@ -190,15 +190,29 @@ impl Lacp {
         Some(why)
     }
 
-    /// Puts new settings in force without a new negotiation where 802.1AX allows: the rate
-    /// (the actor's timeout bit, told to the partner at once), `min_links` and `lacp_strict`
-    /// (the mux runs again on the next tick). Returns false,
+    /// Puts new settings in force without a new negotiation on our side where 802.1AX allows:
+    /// the rate (the actor's timeout bit, told to the partner at once), `min_links`,
+    /// `lacp_strict` (the mux runs again on the next tick) and the system id (the bond's new
+    /// MAC address, told at once). Returns false,
     /// changing nothing, when anything else differs (identity, key, selection, activity).
     pub fn update(&mut self, settings: &LacpSettings) -> bool {
-        let in_place =
-            LacpSettings { fast: settings.fast, min_links: settings.min_links, strict: settings.strict, ..self.settings.clone() };
+        let in_place = LacpSettings {
+            fast: settings.fast,
+            min_links: settings.min_links,
+            strict: settings.strict,
+            system: settings.system,
+            ..self.settings.clone()
+        };
         if in_place != *settings {
             return false;
+        }
+        if settings.system != self.settings.system {
+            // The bond's MAC address changed: the partner learns the new system id at once
+            // (and selects its ports again, as for any new partner).
+            for p in &mut self.ports {
+                p.actor.system = settings.system;
+                p.tx.ntt = true;
+            }
         }
         if settings.fast != self.settings.fast {
             for p in &mut self.ports {

@@ -42,6 +42,8 @@ struct Fake {
     mtus: Vec<(String, u32)>,
     /// Interfaces that refuse MTU changes.
     refuse_mtu: Vec<String>,
+    /// Interfaces that refuse MAC address changes.
+    refuse_mac: Vec<String>,
     /// Link speeds read when carrier came up.
     speed: BTreeMap<String, u32>,
     promisc: Vec<(String, bool)>,
@@ -111,6 +113,9 @@ impl BondIo for Fake {
         Vec::new()
     }
     fn set_mac(&mut self, member: &str, mac: [u8; 6]) -> io::Result<()> {
+        if self.refuse_mac.iter().any(|r| r == member) {
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
         self.macs.push((member.to_string(), mac));
         Ok(())
     }
@@ -372,6 +377,40 @@ fn prio_and_active_slave_choose_the_active_member_as_bonding() {
     assert!(e.contains("active_slave: eth1 is not usable (no carrier)"), "{e}");
     b.set_options(&["prio=eth0:20".to_string()], 40 * MS).unwrap();
     assert_eq!(b.active_now(), 0, "a higher prio takes the role under primary_reselect always");
+}
+
+/// The bond's MAC address changed from outside (`ip link set BOND address`) and by `bondctl
+/// set macaddress=`: members follow, the config carries it, peers are told; a member that
+/// refuses puts everything back.
+#[test]
+fn a_new_mac_address_reaches_the_members_and_the_peers_or_nothing_changes() {
+    let new = [2, 0x11, 0x22, 0x33, 0x44, 0x55];
+    let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n");
+    b.core.device = Some(Link::up(2, "b", BOND_MAC));
+    for m in &mut b.core.members {
+        m.link.mac = BOND_MAC;
+    }
+    b.io.sent.borrow_mut().clear();
+    b.on_link_event(&crate::netdev::LinkEvent::Changed(Link::up(2, "b", new)), MS).unwrap();
+    assert_eq!(b.io.macs, [("eth0".to_string(), new), ("eth1".to_string(), new)], "members follow");
+    assert_eq!(b.io.configs.last().unwrap().bond_mac[..6], new);
+    let garp = b.io.sent.borrow().iter().any(|(p, f, et)| *p == Port::Member(0) && *et == 0x0806 && f[6..12] == new);
+    assert!(garp, "a gratuitous ARP from the active member with the new address");
+    assert!(b.event_texts().iter().any(|e| e == "the bond's MAC address is 02:11:22:33:44:55 (was 02:00:00:00:00:b0) (eth0, eth1 follow)"));
+
+    // Set by bondctl, refused by eth1: the device and eth0 get the address back.
+    let newer = [2, 0x11, 0x22, 0x33, 0x44, 0x66];
+    b.io.refuse_mac = vec!["eth1".into()];
+    b.io.macs.clear();
+    let e = b.set_options(&["macaddress=02:11:22:33:44:66".to_string()], 2 * MS).unwrap_err().to_string();
+    assert!(e.contains("macaddress 02:11:22:33:44:66 not taken: eth1 refused"), "{e}");
+    assert_eq!(b.io.macs, [("b".to_string(), newer), ("eth0".to_string(), newer), ("eth0".to_string(), new), ("b".to_string(), new)]);
+    assert_eq!((b.settings.mac, b.io.configs.last().unwrap().bond_mac[..6].to_vec()), (new, new.to_vec()));
+    // The events of our own changes come late and change nothing.
+    b.io.macs.clear();
+    b.on_link_event(&crate::netdev::LinkEvent::Changed(Link::up(2, "b", newer)), 3 * MS).unwrap();
+    b.on_link_event(&crate::netdev::LinkEvent::Changed(Link::up(2, "b", new)), 3 * MS).unwrap();
+    assert!(b.io.macs.is_empty(), "{:?}", b.io.macs);
 }
 
 #[test]
