@@ -22,12 +22,13 @@
 //! - [`control`]: the control socket; [`prometheus`]: the metrics endpoint;
 //! - [`cli`]: the command line.
 //!
-//! I/O, thin: [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
+//! I/O, thin: [`addrlist`] (devices' unicast address lists), [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
 //! timing path), [`netdev`] (rtnetlink), [`neighbours`] (the bond's ARP neighbours by a
 //! netlink dump), [`operstate`] (the bond device RUNNING or DORMANT), [`carrier`] (ethtool carrier polling), [`rawsock`]
 //! (AF_PACKET frames), [`runstate`] (state kept across restarts), [`sys`] (bpffs, namespaces,
 //! ioctls, clocks).
 
+pub mod addrlist;
 pub mod alb;
 pub mod alloc;
 pub mod bond;
@@ -61,6 +62,7 @@ mod tests {
     const PURE: &[&str] =
         &["config", "health", "lacp", "plan.rs", "alloc.rs", "placement.rs", "alb.rs", "frames.rs", "status.rs", "mac.rs", "mac_roles.rs"];
     const NOT_FROM_PURE: &[&str] = &[
+        "addrlist",
         "bond",
         "member",
         "daemon",

@@ -60,6 +60,17 @@ pub struct RunState {
     /// the aggregate over without a new negotiation. Absent in older files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lacp: Option<crate::lacp::LacpSnapshot>,
+    /// Addresses of devices above the bond put in the members' unicast filters: taken out
+    /// when the bond goes, with or without a daemon. Absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unicast: Vec<String>,
+}
+
+impl RunState {
+    /// [`RunState::unicast`] as addresses (any that does not parse is left out).
+    pub fn unicast(&self) -> Vec<[u8; 6]> {
+        self.unicast.iter().filter_map(|m| crate::mac::parse_mac(m)).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,14 +178,21 @@ mod tests {
             allmulti: Some(false),
             promisc: Some(false),
         };
-        let state =
-            RunState { bond: "b0".into(), layout: layout(), ifindex: 7, members: vec![SavedMember::new("eth1", 1, &saved)], lacp: None };
+        let state = RunState {
+            bond: "b0".into(),
+            layout: layout(),
+            ifindex: 7,
+            members: vec![SavedMember::new("eth1", 1, &saved)],
+            lacp: None,
+            unicast: vec!["02:00:00:12:34:56".into()],
+        };
         let file = dir.join("b0.json");
         std::fs::write(&file, serde_json::to_string(&state).unwrap()).unwrap();
         let back = read(&file).unwrap().unwrap();
         assert_eq!(back, state);
         let s = back.members[0].saved().unwrap();
         assert_eq!((s.mac, s.admin_up, s.ipv6_disabled), (saved.mac, false, Some(false)));
+        assert_eq!(back.unicast(), [[2, 0, 0, 0x12, 0x34, 0x56]]);
         assert!(read(&dir.join("none.json")).unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }

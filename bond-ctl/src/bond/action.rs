@@ -59,6 +59,13 @@ pub enum Action {
         member: String,
         on: bool,
     },
+    /// Member `member`'s unicast filter takes `mac` (an address of a device above the bond),
+    /// or gives it up.
+    SetUnicast {
+        member: String,
+        mac: [u8; 6],
+        on: bool,
+    },
     /// Start receiving LACPDUs on member `slot`, device `ifindex`.
     OpenLacpdus {
         slot: u8,

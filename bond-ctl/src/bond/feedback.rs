@@ -100,7 +100,11 @@ impl Core {
                     m.probes.unsent(*seq);
                 }
             }
-            Action::Send { .. } | Action::CloseLacpdus(_) | Action::ExpireFlows { .. } | Action::SetPromisc { .. } => {}
+            Action::Send { .. }
+            | Action::CloseLacpdus(_)
+            | Action::ExpireFlows { .. }
+            | Action::SetPromisc { .. }
+            | Action::SetUnicast { .. } => {}
             Action::SetMac { slot, member, mac, was } => {
                 if let Some(m) = self.members.iter_mut().find(|m| m.slot == *slot && m.link.mac == *mac) {
                     m.link.mac = *was;

@@ -58,6 +58,10 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
                 io.set_promisc(member, *on);
                 Ok(())
             }
+            Action::SetUnicast { member, mac, on } => {
+                io.set_unicast(member, *mac, *on);
+                Ok(())
+            }
             Action::ExpireFlows { bond, cutoff } => {
                 io.expire_flows(bond, *cutoff);
                 Ok(())
@@ -174,6 +178,8 @@ pub trait BondIo {
     fn link_changed(&mut self, _iface: &str) {}
     /// Member `member` promiscuous or not (done in the background: it waits for RTNL).
     fn set_promisc(&mut self, member: &str, on: bool);
+    /// `mac` in member `member`'s unicast filter or not (in the background: it waits for RTNL).
+    fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool);
     /// The speed `member` reported when its carrier last came up (Mb/s), where known.
     fn link_speed(&self, _member: &str) -> Option<u32> {
         None
@@ -406,13 +412,30 @@ impl BondIo for Kernel {
 
     fn set_promisc(&mut self, member: &str, on: bool) {
         let member = member.to_string();
-        let spawned = std::thread::Builder::new().name("promisc".into()).spawn(move || {
+        in_background("promisc", move || {
             if let Err(e) = sys::set_promisc(&member, on) {
                 tracing::warn!("setting promiscuous mode {} on {member}: {e}", if on { "on" } else { "off" });
             }
         });
-        if let Err(e) = spawned {
-            tracing::warn!("no thread to set promiscuous mode on: {e}");
-        }
+    }
+
+    fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool) {
+        let member = member.to_string();
+        in_background("unicast", move || {
+            let Some(ifindex) = sys::ifindex(&member) else { return };
+            let r = if on { crate::addrlist::add(ifindex, mac) } else { crate::addrlist::del(ifindex, mac) };
+            if let Err(e) = r {
+                let what = if on { "adding" } else { "removing" };
+                tracing::warn!("{what} {} in the unicast filter of {member}: {e}", crate::mac::format_mac(&mac));
+            }
+        });
+    }
+}
+
+/// Runs `work` on a thread of its own (it waits for the kernel's RTNL lock, which anything
+/// changing links on the host may hold for a while: not on the daemon's loop).
+fn in_background(name: &str, work: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(work) {
+        tracing::warn!("no thread for {name}: {e}");
     }
 }

@@ -93,7 +93,7 @@ impl Bond<Kernel> {
                     format!("found {}; its bond cannot be adopted and is rebuilt", runstate::path(&name).display()),
                 );
                 for sm in &stale.members {
-                    members::restore(nl, &name, &sm.name, &sm.saved()?).await;
+                    members::restore(nl, &name, &sm.name, &sm.saved()?, &stale.unicast()).await;
                 }
             }
             self.create(nl).await?;
@@ -148,7 +148,7 @@ impl Bond<Kernel> {
         }
         let device = nl.require_link(&name).await?;
         self.io.open_bond(device.index).context("opening the probe socket")?;
-        self.promisc_watch = Some(watch::watch_promiscuity(nl.clone(), name.clone(), probe_events));
+        self.promisc_watch = Some(watch::watch_rx_filter(nl.clone(), name.clone(), probe_events));
         self.sync_ports();
         self.device = Some(device);
         if !adopted {
@@ -234,7 +234,7 @@ impl Bond<Kernel> {
         }
         for m in self.members.iter().rev() {
             if let Some(saved) = &m.saved {
-                members::restore(nl, &name, &m.name, saved).await;
+                members::restore(nl, &name, &m.name, saved, &self.core.unicast).await;
             }
         }
         // Members caught half-way in or out (the daemon finishes its operations first, so
@@ -243,7 +243,7 @@ impl Bond<Kernel> {
         let halfway: Vec<_> = halfway.chain(self.leaving.iter().map(|l| (l.name.clone(), l.saved().cloned()))).collect();
         for (member, saved) in halfway {
             if let Some(saved) = saved {
-                members::restore(nl, &name, &member, &saved).await;
+                members::restore(nl, &name, &member, &saved, &self.core.unicast).await;
             }
         }
         if claimed {

@@ -41,6 +41,8 @@ pub struct Leaving {
     pub name: String,
     slot: u8,
     saved: Option<Saved>,
+    /// Addresses of devices above the bond it was given, taken back with its settings.
+    pub unicast: Vec<[u8; 6]>,
 }
 
 impl Joining {
@@ -131,7 +133,7 @@ impl Bond {
     /// Gives a member that could not be taken its settings back, and forgets it.
     pub async fn give_back(&mut self, nl: &Netdev, joining: Joining) {
         self.detach_joining(&joining);
-        restore(nl, &self.spec.name, &joining.name, &joining.saved).await;
+        restore(nl, &self.spec.name, &joining.name, &joining.saved, &[]).await;
         self.forget_joining(&joining);
     }
 
@@ -183,6 +185,9 @@ impl Bond {
         self.settle(now, true);
         if self.promiscuous {
             self.act(Action::SetPromisc { member: name.to_string(), on: true });
+        }
+        for mac in self.unicast.clone() {
+            self.act(Action::SetUnicast { member: name.to_string(), mac, on: true });
         }
         if let Err(e) = self.execute(now) {
             // Written again at the next tick (see `Core::executed`).
@@ -261,7 +266,7 @@ impl Bond {
         let leaving = self.begin_removal(name)?;
         wait_for_grace_period().await;
         if let Some(saved) = &leaving.saved {
-            restore(nl, &self.spec.name, &leaving.name, saved).await;
+            restore(nl, &self.spec.name, &leaving.name, saved, &leaving.unicast).await;
         }
         Ok(self.member_removed(leaving))
     }
@@ -299,7 +304,7 @@ impl Bond {
         {
             tracing::warn!(bond = %self.spec.name, "detaching {}: {e:#}", m.name);
         }
-        let leaving = Leaving { name: m.name, slot: m.slot, saved: m.saved };
+        let leaving = Leaving { name: m.name, slot: m.slot, saved: m.saved, unicast: self.core.unicast.clone() };
         self.leaving.push(leaving.clone());
         Ok(leaving)
     }
@@ -387,8 +392,10 @@ impl<I: BondIo> Bond<I> {
             ifindex: self.settings.ifindex,
             members,
             lacp: lacp.clone(),
+            unicast: self.unicast.iter().map(|m| crate::mac::format_mac(m)).collect(),
         })?;
         self.core.lacp_saved(lacp);
+        self.core.unicast_unsaved = false;
         Ok(())
     }
 }
@@ -482,9 +489,15 @@ pub async fn wait_for_grace_period() {
 }
 
 /// Gives a member its settings from before it joined. Never fails: problems are logged.
-pub async fn restore(nl: &Netdev, bond: &str, member: &str, saved: &Saved) {
+pub async fn restore(nl: &Netdev, bond: &str, member: &str, saved: &Saved, unicast: &[[u8; 6]]) {
     let warn = |what: &str, e: anyhow::Error| tracing::warn!(bond = %bond, "{what} of {member}: {e:#}");
     let Ok(Some(link)) = nl.link(member).await else { return };
+    // The addresses of devices above the bond come out of its filter.
+    for mac in unicast {
+        if let Err(e) = crate::addrlist::del(link.index, *mac) {
+            warn("removing an address from the unicast filter", e.into());
+        }
+    }
     if let Err(e) = nl.set_mac(&link, saved.mac).await {
         warn("restoring the MAC address", e);
     }
@@ -529,8 +542,10 @@ pub async fn remove_orphan(nl: &Netdev, name: &str) -> anyhow::Result<String> {
     if let Some(d) = device {
         nl.delete(d.index).await?;
     }
-    for sm in state.iter().flat_map(|s| &s.members) {
-        restore(nl, name, &sm.name, &sm.saved()?).await;
+    if let Some(s) = &state {
+        for sm in &s.members {
+            restore(nl, name, &sm.name, &sm.saved()?, &s.unicast()).await;
+        }
     }
     runstate::remove(name)?;
     Ok(format!("{name}: removed (no daemon was running it)"))

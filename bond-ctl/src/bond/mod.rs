@@ -47,7 +47,7 @@ use crate::{
 pub use action::{Action, Outcome, Ports, Sample, SendKind, Wants};
 pub use io::{BondIo, Kernel, Port};
 pub use members::{Joining, Leaving, prepare_member, remove_orphan, restore, wait_for_grace_period};
-pub use watch::{Wake, WakeWhat};
+pub use watch::{RxFilter, Wake, WakeWhat};
 
 /// Events kept for `bondctl status`.
 const EVENT_HISTORY: usize = 32;
@@ -94,6 +94,11 @@ pub struct Core {
     own_device_macs: VecDeque<[u8; 6]>,
     /// Whether the bond device is promiscuous (its members are then too).
     promiscuous: bool,
+    /// Unicast addresses of devices above the bond, given to every member's filter.
+    unicast: Vec<[u8; 6]>,
+    /// `unicast` changed since the state file was written (it lists them, so that a bond taken
+    /// down without a daemon takes them off its members).
+    unicast_unsaved: bool,
     /// Decided, not yet carried out.
     actions: Vec<Action>,
 }
@@ -170,6 +175,8 @@ impl Core {
             mac_change: None,
             own_device_macs: VecDeque::new(),
             promiscuous: false,
+            unicast: Vec::new(),
+            unicast_unsaved: false,
             actions: Vec::new(),
         }
     }
@@ -202,7 +209,7 @@ impl<I: BondIo> Bond<I> {
         }
         // LACP's state changed (a port selected, attached, a new partner): written down for the
         // next controller; a failure is tried again at the next change.
-        if self.core.lacp_unsaved()
+        if (self.core.lacp_unsaved() || self.core.unicast_unsaved)
             && let Err(e) = self.persist()
         {
             tracing::warn!(bond = %self.spec.name, "recording the LACP state: {e:#}");

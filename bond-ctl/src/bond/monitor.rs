@@ -11,7 +11,7 @@ use bond_common::{
     probe::{self, ETH_P_PROBE, ProbeEvent},
 };
 
-use super::{Action, Bond, BondIo, Core, Port, Sample, SendKind, Wants, io};
+use super::{Action, Bond, BondIo, Core, Port, RxFilter, Sample, SendKind, Wants, io};
 use crate::member::ArpRole;
 use crate::{
     config::model::MonitorStrategy,
@@ -128,9 +128,9 @@ impl<I: BondIo> Bond<I> {
         self.execute(now)
     }
 
-    /// The bond device became promiscuous or stopped being so.
-    pub fn on_promiscuous(&mut self, on: bool, now: Nanos) -> anyhow::Result<()> {
-        self.core.on_promiscuous(on);
+    /// What the bond device receives changed (promiscuity, unicast addresses).
+    pub fn on_rx_filter(&mut self, rx: &RxFilter, now: Nanos) -> anyhow::Result<()> {
+        self.core.on_rx_filter(rx);
         self.execute(now)
     }
 
@@ -262,19 +262,41 @@ impl Core {
         }
     }
 
-    /// The bond device is promiscuous (a bridge port, a packet capture) or not: its members
-    /// follow, as bonding's do, so frames for guests behind a bridge reach it through any NIC.
-    pub fn on_promiscuous(&mut self, on: bool) {
-        if on == self.promiscuous {
-            return;
+    /// What the bond device receives changed (see `watch::watch_rx_filter`): its members follow,
+    /// as bonding's do (`dev_uc_sync`, promiscuity). The unicast addresses of devices above
+    /// it (a macvlan, a bridge's `self` entries) go into every member's unicast filter, so a
+    /// NIC takes them in by its hardware filter; members are promiscuous only while the bond
+    /// itself is (a bridge port, a capture), not for those addresses.
+    pub fn on_rx_filter(&mut self, rx: &RxFilter) {
+        if rx.promisc != self.promiscuous {
+            self.promiscuous = rx.promisc;
+            for m in &self.members {
+                self.actions.push(Action::SetPromisc { member: m.name.clone(), on: rx.promisc });
+            }
+            let what = if rx.promisc {
+                "the bond is promiscuous: so are its members"
+            } else {
+                "the bond is no longer promiscuous: nor are its members"
+            };
+            self.event(EventKind::Bond, what.into());
         }
-        self.promiscuous = on;
-        for m in &self.members {
-            self.actions.push(Action::SetPromisc { member: m.name.clone(), on });
+        let (added, removed): (Vec<[u8; 6]>, Vec<[u8; 6]>) = (
+            rx.unicast.iter().filter(|a| !self.unicast.contains(a)).copied().collect(),
+            self.unicast.iter().filter(|a| !rx.unicast.contains(a)).copied().collect(),
+        );
+        for (macs, on) in [(&added, true), (&removed, false)] {
+            for &mac in macs {
+                for m in self.members.iter().filter(|m| !m.gone) {
+                    self.actions.push(Action::SetUnicast { member: m.name.clone(), mac, on });
+                }
+                let what = if on { "in every member's unicast filter" } else { "out of the members' unicast filters" };
+                self.event(EventKind::Address, format!("{} {what}", crate::mac::format_mac(&mac)));
+            }
         }
-        let what =
-            if on { "the bond is promiscuous: so are its members" } else { "the bond is no longer promiscuous: nor are its members" };
-        self.event(EventKind::Bond, what.into());
+        if !added.is_empty() || !removed.is_empty() {
+            self.unicast = rx.unicast.clone();
+            self.unicast_unsaved = true;
+        }
     }
 
     /// Carrier read off the timing path (see `carrier::CarrierWatch`): followed at once.

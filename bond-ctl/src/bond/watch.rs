@@ -20,9 +20,31 @@ pub enum WakeWhat {
     ProbeReplies(Vec<ProbeEvent>),
     /// A member's carrier changed (the carrier watch saw it).
     Carrier,
-    /// The bond device became promiscuous (a bridge took it as a port, `ip link set ...
-    /// promisc on`) or stopped being so.
-    Promiscuous(bool),
+    /// What the bond device receives changed (see [`RxFilter`]).
+    RxFilter(RxFilter),
+}
+
+/// What the bond device itself receives, for its members to receive too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RxFilter {
+    /// It is promiscuous itself (a bridge took it as a port, `ip link set ... promisc on`, a
+    /// capture), not merely for the addresses in its unicast list.
+    pub promisc: bool,
+    /// Unicast addresses of devices above it (a macvlan, a bridge's `self` entries).
+    pub unicast: Vec<[u8; 6]>,
+}
+
+impl RxFilter {
+    /// From the device as netlink reports it and its unicast list. A device that filters no
+    /// unicast in hardware (every kind a bond device can be) counts one promiscuity for a
+    /// non-empty list while it is up (the kernel's `uc_promisc`): that one is not the bond's
+    /// own.
+    pub fn of(l: &crate::netdev::Link, mut unicast: Vec<[u8; 6]>) -> RxFilter {
+        unicast.retain(|m| *m != l.mac);
+        unicast.sort_unstable();
+        let for_the_list = u32::from(l.admin_up && !unicast.is_empty());
+        RxFilter { promisc: l.promisc || l.promiscuity > for_the_list, unicast }
+    }
 }
 
 /// Reads `probe_events` as replies arrive and forwards them to the daemon.
@@ -50,26 +72,50 @@ pub fn read_probe_events(bond: String, rb: RingBuf<MapData>, tx: mpsc::Sender<Wa
     }))
 }
 
-/// How often the bond device's promiscuity is read.
-const PROMISCUITY_POLL: Duration = Duration::from_millis(500);
+/// How often what the bond device receives is read.
+const RX_FILTER_POLL: Duration = Duration::from_millis(500);
 
-/// Reads the bond device's promiscuity every [`PROMISCUITY_POLL`] and tells the daemon when it
-/// changes. A bridge taking the bond as a port makes it promiscuous without any notification,
-/// so it is polled (a netlink request, awaited beside the loop).
-pub fn watch_promiscuity(nl: crate::netdev::Netdev, bond: String, tx: mpsc::Sender<Wake>) -> JoinHandle<()> {
+/// Reads what the bond device receives (its promiscuity and unicast list) every
+/// [`RX_FILTER_POLL`] and tells the daemon when it changes. A bridge taking the bond as a port,
+/// or a macvlan above it, changes them without any notification, so they are polled (netlink
+/// requests beside the loop).
+pub fn watch_rx_filter(nl: crate::netdev::Netdev, bond: String, tx: mpsc::Sender<Wake>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut last = false;
+        let mut last = RxFilter::default();
         loop {
             if let Ok(Some(l)) = nl.link(&bond).await {
-                let now = l.promiscuity > 0;
-                if now != last {
-                    if tx.send(Wake { bond: bond.clone(), what: WakeWhat::Promiscuous(now) }).await.is_err() {
-                        return;
+                let index = l.index;
+                let unicast = tokio::task::spawn_blocking(move || crate::addrlist::unicast(index)).await;
+                if let Ok(Ok(unicast)) = unicast {
+                    let now = RxFilter::of(&l, unicast);
+                    if now != last {
+                        if tx.send(Wake { bond: bond.clone(), what: WakeWhat::RxFilter(now.clone()) }).await.is_err() {
+                            return;
+                        }
+                        last = now;
                     }
-                    last = now;
                 }
             }
-            tokio::time::sleep(PROMISCUITY_POLL).await;
+            tokio::time::sleep(RX_FILTER_POLL).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bond_is_promiscuous_only_by_its_own_request() {
+        let mut l = crate::netdev::Link::up(2, "bond0", [2, 0, 0, 0, 0, 1]);
+        let macvlan = [2, 0, 0, 0x12, 0x34, 0x56];
+        l.promiscuity = 1;
+        assert_eq!(RxFilter::of(&l, vec![macvlan, l.mac]), RxFilter { promisc: false, unicast: vec![macvlan] }, "for the list");
+        assert!(RxFilter::of(&l, vec![]).promisc, "a bridge port");
+        l.promiscuity = 2;
+        assert!(RxFilter::of(&l, vec![macvlan]).promisc, "a bridge port with a macvlan");
+        l.promiscuity = 1;
+        l.admin_up = false;
+        assert!(RxFilter::of(&l, vec![macvlan]).promisc, "down: the list counts nothing");
+    }
 }

@@ -197,7 +197,7 @@ impl Daemon {
         let handled = match &w.what {
             WakeWhat::ProbeReplies(events) => b.on_probe_events(events, now),
             WakeWhat::Carrier => b.on_carrier_change(now),
-            WakeWhat::Promiscuous(on) => b.on_promiscuous(*on, now),
+            WakeWhat::RxFilter(rx) => b.on_rx_filter(rx, now),
         };
         if let Err(e) = handled {
             tracing::error!(bond = %b.spec.name, "handling probe replies or a change of a device: {e:#}");

@@ -227,7 +227,7 @@ async fn give_back(ctx: &OpContext, bond: &str, joining: Joining) {
         Ok(())
     })
     .await;
-    bond::restore(&ctx.nl, bond, &joining.name, joining.saved()).await;
+    bond::restore(&ctx.nl, bond, &joining.name, joining.saved(), &[]).await;
     let _ = on_bond(ctx, bond, move |b| {
         b.forget_joining(&joining);
         Ok(())
@@ -246,7 +246,7 @@ async fn remove_link(ctx: &OpContext, bond: &str, link: &str) -> anyhow::Result<
 async fn leave(ctx: &OpContext, bond: &str, leaving: Leaving) -> anyhow::Result<String> {
     bond::wait_for_grace_period().await;
     if let Some(saved) = leaving.saved() {
-        bond::restore(&ctx.nl, bond, &leaving.name, saved).await;
+        bond::restore(&ctx.nl, bond, &leaving.name, saved, &leaving.unicast).await;
     }
     on_bond(ctx, bond, move |b| Ok(b.member_removed(leaving))).await
 }

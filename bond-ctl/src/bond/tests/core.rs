@@ -125,12 +125,32 @@ fn a_link_back_at_another_speed_gets_the_lacp_key_of_that_speed() {
 #[test]
 fn members_are_promiscuous_while_the_bond_is() {
     let mut b = bond(2, "    mode: active-backup\n");
-    b.on_promiscuous(true, 0).unwrap();
+    let promisc = |on| crate::bond::RxFilter { promisc: on, unicast: vec![] };
+    b.on_rx_filter(&promisc(true), 0).unwrap();
     assert_eq!(b.io.promisc, [("eth0".to_string(), true), ("eth1".to_string(), true)]);
-    b.on_promiscuous(true, 0).unwrap();
+    b.on_rx_filter(&promisc(true), 0).unwrap();
     assert_eq!(b.io.promisc.len(), 2, "no change, nothing done");
-    b.on_promiscuous(false, 0).unwrap();
+    b.on_rx_filter(&promisc(false), 0).unwrap();
     assert_eq!(&b.io.promisc[2..], [("eth0".to_string(), false), ("eth1".to_string(), false)]);
+}
+
+/// bonding's `dev_uc_sync`: addresses of devices above the bond (a macvlan) go into every
+/// member's unicast filter and come out when they go, with no promiscuity; the state file lists
+/// them, so a bond taken down without a daemon takes them off its members too.
+#[test]
+fn addresses_of_devices_above_the_bond_go_to_every_members_filter_and_come_out() {
+    let mut b = bond(2, "    mode: active-backup\n");
+    let (mv1, mv2) = ([2, 0, 0, 0x12, 0x34, 0x56], [2, 0, 0, 0x12, 0x34, 0x57]);
+    let rx = |unicast: Vec<[u8; 6]>| crate::bond::RxFilter { promisc: false, unicast };
+    b.on_rx_filter(&rx(vec![mv1, mv2]), 0).unwrap();
+    let on = |mac| [("eth0".to_string(), mac, true), ("eth1".to_string(), mac, true)];
+    assert_eq!(b.io.unicast, [on(mv1), on(mv2)].concat());
+    assert!(b.io.promisc.is_empty(), "no member made promiscuous for them");
+    assert_eq!(b.io.states.last().unwrap().unicast(), [mv1, mv2], "recorded in the state file");
+    b.io.unicast.clear();
+    b.on_rx_filter(&rx(vec![mv2]), MS).unwrap();
+    assert_eq!(b.io.unicast, [("eth0".to_string(), mv1, false), ("eth1".to_string(), mv1, false)]);
+    assert_eq!(b.io.states.last().unwrap().unicast(), [mv2]);
 }
 
 #[test]

@@ -47,6 +47,7 @@ struct Fake {
     /// Link speeds read when carrier came up.
     speed: BTreeMap<String, u32>,
     promisc: Vec<(String, bool)>,
+    unicast: Vec<(String, [u8; 6], bool)>,
     /// ARP targets answer on every member with carrier, as of `now`.
     arp_answered: bool,
     now: std::cell::Cell<Nanos>,
@@ -142,6 +143,9 @@ impl BondIo for Fake {
     }
     fn set_promisc(&mut self, member: &str, on: bool) {
         self.promisc.push((member.to_string(), on));
+    }
+    fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool) {
+        self.unicast.push((member.to_string(), mac, on));
     }
 }
 
