@@ -11,7 +11,8 @@
 //!   configuration, bucket allocation, where each policy puts traffic;
 //! - [`alb`]: which peers balance-alb must tell of a member's address; [`mac_roles`]: which
 //!   member carries which MAC address under balance-tlb and balance-alb;
-//! - [`frames`]: the frames the controller sends (ARP, NS/NA, learning packets); [`mac`]: MAC
+//! - [`frames`]: the frames the controller sends (ARP, NS/NA, learning packets, IGMP and MLD
+//!   reports); [`mcast`]: the bond's multicast groups and their reports; [`mac`]: MAC
 //!   addresses as text;
 //! - [`status`]: the status and event model and its text forms.
 //!
@@ -44,6 +45,7 @@ pub mod health;
 pub mod lacp;
 pub mod mac;
 pub mod mac_roles;
+pub mod mcast;
 pub mod member;
 pub mod neighbours;
 pub mod netdev;
@@ -59,8 +61,20 @@ pub mod sys;
 #[cfg(test)]
 mod tests {
     /// The pure modules, and what they may not import (the running bond and the I/O).
-    const PURE: &[&str] =
-        &["config", "health", "lacp", "plan.rs", "alloc.rs", "placement.rs", "alb.rs", "frames.rs", "status.rs", "mac.rs", "mac_roles.rs"];
+    const PURE: &[&str] = &[
+        "config",
+        "health",
+        "lacp",
+        "plan.rs",
+        "alloc.rs",
+        "placement.rs",
+        "alb.rs",
+        "frames.rs",
+        "mcast.rs",
+        "status.rs",
+        "mac.rs",
+        "mac_roles.rs",
+    ];
     const NOT_FROM_PURE: &[&str] = &[
         "addrlist",
         "bond",

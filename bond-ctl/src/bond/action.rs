@@ -66,6 +66,17 @@ pub enum Action {
         mac: [u8; 6],
         on: bool,
     },
+    /// Membership reports for the multicast groups the bond device (`device`, `ifindex`) has
+    /// joined, from `mac` (IPv4 from `src`), out of member `slot`; `first`: the first round
+    /// after a failover.
+    SendReports {
+        slot: u8,
+        device: String,
+        ifindex: u32,
+        mac: [u8; 6],
+        src: std::net::Ipv4Addr,
+        first: bool,
+    },
     /// Start receiving LACPDUs on member `slot`, device `ifindex`.
     OpenLacpdus {
         slot: u8,

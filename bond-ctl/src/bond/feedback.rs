@@ -20,6 +20,10 @@ impl Core {
                 Action::Send { kind: SendKind::FirstAnnouncement { slot }, .. } => {
                     announced.insert(*slot);
                 }
+                Action::SendReports { slot, first: true, .. } => {
+                    let name = self.member(*slot).map_or_else(String::new, |m| m.name.clone());
+                    self.event(EventKind::Address, format!("membership reports for the bond's multicast groups sent on {name}"));
+                }
                 Action::SetRunning { running, was: Some(_), .. } => {
                     let what = if *running {
                         "a member carries traffic again: the bond is up"
@@ -99,6 +103,9 @@ impl Core {
                 if let Some(m) = self.members.iter_mut().find(|m| m.slot == *slot) {
                     m.probes.unsent(*seq);
                 }
+            }
+            Action::SendReports { .. } => {
+                tracing::warn!(bond = %name, "sending membership reports: {why}");
             }
             Action::Send { .. }
             | Action::CloseLacpdus(_)

@@ -58,6 +58,13 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
                 io.set_promisc(member, *on);
                 Ok(())
             }
+            Action::SendReports { slot, device, ifindex, mac, src, .. } => match io.memberships(device, *ifindex) {
+                Ok(m) => {
+                    let sent = m.reports(*mac, *src).into_iter().filter(|(f, et)| io.send(Port::Member(*slot), f, *et)).count();
+                    if sent > 0 || m.is_empty() { Ok(()) } else { Err("not sent".into()) }
+                }
+                Err(e) => Err(format!("reading the bond's multicast groups: {e}")),
+            },
             Action::SetUnicast { member, mac, on } => {
                 io.set_unicast(member, *mac, *on);
                 Ok(())
@@ -180,6 +187,9 @@ pub trait BondIo {
     fn set_promisc(&mut self, member: &str, on: bool);
     /// `mac` in member `member`'s unicast filter or not (in the background: it waits for RTNL).
     fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool);
+    /// The multicast groups bond device `device` (`ifindex`) has joined, as the kernel lists
+    /// them.
+    fn memberships(&self, device: &str, ifindex: u32) -> io::Result<crate::mcast::Memberships>;
     /// The speed `member` reported when its carrier last came up (Mb/s), where known.
     fn link_speed(&self, _member: &str) -> Option<u32> {
         None
@@ -417,6 +427,24 @@ impl BondIo for Kernel {
                 tracing::warn!("setting promiscuous mode {} on {member}: {e}", if on { "on" } else { "off" });
             }
         });
+    }
+
+    fn memberships(&self, device: &str, ifindex: u32) -> io::Result<crate::mcast::Memberships> {
+        let read = |p: &str| match std::fs::read_to_string(p) {
+            // A kernel without IPv6 has no igmp6 files: no IPv6 groups.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+            r => r,
+        };
+        Ok(crate::mcast::Memberships::parse(
+            device,
+            ifindex,
+            &read("/proc/net/igmp")?,
+            &read("/proc/net/mcfilter")?,
+            &read("/proc/net/igmp6")?,
+            &read("/proc/net/mcfilter6")?,
+            &read("/proc/net/if_inet6")?,
+            &read(&format!("/proc/sys/net/ipv6/conf/{device}/force_mld_version"))?,
+        ))
     }
 
     fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool) {

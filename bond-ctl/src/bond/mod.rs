@@ -9,6 +9,7 @@
 pub mod action;
 mod address;
 mod aggregation;
+mod announce;
 mod feedback;
 pub mod io;
 mod lifecycle;
@@ -23,7 +24,6 @@ mod watch;
 
 use std::{
     collections::VecDeque,
-    net::IpAddr,
     ops::{Deref, DerefMut},
     time::SystemTime,
 };
@@ -35,8 +35,7 @@ use tokio::task::JoinHandle;
 use crate::{
     config::{BondSpec, ClassPolicy, Config, Peer, PolicySpec, check_policy_links},
     control::{Request, Response},
-    frames,
-    health::metrics::{MS, Nanos},
+    health::metrics::Nanos,
     member::Member,
     netdev,
     placement::Placement,
@@ -78,7 +77,9 @@ pub struct Core {
     failovers: u64,
     events: VecDeque<Event>,
     /// Announcements still to send after a failover.
-    announcing: Option<Announcement>,
+    announcing: Option<announce::Rounds>,
+    /// Membership reports still to send after a failover (`resend_igmp`).
+    rejoining: Option<announce::Rounds>,
     monitor: monitor::State,
     /// balance-tlb / balance-alb: learning packets and peer updates.
     own: own_macs::State,
@@ -136,15 +137,6 @@ struct PeerPlacement {
     place: Placement,
 }
 
-/// Announcement rounds after a failover: round `round` of `rounds` is due at `next`.
-#[derive(Debug, Clone, Copy)]
-struct Announcement {
-    slot: u8,
-    round: u32,
-    rounds: u32,
-    next: Nanos,
-}
-
 /// A change of policy being made: what to put back if the data plane refuses it.
 struct PolicySwitch {
     old: PolicySpec,
@@ -167,6 +159,7 @@ impl Core {
             failovers: 0,
             events: VecDeque::new(),
             announcing: None,
+            rejoining: None,
             monitor: monitor::State::new(now),
             own: own_macs::State::default(),
             aggregation: None,
@@ -311,6 +304,16 @@ impl Core {
         }
         let Some(before) = changed else { return };
         self.monitor.active_since = now;
+        // The new active member receives the bond's multicast (in balance-tlb and balance-alb
+        // too): snooping switches are told at once (`resend_igmp`).
+        if before.is_some()
+            && let Some(a) = self
+                .main
+                .active
+                .filter(|_| matches!(self.policy.mode, Mode::ActiveBackup | Mode::None | Mode::BalanceTlb | Mode::BalanceAlb))
+        {
+            self.rejoin(a, now);
+        }
         if matches!(self.policy.mode, Mode::ActiveBackup | Mode::None) {
             let name = |s: Option<u8>| match s {
                 None => "none".to_string(),
@@ -358,41 +361,6 @@ impl Core {
         self.peers = peers;
         self.peer_entries = entries;
         Ok(())
-    }
-
-    /// Starts announcing the bond's addresses from member `slot` (gratuitous ARPs and unsolicited
-    /// neighbour advertisements), so switches and neighbours learn where the bond is now: one
-    /// round at once, the rest (up to `num_grat_arp` / `num_unsol_na`) one per announcement
-    /// interval, as bonding spaces them. A newer failover replaces what is left of this one.
-    fn announce(&mut self, slot: u8, now: Nanos) {
-        let rounds = self.spec.monitor.num_grat_arp.max(self.spec.monitor.num_unsol_na);
-        // The first round goes out once the config with the new member is written (`settle`).
-        self.announcing = (rounds > 0 && !self.spec.addresses.is_empty()).then_some(Announcement { slot, round: 0, rounds, next: now });
-    }
-
-    /// Sends the announcement round that is due, if any.
-    pub(super) fn announce_due(&mut self, now: Nanos) {
-        let Some(a) = self.announcing.as_mut().filter(|a| now >= a.next) else { return };
-        let (slot, round) = (a.slot, a.round);
-        a.round += 1;
-        a.next = now + self.spec.monitor.announce_interval() * MS;
-        if a.round >= a.rounds {
-            self.announcing = None;
-        }
-        if self.member(slot).is_none() || !self.ports.can_send(Port::Member(slot)) {
-            return;
-        }
-        let mac = self.settings.mac;
-        let kind = if round == 0 { SendKind::FirstAnnouncement { slot } } else { SendKind::Other };
-        for (addr, _) in self.spec.addresses.clone() {
-            let (frame, ether_type, count) = match addr {
-                IpAddr::V4(a) => (frames::gratuitous_arp(mac, a), 0x0806, self.spec.monitor.num_grat_arp),
-                IpAddr::V6(a) => (frames::unsolicited_na(mac, &a), 0x86dd, self.spec.monitor.num_unsol_na),
-            };
-            if round < count {
-                self.act(Action::Send { port: Port::Member(slot), frame, ether_type, kind });
-            }
-        }
     }
 
     fn event(&mut self, kind: EventKind, what: String) {

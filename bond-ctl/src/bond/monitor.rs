@@ -182,7 +182,7 @@ impl Core {
             let (fi, up, down) = self.policy.link_timing(&m.name);
             m.liveness.settles_at(&Timing::ms(fi, up, down))
         });
-        let announcement = self.announcing.as_ref().map(|a| a.next);
+        let announcement = self.announcements_due();
         let probing = self.policy.monitor != MonitorStrategy::Passive && self.ports.can_send(Port::Bond);
         let peer = self.monitor.peer_probes_since;
         let probes = self.members.iter().filter(|m| probing && m.link.usable()).flat_map(|m| {
@@ -221,6 +221,7 @@ impl Core {
         }
         self.read_rx_counters(sample, now);
         self.announce_due(now);
+        self.rejoin_due(now);
         self.own_macs_tick(sample, now);
         self.lacp_tick(sample, now);
         self.send_probes(now);
@@ -581,6 +582,7 @@ impl Core {
         }
         // After the config: peers learn the new member once it is the one in force.
         self.announce_due(now);
+        self.rejoin_due(now);
     }
 
     /// Whether each member may carry traffic: healthy, not punished and within its quality

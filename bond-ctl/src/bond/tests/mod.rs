@@ -48,6 +48,8 @@ struct Fake {
     speed: BTreeMap<String, u32>,
     promisc: Vec<(String, bool)>,
     unicast: Vec<(String, [u8; 6], bool)>,
+    /// The bond device's multicast groups.
+    groups: crate::mcast::Memberships,
     /// ARP targets answer on every member with carrier, as of `now`.
     arp_answered: bool,
     now: std::cell::Cell<Nanos>,
@@ -146,6 +148,9 @@ impl BondIo for Fake {
     }
     fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool) {
         self.unicast.push((member.to_string(), mac, on));
+    }
+    fn memberships(&self, _: &str, _: u32) -> io::Result<crate::mcast::Memberships> {
+        Ok(self.groups.clone())
     }
 }
 
@@ -279,6 +284,35 @@ fn carrier_loss_fails_over_at_the_next_poll_and_announces_on_the_new_member() {
     let events = b.event_texts();
     assert!(events.iter().any(|e| e == "eth0 failed: no carrier"), "{events:?}");
     assert!(events.iter().any(|e| e == "active member eth0 -> eth1"), "{events:?}");
+}
+
+/// `resend_igmp`: after a failover the new active member sends the bond's membership reports
+/// (the first at once, the rest 200 ms apart), so a snooping switch moves the groups now.
+#[test]
+fn a_failover_sends_membership_reports_on_the_new_active_member() {
+    let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n    resend_igmp: 3\n");
+    let group = |a| crate::mcast::Group { addr: a, include: false, sources: vec![] };
+    b.io.groups = crate::mcast::Memberships {
+        igmp_version: 3,
+        v4: vec![group(std::net::Ipv4Addr::new(239, 1, 1, 1))],
+        mld_version: 2,
+        v6: vec![],
+        link_local: None,
+    };
+    b.run(0, 10 * MS, 5 * MS);
+    let reports =
+        |b: &Bond<Fake>| b.io.sent.borrow().iter().filter(|(p, f, et)| *p == Port::Member(1) && *et == 0x0800 && f[38] == 0x22).count();
+    assert_eq!(reports(&b), 0, "nothing before a failover");
+    b.cut(0);
+    b.run(15 * MS, 15 * MS, 5 * MS);
+    assert_eq!(reports(&b), 1, "the first at once");
+    assert!(b.event_texts().iter().any(|e| e == "membership reports for the bond's multicast groups sent on eth1"));
+    b.run(20 * MS, 210 * MS, 5 * MS);
+    assert_eq!(reports(&b), 1, "not within 200 ms");
+    b.run(215 * MS, 215 * MS, 5 * MS);
+    assert_eq!(reports(&b), 2, "the second 200 ms later");
+    b.run(220 * MS, 1_000 * MS, 5 * MS);
+    assert_eq!(reports(&b), 3, "resend_igmp 3, and no more");
 }
 
 #[test]
