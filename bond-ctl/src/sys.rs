@@ -234,6 +234,15 @@ nix::ioctl_write_ptr_bad!(siocsifflags, libc::SIOCSIFFLAGS, libc::ifreq);
 /// Turns interface `name`'s promiscuous mode on or off (its own IFF_PROMISC, counted once by
 /// the kernel however often it is asked). Waits for the RTNL lock: call it off the daemon's loop.
 pub fn set_promisc(name: &str, on: bool) -> io::Result<()> {
+    set_flag(name, libc::IFF_PROMISC, on)
+}
+
+/// Sets interface `name` up (IFF_UP).
+pub fn set_up(name: &str) -> io::Result<()> {
+    set_flag(name, libc::IFF_UP, true)
+}
+
+fn set_flag(name: &str, flag: libc::c_int, on: bool) -> io::Result<()> {
     let fd = ioctl_socket()?;
     let mut req = ifreq(name)?;
     // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name and writes the flags of a live local
@@ -241,8 +250,8 @@ pub fn set_promisc(name: &str, on: bool) -> io::Result<()> {
     unsafe { siocgifflags(fd.as_raw_fd(), &mut req) }?;
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
-    let promisc = libc::IFF_PROMISC as libc::c_short;
-    req.ifr_ifru.ifru_flags = if on { flags | promisc } else { flags & !promisc };
+    let flag = flag as libc::c_short;
+    req.ifr_ifru.ifru_flags = if on { flags | flag } else { flags & !flag };
     // SAFETY: SIOCSIFFLAGS reads the name and flags of the live local `struct ifreq`.
     unsafe { siocsifflags(fd.as_raw_fd(), &req) }?;
     Ok(())

@@ -54,6 +54,10 @@ pub enum Action {
         mtu: u32,
         was: u32,
     },
+    /// The veth bond device's peer `iface` up again (the bond has carrier only while it is).
+    SetPeerUp {
+        iface: String,
+    },
     /// Member `member` promiscuous or not, as the bond device is.
     SetPromisc {
         member: String,

@@ -107,6 +107,9 @@ impl Core {
             Action::SendReports { .. } => {
                 tracing::warn!(bond = %name, "sending membership reports: {why}");
             }
+            Action::SetPeerUp { iface } => {
+                self.event(EventKind::Warning, format!("cannot set {iface}, the bond device's peer, up again: {why}"));
+            }
             Action::Send { .. }
             | Action::CloseLacpdus(_)
             | Action::ExpireFlows { .. }

@@ -65,6 +65,7 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
                 }
                 Err(e) => Err(format!("reading the bond's multicast groups: {e}")),
             },
+            Action::SetPeerUp { iface } => crate::sys::set_up(iface).map_err(|e| e.to_string()),
             Action::SetUnicast { member, mac, on } => {
                 io.set_unicast(member, *mac, *on);
                 Ok(())

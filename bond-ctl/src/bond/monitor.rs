@@ -357,6 +357,13 @@ impl Core {
             LinkEvent::Removed { index, .. } => (index, None),
         };
         let Some(i) = self.members.iter().position(|m| m.link.index == index) else {
+            // A veth bond device has carrier only while its peer is up: set down by someone,
+            // it is set up again.
+            if let Some(l) = link.as_ref().filter(|l| !l.admin_up && self.device.as_ref().is_some_and(|d| d.peer == Some(l.index))) {
+                self.event(EventKind::Warning, format!("{}, the bond device's peer, was set down: set up again", l.name));
+                self.act(Action::SetPeerUp { iface: l.name.clone() });
+                return;
+            }
             if self.device.as_ref().is_some_and(|d| d.index == index) {
                 match link {
                     None => self.event(EventKind::Warning, "the bond device was deleted from outside; traffic stops".into()),
