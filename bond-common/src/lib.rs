@@ -41,4 +41,6 @@ mod pod {
     unsafe impl aya::Pod for crate::stats::MemberSeen {}
     // SAFETY: as above.
     unsafe impl aya::Pod for crate::probe::ProbeEvent {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for crate::probe::ProbeKey {}
 }

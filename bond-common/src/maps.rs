@@ -46,8 +46,12 @@ pub const PROBE_SENT: &str = "probe_sent";
 /// `PerCpuArray<[u64; 2], MAX_MEMBERS>`: requests answered per member in the current window.
 pub const ANSWER_RATE: &str = "answer_rate";
 
+/// `Array<ProbeKey, 1>`: the key of the probe replies' keyed hash (`probeKey`).
+pub const PROBE_KEY: &str = "probe_key";
+
 /// Every map, for pinning and adoption.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 20] = [
+    PROBE_KEY,
     CONFIG,
     CONFIG_BANK,
     MEMBER_USABLE,

@@ -55,8 +55,10 @@ pub const OFF_FLAGS: usize = OFF_HEADER + 7;
 pub const OFF_T1: usize = OFF_HEADER + 16;
 pub const OFF_T2: usize = OFF_HEADER + 24;
 pub const OFF_PATTERN: usize = OFF_HEADER + core::mem::size_of::<ProbeHeader>();
+/// Where a reply carries its keyed hash (see [`reply_tag`]); zero in requests.
+pub const OFF_TAG: usize = OFF_PATTERN + PATTERN_LEN;
 /// Length of a probe frame.
-pub const PROBE_FRAME_LEN: usize = OFF_PATTERN + PATTERN_LEN;
+pub const PROBE_FRAME_LEN: usize = OFF_TAG + 8;
 
 /// The pattern byte `i` of probe `seq`.
 #[inline(always)]
@@ -109,8 +111,9 @@ impl ProbeHeader {
 /// The source address of the probes member `member` of bond instance `sender_id` sends and
 /// answers: its own, locally administered, never the bond's. Through a switch, probes from
 /// every member carrying the bond's address would move it from port to port (and traffic for
-/// the bond with it); these addresses are learnt on their member's port and nowhere else.
-/// Requests and replies go to the broadcast address, so no NIC filters them.
+/// the bond with it); these addresses are learnt on their member's port and nowhere else. Each
+/// member has its own in its unicast filter (as a macvlan's address would be): replies come to
+/// it, and once a peer is found, requests too; only discovery requests are broadcast.
 #[inline(always)]
 pub fn member_probe_mac(sender_id: u32, member: u8) -> [u8; 6] {
     let id = sender_id.to_be_bytes();
@@ -136,21 +139,51 @@ pub struct ProbeSent {
 
 const _: () = assert!(core::mem::size_of::<ProbeSent>() == 24);
 
-/// A request frame, ready to send on the bond device: `nonce` (random per request) travels in
-/// the `t1` field, which the peer echoes; the data plane keeps it and the send time (see
-/// [`ProbeSent`]) and sends the frame out of member `member`.
-pub fn request_frame(member: u8, seq: u32, sender_id: u32, nonce: u64) -> [u8; PROBE_FRAME_LEN] {
+/// A request frame to `dst` (the broadcast address while the peer is being discovered, then
+/// the probe address of the peer's member that answered), ready to send on the bond device:
+/// `nonce` (random per request) travels in the `t1` field, which the peer echoes; the data
+/// plane keeps it and the send time (see [`ProbeSent`]) and sends the frame out of member
+/// `member`.
+pub fn request_frame(dst: [u8; 6], member: u8, seq: u32, sender_id: u32, nonce: u64) -> [u8; PROBE_FRAME_LEN] {
     let mut f = [0u8; PROBE_FRAME_LEN];
-    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[0..6].copy_from_slice(&dst);
     f[6..12].copy_from_slice(&member_probe_mac(sender_id, member));
     f[12..14].copy_from_slice(&ETH_P_PROBE.to_be_bytes());
     let h =
         ProbeHeader { magic: PROBE_MAGIC, version: PROBE_VERSION, kind: KIND_REQUEST, member, flags: 0, seq, sender_id, t1: nonce, t2: 0 };
     f[OFF_HEADER..OFF_PATTERN].copy_from_slice(&h.to_bytes());
-    for (i, b) in f[OFF_PATTERN..].iter_mut().enumerate() {
+    for (i, b) in f[OFF_PATTERN..OFF_TAG].iter_mut().enumerate() {
         *b = pattern_byte(seq, i);
     }
     f
+}
+
+/// The key of the replies' keyed hash (`probeKey`), in the data plane's `probe_key` map;
+/// `enabled` 0: no key, replies carry no hash and none is checked.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeKey {
+    pub k0: u64,
+    pub k1: u64,
+    pub enabled: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<ProbeKey>() == 24);
+
+impl ProbeKey {
+    /// From the 16 bytes `probeKey` derives.
+    pub fn new(key: [u8; 16]) -> ProbeKey {
+        let w = |o: usize| u64::from_le_bytes([key[o], key[o + 1], key[o + 2], key[o + 3], key[o + 4], key[o + 5], key[o + 6], key[o + 7]]);
+        ProbeKey { k0: w(0), k1: w(8), enabled: 1 }
+    }
+}
+
+/// What a reply to request `h` carries when the bonds share a key: SipHash-2-4 of the request's
+/// nonce, sequence number and sender. A third host that sees the request can echo its nonce,
+/// but without the key it cannot compute this.
+#[inline(always)]
+pub fn reply_tag(key: &ProbeKey, h: &ProbeHeader) -> u64 {
+    crate::siphash::siphash24_16(key.k0, key.k1, h.t1, u64::from(h.seq) | u64::from(h.sender_id) << 32)
 }
 
 /// Whether a probe frame is intact: sane header and the pattern its sequence number implies.
@@ -203,15 +236,24 @@ pub struct ProbeEvent {
     pub t2: u64,
     /// Local kernel time the reply arrived.
     pub t4: u64,
+    /// The reply's source: the probe address of the peer's member that answered.
+    pub peer: [u8; 6],
+    pub pad2: [u8; 2],
 }
 
-const _: () = assert!(core::mem::size_of::<ProbeEvent>() == 32);
+const _: () = assert!(core::mem::size_of::<ProbeEvent>() == 40);
 
 impl ProbeEvent {
     /// A ring buffer record as the kernel wrote it (this host's byte order); records shorter
-    /// than an event are not events.
-    pub fn from_record(b: &[u8]) -> Option<ProbeEvent> {
-        let b: &[u8; 32] = b.get(..32)?.try_into().ok()?;
+    /// than an event are not events, but for the 32-byte ones of earlier versions' programs
+    /// (no peer address), which a new daemon reads until it has replaced them.
+    pub fn from_record(r: &[u8]) -> Option<ProbeEvent> {
+        let b: &[u8; 32] = r.get(..32)?.try_into().ok()?;
+        let peer = match r.len() {
+            32 => [0; 6],
+            n if n >= 40 => [r[32], r[33], r[34], r[35], r[36], r[37]],
+            _ => return None,
+        };
         let u32_at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let u64_at = |o: usize| u64::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5], b[o + 6], b[o + 7]]);
         Some(ProbeEvent {
@@ -223,6 +265,8 @@ impl ProbeEvent {
             t1: u64_at(8),
             t2: u64_at(16),
             t4: u64_at(24),
+            peer,
+            pad2: [0; 2],
         })
     }
 }
@@ -233,40 +277,68 @@ mod tests {
 
     #[test]
     fn a_ring_buffer_record_reads_as_the_event_the_kernel_wrote() {
-        let e = ProbeEvent { member: 1, flags: FLAG_CORRUPT, rx_member: 2, pad: 0, seq: 7, t1: 10, t2: 20, t4: 1 << 40 };
-        // SAFETY: ProbeEvent is repr(C), integers only, 32 bytes without padding (asserted above).
-        let bytes: [u8; 32] = unsafe { core::mem::transmute(e) };
+        let e = ProbeEvent {
+            member: 1,
+            flags: FLAG_CORRUPT,
+            rx_member: 2,
+            pad: 0,
+            seq: 7,
+            t1: 10,
+            t2: 20,
+            t4: 1 << 40,
+            peer: [6, 1, 2, 3, 4, 5],
+            pad2: [0; 2],
+        };
+        // SAFETY: ProbeEvent is repr(C), integers only, 40 bytes without padding (asserted above).
+        let bytes: [u8; 40] = unsafe { core::mem::transmute(e) };
         assert_eq!(ProbeEvent::from_record(&bytes), Some(e));
+        assert_eq!(ProbeEvent::from_record(&bytes[..32]), Some(ProbeEvent { peer: [0; 6], ..e }), "an earlier version's record");
         assert_eq!(ProbeEvent::from_record(&bytes[..31]), None, "short records are not events");
+        assert_eq!(ProbeEvent::from_record(&bytes[..36]), None);
     }
 
     #[test]
     fn request_round_trips_and_checks_out() {
-        let f = request_frame(3, 77, 0xabcd, 0x1122);
+        let f = request_frame([0xff; 6], 3, 77, 0xabcd, 0x1122);
+        assert_eq!(f[..6], [0xff; 6], "discovery: broadcast");
+        assert_eq!(f[OFF_TAG..], [0; 8], "no tag in a request");
         assert_eq!(f[6..12], member_probe_mac(0xabcd, 3), "from the member's own probe address");
         assert_eq!(f[6] & 3, 2, "locally administered, unicast");
         assert_eq!(f.len(), PROBE_FRAME_LEN);
         let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_PATTERN].try_into().unwrap());
         assert_eq!((h.kind, h.member, h.seq, h.sender_id), (KIND_REQUEST, 3, 77, 0xabcd));
-        assert!(frame_intact(&h, f[OFF_PATTERN..].try_into().unwrap()));
+        assert!(frame_intact(&h, f[OFF_PATTERN..OFF_TAG].try_into().unwrap()));
         assert_eq!(f[OFF_MEMBER], 3);
         assert_eq!(f[OFF_KIND], KIND_REQUEST);
     }
 
     #[test]
     fn corruption_is_detected() {
-        let f = request_frame(3, 77, 1, 5);
+        let f = request_frame([0xff; 6], 3, 77, 1, 5);
         let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_PATTERN].try_into().unwrap());
         for i in 0..PATTERN_LEN {
-            let mut p: [u8; PATTERN_LEN] = f[OFF_PATTERN..].try_into().unwrap();
+            let mut p: [u8; PATTERN_LEN] = f[OFF_PATTERN..OFF_TAG].try_into().unwrap();
             p[i] ^= 0x40;
             assert!(!frame_intact(&h, &p), "byte {i}");
         }
         let mut bad = h;
         bad.member = 200;
-        assert!(!frame_intact(&bad, f[OFF_PATTERN..].try_into().unwrap()));
+        assert!(!frame_intact(&bad, f[OFF_PATTERN..OFF_TAG].try_into().unwrap()));
         let mut bad = h;
         bad.seq ^= 1;
-        assert!(!frame_intact(&bad, f[OFF_PATTERN..].try_into().unwrap()), "a changed sequence no longer matches its pattern");
+        assert!(!frame_intact(&bad, f[OFF_PATTERN..OFF_TAG].try_into().unwrap()), "a changed sequence no longer matches its pattern");
+    }
+
+    #[test]
+    fn the_reply_tag_depends_on_the_key_and_every_field_it_covers() {
+        let f = request_frame([0xff; 6], 3, 77, 0xabcd, 0x1122);
+        let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_PATTERN].try_into().unwrap());
+        let key = ProbeKey::new(*b"0123456789abcdef");
+        let tag = reply_tag(&key, &h);
+        assert_ne!(reply_tag(&ProbeKey::new(*b"0123456789abcdeg"), &h), tag, "another key");
+        for changed in [ProbeHeader { t1: h.t1 ^ 1, ..h }, ProbeHeader { seq: h.seq + 1, ..h }, ProbeHeader { sender_id: 1, ..h }] {
+            assert_ne!(reply_tag(&key, &changed), tag);
+        }
+        assert_eq!(reply_tag(&key, &ProbeHeader { t2: 99, member: 1, ..h }), tag, "what the responder changes is not covered");
     }
 }

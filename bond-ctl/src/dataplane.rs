@@ -46,6 +46,7 @@ pub struct Maps {
     member_seen: PerCpuArray<MapData, MemberSeen>,
     bucket_bytes: PerCpuArray<MapData, u64>,
     class_stats: PerCpuArray<MapData, ClassStats>,
+    probe_key: Array<MapData, bond_common::probe::ProbeKey>,
     probe_events: Option<RingBuf<MapData>>,
     /// Bank in force.
     bank: u32,
@@ -80,6 +81,7 @@ impl Maps {
             member_seen: take(ebpf, maps::MEMBER_SEEN)?,
             bucket_bytes: take(ebpf, maps::BUCKET_BYTES)?,
             class_stats: take(ebpf, maps::CLASS_STATS)?,
+            probe_key: take(ebpf, maps::PROBE_KEY)?,
             probe_events: Some(take(ebpf, maps::PROBE_EVENTS)?),
             bank,
             graces: VecDeque::new(),
@@ -113,6 +115,12 @@ impl Maps {
     /// The configuration in force.
     pub fn config(&self) -> anyhow::Result<BondConfig> {
         self.config.get(&self.bank, 0).context("reading the config bank")
+    }
+
+    /// The key probe replies are hashed with (`probeKey`; None: replies carry no hash).
+    pub fn set_probe_key(&mut self, key: Option<[u8; 16]>) -> anyhow::Result<()> {
+        let k = key.map_or_else(Default::default, bond_common::probe::ProbeKey::new);
+        self.probe_key.set(0, k, 0).context("writing probe_key")
     }
 
     /// Marks members usable or not: one write, effective from the next packet.

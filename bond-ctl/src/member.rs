@@ -13,6 +13,9 @@ use crate::{
     netdev::Link,
 };
 
+/// Unanswered requests in a row after which a member's peer is discovered again by broadcast.
+pub const REDISCOVER_AFTER: u32 = 3;
+
 /// How long availability is measured over.
 const AVAILABILITY_PERIOD: Nanos = 60_000 * MS;
 
@@ -58,6 +61,12 @@ pub struct Member {
     /// Whether a probe went out at `last_probe` (under the dynamic strategy one may be skipped).
     pub probe_outstanding: bool,
     pub probe_seq: u32,
+    /// The probe address of the peer's member that answers on this link: requests go to it by
+    /// unicast (None: broadcast, to discover one).
+    pub probe_peer: Option<[u8; 6]>,
+    /// Requests in a row that got no reply: after [`REDISCOVER_AFTER`] the peer is looked
+    /// for again by broadcast (it restarted with a new address, another took its place).
+    pub probes_unanswered: u32,
     /// Probes judge silence from here when no reply came since (start, carrier back).
     pub probe_epoch: Nanos,
     /// Received packets (data plane counter) and when that last changed.
@@ -99,6 +108,8 @@ impl Member {
             last_probe: 0,
             probe_outstanding: false,
             probe_seq: 0,
+            probe_peer: None,
+            probes_unanswered: 0,
             probe_epoch: now,
             rx_packets: 0,
             last_rx: now,

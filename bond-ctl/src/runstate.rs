@@ -64,12 +64,25 @@ pub struct RunState {
     /// when the bond goes, with or without a daemon. Absent in older files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unicast: Vec<String>,
+    /// The bond's probe id: its members' probe addresses (in their unicast filters) derive
+    /// from it. 0 in older files.
+    #[serde(default)]
+    pub probe_id: u32,
 }
 
 impl RunState {
     /// [`RunState::unicast`] as addresses (any that does not parse is left out).
     pub fn unicast(&self) -> Vec<[u8; 6]> {
         self.unicast.iter().filter_map(|m| crate::mac::parse_mac(m)).collect()
+    }
+
+    /// What the bond put in member `slot`'s unicast filter (see `Core::filter_addresses`).
+    pub fn filter_addresses(&self, slot: u8) -> Vec<[u8; 6]> {
+        let mut a = self.unicast();
+        if self.probe_id != 0 {
+            a.push(bond_common::probe::member_probe_mac(self.probe_id, slot));
+        }
+        a
     }
 }
 
@@ -185,6 +198,7 @@ mod tests {
             members: vec![SavedMember::new("eth1", 1, &saved)],
             lacp: None,
             unicast: vec!["02:00:00:12:34:56".into()],
+            probe_id: 0x0102_0304,
         };
         let file = dir.join("b0.json");
         std::fs::write(&file, serde_json::to_string(&state).unwrap()).unwrap();
@@ -193,6 +207,7 @@ mod tests {
         let s = back.members[0].saved().unwrap();
         assert_eq!((s.mac, s.admin_up, s.ipv6_disabled), (saved.mac, false, Some(false)));
         assert_eq!(back.unicast(), [[2, 0, 0, 0x12, 0x34, 0x56]]);
+        assert_eq!(back.filter_addresses(1), [[2, 0, 0, 0x12, 0x34, 0x56], [6, 1, 2, 3, 4, 1]], "and the member's probe address");
         assert!(read(&dir.join("none.json")).unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }

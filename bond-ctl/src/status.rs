@@ -132,6 +132,10 @@ pub struct BondStatus {
     /// 802.3ad: LACP's view (actor, partner, aggregators).
     #[serde(default)]
     pub lacp: Option<LacpStatus>,
+    /// How peer probes go out (None: the bond sends none), e.g. "to the peer (unicast)" or
+    /// "discovering: no peer answers; ...".
+    #[serde(default)]
+    pub probes: Option<String>,
     /// Recent events, oldest first.
     pub events: Vec<Event>,
 }
@@ -201,6 +205,9 @@ pub struct MemberStatus {
     pub rx_probes: u64,
     pub probes_answered: u64,
     pub probe_errors: u64,
+    /// The peer's probe address its probes go to by unicast (None: broadcast, discovering).
+    #[serde(default)]
+    pub probe_peer: Option<String>,
     pub perm_mac: String,
     /// Share of balance-aware buckets (0.0..=1.0), when the policy uses buckets.
     pub allocation: Option<f64>,
@@ -271,6 +278,9 @@ impl BondStatus {
         for c in &self.classes {
             let _ = writeln!(s, "Class {}: policy {} ({} packets, {} bytes sent)", c.class, c.policy, c.tx_packets, c.tx_bytes);
         }
+        if let Some(p) = &self.probes {
+            let _ = writeln!(s, "Peer Probes: {p}");
+        }
         let c = &self.counters;
         let _ = writeln!(
             s,
@@ -333,8 +343,12 @@ impl BondStatus {
         }
         let _ = writeln!(
             s,
-            "Probes: {} sent, {} answered by the peer, {} answered for the peer, {} corrupt",
-            m.tx_probes, m.rx_probes, m.probes_answered, m.probe_errors
+            "Probes: {} sent, {} answered by the peer, {} answered for the peer, {} corrupt{}",
+            m.tx_probes,
+            m.rx_probes,
+            m.probes_answered,
+            m.probe_errors,
+            m.probe_peer.as_ref().map(|p| format!(" (to the peer's {p})")).unwrap_or_default()
         );
         let _ = writeln!(s, "Permanent HW addr: {}", m.perm_mac);
         if m.mac != self.mac && !m.mac.is_empty() {

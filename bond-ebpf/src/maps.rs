@@ -9,7 +9,7 @@ use bond_common::{
     flow::{FlowEntry, sample_step},
     maps::{DEDUP_CAPACITY, FLOW_CAPACITY, MONITOR_TARGET_CAPACITY, MacKey, PEER_CAPACITY, PROBE_EVENTS_BYTES},
     packet::Headers,
-    probe::{PROBE_SENT_SLOTS, ProbeEvent, ProbeSent},
+    probe::{PROBE_SENT_SLOTS, ProbeEvent, ProbeKey, ProbeSent},
     stats::{BondStats, ClassStats, MemberSeen, MemberStats},
 };
 
@@ -69,6 +69,9 @@ pub static BUCKET_BYTES: PerCpuArray<u64, { MAX_POLICIES * BUCKETS }> = PerCpuAr
 
 #[btf_map(name = "probe_sent")]
 pub static PROBE_SENT: Array<ProbeSent, { MAX_MEMBERS * PROBE_SENT_SLOTS as usize }> = Array::new();
+
+#[btf_map(name = "probe_key")]
+pub static PROBE_KEY: Array<ProbeKey, 1> = Array::new();
 
 #[btf_map(name = "answer_rate")]
 pub static ANSWER_RATE: PerCpuArray<[u64; 2], MAX_MEMBERS> = PerCpuArray::new();

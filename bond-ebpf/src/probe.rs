@@ -10,13 +10,13 @@ use bond_common::{
     config::BondConfig,
     packet::PacketBytes,
     probe::{
-        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_PATTERN, OFF_T2, PATTERN_LEN, PROBE_MAGIC,
-        PROBE_SENT_SLOTS, PROBE_VERSION, ProbeEvent, ProbeHeader, ProbeSent, frame_intact, member_probe_mac,
+        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_PATTERN, OFF_T2, OFF_TAG, PATTERN_LEN, PROBE_MAGIC,
+        PROBE_SENT_SLOTS, PROBE_VERSION, ProbeEvent, ProbeHeader, ProbeKey, ProbeSent, frame_intact, member_probe_mac, reply_tag,
     },
 };
 
 use crate::{
-    maps::{ANSWER_RATE, PROBE_EVENTS, PROBE_SENT, member_stats},
+    maps::{ANSWER_RATE, PROBE_EVENTS, PROBE_KEY, PROBE_SENT, member_stats},
     skb::Skb,
 };
 
@@ -64,6 +64,11 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
     if h.magic != PROBE_MAGIC {
         return None;
     }
+    // The sender's probe address: a request is answered to it, a reply names the peer's member.
+    let src = pkt.bytes::<6>(6)?;
+    // The key the bonds share, if any (`probeKey`): replies carry a hash of the request only a
+    // holder of the key computes.
+    let key = PROBE_KEY.get(0).filter(|k| k.enabled != 0);
     let intact = frame_intact(&h, &pattern);
     if !intact {
         member_stats(u32::from(slot), |s| s.probe_errors += 1);
@@ -71,11 +76,19 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
     Some(match h.kind {
         // Our own request, flooded back by a switch to another member: not a peer's.
         KIND_REQUEST if h.sender_id == cfg.probe_id => TC_ACT_SHOT,
-        KIND_REQUEST => answer(ctx, cfg, slot, intact, now),
+        KIND_REQUEST => answer(ctx, cfg, slot, intact, now, src, &h, key),
         // A switch floods the (broadcast) reply to every member: only the copy that came back
         // on the member its request left from says something about that member.
         KIND_REPLY if h.sender_id == cfg.probe_id && h.member != slot => TC_ACT_SHOT,
         KIND_REPLY if h.sender_id == cfg.probe_id => {
+            // With a key, a reply without its hash is not the peer's: dropped before it can
+            // take the request's place (the peer's own reply still counts).
+            if let Some(k) = key
+                && pkt.bytes::<8>(OFF_TAG).map(u64::from_le_bytes) != Some(reply_tag(k, &h))
+            {
+                member_stats(u32::from(slot), |s| s.probe_errors += 1);
+                return Some(TC_ACT_SHOT);
+            }
             let Some(t1) = sent_time(slot, &h) else {
                 // Not a reply to a request we are waiting for: forged, replayed or too late.
                 member_stats(u32::from(slot), |s| s.probe_errors += 1);
@@ -90,6 +103,8 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
                 t1,
                 t2: h.t2,
                 t4: now,
+                peer: src,
+                pad2: [0; 2],
             };
             // A full ring buffer loses the event: the controller then counts the probe lost.
             let _ = PROBE_EVENTS.output(event, 0);
@@ -135,23 +150,43 @@ fn may_answer(slot: u8, now: u64) -> bool {
     r[1] <= ANSWERS_PER_WINDOW
 }
 
-/// Turns the request into the reply and sends it back out of the member it came in on.
+/// Turns the request `h` from `requester` into the reply and sends it back out of the member
+/// it came in on: to the requester's probe address (in its member's unicast filter), from this
+/// member's (see `member_probe_mac`), so a switch moves no address of the bonds and only the
+/// requester receives it; with a key, carrying its hash of the request.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn answer(ctx: &TcContext, cfg: &BondConfig, slot: u8, intact: bool, now: u64) -> i32 {
+fn answer(
+    ctx: &TcContext,
+    cfg: &BondConfig,
+    slot: u8,
+    intact: bool,
+    now: u64,
+    requester: [u8; 6],
+    h: &ProbeHeader,
+    key: Option<&ProbeKey>,
+) -> i32 {
     if !may_answer(slot, now) {
         member_stats(u32::from(slot), |s| s.probe_errors += 1);
         return TC_ACT_SHOT;
     }
     let flags = if intact { 0u8 } else { FLAG_CORRUPT };
-    // Broadcast, from this member's probe address (see `member_probe_mac`): a NIC's filter
-    // passes it, and a switch moves no address of the bonds.
-    let ok = ctx.store(0, &[0xffu8; 6], 0).is_ok()
+    // A request from a multicast source is nobody's to answer to: broadcast, as before.
+    // (Stored from either array as it is: a 6-byte array picked into a third one is copied
+    // with misaligned stack accesses the verifier refuses.)
+    let to = if requester[0] & 1 == 0 { ctx.store(0, &requester, 0) } else { ctx.store(0, &[0xffu8; 6], 0) };
+    let ok = to.is_ok()
         && ctx.store(6, &member_probe_mac(cfg.probe_id, slot), 0).is_ok()
         && ctx.store(OFF_KIND, &KIND_REPLY, 0).is_ok()
         && ctx.store(OFF_FLAGS, &flags, 0).is_ok()
         && ctx.store(OFF_T2, &now.to_le_bytes(), 0).is_ok();
     if !ok {
         return TC_ACT_SHOT;
+    }
+    // A request of an earlier version has no room for the hash: its reply cannot carry one
+    // (and a keyed requester would not take it).
+    if let Some(k) = key {
+        let _ = ctx.store(OFF_TAG, &reply_tag(k, h).to_le_bytes(), 0);
     }
     member_stats(u32::from(slot), |s| s.probes_answered += 1);
     // SAFETY: the skb pointer is valid for the whole program run.

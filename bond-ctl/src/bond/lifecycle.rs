@@ -93,7 +93,7 @@ impl Bond<Kernel> {
                     format!("found {}; its bond cannot be adopted and is rebuilt", runstate::path(&name).display()),
                 );
                 for sm in &stale.members {
-                    members::restore(nl, &name, &sm.name, &sm.saved()?, &stale.unicast()).await;
+                    members::restore(nl, &name, &sm.name, &sm.saved()?, &stale.filter_addresses(sm.slot)).await;
                 }
             }
             self.create(nl).await?;
@@ -109,6 +109,8 @@ impl Bond<Kernel> {
         self.persist()?;
 
         let now = sys::monotonic_ns();
+        let key = self.spec.probe_key;
+        self.io.dataplane()?.maps.set_probe_key(key)?;
         if let Some(rb) = self.io.dataplane()?.maps.take_probe_events() {
             self.probe_reader = Some(watch::read_probe_events(name.clone(), rb, probe_events.clone())?);
         }
@@ -127,6 +129,12 @@ impl Bond<Kernel> {
         self.reallocate(true);
         self.write_config();
         self.write_usable();
+        // Each member's probe address in its unicast filter (adopted members have it already).
+        for (name, slot) in self.members.iter().map(|m| (m.name.clone(), m.slot)).collect::<Vec<_>>() {
+            for mac in self.filter_addresses(slot) {
+                self.act(Action::SetUnicast { member: name.clone(), mac, on: true });
+            }
+        }
         self.execute(now)?;
         // An adopted bond whose file now names another address takes it, as a live change.
         if adopted && let Some(mac) = self.spec.mac.filter(|m| *m != self.settings.mac) {
@@ -234,7 +242,7 @@ impl Bond<Kernel> {
         }
         for m in self.members.iter().rev() {
             if let Some(saved) = &m.saved {
-                members::restore(nl, &name, &m.name, saved, &self.core.unicast).await;
+                members::restore(nl, &name, &m.name, saved, &self.core.filter_addresses(m.slot)).await;
             }
         }
         // Members caught half-way in or out (the daemon finishes its operations first, so

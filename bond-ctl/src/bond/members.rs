@@ -186,8 +186,10 @@ impl Bond {
         if self.promiscuous {
             self.act(Action::SetPromisc { member: name.to_string(), on: true });
         }
-        for mac in self.unicast.clone() {
-            self.act(Action::SetUnicast { member: name.to_string(), mac, on: true });
+        if let Some(slot) = self.members.iter().find(|m| m.name == name).map(|m| m.slot) {
+            for mac in self.filter_addresses(slot) {
+                self.act(Action::SetUnicast { member: name.to_string(), mac, on: true });
+            }
         }
         if let Err(e) = self.execute(now) {
             // Written again at the next tick (see `Core::executed`).
@@ -304,7 +306,8 @@ impl Bond {
         {
             tracing::warn!(bond = %self.spec.name, "detaching {}: {e:#}", m.name);
         }
-        let leaving = Leaving { name: m.name, slot: m.slot, saved: m.saved, unicast: self.core.unicast.clone() };
+        let unicast = self.filter_addresses(m.slot);
+        let leaving = Leaving { name: m.name, slot: m.slot, saved: m.saved, unicast };
         self.leaving.push(leaving.clone());
         Ok(leaving)
     }
@@ -345,6 +348,10 @@ impl Bond {
         });
         self.settings.ifindex = device.index;
         self.settings.mac = device.mac;
+        // The same probe addresses: peers keep probing them, and they stay in the filters.
+        if cfg.probe_id != 0 {
+            self.settings.probe_id = cfg.probe_id;
+        }
         self.device = Some(device);
         self.io.dataplane = Some(dp);
         let now = sys::monotonic_ns();
@@ -393,6 +400,7 @@ impl<I: BondIo> Bond<I> {
             members,
             lacp: lacp.clone(),
             unicast: self.unicast.iter().map(|m| crate::mac::format_mac(m)).collect(),
+            probe_id: self.settings.probe_id,
         })?;
         self.core.lacp_saved(lacp);
         self.core.unicast_unsaved = false;
@@ -401,6 +409,15 @@ impl<I: BondIo> Bond<I> {
 }
 
 impl Core {
+    /// The addresses the bond puts in member `slot`'s unicast filter: those of devices above
+    /// the bond, and the member's probe address (replies, and requests once a peer bond has
+    /// found it, come to it by unicast).
+    pub(super) fn filter_addresses(&self, slot: u8) -> Vec<[u8; 6]> {
+        let mut a = self.unicast.clone();
+        a.push(bond_common::probe::member_probe_mac(self.settings.probe_id, slot));
+        a
+    }
+
     /// Member `i` leaves the members: the others settle without it (another active member,
     /// its buckets elsewhere), and under balance-tlb/alb whoever carries its own address gives
     /// it up (see `free_own_address`). Returns it.
@@ -544,7 +561,7 @@ pub async fn remove_orphan(nl: &Netdev, name: &str) -> anyhow::Result<String> {
     }
     if let Some(s) = &state {
         for sm in &s.members {
-            restore(nl, name, &sm.name, &sm.saved()?, &s.unicast()).await;
+            restore(nl, name, &sm.name, &sm.saved()?, &s.filter_addresses(sm.slot)).await;
         }
     }
     runstate::remove(name)?;

@@ -26,6 +26,11 @@ use crate::{
     status::EventKind,
 };
 
+/// With no peer answering for this long, probes slow down to discovery frames...
+const DISCOVERY_QUIET_AFTER: Nanos = 30_000 * MS;
+/// ...one per member this far apart.
+const DISCOVERY_INTERVAL: Nanos = 10_000 * MS;
+
 /// Probe outcomes a link needs before its quality is judged (half the window): a loss among a
 /// handful of probes says little.
 /// The longest the daemon sleeps between regular ticks (ms).
@@ -51,6 +56,10 @@ pub(super) struct State {
     /// Since when the far end answers probes (on some member): from then on, silence on a
     /// member means it failed.
     peer_probes_since: Option<Nanos>,
+    /// Since when no peer answers (from the start, or since the peer went quiet everywhere):
+    /// after [`DISCOVERY_QUIET_AFTER`] probes slow to one discovery frame per member every
+    /// [`DISCOVERY_INTERVAL`], so a segment with no peer hears little of the bond.
+    no_peer_since: Option<Nanos>,
     bucket_totals: Option<[u64; BUCKETS]>,
     bucket_load: [f64; BUCKETS],
     /// The members' standing changed but writing the usable mask failed: written again at the
@@ -76,6 +85,7 @@ impl State {
             active_since: now,
             nonce: rand::SeedableRng::from_os_rng(),
             peer_probes_since: None,
+            no_peer_since: Some(now),
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
             usable_unwritten: false,
@@ -188,7 +198,7 @@ impl Core {
         let probes = self.members.iter().filter(|m| probing && m.link.usable()).flat_map(|m| {
             let fi = self.policy.link_timing(&m.name).0 * MS;
             let silent = m.alive_at(self.policy.monitor, peer).filter(|_| m.liveness.up()).map(|t| t + fi + 1);
-            [Some(m.next_probe(fi)), silent]
+            [Some(self.probe_due(m, last_tick)), silent]
         });
         probes.flatten().chain(delays).chain(announcement).chain(self.lacp_deadline()).filter(|&t| t > last_tick).min()
     }
@@ -410,14 +420,57 @@ impl Core {
 
     /// Probe replies from the data plane.
     pub fn on_probe_replies(&mut self, events: &[ProbeEvent], now: Nanos) {
+        let mut found = None;
         for e in events {
             let Some(m) = self.members.iter_mut().find(|m| m.slot == e.member) else { continue };
             m.probes.replied_event(e, now);
+            m.probes_unanswered = 0;
+            // The peer's member that answered: requests go to it by unicast from now on.
+            if e.peer[0] & 1 == 0 && e.peer != [0; 6] && m.probe_peer != Some(e.peer) {
+                m.probe_peer = Some(e.peer);
+                found.get_or_insert((m.name.clone(), e.peer));
+            }
             if self.monitor.peer_probes_since.is_none() && m.probes.peer_seen {
                 self.monitor.peer_probes_since = Some(now);
+                self.monitor.no_peer_since = None;
             }
         }
+        if let Some((name, peer)) = found {
+            self.event(
+                EventKind::Health,
+                format!("{name}: a peer bond answers probes ({}): probing it by unicast", crate::mac::format_mac(&peer)),
+            );
+        }
         self.evaluate(now);
+    }
+
+    /// When member `m`'s next probe is due: on its schedule (`Member::next_probe`), or, while
+    /// no peer has answered for [`DISCOVERY_QUIET_AFTER`], one discovery frame per
+    /// [`DISCOVERY_INTERVAL`].
+    fn probe_due(&self, m: &crate::member::Member, now: Nanos) -> Nanos {
+        let failover = self.policy.link_timing(&m.name).0 * MS;
+        match self.monitor.no_peer_since {
+            // Nobody to hear a quicker retry: the regular third of the failover interval.
+            Some(since) if now.saturating_sub(since) < DISCOVERY_QUIET_AFTER => m.last_probe + (failover / 3).max(MS),
+            Some(_) => m.last_probe + (failover / 3).max(DISCOVERY_INTERVAL),
+            None => m.next_probe(failover),
+        }
+    }
+
+    /// How the bond's probes go out now, for status (None: it sends none).
+    pub(super) fn probing_status(&self, now: Nanos) -> Option<String> {
+        if self.policy.monitor == MonitorStrategy::Passive {
+            return None;
+        }
+        Some(match self.monitor.no_peer_since {
+            Some(since) if now.saturating_sub(since) >= DISCOVERY_QUIET_AFTER => format!(
+                "discovering: no peer bond has answered for {} s; one broadcast per member every {} s",
+                now.saturating_sub(since) / (1000 * MS),
+                DISCOVERY_INTERVAL / (1000 * MS)
+            ),
+            Some(_) => "discovering: broadcast until a peer bond answers".to_string(),
+            None => "to the peer bond, by unicast".to_string(),
+        })
     }
 
     /// Received-packet counters, for the dynamic strategy and the ARP monitor without validation.
@@ -437,10 +490,18 @@ impl Core {
         if self.policy.monitor == MonitorStrategy::Passive || !self.ports.can_send(Port::Bond) {
             return;
         }
-        for m in &mut self.members {
+        let due: Vec<Nanos> = self.members.iter().map(|m| self.probe_due(m, now)).collect();
+        for (m, due) in self.members.iter_mut().zip(due) {
             let failover = self.policy.link_timing(&m.name).0 * MS;
-            if now < m.next_probe(failover) || !m.link.usable() {
+            if now < due || !m.link.usable() {
                 continue;
+            }
+            // The last request went unanswered: after a few in a row, discover the peer again.
+            if m.probe_outstanding && m.probes.last_reply.is_none_or(|r| r < m.last_probe) {
+                m.probes_unanswered += 1;
+                if m.probes_unanswered >= crate::member::REDISCOVER_AFTER {
+                    m.probe_peer = None;
+                }
             }
             let quiet = now.saturating_sub(m.last_rx) >= failover / 3;
             m.last_probe = now;
@@ -450,7 +511,7 @@ impl Core {
             }
             m.probe_seq = m.probe_seq.wrapping_add(1);
             let nonce = rand::Rng::random::<u64>(&mut self.monitor.nonce);
-            let frame = probe::request_frame(m.slot, m.probe_seq, self.settings.probe_id, nonce);
+            let frame = probe::request_frame(m.probe_peer.unwrap_or([0xff; 6]), m.slot, m.probe_seq, self.settings.probe_id, nonce);
             m.probes.sent(m.probe_seq, now);
             let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
             self.actions.push(Action::Send { port: Port::Bond, frame: frame.to_vec(), ether_type: ETH_P_PROBE, kind });
@@ -495,6 +556,7 @@ impl Core {
         // dark, even for a moment, while its links work.
         if self.silent_everywhere(now) {
             self.monitor.peer_probes_since = None;
+            self.monitor.no_peer_since = Some(now);
             notes.push((EventKind::Warning, "the peer answers probes on no link: probes stop judging links until it answers again".into()));
         }
         let peer = self.monitor.peer_probes_since;

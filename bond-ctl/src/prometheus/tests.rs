@@ -14,6 +14,7 @@ const ODD: &str = "we\"ird\\name";
 
 fn member(name: &str) -> MemberStatus {
     MemberStatus {
+        probe_peer: None,
         name: name.into(),
         slot: 0,
         ifindex: 3,
@@ -74,6 +75,7 @@ fn bond(name: &str) -> BondStatus {
         ..member(ODD)
     };
     BondStatus {
+        probes: None,
         name: name.into(),
         ifindex: 7,
         mac: "02:00:00:00:00:01".into(),

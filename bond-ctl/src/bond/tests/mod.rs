@@ -44,6 +44,8 @@ struct Fake {
     refuse_mtu: Vec<String>,
     /// Interfaces that refuse MAC address changes.
     refuse_mac: Vec<String>,
+    /// Where every probe request went (kept when `answer_probes` takes the frames).
+    probe_dsts: RefCell<Vec<[u8; 6]>>,
     /// Link speeds read when carrier came up.
     speed: BTreeMap<String, u32>,
     promisc: Vec<(String, bool)>,
@@ -106,6 +108,9 @@ impl BondIo for Fake {
     }
     fn send(&self, port: Port, frame: &[u8], ether_type: u16) -> bool {
         self.sent.borrow_mut().push((port, frame.to_vec(), ether_type));
+        if ether_type == ETH_P_PROBE {
+            self.probe_dsts.borrow_mut().push(frame[..6].try_into().unwrap());
+        }
         true
     }
     fn open_lacpdus(&mut self, _: u8, _: u32) -> io::Result<()> {
@@ -243,7 +248,18 @@ impl Bond<Fake> {
             .filter(|(port, _, et)| *port == Port::Bond && *et == ETH_P_PROBE)
             .map(|(_, f, _)| ProbeHeader::from_bytes(f[OFF_HEADER..OFF_HEADER + 32].try_into().unwrap()))
             .filter(|h| !silent.contains(&h.member))
-            .map(|h| ProbeEvent { member: h.member, flags: 0, rx_member: h.member, pad: 0, seq: h.seq, t1: now - MS, t2: 0, t4: now })
+            .map(|h| ProbeEvent {
+                member: h.member,
+                flags: 0,
+                rx_member: h.member,
+                pad: 0,
+                seq: h.seq,
+                t1: now - MS,
+                t2: 0,
+                t4: now,
+                peer: bond_common::probe::member_probe_mac(9, h.member),
+                pad2: [0; 2],
+            })
             .collect();
         self.on_probe_events(&replies, now).unwrap();
     }
@@ -449,6 +465,40 @@ fn a_new_mac_address_reaches_the_members_and_the_peers_or_nothing_changes() {
     b.on_link_event(&crate::netdev::LinkEvent::Changed(Link::up(2, "b", newer)), 3 * MS).unwrap();
     b.on_link_event(&crate::netdev::LinkEvent::Changed(Link::up(2, "b", new)), 3 * MS).unwrap();
     assert!(b.io.macs.is_empty(), "{:?}", b.io.macs);
+}
+
+/// Peer probes fit for a shared segment: broadcast until a peer bond answers, then unicast
+/// to the address it answered from (back to broadcast when it stops answering); with no peer
+/// for 30 s, one discovery frame per member every 10 s.
+#[test]
+fn probes_discover_a_peer_by_broadcast_then_go_unicast_and_quieten_without_one() {
+    let settings = "settings:\n  policies:\n    zt: { basePolicy: active-backup, failoverInterval: 300 }\n";
+    let mut b = bond(1, &format!("    policy: zt\n    miimon: 5\n{settings}"));
+    let dsts = |b: &Bond<Fake>| b.io.probe_dsts.borrow().clone();
+    // No peer for 30 s: a probe every 100 ms, then one every 10 s.
+    b.run(0, 29_999 * MS, 10 * MS);
+    let early = dsts(&b).len();
+    assert!((250..=310).contains(&early), "{early}");
+    assert!(dsts(&b).iter().all(|d| *d == [0xff; 6]), "discovery is broadcast");
+    assert!(b.probing_status(29_999 * MS).unwrap().starts_with("discovering: broadcast"));
+    b.io.probe_dsts.borrow_mut().clear();
+    b.run(30_000 * MS, 60_000 * MS, 10 * MS);
+    assert_eq!(dsts(&b).len(), 3, "one per 10 s");
+    assert!(b.probing_status(60_000 * MS).unwrap().contains("one broadcast per member every 10 s"));
+    // A peer answers: unicast to the address it answered from.
+    b.io.probe_dsts.borrow_mut().clear();
+    let t = b.probe_for(60_001 * MS, 71_000 * MS, &[]);
+    let peer = bond_common::probe::member_probe_mac(9, 0);
+    assert_eq!(dsts(&b).last(), Some(&peer), "unicast to the peer's member");
+    assert_eq!(b.members[0].probe_peer, Some(peer));
+    assert!(b.event_texts().iter().any(|e| e.starts_with("eth0: a peer bond answers probes")));
+    assert_eq!(b.probing_status(t).as_deref(), Some("to the peer bond, by unicast"));
+    // It stops answering: after three unanswered requests, broadcast again.
+    b.io.probe_dsts.borrow_mut().clear();
+    b.probe_for(t, t + 200 * MS, &[0]);
+    let d = dsts(&b);
+    assert_eq!(d[..3], [peer; 3]);
+    assert_eq!(d.last(), Some(&[0xff; 6]), "{d:?}");
 }
 
 #[test]
