@@ -1,9 +1,9 @@
 //! The control socket between `bondctl` commands and the daemon running a bond.
 //!
-//! A Unix socket per bond, `<run dir>/ctl-<netns>/<bond>.sock`: one directory per network
-//! namespace (named by the namespace's inode), so `bondctl --netns NS status` and `ip netns exec
-//! NS bondctl status` reach the daemon of that namespace and bonds of one name in two namespaces
-//! do not meet. The directory is root's alone (0700, checked before use), so no other user can
+//! A Unix socket per bond, `<run dir>/ctl-cookie-<cookie>/<bond>.sock`: one directory per
+//! network namespace (named by the namespace's cookie; the main namespace's `ctl-<inode>`, see
+//! `leftovers`), so `bondctl --netns NS status` and `ip netns exec NS bondctl status` reach the
+//! daemon of that namespace and bonds of one name in two namespaces do not meet. The directory is root's alone (0700, checked before use), so no other user can
 //! connect to a daemon, squat a bond's socket before its daemon starts, or answer in its place;
 //! a daemon holds a lock on `<bond>.lock` for as long as it runs the bond, so a stale socket
 //! left by a killed daemon is replaced and a live one is not. The daemon checks the peer's
@@ -31,7 +31,7 @@ use tokio::{
     time::timeout,
 };
 
-use crate::{runstate, status::BondStatus};
+use crate::{runstate, status::BondStatus, sys};
 
 /// Longest request line accepted.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -92,9 +92,9 @@ pub struct Pending {
 
 /// This network namespace's directory of control sockets.
 fn socket_dir() -> std::io::Result<PathBuf> {
-    // The namespace's inode names it: the same from `--netns`, `ip netns exec` and inside.
-    let ino = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
-    Ok(runstate::run_dir().join(format!("ctl-{ino}")))
+    // Named the same from `--netns`, `ip netns exec` and inside.
+    let ns = sys::this_netns().ok_or_else(|| std::io::Error::other("cannot tell this thread's network namespace"))?;
+    Ok(runstate::run_dir().join(ns.control_dir()))
 }
 
 /// The control socket of `bond` in this network namespace.

@@ -27,7 +27,7 @@ use bond_common::{
 
 use std::net::IpAddr;
 
-use crate::{config::Peer, sys};
+use crate::{config::Peer, leftovers::parse_part, sys};
 
 /// The eBPF object, built from `bond-ebpf` and embedded at compile time.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bond"));
@@ -402,8 +402,8 @@ fn classifier<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Sche
 pub fn remove_pins(pin_dir: &Path) -> anyhow::Result<()> {
     match std::fs::remove_dir_all(pin_dir) {
         Ok(()) => {
-            // A namespace's directory (`netns:<inode>`) goes with its last bond.
-            if let Some(parent) = pin_dir.parent().filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("netns:"))) {
+            // A namespace's directory (`netns-cookie:<cookie>`) goes with its last bond.
+            if let Some(parent) = pin_dir.parent().filter(|p| p.file_name().and_then(|n| n.to_str()).and_then(parse_part).is_some()) {
                 let _ = std::fs::remove_dir(parent);
             }
             Ok(())

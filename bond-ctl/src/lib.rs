@@ -13,7 +13,8 @@
 //!   member carries which MAC address under balance-tlb and balance-alb;
 //! - [`frames`]: the frames the controller sends (ARP, NS/NA, learning packets); [`mac`]: MAC
 //!   addresses as text;
-//! - [`status`]: the status and event model and its text forms.
+//! - [`status`]: the status and event model and its text forms;
+//! - [`leftovers`]: how paths name a network namespace.
 //!
 //! The running bond and the daemon, which gather inputs and carry decisions out:
 //! - [`bond`]: one running bond (members, monitoring, reconfiguration, status);
@@ -41,6 +42,7 @@ pub mod flows;
 pub mod frames;
 pub mod health;
 pub mod lacp;
+pub mod leftovers;
 pub mod mac;
 pub mod mac_roles;
 pub mod member;
@@ -58,8 +60,20 @@ pub mod sys;
 #[cfg(test)]
 mod tests {
     /// The pure modules, and what they may not import (the running bond and the I/O).
-    const PURE: &[&str] =
-        &["config", "health", "lacp", "plan.rs", "alloc.rs", "placement.rs", "alb.rs", "frames.rs", "status.rs", "mac.rs", "mac_roles.rs"];
+    const PURE: &[&str] = &[
+        "config",
+        "health",
+        "lacp",
+        "plan.rs",
+        "alloc.rs",
+        "placement.rs",
+        "alb.rs",
+        "frames.rs",
+        "status.rs",
+        "mac.rs",
+        "mac_roles.rs",
+        "leftovers.rs",
+    ];
     const NOT_FROM_PURE: &[&str] = &[
         "bond",
         "member",

@@ -24,7 +24,7 @@ pub fn run_dir() -> PathBuf {
 }
 
 /// The state file of `bond` in this network namespace: `RUN_DIR/<bond>.json`, in a namespace
-/// other than the main one `RUN_DIR/netns:<inode>/<bond>.json` (see `sys::netns_part`).
+/// other than the main one `RUN_DIR/netns-cookie:<cookie>/<bond>.json` (see `sys::netns_part`).
 pub fn path(bond: &str) -> PathBuf {
     let dir = run_dir();
     crate::sys::netns_part().map_or(dir.clone(), |ns| dir.join(ns)).join(format!("{bond}.json"))

@@ -23,9 +23,11 @@ use nix::{
     time::ClockId,
 };
 
+use crate::leftovers::NetnsId;
+
 /// Where bonds keep their pinned maps and links: `BPFFS/bond/<bond>/`, in a network namespace
-/// other than the main one `BPFFS/bond/netns:<inode>/<bond>/` (see [`netns_part`]), under
-/// [`bpffs_root`].
+/// other than the main one `BPFFS/bond/netns-cookie:<cookie>/<bond>/` (see [`netns_part`]),
+/// under [`bpffs_root`].
 pub const BPFFS: &str = "/sys/fs/bpf";
 
 pub fn pin_dir(bond: &str) -> PathBuf {
@@ -78,12 +80,32 @@ fn parent_of(pid: i32) -> Option<i32> {
 }
 
 /// This network namespace's part of a host-wide path: none in the main namespace (PID 1's),
-/// `netns:<inode>` in any other, so that bonds of the same name in several namespaces keep
-/// apart. The inode names a namespace the same from `--netns`, `ip netns exec` and inside it;
-/// `:` is not allowed in interface names, so the part never meets a bond's name.
+/// `netns-cookie:<cookie>` in any other, so that bonds of the same name in several namespaces
+/// keep apart. The cookie names a namespace the same from `--netns`, `ip netns exec` and
+/// inside it, and unlike the inode is never given to another namespace (see `leftovers`).
 pub fn netns_part() -> Option<String> {
+    this_netns()?.part()
+}
+
+/// The network namespace this thread runs in (None if /proc cannot tell: taken as the main one).
+pub fn this_netns() -> Option<NetnsId> {
     let this = namespace_id("thread-self", "net")?;
-    (namespace_id("1", "net") != Some(this)).then(|| format!("netns:{}", this.1))
+    Some(NetnsId { inode: this.1, cookie: netns_cookie().ok(), main: namespace_id("1", "net") == Some(this) })
+}
+
+/// This thread's network namespace's cookie (`SO_NETNS_COOKIE` on any socket, Linux 5.14).
+/// nix has no such socket option: libc's getsockopt.
+pub fn netns_cookie() -> io::Result<u64> {
+    let sock = nix::sys::socket::socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let mut cookie = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` (8) bytes into `cookie`, a live local u64, and
+    // the new length into `len`.
+    let rc = unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_NETNS_COOKIE, (&raw mut cookie).cast(), &mut len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
 }
 
 /// Makes sure bonds have a BPF filesystem to pin into (see [`bpffs_root`]): mounts one on
@@ -279,6 +301,12 @@ mod tests {
         let a = monotonic_ns();
         std::thread::sleep(Duration::from_millis(2));
         assert!(monotonic_ns() >= a + 1_000_000);
+    }
+
+    #[test]
+    fn the_namespace_cookie_names_this_namespace() {
+        let cookie = netns_cookie().expect("SO_NETNS_COOKIE (Linux 5.14)");
+        assert_eq!(this_netns().unwrap().cookie, Some(cookie));
     }
 
     #[test]

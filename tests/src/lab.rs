@@ -551,18 +551,35 @@ impl Drop for Daemon {
     }
 }
 
-/// The directory of the control sockets of network namespace `netns` (named by its inode, as
+/// The directory of the control sockets of network namespace `netns` (named by its cookie, as
 /// `bondctl` names it).
 pub fn control_dir(netns: &str) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let ino = fs::metadata(format!("/run/netns/{netns}"))?.ino();
-    Ok(Path::new("/run/bondctl").join(format!("ctl-{ino}")))
+    Ok(Path::new("/run/bondctl").join(format!("ctl-cookie-{}", netns_cookie(netns)?)))
 }
 
 /// Network namespace `netns`'s part of host-wide paths, as `bondctl` names it.
-fn netns_part(netns: &str) -> std::io::Result<String> {
-    use std::os::unix::fs::MetadataExt;
-    Ok(format!("netns:{}", fs::metadata(format!("/run/netns/{netns}"))?.ino()))
+pub fn netns_part(netns: &str) -> std::io::Result<String> {
+    Ok(format!("netns-cookie:{}", netns_cookie(netns)?))
+}
+
+/// The cookie of network namespace `netns` (`SO_NETNS_COOKIE` on a socket made inside it, on a
+/// thread of its own that enters it and ends there).
+pub fn netns_cookie(netns: &str) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{netns}");
+    let inside = std::thread::spawn(move || -> std::io::Result<u64> {
+        nix::sched::setns(fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        let (mut cookie, mut len) = (0u64, std::mem::size_of::<u64>() as libc::socklen_t);
+        // SO_NETNS_COOKIE (71): nix has no such option.
+        // SAFETY: the kernel writes at most `len` (8) bytes into `cookie`, a live local u64.
+        let rc = unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, 71, (&raw mut cookie).cast(), &mut len) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(cookie)
+    });
+    inside.join().map_err(|_| std::io::Error::other("reading a namespace's cookie panicked"))?
 }
 
 /// The pin directory of bond `bond` of network namespace `netns`.
