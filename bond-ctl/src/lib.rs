@@ -14,7 +14,8 @@
 //! - [`frames`]: the frames the controller sends (ARP, NS/NA, learning packets); [`mac`]: MAC
 //!   addresses as text;
 //! - [`status`]: the status and event model and its text forms;
-//! - [`leftovers`]: how paths name a network namespace.
+//! - [`leftovers`]: how paths name a network namespace, whether what another namespace left
+//!   is dead, whether a bond under the previous version's naming is this namespace's.
 //!
 //! The running bond and the daemon, which gather inputs and carry decisions out:
 //! - [`bond`]: one running bond (members, monitoring, reconfiguration, status);
@@ -26,7 +27,8 @@
 //! I/O, thin: [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
 //! timing path), [`netdev`] (rtnetlink), [`neighbours`] (the bond's ARP neighbours by a
 //! netlink dump), [`operstate`] (the bond device RUNNING or DORMANT), [`carrier`] (ethtool carrier polling), [`rawsock`]
-//! (AF_PACKET frames), [`runstate`] (state kept across restarts), [`sys`] (bpffs, namespaces,
+//! (AF_PACKET frames), [`runstate`] (state kept across restarts), [`sweep`] (other namespaces'
+//! leftovers cleared, the previous version's paths taken over), [`sys`] (bpffs, namespaces,
 //! ioctls, clocks).
 
 pub mod alb;
@@ -55,6 +57,7 @@ pub mod prometheus;
 pub mod rawsock;
 pub mod runstate;
 pub mod status;
+pub mod sweep;
 pub mod sys;
 
 #[cfg(test)]
@@ -88,6 +91,7 @@ mod tests {
         "carrier",
         "rawsock",
         "runstate",
+        "sweep",
         "sys",
     ];
 

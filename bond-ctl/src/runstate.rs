@@ -110,7 +110,7 @@ pub fn load(bond: &str) -> anyhow::Result<Option<RunState>> {
     read(&path(bond))
 }
 
-fn read(path: &Path) -> anyhow::Result<Option<RunState>> {
+pub fn read(path: &Path) -> anyhow::Result<Option<RunState>> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| format!("reading {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -3,7 +3,7 @@
 use std::{
     fs::File,
     io,
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, BorrowedFd},
     path::{Path, PathBuf},
     sync::{
         OnceLock,
@@ -106,6 +106,68 @@ pub fn netns_cookie() -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(cookie)
+}
+
+// <linux/nsfs.h>: NS_GET_NSTYPE = _IO(0xb7, 0x3), NS_GET_ID = _IOR(0xb7, 13, __u64) (Linux 6.18).
+nix::ioctl_none!(ns_get_nstype, 0xb7, 3);
+nix::ioctl_read!(ns_get_id, 0xb7, 13, u64);
+
+/// Whether `file` is a network namespace (a `/proc/PID/ns/net`, or a bind mount of one as under
+/// /run/netns): NS_GET_NSTYPE, which any other file refuses.
+pub fn is_netns_file(file: &File) -> bool {
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns the namespace's CLONE_NEW* flag.
+    unsafe { ns_get_nstype(file.as_raw_fd()) }.is_ok_and(|kind| kind == libc::CLONE_NEWNET)
+}
+
+/// The id of the namespace `file` refers to (NS_GET_ID); for a network namespace its cookie,
+/// on kernels that have the call (6.18).
+pub fn namespace_file_id(file: &File) -> io::Result<u64> {
+    let mut id = 0u64;
+    // SAFETY: NS_GET_ID writes one u64 into `id`, a live local.
+    unsafe { ns_get_id(file.as_raw_fd(), &mut id) }?;
+    Ok(id)
+}
+
+/// The main network namespace's (PID 1's) inode.
+pub fn main_netns_inode() -> Option<u64> {
+    namespace_id("1", "net").map(|(_, ino)| ino)
+}
+
+// The kernel's `union bpf_attr` for BPF_OBJ_GET_INFO_BY_FD, and the start of `struct
+// bpf_link_info` for a TCX link: aya's `LinkInfo` has the link's type and ids, not its device.
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+#[repr(C)]
+struct InfoByFd {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+#[repr(C, align(8))]
+#[derive(Default)]
+struct TcxLinkInfo {
+    link_type: u32,
+    id: u32,
+    prog_id: u32,
+    // The union after it is 8-aligned.
+    _pad: u32,
+    ifindex: u32,
+    attach_type: u32,
+}
+
+/// The ifindex a TCX link is attached to: 0 once its device is gone (with its namespace).
+pub fn tcx_link_ifindex(link: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut info = TcxLinkInfo::default();
+    let mut attr =
+        InfoByFd { bpf_fd: link.as_raw_fd() as u32, info_len: std::mem::size_of::<TcxLinkInfo>() as u32, info: (&raw mut info) as u64 };
+    // SAFETY: the kernel reads `attr` (a live local of the size passed) and writes at most
+    // `info_len` bytes into `info`, a live local of that size, then the length into `attr`.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &raw mut attr, std::mem::size_of::<InfoByFd>()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info.ifindex)
 }
 
 /// Makes sure bonds have a BPF filesystem to pin into (see [`bpffs_root`]): mounts one on
@@ -304,8 +366,16 @@ mod tests {
     }
 
     #[test]
-    fn the_namespace_cookie_names_this_namespace() {
+    fn the_namespace_cookie_is_what_ns_get_id_reports() {
         let cookie = netns_cookie().expect("SO_NETNS_COOKIE (Linux 5.14)");
+        let file = File::open("/proc/thread-self/ns/net").unwrap();
+        assert!(is_netns_file(&file));
+        assert!(!is_netns_file(&File::open("/proc/self/ns/uts").unwrap()));
+        assert!(!is_netns_file(&File::open("/proc/self/status").unwrap()));
+        // Kernels before 6.18 have no NS_GET_ID: the sweep then judges by links alone.
+        if let Ok(id) = namespace_file_id(&file) {
+            assert_eq!(id, cookie);
+        }
         assert_eq!(this_netns().unwrap().cookie, Some(cookie));
     }
 

@@ -72,6 +72,8 @@ impl Bond<Kernel> {
             let link = nl.require_link(l).await.with_context(|| format!("member {l}"))?;
             netdev::check_member(&link, &name)?;
         }
+        // What the previous version left under this namespace's inode, once proven ours.
+        crate::sweep::adopt_legacy(&name)?;
         // A state file that cannot be read is not "no state": it holds the members' own
         // addresses, and a bond may run on them. Nothing is touched until someone looks.
         let state = runstate::load(&name).map_err(|e| {
