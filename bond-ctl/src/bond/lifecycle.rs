@@ -248,6 +248,10 @@ impl Bond<Kernel> {
     /// Leaves the bond running for the next controller to adopt: the data plane stays pinned
     /// and attached, the members keep the bond's settings (SIGKILL does the same).
     pub fn detach(mut self) {
+        if self.control.is_some() {
+            // The daemon exits: its socket would only be stale (the next one makes its own).
+            control::remove_socket(&self.spec.name);
+        }
         for task in [self.control.take(), self.probe_reader.take(), self.promisc_watch.take()].into_iter().flatten() {
             task.abort();
         }
