@@ -582,6 +582,45 @@ pub fn netns_cookie(netns: &str) -> std::io::Result<u64> {
     inside.join().map_err(|_| std::io::Error::other("reading a namespace's cookie panicked"))?
 }
 
+/// The ifindex the TCX link pinned at `pin` is attached to: 0 once its device is gone
+/// (BPF_OBJ_GET, then BPF_OBJ_GET_INFO_BY_FD: bpftool does not print a TCX link's device).
+pub fn tcx_link_ifindex(pin: &Path) -> std::io::Result<u32> {
+    use std::os::{
+        fd::{FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    };
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    #[repr(C)]
+    struct InfoByFd {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let path = std::ffi::CString::new(pin.as_os_str().as_bytes())?;
+    let mut get = ObjGet { pathname: path.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
+    // SAFETY: BPF_OBJ_GET (7) reads `get` and the NUL-terminated path it points to, both live.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 7, &raw mut get, std::mem::size_of::<ObjGet>()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // struct bpf_link_info: type, id, prog_id, then (8-aligned) for TCX: ifindex, attach_type.
+    let mut info = [0u32; 6];
+    let mut attr = InfoByFd { bpf_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32, info_len: 24, info: info.as_mut_ptr() as u64 };
+    // SAFETY: BPF_OBJ_GET_INFO_BY_FD (15) reads `attr` and writes at most 24 bytes into `info`.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, 15, &raw mut attr, std::mem::size_of::<InfoByFd>()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(info[4])
+}
+
 /// The pin directory of bond `bond` of network namespace `netns`.
 pub fn pin_dir(netns: &str, bond: &str) -> std::io::Result<PathBuf> {
     Ok(Path::new("/sys/fs/bpf/bond").join(netns_part(netns)?).join(bond))
