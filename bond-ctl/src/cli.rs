@@ -43,13 +43,18 @@ Signals (bondctl up):
 Files:
   /sys/fs/bpf/bond/<bond>/  the bond's pinned maps and TCX links (bpftool map dump pinned ...);
                             a bond in another network namespace pins under
-                            /sys/fs/bpf/bond/netns:<inode>/<bond>/
+                            /sys/fs/bpf/bond/netns-cookie:<cookie>/<bond>/
   /run/bondctl/<bond>.json  the members' settings from before they joined, for adoption and
-                            `bondctl down` (BONDCTL_RUN_DIR overrides the directory)
-  /run/bondctl/ctl-<netns>/<bond>.sock
+                            `bondctl down` (BONDCTL_RUN_DIR overrides the directory); in
+                            another network namespace /run/bondctl/netns-cookie:<cookie>/
+  /run/bondctl/ctl-cookie-<cookie>/<bond>.sock
                             the daemon's control socket, in a directory per network
                             namespace that only root can use (with <bond>.lock, held while
-                            a daemon runs the bond)
+                            a daemon runs the bond), removed when its last daemon exits; the
+                            main namespace's is /run/bondctl/ctl-<inode>/
+  <cookie> is the network namespace's (SO_NETNS_COOKIE), never reused; `bondctl up` removes
+  what namespaces that are gone left there, and takes over a bond an earlier bondctl left
+  under netns:<inode> once proven this namespace's
 
 Environment:
   BONDCTL_LOG      log filter (default info), e.g. BONDCTL_LOG=bond_ctl=debug

@@ -1,15 +1,16 @@
 //! The control socket between `bondctl` commands and the daemon running a bond.
 //!
-//! A Unix socket per bond, `<run dir>/ctl-<netns>/<bond>.sock`: one directory per network
-//! namespace (named by the namespace's inode), so `bondctl --netns NS status` and `ip netns exec
-//! NS bondctl status` reach the daemon of that namespace and bonds of one name in two namespaces
-//! do not meet. The directory is root's alone (0700, checked before use), so no other user can
-//! connect to a daemon, squat a bond's socket before its daemon starts, or answer in its place;
-//! a daemon holds a lock on `<bond>.lock` for as long as it runs the bond, so a stale socket
-//! left by a killed daemon is replaced and a live one is not. The daemon checks the peer's
-//! credentials at accept, before reading anything; a request is one JSON line of at most
-//! `MAX_REQUEST` bytes, sent within `IDLE_TIMEOUT`, at most `MAX_CONNECTIONS` at once; the answer
-//! is one JSON line. The client checks that the daemon answering runs as root.
+//! A Unix socket per bond, `<run dir>/ctl-cookie-<cookie>/<bond>.sock`: one directory per
+//! network namespace (named by the namespace's cookie; the main namespace's `ctl-<inode>`, see
+//! `leftovers`), so `bondctl --netns NS status` and `ip netns exec NS bondctl status` reach the
+//! daemon of that namespace and bonds of one name in two namespaces do not meet; it goes when
+//! the namespace's last daemon exits. The directory is root's alone (0700, checked before use),
+//! so no other user can connect to a daemon, squat a bond's socket before its daemon starts, or
+//! answer in its place; a daemon holds a lock on `<bond>.lock` for as long as it runs the bond,
+//! so a stale socket left by a killed daemon is replaced and a live one is not. The daemon
+//! checks the peer's credentials at accept, before reading anything; a request is one JSON line
+//! of at most `MAX_REQUEST` bytes, sent within `IDLE_TIMEOUT`, at most `MAX_CONNECTIONS` at
+//! once; the answer is one JSON line. The client checks that the daemon answering runs as root.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -17,7 +18,7 @@ use std::{
         fd::AsFd,
         unix::fs::{DirBuilderExt, MetadataExt},
     },
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
 };
@@ -31,7 +32,7 @@ use tokio::{
     time::timeout,
 };
 
-use crate::{runstate, status::BondStatus};
+use crate::{runstate, status::BondStatus, sys};
 
 /// Longest request line accepted.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -92,14 +93,26 @@ pub struct Pending {
 
 /// This network namespace's directory of control sockets.
 fn socket_dir() -> std::io::Result<PathBuf> {
-    // The namespace's inode names it: the same from `--netns`, `ip netns exec` and inside.
-    let ino = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
-    Ok(runstate::run_dir().join(format!("ctl-{ino}")))
+    // Named the same from `--netns`, `ip netns exec` and inside.
+    let ns = sys::this_netns().ok_or_else(|| std::io::Error::other("cannot tell this thread's network namespace"))?;
+    Ok(runstate::run_dir().join(ns.control_dir()))
+}
+
+/// The directory the previous version gave this namespace's sockets (`ctl-<inode>`), where it
+/// differs. A socket there that accepts a connection is this namespace's: its daemon is alive,
+/// so is its namespace, and no two live namespaces share an inode.
+fn legacy_socket_dir() -> Option<PathBuf> {
+    Some(runstate::run_dir().join(sys::this_netns()?.legacy_control_dir()?))
 }
 
 /// The control socket of `bond` in this network namespace.
 pub fn socket_path(bond: &str) -> std::io::Result<PathBuf> {
     Ok(socket_dir()?.join(format!("{bond}.sock")))
+}
+
+/// Whether a daemon answers on `dir`'s socket of `bond`.
+fn answers(dir: &Path, bond: &str) -> bool {
+    std::os::unix::net::UnixStream::connect(dir.join(format!("{bond}.sock"))).is_ok()
 }
 
 /// Creates the socket directory if needed and checks that it is root's alone: a directory
@@ -125,11 +138,27 @@ fn own_socket_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The socket directory and the bond's lock file in it. A daemon of another bond exiting
+/// removes the directory once empty: one removed under us is made again.
+fn open_lock(bond: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    for _ in 0..3 {
+        let dir = own_socket_dir()?;
+        let lock_path = dir.join(format!("{bond}.lock"));
+        match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path) {
+            Ok(f) => return Ok((dir, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("opening {}", lock_path.display())),
+        }
+    }
+    bail!("the control directory of this network namespace keeps vanishing")
+}
+
 /// Listens on the bond's socket and forwards requests to `to_daemon`.
 pub fn serve(bond: &str, to_daemon: mpsc::Sender<Pending>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let dir = own_socket_dir()?;
-    let lock_path = dir.join(format!("{bond}.lock"));
-    let lock_file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+    if let Some(legacy) = legacy_socket_dir().filter(|d| answers(d, bond)) {
+        bail!("bond {bond} is run by a bondctl of the previous version in this network namespace ({}): stop it first", legacy.display());
+    }
+    let (dir, lock_file) = open_lock(bond)?;
     let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|_| anyhow::anyhow!("bond {bond} is already run by another bondctl in this network namespace"))?;
     let path = dir.join(format!("{bond}.sock"));
@@ -200,11 +229,13 @@ async fn serve_connection(stream: UnixStream, bond: &str, to_daemon: &mpsc::Send
     let _ = timeout(IDLE_TIMEOUT, wr.write_all(out.as_bytes())).await;
 }
 
-/// Removes the bond's socket and lock files (the bond is gone).
+/// Removes the bond's socket and lock files (its daemon exits), and the namespace's directory
+/// once no other bond's socket is left in it.
 pub fn remove_socket(bond: &str) {
     if let Ok(dir) = socket_dir() {
         let _ = std::fs::remove_file(dir.join(format!("{bond}.sock")));
         let _ = std::fs::remove_file(dir.join(format!("{bond}.lock")));
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
@@ -241,7 +272,14 @@ pub async fn ask(to_daemon: &mpsc::Sender<Pending>, bond: &str, request: Request
 
 /// Sends one request to the daemon running `bond` and waits for its answer.
 pub fn request(bond: &str, req: &Request) -> anyhow::Result<Response> {
-    let path = socket_path(bond)?;
+    let mut path = socket_path(bond)?;
+    // A daemon of the previous version still running here answers there.
+    if let Some(legacy) = legacy_socket_dir()
+        && !answers(path.parent().unwrap_or(Path::new("/")), bond)
+        && answers(&legacy, bond)
+    {
+        path = legacy.join(format!("{bond}.sock"));
+    }
     let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(s) => s,
         Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound) => {
@@ -266,11 +304,15 @@ pub fn request(bond: &str, req: &Request) -> anyhow::Result<Response> {
 
 /// Bonds with a daemon in this network namespace: sockets that accept a connection.
 pub fn running_bonds() -> Vec<String> {
-    let Ok(entries) = socket_dir().and_then(std::fs::read_dir) else { return Vec::new() };
-    let mut bonds: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".sock").map(str::to_string))
-        .filter(|b| socket_path(b).is_ok_and(|p| std::os::unix::net::UnixStream::connect(p).is_ok()))
+    let dirs = socket_dir().into_iter().chain(legacy_socket_dir());
+    let mut bonds: Vec<String> = dirs
+        .flat_map(|dir| {
+            let names = std::fs::read_dir(&dir).into_iter().flatten();
+            let names = names.filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".sock").map(str::to_string));
+            names.filter(|b| answers(&dir, b)).collect::<Vec<_>>()
+        })
         .collect();
     bonds.sort();
+    bonds.dedup();
     bonds
 }

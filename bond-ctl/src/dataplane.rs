@@ -27,7 +27,11 @@ use bond_common::{
 
 use std::net::IpAddr;
 
-use crate::{config::Peer, sys};
+use crate::{
+    config::Peer,
+    leftovers::{Egress, parse_part},
+    sys,
+};
 
 /// The eBPF object, built from `bond-ebpf` and embedded at compile time.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bond"));
@@ -399,6 +403,31 @@ pub fn egress_pin(bond: &str) -> String {
     format!("link_egress_{bond}")
 }
 
+/// What became of a bond's pinned transmit link (`pin_dir/link_egress_<bond>`): attached (to
+/// which ifindex), detached (its device, and so the namespace it ran in, gone) or not pinned.
+pub fn egress_link(pin_dir: &Path, bond: &str) -> Egress {
+    let path = pin_dir.join(egress_pin(bond));
+    if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return Egress::Missing;
+    }
+    match tcx_link_ifindex(&path) {
+        Ok(ifindex) => Egress::from_ifindex(ifindex),
+        Err(e) => {
+            tracing::debug!("reading {}: {e:#}", path.display());
+            Egress::Unreadable
+        }
+    }
+}
+
+fn tcx_link_ifindex(path: &Path) -> anyhow::Result<u32> {
+    use aya::programs::{MultiProgLink, tc::SchedClassifierLink};
+    let link = FdLink::from(PinnedLink::from_pin(path)?);
+    // aya lends a link's descriptor only as a TCX link's (checking its type); dropping it
+    // closes the descriptor, and the pin keeps the link as it was.
+    let link = SchedClassifierLink::try_from(link)?;
+    Ok(sys::tcx_link_ifindex(link.fd()?)?)
+}
+
 fn classifier<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut SchedClassifier> {
     ebpf.program_mut(name)
         .ok_or_else(|| anyhow!("the eBPF object has no program {name}"))?
@@ -410,8 +439,8 @@ fn classifier<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Sche
 pub fn remove_pins(pin_dir: &Path) -> anyhow::Result<()> {
     match std::fs::remove_dir_all(pin_dir) {
         Ok(()) => {
-            // A namespace's directory (`netns:<inode>`) goes with its last bond.
-            if let Some(parent) = pin_dir.parent().filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("netns:"))) {
+            // A namespace's directory (`netns-cookie:<cookie>`) goes with its last bond.
+            if let Some(parent) = pin_dir.parent().filter(|p| p.file_name().and_then(|n| n.to_str()).and_then(parse_part).is_some()) {
                 let _ = std::fs::remove_dir(parent);
             }
             Ok(())

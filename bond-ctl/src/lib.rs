@@ -14,7 +14,9 @@
 //! - [`frames`]: the frames the controller sends (ARP, NS/NA, learning packets, IGMP and MLD
 //!   reports); [`mcast`]: the bond's multicast groups and their reports; [`mac`]: MAC
 //!   addresses as text;
-//! - [`status`]: the status and event model and its text forms.
+//! - [`status`]: the status and event model and its text forms;
+//! - [`leftovers`]: how paths name a network namespace, whether what another namespace left
+//!   is dead, whether a bond under the previous version's naming is this namespace's.
 //!
 //! The running bond and the daemon, which gather inputs and carry decisions out:
 //! - [`bond`]: one running bond (members, monitoring, reconfiguration, status);
@@ -26,7 +28,8 @@
 //! I/O, thin: [`addrlist`] (devices' unicast address lists), [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
 //! timing path), [`netdev`] (rtnetlink), [`neighbours`] (the bond's ARP neighbours by a
 //! netlink dump), [`operstate`] (the bond device RUNNING or DORMANT), [`carrier`] (ethtool carrier polling), [`rawsock`]
-//! (AF_PACKET frames), [`runstate`] (state kept across restarts), [`sys`] (bpffs, namespaces,
+//! (AF_PACKET frames), [`runstate`] (state kept across restarts), [`sweep`] (other namespaces'
+//! leftovers cleared, the previous version's paths taken over), [`sys`] (bpffs, namespaces,
 //! ioctls, clocks).
 
 pub mod addrlist;
@@ -43,6 +46,7 @@ pub mod flows;
 pub mod frames;
 pub mod health;
 pub mod lacp;
+pub mod leftovers;
 pub mod mac;
 pub mod mac_roles;
 pub mod mcast;
@@ -56,6 +60,7 @@ pub mod prometheus;
 pub mod rawsock;
 pub mod runstate;
 pub mod status;
+pub mod sweep;
 pub mod sys;
 
 #[cfg(test)]
@@ -74,6 +79,7 @@ mod tests {
         "status.rs",
         "mac.rs",
         "mac_roles.rs",
+        "leftovers.rs",
     ];
     const NOT_FROM_PURE: &[&str] = &[
         "addrlist",
@@ -90,6 +96,7 @@ mod tests {
         "carrier",
         "rawsock",
         "runstate",
+        "sweep",
         "sys",
     ];
 

@@ -24,7 +24,7 @@ pub fn run_dir() -> PathBuf {
 }
 
 /// The state file of `bond` in this network namespace: `RUN_DIR/<bond>.json`, in a namespace
-/// other than the main one `RUN_DIR/netns:<inode>/<bond>.json` (see `sys::netns_part`).
+/// other than the main one `RUN_DIR/netns-cookie:<cookie>/<bond>.json` (see `sys::netns_part`).
 pub fn path(bond: &str) -> PathBuf {
     let dir = run_dir();
     crate::sys::netns_part().map_or(dir.clone(), |ns| dir.join(ns)).join(format!("{bond}.json"))
@@ -134,7 +134,7 @@ pub fn load(bond: &str) -> anyhow::Result<Option<RunState>> {
     read(&path(bond))
 }
 
-fn read(path: &Path) -> anyhow::Result<Option<RunState>> {
+pub fn read(path: &Path) -> anyhow::Result<Option<RunState>> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| format!("reading {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

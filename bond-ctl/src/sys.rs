@@ -3,7 +3,7 @@
 use std::{
     fs::File,
     io,
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, BorrowedFd},
     path::{Path, PathBuf},
     sync::{
         OnceLock,
@@ -23,9 +23,11 @@ use nix::{
     time::ClockId,
 };
 
+use crate::leftovers::NetnsId;
+
 /// Where bonds keep their pinned maps and links: `BPFFS/bond/<bond>/`, in a network namespace
-/// other than the main one `BPFFS/bond/netns:<inode>/<bond>/` (see [`netns_part`]), under
-/// [`bpffs_root`].
+/// other than the main one `BPFFS/bond/netns-cookie:<cookie>/<bond>/` (see [`netns_part`]),
+/// under [`bpffs_root`].
 pub const BPFFS: &str = "/sys/fs/bpf";
 
 pub fn pin_dir(bond: &str) -> PathBuf {
@@ -78,12 +80,94 @@ fn parent_of(pid: i32) -> Option<i32> {
 }
 
 /// This network namespace's part of a host-wide path: none in the main namespace (PID 1's),
-/// `netns:<inode>` in any other, so that bonds of the same name in several namespaces keep
-/// apart. The inode names a namespace the same from `--netns`, `ip netns exec` and inside it;
-/// `:` is not allowed in interface names, so the part never meets a bond's name.
+/// `netns-cookie:<cookie>` in any other, so that bonds of the same name in several namespaces
+/// keep apart. The cookie names a namespace the same from `--netns`, `ip netns exec` and
+/// inside it, and unlike the inode is never given to another namespace (see `leftovers`).
 pub fn netns_part() -> Option<String> {
+    this_netns()?.part()
+}
+
+/// The network namespace this thread runs in (None if /proc cannot tell: taken as the main one).
+pub fn this_netns() -> Option<NetnsId> {
     let this = namespace_id("thread-self", "net")?;
-    (namespace_id("1", "net") != Some(this)).then(|| format!("netns:{}", this.1))
+    Some(NetnsId { inode: this.1, cookie: netns_cookie().ok(), main: namespace_id("1", "net") == Some(this) })
+}
+
+/// This thread's network namespace's cookie (`SO_NETNS_COOKIE` on any socket, Linux 5.14).
+/// nix has no such socket option: libc's getsockopt.
+pub fn netns_cookie() -> io::Result<u64> {
+    let sock = nix::sys::socket::socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let mut cookie = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` (8) bytes into `cookie`, a live local u64, and
+    // the new length into `len`.
+    let rc = unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_NETNS_COOKIE, (&raw mut cookie).cast(), &mut len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
+}
+
+// <linux/nsfs.h>: NS_GET_NSTYPE = _IO(0xb7, 0x3), NS_GET_ID = _IOR(0xb7, 13, __u64) (Linux 6.18).
+nix::ioctl_none!(ns_get_nstype, 0xb7, 3);
+nix::ioctl_read!(ns_get_id, 0xb7, 13, u64);
+
+/// Whether `file` is a network namespace (a `/proc/PID/ns/net`, or a bind mount of one as under
+/// /run/netns): NS_GET_NSTYPE, which any other file refuses.
+pub fn is_netns_file(file: &File) -> bool {
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns the namespace's CLONE_NEW* flag.
+    unsafe { ns_get_nstype(file.as_raw_fd()) }.is_ok_and(|kind| kind == libc::CLONE_NEWNET)
+}
+
+/// The id of the namespace `file` refers to (NS_GET_ID); for a network namespace its cookie,
+/// on kernels that have the call (6.18).
+pub fn namespace_file_id(file: &File) -> io::Result<u64> {
+    let mut id = 0u64;
+    // SAFETY: NS_GET_ID writes one u64 into `id`, a live local.
+    unsafe { ns_get_id(file.as_raw_fd(), &mut id) }?;
+    Ok(id)
+}
+
+/// The main network namespace's (PID 1's) inode.
+pub fn main_netns_inode() -> Option<u64> {
+    namespace_id("1", "net").map(|(_, ino)| ino)
+}
+
+// The kernel's `union bpf_attr` for BPF_OBJ_GET_INFO_BY_FD, and the start of `struct
+// bpf_link_info` for a TCX link: aya's `LinkInfo` has the link's type and ids, not its device.
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+#[repr(C)]
+struct InfoByFd {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+#[repr(C, align(8))]
+#[derive(Default)]
+struct TcxLinkInfo {
+    link_type: u32,
+    id: u32,
+    prog_id: u32,
+    // The union after it is 8-aligned.
+    _pad: u32,
+    ifindex: u32,
+    attach_type: u32,
+}
+
+/// The ifindex a TCX link is attached to: 0 once its device is gone (with its namespace).
+pub fn tcx_link_ifindex(link: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut info = TcxLinkInfo::default();
+    let mut attr =
+        InfoByFd { bpf_fd: link.as_raw_fd() as u32, info_len: std::mem::size_of::<TcxLinkInfo>() as u32, info: (&raw mut info) as u64 };
+    // SAFETY: the kernel reads `attr` (a live local of the size passed) and writes at most
+    // `info_len` bytes into `info`, a live local of that size, then the length into `attr`.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &raw mut attr, std::mem::size_of::<InfoByFd>()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info.ifindex)
 }
 
 /// Makes sure bonds have a BPF filesystem to pin into (see [`bpffs_root`]): mounts one on
@@ -288,6 +372,20 @@ mod tests {
         let a = monotonic_ns();
         std::thread::sleep(Duration::from_millis(2));
         assert!(monotonic_ns() >= a + 1_000_000);
+    }
+
+    #[test]
+    fn the_namespace_cookie_is_what_ns_get_id_reports() {
+        let cookie = netns_cookie().expect("SO_NETNS_COOKIE (Linux 5.14)");
+        let file = File::open("/proc/thread-self/ns/net").unwrap();
+        assert!(is_netns_file(&file));
+        assert!(!is_netns_file(&File::open("/proc/self/ns/uts").unwrap()));
+        assert!(!is_netns_file(&File::open("/proc/self/status").unwrap()));
+        // Kernels before 6.18 have no NS_GET_ID: the sweep then judges by links alone.
+        if let Ok(id) = namespace_file_id(&file) {
+            assert_eq!(id, cookie);
+        }
+        assert_eq!(this_netns().unwrap().cookie, Some(cookie));
     }
 
     #[test]

@@ -551,18 +551,74 @@ impl Drop for Daemon {
     }
 }
 
-/// The directory of the control sockets of network namespace `netns` (named by its inode, as
+/// The directory of the control sockets of network namespace `netns` (named by its cookie, as
 /// `bondctl` names it).
 pub fn control_dir(netns: &str) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let ino = fs::metadata(format!("/run/netns/{netns}"))?.ino();
-    Ok(Path::new("/run/bondctl").join(format!("ctl-{ino}")))
+    Ok(Path::new("/run/bondctl").join(format!("ctl-cookie-{}", netns_cookie(netns)?)))
 }
 
 /// Network namespace `netns`'s part of host-wide paths, as `bondctl` names it.
-fn netns_part(netns: &str) -> std::io::Result<String> {
-    use std::os::unix::fs::MetadataExt;
-    Ok(format!("netns:{}", fs::metadata(format!("/run/netns/{netns}"))?.ino()))
+pub fn netns_part(netns: &str) -> std::io::Result<String> {
+    Ok(format!("netns-cookie:{}", netns_cookie(netns)?))
+}
+
+/// The cookie of network namespace `netns` (`SO_NETNS_COOKIE` on a socket made inside it, on a
+/// thread of its own that enters it and ends there).
+pub fn netns_cookie(netns: &str) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{netns}");
+    let inside = std::thread::spawn(move || -> std::io::Result<u64> {
+        nix::sched::setns(fs::File::open(&path)?, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        let (mut cookie, mut len) = (0u64, std::mem::size_of::<u64>() as libc::socklen_t);
+        // SO_NETNS_COOKIE (71): nix has no such option.
+        // SAFETY: the kernel writes at most `len` (8) bytes into `cookie`, a live local u64.
+        let rc = unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, 71, (&raw mut cookie).cast(), &mut len) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(cookie)
+    });
+    inside.join().map_err(|_| std::io::Error::other("reading a namespace's cookie panicked"))?
+}
+
+/// The ifindex the TCX link pinned at `pin` is attached to: 0 once its device is gone
+/// (BPF_OBJ_GET, then BPF_OBJ_GET_INFO_BY_FD: bpftool does not print a TCX link's device).
+pub fn tcx_link_ifindex(pin: &Path) -> std::io::Result<u32> {
+    use std::os::{
+        fd::{FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    };
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+    }
+    #[repr(C)]
+    struct InfoByFd {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let path = std::ffi::CString::new(pin.as_os_str().as_bytes())?;
+    let mut get = ObjGet { pathname: path.as_ptr() as u64, bpf_fd: 0, file_flags: 0 };
+    // SAFETY: BPF_OBJ_GET (7) reads `get` and the NUL-terminated path it points to, both live.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 7, &raw mut get, std::mem::size_of::<ObjGet>()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // struct bpf_link_info: type, id, prog_id, then (8-aligned) for TCX: ifindex, attach_type.
+    let mut info = [0u32; 6];
+    let mut attr = InfoByFd { bpf_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32, info_len: 24, info: info.as_mut_ptr() as u64 };
+    // SAFETY: BPF_OBJ_GET_INFO_BY_FD (15) reads `attr` and writes at most 24 bytes into `info`.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, 15, &raw mut attr, std::mem::size_of::<InfoByFd>()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(info[4])
 }
 
 /// The pin directory of bond `bond` of network namespace `netns`.

@@ -666,3 +666,178 @@ fn the_flow_table_size_is_a_setting_and_a_restart_resizes_it_without_loss() {
     let events = lab.a.daemon().ctl(&["events", &lab.a.bond]).unwrap();
     assert!(events.contains("flow table resized from 2048 to 8192 entries"), "{events}");
 }
+
+/// Removes the listed files and directories on drop: what a test leaves outside its namespaces.
+struct RemoveOnDrop(Vec<std::path::PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = fs::remove_dir_all(p).or_else(|_| fs::remove_file(p));
+        }
+    }
+}
+
+/// A namespace with veth pairs `eth0`.. (peers `p0`.. in it too), all up.
+fn namespace_with_links(links: usize) -> bond_tests::Netns {
+    let ns = bond_tests::Netns::new("ru-").unwrap();
+    for i in 0..links {
+        let (eth, peer) = (format!("eth{i}"), format!("p{i}"));
+        ns.ip(&["link", "add", &eth, "type", "veth", "peer", "name", &peer]).unwrap();
+        ns.ip(&["link", "set", &eth, "up"]).unwrap();
+        ns.ip(&["link", "set", &peer, "up"]).unwrap();
+    }
+    ns
+}
+
+fn netns_inode(ns: &bond_tests::Netns) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(format!("/run/netns/{}", ns.name())).unwrap().ino()
+}
+
+/// The kernel gives a deleted namespace's inode to a new one. A namespace whose daemon was
+/// killed is deleted, leaving its pins, state files and control directory: one bond's under
+/// today's paths (its cookie), two as an earlier version left them (its inode; one state file
+/// corrupt, as in the report, one intact, which an earlier version would have adopted,
+/// restoring members' settings onto the new namespace's devices). A new namespace, given the
+/// same inode if the kernel does within 40 tries, starts the same bonds afresh, and what the
+/// dead one left is cleared. A clean stop leaves no control directory of the namespace.
+#[test]
+fn a_new_namespace_with_a_dead_ones_inode_starts_afresh_and_clears_what_that_one_left() {
+    use bond_tests::lab::{TempDir, control_dir, netns_part, pin_dir, state_file, tcx_link_ifindex};
+    let dir = TempDir::new().unwrap();
+    let bonds = ["bond0", "bond1", "bond2"];
+    let config = |n: usize| -> std::path::PathBuf {
+        let mut text = String::from("bonds:\n");
+        for (i, b) in bonds.iter().take(n).enumerate() {
+            text.push_str(&format!("  {b}:\n    links: [eth{}, eth{}]\n    policy: active-backup\n", 2 * i, 2 * i + 1));
+        }
+        let path = dir.path().join(format!("reuse-{n}.yaml"));
+        fs::write(&path, text).unwrap();
+        path
+    };
+    let (run, bpffs) = (std::path::Path::new("/run/bondctl"), std::path::Path::new("/sys/fs/bpf/bond"));
+
+    let old = namespace_with_links(6);
+    let inode = netns_inode(&old);
+    let mut daemon = Daemon::start(&old, &config(3), "bond0", dir.path()).unwrap();
+    for b in bonds {
+        wait_until(Duration::from_secs(10), &format!("{b} up"), || daemon.ctl(&["status", b]).is_ok());
+    }
+    let (part, control) = (netns_part(old.name()).unwrap(), control_dir(old.name()).unwrap());
+    let (cookie_pins, cookie_state) = (bpffs.join(&part), run.join(&part));
+    let legacy = format!("netns:{inode}");
+    let (legacy_pins, legacy_state, legacy_control) = (bpffs.join(&legacy), run.join(&legacy), run.join(format!("ctl-{inode}")));
+    let _cleanup = RemoveOnDrop(vec![
+        cookie_pins.clone(),
+        cookie_state.clone(),
+        control.clone(),
+        legacy_pins.clone(),
+        legacy_state.clone(),
+        legacy_control.clone(),
+    ]);
+    assert!(
+        pin_dir(old.name(), "bond2").unwrap().starts_with(&cookie_pins)
+            && state_file(old.name(), "bond2").unwrap().starts_with(&cookie_state)
+    );
+    daemon.kill().unwrap();
+    daemon.hand_over();
+    // bond0 and bond1 as an earlier version named them, moved whole directories at a time (a
+    // sweep by another test's daemon finds the inode's entry with its links attached).
+    fs::rename(&cookie_pins, &legacy_pins).unwrap();
+    fs::create_dir(&cookie_pins).unwrap();
+    fs::rename(legacy_pins.join("bond2"), cookie_pins.join("bond2")).unwrap();
+    fs::rename(&cookie_state, &legacy_state).unwrap();
+    fs::create_dir(&cookie_state).unwrap();
+    fs::rename(legacy_state.join("bond2.json"), cookie_state.join("bond2.json")).unwrap();
+    fs::write(legacy_state.join("bond0.json"), "{ \"bond\": ").unwrap();
+    fs::create_dir(&legacy_control).unwrap();
+    fs::write(legacy_control.join("bond0.lock"), "").unwrap();
+    let egress = [
+        legacy_pins.join("bond0/link_egress_bond0"),
+        legacy_pins.join("bond1/link_egress_bond1"),
+        cookie_pins.join("bond2/link_egress_bond2"),
+    ];
+    for e in &egress {
+        assert_ne!(tcx_link_ifindex(e).unwrap(), 0, "{} attached while its namespace lives", e.display());
+    }
+
+    // The namespace goes, its devices with it: the links are detached (or already cleared by
+    // another test's daemon).
+    drop(old);
+    wait_until(Duration::from_secs(10), "the dead namespace's links detached", || {
+        egress.iter().all(|e| tcx_link_ifindex(e).map_or(true, |i| i == 0))
+    });
+    let mut tried = Vec::new();
+    let mut reused = None;
+    for _ in 0..40 {
+        let ns = namespace_with_links(4);
+        if netns_inode(&ns) == inode {
+            reused = Some(ns);
+            break;
+        }
+        tried.push(ns);
+    }
+    let reused_inode = reused.is_some();
+    let ns = reused.unwrap_or_else(|| tried.pop().unwrap());
+    drop(tried);
+    eprintln!("a new namespace got the dead one's inode {inode}: {reused_inode}");
+    let macs = |ns: &bond_tests::Netns| -> Vec<String> {
+        (0..4)
+            .map(|i| {
+                let v: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "link", "show", &format!("eth{i}")]).unwrap()).unwrap();
+                v[0]["address"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let own_macs = macs(&ns);
+
+    let mut daemon = Daemon::start(&ns, &config(2), "bond0", dir.path()).unwrap_or_else(|e| panic!("up in the new namespace: {e:#}"));
+    wait_until(Duration::from_secs(10), "bond1 up", || daemon.ctl(&["status", "bond1"]).is_ok());
+    for b in ["bond0", "bond1"] {
+        let events = daemon.ctl(&["events", b]).unwrap();
+        assert!(events.contains("bond up with policy active-backup"), "{b} started afresh:\n{events}\n{}", daemon.log());
+        assert!(!events.contains("adopted") && !events.contains("cannot be adopted"), "{b} took nothing of the dead namespace:\n{events}");
+        assert!(pin_dir(ns.name(), b).unwrap().exists(), "{b} pins under the new namespace's cookie");
+    }
+    for gone in [&legacy_pins, &legacy_state, &legacy_control, &cookie_pins, &cookie_state, &control] {
+        assert!(!gone.exists(), "{} cleared; daemon log:\n{}", gone.display(), daemon.log());
+    }
+
+    assert!(daemon.stop().unwrap().success(), "{}", daemon.log());
+    assert_eq!(macs(&ns), own_macs, "the members have their own addresses, none of the dead namespace's members'");
+    let new_inode = netns_inode(&ns);
+    for left in [control_dir(ns.name()).unwrap(), run.join(format!("ctl-{new_inode}"))] {
+        assert!(!left.exists(), "{} removed with the namespace's last daemon", left.display());
+    }
+}
+
+/// A bond an earlier version left running (pins and state under the namespace's inode, its
+/// daemon killed) is this namespace's: its transmit link is attached to the namespace's bond
+/// device. The new daemon moves it to the cookie's paths and adopts it without a gap.
+#[test]
+fn a_bond_an_earlier_version_left_under_the_inode_is_taken_over() {
+    let mut lab = lab(LabOptions::default().policy("active-backup"));
+    ping(&lab, 1).unwrap();
+    let (run, bpffs) = (std::path::Path::new("/run/bondctl"), std::path::Path::new("/sys/fs/bpf/bond"));
+    let part = bond_tests::lab::netns_part(lab.a.ns.name()).unwrap();
+    let legacy = format!("netns:{}", netns_inode(&lab.a.ns));
+    let _cleanup = RemoveOnDrop(vec![bpffs.join(&legacy), run.join(&legacy)]);
+    let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
+    flowed(&stream, 600, "before the kill");
+    lab.kill_a().unwrap();
+    // As the earlier version named them (whole directories: the links stay attached).
+    fs::rename(bpffs.join(&part), bpffs.join(&legacy)).unwrap();
+    fs::rename(run.join(&part), run.join(&legacy)).unwrap();
+    lab.restart_a().unwrap();
+    flowed(&stream, 1000, "after the restart");
+    let (sent, got) = stream.finish().unwrap();
+    let (lost, _) = losses(sent, &got);
+    let log = lab.a.daemon().log();
+    assert_eq!(lost, 0, "adopted without a gap; daemon log:\n{log}");
+    let events = lab.a.daemon().ctl(&["events", &lab.a.bond]).unwrap();
+    assert!(events.contains("adopted the running bond"), "{events}\n{log}");
+    assert!(log.contains(&format!("took over the bond the previous version left under {legacy}")), "{log}");
+    assert!(pins(&lab).join("link_egress_bond0").exists() && state_file(&lab).exists(), "under the cookie's paths now");
+    assert!(!bpffs.join(&legacy).exists() && !run.join(&legacy).exists(), "the inode's directories are gone");
+}

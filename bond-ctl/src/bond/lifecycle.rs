@@ -72,6 +72,8 @@ impl Bond<Kernel> {
             let link = nl.require_link(l).await.with_context(|| format!("member {l}"))?;
             netdev::check_member(&link, &name)?;
         }
+        // What the previous version left under this namespace's inode, once proven ours.
+        crate::sweep::adopt_legacy(&name)?;
         // A state file that cannot be read is not "no state": it holds the members' own
         // addresses, and a bond may run on them. Nothing is touched until someone looks.
         let state = runstate::load(&name).map_err(|e| {
@@ -268,6 +270,10 @@ impl Bond<Kernel> {
     /// Leaves the bond running for the next controller to adopt: the data plane stays pinned
     /// and attached, the members keep the bond's settings (SIGKILL does the same).
     pub fn detach(mut self) {
+        if self.control.is_some() {
+            // The daemon exits: its socket would only be stale (the next one makes its own).
+            control::remove_socket(&self.spec.name);
+        }
         for task in [self.control.take(), self.probe_reader.take(), self.promisc_watch.take()].into_iter().flatten() {
             task.abort();
         }

@@ -549,6 +549,7 @@ pub async fn restore(nl: &Netdev, bond: &str, member: &str, saved: &Saved, unica
 /// Removes a bond that no controller runs (`bondctl down` after the daemon was killed): its
 /// data plane, its device, and the members' settings from the state file.
 pub async fn remove_orphan(nl: &Netdev, name: &str) -> anyhow::Result<String> {
+    crate::sweep::adopt_legacy(name)?;
     let state = runstate::load(name)?;
     let pin_dir = sys::pin_dir(name);
     let device = nl.link(name).await?.filter(|d| netdev::is_bond_device(d) && state.as_ref().is_none_or(|s| s.ifindex == d.index));

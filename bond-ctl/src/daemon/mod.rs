@@ -65,6 +65,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         bail!("the configuration defines no bonds");
     }
     sys::ensure_bpffs()?;
+    // Before the bonds: a few milliseconds of reading /proc and pins, once.
+    crate::sweep::clear_dead_namespaces();
     let metrics_listener = match &opts.metrics {
         Some(addr) => Some(crate::prometheus::bind(addr).await?),
         None => None,
