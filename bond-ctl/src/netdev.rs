@@ -38,6 +38,9 @@ pub struct Link {
     pub alias: Option<String>,
     /// The device it is linked to (IFLA_LINK): a veth's peer.
     pub peer: Option<u32>,
+    /// The operational state (IFLA_OPERSTATE): Some(true) UP, Some(false) DORMANT (the two
+    /// the bond device is set to), None anything else or not reported.
+    pub running: Option<bool>,
 }
 
 impl Link {
@@ -58,6 +61,7 @@ impl Link {
             kind: None,
             alias: None,
             peer: None,
+            running: None,
         }
     }
 
@@ -76,6 +80,7 @@ impl Link {
             kind: None,
             alias: None,
             peer: None,
+            running: None,
         };
         for a in &msg.attributes {
             match a {
@@ -86,6 +91,13 @@ impl Link {
                 LinkAttribute::Promiscuity(p) => l.promiscuity = *p,
                 LinkAttribute::IfAlias(a) => l.alias = Some(a.clone()),
                 LinkAttribute::Link(i) => l.peer = Some(*i),
+                LinkAttribute::OperState(s) => {
+                    l.running = match s {
+                        netlink_packet_route::link::State::Up => Some(true),
+                        netlink_packet_route::link::State::Dormant => Some(false),
+                        _ => None,
+                    }
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let NlLinkInfo::Kind(k) = i {

@@ -17,6 +17,7 @@
 pub mod cmd;
 pub mod emu;
 pub mod lab;
+pub mod lan;
 pub mod net;
 pub mod ns;
 pub mod ovs;

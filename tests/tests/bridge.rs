@@ -81,9 +81,11 @@ fn a_bridge_above_the_bond_reaches_its_guests_and_members_follow_its_promiscuity
         });
         lab.a.ns.ip(&["link", "set", &lab.a.bond, "master", "br0"]).unwrap();
         wait_until(Duration::from_secs(3), "promiscuous again", || members.iter().all(|m| promiscuity(&lab.a.ns, m) >= 1));
-        // A clean stop gives the members their own state back.
+        // A clean stop gives the members their own state back: not promiscuous, as the lab
+        // made them. (While they were members, the kernel counted one promiscuity each for
+        // the probe address in their unicast list: a veth filters no unicast in hardware.)
         lab.a.daemon.as_mut().unwrap().stop().unwrap();
-        assert_eq!(members.iter().map(|m| promiscuity(&lab.a.ns, m)).collect::<Vec<_>>(), before, "{policy}: members restored");
+        assert_eq!(members.iter().map(|m| promiscuity(&lab.a.ns, m)).collect::<Vec<_>>(), [0, 0, 0], "{policy}: members restored");
     }
 }
 

@@ -397,9 +397,16 @@ impl Core {
     fn bond_device_changed(&mut self, l: Link, now: Nanos) {
         let Some(old) = self.device.as_ref().map(|d| d.mtu) else { return };
         let new = l.mtu;
-        let mac = l.mac;
+        let (mac, running) = (l.mac, l.running);
         self.device = Some(l);
         self.device_mac_seen(mac, now);
+        // A carrier event of the device (a veth's, when it or its peer comes up) puts a device
+        // in dormant mode back to DORMANT: the state the members call for is set again.
+        if let Some(want) = self.monitor.running
+            && running.is_some_and(|r| r != want)
+        {
+            self.act(Action::SetRunning { ifindex: self.settings.ifindex, running: want, was: None });
+        }
         if new == old {
             return;
         }
