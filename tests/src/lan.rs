@@ -60,6 +60,8 @@ pub struct Lan {
     pub sw: Netns,
     pub hosts: Vec<Netns>,
     pub members: Vec<usize>,
+    /// When the switch came up.
+    since: std::time::Instant,
     dir: TempDir,
 }
 
@@ -74,12 +76,15 @@ impl Lan {
             ns.sysctl("net.ipv6.conf.default.disable_ipv6", v6)?;
             ns.sysctl("net.ipv6.conf.all.disable_ipv6", v6)?;
         }
-        sw.sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
-        sw.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+        // The bridge's MLD querier needs a usable link-local address when it starts (with
+        // one still in duplicate address detection it sends its next query 31 s later).
+        sw.sysctl("net.ipv6.conf.default.accept_dad", "0")?;
         let mut bridge = vec!["link", "add", "sw0", "type", "bridge"];
         let interval = o.snooping.map(|s| (s * 100).to_string());
         if let Some(i) = &interval {
-            bridge.extend(["mcast_snooping", "1", "mcast_querier", "1", "mcast_query_interval", i, "mcast_startup_query_count", "0"]);
+            // The bridge is the querier (for MLD it needs IPv6, on when the lab has it): a
+            // snooping bridge that knows no querier floods every group instead.
+            bridge.extend(["mcast_snooping", "1", "mcast_querier", "1", "mcast_query_interval", i]);
         }
         sw.ip(&bridge)?;
         sw.ip(&["link", "set", "sw0", "up"])?;
@@ -102,7 +107,7 @@ impl Lan {
             // Multicast goes out of eth0 (no default route here).
             h.ip(&["route", "add", "224.0.0.0/4", "dev", "eth0"])?;
         }
-        let mut lan = Lan { daemons: Vec::new(), bonds, sw, hosts, members: o.bonds.clone(), dir };
+        let mut lan = Lan { daemons: Vec::new(), bonds, sw, hosts, members: o.bonds.clone(), since: std::time::Instant::now(), dir };
         for n in 0..o.bonds.len() {
             let links: Vec<String> = (0..o.bonds[n]).map(|j| format!("eth{j}")).collect();
             let mut addresses = vec![format!("{}/24", bond_addr(n))];
@@ -125,6 +130,12 @@ impl Lan {
             lan.daemons.push(Some(d));
         }
         Ok(lan)
+    }
+
+    /// Waits until a snooping switch forwards groups by its table: a Linux bridge floods them
+    /// for about 10 s after its querier starts, until the reports it asked for have come.
+    pub fn wait_for_snooping(&self) {
+        std::thread::sleep(std::time::Duration::from_secs(11).saturating_sub(self.since.elapsed()));
     }
 
     pub fn daemon(&self, n: usize) -> &Daemon {

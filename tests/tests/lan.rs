@@ -28,7 +28,7 @@ fn events(s: &serde_json::Value) -> String {
 /// Counts probe frames (EtherType 0x88b5) and all frames arriving at plain host `i`.
 fn count_at_host(lan: &Lan, i: usize) {
     Lan::count_on(&lan.hosts[i], lan.dir(), "probes", "eth0", "ether type 0x88b5").unwrap();
-    Lan::count_on(&lan.hosts[i], lan.dir(), "all", "eth0", "").unwrap();
+    Lan::count_on(&lan.hosts[i], lan.dir(), "frames", "eth0", "").unwrap();
 }
 
 /// A bond configured with bonding.ko's options (`mode=active-backup miimon=100`) sends nothing
@@ -39,7 +39,7 @@ fn a_bond_configured_the_bonding_way_is_quiet_and_punishes_nothing() {
     let lan = lan(LanOptions { bonds: vec![2], hosts: 1, bond_lines: vec!["mode: active-backup\nmiimon: 100".into()], ..Default::default() });
     count_at_host(&lan, 0);
     std::thread::sleep(Duration::from_secs(6));
-    let (probes, all) = (count(&lan.hosts[0], "probes").unwrap(), count(&lan.hosts[0], "all").unwrap());
+    let (probes, all) = (count(&lan.hosts[0], "probes").unwrap(), count(&lan.hosts[0], "frames").unwrap());
     println!("idle 6 s: the host received {probes} probe frames, {all} frames in all");
     assert_eq!(probes, 0, "no peer probes from a bond of bonding's options");
     assert_eq!(all, 0, "nothing at all while idle");
@@ -136,10 +136,14 @@ fn stream(lan: &Lan, group: std::net::SocketAddr, running: Arc<AtomicBool>) -> s
         })
         .unwrap()
         .unwrap();
-        let mut sent = 0;
+        let mut sent = 0u64;
         while running.load(Ordering::Relaxed) {
-            let _ = tx.send_to(&sent.to_be_bytes(), group);
-            sent += 1u64;
+            if let Err(e) = tx.send_to(&sent.to_be_bytes(), group)
+                && sent == 0
+            {
+                eprintln!("sending to {group}: {e}");
+            }
+            sent += 1;
             std::thread::sleep(Duration::from_millis(5));
         }
         sent
@@ -213,12 +217,20 @@ fn a_snooping_switch_moves_the_bonds_groups_at_a_failover_with_resend_igmp() {
             let mdb = lan.sw.exec("bridge", &["mdb", "show"]).unwrap_or_default();
             mdb.contains(&format!("port {} grp 239.1.1.1", ports[0])) && mdb.contains(&format!("port {} grp ff0e::1:1", ports[0]))
         });
+        lan.wait_for_snooping();
         let running = Arc::new(AtomicBool::new(true));
         let host_if = lan.hosts[0].ip(&["-j", "link", "show", "eth0"]).unwrap();
         let host_if = serde_json::from_str::<serde_json::Value>(&host_if).unwrap()[0]["ifindex"].as_u64().unwrap() as u32;
         let t4 = stream(&lan, (group4, 45001).into(), running.clone());
         let t6 = stream(&lan, SocketAddrV6::new(group6, 45002, 0, host_if).into(), running.clone());
-        assert!(arrives(&rx4, Duration::from_secs(2)).is_some() && arrives(&rx6, Duration::from_secs(2)).is_some(), "the streams flow");
+        let (flow4, flow6) = (arrives(&rx4, Duration::from_secs(2)), arrives(&rx6, Duration::from_secs(2)));
+        assert!(
+            flow4.is_some() && flow6.is_some(),
+            "the streams flow: {flow4:?} {flow6:?}\n{}\n{}\n{}",
+            lan.sw.exec("bridge", &["mdb", "show"]).unwrap_or_default(),
+            lan.sw.ip(&["-s", "link", "show", &ports[0]]).unwrap_or_default(),
+            lan.hosts[0].ip(&["-s", "link", "show", "eth0"]).unwrap_or_default()
+        );
 
         // eth0's cable is cut at the switch (its port and its groups go): eth1 takes over.
         lan.sw.ip(&["link", "set", &ports[0], "down"]).unwrap();
