@@ -117,6 +117,35 @@ impl Link {
     }
 }
 
+/// Device `index` as it is now: one `RTM_GETLINK` on a netlink socket of its own,
+/// synchronous (the daemon checks a link event that says a member went down against it: link
+/// events queued while the daemon was busy can be older than the device's state).
+pub fn link_now(index: u32) -> std::io::Result<Link> {
+    use rtnetlink::{
+        packet_core::{NLM_F_REQUEST, NetlinkHeader},
+        sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE},
+    };
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    let mut msg = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetLink(m)));
+    msg.header.flags = NLM_F_REQUEST;
+    msg.finalize();
+    let mut buf = vec![0; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+    let (datagram, _) = socket.recv_from_full()?;
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    match reply.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => Ok(Link::from_message(&l)),
+        NetlinkPayload::Error(e) if e.code.is_some() => Err(e.to_io()),
+        _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no link in the answer")),
+    }
+}
+
 /// A change reported by the kernel.
 #[derive(Debug, Clone)]
 pub enum LinkEvent {
@@ -163,13 +192,29 @@ impl Netdev {
     /// address, no ARP and no IPv6 to answer with). ARP and multicast on (a dummy has them
     /// off). The alias marks it as this program's, so no other device of the name is taken.
     pub async fn create_bond_device(&self, name: &str, mac: [u8; 6], mtu: u32) -> anyhow::Result<Link> {
-        let dummy = LinkDummy::new(name).address(mac.to_vec()).mtu(mtu).arp(true).multicast(true).build();
-        match self.handle.link().add(dummy).execute().await {
-            Ok(()) => {}
-            // No dummy driver in this kernel (EOPNOTSUPP: "Unknown device type").
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EOPNOTSUPP => self.create_veth_bond(name, mac, mtu).await?,
-            Err(e) => return Err(anyhow!(e).context(format!("creating bond device {name} (dummy)"))),
+        // The bench compares kinds in one run (`cargo xtask bench rate`): not for users.
+        match std::env::var("BONDCTL_BOND_DEVICE_KIND").as_deref() {
+            Ok("veth") => return self.mark_bond_device(name, self.create_veth_bond(name, mac, mtu).await).await,
+            Ok("ifb") => {
+                let ifb = rtnetlink::LinkIfb::new(name).address(mac.to_vec()).mtu(mtu).arp(true).multicast(true).build();
+                self.handle.link().add(ifb).execute().await.with_context(|| format!("creating bond device {name} (ifb)"))?;
+                return self.require_link(name).await;
+            }
+            _ => {}
         }
+        let dummy = LinkDummy::new(name).address(mac.to_vec()).mtu(mtu).arp(true).multicast(true).build();
+        let created = match self.handle.link().add(dummy).execute().await {
+            Ok(()) => Ok(()),
+            // No dummy driver in this kernel (EOPNOTSUPP: "Unknown device type").
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EOPNOTSUPP => self.create_veth_bond(name, mac, mtu).await,
+            Err(e) => Err(anyhow!(e).context(format!("creating bond device {name} (dummy)"))),
+        };
+        self.mark_bond_device(name, created).await
+    }
+
+    /// Marks the bond device `name`, just `created`, as this program's (its alias).
+    async fn mark_bond_device(&self, name: &str, created: anyhow::Result<()>) -> anyhow::Result<Link> {
+        created?;
         let l = self.require_link(name).await?;
         self.set(LinkUnspec::new_with_index(l.index).alias(BOND_ALIAS).build(), || format!("marking {name} as a bond device")).await?;
         self.require_link(name).await

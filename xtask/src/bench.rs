@@ -82,6 +82,7 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     }
     let (mp, mb) = (median(&mut plain), median(&mut bond));
     println!("   median: plain veth {mp:.0} pps, bond {mb:.0} pps: bond at {:.0}% of the plain path", 100.0 * mb / mp);
+    let kinds = device_kinds(&lab, rounds, round_time)?;
 
     println!("== program cost per packet (kernel.bpf_stats_enabled; includes the statistics' own clock reads)");
     // The floor: a program that does nothing, attached the same way (TCX) to the plain pair,
@@ -113,7 +114,7 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
         &serde_json::json!({
             "payload": PAYLOAD, "round_s": round_time.as_secs_f64(),
             "plain_pps": plain, "bond_pps": bond, "median_plain_pps": mp, "median_bond_pps": mb,
-            "floor_ns": floor_ns, "program_cost": costs,
+            "floor_ns": floor_ns, "program_cost": costs, "device_kinds": kinds,
         }),
     )?;
     crate::bench_table::run(&lab, ("198.51.100.1", "198.51.100.2"), (lab.a.addr, lab.b.addr), table_rounds, table_round)
@@ -275,4 +276,42 @@ fn prog_stats(id: u64) -> anyhow::Result<(u64, u64)> {
     let out = cmd::run("bpftool", &["-j", "prog", "show", "id", &id.to_string()])?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
     Ok((v["run_time_ns"].as_u64().unwrap_or(0), v["run_cnt"].as_u64().unwrap_or(0)))
+}
+
+/// The bond device's kind costs the data path nothing: the same traffic through this lab's
+/// bond (a veth device here: the kernel has no dummy) and through a second lab's whose device
+/// is an ifb (what earlier versions made), rounds interleaved.
+fn device_kinds(lab: &Lab, rounds: usize, round_time: Duration) -> anyhow::Result<serde_json::Value> {
+    // SAFETY: as in `run`; the daemons of the lab started next inherit it, and no other thread
+    // reads the environment meanwhile.
+    unsafe { std::env::set_var("BONDCTL_BOND_DEVICE_KIND", "ifb") };
+    let ifb = Lab::start(LabOptions::default().policy("active-backup").direct());
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("BONDCTL_BOND_DEVICE_KIND") };
+    let ifb = ifb.context("starting the lab with an ifb bond device")?;
+    bond_tests::net::ping(&ifb, 2)?;
+    let kind = |l: &Lab| {
+        l.a.ns.ip(&["-d", "link", "show", &l.a.bond]).map(|o| {
+            if o.contains("veth") {
+                "veth"
+            } else if o.contains("dummy") {
+                "dummy"
+            } else {
+                "ifb"
+            }
+        })
+    };
+    let (this_kind, other) = (kind(lab)?, kind(&ifb)?);
+    println!("== the bond device's kind: {this_kind} (this version here) vs {other} (earlier versions), {rounds} interleaved rounds");
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let x = blast(lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time)?;
+        let y = blast(&ifb, ifb.a.addr, ifb.b.addr, Load::SMALL, round_time)?;
+        println!("   round {round}: {this_kind} {x:>9.0} pps   {other} {y:>9.0} pps   ratio {:.2}", x / y);
+        a.push(x);
+        b.push(y);
+    }
+    let (ma, mb) = (median(&mut a), median(&mut b));
+    println!("   median: {this_kind} {ma:.0} pps, {other} {mb:.0} pps: {:.0}%", 100.0 * ma / mb);
+    Ok(serde_json::json!({ "kind": this_kind, "pps": a, "ifb_pps": b, "median": ma, "median_ifb": mb }))
 }

@@ -184,6 +184,10 @@ pub trait BondIo {
     fn set_carrier_interval(&mut self, _ms: u64) {}
     /// rtnetlink reported a change of `iface`: carrier read before it is older than the report.
     fn link_changed(&mut self, _iface: &str) {}
+    /// Device `index` as it is now (None: not read; the event is taken as it says).
+    fn link_now(&self, _index: u32) -> Option<crate::netdev::Link> {
+        None
+    }
     /// Member `member` promiscuous or not (done in the background: it waits for RTNL).
     fn set_promisc(&mut self, member: &str, on: bool);
     /// `mac` in member `member`'s unicast filter or not (in the background: it waits for RTNL).
@@ -415,6 +419,10 @@ impl BondIo for Kernel {
         if let Some(w) = &self.carrier_watch {
             w.forget(iface);
         }
+    }
+
+    fn link_now(&self, index: u32) -> Option<crate::netdev::Link> {
+        crate::netdev::link_now(index).ok()
     }
 
     fn link_speed(&self, member: &str) -> Option<u32> {

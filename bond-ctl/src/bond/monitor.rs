@@ -130,11 +130,19 @@ impl<I: BondIo> Bond<I> {
     /// the change; the carrier poll puts a stale carrier right with its next reading, which
     /// is newer than the event.)
     pub fn on_link_event(&mut self, ev: &LinkEvent, now: Nanos) -> anyhow::Result<()> {
-        if let LinkEvent::Changed(l) = ev {
+        let mut ev = ev.clone();
+        if let LinkEvent::Changed(l) = &mut ev {
             self.io.link_changed(&l.name);
+            // An event saying a device is down may be older than the device's state (events
+            // queue while the daemon sets members up): a member is not failed for one.
+            if !l.usable()
+                && let Some(fresh) = self.io.link_now(l.index).filter(|f| f.name == l.name)
+            {
+                *l = fresh;
+            }
         }
         self.sync_ports();
-        self.core.on_link(ev.clone(), now);
+        self.core.on_link(ev, now);
         self.execute(now)
     }
 
