@@ -51,6 +51,9 @@ pub struct LanOptions {
     pub ipv6: bool,
     /// Multicast snooping with the bridge as querier, its queries `query_interval` s apart.
     pub snooping: Option<u32>,
+    /// The bonds' devices made as earlier versions made them (an `ifb` with the first
+    /// member's address), before their daemons start and take them.
+    pub legacy_ifb: bool,
 }
 
 /// Field order matters: the daemons stop before the namespaces go.
@@ -123,6 +126,13 @@ impl Lan {
                 for line in o.settings.lines() {
                     text.push_str(&format!("  {line}\n"));
                 }
+            }
+            if o.legacy_ifb {
+                let b = &lan.bonds[n];
+                let out = b.ip(&["-j", "link", "show", "eth0"])?;
+                let mac = serde_json::from_str::<serde_json::Value>(&out)?[0]["address"].as_str().context("eth0's address")?.to_string();
+                b.ip(&["link", "add", "bond0", "address", &mac, "type", "ifb"])?;
+                b.ip(&["link", "set", "bond0", "arp", "on", "multicast", "on"])?;
             }
             let config = lan.dir.path().join(format!("bond{n}.yaml"));
             fs::write(&config, text)?;

@@ -302,3 +302,29 @@ fn the_bonds_mac_address_is_set_and_changed_while_it_runs() {
     assert!(e.contains("multicast"), "{e}");
     assert_eq!(link_mac(b, "bond0"), "02:11:22:33:44:03", "nothing changed");
 }
+
+/// A bond an earlier version made on an `ifb` device keeps working when this version takes it
+/// (and adopts it after a SIGKILL), but an ifb refuses a new address: `bondctl set` says so and
+/// what to do, and nothing changes.
+#[test]
+fn an_earlier_versions_ifb_bond_is_taken_over_and_its_address_change_refused_with_the_way_out() {
+    let mut lan = lan(LanOptions { bonds: vec![2], hosts: 1, bond_lines: vec!["mode: active-backup".into()], legacy_ifb: true, ..Default::default() });
+    let kind = |lan: &Lan| lan.bonds[0].ip(&["-d", "link", "show", "bond0"]).unwrap();
+    assert!(kind(&lan).contains("ifb"), "{}", kind(&lan));
+    lan.hosts[0].exec("ping", &["-q", "-c", "1", "-W", "2", &bond_addr(0)]).unwrap();
+    let before = link_mac(&lan.bonds[0], "bond0");
+    let e = lan.daemon(0).ctl(&["set", "bond0", "macaddress=02:11:22:33:44:09"]).unwrap_err().to_string();
+    println!("{e}");
+    assert!(e.contains("ifb") && e.contains("bondctl down bond0"), "{e}");
+    assert_eq!(link_mac(&lan.bonds[0], "bond0"), before, "nothing changed");
+    // SIGKILL and a new daemon: the ifb bond is adopted and forwards.
+    let mut old = lan.daemons[0].take().unwrap();
+    old.kill().unwrap();
+    old.hand_over();
+    let config = lan.dir().join("bond0.yaml");
+    lan.daemons[0] = Some(bond_tests::Daemon::start(&lan.bonds[0], &config, "bond0", lan.dir()).unwrap());
+    let s = lan.daemon(0).status().unwrap_or_else(|e| panic!("{e:#}\n{}", lan.daemon(0).log()));
+    assert!(events(&s).contains("adopted the running bond"), "{}", events(&s));
+    assert!(kind(&lan).contains("ifb"));
+    lan.hosts[0].exec("ping", &["-q", "-c", "1", "-W", "2", &bond_addr(0)]).unwrap();
+}
