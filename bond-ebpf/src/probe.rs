@@ -89,10 +89,16 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
                 member_stats(u32::from(slot), |s| s.probe_errors += 1);
                 return Some(TC_ACT_SHOT);
             }
-            let Some(t1) = sent_time(slot, &h) else {
-                // Not a reply to a request we are waiting for: forged, replayed or too late.
-                member_stats(u32::from(slot), |s| s.probe_errors += 1);
-                return Some(TC_ACT_SHOT);
+            let t1 = match sent_time(slot, &h) {
+                Sent::Waiting(t1) => t1,
+                // A second answer to a request already answered: two members of the peer (or
+                // two peers) heard one broadcast discovery request. Not an error.
+                Sent::Answered => return Some(TC_ACT_SHOT),
+                // Not a reply to a request we sent: forged, or too late.
+                Sent::Unknown => {
+                    member_stats(u32::from(slot), |s| s.probe_errors += 1);
+                    return Some(TC_ACT_SHOT);
+                }
             };
             let event = ProbeEvent {
                 member: h.member,
@@ -116,19 +122,32 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
     })
 }
 
+/// What a reply is to the requests sent on its member.
+enum Sent {
+    /// The one awaited: the request's send time.
+    Waiting(u64),
+    /// The request it echoes was answered already.
+    Answered,
+    /// No request of ours.
+    Unknown,
+}
+
 /// The send time of the request reply `h` answers on member `slot`, if it is one we are
 /// waiting for (its seq and nonce, see `ProbeSent`); taken, so a replay counts nothing.
 #[inline(always)]
-fn sent_time(slot: u8, h: &ProbeHeader) -> Option<u64> {
-    let sent = PROBE_SENT.get_ptr_mut(u32::from(slot) * PROBE_SENT_SLOTS + h.seq % PROBE_SENT_SLOTS)?;
+fn sent_time(slot: u8, h: &ProbeHeader) -> Sent {
+    let Some(sent) = PROBE_SENT.get_ptr_mut(u32::from(slot) * PROBE_SENT_SLOTS + h.seq % PROBE_SENT_SLOTS) else { return Sent::Unknown };
     // SAFETY: an entry of the array; see `send` for the race with a new request.
     let sent = unsafe { &mut *sent };
-    if sent.seq != h.seq || sent.nonce != h.t1 || sent.t1 == 0 {
-        return None;
+    if sent.seq != h.seq || sent.nonce != h.t1 {
+        return Sent::Unknown;
+    }
+    if sent.t1 == 0 {
+        return Sent::Answered;
     }
     let t1 = sent.t1;
     sent.t1 = 0;
-    Some(t1)
+    Sent::Waiting(t1)
 }
 
 /// Requests answered per member and window at most (per CPU): a flood of requests cannot turn

@@ -583,7 +583,9 @@ impl Core {
             // answers (its requests started with it).
             let epoch =
                 if role == ArpRole::Active { self.monitor.arp_epoch.max(self.monitor.active_since) } else { self.monitor.arp_epoch };
-            let arp = self.spec.monitor.arp.as_ref().map(|a| (a, role, epoch));
+            // No verdict before the first round: the benefit of the doubt runs from the first
+            // request (the bond may take longer to come up than the monitor's window).
+            let arp = self.spec.monitor.arp.as_ref().filter(|_| self.monitor.arp_rounds > 0).map(|a| (a, role, epoch));
             let obs = m.observe(now, self.policy.monitor, peer, arp);
             if let Some(change) = m.liveness.step(now, liveness::verdict(&obs, &timing), &timing) {
                 if change.up {

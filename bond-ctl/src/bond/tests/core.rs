@@ -194,6 +194,28 @@ fn active_backup_sends_arp_monitor_requests_on_the_active_member_only() {
     assert_eq!(arp_ports(&b), [Port::Member(next)].into(), "then on the new one alone");
 }
 
+/// The kernel selftest's arp_validate scenario: a bond that takes longer to come up than the
+/// ARP monitor's window does not fail its backups before the monitor's first round (found by
+/// the port of bond_options.sh: both backups failed at bond-up, then recovered).
+#[test]
+fn the_arp_monitor_judges_nobody_before_its_first_round() {
+    // The variants judged by ARP alone (the fake counts no received traffic, which 0-2 take).
+    for validate in 3..=6 {
+        let mut b = bond(
+            3,
+            &format!("    mode: active-backup\n    arp_interval: 100\n    arp_ip_target: [192.0.2.9]\n    arp_validate: {validate}\n"),
+        );
+        b.io.arp_answered = true;
+        // The carrier thread wakes the loop before its first tick, a second after start.
+        b.io.now.set(1_000 * MS);
+        b.on_carrier_change(1_000 * MS).unwrap();
+        b.run(1_000 * MS, 2_000 * MS, 5 * MS);
+        let failed: Vec<String> = b.event_texts().into_iter().filter(|e| e.contains("failed")).collect();
+        assert!(failed.is_empty(), "arp_validate {validate}: {failed:?}");
+        assert_eq!(b.usable_now(), 0b111, "arp_validate {validate}");
+    }
+}
+
 #[test]
 fn lacp_state_changes_are_written_to_the_state_file_for_the_next_controller() {
     let mut b = bond(2, "    mode: 802.3ad\n    lacp_rate: fast\n");
