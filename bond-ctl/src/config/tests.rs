@@ -354,3 +354,38 @@ fn errors_found_after_parsing_name_their_line() {
     // Not written as such: no line rather than a wrong one.
     assert_eq!(super::key_line("settings:\n  peerSpecificBonds:\n    192.0.2.7: x\n", "settings.peerSpecificBonds.192.0.2.7"), None);
 }
+
+/// The bond keys bonding.ko has gained and this project's own, read and checked: bad values
+/// name the bond, the key (and the member) and the reason.
+#[test]
+fn new_bond_keys_are_read_and_bad_values_named() {
+    let c = ok("bonds:\n  b:\n    links: [e0, e1]\n    mode: 1\n    macaddress: 02:00:00:00:00:0a\n    prio: { e1: -50 }\n    active_slave: e1\n    peer_notify_delay: 100\n    resend_igmp: 3\n    use_carrier: 1\n");
+    let b = c.bond("b").unwrap();
+    assert_eq!((b.mac, b.prio_of("e1"), b.prio_of("e0"), b.active_slave.as_deref()), (Some([2, 0, 0, 0, 0, 0x0a]), -50, 0, Some("e1")));
+    assert_eq!((b.monitor.peer_notify_delay, b.monitor.resend_igmp), (100, 3));
+    let hw = ok("bonds:\n  b:\n    links: [e0]\n    hwaddress: ether 02:00:00:00:00:0b\n");
+    assert_eq!(hw.bond("b").unwrap().mac, Some([2, 0, 0, 0, 0, 0x0b]), "ifupdown's spelling");
+    let lacp = ok("bonds:\n  b:\n    links: [e0, e1]\n    mode: 802.3ad\n    lacp_strict: on\n    ad_select: actor_port_prio\n    actor_port_prio: { e0: 1000 }\n    broadcast_neighbor: 1\n");
+    let l = &lacp.bond("b").unwrap().lacp;
+    assert!(l.strict && l.broadcast_neighbor && l.select == crate::lacp::AdSelect::ActorPortPrio);
+    assert_eq!(l.port_priority.get("e0"), Some(&1000));
+    let keyed = ok("bonds:\n  b:\n    links: [e0]\n    policy: active-backup\n    probeKey: sixteen characters\n");
+    assert!(keyed.bond("b").unwrap().probe_key.is_some());
+    for (yaml, want) in [
+        ("macaddress: 01:00:5e:00:00:01", "bonds.b.macaddress: 01:00:5e:00:00:01 is a multicast address"),
+        ("macaddress: 00:00:00:00:00:00", "is the null address"),
+        ("macaddress: nope", "\"nope\" is not a MAC address"),
+        ("prio: { e9: 1 }", "bonds.b.prio.e9: \"e9\" is not a link of the bond"),
+        ("prio: { e0: 3000000000 }", "bonds.b.prio.e0: 3000000000 is outside"),
+        ("actor_port_prio: { e0: 70000 }", "bonds.b.actor_port_prio.e0: 70000 is outside 0..=65535"),
+        ("active_slave: e9", "bonds.b.active_slave: \"e9\" is not a link of the bond"),
+        ("use_carrier: 0", "bonds.b.use_carrier: 0: only 1"),
+        ("mode: 4\n    coupled_control: off", "bonds.b.coupled_control: off (independent control) is not supported"),
+        ("peer_notify_delay: 300001", "bonds.b.peer_notify_delay: 300001 ms is outside 0..=300000"),
+        ("resend_igmp: 256", "bonds.b.resend_igmp: 256 is outside 0..=255"),
+        ("policy: active-backup\n    probeKey: short", "bonds.b.probeKey: 5 characters; give at least 16"),
+    ] {
+        let e = bad(&format!("bonds:\n  b:\n    links: [e0, e1]\n    {yaml}\n"));
+        assert!(e.contains(want), "{yaml}: {e}");
+    }
+}
