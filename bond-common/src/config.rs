@@ -230,6 +230,9 @@ pub mod bond_flags {
     /// 802.3ad `broadcast_neighbor`: ARP and IPv6 neighbour solicitations and advertisements
     /// go out on every usable member, so every port of the partner's aggregate learns them.
     pub const BROADCAST_NEIGH: u32 = 64;
+    /// Peer probes from another bond are answered (the bond probes too; a bond configured the
+    /// bonding.ko way sends no replies either).
+    pub const ANSWER_PROBES: u32 = 128;
 }
 
 /// A received frame identical to one seen within this time on another member is a duplicate.

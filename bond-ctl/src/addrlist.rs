@@ -103,7 +103,13 @@ fn parse_dump(mut datagram: &[u8], ifindex: u32, out: &mut Vec<[u8; 6]>) -> io::
         match message.payload {
             NetlinkPayload::Done(_) => return Ok(true),
             NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) if n.header.ifindex == ifindex => {
+            // The device's own list only (`self`): when it is a bridge port, the dump also
+            // holds the bridge's entries for the port (`master`: hosts learnt through it).
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n))
+                if n.header.ifindex == ifindex
+                    && n.header.flags.contains(NeighbourFlags::Own)
+                    && !n.header.flags.contains(NeighbourFlags::Controller) =>
+            {
                 for a in &n.attributes {
                     if let NeighbourAttribute::LinkLayerAddress(mac) = a
                         && let Ok(mac) = <[u8; 6]>::try_from(mac.as_slice())
@@ -139,9 +145,13 @@ mod tests {
         let mut datagram = entry(7, [2, 0, 0, 0x12, 0x34, 0x56]);
         datagram.extend(entry(7, [0x33, 0x33, 0xff, 0x78, 0x9a, 0xbc]));
         datagram.extend(entry(8, [2, 0, 0, 0, 0, 8]));
+        // A bridge's entry for the device as its port (a host learnt through it).
+        let mut learnt = message(7, Some([2, 0, 0, 0, 0, 0x77]));
+        learnt.header.flags = NeighbourFlags::Own | NeighbourFlags::Controller;
+        datagram.extend(request(RouteNetlinkMessage::NewNeighbour(learnt), 0));
         let mut out = Vec::new();
         assert!(!parse_dump(&datagram, 7, &mut out).unwrap());
-        assert_eq!(out, [[2, 0, 0, 0x12, 0x34, 0x56]], "multicast and other devices' entries left out");
+        assert_eq!(out, [[2, 0, 0, 0x12, 0x34, 0x56]], "multicast, other devices' and the bridge's entries left out");
         let mut done = NetlinkMessage::<RouteNetlinkMessage>::new(
             rtnetlink::packet_core::NetlinkHeader::default(),
             NetlinkPayload::Done(rtnetlink::packet_core::DoneMessage::default()),

@@ -190,6 +190,11 @@ impl BondSettings {
         if ns_monitor {
             f |= bond_flags::NS_MONITOR;
         }
+        // Only a bond that probes answers probes: one configured the bonding.ko way sends
+        // nothing bonding.ko would not, replies included.
+        if policy.monitor != crate::config::model::MonitorStrategy::Passive {
+            f |= bond_flags::ANSWER_PROBES;
+        }
         f
     }
 }
@@ -442,8 +447,17 @@ mod tests {
     #[test]
     fn dedup_flag_only_for_broadcast_with_dedup() {
         let mut p = policy(Mode::Broadcast);
+        p.monitor = crate::config::model::MonitorStrategy::Passive;
         assert_eq!(BondSettings::flags_for(&p, false, false), 0);
         p.dedup = true;
         assert_eq!(BondSettings::flags_for(&p, true, false), bond_flags::RX_DEDUP | bond_flags::ARP_MONITOR);
+    }
+
+    #[test]
+    fn only_a_bond_that_probes_answers_probes() {
+        let mut p = policy(Mode::ActiveBackup);
+        assert_eq!(BondSettings::flags_for(&p, false, false), bond_flags::ANSWER_PROBES, "ZeroTier's active-backup probes");
+        p.monitor = crate::config::model::MonitorStrategy::Passive;
+        assert_eq!(BondSettings::flags_for(&p, false, false), 0, "quiet: no replies either");
     }
 }

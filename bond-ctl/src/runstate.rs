@@ -76,14 +76,21 @@ impl RunState {
         self.unicast.iter().filter_map(|m| crate::mac::parse_mac(m)).collect()
     }
 
-    /// What the bond put in member `slot`'s unicast filter (see `Core::filter_addresses`).
+    /// What the bond put in member `slot`'s unicast filter (see [`member_filter`]).
     pub fn filter_addresses(&self, slot: u8) -> Vec<[u8; 6]> {
-        let mut a = self.unicast();
-        if self.probe_id != 0 {
-            a.push(bond_common::probe::member_probe_mac(self.probe_id, slot));
-        }
-        a
+        member_filter(&self.unicast(), self.probe_id, slot)
     }
+}
+
+/// The addresses a bond puts in member `slot`'s unicast filter: those of devices above the bond,
+/// and, while the bond probes (`probe_id` not 0), the member's probe address (replies, and
+/// requests once a peer bond has found it, come to it by unicast).
+pub fn member_filter(unicast: &[[u8; 6]], probe_id: u32, slot: u8) -> Vec<[u8; 6]> {
+    let mut a = unicast.to_vec();
+    if probe_id != 0 {
+        a.push(bond_common::probe::member_probe_mac(probe_id, slot));
+    }
+    a
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

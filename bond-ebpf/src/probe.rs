@@ -7,7 +7,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use bond_common::{
-    config::BondConfig,
+    config::{BondConfig, bond_flags},
     packet::PacketBytes,
     probe::{
         FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_PATTERN, OFF_T2, OFF_TAG, PATTERN_LEN, PROBE_MAGIC,
@@ -76,6 +76,7 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
     Some(match h.kind {
         // Our own request, flooded back by a switch to another member: not a peer's.
         KIND_REQUEST if h.sender_id == cfg.probe_id => TC_ACT_SHOT,
+        KIND_REQUEST if cfg.flags & bond_flags::ANSWER_PROBES == 0 => TC_ACT_SHOT,
         KIND_REQUEST => answer(ctx, cfg, slot, intact, now, src, &h, key),
         // A switch floods the (broadcast) reply to every member: only the copy that came back
         // on the member its request left from says something about that member.

@@ -131,12 +131,6 @@ impl Bond<Kernel> {
         self.reallocate(true);
         self.write_config();
         self.write_usable();
-        // Each member's probe address in its unicast filter (adopted members have it already).
-        for (name, slot) in self.members.iter().map(|m| (m.name.clone(), m.slot)).collect::<Vec<_>>() {
-            for mac in self.filter_addresses(slot) {
-                self.act(Action::SetUnicast { member: name.clone(), mac, on: true });
-            }
-        }
         self.execute(now)?;
         // An adopted bond whose file now names another address takes it, as a live change.
         if adopted && let Some(mac) = self.spec.mac.filter(|m| *m != self.settings.mac) {
@@ -249,11 +243,13 @@ impl Bond<Kernel> {
         }
         // Members caught half-way in or out (the daemon finishes its operations first, so
         // only after a failure).
-        let halfway = self.joining.iter().map(|j| (j.name.clone(), Some(j.saved().clone())));
-        let halfway: Vec<_> = halfway.chain(self.leaving.iter().map(|l| (l.name.clone(), l.saved().cloned()))).collect();
-        for (member, saved) in halfway {
+        // (A joining member was given nothing yet; a leaving one what it had.)
+        let halfway = self.joining.iter().map(|j| (j.name.clone(), Some(j.saved().clone()), Vec::new()));
+        let leaving = self.leaving.iter().map(|l| (l.name.clone(), l.saved().cloned(), l.unicast.clone()));
+        let halfway: Vec<_> = halfway.chain(leaving).collect();
+        for (member, saved, unicast) in halfway {
             if let Some(saved) = saved {
-                members::restore(nl, &name, &member, &saved, &self.core.unicast).await;
+                members::restore(nl, &name, &member, &saved, &unicast).await;
             }
         }
         if claimed {

@@ -400,7 +400,7 @@ impl<I: BondIo> Bond<I> {
             members,
             lacp: lacp.clone(),
             unicast: self.unicast.iter().map(|m| crate::mac::format_mac(m)).collect(),
-            probe_id: self.settings.probe_id,
+            probe_id: self.probe_filter_id(),
         })?;
         self.core.lacp_saved(lacp);
         self.core.unicast_unsaved = false;
@@ -409,13 +409,31 @@ impl<I: BondIo> Bond<I> {
 }
 
 impl Core {
-    /// The addresses the bond puts in member `slot`'s unicast filter: those of devices above
-    /// the bond, and the member's probe address (replies, and requests once a peer bond has
-    /// found it, come to it by unicast).
+    /// The addresses the bond puts in member `slot`'s unicast filter (see
+    /// [`runstate::member_filter`]).
     pub(super) fn filter_addresses(&self, slot: u8) -> Vec<[u8; 6]> {
-        let mut a = self.unicast.clone();
-        a.push(bond_common::probe::member_probe_mac(self.settings.probe_id, slot));
-        a
+        runstate::member_filter(&self.unicast, self.probe_filter_id(), slot)
+    }
+
+    /// The probe id whose addresses are in the members' filters (0: none, the bond does not
+    /// probe).
+    pub(super) fn probe_filter_id(&self) -> u32 {
+        if self.probe_filters { self.settings.probe_id } else { 0 }
+    }
+
+    /// Puts the members' probe addresses in their filters while the bond probes, and takes
+    /// them out when it stops (a policy switch, `monitorStrategy` set).
+    pub(super) fn sync_probe_filters(&mut self) {
+        let want = self.policy.monitor != crate::config::model::MonitorStrategy::Passive;
+        if want == self.probe_filters {
+            return;
+        }
+        for m in self.members.iter().filter(|m| !m.gone) {
+            let mac = bond_common::probe::member_probe_mac(self.settings.probe_id, m.slot);
+            self.actions.push(Action::SetUnicast { member: m.name.clone(), mac, on: want });
+        }
+        self.probe_filters = want;
+        self.unicast_unsaved = true;
     }
 
     /// Member `i` leaves the members: the others settle without it (another active member,

@@ -100,6 +100,8 @@ pub struct Core {
     /// `unicast` changed since the state file was written (it lists them, so that a bond taken
     /// down without a daemon takes them off its members).
     unicast_unsaved: bool,
+    /// Whether the members' probe addresses are in their unicast filters (while it probes).
+    probe_filters: bool,
     /// Decided, not yet carried out.
     actions: Vec<Action>,
 }
@@ -170,6 +172,7 @@ impl Core {
             promiscuous: false,
             unicast: Vec::new(),
             unicast_unsaved: false,
+            probe_filters: false,
             actions: Vec::new(),
         }
     }
@@ -256,6 +259,7 @@ impl Core {
 
     /// Recomputes the configuration and puts it in force.
     fn write_config(&mut self) {
+        self.sync_probe_filters();
         let views = self.views();
         let arp = self.spec.monitor.arp.as_ref();
         self.settings.flags = BondSettings::flags_for(

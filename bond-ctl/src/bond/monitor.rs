@@ -60,6 +60,11 @@ pub(super) struct State {
     /// after [`DISCOVERY_QUIET_AFTER`] probes slow to one discovery frame per member every
     /// [`DISCOVERY_INTERVAL`], so a segment with no peer hears little of the bond.
     no_peer_since: Option<Nanos>,
+    /// The peer bond the members probe (the probe id its replies come from, see
+    /// `bond_common::probe::member_probe_mac`): the first to answer. On a segment with several
+    /// bonds of ours, replies of others are not taken for the peer's, so every member
+    /// measures its link to the same bond.
+    peer_id: Option<[u8; 4]>,
     bucket_totals: Option<[u64; BUCKETS]>,
     bucket_load: [f64; BUCKETS],
     /// The members' standing changed but writing the usable mask failed: written again at the
@@ -86,6 +91,7 @@ impl State {
             nonce: rand::SeedableRng::from_os_rng(),
             peer_probes_since: None,
             no_peer_since: Some(now),
+            peer_id: None,
             bucket_totals: None,
             bucket_load: [0.0; BUCKETS],
             usable_unwritten: false,
@@ -437,7 +443,15 @@ impl Core {
     pub fn on_probe_replies(&mut self, events: &[ProbeEvent], now: Nanos) {
         let mut found = None;
         for e in events {
+            // Earlier versions' programs report no peer address (all zero): taken as the peer's.
+            let id: [u8; 4] = [e.peer[1], e.peer[2], e.peer[3], e.peer[4]];
+            if e.peer != [0; 6] && self.monitor.peer_id.is_some_and(|p| p != id) {
+                continue;
+            }
             let Some(m) = self.members.iter_mut().find(|m| m.slot == e.member) else { continue };
+            if e.peer != [0; 6] {
+                self.monitor.peer_id = Some(id);
+            }
             m.probes.replied_event(e, now);
             m.probes_unanswered = 0;
             // The peer's member that answered: requests go to it by unicast from now on.
@@ -464,10 +478,15 @@ impl Core {
     /// [`DISCOVERY_INTERVAL`].
     fn probe_due(&self, m: &crate::member::Member, now: Nanos) -> Nanos {
         let failover = self.policy.link_timing(&m.name).0 * MS;
+        // A member no reply has come to for a while (no peer at all, or its path to the peer
+        // broken while its carrier stays): one request every 10 s, wherever it goes.
+        let quiet_since = m.probes.last_reply.unwrap_or(0).max(m.probe_epoch).max(self.monitor.no_peer_since.unwrap_or(0));
+        if now.saturating_sub(quiet_since) >= DISCOVERY_QUIET_AFTER {
+            return m.last_probe + (failover / 3).max(DISCOVERY_INTERVAL);
+        }
         match self.monitor.no_peer_since {
             // Nobody to hear a quicker retry: the regular third of the failover interval.
-            Some(since) if now.saturating_sub(since) < DISCOVERY_QUIET_AFTER => m.last_probe + (failover / 3).max(MS),
-            Some(_) => m.last_probe + (failover / 3).max(DISCOVERY_INTERVAL),
+            Some(_) => m.last_probe + (failover / 3).max(MS),
             None => m.next_probe(failover),
         }
     }
@@ -572,6 +591,7 @@ impl Core {
         if self.silent_everywhere(now) {
             self.monitor.peer_probes_since = None;
             self.monitor.no_peer_since = Some(now);
+            self.monitor.peer_id = None;
             notes.push((EventKind::Warning, "the peer answers probes on no link: probes stop judging links until it answers again".into()));
         }
         let peer = self.monitor.peer_probes_since;

@@ -359,13 +359,17 @@ fn errors_found_after_parsing_name_their_line() {
 /// name the bond, the key (and the member) and the reason.
 #[test]
 fn new_bond_keys_are_read_and_bad_values_named() {
-    let c = ok("bonds:\n  b:\n    links: [e0, e1]\n    mode: 1\n    macaddress: 02:00:00:00:00:0a\n    prio: { e1: -50 }\n    active_slave: e1\n    peer_notify_delay: 100\n    resend_igmp: 3\n    use_carrier: 1\n");
+    let c = ok(
+        "bonds:\n  b:\n    links: [e0, e1]\n    mode: 1\n    macaddress: 02:00:00:00:00:0a\n    prio: { e1: -50 }\n    active_slave: e1\n    peer_notify_delay: 100\n    resend_igmp: 3\n    use_carrier: 1\n",
+    );
     let b = c.bond("b").unwrap();
     assert_eq!((b.mac, b.prio_of("e1"), b.prio_of("e0"), b.active_slave.as_deref()), (Some([2, 0, 0, 0, 0, 0x0a]), -50, 0, Some("e1")));
     assert_eq!((b.monitor.peer_notify_delay, b.monitor.resend_igmp), (100, 3));
     let hw = ok("bonds:\n  b:\n    links: [e0]\n    hwaddress: ether 02:00:00:00:00:0b\n");
     assert_eq!(hw.bond("b").unwrap().mac, Some([2, 0, 0, 0, 0, 0x0b]), "ifupdown's spelling");
-    let lacp = ok("bonds:\n  b:\n    links: [e0, e1]\n    mode: 802.3ad\n    lacp_strict: on\n    ad_select: actor_port_prio\n    actor_port_prio: { e0: 1000 }\n    broadcast_neighbor: 1\n");
+    let lacp = ok(
+        "bonds:\n  b:\n    links: [e0, e1]\n    mode: 802.3ad\n    lacp_strict: on\n    ad_select: actor_port_prio\n    actor_port_prio: { e0: 1000 }\n    broadcast_neighbor: 1\n",
+    );
     let l = &lacp.bond("b").unwrap().lacp;
     assert!(l.strict && l.broadcast_neighbor && l.select == crate::lacp::AdSelect::ActorPortPrio);
     assert_eq!(l.port_priority.get("e0"), Some(&1000));

@@ -501,6 +501,36 @@ fn probes_discover_a_peer_by_broadcast_then_go_unicast_and_quieten_without_one()
     assert_eq!(d.last(), Some(&[0xff; 6]), "{d:?}");
 }
 
+/// On a segment with several bonds of ours, every member probes the same peer bond (the first
+/// to answer): replies of another are not taken for its.
+#[test]
+fn every_member_probes_the_same_peer_bond() {
+    let settings = "settings:\n  policies:\n    zt: { basePolicy: active-backup, failoverInterval: 300 }\n";
+    let mut b = bond(2, &format!("    policy: zt\n    miimon: 5\n{settings}"));
+    let t = b.probe_for(0, 200 * MS, &[]);
+    let peer = |slot| bond_common::probe::member_probe_mac(9, slot);
+    assert_eq!((b.members[0].probe_peer, b.members[1].probe_peer), (Some(peer(0)), Some(peer(1))));
+    // Another bond (probe id 8) answers eth1's next request.
+    b.io.sent.borrow_mut().clear();
+    b.run(t, t + 150 * MS, MS);
+    let other = ProbeEvent {
+        member: 1,
+        flags: 0,
+        rx_member: 1,
+        pad: 0,
+        seq: b.members[1].probe_seq,
+        t1: t,
+        t2: 0,
+        t4: t + 150 * MS,
+        peer: bond_common::probe::member_probe_mac(8, 0),
+        pad2: [0; 2],
+    };
+    let replies = b.members[1].probes.last_reply;
+    b.on_probe_events(&[other], t + 150 * MS).unwrap();
+    assert_eq!(b.members[1].probe_peer, Some(peer(1)), "still the peer bond's member");
+    assert_eq!(b.members[1].probes.last_reply, replies, "not taken as a reply");
+}
+
 #[test]
 fn a_silent_link_fails_within_its_failover_interval() {
     let settings = "settings:\n  policies:\n    fast: { basePolicy: active-backup, failoverInterval: 30 }\n";
