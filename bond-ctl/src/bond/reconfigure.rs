@@ -35,9 +35,15 @@ impl Bond {
     /// the addresses to add and to remove (netlink, done by the caller).
     pub fn reconfigure_settings(&mut self, spec: &BondSpec) -> anyhow::Result<(Vec<String>, netdev::Link, Addresses, Addresses)> {
         self.core.check_settings(spec)?;
-        let changes = self.core.set_settings(spec, sys::monotonic_ns());
+        let mut changes = self.core.set_settings(spec, sys::monotonic_ns());
         self.io.set_carrier_interval(self.spec.monitor.miimon);
         self.execute(sys::monotonic_ns())?;
+        if let Some(mac) = spec.mac.filter(|m| *m != self.settings.mac) {
+            // A member refused it: put back (the event says who and why).
+            let refused = format!("macaddress {} refused (see the events)", crate::mac::format_mac(&mac));
+            changes.retain(|c| !c.starts_with("macaddress"));
+            changes.push(refused);
+        }
         let device = self.device.clone().context("no bond device")?;
         let add = spec.addresses.iter().filter(|a| !self.spec.addresses.contains(a)).copied().collect();
         let del = self.spec.addresses.iter().filter(|a| !spec.addresses.contains(a)).copied().collect();
@@ -91,14 +97,11 @@ impl Bond {
 pub type Addresses = Vec<(std::net::IpAddr, u8)>;
 
 impl Core {
-    /// Refuses settings of `spec` the bond cannot take as it is, before anything changes:
+    /// Refuses settings of `spec` the bond cannot take as it is, before anything changes: a new
     /// `active_slave` must name a usable member (as bonding refuses one that is not up).
     pub(super) fn check_settings(&self, spec: &BondSpec) -> anyhow::Result<()> {
-        if let Some(a) = spec.active_slave.as_deref().filter(|a| spec.active_slave != self.spec.active_slave || !self.is_active(a))
-            && let Some(m) = self.members.iter().find(|m| m.name == a)
-            && !m.usable
-        {
-            anyhow::bail!("active_slave: {a} is not usable ({})", super::monitor::why_not_usable(m, None));
+        if let Some(a) = spec.active_slave.as_deref().filter(|_| spec.active_slave != self.spec.active_slave) {
+            self.check_active(a)?;
         }
         if let Some(mac) = spec.mac.filter(|m| *m != self.settings.mac)
             && let Some(d) = self.device.as_ref().filter(|d| crate::netdev::is_legacy_bond_device(d))
@@ -114,8 +117,20 @@ impl Core {
         Ok(())
     }
 
-    fn is_active(&self, name: &str) -> bool {
-        self.main.active.and_then(|s| self.member(s)).is_some_and(|m| m.name == name)
+    /// Whether member `a` may be made active now.
+    fn check_active(&self, a: &str) -> anyhow::Result<()> {
+        match self.members.iter().find(|m| m.name == a) {
+            Some(m) if !m.usable => anyhow::bail!("active_slave: {a} is not usable ({})", super::monitor::why_not_usable(m, None)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Member `a` active from now (`active_slave`), until the members' health changes.
+    fn make_active(&mut self, a: &str, now: Nanos) {
+        if let Some(slot) = self.members.iter().find(|m| m.name == a).map(|m| m.slot) {
+            self.main.selector.force(slot);
+            self.settle(now, false);
+        }
     }
 
     /// The bond's own settings (monitoring, 802.3ad, tlb, member preferences) of `spec` put in
@@ -129,11 +144,10 @@ impl Core {
             // The failover order the data plane falls back along changes with it.
             (reselect, order_changed) = (true, true);
         }
-        if let Some(a) = spec.active_slave.as_deref().filter(|a| spec.active_slave != self.spec.active_slave || !self.is_active(a)) {
-            if let Some(slot) = self.members.iter().find(|m| m.name == a).map(|m| m.slot) {
-                self.main.selector.force(slot);
-                reselect = true;
-            }
+        // A file's `active_slave` acts when it changes (a reload does not move the active
+        // member back to it); `bondctl set active_slave=` always does (`set_options`).
+        if let Some(a) = spec.active_slave.clone().filter(|_| spec.active_slave != self.spec.active_slave) {
+            self.make_active(&a, now);
             changes.push(format!("active_slave {a}"));
         }
         self.spec.active_slave = spec.active_slave.clone();
@@ -174,18 +188,30 @@ impl<I: BondIo> Bond<I> {
     /// `bondctl set`: options changed on the running bond, checked whole first (a bad one
     /// changes nothing). Lasts until the next reload or restart, which apply the file.
     pub fn set_options(&mut self, options: &[String], now: Nanos) -> anyhow::Result<String> {
-        let changed =
-            crate::config::live::apply(&self.spec, &self.policy, options).map_err(|e| anyhow::anyhow!("{}: {e}", self.spec.name))?;
-        self.core.check_settings(&changed.spec).map_err(|e| anyhow::anyhow!("{}: {e}", self.spec.name))?;
+        let name = self.spec.name.clone();
+        let changed = crate::config::live::apply(&self.spec, &self.policy, options).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        self.core.check_settings(&changed.spec).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        if let Some(a) = changed.spec.active_slave.as_deref().filter(|_| changed.made_active) {
+            self.core.check_active(a).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+        }
+        // The address first, alone: a member may refuse it, and then nothing else changes.
+        if let Some(mac) = changed.spec.mac.filter(|m| *m != self.settings.mac) {
+            let address_only = BondSpec { mac: Some(mac), ..self.spec.clone() };
+            self.core.set_settings(&address_only, now);
+            self.execute(now)?;
+            if self.settings.mac != mac {
+                // Put back (the event says who and why).
+                let why = self.events.iter().rev().find(|e| e.kind == EventKind::Warning).map_or(String::new(), |e| e.message.clone());
+                self.spec.mac = None;
+                anyhow::bail!("{name}: macaddress {} not taken, nothing changed: {why}", crate::mac::format_mac(&mac));
+            }
+        }
         self.core.set_settings(&changed.spec, now);
+        if let Some(a) = changed.spec.active_slave.as_deref().filter(|_| changed.made_active) {
+            self.core.make_active(a, now);
+        }
         self.io.set_carrier_interval(self.spec.monitor.miimon);
         self.execute(now)?;
-        if let Some(mac) = changed.spec.mac.filter(|m| *m != self.settings.mac) {
-            // A member refused it and everything was put back (the event says who and why).
-            let why = self.events.iter().rev().find(|e| e.kind == EventKind::Warning).map_or(String::new(), |e| e.message.clone());
-            self.spec.mac = None;
-            anyhow::bail!("{}: macaddress {} not taken: {why}", self.spec.name, crate::mac::format_mac(&mac));
-        }
         self.put_policy_in_force(changed.policy, now)?;
         let what = changed.changes.join(" ");
         self.event(EventKind::Config, format!("set {what}"));

@@ -18,6 +18,8 @@ pub struct Changed {
     pub spec: BondSpec,
     pub policy: PolicySpec,
     pub changes: Vec<String>,
+    /// `active_slave` was given: that member is made active now, whatever the file says.
+    pub made_active: bool,
 }
 
 /// Applies `KEY=VALUE` options (bonding.ko or ZeroTier spellings) to a copy of the bond's
@@ -26,7 +28,7 @@ pub fn apply(spec: &BondSpec, policy: &PolicySpec, options: &[String]) -> Result
     if options.is_empty() {
         return Err(format!("nothing to set: give KEY=VALUE options ({})", opt::live_option_list()));
     }
-    let mut out = Changed { spec: spec.clone(), policy: policy.clone(), changes: Vec::new() };
+    let mut out = Changed { spec: spec.clone(), policy: policy.clone(), changes: Vec::new(), made_active: false };
     for o in options {
         let (key, value) = o.split_once('=').ok_or_else(|| format!("\"{o}\" is not KEY=VALUE (e.g. miimon=100)"))?;
         let key = key.trim().trim_start_matches("bond-").trim_start_matches("bond_");
@@ -124,6 +126,7 @@ fn set(out: &mut Changed, o: &Opt, v: &str) -> Result<(), String> {
                 return Err(format!("\"{v}\" is not a link of the bond (links: {})", out.spec.links.join(", ")));
             }
             out.spec.active_slave = Some(v.to_string());
+            out.made_active = true;
         }
         "macaddress" => out.spec.mac = Some(kernel::mac_address(v)?),
         "lacp_strict" => out.spec.lacp.strict = o.pick(v)? == 1,

@@ -456,8 +456,9 @@ fn a_new_mac_address_reaches_the_members_and_the_peers_or_nothing_changes() {
     let newer = [2, 0x11, 0x22, 0x33, 0x44, 0x66];
     b.io.refuse_mac = vec!["eth1".into()];
     b.io.macs.clear();
-    let e = b.set_options(&["macaddress=02:11:22:33:44:66".to_string()], 2 * MS).unwrap_err().to_string();
-    assert!(e.contains("macaddress 02:11:22:33:44:66 not taken: eth1 refused"), "{e}");
+    let e = b.set_options(&["prio=eth0:5".to_string(), "macaddress=02:11:22:33:44:66".to_string()], 2 * MS).unwrap_err().to_string();
+    assert_eq!(b.spec.prio_of("eth0"), 0, "nothing else of the same `set` changed");
+    assert!(e.contains("macaddress 02:11:22:33:44:66 not taken, nothing changed: eth1 refused"), "{e}");
     assert_eq!(b.io.macs, [("b".to_string(), newer), ("eth0".to_string(), newer), ("eth0".to_string(), new), ("b".to_string(), new)]);
     assert_eq!((b.settings.mac, b.io.configs.last().unwrap().bond_mac[..6].to_vec()), (new, new.to_vec()));
     // The events of our own changes come late and change nothing.
