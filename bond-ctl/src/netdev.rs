@@ -295,6 +295,22 @@ impl Netdev {
         }
     }
 
+    /// Device `index`'s IP addresses.
+    pub async fn addresses(&self, index: u32) -> anyhow::Result<Vec<IpAddr>> {
+        use netlink_packet_route::address::AddressAttribute;
+        let msgs: Vec<_> =
+            self.handle.address().get().set_link_index_filter(index).execute().try_collect().await.context("listing addresses")?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
     /// Removes an address from an interface (nothing to do when it is not there).
     pub async fn del_address(&self, l: &Link, addr: IpAddr, prefix: u8) -> anyhow::Result<()> {
         let mut list = self.handle.address().get().set_link_index_filter(l.index).set_address_filter(addr).execute();

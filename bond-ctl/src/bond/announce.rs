@@ -50,7 +50,7 @@ impl Core {
     pub(super) fn announce(&mut self, slot: u8, now: Nanos) {
         let rounds = self.spec.monitor.num_grat_arp.max(self.spec.monitor.num_unsol_na);
         // The first round goes out once the config with the new member is written (`settle`).
-        self.announcing = Rounds::new(slot, rounds, now).filter(|_| !self.spec.addresses.is_empty());
+        self.announcing = Rounds::new(slot, rounds, now).filter(|_| !self.addresses().is_empty());
     }
 
     /// Sends the announcement round that is due, if any.
@@ -62,7 +62,7 @@ impl Core {
         }
         let mac = self.settings.mac;
         let kind = if round == 0 { SendKind::FirstAnnouncement { slot } } else { SendKind::Other };
-        for (addr, _) in self.spec.addresses.clone() {
+        for addr in self.addresses() {
             let (frame, ether_type, count) = match addr {
                 IpAddr::V4(a) => (frames::gratuitous_arp(mac, a), 0x0806, self.spec.monitor.num_grat_arp),
                 IpAddr::V6(a) => (frames::unsolicited_na(mac, &a), 0x86dd, self.spec.monitor.num_unsol_na),
@@ -87,7 +87,7 @@ impl Core {
         if self.member(slot).is_none() || !self.ports.can_send(Port::Member(slot)) {
             return;
         }
-        let src = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None });
+        let src = self.ipv4();
         self.act(Action::SendReports {
             slot,
             device: self.spec.name.clone(),

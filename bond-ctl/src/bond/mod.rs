@@ -102,6 +102,9 @@ pub struct Core {
     unicast_unsaved: bool,
     /// Whether the members' probe addresses are in their unicast filters (while it probes).
     probe_filters: bool,
+    /// The bond device's IP addresses as the kernel has them (the file's, and any added by
+    /// DHCP, NetworkManager or `ip addr`), read with what it receives (`watch_rx_filter`).
+    device_addresses: Vec<std::net::IpAddr>,
     /// Decided, not yet carried out.
     actions: Vec<Action>,
 }
@@ -173,6 +176,7 @@ impl Core {
             unicast: Vec::new(),
             unicast_unsaved: false,
             probe_filters: false,
+            device_addresses: Vec::new(),
             actions: Vec::new(),
         }
     }
@@ -365,6 +369,17 @@ impl Core {
         self.peers = peers;
         self.peer_entries = entries;
         Ok(())
+    }
+
+    /// The bond's IP addresses: those the kernel has on its device, else (not read yet) the
+    /// file's. What announcements announce, and where the monitors' requests come from.
+    pub(super) fn addresses(&self) -> Vec<std::net::IpAddr> {
+        if self.device_addresses.is_empty() { self.spec.addresses.iter().map(|(a, _)| *a).collect() } else { self.device_addresses.clone() }
+    }
+
+    /// The bond's first IPv4 address.
+    pub(super) fn ipv4(&self) -> Option<std::net::Ipv4Addr> {
+        self.addresses().into_iter().find_map(|a| if let std::net::IpAddr::V4(a) = a { Some(a) } else { None })
     }
 
     fn event(&mut self, kind: EventKind, what: String) {

@@ -322,6 +322,7 @@ impl Core {
             self.unicast = rx.unicast.clone();
             self.unicast_unsaved = true;
         }
+        self.device_addresses = rx.addresses.clone();
     }
 
     /// Carrier read off the timing path (see `carrier::CarrierWatch`): followed at once.
@@ -555,8 +556,8 @@ impl Core {
     /// One round of the ARP / NS monitor: requests for every target on every member.
     fn arp_round(&mut self) {
         let Some(arp) = self.spec.monitor.arp.clone() else { return };
-        let v4 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None });
-        let v6 = self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V6(a) = a { Some(*a) } else { None });
+        let v4 = self.ipv4();
+        let v6 = self.addresses().into_iter().find_map(|a| if let IpAddr::V6(a) = a { Some(a) } else { None });
         let mac = self.settings.mac;
         let ports: Vec<Port> =
             self.members.iter().filter(|m| self.arp_role(m.slot) != ArpRole::Backup).map(|m| Port::Member(m.slot)).collect();

@@ -3,8 +3,6 @@
 //! learning packets keep switches current; under alb, peers are told which member's address to
 //! send to.
 
-use std::net::IpAddr;
-
 use bond_common::config::Mode;
 
 use super::{Action, Core, Port, Sample, SendKind};
@@ -124,16 +122,12 @@ impl Core {
     /// Whether a tick at `now` runs a round of balance-alb's peer updates (it needs the bond's
     /// neighbours read).
     pub(super) fn alb_round_due(&self, now: Nanos) -> bool {
-        self.policy.mode == Mode::BalanceAlb && now >= self.own.next_alb && self.bond_ipv4().is_some()
-    }
-
-    fn bond_ipv4(&self) -> Option<std::net::Ipv4Addr> {
-        self.spec.addresses.iter().find_map(|(a, _)| if let IpAddr::V4(a) = a { Some(*a) } else { None })
+        self.policy.mode == Mode::BalanceAlb && now >= self.own.next_alb && self.ipv4().is_some()
     }
 
     /// Tells the peers whose member changed (see [`RxClients::round`]).
     fn alb_round(&mut self, sample: &Sample, now: Nanos) {
-        let Some(bond_ip) = self.bond_ipv4() else { return };
+        let Some(bond_ip) = self.ipv4() else { return };
         let Some((neighbours, broadcasts)) = &sample.neighbours else { return };
         let broadcasts = *broadcasts;
         if broadcasts != self.own.arp_broadcasts {

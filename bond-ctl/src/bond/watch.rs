@@ -32,6 +32,8 @@ pub struct RxFilter {
     pub promisc: bool,
     /// Unicast addresses of devices above it (a macvlan, a bridge's `self` entries).
     pub unicast: Vec<[u8; 6]>,
+    /// Its IP addresses (announced after a failover, as bonding's peer notification does).
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 impl RxFilter {
@@ -39,11 +41,11 @@ impl RxFilter {
     /// unicast in hardware (every kind a bond device can be) counts one promiscuity for a
     /// non-empty list while it is up (the kernel's `uc_promisc`): that one is not the bond's
     /// own.
-    pub fn of(l: &crate::netdev::Link, mut unicast: Vec<[u8; 6]>) -> RxFilter {
+    pub fn of(l: &crate::netdev::Link, mut unicast: Vec<[u8; 6]>, addresses: Vec<std::net::IpAddr>) -> RxFilter {
         unicast.retain(|m| *m != l.mac);
         unicast.sort_unstable();
         let for_the_list = u32::from(l.admin_up && !unicast.is_empty());
-        RxFilter { promisc: l.promisc || l.promiscuity > for_the_list, unicast }
+        RxFilter { promisc: l.promisc || l.promiscuity > for_the_list, unicast, addresses }
     }
 }
 
@@ -86,8 +88,8 @@ pub fn watch_rx_filter(nl: crate::netdev::Netdev, bond: String, tx: mpsc::Sender
             if let Ok(Some(l)) = nl.link(&bond).await {
                 let index = l.index;
                 let unicast = tokio::task::spawn_blocking(move || crate::addrlist::unicast(index)).await;
-                if let Ok(Ok(unicast)) = unicast {
-                    let now = RxFilter::of(&l, unicast);
+                if let (Ok(Ok(unicast)), Ok(addresses)) = (unicast, nl.addresses(index).await) {
+                    let now = RxFilter::of(&l, unicast, addresses);
                     if now != last {
                         if tx.send(Wake { bond: bond.clone(), what: WakeWhat::RxFilter(now.clone()) }).await.is_err() {
                             return;
@@ -110,12 +112,16 @@ mod tests {
         let mut l = crate::netdev::Link::up(2, "bond0", [2, 0, 0, 0, 0, 1]);
         let macvlan = [2, 0, 0, 0x12, 0x34, 0x56];
         l.promiscuity = 1;
-        assert_eq!(RxFilter::of(&l, vec![macvlan, l.mac]), RxFilter { promisc: false, unicast: vec![macvlan] }, "for the list");
-        assert!(RxFilter::of(&l, vec![]).promisc, "a bridge port");
+        assert_eq!(
+            RxFilter::of(&l, vec![macvlan, l.mac], vec![]),
+            RxFilter { promisc: false, unicast: vec![macvlan], addresses: vec![] },
+            "for the list"
+        );
+        assert!(RxFilter::of(&l, vec![], vec![]).promisc, "a bridge port");
         l.promiscuity = 2;
-        assert!(RxFilter::of(&l, vec![macvlan]).promisc, "a bridge port with a macvlan");
+        assert!(RxFilter::of(&l, vec![macvlan], vec![]).promisc, "a bridge port with a macvlan");
         l.promiscuity = 1;
         l.admin_up = false;
-        assert!(RxFilter::of(&l, vec![macvlan]).promisc, "down: the list counts nothing");
+        assert!(RxFilter::of(&l, vec![macvlan], vec![]).promisc, "down: the list counts nothing");
     }
 }

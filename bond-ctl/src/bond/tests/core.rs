@@ -125,7 +125,7 @@ fn a_link_back_at_another_speed_gets_the_lacp_key_of_that_speed() {
 #[test]
 fn members_are_promiscuous_while_the_bond_is() {
     let mut b = bond(2, "    mode: active-backup\n");
-    let promisc = |on| crate::bond::RxFilter { promisc: on, unicast: vec![] };
+    let promisc = |on| crate::bond::RxFilter { promisc: on, unicast: vec![], addresses: vec![] };
     b.on_rx_filter(&promisc(true), 0).unwrap();
     assert_eq!(b.io.promisc, [("eth0".to_string(), true), ("eth1".to_string(), true)]);
     b.on_rx_filter(&promisc(true), 0).unwrap();
@@ -141,7 +141,7 @@ fn members_are_promiscuous_while_the_bond_is() {
 fn addresses_of_devices_above_the_bond_go_to_every_members_filter_and_come_out() {
     let mut b = bond(2, "    mode: active-backup\n");
     let (mv1, mv2) = ([2, 0, 0, 0x12, 0x34, 0x56], [2, 0, 0, 0x12, 0x34, 0x57]);
-    let rx = |unicast: Vec<[u8; 6]>| crate::bond::RxFilter { promisc: false, unicast };
+    let rx = |unicast: Vec<[u8; 6]>| crate::bond::RxFilter { promisc: false, unicast, addresses: vec![] };
     b.on_rx_filter(&rx(vec![mv1, mv2]), 0).unwrap();
     let on = |mac| [("eth0".to_string(), mac, true), ("eth1".to_string(), mac, true)];
     assert_eq!(b.io.unicast, [on(mv1), on(mv2)].concat());
