@@ -135,8 +135,10 @@ pub struct LiveNamespaces {
 /// its transmit link attached, and a running daemon answers, so either keeps the entry. Past
 /// that, an id no live namespace has is dead; a live cookie is that very namespace (cookies
 /// are never reused), so it is kept. An inode may be a later namespace's, and a cookie cannot
-/// always be checked: then the links decide, every one detached (or no pins at all). A pin
-/// directory without its link may be a bond being set up: kept unless the id is known dead.
+/// always be checked: then the links decide, every one detached, at least one of them (with no
+/// pins to see, the namespace may be alive with its pins elsewhere, a bond being set up: its
+/// state file, which holds its members' own addresses, is kept). A pin directory without its
+/// link may be a bond being set up: kept unless the id is known dead.
 pub fn is_dead(l: &Leftover, live: &LiveNamespaces) -> bool {
     if l.daemon_answers || l.egress.iter().any(|e| matches!(e, Egress::Attached(_) | Egress::Unreadable)) {
         return false;
@@ -148,7 +150,7 @@ pub fn is_dead(l: &Leftover, live: &LiveNamespaces) -> bool {
     match (l.key, listed) {
         (_, Some(false)) => true,
         (NsKey::Cookie(_), Some(true)) => false,
-        _ => l.egress.iter().all(|e| *e == Egress::Detached),
+        _ => !l.egress.is_empty() && l.egress.iter().all(|e| *e == Egress::Detached),
     }
 }
 
@@ -236,7 +238,7 @@ mod tests {
     fn without_cookies_of_live_namespaces_the_links_decide() {
         let unknown = live(None, &[]);
         assert!(is_dead(&leftover(NsKey::Cookie(5), &[Egress::Detached, Egress::Detached]), &unknown));
-        assert!(is_dead(&leftover(NsKey::Cookie(5), &[]), &unknown));
+        assert!(!is_dead(&leftover(NsKey::Cookie(5), &[]), &unknown), "no pins to judge by: kept");
         assert!(!is_dead(&leftover(NsKey::Cookie(5), &[Egress::Detached, Egress::Missing]), &unknown), "may be starting");
     }
 
@@ -246,7 +248,7 @@ mod tests {
         // A live namespace with this inode may be a later one (the inode reused): the links decide.
         let reused = live(Some(&[]), &[9]);
         assert!(is_dead(&leftover(NsKey::Inode(9), &[Egress::Detached]), &reused));
-        assert!(is_dead(&leftover(NsKey::Inode(9), &[]), &reused));
+        assert!(!is_dead(&leftover(NsKey::Inode(9), &[]), &reused), "no pins to judge by: kept");
         assert!(!is_dead(&leftover(NsKey::Inode(9), &[Egress::Missing]), &reused));
     }
 

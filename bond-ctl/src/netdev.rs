@@ -389,6 +389,13 @@ pub fn is_bond_device(l: &Link) -> bool {
     }
 }
 
+/// Whether `l` is the bond device a state file names (`ifindex`): one of ours by its alias, or
+/// a dummy or veth of that ifindex whose alias someone changed (`ip link set BOND alias ...`,
+/// as SNMP's ifAlias is often set).
+pub fn is_bond_device_at(l: &Link, ifindex: u32) -> bool {
+    l.index == ifindex && (is_bond_device(l) || matches!(l.kind.as_deref(), Some("dummy" | "veth")))
+}
+
 /// An ifb bond device of an earlier version: adopted as it is, but an ifb refuses a new MAC
 /// address.
 pub fn is_legacy_bond_device(l: &Link) -> bool {

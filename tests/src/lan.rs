@@ -164,7 +164,8 @@ impl Lan {
     /// Adds a counting rule to namespace `ns`'s netdev table `name`, on `dev`'s ingress: what
     /// arrives there matching `expr` (nftables syntax). Read it with [`count`].
     pub fn count_on(ns: &Netns, dir: &Path, name: &str, dev: &str, expr: &str) -> anyhow::Result<()> {
-        let script = format!("table netdev {name} {{\n chain c {{ type filter hook ingress device \"{dev}\" priority 0; {expr} counter; }}\n}}\n");
+        let script =
+            format!("table netdev {name} {{\n chain c {{ type filter hook ingress device \"{dev}\" priority 0; {expr} counter; }}\n}}\n");
         let path = dir.join(format!("{}-{name}.nft", ns.name()));
         fs::write(&path, script)?;
         ns.exec("nft", &["-f", &path.to_string_lossy()]).map(drop)

@@ -36,7 +36,8 @@ fn count_at_host(lan: &Lan, i: usize) {
 /// that flaps is used again as soon as its carrier is back (no punishment).
 #[test]
 fn a_bond_configured_the_bonding_way_is_quiet_and_punishes_nothing() {
-    let lan = lan(LanOptions { bonds: vec![2], hosts: 1, bond_lines: vec!["mode: active-backup\nmiimon: 100".into()], ..Default::default() });
+    let lan =
+        lan(LanOptions { bonds: vec![2], hosts: 1, bond_lines: vec!["mode: active-backup\nmiimon: 100".into()], ..Default::default() });
     count_at_host(&lan, 0);
     std::thread::sleep(Duration::from_secs(6));
     let (probes, all) = (count(&lan.hosts[0], "probes").unwrap(), count(&lan.hosts[0], "frames").unwrap());
@@ -120,7 +121,9 @@ fn peer_bonds_probe_each_other_by_unicast_and_other_hosts_hear_nothing() {
     let probes = count(&lan.hosts[0], "probes").unwrap();
     let s = lan.daemon(0).status().unwrap();
     let answered: Vec<u64> = s["members"].as_array().unwrap().iter().map(|m| m["rx_probes"].as_u64().unwrap()).collect();
-    println!("10 s of two bonds probing each other (2 members each, 1.5 s interval): the host received {probes} probe frames; replies {answered:?}");
+    println!(
+        "10 s of two bonds probing each other (2 members each, 1.5 s interval): the host received {probes} probe frames; replies {answered:?}"
+    );
     assert!(probes <= 2, "unicast probes reach the peer's port only: {probes}");
     assert!(answered.iter().all(|&a| a >= 10), "every link measured: {answered:?}");
     assert!(s["members"].as_array().unwrap().iter().all(|m| m["probe_errors"] == 0), "keyed replies all check out: {s}");
@@ -203,7 +206,10 @@ fn a_snooping_switch_moves_the_bonds_groups_at_a_failover_with_resend_igmp() {
         }
         drop_queries_to_the_bond(&lan, &ports);
         let b = &lan.bonds[0];
-        let ifindex: u32 = b.ip(&["-j", "link", "show", "bond0"]).map(|o| serde_json::from_str::<serde_json::Value>(&o).unwrap()[0]["ifindex"].as_u64().unwrap() as u32).unwrap();
+        let ifindex: u32 = b
+            .ip(&["-j", "link", "show", "bond0"])
+            .map(|o| serde_json::from_str::<serde_json::Value>(&o).unwrap()[0]["ifindex"].as_u64().unwrap() as u32)
+            .unwrap();
         wait_until(Duration::from_secs(5), "the bond's link-local address is ready", || {
             b.ip(&["-6", "addr", "show", "dev", "bond0", "scope", "link"]).is_ok_and(|o| o.contains("fe80") && !o.contains("tentative"))
         });
@@ -308,7 +314,13 @@ fn the_bonds_mac_address_is_set_and_changed_while_it_runs() {
 /// what to do, and nothing changes.
 #[test]
 fn an_earlier_versions_ifb_bond_is_taken_over_and_its_address_change_refused_with_the_way_out() {
-    let mut lan = lan(LanOptions { bonds: vec![2], hosts: 1, bond_lines: vec!["mode: active-backup".into()], legacy_ifb: true, ..Default::default() });
+    let mut lan = lan(LanOptions {
+        bonds: vec![2],
+        hosts: 1,
+        bond_lines: vec!["mode: active-backup".into()],
+        legacy_ifb: true,
+        ..Default::default()
+    });
     let kind = |lan: &Lan| lan.bonds[0].ip(&["-d", "link", "show", "bond0"]).unwrap();
     assert!(kind(&lan).contains("ifb"), "{}", kind(&lan));
     lan.hosts[0].exec("ping", &["-q", "-c", "1", "-W", "2", &bond_addr(0)]).unwrap();

@@ -65,7 +65,7 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
                 }
                 Err(e) => Err(format!("reading the bond's multicast groups: {e}")),
             },
-            Action::SetPeerUp { iface } => crate::sys::set_up(iface).map_err(|e| e.to_string()),
+            Action::SetPeerUp { iface } => io.set_up(iface).map_err(|e| e.to_string()),
             Action::SetUnicast { member, mac, on } => {
                 io.set_unicast(member, *mac, *on);
                 Ok(())
@@ -184,6 +184,8 @@ pub trait BondIo {
     fn set_carrier_interval(&mut self, _ms: u64) {}
     /// rtnetlink reported a change of `iface`: carrier read before it is older than the report.
     fn link_changed(&mut self, _iface: &str) {}
+    /// Sets interface `iface` up.
+    fn set_up(&mut self, iface: &str) -> io::Result<()>;
     /// Device `index` as it is now (None: not read; the event is taken as it says).
     fn link_now(&self, _index: u32) -> Option<crate::netdev::Link> {
         None
@@ -423,6 +425,10 @@ impl BondIo for Kernel {
 
     fn link_now(&self, index: u32) -> Option<crate::netdev::Link> {
         crate::netdev::link_now(index).ok()
+    }
+
+    fn set_up(&mut self, iface: &str) -> io::Result<()> {
+        sys::set_up(iface)
     }
 
     fn link_speed(&self, member: &str) -> Option<u32> {

@@ -333,7 +333,7 @@ impl Bond {
     pub(super) async fn adopt(&mut self, nl: &Netdev, state: &RunState) -> anyhow::Result<bool> {
         let name = self.spec.name.clone();
         let pin_dir = sys::pin_dir(&name);
-        let device = nl.link(&name).await?.filter(|d| netdev::is_bond_device(d) && d.index == state.ifindex);
+        let device = nl.link(&name).await?.filter(|d| netdev::is_bond_device_at(d, state.ifindex));
         let Some(device) = device else { return Ok(false) };
         if state.layout != runstate::layout() || !pin_dir.join(dataplane::egress_pin(&name)).exists() {
             return Ok(false);
@@ -570,7 +570,10 @@ pub async fn remove_orphan(nl: &Netdev, name: &str) -> anyhow::Result<String> {
     crate::sweep::adopt_legacy(name)?;
     let state = runstate::load(name)?;
     let pin_dir = sys::pin_dir(name);
-    let device = nl.link(name).await?.filter(|d| netdev::is_bond_device(d) && state.as_ref().is_none_or(|s| s.ifindex == d.index));
+    let device = nl.link(name).await?.filter(|d| match &state {
+        Some(s) => netdev::is_bond_device_at(d, s.ifindex),
+        None => netdev::is_bond_device(d),
+    });
     if state.is_none() && device.is_none() && !pin_dir.exists() {
         bail!("there is no bond {name} here (no daemon, no device, no pinned data plane)");
     }

@@ -141,7 +141,10 @@ impl<I: BondIo> Bond<I> {
             self.io.link_changed(&l.name);
             // An event saying a device is down may be older than the device's state (events
             // queue while the daemon sets members up): a member is not failed for one.
-            if !l.usable()
+            let ours = self.core.members.iter().any(|m| m.link.index == l.index)
+                || self.core.device.as_ref().is_some_and(|d| d.index == l.index || d.peer == Some(l.index));
+            if ours
+                && !l.usable()
                 && let Some(fresh) = self.io.link_now(l.index).filter(|f| f.name == l.name)
             {
                 *l = fresh;

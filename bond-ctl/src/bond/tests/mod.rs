@@ -151,6 +151,9 @@ impl BondIo for Fake {
     fn set_promisc(&mut self, member: &str, on: bool) {
         self.promisc.push((member.to_string(), on));
     }
+    fn set_up(&mut self, _: &str) -> io::Result<()> {
+        Ok(())
+    }
     fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool) {
         self.unicast.push((member.to_string(), mac, on));
     }
