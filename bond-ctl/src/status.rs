@@ -343,7 +343,7 @@ impl BondStatus {
         }
         let _ = writeln!(
             s,
-            "Probes: {} sent, {} answered by the peer, {} answered for the peer, {} corrupt{}",
+            "Probes: {} sent, {} answered by the peer, {} answered for the peer, {} bad (corrupt, forged or unexpected){}",
             m.tx_probes,
             m.rx_probes,
             m.probes_answered,

@@ -137,7 +137,7 @@ impl Action {
 pub struct Outcome {
     pub done: Vec<Action>,
     pub failed: Vec<(Action, String)>,
-    /// Not tried: they rested on one that failed.
+    /// Not tried: they rested on one that failed, or there was nothing to do.
     pub skipped: Vec<Action>,
 }
 

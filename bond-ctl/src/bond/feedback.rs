@@ -104,8 +104,11 @@ impl Core {
                     m.probes.unsent(*seq);
                 }
             }
+            // Skipped: no group to report (or resting on a failure, already told).
             Action::SendReports { .. } => {
-                tracing::warn!(bond = %name, "sending membership reports: {why}");
+                if error.is_some() {
+                    tracing::warn!(bond = %name, "sending membership reports: {why}");
+                }
             }
             Action::SetPeerUp { iface } => {
                 self.event(EventKind::Warning, format!("cannot set {iface}, the bond device's peer, up again: {why}"));

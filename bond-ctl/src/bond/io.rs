@@ -33,6 +33,8 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
             out.skipped.push(a);
             continue;
         }
+        // Done, but there was nothing to do (no group to report): not claimed as sent.
+        let mut nothing_to_do = false;
         let result: Result<(), String> = match &a {
             Action::SetUsable(mask) => io.set_usable(*mask).map_err(|e| format!("{e:#}")),
             Action::SetRunning { ifindex, running, .. } => io.set_running(*ifindex, *running).map_err(|e| e.to_string()),
@@ -60,8 +62,9 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
             }
             Action::SendReports { slot, device, ifindex, mac, src, .. } => match io.memberships(device, *ifindex) {
                 Ok(m) => {
+                    nothing_to_do = m.is_empty();
                     let sent = m.reports(*mac, *src).into_iter().filter(|(f, et)| io.send(Port::Member(*slot), f, *et)).count();
-                    if sent > 0 || m.is_empty() { Ok(()) } else { Err("not sent".into()) }
+                    if sent > 0 || nothing_to_do { Ok(()) } else { Err("not sent".into()) }
                 }
                 Err(e) => Err(format!("reading the bond's multicast groups: {e}")),
             },
@@ -76,6 +79,7 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
             }
         };
         match result {
+            Ok(()) if nothing_to_do => out.skipped.push(a),
             Ok(()) => out.done.push(a),
             Err(e) => out.failed.push((a, e)),
         }
@@ -190,9 +194,9 @@ pub trait BondIo {
     fn link_now(&self, _index: u32) -> Option<crate::netdev::Link> {
         None
     }
-    /// Member `member` promiscuous or not (done in the background: it waits for RTNL).
+    /// Member `member` promiscuous or not (queued, in order, off the loop: see `rx_filters`).
     fn set_promisc(&mut self, member: &str, on: bool);
-    /// `mac` in member `member`'s unicast filter or not (in the background: it waits for RTNL).
+    /// `mac` in member `member`'s unicast filter or not (queued like `set_promisc`).
     fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool);
     /// The multicast groups bond device `device` (`ifindex`) has joined, as the kernel lists
     /// them.
@@ -436,12 +440,7 @@ impl BondIo for Kernel {
     }
 
     fn set_promisc(&mut self, member: &str, on: bool) {
-        let member = member.to_string();
-        in_background("promisc", move || {
-            if let Err(e) = sys::set_promisc(&member, on) {
-                tracing::warn!("setting promiscuous mode {} on {member}: {e}", if on { "on" } else { "off" });
-            }
-        });
+        crate::rx_filters::request(crate::rx_filters::Change::Promisc { member: member.to_string(), on });
     }
 
     fn memberships(&self, device: &str, ifindex: u32) -> io::Result<crate::mcast::Memberships> {
@@ -463,22 +462,6 @@ impl BondIo for Kernel {
     }
 
     fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool) {
-        let member = member.to_string();
-        in_background("unicast", move || {
-            let Some(ifindex) = sys::ifindex(&member) else { return };
-            let r = if on { crate::addrlist::add(ifindex, mac) } else { crate::addrlist::del(ifindex, mac) };
-            if let Err(e) = r {
-                let what = if on { "adding" } else { "removing" };
-                tracing::warn!("{what} {} in the unicast filter of {member}: {e}", crate::mac::format_mac(&mac));
-            }
-        });
-    }
-}
-
-/// Runs `work` on a thread of its own (it waits for the kernel's RTNL lock, which anything
-/// changing links on the host may hold for a while: not on the daemon's loop).
-fn in_background(name: &str, work: impl FnOnce() + Send + 'static) {
-    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(work) {
-        tracing::warn!("no thread for {name}: {e}");
+        crate::rx_filters::request(crate::rx_filters::Change::Unicast { member: member.to_string(), mac, on });
     }
 }

@@ -526,6 +526,8 @@ pub async fn wait_for_grace_period() {
 /// Gives a member its settings from before it joined. Never fails: problems are logged.
 pub async fn restore(nl: &Netdev, bond: &str, member: &str, saved: &Saved, unicast: &[[u8; 6]]) {
     let warn = |what: &str, e: anyhow::Error| tracing::warn!(bond = %bond, "{what} of {member}: {e:#}");
+    // Nothing the bond asked of the member's filters lands after this.
+    crate::rx_filters::settled().await;
     let Ok(Some(link)) = nl.link(member).await else { return };
     // The addresses of devices above the bond come out of its filter.
     for mac in unicast {

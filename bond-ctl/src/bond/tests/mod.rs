@@ -334,6 +334,20 @@ fn a_failover_sends_membership_reports_on_the_new_active_member() {
     assert_eq!(reports(&b), 3, "resend_igmp 3, and no more");
 }
 
+/// A bond that joined no group has nothing to report after a failover: nothing is sent, and
+/// no event says reports were.
+#[test]
+fn a_failover_without_groups_claims_no_reports() {
+    let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n    resend_igmp: 3\n");
+    b.run(0, 10 * MS, 5 * MS);
+    b.cut(0);
+    b.run(15 * MS, 1_000 * MS, 5 * MS);
+    assert_eq!(b.active_now(), 1);
+    let events = b.event_texts();
+    assert!(!events.iter().any(|e| e.contains("membership reports")), "{events:?}");
+    assert!(!b.io.sent.borrow().iter().any(|(_, f, et)| *et == 0x0800 && f[38] == 0x22), "no IGMP report");
+}
+
 #[test]
 fn updelay_and_downdelay_hold_a_change_for_their_time() {
     let mut b = bond(2, "    mode: active-backup\n    miimon: 5\n    updelay: 100\n    downdelay: 50\n");
