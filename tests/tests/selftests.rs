@@ -638,7 +638,9 @@ fn a_sends(lab: &Lab) -> u64 {
 /// with no LACP on any link one member still carries traffic; `lacp_strict on` (set live):
 /// nothing does, the bond is not running; off again: it carries; LACPDUs back: both members
 /// collecting and distributing; strict on then keeps a negotiated aggregate, and with LACP
-/// lost on every link carries nothing.
+/// lost on every link carries nothing. (The script stops LACP with a bridge that forwards
+/// or blocks the slow-protocol frames; the lab's wire namespace drops them with nftables,
+/// which has the same effect on both ends and keeps the links' carrier up.)
 #[test]
 fn lacp_strict_off_falls_back_to_one_member_and_on_carries_nothing_without_lacp() {
     let lab = Lab::start(LabOptions::default().policy("").links(2).bond_lines("mode: 802.3ad\nlacp_rate: fast\nmin_links: 1"))

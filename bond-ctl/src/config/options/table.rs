@@ -111,7 +111,7 @@ pub const NUM_GRAT_ARP: Opt = Opt {
     values: count(0, 255),
     default: "1",
     live: true,
-    doc: "gratuitous ARPs after a failover, one per miimon interval",
+    doc: "gratuitous ARPs after a failover (and after a change of the bond's MAC address), one per `peer_notify_delay`",
     ..BASE
 };
 pub const NUM_UNSOL_NA: Opt = Opt {
@@ -119,7 +119,7 @@ pub const NUM_UNSOL_NA: Opt = Opt {
     values: count(0, 255),
     default: "1",
     live: true,
-    doc: "unsolicited neighbour advertisements after a failover",
+    doc: "unsolicited neighbour advertisements after a failover (and after a change of the bond's MAC address), one per `peer_notify_delay`",
     ..BASE
 };
 pub const PEER_NOTIFY_DELAY: Opt = Opt {
@@ -127,9 +127,8 @@ pub const PEER_NOTIFY_DELAY: Opt = Opt {
     alias: Some("peer_notif_delay"),
     values: ms(0, 300_000),
     default: "0 (one miimon interval)",
-    modes: FAILOVER_MODES,
     live: true,
-    doc: "ms between the announcements after a failover (rounded down to a multiple of miimon, as bonding)",
+    doc: "ms between the announcements `num_grat_arp` and `num_unsol_na` count (after a failover, a change of the bond's MAC address, or with `broadcast_neighbor` a member starting to distribute; rounded down to a multiple of miimon, as bonding)",
     ..BASE
 };
 pub const RESEND_IGMP: Opt = Opt {
@@ -180,7 +179,7 @@ pub const PROBE_KEY: Opt = Opt {
     values: Values::Other("a passphrase of at least 16 characters, the same on both bonds"),
     default: "none",
     at_restart: true,
-    doc: "this project's own: probe replies carry a keyed hash of the request only a bond with the key computes, so no third host on the segment can answer for the peer; a change takes effect when the daemon starts",
+    doc: "this project's own: probe replies carry a keyed hash of the request only a bond with the key computes, so no third host on the segment can make one up for the peer (one that relays the peer's own replies still can); a change takes effect when the daemon starts",
     ..BASE
 };
 pub const FAIL_OVER_MAC: Opt = Opt {
@@ -254,7 +253,7 @@ pub const COUPLED_CONTROL: Opt = Opt {
     values: numbered(&["off", "on"]),
     default: "on",
     modes: LACP,
-    doc: "on: a member collects and distributes together; off: it collects first and distributes once the partner collects (802.1AX independent control)",
+    doc: "only on: a member collects and distributes together (802.1AX coupled control); off, independent control (collect first, distribute once the partner collects), is refused with the reason",
     ..BASE
 };
 pub const AD_ACTOR_SYS_PRIO: Opt =
