@@ -639,8 +639,8 @@ fn a_sends(lab: &Lab) -> u64 {
 /// nothing does, the bond is not running; off again: it carries; LACPDUs back: both members
 /// collecting and distributing; strict on then keeps a negotiated aggregate, and with LACP
 /// lost on every link carries nothing. (The script stops LACP with a bridge that forwards
-/// or blocks the slow-protocol frames; the lab's wire namespace drops them with nftables,
-/// which has the same effect on both ends and keeps the links' carrier up.)
+/// or blocks the slow-protocol frames; here the wire namespace drops B's LACPDUs with
+/// nftables, so A, the bond under test, hears no partner while the links' carrier stays up.)
 #[test]
 fn lacp_strict_off_falls_back_to_one_member_and_on_carries_nothing_without_lacp() {
     let lab = Lab::start(LabOptions::default().policy("").links(2).bond_lines("mode: 802.3ad\nlacp_rate: fast\nmin_links: 1"))
