@@ -340,3 +340,35 @@ fn an_earlier_versions_ifb_bond_is_taken_over_and_its_address_change_refused_wit
     assert!(kind(&lan).contains("ifb"));
     lan.hosts[0].exec("ping", &["-q", "-c", "1", "-W", "2", &bond_addr(0)]).unwrap();
 }
+
+/// `lacp_strict` behind an ordinary switch, as the kernel's `bond_lacp_strict.sh` sets it up:
+/// a Linux bridge never forwards LACPDUs (01:80:c2:00:00:02 is link-local), so the 802.3ad
+/// bond hears no partner on either member while their carrier is up. Off (bonding's default):
+/// one member carries traffic anyway and a host behind the switch reaches the bond; on (set
+/// live): nothing is carried and the bond device is not running; off again: reachable again.
+#[test]
+fn lacp_strict_decides_whether_a_bond_behind_a_bridge_without_lacp_carries_traffic() {
+    let lan = lan(LanOptions { bonds: vec![2], hosts: 1, bond_lines: vec!["mode: 802.3ad\nlacp_rate: fast".into()], ..Default::default() });
+    let ping = |lan: &Lan| lan.hosts[0].exec("ping", &["-q", "-c", "1", "-W", "1", &bond_addr(0)]).is_ok();
+    let operstate = |lan: &Lan| {
+        let out = lan.bonds[0].ip(&["-j", "link", "show", "bond0"]).unwrap();
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["operstate"].as_str().unwrap_or("").to_string()
+    };
+    let took = wait_until(Duration::from_secs(10), "lacp_strict off: the host reaches the bond with no LACP partner", || ping(&lan));
+    let s = lan.daemon(0).status().unwrap();
+    let ports = s["lacp"]["ports"].as_array().unwrap();
+    assert!(ports.iter().all(|p| p["rx_state"] != "current"), "the bridge passed no LACPDU: {s:#}");
+    println!("lacp_strict off: reachable {took:?} after the start, no port hearing a partner; bond {}", operstate(&lan));
+    assert_eq!(operstate(&lan), "UP");
+
+    lan.daemon(0).ctl(&["set", "bond0", "lacp_strict=on"]).unwrap();
+    let took = wait_until(Duration::from_secs(3), "lacp_strict on: the bond is not running", || operstate(&lan) != "UP");
+    let reached = (0..3).filter(|_| ping(&lan)).count();
+    println!("lacp_strict on: not running {took:?} after the set ({}); {reached} of 3 pings answered", operstate(&lan));
+    assert_eq!(reached, 0, "lacp_strict on: nothing carried without a LACP partner");
+
+    lan.daemon(0).ctl(&["set", "bond0", "lacp_strict=off"]).unwrap();
+    let took = wait_until(Duration::from_secs(5), "lacp_strict off again: the host reaches the bond", || ping(&lan));
+    println!("lacp_strict off again: reachable {took:?} after the set");
+    assert_eq!(operstate(&lan), "UP");
+}
