@@ -16,13 +16,13 @@ use netlink_packet_route::{
 };
 use rtnetlink::{
     packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload},
-    sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE},
+    sys::Socket,
 };
 
+use crate::rtnl_sync::{self, ack, request};
+
 fn socket() -> io::Result<Socket> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
+    let socket = rtnl_sync::socket()?;
     // So the kernel filters the dump by the header's ifindex.
     socket.set_netlink_get_strict_chk(true)?;
     Ok(socket)
@@ -58,18 +58,6 @@ pub fn del(ifindex: u32, mac: [u8; 6]) -> io::Result<()> {
     }
 }
 
-fn ack(payload: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
-    let socket = socket()?;
-    socket.send(&request(payload, flags), 0)?;
-    let (datagram, _) = socket.recv_from_full()?;
-    let message =
-        NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    match message.payload {
-        NetlinkPayload::Error(e) if e.code.is_some() => Err(e.to_io()),
-        _ => Ok(()),
-    }
-}
-
 /// An entry of device `ifindex`'s own list (`NTF_SELF`, permanent), or the dump's filter.
 fn message(ifindex: u32, mac: Option<[u8; 6]>) -> NeighbourMessage {
     let mut m = NeighbourMessage::default();
@@ -81,16 +69,6 @@ fn message(ifindex: u32, mac: Option<[u8; 6]>) -> NeighbourMessage {
         m.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
     }
     m
-}
-
-fn request(payload: RouteNetlinkMessage, flags: u16) -> Vec<u8> {
-    let mut message = NetlinkMessage::from(payload);
-    message.header.flags = flags;
-    message.header.sequence_number = 1;
-    message.finalize();
-    let mut buf = vec![0; message.buffer_len()];
-    message.serialize(&mut buf);
-    buf
 }
 
 /// Adds the unicast addresses of `ifindex` in one datagram of a dump to `out`; true once the

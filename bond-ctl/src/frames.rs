@@ -155,19 +155,26 @@ fn igmp_frame(mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, mut msg: Vec<u8>) -> V
     pad(f)
 }
 
-/// An IGMPv3 membership report (RFC 3376) of the current state of `groups`, to 224.0.0.22.
-pub fn igmpv3_report(mac: [u8; 6], src: Ipv4Addr, groups: &[crate::mcast::Group<Ipv4Addr>]) -> Vec<u8> {
-    let mut msg = vec![0x22, 0, 0, 0, 0, 0];
+/// A version 3 report of message type `kind` (IGMPv3 0x22, MLDv2 143): type, reserved,
+/// checksum (0, filled in later), reserved, the record count, then one record per group of the
+/// group's current state, MODE_IS_INCLUDE (1) or MODE_IS_EXCLUDE (2), no auxiliary data.
+fn group_records<A>(kind: u8, groups: &[crate::mcast::Group<A>], octets: impl Fn(&A) -> Vec<u8>) -> Vec<u8> {
+    let mut msg = vec![kind, 0, 0, 0, 0, 0];
     msg.extend_from_slice(&(groups.len() as u16).to_be_bytes());
     for g in groups {
-        // MODE_IS_INCLUDE (1) or MODE_IS_EXCLUDE (2), no auxiliary data.
         msg.extend_from_slice(&[if g.include { 1 } else { 2 }, 0]);
         msg.extend_from_slice(&(g.sources.len() as u16).to_be_bytes());
-        msg.extend_from_slice(&g.addr.octets());
+        msg.extend_from_slice(&octets(&g.addr));
         for s in &g.sources {
-            msg.extend_from_slice(&s.octets());
+            msg.extend_from_slice(&octets(s));
         }
     }
+    msg
+}
+
+/// An IGMPv3 membership report (RFC 3376) of the current state of `groups`, to 224.0.0.22.
+pub fn igmpv3_report(mac: [u8; 6], src: Ipv4Addr, groups: &[crate::mcast::Group<Ipv4Addr>]) -> Vec<u8> {
+    let msg = group_records(0x22, groups, |a| a.octets().to_vec());
     igmp_frame(mac, src, Ipv4Addr::new(224, 0, 0, 22), msg)
 }
 
@@ -196,16 +203,7 @@ fn mld_frame(mac: [u8; 6], src: &Ipv6Addr, dst: &Ipv6Addr, mut msg: Vec<u8>) -> 
 
 /// An MLDv2 report (RFC 3810) of the current state of `groups`, to ff02::16.
 pub fn mldv2_report(mac: [u8; 6], src: &Ipv6Addr, groups: &[crate::mcast::Group<Ipv6Addr>]) -> Vec<u8> {
-    let mut msg = vec![143, 0, 0, 0, 0, 0];
-    msg.extend_from_slice(&(groups.len() as u16).to_be_bytes());
-    for g in groups {
-        msg.extend_from_slice(&[if g.include { 1 } else { 2 }, 0]);
-        msg.extend_from_slice(&(g.sources.len() as u16).to_be_bytes());
-        msg.extend_from_slice(&g.addr.octets());
-        for s in &g.sources {
-            msg.extend_from_slice(&s.octets());
-        }
-    }
+    let msg = group_records(143, groups, |a| a.octets().to_vec());
     mld_frame(mac, src, &Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16), msg)
 }
 

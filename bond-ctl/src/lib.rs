@@ -28,7 +28,7 @@
 //! I/O, thin: [`addrlist`] (devices' unicast address lists), [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
 //! timing path), [`netdev`] (rtnetlink), [`neighbours`] (the bond's ARP neighbours by a
 //! netlink dump), [`operstate`] (the bond device RUNNING or DORMANT), [`carrier`] (ethtool carrier polling), [`rawsock`]
-//! (AF_PACKET frames), [`runstate`] (state kept across restarts), [`rx_filters`] (members'
+//! (AF_PACKET frames), [`rtnl_sync`] (synchronous rtnetlink requests), [`runstate`] (state kept across restarts), [`rx_filters`] (members'
 //! promiscuity and unicast filters changed in order off the loop), [`sweep`] (other namespaces'
 //! leftovers cleared, the previous version's paths taken over), [`sys`] (bpffs, namespaces,
 //! ioctls, clocks).
@@ -59,6 +59,7 @@ pub mod placement;
 pub mod plan;
 pub mod prometheus;
 pub mod rawsock;
+pub mod rtnl_sync;
 pub mod runstate;
 pub mod rx_filters;
 pub mod status;
@@ -97,6 +98,7 @@ mod tests {
         "neighbours",
         "carrier",
         "rawsock",
+        "rtnl_sync",
         "runstate",
         "rx_filters",
         "sweep",

@@ -33,14 +33,26 @@ pub struct Memberships {
     pub link_local: Option<Ipv6Addr>,
 }
 
+/// The texts the kernel lists a device's groups in: `/proc/net/igmp`, `mcfilter`, `igmp6`,
+/// `mcfilter6` and `if_inet6`, and the device's `force_mld_version`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcTexts<'a> {
+    pub igmp: &'a str,
+    pub mcfilter: &'a str,
+    pub igmp6: &'a str,
+    pub mcfilter6: &'a str,
+    pub if_inet6: &'a str,
+    pub force_mld_version: &'a str,
+}
+
 impl Memberships {
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }
 
-    /// Reads the kernel's lists for device `dev` (`ifindex`): the texts of `/proc/net/igmp`,
-    /// `mcfilter`, `igmp6`, `mcfilter6` and `if_inet6`, and `force_mld_version`'s value.
-    pub fn parse(dev: &str, ifindex: u32, igmp: &str, mcfilter: &str, igmp6: &str, mcfilter6: &str, if_inet6: &str, mld: &str) -> Self {
+    /// Reads the kernel's lists (`texts`) for device `dev` (`ifindex`).
+    pub fn parse(dev: &str, ifindex: u32, texts: &ProcTexts) -> Self {
+        let ProcTexts { igmp, mcfilter, igmp6, mcfilter6, if_inet6, force_mld_version: mld } = *texts;
         let (igmp_version, groups) = igmp_groups(igmp, dev);
         let filters4 = filters(mcfilter, dev, |t| u32::from_str_radix(t.trim_start_matches("0x"), 16).ok().map(Ipv4Addr::from));
         let filters6 = filters(mcfilter6, dev, |t| u128::from_str_radix(t, 16).ok().map(Ipv6Addr::from));
@@ -155,9 +167,11 @@ mod tests {
     const MCFILTER6: &str = "Idx Device                Multicast Address                   Source Address    INC    EXC\n\
   2  bond0 ff3e0000000000000000000000010002 fd000000000000000000000000000099      1      0\n";
     const IF_INET6: &str = "fe800000000000000000000000000001 02 40 20 80    bond0\nfd000000000000000000000000000061 02 40 00 80    bond0\n";
+    const ALL: ProcTexts =
+        ProcTexts { igmp: IGMP, mcfilter: MCFILTER, igmp6: IGMP6, mcfilter6: MCFILTER6, if_inet6: IF_INET6, force_mld_version: "0\n" };
 
     fn parsed() -> Memberships {
-        Memberships::parse("bond0", 2, IGMP, MCFILTER, IGMP6, MCFILTER6, IF_INET6, "0\n")
+        Memberships::parse("bond0", 2, &ALL)
     }
 
     #[test]
@@ -172,8 +186,8 @@ mod tests {
         assert_eq!(m.link_local, Some("fe80::1".parse().unwrap()));
         assert_eq!(m.mld_version, 2);
         let v2 = "Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter\n2\tbond0     :     1      V2\n\t\t\t\t010101EF     1 0:00000000\t\t0\n";
-        assert_eq!(Memberships::parse("bond0", 2, v2, "", "", "", "", "").igmp_version, 2);
-        assert!(Memberships::parse("bond1", 3, IGMP, MCFILTER, IGMP6, MCFILTER6, IF_INET6, "").is_empty(), "another device's");
+        assert_eq!(Memberships::parse("bond0", 2, &ProcTexts { igmp: v2, ..Default::default() }).igmp_version, 2);
+        assert!(Memberships::parse("bond1", 3, &ALL).is_empty(), "another device's");
     }
 
     #[test]

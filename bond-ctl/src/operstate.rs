@@ -4,7 +4,7 @@
 //! dormant link mode (`ip link set BOND mode dormant`), where user space sets the operational
 //! state: UP (RUNNING) while a member is usable, DORMANT (not RUNNING) while none is.
 //!
-//! One `RTM_SETLINK` on a netlink socket of its own, synchronous: it is written from the
+//! One `RTM_SETLINK` on a netlink socket of its own, synchronous (`rtnl_sync`): it is written from the
 //! daemon's timing path when the usable members change.
 
 use std::io;
@@ -13,48 +13,31 @@ use netlink_packet_route::{
     RouteNetlinkMessage,
     link::{LinkAttribute, LinkMessage, LinkMode, State},
 };
-use rtnetlink::{
-    packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload},
-    sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE},
-};
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST};
 
 /// Puts device `ifindex` in dormant link mode with operational state UP (`running`) or DORMANT.
 pub fn set_running(ifindex: u32, running: bool) -> io::Result<()> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
-    socket.send(&request(ifindex, running), 0)?;
-    let (datagram, _) = socket.recv_from_full()?;
-    let message =
-        NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    match message.payload {
-        NetlinkPayload::Error(e) if e.code.is_some() => Err(e.to_io()),
-        _ => Ok(()),
-    }
+    crate::rtnl_sync::ack(set_link(ifindex, running), NLM_F_REQUEST | NLM_F_ACK)
 }
 
-fn request(ifindex: u32, running: bool) -> Vec<u8> {
+fn set_link(ifindex: u32, running: bool) -> RouteNetlinkMessage {
     let mut link = LinkMessage::default();
     link.header.index = ifindex;
     link.attributes.push(LinkAttribute::Mode(LinkMode::Dormant));
     link.attributes.push(LinkAttribute::OperState(if running { State::Up } else { State::Dormant }));
-    let mut message = NetlinkMessage::from(RouteNetlinkMessage::SetLink(link));
-    message.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-    message.header.sequence_number = 1;
-    message.finalize();
-    let mut buf = vec![0; message.buffer_len()];
-    message.serialize(&mut buf);
-    buf
+    RouteNetlinkMessage::SetLink(link)
 }
 
 #[cfg(test)]
 mod tests {
+    use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+
     use super::*;
 
     #[test]
     fn the_request_sets_dormant_mode_and_the_state() {
         for (running, state) in [(true, State::Up), (false, State::Dormant)] {
-            let buf = request(7, running);
+            let buf = crate::rtnl_sync::request(set_link(7, running), NLM_F_REQUEST | NLM_F_ACK);
             let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf).unwrap();
             let NetlinkPayload::InnerMessage(RouteNetlinkMessage::SetLink(link)) = m.payload else { panic!("{m:?}") };
             assert_eq!(link.header.index, 7);

@@ -449,16 +449,23 @@ impl BondIo for Kernel {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
             r => r,
         };
-        Ok(crate::mcast::Memberships::parse(
-            device,
-            ifindex,
-            &read("/proc/net/igmp")?,
-            &read("/proc/net/mcfilter")?,
-            &read("/proc/net/igmp6")?,
-            &read("/proc/net/mcfilter6")?,
-            &read("/proc/net/if_inet6")?,
-            &read(&format!("/proc/sys/net/ipv6/conf/{device}/force_mld_version"))?,
-        ))
+        let (igmp, mcfilter, igmp6, mcfilter6, if_inet6, mld) = (
+            read("/proc/net/igmp")?,
+            read("/proc/net/mcfilter")?,
+            read("/proc/net/igmp6")?,
+            read("/proc/net/mcfilter6")?,
+            read("/proc/net/if_inet6")?,
+            read(&format!("/proc/sys/net/ipv6/conf/{device}/force_mld_version"))?,
+        );
+        let texts = crate::mcast::ProcTexts {
+            igmp: &igmp,
+            mcfilter: &mcfilter,
+            igmp6: &igmp6,
+            mcfilter6: &mcfilter6,
+            if_inet6: &if_inet6,
+            force_mld_version: &mld,
+        };
+        Ok(crate::mcast::Memberships::parse(device, ifindex, &texts))
     }
 
     fn set_unicast(&mut self, member: &str, mac: [u8; 6], on: bool) {

@@ -285,7 +285,7 @@ fn resolve_bonds(
                     format!("\"{p}\" and the bond's kernel options (mode, primary, ...) both name a policy; give one"),
                 ));
             }
-            for k in ["monitorStrategy", "failoverInterval"].into_iter().filter(|k| b.given(k)) {
+            if let Some(k) = ["monitorStrategy", "failoverInterval"].into_iter().find(|k| b.given(k)) {
                 return Err(err(format!("{key}.{k}"), format!("the bond runs policy {p}: give {k} in that policy")));
             }
         }
