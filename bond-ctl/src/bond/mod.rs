@@ -16,6 +16,8 @@ mod lifecycle;
 mod members;
 mod monitor;
 mod own_macs;
+mod probing;
+mod quality;
 mod reconfigure;
 mod status;
 #[cfg(test)]

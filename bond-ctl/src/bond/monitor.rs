@@ -8,7 +8,7 @@ use std::{net::IpAddr, time::Duration};
 
 use bond_common::{
     config::{BUCKETS, Balance, Mode},
-    probe::{self, ETH_P_PROBE, ProbeEvent},
+    probe::ProbeEvent,
 };
 
 use super::{Action, Bond, BondIo, Core, Port, RxFilter, Sample, SendKind, Wants, io};
@@ -19,23 +19,14 @@ use crate::{
     health::{
         liveness::{self, Timing},
         metrics::{MS, Nanos},
-        quality, rebalance,
     },
     netdev::{Link, LinkEvent},
     plan,
     status::EventKind,
 };
 
-/// With no peer answering for this long, probes slow down to discovery frames...
-const DISCOVERY_QUIET_AFTER: Nanos = 30_000 * MS;
-/// ...one per member this far apart.
-const DISCOVERY_INTERVAL: Nanos = 10_000 * MS;
-
-/// Probe outcomes a link needs before its quality is judged (half the window): a loss among a
-/// handful of probes says little.
 /// The longest the daemon sleeps between regular ticks (ms).
 const MAX_TICK_MS: u64 = 50;
-const MIN_JUDGED: usize = crate::health::metrics::WINDOW / 2;
 
 /// When things are next due.
 pub(super) struct State {
@@ -52,21 +43,22 @@ pub(super) struct State {
     /// starts there).
     pub(super) active_since: Nanos,
     /// Draws each probe's nonce (see `bond_common::probe::ProbeSent`).
-    nonce: rand::rngs::StdRng,
+    pub(super) nonce: rand::rngs::StdRng,
     /// Since when the far end answers probes (on some member): from then on, silence on a
     /// member means it failed.
-    peer_probes_since: Option<Nanos>,
+    pub(super) peer_probes_since: Option<Nanos>,
     /// Since when no peer answers (from the start, or since the peer went quiet everywhere):
-    /// after [`DISCOVERY_QUIET_AFTER`] probes slow to one discovery frame per member every
-    /// [`DISCOVERY_INTERVAL`], so a segment with no peer hears little of the bond.
-    no_peer_since: Option<Nanos>,
+    /// after `probing::DISCOVERY_QUIET_AFTER` probes slow to one discovery frame per member
+    /// every `probing::DISCOVERY_INTERVAL`, so a segment with no peer hears little of the bond.
+    pub(super) no_peer_since: Option<Nanos>,
     /// The peer bond the members probe (the probe id its replies come from, see
     /// `bond_common::probe::member_probe_mac`): the first to answer. On a segment with several
     /// bonds of ours, replies of others are not taken for the peer's, so every member
     /// measures its link to the same bond.
-    peer_id: Option<[u8; 4]>,
-    bucket_totals: Option<[u64; BUCKETS]>,
-    bucket_load: [f64; BUCKETS],
+    pub(super) peer_id: Option<[u8; 4]>,
+    /// balance-aware's bucket byte counters at the last rebalancing, and each bucket's load.
+    pub(super) bucket_totals: Option<[u64; BUCKETS]>,
+    pub(super) bucket_load: [f64; BUCKETS],
     /// The members' standing changed but writing the usable mask failed: written again at the
     /// next tick (the data plane would otherwise keep sending on a failed member).
     pub(super) usable_unwritten: bool,
@@ -443,74 +435,6 @@ impl Core {
         }
     }
 
-    /// Probe replies from the data plane.
-    pub fn on_probe_replies(&mut self, events: &[ProbeEvent], now: Nanos) {
-        let mut found = None;
-        for e in events {
-            // Earlier versions' programs report no peer address (all zero): taken as the peer's.
-            let id: [u8; 4] = [e.peer[1], e.peer[2], e.peer[3], e.peer[4]];
-            if e.peer != [0; 6] && self.monitor.peer_id.is_some_and(|p| p != id) {
-                continue;
-            }
-            let Some(m) = self.members.iter_mut().find(|m| m.slot == e.member) else { continue };
-            if e.peer != [0; 6] {
-                self.monitor.peer_id = Some(id);
-            }
-            m.probes.replied_event(e, now);
-            m.probes_unanswered = 0;
-            // The peer's member that answered: requests go to it by unicast from now on.
-            if e.peer[0] & 1 == 0 && e.peer != [0; 6] && m.probe_peer != Some(e.peer) {
-                m.probe_peer = Some(e.peer);
-                found.get_or_insert((m.name.clone(), e.peer));
-            }
-            if self.monitor.peer_probes_since.is_none() && m.probes.peer_seen {
-                self.monitor.peer_probes_since = Some(now);
-                self.monitor.no_peer_since = None;
-            }
-        }
-        if let Some((name, peer)) = found {
-            self.event(
-                EventKind::Health,
-                format!("{name}: a peer bond answers probes ({}): probing it by unicast", crate::mac::format_mac(&peer)),
-            );
-        }
-        self.evaluate(now);
-    }
-
-    /// When member `m`'s next probe is due: on its schedule (`Member::next_probe`), or, while
-    /// no peer has answered for [`DISCOVERY_QUIET_AFTER`], one discovery frame per
-    /// [`DISCOVERY_INTERVAL`].
-    fn probe_due(&self, m: &crate::member::Member, now: Nanos) -> Nanos {
-        let failover = self.policy.link_timing(&m.name).0 * MS;
-        // A member no reply has come to for a while (no peer at all, or its path to the peer
-        // broken while its carrier stays): one request every 10 s, wherever it goes.
-        let quiet_since = m.probes.last_reply.unwrap_or(0).max(m.probe_epoch).max(self.monitor.no_peer_since.unwrap_or(0));
-        if now.saturating_sub(quiet_since) >= DISCOVERY_QUIET_AFTER {
-            return m.last_probe + (failover / 3).max(DISCOVERY_INTERVAL);
-        }
-        match self.monitor.no_peer_since {
-            // Nobody to hear a quicker retry: the regular third of the failover interval.
-            Some(_) => m.last_probe + (failover / 3).max(MS),
-            None => m.next_probe(failover),
-        }
-    }
-
-    /// How the bond's probes go out now, for status (None: it sends none).
-    pub(super) fn probing_status(&self, now: Nanos) -> Option<String> {
-        if self.policy.monitor == MonitorStrategy::Passive {
-            return None;
-        }
-        Some(match self.monitor.no_peer_since {
-            Some(since) if now.saturating_sub(since) >= DISCOVERY_QUIET_AFTER => format!(
-                "discovering: no peer bond has answered for {} s; one broadcast per member every {} s",
-                now.saturating_sub(since) / (1000 * MS),
-                DISCOVERY_INTERVAL / (1000 * MS)
-            ),
-            Some(_) => "discovering: broadcast until a peer bond answers".to_string(),
-            None => "to the peer bond, by unicast".to_string(),
-        })
-    }
-
     /// Received-packet counters, for the dynamic strategy and the ARP monitor without validation.
     fn read_rx_counters(&mut self, sample: &Sample, now: Nanos) {
         for m in &mut self.members {
@@ -519,40 +443,6 @@ impl Core {
                 m.rx_packets = rx;
                 m.last_rx = now;
             }
-        }
-    }
-
-    /// Probes every member whose turn it is (see `Member::next_probe`); under the dynamic
-    /// strategy only members that received nothing for a third of the failover interval.
-    fn send_probes(&mut self, now: Nanos) {
-        if self.policy.monitor == MonitorStrategy::Passive || !self.ports.can_send(Port::Bond) {
-            return;
-        }
-        let due: Vec<Nanos> = self.members.iter().map(|m| self.probe_due(m, now)).collect();
-        for (m, due) in self.members.iter_mut().zip(due) {
-            let failover = self.policy.link_timing(&m.name).0 * MS;
-            if now < due || !m.link.usable() {
-                continue;
-            }
-            // The last request went unanswered: after a few in a row, discover the peer again.
-            if m.probe_outstanding && m.probes.last_reply.is_none_or(|r| r < m.last_probe) {
-                m.probes_unanswered += 1;
-                if m.probes_unanswered >= crate::member::REDISCOVER_AFTER {
-                    m.probe_peer = None;
-                }
-            }
-            let quiet = now.saturating_sub(m.last_rx) >= failover / 3;
-            m.last_probe = now;
-            m.probe_outstanding = self.policy.monitor != MonitorStrategy::Dynamic || quiet;
-            if !m.probe_outstanding {
-                continue;
-            }
-            m.probe_seq = m.probe_seq.wrapping_add(1);
-            let nonce = rand::Rng::random::<u64>(&mut self.monitor.nonce);
-            let frame = probe::request_frame(m.probe_peer.unwrap_or([0xff; 6]), m.slot, m.probe_seq, self.settings.probe_id, nonce);
-            m.probes.sent(m.probe_seq, now);
-            let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
-            self.actions.push(Action::Send { port: Port::Bond, frame: frame.to_vec(), ether_type: ETH_P_PROBE, kind });
         }
     }
 
@@ -586,7 +476,7 @@ impl Core {
     }
 
     /// Health of every member from what the monitors say; acts on changes of usability.
-    fn evaluate(&mut self, now: Nanos) {
+    pub(super) fn evaluate(&mut self, now: Nanos) {
         let mut notes = Vec::new();
         // Every link with carrier silent at once: the peer, or the way to it as a whole, went
         // away (its bondctl stopped, a stall on either host), not each link. Probes stop
@@ -763,71 +653,5 @@ impl Core {
             let was = self.monitor.running.replace(running);
             self.act(Action::SetRunning { ifindex: self.settings.ifindex, running, was });
         }
-    }
-
-    /// Scores, limits and what follows: punishment for misbehaving links, active-member
-    /// reselection (better / optimize), and the allocation of balance-aware.
-    fn quality_round(&mut self, now: Nanos) {
-        let peer = self.monitor.peer_probes_since.is_some();
-        let mut notes = Vec::new();
-        for m in &mut self.members {
-            m.metrics = m.probes.metrics(m.availability.share(now));
-            // A failed link is out already; its losses while failed say nothing of its quality.
-            let judged = peer && m.probes.outcomes() >= MIN_JUDGED && m.liveness.up();
-            m.judged = judged;
-            m.score = if judged { quality::score(&m.metrics, &self.policy.weights, &self.policy.limits) } else { 1.0 };
-            let violations = match (judged, m.liveness.up()) {
-                (true, _) => quality::violations(&m.metrics, &self.policy.limits),
-                // Failed: its standing is kept until it recovers and is measured afresh.
-                (false, false) => m.violations.clone(),
-                (false, true) => Vec::new(),
-            };
-            if !violations.is_empty() && m.violations.is_empty() {
-                let what = match &self.policy.punishment {
-                    Some(p) => {
-                        m.punishment.misbehaved(now, p);
-                        format!("held out {} ms", m.punishment.remaining_ms())
-                    }
-                    None => "avoided while it is".into(),
-                };
-                notes.push((EventKind::Quality, format!("{} misbehaves ({}): {what}", m.name, violations.join(", "))));
-            } else if violations.is_empty() && !m.violations.is_empty() {
-                notes.push((EventKind::Quality, format!("{} is within its quality limits again", m.name)));
-            }
-            m.violations = violations;
-        }
-        for (kind, n) in notes {
-            self.event(kind, n);
-        }
-        let changed = self.apply_usable(now);
-        self.settle(now, changed);
-    }
-
-    /// balance-aware flow-dynamic: moves busy buckets to keep the measured split on target.
-    fn rebalance_round(&mut self, sample: &Sample) {
-        if !self.policy.uses_buckets() || self.policy.balance != Balance::FlowDynamic {
-            return;
-        }
-        let Some(totals) = sample.bucket_bytes else { return };
-        if let Some(prev) = self.monitor.bucket_totals {
-            for (b, load) in self.monitor.bucket_load.iter_mut().enumerate() {
-                *load = *load * rebalance::DECAY + totals[b].saturating_sub(prev[b]) as f64;
-            }
-        }
-        self.monitor.bucket_totals = Some(totals);
-        let total: f64 = self.main.weights.iter().map(|w| w.1).sum();
-        if total <= 0.0 {
-            return;
-        }
-        let targets: Vec<(u8, f64)> = self.main.weights.iter().map(|&(m, w)| (m, w / total)).collect();
-        let moves = rebalance::moves(&self.main.buckets, &self.monitor.bucket_load, &targets);
-        if moves.is_empty() {
-            return;
-        }
-        for &(b, to) in &moves {
-            self.main.buckets[b] = to;
-        }
-        self.write_config();
-        self.event(EventKind::Rebalance, format!("rebalanced: moved {} busy bucket(s) to members below their share", moves.len()));
     }
 }

@@ -1,0 +1,122 @@
+//! Peer probes: when each member's next request is due (quieter while no peer answers), the
+//! requests themselves, what the replies the data plane reports change, and how the bond's
+//! probes go out, for status. The arithmetic of the measurements is [`crate::health::metrics`];
+//! when they make a member fail is `Core::evaluate` (`monitor.rs`).
+
+use bond_common::probe::{self, ETH_P_PROBE, ProbeEvent};
+
+use super::{Action, Core, Port, SendKind};
+use crate::{
+    config::model::MonitorStrategy,
+    health::metrics::{MS, Nanos},
+    status::EventKind,
+};
+
+/// With no peer answering for this long, probes slow down to discovery frames...
+const DISCOVERY_QUIET_AFTER: Nanos = 30_000 * MS;
+/// ...one per member this far apart.
+const DISCOVERY_INTERVAL: Nanos = 10_000 * MS;
+
+impl Core {
+    /// Probe replies from the data plane.
+    pub fn on_probe_replies(&mut self, events: &[ProbeEvent], now: Nanos) {
+        let mut found = None;
+        for e in events {
+            // Earlier versions' programs report no peer address (all zero): taken as the peer's.
+            let id: [u8; 4] = [e.peer[1], e.peer[2], e.peer[3], e.peer[4]];
+            if e.peer != [0; 6] && self.monitor.peer_id.is_some_and(|p| p != id) {
+                continue;
+            }
+            let Some(m) = self.members.iter_mut().find(|m| m.slot == e.member) else { continue };
+            if e.peer != [0; 6] {
+                self.monitor.peer_id = Some(id);
+            }
+            m.probes.replied_event(e, now);
+            m.probes_unanswered = 0;
+            // The peer's member that answered: requests go to it by unicast from now on.
+            if e.peer[0] & 1 == 0 && e.peer != [0; 6] && m.probe_peer != Some(e.peer) {
+                m.probe_peer = Some(e.peer);
+                found.get_or_insert((m.name.clone(), e.peer));
+            }
+            if self.monitor.peer_probes_since.is_none() && m.probes.peer_seen {
+                self.monitor.peer_probes_since = Some(now);
+                self.monitor.no_peer_since = None;
+            }
+        }
+        if let Some((name, peer)) = found {
+            self.event(
+                EventKind::Health,
+                format!("{name}: a peer bond answers probes ({}): probing it by unicast", crate::mac::format_mac(&peer)),
+            );
+        }
+        self.evaluate(now);
+    }
+
+    /// When member `m`'s next probe is due: on its schedule (`Member::next_probe`), or, while
+    /// no peer has answered for [`DISCOVERY_QUIET_AFTER`], one discovery frame per
+    /// [`DISCOVERY_INTERVAL`].
+    pub(super) fn probe_due(&self, m: &crate::member::Member, now: Nanos) -> Nanos {
+        let failover = self.policy.link_timing(&m.name).0 * MS;
+        // A member no reply has come to for a while (no peer at all, or its path to the peer
+        // broken while its carrier stays): one request every 10 s, wherever it goes.
+        let quiet_since = m.probes.last_reply.unwrap_or(0).max(m.probe_epoch).max(self.monitor.no_peer_since.unwrap_or(0));
+        if now.saturating_sub(quiet_since) >= DISCOVERY_QUIET_AFTER {
+            return m.last_probe + (failover / 3).max(DISCOVERY_INTERVAL);
+        }
+        match self.monitor.no_peer_since {
+            // Nobody to hear a quicker retry: the regular third of the failover interval.
+            Some(_) => m.last_probe + (failover / 3).max(MS),
+            None => m.next_probe(failover),
+        }
+    }
+
+    /// How the bond's probes go out now, for status (None: it sends none).
+    pub(super) fn probing_status(&self, now: Nanos) -> Option<String> {
+        if self.policy.monitor == MonitorStrategy::Passive {
+            return None;
+        }
+        Some(match self.monitor.no_peer_since {
+            Some(since) if now.saturating_sub(since) >= DISCOVERY_QUIET_AFTER => format!(
+                "discovering: no peer bond has answered for {} s; one broadcast per member every {} s",
+                now.saturating_sub(since) / (1000 * MS),
+                DISCOVERY_INTERVAL / (1000 * MS)
+            ),
+            Some(_) => "discovering: broadcast until a peer bond answers".to_string(),
+            None => "to the peer bond, by unicast".to_string(),
+        })
+    }
+
+    /// Probes every member whose turn it is (see `Member::next_probe`); under the dynamic
+    /// strategy only members that received nothing for a third of the failover interval.
+    pub(super) fn send_probes(&mut self, now: Nanos) {
+        if self.policy.monitor == MonitorStrategy::Passive || !self.ports.can_send(Port::Bond) {
+            return;
+        }
+        let due: Vec<Nanos> = self.members.iter().map(|m| self.probe_due(m, now)).collect();
+        for (m, due) in self.members.iter_mut().zip(due) {
+            let failover = self.policy.link_timing(&m.name).0 * MS;
+            if now < due || !m.link.usable() {
+                continue;
+            }
+            // The last request went unanswered: after a few in a row, discover the peer again.
+            if m.probe_outstanding && m.probes.last_reply.is_none_or(|r| r < m.last_probe) {
+                m.probes_unanswered += 1;
+                if m.probes_unanswered >= crate::member::REDISCOVER_AFTER {
+                    m.probe_peer = None;
+                }
+            }
+            let quiet = now.saturating_sub(m.last_rx) >= failover / 3;
+            m.last_probe = now;
+            m.probe_outstanding = self.policy.monitor != MonitorStrategy::Dynamic || quiet;
+            if !m.probe_outstanding {
+                continue;
+            }
+            m.probe_seq = m.probe_seq.wrapping_add(1);
+            let nonce = rand::Rng::random::<u64>(&mut self.monitor.nonce);
+            let frame = probe::request_frame(m.probe_peer.unwrap_or([0xff; 6]), m.slot, m.probe_seq, self.settings.probe_id, nonce);
+            m.probes.sent(m.probe_seq, now);
+            let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
+            self.actions.push(Action::Send { port: Port::Bond, frame: frame.to_vec(), ether_type: ETH_P_PROBE, kind });
+        }
+    }
+}
