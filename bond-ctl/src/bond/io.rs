@@ -190,7 +190,8 @@ pub trait BondIo {
     fn link_changed(&mut self, _iface: &str) {}
     /// Sets interface `iface` up.
     fn set_up(&mut self, iface: &str) -> io::Result<()>;
-    /// Device `index` as it is now (None: not read; the event is taken as it says).
+    /// Device `index` as it is now (None: not read, or not quickly; the event is taken as it
+    /// says).
     fn link_now(&self, _index: u32) -> Option<crate::netdev::Link> {
         None
     }
@@ -208,6 +209,9 @@ pub trait BondIo {
     /// Writes the bond's state file (see [`crate::runstate`]).
     fn store_state(&mut self, state: &crate::runstate::RunState) -> anyhow::Result<()>;
 }
+
+/// How long a link event that says a member is down waits for the device's state to be read.
+const LINK_NOW_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Slow-protocol frames read per member and tick at most, and of those the newest handled.
 const LACPDUS_READ_PER_TICK: usize = 64;
@@ -428,7 +432,12 @@ impl BondIo for Kernel {
     }
 
     fn link_now(&self, index: u32) -> Option<crate::netdev::Link> {
-        crate::netdev::link_now(index).ok()
+        // The read waits for RTNL, which a device's deletion holds for tens of milliseconds
+        // (its first event says it is down): past a few milliseconds the event is taken as it
+        // says, so a member deleted under traffic fails at once. The read finishes on its own.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("link-now".into()).spawn(move || tx.send(crate::netdev::link_now(index))).ok()?;
+        rx.recv_timeout(LINK_NOW_WAIT).ok()?.ok()
     }
 
     fn set_up(&mut self, iface: &str) -> io::Result<()> {
