@@ -239,7 +239,16 @@ pub fn tcp_transfer_to(lab: &Lab, to: std::net::IpAddr, bytes: usize) -> anyhow:
 
 /// `ping -c COUNT` from A to B; Ok when every echo came back.
 pub fn ping(lab: &Lab, count: u32) -> anyhow::Result<()> {
-    lab.a.ns.exec("ping", &["-q", "-c", &count.to_string(), "-i", "0.05", "-W", "2", lab.b.addr]).map(drop)
+    // A bond just (re)started on a loaded machine may need a moment more than one ping's 2 s
+    // (its neighbours learnt again): three tries, then the error.
+    let mut tries = 0;
+    loop {
+        match lab.a.ns.exec("ping", &["-q", "-c", &count.to_string(), "-i", "0.05", "-W", "2", lab.b.addr]) {
+            Ok(_) => return Ok(()),
+            Err(e) if tries >= 2 => return Err(e),
+            Err(_) => tries += 1,
+        }
+    }
 }
 
 /// Pins the calling thread to one CPU (per-CPU data-plane state then sees one sender).
