@@ -561,12 +561,14 @@ impl Core {
     /// silent for longer than its failover interval.
     fn silent_everywhere(&self, now: Nanos) -> bool {
         let Some(peer) = self.monitor.peer_probes_since else { return false };
-        let mut with_carrier = self.members.iter().filter(|m| m.link.usable()).peekable();
-        with_carrier.peek().is_some()
-            && with_carrier.all(|m| {
+        // Members never answered have nothing to say about the peer (their links may never
+        // have worked): the others decide.
+        let mut answered = self.members.iter().filter(|m| m.link.usable() && m.probes.last_reply.is_some()).peekable();
+        answered.peek().is_some()
+            && answered.all(|m| {
                 let fi = self.policy.link_timing(&m.name).0 * MS;
                 let silent_since = m.alive_at(self.policy.monitor, Some(peer));
-                m.probes.last_reply.is_some() && silent_since.is_some_and(|t| now.saturating_sub(t) > fi)
+                silent_since.is_some_and(|t| now.saturating_sub(t) > fi)
             })
     }
 

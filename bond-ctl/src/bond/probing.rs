@@ -21,11 +21,25 @@ impl Core {
     /// Probe replies from the data plane.
     pub fn on_probe_replies(&mut self, events: &[ProbeEvent], now: Nanos) {
         let mut found = None;
+        // The peer bond no member has heard within its failover interval has gone (its daemon
+        // restarted with a new probe id, or it left the segment): the next bond to answer is
+        // the peer. Held to it for ever, the members would stay failed while the new one answers.
+        if self.monitor.peer_id.is_some() && !self.peer_heard_within_failover(now) {
+            self.monitor.peer_id = None;
+        }
         for e in events {
             // Earlier versions' programs report no peer address (all zero): taken as the peer's.
             let id: [u8; 4] = [e.peer[1], e.peer[2], e.peer[3], e.peer[4]];
             if e.peer != [0; 6] && self.monitor.peer_id.is_some_and(|p| p != id) {
                 continue;
+            }
+            if !self.members.iter().any(|m| m.slot == e.member) {
+                continue;
+            }
+            // The peer answers again after it was away everywhere (or for the first time): the
+            // probes lost meanwhile are not the links' (no loss punishment for a peer's restart).
+            if self.monitor.peer_probes_since.is_none() {
+                self.members.iter_mut().for_each(|m| m.probes.forget_outcomes());
             }
             let Some(m) = self.members.iter_mut().find(|m| m.slot == e.member) else { continue };
             if e.peer != [0; 6] {
@@ -50,6 +64,14 @@ impl Core {
             );
         }
         self.evaluate(now);
+    }
+
+    /// Whether some member had a reply from the peer within its failover interval.
+    fn peer_heard_within_failover(&self, now: Nanos) -> bool {
+        self.members.iter().any(|m| {
+            let failover = self.policy.link_timing(&m.name).0 * MS;
+            m.probes.last_reply.is_some_and(|r| now.saturating_sub(r) <= failover)
+        })
     }
 
     /// When member `m`'s next probe is due: on its schedule (`Member::next_probe`), or, while

@@ -170,6 +170,12 @@ impl ProbeWindow {
         self.outcomes.clear();
     }
 
+    /// Forgets the outcomes so far, keeping the probes still outstanding: the peer was away on
+    /// every link, so what went unanswered meanwhile says nothing about this one.
+    pub fn forget_outcomes(&mut self) {
+        self.outcomes.clear();
+    }
+
     /// Probe outcomes (answered or lost) in the window.
     pub fn outcomes(&self) -> usize {
         self.outcomes.len()

@@ -46,6 +46,8 @@ struct Fake {
     refuse_mac: Vec<String>,
     /// Where every probe request went (kept when `answer_probes` takes the frames).
     probe_dsts: RefCell<Vec<[u8; 6]>>,
+    /// The probe id the peer's replies come from (`member_probe_mac`); 0 taken as 9.
+    peer_probe_id: u32,
     /// Link speeds read when carrier came up.
     speed: BTreeMap<String, u32>,
     promisc: Vec<(String, bool)>,
@@ -260,7 +262,7 @@ impl Bond<Fake> {
                 t1: now - MS,
                 t2: 0,
                 t4: now,
-                peer: bond_common::probe::member_probe_mac(9, h.member),
+                peer: bond_common::probe::member_probe_mac(if self.io.peer_probe_id == 0 { 9 } else { self.io.peer_probe_id }, h.member),
                 pad2: [0; 2],
             })
             .collect();
@@ -547,6 +549,23 @@ fn every_member_probes_the_same_peer_bond() {
     b.on_probe_events(&[other], t + 150 * MS).unwrap();
     assert_eq!(b.members[1].probe_peer, Some(peer(1)), "still the peer bond's member");
     assert_eq!(b.members[1].probes.last_reply, replies, "not taken as a reply");
+}
+
+/// The peer's daemon restarts with a new probe id just after this bond started (only one link
+/// had an answer from the old one): the bond stays up meanwhile, the new peer's replies count
+/// once the old one has been silent for a failover interval, and nobody is punished for it.
+#[test]
+fn a_peer_bond_restarted_with_a_new_probe_id_is_taken_as_the_peer() {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: active-backup, failoverInterval: 30 }\n";
+    let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    let t = b.probe_for(0, 20 * MS, &[0, 2]);
+    let t = b.probe_for(t, t + 500 * MS, &[0, 1, 2]);
+    b.io.peer_probe_id = 12;
+    let t = b.probe_for(t, t + 300 * MS, &[]);
+    assert_eq!(b.usable_now(), 0b111, "{:?}", b.event_texts());
+    assert_eq!(b.members[2].probe_peer, Some(bond_common::probe::member_probe_mac(12, 2)));
+    assert!(!b.event_texts().iter().any(|e| e.contains("misbehaves")), "probes lost while the peer was away are no loss");
+    assert!(b.members.iter().all(|m| m.probes.last_reply.is_some_and(|r| t - r < 20 * MS)));
 }
 
 #[test]
