@@ -227,6 +227,17 @@ pub enum Command {
         #[arg(value_parser = bond_name)]
         bond: String,
     },
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    ///
+    ///   bondctl completions bash > /usr/share/bash-completion/completions/bondctl
+    #[command(verbatim_doc_comment)]
+    Completions {
+        #[arg(value_enum)]
+        shell: crate::manual::Shell,
+    },
+    /// Write the man pages (bondctl.8 and one per subcommand) into DIR (`cargo xtask dist`).
+    #[command(hide = true)]
+    ManPages { dir: PathBuf },
     /// Validate a configuration (file or bonding.ko options) without applying it.
     ///
     /// Reports the first problem with the file, line, key and reason; settings that load but
@@ -327,6 +338,8 @@ impl Command {
                 println!("{message}");
                 Ok(())
             }
+            Command::Completions { shell } => crate::manual::completions(shell, &mut std::io::stdout()),
+            Command::ManPages { dir } => crate::manual::man_pages(&dir),
             Command::Check { source } => check(&source),
         }
     }

@@ -23,7 +23,7 @@
 //! - [`member`]: what the controller knows of one member;
 //! - [`daemon`]: the event loop of `bondctl up`;
 //! - [`control`]: the control socket; [`prometheus`]: the metrics endpoint;
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line; [`manual`]: its man pages and shell completions.
 //!
 //! I/O, thin: [`addrlist`] (devices' unicast address lists), [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
 //! timing path), [`netdev`] (rtnetlink), [`neighbours`] (the bond's ARP neighbours by a
@@ -50,6 +50,7 @@ pub mod lacp;
 pub mod leftovers;
 pub mod mac;
 pub mod mac_roles;
+pub mod manual;
 pub mod mcast;
 pub mod member;
 pub mod neighbours;

@@ -12,6 +12,7 @@ mod bench_scale;
 mod bench_table;
 mod build;
 mod demo;
+mod dist;
 mod fuzz;
 mod setup;
 mod util;
@@ -30,6 +31,14 @@ enum Command {
     Setup,
     /// Build the eBPF object and bondctl (release).
     Build,
+    /// Build the Debian package (target/dist/bondctl_VERSION_ARCH.deb): bondctl, its systemd
+    /// unit, the example configuration, man pages and bash/zsh/fish completions. With
+    /// `--install-test`, install it here, check it (`bondctl --version`, `man -w bondctl`,
+    /// `systemd-analyze verify`) and purge it again.
+    Dist {
+        #[arg(long)]
+        install_test: bool,
+    },
     /// Set up, build, and run `bondctl ARGS`; without ARGS, run the demo: two namespaces joined
     /// by three links, a bond on each side, traffic and live status, then everything removed.
     Run {
@@ -43,8 +52,9 @@ enum Command {
         #[arg(long)]
         wan: bool,
     },
-    /// Set up, build, and run every test: unit tests, then the namespace integration tests, then
-    /// a bounded run of the fuzzers (the configuration parser, the frame parsers).
+    /// Set up, build, and run every test: unit tests, then the namespace integration tests, the
+    /// Debian package installed and checked, `bench --quick`, then a bounded run of the fuzzers
+    /// (the configuration parser, the frame parsers).
     Test {
         /// Only integration tests whose name contains this.
         filter: Option<String>,
@@ -90,6 +100,11 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::all(),
         Command::Build => build::all().map(drop),
+        Command::Dist { install_test } => {
+            setup::all()?;
+            let deb = dist::run(&build::all()?)?;
+            if install_test { dist::package_test(&deb) } else { Ok(()) }
+        }
         Command::Run { args } => {
             setup::all()?;
             let bondctl = build::all()?;
@@ -105,6 +120,8 @@ fn main() -> anyhow::Result<()> {
             let bondctl = build::all()?;
             build::test(filter.as_deref())?;
             if filter.is_none() {
+                // The package, installed and checked as a user would (then purged).
+                dist::package_test(&dist::run(&bondctl)?).map_err(|e| e.context("cargo xtask dist --install-test"))?;
                 // The bench still works (its numbers, from one short round, mean little here).
                 bench::run(&bondctl, bench::Plan::QUICK)
                     .and_then(|()| bench_controller::run(true))

@@ -22,6 +22,11 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("ovs-vswitchd", "openvswitch-switch"),
     // Prometheus's linter, run on the metrics endpoint's output by a unit test of bond-ctl.
     ("promtool", "prometheus"),
+    // `cargo xtask dist` and its package test.
+    ("dpkg-deb", "dpkg"),
+    ("gzip", "gzip"),
+    ("man", "man-db"),
+    ("systemd-analyze", "systemd"),
 ];
 
 pub fn all() -> anyhow::Result<()> {
