@@ -9,7 +9,7 @@ use std::{env, fs, path::PathBuf};
 
 use anyhow::{Context, anyhow};
 
-/// Must match xtask's pin (see toolchain notes in the README).
+/// Must match xtask's pin (see the manual's Toolchain page).
 const NIGHTLY: &str = "nightly-2026-05-20";
 
 fn main() -> anyhow::Result<()> {

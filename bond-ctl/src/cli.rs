@@ -31,7 +31,7 @@ const MANUAL: &str = "\
 Configuration:
   YAML (or ZeroTier's local.conf JSON): bonds with their links, addresses, policy and bonding.ko
   options; settings with defaultBondingPolicy, custom policies (basePolicy + overrides), per-link
-  settings and peerSpecificBonds. See deploy/bond.yaml and the README for every key.
+  settings and peerSpecificBonds. See deploy/bond.yaml and the manual (docs/src/configuration.md) for every key.
 
 Signals (bondctl up):
   SIGINT, SIGTERM  remove the bonds and restore the members; with --persist leave them running

@@ -72,7 +72,7 @@ fn a_bond_configured_the_bonding_way_is_quiet_and_punishes_nothing() {
 
 /// A ZeroTier-style bond with no peer on the segment: discovery broadcasts, a probe per member
 /// every third of `failoverInterval`, then after 30 s one per member every 10 s, said in its
-/// status. (What the README's table of a segment's frames per second rests on.)
+/// status. (What the manual's table of a segment's frames per second rests on.)
 #[test]
 fn probes_with_no_peer_quiet_down_to_one_discovery_frame_per_member_every_10_s() {
     let lan = lan(LanOptions {

@@ -802,7 +802,7 @@ fn a_macvlan_address_reaches_every_members_filter_and_leaves_it_with_the_bond() 
         }
         // The script's IPv6 address on the bond: its solicited-node group reaches the members
         // (the lab turned IPv6 off: on for the bond alone). The daemon does not copy the bond's
-        // group list: members run all-multicast instead (README), which receives the group
+        // group list: members run all-multicast instead (the manual), which receives the group
         // just as well; either is accepted.
         lab.a.sysctl(&format!("net.ipv6.conf.{}.disable_ipv6", lab.bond), "0").unwrap();
         lab.a.ip(&["addr", "add", "fe80::78:9abc/64", "dev", &lab.bond]).unwrap();

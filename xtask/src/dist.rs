@@ -34,7 +34,6 @@ pub fn run(bondctl: &Path) -> anyhow::Result<PathBuf> {
 
     install(bondctl, &tree.join(BINARY), 0o755)?;
     let unit = fs::read_to_string(root().join("deploy/bondctl.service"))?.replace("/usr/local/bin/bondctl", &format!("/{BINARY}"));
-    let unit = unit.replace("file:///usr/local/share/doc/bondctl/README.md", "man:bondctl(8)");
     write(&tree.join("usr/lib/systemd/system/bondctl.service"), unit.as_bytes(), 0o644)?;
     // The example, not the file the unit reads: a package must not take over eth0 and eth1
     // on the first `systemctl start`. The unit waits for /etc/bondctl/bond.yaml.

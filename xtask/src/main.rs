@@ -10,6 +10,7 @@ mod bench_failover;
 mod bench_ovs;
 mod bench_scale;
 mod bench_table;
+mod book;
 mod build;
 mod demo;
 mod dist;
@@ -31,6 +32,9 @@ enum Command {
     Setup,
     /// Build the eBPF object and bondctl (release).
     Build,
+    /// Build the manual (mdBook, docs/ into docs/book/) and check every link of it and of the
+    /// README offline.
+    Book,
     /// Build the Debian package (target/dist/bondctl_VERSION_ARCH.deb): bondctl, its systemd
     /// unit, the example configuration, man pages and bash/zsh/fish completions. With
     /// `--install-test`, install it here, check it (`bondctl --version`, `man -w bondctl`,
@@ -53,7 +57,7 @@ enum Command {
         wan: bool,
     },
     /// Set up, build, and run every test: unit tests, then the namespace integration tests, the
-    /// Debian package installed and checked, `bench --quick`, then a bounded run of the fuzzers
+    /// book built with its links checked, the Debian package installed and checked, `bench --quick`, then a bounded run of the fuzzers
     /// (the configuration parser, the frame parsers).
     Test {
         /// Only integration tests whose name contains this.
@@ -100,6 +104,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::all(),
         Command::Build => build::all().map(drop),
+        Command::Book => book::run(),
         Command::Dist { install_test } => {
             setup::all()?;
             let deb = dist::run(&build::all()?)?;
@@ -120,6 +125,7 @@ fn main() -> anyhow::Result<()> {
             let bondctl = build::all()?;
             build::test(filter.as_deref())?;
             if filter.is_none() {
+                book::run().map_err(|e| e.context("cargo xtask book"))?;
                 // The package, installed and checked as a user would (then purged).
                 dist::package_test(&dist::run(&bondctl)?).map_err(|e| e.context("cargo xtask dist --install-test"))?;
                 // The bench still works (its numbers, from one short round, mean little here).

@@ -22,6 +22,8 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("ovs-vswitchd", "openvswitch-switch"),
     // Prometheus's linter, run on the metrics endpoint's output by a unit test of bond-ctl.
     ("promtool", "prometheus"),
+    // `cargo xtask book` (mdbook and lychee come from PyPI into a virtual environment).
+    ("python3", "python3"),
     // `cargo xtask dist` and its package test.
     ("dpkg-deb", "dpkg"),
     ("gzip", "gzip"),
@@ -69,6 +71,11 @@ pub fn debian(tools: &[(&str, &str)]) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    apt_install(&missing)
+}
+
+/// Installs Debian packages with apt-get (as root), or says which to install.
+pub fn apt_install(missing: &[&str]) -> anyhow::Result<()> {
     if !is_root() || !have("apt-get") {
         bail!("missing tools; install the Debian packages {}", missing.join(" "));
     }
@@ -77,7 +84,7 @@ pub fn debian(tools: &[(&str, &str)]) -> anyhow::Result<()> {
     exec(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing)
+            .args(missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }

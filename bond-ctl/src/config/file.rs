@@ -55,7 +55,7 @@ pub struct Bond {
     pub packets_per_slave: Option<u32>,
     #[serde(default, deserialize_with = "string_or_number")]
     pub fail_over_mac: Option<String>,
-    /// 802.3ad, balance-tlb and balance-alb options (validated; see the README).
+    /// 802.3ad, balance-tlb and balance-alb options (validated; see the manual).
     #[serde(default, deserialize_with = "string_or_number")]
     pub lacp_rate: Option<String>,
     #[serde(default, deserialize_with = "string_or_number")]

@@ -6,8 +6,8 @@
 //! Everything that names, checks or documents an option reads this table: the resolver's value
 //! checks ([`Opt::int`], [`Opt::pick`], ...), the command line's `KEY=VALUE` options and the
 //! warnings for options of another mode ([`kernel`](super::kernel)), `bondctl set`
-//! ([`super::live`]), `bondctl --help` ([`kernel_option_list`]) and the README's option tables
-//! ([`markdown`]; a test fails when the README differs).
+//! ([`super::live`]), `bondctl --help` ([`kernel_option_list`]) and the manual's option tables
+//! (docs/src/configuration.md; [`markdown`]; a test fails when the manual differs).
 
 use bond_common::config::Mode;
 
@@ -73,7 +73,7 @@ pub struct Opt {
     pub alias: Option<&'static str>,
     pub scope: Scope,
     pub values: Values,
-    /// As the README shows it.
+    /// As the manual shows it.
     pub default: &'static str,
     /// The modes it applies to; empty: every mode.
     pub modes: &'static [Mode],
@@ -216,7 +216,7 @@ pub fn kernel_names() -> impl Iterator<Item = &'static str> {
 /// `bondctl up --help`'s list of bonding.ko options.
 pub fn kernel_option_list() -> String {
     let names: Vec<&str> = kernel_names().collect();
-    format!("bonding.ko options (see the README's bond keys): {}.", names.join(", "))
+    format!("bonding.ko options (see `man bondctl` or the manual's bond keys): {}.", names.join(", "))
 }
 
 /// The options `bondctl set` changes, for its `--help`.
@@ -237,7 +237,7 @@ pub fn live_option_list_help() -> String {
     format!("Options a running bond takes:\n  {}", live_option_list())
 }
 
-/// The README's option tables: policy keys, link keys and bond keys.
+/// The manual's option tables: policy keys, link keys and bond keys.
 pub fn markdown() -> String {
     let mut s = String::new();
     let row = |s: &mut String, key: String, o: &Opt| {

@@ -1,4 +1,4 @@
-//! The rows of the option table, in the order the README lists them.
+//! The rows of the option table, in the order the manual lists them.
 
 use bond_common::config::{MAX_MEMBERS, Mode};
 
@@ -516,7 +516,7 @@ pub const LINK_IPV_PREF: Opt = Opt {
     ..BASE
 };
 
-/// The table, in the order the README lists it.
+/// The table, in the order the manual lists it.
 pub const ALL: &[&Opt] = &[
     &MODE,
     &PACKETS_PER_LINK,

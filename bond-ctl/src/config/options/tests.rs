@@ -51,22 +51,22 @@ fn names_are_found_by_every_spelling() {
     assert_eq!(LP_INTERVAL.modes_text(), "balance-tlb and balance-alb");
 }
 
-/// The README's tables are the table's: regenerate them with
+/// The manual's tables (docs/src/configuration.md) are the table's: regenerate them with
 /// `BONDCTL_BLESS=1 cargo test -p bond-ctl readme_option_tables`.
 #[test]
 fn readme_option_tables_match_the_table() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
-    let readme = std::fs::read_to_string(path).expect("README.md");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/src/configuration.md");
+    let readme = std::fs::read_to_string(path).expect("docs/src/configuration.md");
     let (begin, end) = ("<!-- options:begin (generated from bond-ctl/src/config/options/table.rs) -->\n", "<!-- options:end -->");
-    let start = readme.find(begin).expect("the README's options:begin marker") + begin.len();
-    let stop = readme[start..].find(end).expect("the README's options:end marker") + start;
+    let start = readme.find(begin).expect("the manual's options:begin marker") + begin.len();
+    let stop = readme[start..].find(end).expect("the manual's options:end marker") + start;
     let want = markdown();
     if readme[start..stop] != want {
         if std::env::var_os("BONDCTL_BLESS").is_some() {
-            std::fs::write(path, format!("{}{want}{}", &readme[..start], &readme[stop..])).expect("writing README.md");
+            std::fs::write(path, format!("{}{want}{}", &readme[..start], &readme[stop..])).expect("writing docs/src/configuration.md");
         } else {
             panic!(
-                "README.md's option tables differ from the option table; run BONDCTL_BLESS=1 cargo test -p bond-ctl readme_option_tables"
+                "docs/src/configuration.md's option tables differ from the option table; run BONDCTL_BLESS=1 cargo test -p bond-ctl readme_option_tables"
             );
         }
     }
