@@ -107,6 +107,11 @@ pub enum Command {
         /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9469) at /metrics.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<String>,
+        /// Log the data plane's rare diagnostics (no configuration in force, a failed redirect,
+        /// the parser giving up on a frame) with target bond_ebpf (BONDCTL_LOG=bond_ebpf=debug
+        /// shows the debug ones). Off, the programs carry no logging code at all.
+        #[arg(long)]
+        ebpf_log: bool,
     },
     /// Show a bond's policy, members, their state and counters (like /proc/net/bonding).
     ///
@@ -247,6 +252,31 @@ pub enum Command {
         #[command(flatten)]
         source: Source,
     },
+    /// Convert an existing bond's definition into this project's YAML configuration.
+    ///
+    /// Reads netplan YAML, /etc/network/interfaces (ifenslave's bond-* options),
+    /// NetworkManager keyfiles, systemd-networkd .netdev/.network units, a running bond's
+    /// /sys/class/net/BOND/bonding directory or its /proc/net/bonding/BOND file; the kind is
+    /// told from the content, or given with --from. Options with no equivalent here are named
+    /// in `# not imported` comments and on stderr; on an error nothing is written.
+    ///
+    ///   bondctl import /etc/netplan/01-bond.yaml -o /etc/bondctl/bond.yaml
+    ///   bondctl import /etc/systemd/network/10-bond0.netdev /etc/systemd/network/*.network
+    ///   bondctl import /sys/class/net/bond0/bonding
+    ///   bondctl check --config /etc/bondctl/bond.yaml
+    #[command(verbatim_doc_comment)]
+    Import {
+        /// The kind of definition [default: told from the files].
+        #[arg(long, value_enum)]
+        from: Option<crate::import::Source>,
+        /// Write the configuration to FILE [default: stdout].
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Files (several for NetworkManager and networkd; a directory: its files), or a
+        /// bond's sysfs directory.
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// Where a configuration comes from: a file, or one bond described by bonding.ko options.
@@ -290,8 +320,11 @@ impl Source {
 impl Command {
     pub fn execute(self) -> anyhow::Result<()> {
         match self {
-            Command::Up { source, persist, metrics } => {
+            Command::Up { source, persist, metrics, ebpf_log } => {
                 require_root()?;
+                if ebpf_log {
+                    crate::ebpf_log::enable();
+                }
                 let (config, only, path) = source.load()?;
                 for w in &config.warnings {
                     tracing::warn!("{w}");
@@ -341,6 +374,7 @@ impl Command {
             Command::Completions { shell } => crate::manual::completions(shell, &mut std::io::stdout()),
             Command::ManPages { dir } => crate::manual::man_pages(&dir),
             Command::Check { source } => check(&source),
+            Command::Import { from, output, paths } => crate::import::run(from, output.as_deref(), &paths),
         }
     }
 }

@@ -246,6 +246,8 @@ pub struct Dataplane {
     links: Vec<(String, PinnedLink)>,
     /// The size of the pinned flow table this load replaced, when it had another size.
     pub flow_table_resized_from: Option<u32>,
+    /// The programs' diagnostics into the daemon's log (`bondctl up --ebpf-log`).
+    _log: Option<crate::ebpf_log::Reader>,
 }
 
 impl Dataplane {
@@ -269,15 +271,17 @@ impl Dataplane {
         if let (Err(_), Some(old)) = (&loaded, &replaced) {
             let _ = old.pin(&flows_pin);
         }
-        let (maps, ebpf) = loaded?;
+        let (maps, mut ebpf) = loaded?;
         let flow_table_resized_from = pinned_size.filter(|_| replaced.is_some());
-        Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new(), flow_table_resized_from })
+        let _log = crate::ebpf_log::Reader::start(&mut ebpf).context("reading the data plane's log")?;
+        Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new(), flow_table_resized_from, _log })
     }
 
     fn load_object(pin_dir: &Path, flow_table_size: u32) -> anyhow::Result<(Maps, Ebpf)> {
         let paths: Vec<(&str, PathBuf)> = maps::ALL.iter().map(|m| (*m, pin_dir.join(m))).collect();
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(maps::FLOWS, flow_table_size);
+        crate::ebpf_log::configure(&mut loader);
         // The verifier's whole log on a rejected program (long): BOND_VERIFIER_LOG=1.
         if std::env::var_os("BOND_VERIFIER_LOG").is_some() {
             loader.verifier_log_level(aya::VerifierLogLevel::VERBOSE | aya::VerifierLogLevel::STATS);

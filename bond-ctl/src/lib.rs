@@ -15,6 +15,9 @@
 //!   reports); [`mcast`]: the bond's multicast groups and their reports; [`mac`]: MAC
 //!   addresses as text;
 //! - [`status`]: the status and event model and its text forms;
+//! - [`import`]: other tools' bond definitions (netplan, ifupdown, NetworkManager, networkd, a
+//!   running bond's sysfs or /proc) as the configuration, for `bondctl import` (only its
+//!   `run` reads files);
 //! - [`leftovers`]: how paths name a network namespace, whether what another namespace left
 //!   is dead, whether a bond under the previous version's naming is this namespace's.
 //!
@@ -25,7 +28,7 @@
 //! - [`control`]: the control socket; [`prometheus`]: the metrics endpoint;
 //! - [`cli`]: the command line; [`manual`]: its man pages and shell completions.
 //!
-//! I/O, thin: [`addrlist`] (devices' unicast address lists), [`dataplane`] (eBPF object, programs, maps), [`flows`] (the flow table off the
+//! I/O, thin: [`addrlist`] (devices' unicast address lists), [`dataplane`] (eBPF object, programs, maps), [`ebpf_log`] (the programs' diagnostics, `--ebpf-log`), [`flows`] (the flow table off the
 //! timing path), [`netdev`] (rtnetlink), [`neighbours`] (the bond's ARP neighbours by a
 //! netlink dump), [`operstate`] (the bond device RUNNING or DORMANT), [`carrier`] (ethtool carrier polling), [`rawsock`]
 //! (AF_PACKET frames), [`rtnl_sync`] (synchronous rtnetlink requests), [`runstate`] (state kept across restarts), [`rx_filters`] (members'
@@ -43,9 +46,11 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod ebpf_log;
 pub mod flows;
 pub mod frames;
 pub mod health;
+pub mod import;
 pub mod lacp;
 pub mod leftovers;
 pub mod mac;
@@ -84,6 +89,14 @@ mod tests {
         "mac.rs",
         "mac_roles.rs",
         "leftovers.rs",
+        "import/convert.rs",
+        "import/ini.rs",
+        "import/netplan.rs",
+        "import/ifupdown.rs",
+        "import/nm.rs",
+        "import/networkd.rs",
+        "import/sysfs.rs",
+        "import/proc.rs",
     ];
     const NOT_FROM_PURE: &[&str] = &[
         "addrlist",

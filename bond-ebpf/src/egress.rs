@@ -6,6 +6,7 @@ use aya_ebpf::{
     maps::lpm_trie::Key,
     programs::TcContext,
 };
+use aya_log_ebpf::{debug, warn};
 use bond_common::{
     config::{BUCKETS, Balance, BondConfig, MAX_CLASSES, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, XmitHash, bond_flags, peer_tables},
     flow::{FLOW_SAMPLE_EVERY, FlowEntry, bucket_hash, flow_id},
@@ -33,6 +34,7 @@ const CHOICE_NOTHING: u32 = 0x200;
 pub fn bond_egress(ctx: &TcContext) -> i32 {
     let (Some(cfg), Some(h)) = (current_config(), SCRATCH.get_ptr_mut(0)) else {
         bond_stats(|s| s.tx_no_config += 1);
+        warn!(ctx, "bond_egress: no configuration in force: packet dropped");
         return TC_ACT_SHOT;
     };
     let ether_type = skb_protocol(ctx);
@@ -54,6 +56,7 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
     let policy_index = policy_for(cfg, h, len);
     let Some(policy) = cfg.policies.get(policy_index as usize) else {
         bond_stats(|s| s.tx_no_config += 1);
+        warn!(ctx, "bond_egress: policy {} is not in the configuration: packet dropped", policy_index);
         return TC_ACT_SHOT;
     };
     // Members this packet may use: usable ones, restricted by ipvPref for its IP family.
@@ -61,6 +64,9 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
     let parsed = by_headers || policy.reads_headers();
     if !by_headers && policy.reads_headers() {
         parse_headers(&pkt, h);
+    }
+    if parsed && !h.has_eth {
+        debug!(ctx, "bond_egress: the parser gave up on a {}-byte frame: it goes where active-backup would send it", len);
     }
 
     // balance-alb: the bond's unicast ARP names the member its target is to send to.
@@ -89,7 +95,7 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
             if cfg.flags & bond_flags::OWN_MACS != 0 {
                 set_source_mac(ctx, cfg, slot as u8, &h.eth_src);
             }
-            send(cfg, slot as u8, len)
+            send(ctx, cfg, slot as u8, len)
         }
     }
 }
@@ -112,6 +118,7 @@ fn set_source_mac(ctx: &TcContext, cfg: &BondConfig, slot: u8, src: &[u8; 6]) {
         let src: [u8; 6] = [mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]];
         if ctx.store(6, &src, 0).is_err() {
             bond_stats(|s| s.tx_unparsed += 1);
+            debug!(ctx, "bond_egress: source address of a {}-byte frame not rewritten", ctx.len());
         }
     }
 }
@@ -360,7 +367,7 @@ fn policy_hash(policy: &PolicyConfig, pkt: &Skb, h: &Headers) -> u32 {
 }
 
 #[inline(always)]
-fn send(cfg: &BondConfig, slot: u8, len: u64) -> i32 {
+fn send(ctx: &TcContext, cfg: &BondConfig, slot: u8, len: u64) -> i32 {
     let Some(&ifindex) = cfg.member_ifindex.get(usize::from(slot)) else {
         return TC_ACT_SHOT;
     };
@@ -375,6 +382,9 @@ fn send(cfg: &BondConfig, slot: u8, len: u64) -> i32 {
             s.tx_errors += 1;
         }
     });
+    if verdict != TC_ACT_REDIRECT {
+        warn!(ctx, "bond_egress: redirect to member slot {} (ifindex {}) failed", slot, ifindex);
+    }
     verdict
 }
 
@@ -401,7 +411,7 @@ fn broadcast(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: u
         bond_stats(|s| s.tx_no_member += 1);
         return TC_ACT_SHOT;
     }
-    send(cfg, last, len)
+    send(ctx, cfg, last, len)
 }
 
 #[inline(always)]
@@ -410,6 +420,9 @@ fn clone_to(ctx: &TcContext, cfg: &BondConfig, slot: u8, len: u64) {
         return;
     };
     let ok = ctx.clone_redirect(ifindex, 0).is_ok();
+    if !ok {
+        warn!(ctx, "bond_egress: copy to member slot {} (ifindex {}) failed", slot, ifindex);
+    }
     member_stats(u32::from(slot), |s| {
         if ok {
             s.tx_packets += 1;

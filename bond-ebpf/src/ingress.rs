@@ -7,6 +7,7 @@ use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_redirect},
     programs::TcContext,
 };
+use aya_log_ebpf::warn;
 use bond_common::{
     config::{BondConfig, DEDUP_WINDOW_NS, bond_flags},
     packet::{ETH_HLEN, ETH_P_ARP, ETH_P_IPV6, ETH_P_SLOW, PacketBytes},
@@ -24,6 +25,7 @@ use crate::{
 #[inline(always)]
 pub fn member_ingress(ctx: &TcContext) -> i32 {
     let Some(cfg) = current_config() else {
+        warn!(ctx, "member_ingress: no configuration in force: frame left to the member");
         return TC_ACT_OK;
     };
     // SAFETY: the context's skb pointer is valid for the whole program run.

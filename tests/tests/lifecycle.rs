@@ -87,6 +87,38 @@ fn stopping_the_daemon_removes_the_bond_and_restores_members() {
     assert!(!pins.exists(), "pins removed");
 }
 
+/// `mtu` (netplan's, ifupdown's, NetworkManager's; what `bondctl import` carries over): the
+/// bond and every member get it, the members their own back when the bond goes; with
+/// `--ebpf-log` the data plane's diagnostics are on and the bond works the same.
+#[test]
+fn the_bonds_mtu_reaches_its_members_and_they_get_theirs_back() {
+    let (a, b, _) = two_links();
+    let dir = TempDir::new().unwrap();
+    let bond = bond_tests::unique_name("bd");
+    let cfg = dir.path().join("mtu.yaml");
+    std::fs::write(&cfg, format!("bonds:\n  {bond}:\n    links: [eth0, eth1]\n    addresses: [198.51.100.1/24]\n    mtu: 9000\n")).unwrap();
+    let mtu = |ns: &Netns, dev: &str| -> u64 {
+        let v: serde_json::Value = serde_json::from_str(&ns.ip(&["-j", "link", "show", "dev", dev]).unwrap()).unwrap();
+        v[0]["mtu"].as_u64().unwrap()
+    };
+    let mut d = Daemon::start_with(&a, &cfg, &bond, dir.path(), &["--ebpf-log"]).unwrap();
+    assert_eq!((mtu(&a, &bond), mtu(&a, "eth0"), mtu(&a, "eth1")), (9000, 9000, 9000));
+    assert!(d.log().contains("the data plane's diagnostics are on"), "{}", d.log());
+    // Jumbo frames cross it (the far ends take them too).
+    for i in 0..2 {
+        b.ip(&["link", "set", &format!("eth{i}"), "mtu", "9000"]).unwrap();
+        b.ip(&["addr", "add", &format!("198.51.100.{}/24", 2 + i), "dev", &format!("eth{i}")]).unwrap();
+    }
+    a.exec("ping", &["-q", "-c", "3", "-i", "0.1", "-W", "2", "-s", "8000", "-M", "do", "198.51.100.2"]).unwrap();
+    assert!(d.stop().unwrap().success(), "{}", d.log());
+    assert_eq!((mtu(&a, "eth0"), mtu(&a, "eth1")), (1500, 1500), "members' own MTU back");
+    // Out of range: named, nothing made.
+    std::fs::write(&cfg, format!("bonds:\n  {bond}:\n    links: [eth0, eth1]\n    mtu: 20\n")).unwrap();
+    let out = cmd::output(&bondctl().to_string_lossy(), &["--netns", a.name(), "check", "--config", &cfg.to_string_lossy()]).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("bonds.{bond}.mtu")) && err.contains("68..=65535"), "{err}");
+}
+
 #[test]
 fn a_second_daemon_for_the_same_bond_is_refused_and_the_first_keeps_running() {
     let lab = Lab::start(LabOptions::default()).unwrap();

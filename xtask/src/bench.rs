@@ -56,7 +56,7 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     // SAFETY: set_var races only with other threads reading or writing the environment, and
     // none exist yet: xtask is single-threaded until the lab starts below.
     unsafe { std::env::set_var("BONDCTL", bondctl) };
-    let lab = Lab::start(
+    let mut lab = Lab::start(
         LabOptions::default()
             .policy("active-backup")
             .direct()
@@ -109,12 +109,13 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
         );
         costs.push(serde_json::json!({ "policy": policy, "bond_egress_ns": e, "member_ingress_ns": i }));
     }
+    let ebpf_log = ebpf_log_cost(&mut lab, rounds, round_time)?;
     crate::util::write_bench_json(
         "rate",
         &serde_json::json!({
             "payload": PAYLOAD, "round_s": round_time.as_secs_f64(),
             "plain_pps": plain, "bond_pps": bond, "median_plain_pps": mp, "median_bond_pps": mb,
-            "floor_ns": floor_ns, "program_cost": costs, "device_kinds": kinds,
+            "floor_ns": floor_ns, "program_cost": costs, "device_kinds": kinds, "ebpf_log": ebpf_log,
         }),
     )?;
     crate::bench_table::run(&lab, ("198.51.100.1", "198.51.100.2"), (lab.a.addr, lab.b.addr), table_rounds, table_round)
@@ -261,6 +262,46 @@ pub fn program_cost(lab: &Lab, traffic: impl FnOnce() -> anyhow::Result<()>) -> 
         Ok((t1 - t0) as f64 / n as f64)
     };
     Ok((per_run(before.0, after.0)?, per_run(before.1, after.1)?))
+}
+
+/// What `bondctl up --ebpf-log` costs, and that off costs nothing: A's daemon restarted
+/// without and with it, rounds interleaved, active-backup; `bond_egress`'s cost per packet and
+/// the size of the programs the kernel runs (off, the verifier removes every log statement:
+/// the level is a read-only global it knows).
+fn ebpf_log_cost(lab: &mut Lab, rounds: usize, round_time: Duration) -> anyhow::Result<serde_json::Value> {
+    println!("== the data plane's diagnostics (aya-log): bondctl up without and with --ebpf-log, {rounds} interleaved rounds, active-backup");
+    let (path, dir) = (lab.config_path(&lab.a), lab.dir().to_path_buf());
+    let mut ns = [Vec::new(), Vec::new()];
+    let mut bytes = [(0, 0); 2];
+    for round in 0..rounds {
+        // The last run is without: the bench goes on with the daemon as users run it.
+        for (i, args) in [(1, &["--ebpf-log"][..]), (0, &[][..])] {
+            lab.a.daemon.as_mut().context("A's daemon")?.stop()?;
+            lab.a.daemon = Some(bond_tests::Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, args)?);
+            bond_tests::net::ping(lab, 2)?;
+            let (e, _) = program_cost(lab, || blast(lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time).map(drop))?;
+            ns[i].push(e);
+            if round == 0 {
+                let size = |link: &str| -> anyhow::Result<u64> {
+                    let out = cmd::run("bpftool", &["-j", "prog", "show", "id", &prog_id(&lab.a, link)?.to_string()])?;
+                    let v: serde_json::Value = serde_json::from_str(&out)?;
+                    v["bytes_xlated"].as_u64().context("no bytes_xlated")
+                };
+                bytes[i] = (size(&format!("link_egress_{}", lab.a.bond))?, size("link_ingress_eth0")?);
+            }
+        }
+    }
+    let (off, on) = (median(&mut ns[0]), median(&mut ns[1]));
+    println!("   bond_egress: off {off:.1} ns per packet, on {on:.1} ns (nothing logged on the way; {:+.1} ns)", on - off);
+    println!(
+        "   programs as loaded: bond_egress {} bytes off, {} on; member_ingress {} off, {} on (off: the log statements are not in the program)",
+        bytes[0].0, bytes[1].0, bytes[0].1, bytes[1].1
+    );
+    Ok(serde_json::json!({
+        "bond_egress_ns_off": ns[0], "bond_egress_ns_on": ns[1],
+        "bond_egress_bytes_off": bytes[0].0, "bond_egress_bytes_on": bytes[1].0,
+        "member_ingress_bytes_off": bytes[0].1, "member_ingress_bytes_on": bytes[1].1,
+    }))
 }
 
 /// The program behind a pinned link of a side's bond.

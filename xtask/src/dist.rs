@@ -90,7 +90,7 @@ fn check_installed() -> anyhow::Result<()> {
     if !version.starts_with("bondctl ") {
         bail!("bondctl --version printed {version:?}");
     }
-    for page in ["bondctl", "bondctl-up"] {
+    for page in ["bondctl", "bondctl-up", "bondctl-import"] {
         let at = output(Command::new("man").args(["-w", page]))?;
         if !at.trim().ends_with(".8.gz") {
             bail!("man -w {page}: {at:?}");

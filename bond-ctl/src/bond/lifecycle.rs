@@ -174,7 +174,8 @@ impl Bond<Kernel> {
         }
         // `macaddress`, else the first member's, as bonding takes it.
         let mac = self.spec.mac.unwrap_or(links[0].mac);
-        let mtu = links.iter().map(|l| l.mtu).min().unwrap_or(1500);
+        // Members get the bond's MTU as they join (and their own back when they leave).
+        let mtu = self.spec.mtu.unwrap_or_else(|| links.iter().map(|l| l.mtu).min().unwrap_or(1500));
         match nl.link(&name).await? {
             Some(l) if netdev::is_bond_device(&l) => {
                 self.device = Some(l.clone());

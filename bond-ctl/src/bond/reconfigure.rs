@@ -180,6 +180,10 @@ impl Core {
                 spec.flow_table_size, self.spec.flow_table_size
             ));
         }
+        if let Some(mtu) = spec.mtu.filter(|m| Some(*m) != self.spec.mtu) {
+            // The running bond keeps its MTU: `ip link set BOND mtu N` changes it, members too.
+            changes.push(format!("mtu {mtu} takes effect when the bond is made (now: `ip link set {} mtu {mtu}`)", self.spec.name));
+        }
         changes
     }
 }

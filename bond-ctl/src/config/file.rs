@@ -71,6 +71,8 @@ pub struct Bond {
     pub all_slaves_active: Option<u8>,
     /// This project's own: entries of the flow table.
     pub flow_table_size: Option<u64>,
+    /// The bond's MTU (its members get it as they join).
+    pub mtu: Option<u64>,
     /// The bond's MAC address (netplan's `macaddress`; ifupdown's `hwaddress`, optionally
     /// written `ether ADDR`).
     #[serde(alias = "hwaddress")]
@@ -141,6 +143,7 @@ impl Bond {
             "lp_interval" => self.lp_interval.is_some(),
             "all_slaves_active" => self.all_slaves_active.is_some(),
             "flow_table_size" => self.flow_table_size.is_some(),
+            "mtu" => self.mtu.is_some(),
             "macaddress" => self.macaddress.is_some(),
             "prio" => !self.prio.is_empty(),
             "actor_port_prio" => !self.actor_port_prio.is_empty(),

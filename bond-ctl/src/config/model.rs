@@ -164,6 +164,8 @@ pub struct BondSpec {
     pub flow_table_size: u32,
     /// The bond's MAC address (`macaddress`); None: the first member's.
     pub mac: Option<[u8; 6]>,
+    /// The bond's MTU (`mtu`); None: its smallest member's.
+    pub mtu: Option<u32>,
     /// Members' `prio` (absent: 0): the active member's preference after a usable primary.
     pub prio: BTreeMap<String, i32>,
     /// The member to make active when the bond starts (`active_slave`).

@@ -333,6 +333,7 @@ fn resolve_bonds(
         let flow_table_size = opt::FLOW_TABLE_SIZE
             .int_as(b.flow_table_size.unwrap_or(bond_common::maps::FLOW_CAPACITY as u64))
             .map_err(|r| err(format!("{key}.flow_table_size"), r))?;
+        let mtu = b.mtu.map(|v| opt::MTU.int_as(v)).transpose().map_err(|r| err(format!("{key}.mtu"), r))?;
         let mac = b.macaddress.as_deref().map(kernel::mac_address).transpose().map_err(|r| err(format!("{key}.macaddress"), r))?;
         let prio = kernel::per_link(&opt::PRIO, &b.prio, &b.links)
             .map_err(|(k, r)| err(format!("{key}.{k}"), r))?
@@ -363,6 +364,7 @@ fn resolve_bonds(
             tlb,
             flow_table_size,
             mac,
+            mtu,
             prio,
             active_slave: b.active_slave,
             probe_key,

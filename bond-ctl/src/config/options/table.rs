@@ -167,6 +167,14 @@ pub const MACADDRESS: Opt = Opt {
     doc: "the bond's MAC address; members that carry it follow, peers are told (gratuitous ARP, unsolicited NA), LACP's system id follows unless `ad_actor_system` is set; also `ip link set BOND address ADDR`",
     ..BASE
 };
+pub const MTU: Opt = Opt {
+    kernel: Some("mtu"),
+    values: count(68, 65535),
+    default: "the smallest member's",
+    at_restart: true,
+    doc: "the bond's MTU, given to every member as it joins (each gets its own back when it leaves); as netplan's, ifupdown's and NetworkManager's `mtu`; a change takes effect when the bond is made (`ip link set BOND mtu N` changes a running bond's, members included)",
+    ..BASE
+};
 pub const USE_CARRIER: Opt = Opt {
     kernel: Some("use_carrier"),
     values: count(1, 1),
@@ -556,6 +564,7 @@ pub const ALL: &[&Opt] = &[
     &PRIO,
     &ACTIVE_SLAVE,
     &MACADDRESS,
+    &MTU,
     &USE_CARRIER,
     &PROBE_KEY,
     &FAIL_OVER_MAC,
