@@ -51,6 +51,7 @@ pub struct Maps {
     bucket_bytes: PerCpuArray<MapData, u64>,
     class_stats: PerCpuArray<MapData, ClassStats>,
     probe_key: Array<MapData, bond_common::probe::ProbeKey>,
+    schedule: Array<MapData, bond_common::schedule::MemberSchedule>,
     probe_events: Option<RingBuf<MapData>>,
     /// Bank in force.
     bank: u32,
@@ -86,6 +87,7 @@ impl Maps {
             bucket_bytes: take(ebpf, maps::BUCKET_BYTES)?,
             class_stats: take(ebpf, maps::CLASS_STATS)?,
             probe_key: take(ebpf, maps::PROBE_KEY)?,
+            schedule: take(ebpf, maps::SCHEDULE)?,
             probe_events: Some(take(ebpf, maps::PROBE_EVENTS)?),
             bank,
             graces: VecDeque::new(),
@@ -200,6 +202,15 @@ impl Maps {
         }
         for (addr, index) in targets {
             self.monitor_targets.insert(addr, index, 0).context("writing monitor_targets")?;
+        }
+        Ok(())
+    }
+
+    /// balance-aware `packet`'s rate and delay of every slot (each entry is read on its own by
+    /// the data plane: a packet placed meanwhile sees old and new entries, both sane).
+    pub fn set_schedule(&mut self, schedule: &[bond_common::schedule::MemberSchedule]) -> anyhow::Result<()> {
+        for (slot, s) in schedule.iter().enumerate().take(MAX_MEMBERS) {
+            self.schedule.set(slot as u32, s, 0).context("writing schedule")?;
         }
         Ok(())
     }

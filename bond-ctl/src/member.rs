@@ -15,6 +15,10 @@ use crate::{
 
 /// Unanswered requests in a row after which a member's peer is discovered again by broadcast.
 pub const REDISCOVER_AFTER: u32 = 3;
+/// Probe outcomes a link collects quickly, once a peer answers, one per [`LEARNING_INTERVAL`]
+/// at most (see `Member::next_probe`).
+const LEARNING_PROBES: usize = 8;
+const LEARNING_INTERVAL: Nanos = 250 * MS;
 
 /// How long availability is measured over.
 const AVAILABILITY_PERIOD: Nanos = 60_000 * MS;
@@ -64,6 +68,9 @@ pub struct Member {
     /// The probe address of the peer's member that answers on this link: requests go to it by
     /// unicast (None: broadcast, to discover one).
     pub probe_peer: Option<[u8; 6]>,
+    /// Requests to `probe_peer` went unanswered [`REDISCOVER_AFTER`] times in a row: they are
+    /// broadcast until a reply names the peer's member again (the same one: no news).
+    pub rediscover: bool,
     /// Requests in a row that got no reply: after [`REDISCOVER_AFTER`] the peer is looked
     /// for again by broadcast (it restarted with a new address, another took its place).
     pub probes_unanswered: u32,
@@ -109,6 +116,7 @@ impl Member {
             probe_outstanding: false,
             probe_seq: 0,
             probe_peer: None,
+            rediscover: false,
             probes_unanswered: 0,
             probe_epoch: now,
             rx_packets: 0,
@@ -171,7 +179,11 @@ impl Member {
     /// dead link is still found within the interval.
     pub fn next_probe(&self, failover_interval: Nanos) -> Nanos {
         let answered = !self.probe_outstanding || self.probes.last_reply.is_some_and(|r| r >= self.last_probe);
-        let regular = failover_interval / 3;
+        // A peer answers but the link's round trip rests on a few probes: quicker, so the
+        // delays balance-aware places packets by (and the first scores) are known within
+        // seconds of a link coming up, not after minutes at the default interval.
+        let learning = self.probes.peer_seen && self.probes.outcomes() < LEARNING_PROBES;
+        let regular = if learning { (failover_interval / 3).min(LEARNING_INTERVAL) } else { failover_interval / 3 };
         let interval = if answered || self.last_probe == 0 {
             regular
         } else {

@@ -1,7 +1,10 @@
 //! From specs and member states to the data plane's configuration. Pure: no I/O, so every
 //! decision here is unit-tested.
 
-use bond_common::config::{BUCKETS, BondConfig, ClassRule, MAX_CLASSES, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, bond_flags};
+use bond_common::{
+    config::{BUCKETS, Balance, BondConfig, ClassRule, MAX_CLASSES, MAX_MEMBERS, Mode, NO_MEMBER, PolicyConfig, bond_flags},
+    schedule::MemberSchedule,
+};
 
 use crate::{
     config::PolicySpec,
@@ -124,6 +127,39 @@ pub fn weights(policy: &PolicySpec, members: &[MemberView]) -> Vec<(u8, f64)> {
         })
         .collect();
     if w.iter().map(|(_, w)| w).sum::<f64>() > 0.0 { w } else { w.into_iter().map(|(s, _)| (s, 1.0)).collect() }
+}
+
+/// The share of a link's given rate balance-aware `packet` counts on (see `schedules`).
+pub const RATE_MARGIN: f64 = 0.9;
+
+/// balance-aware `packet`'s view of each member (see `bond_common::schedule`): its rate, from
+/// the configured `speed` read as Mbit/s (links without one at the mean of those with one), a
+/// tenth off ([`RATE_MARGIN`]); and its one-way delay, half its base round trip
+/// (`base_rtt_ns`, none measured yet: 0). Every entry unknown (the kernel then walks the bucket
+/// table) unless the policy is packet-based balance-aware and every member it uses has a rate.
+pub fn schedules(policy: &PolicySpec, members: &[MemberView], base_rtt_ns: impl Fn(u8) -> Option<u64>) -> [MemberSchedule; MAX_MEMBERS] {
+    let mut out = [MemberSchedule::default(); MAX_MEMBERS];
+    if policy.mode != Mode::BalanceAware || policy.balance != Balance::Packet {
+        return out;
+    }
+    let used: Vec<&MemberView> = members.iter().filter(|m| policy.uses_link(&m.name)).collect();
+    let speeds: Vec<f64> = used.iter().filter_map(|m| policy.links.get(&m.name).and_then(|l| l.speed)).map(f64::from).collect();
+    let mean = (!speeds.is_empty()).then(|| speeds.iter().sum::<f64>() / speeds.len() as f64);
+    // Not the drivers' speeds: a veth says 10 Gbit/s, a NIC its line rate, neither what the
+    // path beyond carries.
+    let Some(mean) = mean else { return out };
+    let rate = |m: &MemberView| Some(policy.links.get(&m.name).and_then(|l| l.speed).map_or(mean, f64::from));
+    if used.iter().any(|m| rate(m).is_none_or(|r| r <= 0.0)) {
+        return out;
+    }
+    for m in used {
+        if let Some(e) = out.get_mut(usize::from(m.slot)) {
+            // A tenth below the rate given: a path a little slower than the model queues
+            // packets behind later ones sent elsewhere (reordering); a little faster, not.
+            *e = MemberSchedule::new(rate(m).unwrap_or(0.0) * RATE_MARGIN, base_rtt_ns(m.slot).unwrap_or(0) / 2);
+        }
+    }
+    out
 }
 
 /// The data plane's form of `policy`, with `buckets` as balance-aware's table.
@@ -292,6 +328,35 @@ mod tests {
     /// The active member as the bond would choose it.
     fn active(p: &PolicySpec, m: &[MemberView], current: Option<u8>) -> Option<u8> {
         ActiveSelector::default().choose(select_method(p), &candidates(p, m), current, 0)
+    }
+
+    #[test]
+    fn packet_schedules_take_speeds_as_mbit_and_half_the_base_round_trip() {
+        let mut p = policy(Mode::BalanceAware);
+        p.balance = Balance::Packet;
+        let p = with_link(with_link(with_link(p, "eth0", |l| l.speed = Some(20)), "eth1", |l| l.speed = Some(10)), "eth2", |_| {});
+        let m = members(&[true, true, false]);
+        let rtt = |slot: u8| (slot == 1).then_some(20_000_000);
+        let s = schedules(&p, &m, rtt);
+        // 20 Mbit/s, counted as 18 (RATE_MARGIN): 0.44 µs a byte; eth2 has no speed: the mean
+        // of the others (15); a member not usable keeps its entry (the usable mask decides).
+        assert_eq!(s[0], MemberSchedule { ps_per_byte: 444_444, delay_ns: 0 });
+        assert_eq!(s[1], MemberSchedule { ps_per_byte: 888_888, delay_ns: 10_000_000 });
+        assert_eq!(s[2].ps_per_byte, 592_592);
+        assert_eq!(s[3], MemberSchedule::default());
+        // Without speeds: not scheduled, whatever the drivers say (a veth says 10 Gbit/s).
+        let mut q = policy(Mode::BalanceAware);
+        q.balance = Balance::Packet;
+        let mut m = members(&[true, true]);
+        m[0].speed = Some(1000);
+        m[1].speed = Some(100);
+        assert_eq!(schedules(&q, &m, |_| None), [MemberSchedule::default(); MAX_MEMBERS]);
+        let q = with_link(with_link(q, "eth0", |l| l.speed = Some(100)), "eth1", |l| l.speed = Some(0));
+        assert_eq!(schedules(&q, &m, |_| None)[0].ps_per_byte, 0, "a link of speed 0: not scheduled");
+        // Flow-based balance-aware, or another mode: not scheduled.
+        let mut q = with_link(policy(Mode::BalanceAware), "eth0", |l| l.speed = Some(100));
+        q.balance = Balance::FlowDynamic;
+        assert_eq!(schedules(&q, &m, |_| None), [MemberSchedule::default(); MAX_MEMBERS]);
     }
 
     #[test]

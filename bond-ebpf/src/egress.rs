@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     bindings::{TC_ACT_REDIRECT, TC_ACT_SHOT},
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns, bpf_redirect},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns, bpf_ktime_get_ns, bpf_redirect},
     maps::lpm_trie::Key,
     programs::TcContext,
 };
@@ -14,12 +14,13 @@ use bond_common::{
     maps::MacKey,
     packet::{ETH_HLEN, ETH_P_ARP, Headers, PacketBytes, parse_into},
     probe::ETH_P_PROBE,
+    schedule::earliest_arrival,
     select::{active_member, aware_member, is_usable, packet_hash, round_robin_member, rx_member, usable_count, xor_member},
 };
 
 use crate::{
     maps::{
-        BUCKET_BYTES, CLASS_STATS, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config, flow_sample_due,
+        BUCKET_BYTES, BUSY_UNTIL, CLASS_STATS, SCHEDULE, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config, flow_sample_due,
         member_stats, member_usable, skb_protocol,
     },
     probe,
@@ -295,9 +296,11 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
             return if usable_count(policy, usable) > 0 { CHOICE_BROADCAST } else { CHOICE_NOTHING };
         }
         // Before the headers are looked at: packet placement reads none (they may not be parsed).
-        Some(Mode::BalanceAware) if Balance::from_u32(policy.balance) == Some(Balance::Packet) => {
-            aware_member(policy, usable, packet_hash(next_packet(policy_index)), NO_MEMBER)
-        }
+        // Over links of known rate, where the packet arrives first; else walking the buckets.
+        Some(Mode::BalanceAware) if Balance::from_u32(policy.balance) == Some(Balance::Packet) => match scheduled(policy, usable, pkt) {
+            Some(slot) => Some(slot),
+            None => aware_member(policy, usable, packet_hash(next_packet(policy_index)), NO_MEMBER),
+        },
         // Nothing to classify by: send it where active-backup would, deterministically.
         Some(Mode::BalanceXor | Mode::BalanceAware | Mode::Lacp) if !h.has_eth => {
             bond_stats(|s| s.tx_unparsed += 1);
@@ -338,6 +341,23 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
         _ => active_member(policy, usable),
     };
     member.map_or(CHOICE_NOTHING, u32::from)
+}
+
+/// balance-aware `packet`: the member where the packet arrives first (`schedule`), whose
+/// queue then holds it; None when a usable member's rate is unknown.
+#[inline(always)]
+fn scheduled(policy: &PolicyConfig, usable: u32, pkt: &Skb) -> Option<u8> {
+    // SAFETY: a BPF helper without arguments that only returns a number.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let busy = |slot: u8| BUSY_UNTIL.get(u32::from(slot)).copied().unwrap_or(0);
+    let placed = earliest_arrival(policy, usable, now, u64::from(pkt.len()), |slot| SCHEDULE.get(u32::from(slot)).copied(), busy)?;
+    if let Some(b) = BUSY_UNTIL.get_ptr_mut(u32::from(placed.slot)) {
+        // SAFETY: an array entry, valid while the program runs. Not atomic: two CPUs placing
+        // packets at once may both see the member free, which makes the model briefly
+        // optimistic, never wrong for long (see bond_common::schedule).
+        unsafe { *b = placed.busy_until };
+    }
+    Some(placed.slot)
 }
 
 /// This CPU's count of the packets policy `policy_index` placed one by one (balance-rr,

@@ -6,7 +6,8 @@
 //!   stack sees it arrive on the bond; slow-protocol frames stay on the member for the controller.
 //!
 //! Both read one config bank per packet (see `bond_common::config`) and keep per-CPU counters.
-//! `floor` does nothing: the benchmark's baseline for what running a TC program costs.
+//! `floor` does nothing: the benchmark's baseline for what running a TC program costs;
+//! `floor_redirect` and `floor_redirect_ingress` only redirect, the least a bond's programs do.
 #![no_std]
 #![no_main]
 
@@ -35,6 +36,30 @@ pub fn member_ingress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn floor(_ctx: TcContext) -> i32 {
     aya_ebpf::bindings::TC_ACT_OK
+}
+
+/// Where `floor_redirect` sends every packet (set by the bench when it loads the object).
+#[unsafe(no_mangle)]
+pub static FLOOR_EGRESS_TO: aya_ebpf::Global<u32> = aya_ebpf::Global::new(0);
+/// Where `floor_redirect_ingress` hands every frame, as received there.
+#[unsafe(no_mangle)]
+pub static FLOOR_INGRESS_TO: aya_ebpf::Global<u32> = aya_ebpf::Global::new(0);
+
+/// The least a bond's transmit program does: redirect the packet to one fixed member. The
+/// bench runs it ahead of `bond_egress` (which then does not run) under the same traffic: the
+/// second floor, what `bond_egress` costs beyond the redirect itself.
+#[classifier]
+pub fn floor_redirect(_ctx: TcContext) -> i32 {
+    // SAFETY: bpf_redirect takes only integers and touches no memory of ours.
+    unsafe { aya_ebpf::helpers::bpf_redirect(FLOOR_EGRESS_TO.load(), 0) as i32 }
+}
+
+/// The least a member's receive program does: hand the frame to the bond device. The floor of
+/// `member_ingress`, as `floor_redirect` is `bond_egress`'s.
+#[classifier]
+pub fn floor_redirect_ingress(_ctx: TcContext) -> i32 {
+    // SAFETY: as above.
+    unsafe { aya_ebpf::helpers::bpf_redirect(FLOOR_INGRESS_TO.load(), u64::from(aya_ebpf::bindings::BPF_F_INGRESS)) as i32 }
 }
 
 #[cfg(not(test))]

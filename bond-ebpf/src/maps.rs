@@ -10,6 +10,7 @@ use bond_common::{
     maps::{DEDUP_CAPACITY, FLOW_CAPACITY, MONITOR_TARGET_CAPACITY, MacKey, PEER_CAPACITY, PROBE_EVENTS_BYTES},
     packet::Headers,
     probe::{PROBE_SENT_SLOTS, ProbeEvent, ProbeKey, ProbeSent},
+    schedule::MemberSchedule,
     stats::{BondStats, ClassStats, MemberSeen, MemberStats},
 };
 
@@ -69,6 +70,12 @@ pub static BUCKET_BYTES: PerCpuArray<u64, { MAX_POLICIES * BUCKETS }> = PerCpuAr
 
 #[btf_map(name = "probe_sent")]
 pub static PROBE_SENT: Array<ProbeSent, { MAX_MEMBERS * PROBE_SENT_SLOTS as usize }> = Array::new();
+
+#[btf_map(name = "schedule")]
+pub static SCHEDULE: Array<MemberSchedule, MAX_MEMBERS> = Array::new();
+
+#[btf_map(name = "busy_until")]
+pub static BUSY_UNTIL: Array<u64, MAX_MEMBERS> = Array::new();
 
 #[btf_map(name = "probe_key")]
 pub static PROBE_KEY: Array<ProbeKey, 1> = Array::new();

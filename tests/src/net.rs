@@ -384,9 +384,25 @@ pub fn kill_and_restart_under_stream(lab: &mut Lab) -> anyhow::Result<(u64, u64,
 
 /// Bytes per second B receives over `flows` TCP connections from A to `dst` for one round.
 pub fn tcp_rate(lab: &Lab, dst: &str, flows: usize, round: Duration) -> anyhow::Result<f64> {
+    tcp_rate_with(lab, dst, flows, round, None)
+}
+
+/// As [`tcp_rate`], the senders with congestion control `cc` (`cubic`, `bbr`; set on each
+/// socket: a namespace may only pick from the host's allowed list).
+pub fn tcp_rate_with(lab: &Lab, dst: &str, flows: usize, round: Duration, cc: Option<&str>) -> anyhow::Result<f64> {
     const PORT: u16 = 9100;
     let listener = lab.b.ns.enter(|| TcpListener::bind((dst, PORT)))??;
-    let streams = lab.a.ns.enter(|| (0..flows).map(|_| TcpStream::connect((dst, PORT))).collect::<Result<Vec<_>, _>>())??;
+    let connect = || -> anyhow::Result<TcpStream> {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt::TcpCongestion};
+        let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+        if let Some(cc) = cc {
+            setsockopt(&fd, TcpCongestion, &std::ffi::OsString::from(cc)).with_context(|| format!("congestion control {cc}"))?;
+        }
+        let to: std::net::SocketAddrV4 = format!("{dst}:{PORT}").parse()?;
+        connect(fd.as_raw_fd(), &SockaddrIn::from(to))?;
+        Ok(TcpStream::from(fd))
+    };
+    let streams = lab.a.ns.enter(|| (0..flows).map(|_| connect()).collect::<anyhow::Result<Vec<_>>>())??;
     let accepted = (0..flows).map(|_| listener.accept().map(|(s, _)| s)).collect::<Result<Vec<_>, _>>().context("accepting")?;
     let received = Arc::new(AtomicU64::new(0));
     let sending = Arc::new(AtomicBool::new(true));

@@ -98,14 +98,20 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     let floor_ns = (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64;
     drop(floor);
     println!("   floor (an empty TC program)   {floor_ns:>6.1} ns per run");
+    let redirect = RedirectFloor::attach(&lab)?;
+    let (re, ri) = redirect.cost(&lab, || blast(&lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time).map(drop))?;
+    drop(redirect);
+    println!("   redirect floor (a TC program that only redirects): egress to a member {re:>6.1} ns, ingress into the bond {ri:>6.1} ns");
     let mut costs = Vec::new();
     for policy in ["active-backup", "xor-l34", "balance-aware"] {
         lab.a.daemon().set_policy(policy)?;
         let (e, i) = program_cost(&lab, || blast(&lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time).map(drop))?;
         println!(
-            "   {policy:<14} bond_egress {e:>6.1} ns ({:+.1} above the floor)   member_ingress {i:>6.1} ns ({:+.1})",
+            "   {policy:<14} bond_egress {e:>6.1} ns ({:+.1} above the floor, {:+.1} above the redirect)   member_ingress {i:>6.1} ns ({:+.1}, {:+.1})",
             e - floor_ns,
-            i - floor_ns
+            e - re,
+            i - floor_ns,
+            i - ri
         );
         costs.push(serde_json::json!({ "policy": policy, "bond_egress_ns": e, "member_ingress_ns": i }));
     }
@@ -115,7 +121,7 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
         &serde_json::json!({
             "payload": PAYLOAD, "round_s": round_time.as_secs_f64(),
             "plain_pps": plain, "bond_pps": bond, "median_plain_pps": mp, "median_bond_pps": mb,
-            "floor_ns": floor_ns, "program_cost": costs, "device_kinds": kinds, "ebpf_log": ebpf_log,
+            "floor_ns": floor_ns, "redirect_floor_ns": { "egress": re, "ingress": ri }, "program_cost": costs, "device_kinds": kinds, "ebpf_log": ebpf_log,
         }),
     )?;
     crate::bench_table::run(&lab, ("198.51.100.1", "198.51.100.2"), (lab.a.addr, lab.b.addr), table_rounds, table_round)
@@ -240,6 +246,53 @@ impl Floor {
                 .context("attaching floor")?;
         }
         Ok(Floor { _ebpf: ebpf, id })
+    }
+}
+
+/// `floor_redirect` first on A's bond device (to A's eth0) and `floor_redirect_ingress` first
+/// on B's eth0 (into B's bond): the bond's own programs after them do not run, and the traffic
+/// still crosses. Detached when dropped.
+struct RedirectFloor {
+    _ebpf: aya::Ebpf,
+    ids: (u64, u64),
+}
+
+impl RedirectFloor {
+    fn attach(lab: &Lab) -> anyhow::Result<RedirectFloor> {
+        use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
+        let index = |ns: &bond_tests::Netns, dev: &str| -> anyhow::Result<u32> { Ok(ns.enter(|| nix::net::if_::if_nametoindex(dev))??) };
+        let (to_member, to_bond) = (index(&lab.a.ns, "eth0")?, index(&lab.b.ns, &lab.b.bond)?);
+        let obj = crate::util::root().join("target/ebpf/bpfel-unknown-none/release/bond");
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global("FLOOR_EGRESS_TO", &to_member, true)
+            .override_global("FLOOR_INGRESS_TO", &to_bond, true)
+            .load_file(&obj)
+            .with_context(|| format!("loading {}", obj.display()))?;
+        let mut ids = (0, 0);
+        for (prog, ns, dev, dir) in [
+            ("floor_redirect", &lab.a.ns, lab.a.bond.as_str(), TcAttachType::Egress),
+            ("floor_redirect_ingress", &lab.b.ns, "eth0", TcAttachType::Ingress),
+        ] {
+            let p: &mut SchedClassifier = ebpf.program_mut(prog).with_context(|| format!("no {prog} program"))?.try_into()?;
+            p.load().with_context(|| format!("loading {prog}"))?;
+            let id = u64::from(p.info()?.id());
+            if dir == TcAttachType::Egress { ids.0 = id } else { ids.1 = id }
+            ns.enter(|| p.attach_with_options(dev, dir, TcAttachOptions::TcxOrder(LinkOrder::first())))?
+                .with_context(|| format!("attaching {prog}"))?;
+        }
+        Ok(RedirectFloor { _ebpf: ebpf, ids })
+    }
+
+    /// Nanoseconds per run of each while `traffic` runs.
+    fn cost(&self, _lab: &Lab, traffic: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
+        cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
+        let before = (prog_stats(self.ids.0)?, prog_stats(self.ids.1)?);
+        let r = traffic();
+        let after = (prog_stats(self.ids.0)?, prog_stats(self.ids.1)?);
+        cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
+        r?;
+        let per_run = |(t0, n0): (u64, u64), (t1, n1): (u64, u64)| (t1 - t0) as f64 / n1.saturating_sub(n0).max(1) as f64;
+        Ok((per_run(before.0, after.0), per_run(before.1, after.1)))
     }
 }
 

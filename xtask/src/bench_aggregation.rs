@@ -22,10 +22,12 @@ const SETTINGS: &str = "policies:
   rr-1: { basePolicy: balance-rr, packetsPerLink: 1 }
   aware-packet: { basePolicy: balance-aware, balancePolicy: packet }
   aware-u: { basePolicy: balance-aware, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }
-  aware-packet-u: { basePolicy: balance-aware, balancePolicy: packet, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }";
+  aware-packet-u: { basePolicy: balance-aware, balancePolicy: packet, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }
+  fastest-alone: { basePolicy: active-backup, links: { eth0: {} } }";
 
-/// Links (label, Mbit/s of each member) and the (policy, TCP flows) runs over them.
-type Case = (&'static str, [u64; 3], &'static [(&'static str, usize)]);
+/// Links (label, Mbit/s and one-way ms of each member) and the (policy, TCP flows, congestion
+/// control) runs over them.
+type Case = (&'static str, [u64; 3], [u64; 3], &'static [(&'static str, usize, &'static str)]);
 
 pub fn run(quick: bool) -> anyhow::Result<()> {
     let round = if quick { Duration::from_secs(1) } else { Duration::from_secs(6) };
@@ -33,23 +35,46 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
     for i in 0..lab.links {
         lab.emulate(i)?;
     }
-    println!("== aggregation efficiency: members rate-limited by the link emulator, 1 ms each way, TCP for {round:?} per case");
+    println!("== aggregation efficiency: members rate-limited by the link emulator, TCP for {round:?} per case");
     println!(
-        "   {:<22} {:<20} {:>8} {:>8} {:>7} {:>12} {:>8}",
-        "links (Mbit/s)", "policy", "flows", "Mbit/s", "share", "out-of-order", "retrans"
+        "   {:<22} {:<16} {:<15} {:>5} {:>6} {:>8} {:>7} {:>12} {:>8}",
+        "links (Mbit/s)", "one way (ms)", "policy", "flows", "cc", "Mbit/s", "share", "out-of-order", "retrans"
     );
-    let cases: [Case; 2] = [
-        ("3 x 10", [10, 10, 10], &[("xor-l34", 16), ("aware", 16), ("balance-rr", 1), ("rr-1", 1), ("aware-packet", 1)]),
-        ("20 / 10 / 5", [20, 10, 5], &[("xor-l34", 16), ("aware-u", 16), ("balance-rr", 1), ("rr-1", 1), ("aware-packet-u", 1)]),
+    let cases: [Case; 3] = [
+        ("3 x 10", [10, 10, 10], [1, 1, 1], &[("xor-l34", 16, "cubic"), ("aware", 16, "cubic"), ("balance-rr", 1, "cubic"), ("rr-1", 1, "cubic"), ("aware-packet", 1, "cubic")]),
+        (
+            "20 / 10 / 5",
+            [20, 10, 5],
+            [1, 1, 1],
+            &[("xor-l34", 16, "cubic"), ("aware-u", 16, "cubic"), ("balance-rr", 1, "cubic"), ("rr-1", 1, "cubic"), ("aware-packet-u", 1, "cubic"), ("aware-packet-u", 1, "bbr")],
+        ),
+        // Paths that differ in delay too (fibre, DSL, LTE): the fastest path alone beside the
+        // bond, with both congestion controls.
+        (
+            "20 / 10 / 5",
+            [20, 10, 5],
+            [2, 10, 25],
+            &[
+                ("fastest-alone", 1, "cubic"),
+                ("aware-packet-u", 1, "cubic"),
+                ("fastest-alone", 1, "bbr"),
+                ("aware-packet-u", 1, "bbr"),
+                ("aware-u", 16, "cubic"),
+            ],
+        ),
     ];
     let mut rows = Vec::new();
-    for (label, rates, runs) in cases {
-        for (i, mbps) in rates.iter().enumerate() {
-            let imp = Impairment { delay: Duration::from_millis(1), rate: Some(mbps * 1_000_000), ..Impairment::default() };
+    // The fastest path alone, per congestion control, for the bond's rows after it.
+    let mut alone: std::collections::BTreeMap<&str, f64> = Default::default();
+    for (label, rates, delays, runs) in cases {
+        alone.clear();
+        for (i, (mbps, ms)) in rates.iter().zip(delays).enumerate() {
+            let imp = Impairment { delay: Duration::from_millis(ms), rate: Some(mbps * 1_000_000), ..Impairment::default() };
             lab.emulator(i).context("emulator")?.set_both(imp);
         }
         let sum: u64 = rates.iter().sum();
-        for &(policy, flows) in runs {
+        let one_way = delays.map(|d| d.to_string()).join(" / ");
+        for &(policy, flows, cc) in runs {
             lab.a.daemon().set_policy(policy)?;
             // Each run starts with every link in use: a punishment earned in the previous run
             // (avoided, back, avoided) must not count against this one. Then the policy measures
@@ -62,7 +87,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             }
             std::thread::sleep(Duration::from_millis(if quick { 200 } else { 1500 }));
             let before = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
-            let bytes_per_s = bond_tests::net::tcp_rate(&lab, lab.b.addr, flows, round)?;
+            let bytes_per_s = bond_tests::net::tcp_rate_with(&lab, lab.b.addr, flows, round, Some(cc))?;
             let after = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
             // Links the bond stopped using meanwhile (failed, punished or judged below its limits)
             // carry nothing: said beside the figure, which is then not the policy's aggregation.
@@ -84,20 +109,29 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
                 })
                 .collect();
             let mbps = bytes_per_s * 8.0 / 1e6;
+            let versus = match alone.get(cc) {
+                _ if policy == "fastest-alone" => {
+                    alone.insert(cc, mbps);
+                    String::new()
+                }
+                Some(a) if flows == 1 => format!("{:.2}x the fastest path alone  ", mbps / a),
+                _ => String::new(),
+            };
             println!(
-                "   {label:<22} {policy:<20} {flows:>8} {mbps:>8.1} {:>6.0}% {:>12} {:>8}  {}",
+                "   {label:<22} {one_way:<16} {policy:<15} {flows:>5} {cc:>6} {mbps:>8.1} {:>6.0}% {:>12} {:>8}  {versus}{}",
                 100.0 * mbps / sum as f64,
                 after.0 - before.0,
                 after.1 - before.1,
                 if out.is_empty() { String::new() } else { format!("not in use at the end: {}", out.join(", ")) }
             );
             rows.push(serde_json::json!({
-                "links_mbps": rates, "policy": policy, "flows": flows, "goodput_mbps": mbps, "share": mbps / sum as f64,
+                "links_mbps": rates, "one_way_ms": delays, "policy": policy, "flows": flows, "congestion_control": cc,
+                "goodput_mbps": mbps, "share": mbps / sum as f64,
                 "out_of_order": after.0 - before.0, "retransmissions": after.1 - before.1, "not_in_use_at_end": out,
             }));
         }
     }
-    crate::util::write_bench_json("aggregation", &serde_json::json!({ "round_s": round.as_secs_f64(), "delay_ms": 1, "rows": rows }))
+    crate::util::write_bench_json("aggregation", &serde_json::json!({ "round_s": round.as_secs_f64(), "rows": rows }))
 }
 
 /// A counter of `/proc/net/snmp` (`Tcp`) or `/proc/net/netstat` (`TcpExt`) in a namespace.

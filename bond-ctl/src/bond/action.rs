@@ -27,6 +27,8 @@ pub enum Action {
     /// A configuration put in force (the next idle bank, then the switch).
     WriteConfig(Box<BondConfig>),
     SetMonitorTargets(Vec<([u8; 16], u32)>),
+    /// balance-aware `packet`'s rates and delays, one per slot.
+    SetSchedule(Vec<bond_common::schedule::MemberSchedule>),
     /// The destination tables of peer-specific policies.
     SetPeers(Vec<(Peer, u32)>),
     Send {

@@ -99,6 +99,11 @@ impl Core {
             Action::SetMonitorTargets(_) | Action::SetPeers(_) => {
                 tracing::warn!(bond = %name, "writing the data plane's tables: {why}");
             }
+            // Written again at the next schedule round (nothing written is remembered).
+            Action::SetSchedule(_) => {
+                tracing::warn!(bond = %name, "writing balance-aware's packet schedule: {why}; again shortly");
+                self.monitor.schedule.clear();
+            }
             Action::Send { kind: SendKind::Probe { slot, seq }, .. } => {
                 if let Some(m) = self.members.iter_mut().find(|m| m.slot == *slot) {
                     m.probes.unsent(*seq);

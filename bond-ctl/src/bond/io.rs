@@ -40,6 +40,7 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
             Action::SetRunning { ifindex, running, .. } => io.set_running(*ifindex, *running).map_err(|e| e.to_string()),
             Action::WriteConfig(cfg) => io.write_config(cfg).map_err(|e| format!("{e:#}")),
             Action::SetMonitorTargets(targets) => io.set_monitor_targets(targets).map_err(|e| format!("{e:#}")),
+            Action::SetSchedule(s) => io.set_schedule(s).map_err(|e| format!("{e:#}")),
             Action::SetPeers(entries) => io.set_peers(entries).map_err(|e| format!("{e:#}")),
             Action::Send { port, frame, ether_type, .. } => {
                 if io.send(*port, frame, *ether_type) {
@@ -149,6 +150,8 @@ pub trait BondIo {
     /// Puts a configuration in force (the next idle bank, then the switch).
     fn write_config(&mut self, cfg: &BondConfig) -> anyhow::Result<()>;
     fn set_monitor_targets(&mut self, targets: &[([u8; 16], u32)]) -> anyhow::Result<()>;
+    /// balance-aware `packet`'s rates and delays, one per slot.
+    fn set_schedule(&mut self, schedule: &[bond_common::schedule::MemberSchedule]) -> anyhow::Result<()>;
     /// Replaces the destination tables.
     fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<()>;
     /// The configuration in force.
@@ -317,6 +320,10 @@ impl BondIo for Kernel {
 
     fn set_monitor_targets(&mut self, targets: &[([u8; 16], u32)]) -> anyhow::Result<()> {
         self.dataplane()?.maps.set_monitor_targets(targets)
+    }
+
+    fn set_schedule(&mut self, schedule: &[bond_common::schedule::MemberSchedule]) -> anyhow::Result<()> {
+        self.dataplane()?.maps.set_schedule(schedule)
     }
 
     fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<()> {

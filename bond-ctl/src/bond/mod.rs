@@ -287,6 +287,24 @@ impl Core {
         self.monitor.config_unwritten = false;
         let cfg = plan::bond_config(&self.settings, &views, &policies, self.generation);
         self.act(Action::WriteConfig(Box::new(cfg)));
+        self.update_schedule();
+    }
+
+    /// balance-aware `packet`'s rates and delays (`plan::schedules`), written when they changed:
+    /// a rate, or a delay by more than a tenth (probes wander; each write is one map update per
+    /// member).
+    fn update_schedule(&mut self) {
+        let views = self.views();
+        let base = |slot: u8| self.member(slot).and_then(|m| m.probes.base_rtt());
+        let next = plan::schedules(&self.policy, &views, base).to_vec();
+        let old = &self.monitor.schedule;
+        let moved = |a: u32, b: u32| a.abs_diff(b) > b / 10;
+        let changed = old.len() != next.len()
+            || old.iter().zip(&next).any(|(o, n)| o.ps_per_byte != n.ps_per_byte || moved(o.delay_ns, n.delay_ns));
+        if changed {
+            self.monitor.schedule = next.clone();
+            self.act(Action::SetSchedule(next));
+        }
     }
 
     /// Re-allocates balance-aware's buckets of every policy in force when the usable members

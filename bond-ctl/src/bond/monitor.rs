@@ -25,6 +25,9 @@ use crate::{
     status::EventKind,
 };
 
+/// How often balance-aware `packet`'s delays are brought up to date from the probes.
+const SCHEDULE_EVERY: Nanos = 500 * MS;
+
 /// The longest the daemon sleeps between regular ticks (ms).
 const MAX_TICK_MS: u64 = 50;
 
@@ -33,6 +36,9 @@ pub(super) struct State {
     next_carrier: Nanos,
     next_arp: Nanos,
     next_quality: Nanos,
+    next_schedule: Nanos,
+    /// balance-aware `packet`'s rates and delays as last written to the data plane.
+    pub(super) schedule: Vec<bond_common::schedule::MemberSchedule>,
     next_rebalance: Nanos,
     next_expiry: Nanos,
     /// The ARP monitor gives members the benefit of the doubt for a window from here.
@@ -75,6 +81,8 @@ impl State {
             next_carrier: now,
             next_arp: now,
             next_quality: now,
+            next_schedule: now,
+            schedule: Vec::new(),
             next_rebalance: now,
             next_expiry: now,
             arp_epoch: now,
@@ -269,6 +277,10 @@ impl Core {
         if now >= self.monitor.next_quality {
             self.monitor.next_quality = now + clamp_ms(2 * self.policy.failover_interval, 100, 10_000);
             self.quality_round(now);
+        }
+        if now >= self.monitor.next_schedule {
+            self.monitor.next_schedule = now + SCHEDULE_EVERY;
+            self.update_schedule();
         }
         if now >= self.monitor.next_rebalance {
             self.monitor.next_rebalance = now + clamp_ms(2 * self.policy.failover_interval, 1_000, 10_000);

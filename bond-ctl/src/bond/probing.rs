@@ -48,6 +48,7 @@ impl Core {
             m.probes.replied_event(e, now);
             m.probes_unanswered = 0;
             // The peer's member that answered: requests go to it by unicast from now on.
+            m.rediscover = false;
             if e.peer[0] & 1 == 0 && e.peer != [0; 6] && m.probe_peer != Some(e.peer) {
                 m.probe_peer = Some(e.peer);
                 found.get_or_insert((m.name.clone(), e.peer));
@@ -124,7 +125,7 @@ impl Core {
             if m.probe_outstanding && m.probes.last_reply.is_none_or(|r| r < m.last_probe) {
                 m.probes_unanswered += 1;
                 if m.probes_unanswered >= crate::member::REDISCOVER_AFTER {
-                    m.probe_peer = None;
+                    m.rediscover = true;
                 }
             }
             let quiet = now.saturating_sub(m.last_rx) >= failover / 3;
@@ -135,7 +136,8 @@ impl Core {
             }
             m.probe_seq = m.probe_seq.wrapping_add(1);
             let nonce = rand::Rng::random::<u64>(&mut self.monitor.nonce);
-            let frame = probe::request_frame(m.probe_peer.unwrap_or([0xff; 6]), m.slot, m.probe_seq, self.settings.probe_id, nonce);
+            let to = m.probe_peer.filter(|_| !m.rediscover).unwrap_or([0xff; 6]);
+            let frame = probe::request_frame(to, m.slot, m.probe_seq, self.settings.probe_id, nonce);
             m.probes.sent(m.probe_seq, now);
             let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
             self.actions.push(Action::Send { port: Port::Bond, frame: frame.to_vec(), ether_type: ETH_P_PROBE, kind });

@@ -101,7 +101,7 @@ impl<I: BondIo> Bond<I> {
             rx_probes: s.rx_probes,
             probes_answered: s.probes_answered,
             probe_errors: s.probe_errors,
-            probe_peer: m.probe_peer.map(|p| crate::mac::format_mac(&p)),
+            probe_peer: m.probe_peer.filter(|_| !m.rediscover).map(|p| crate::mac::format_mac(&p)),
             perm_mac: crate::mac::format_mac(&m.link.perm_mac.or(m.saved.as_ref().map(|s| s.mac)).unwrap_or(m.link.mac)),
             allocation: aware.then(|| buckets.iter().filter(|&&b| b == m.slot).count() as f64 / BUCKETS as f64),
             tx_packets: s.tx_packets,

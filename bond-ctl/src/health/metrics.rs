@@ -176,6 +176,11 @@ impl ProbeWindow {
         self.outcomes.clear();
     }
 
+    /// The link's round trip with empty queues (see `BaseRtt`), once one was measured.
+    pub fn base_rtt(&self) -> Option<Nanos> {
+        self.base_rtt.get()
+    }
+
     /// Probe outcomes (answered or lost) in the window.
     pub fn outcomes(&self) -> usize {
         self.outcomes.len()

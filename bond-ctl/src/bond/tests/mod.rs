@@ -46,6 +46,8 @@ struct Fake {
     refuse_mac: Vec<String>,
     /// Where every probe request went (kept when `answer_probes` takes the frames).
     probe_dsts: RefCell<Vec<[u8; 6]>>,
+    /// balance-aware `packet`'s schedules written.
+    schedules: Vec<Vec<bond_common::schedule::MemberSchedule>>,
     /// The probe id the peer's replies come from (`member_probe_mac`); 0 taken as 9.
     peer_probe_id: u32,
     /// Link speeds read when carrier came up.
@@ -80,6 +82,11 @@ impl BondIo for Fake {
         self.configs.push(*cfg);
         Ok(())
     }
+    fn set_schedule(&mut self, s: &[bond_common::schedule::MemberSchedule]) -> anyhow::Result<()> {
+        self.schedules.push(s.to_vec());
+        Ok(())
+    }
+
     fn set_monitor_targets(&mut self, _: &[([u8; 16], u32)]) -> anyhow::Result<()> {
         Ok(())
     }
@@ -566,6 +573,28 @@ fn a_peer_bond_restarted_with_a_new_probe_id_is_taken_as_the_peer() {
     assert_eq!(b.members[2].probe_peer, Some(bond_common::probe::member_probe_mac(12, 2)));
     assert!(!b.event_texts().iter().any(|e| e.contains("misbehaves")), "probes lost while the peer was away are no loss");
     assert!(b.members.iter().all(|m| m.probes.last_reply.is_some_and(|r| t - r < 20 * MS)));
+}
+
+/// balance-aware `packet` over links of given speeds and the default failoverInterval: the
+/// data plane gets each member's rate at once and its one-way delay (half the 1 ms round trip
+/// the fake peer answers in) within seconds, from probes sent quicker while the links are new.
+#[test]
+fn a_packet_schedule_gets_rates_at_once_and_delays_within_seconds() {
+    let settings = "settings:\n  policies:\n    pk:\n      basePolicy: balance-aware\n      balancePolicy: packet\n      links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } }\n";
+    let mut b = bond(3, &format!("    policy: pk\n{settings}"));
+    b.probe_for(0, 10 * MS, &[]);
+    let first = b.io.schedules.first().cloned().expect("a schedule written with the config");
+    assert_eq!(first.iter().take(3).map(|s| s.ps_per_byte).collect::<Vec<_>>(), [444_444, 888_888, 1_777_777]);
+    b.probe_for(10 * MS, 3_000 * MS, &[]);
+    let last = b.io.schedules.last().unwrap();
+    assert!(last.iter().take(3).all(|s| s.delay_ns == 500_000), "{last:?}");
+    // Quicker probes while learning: several outcomes per link by then, not the 2 of the
+    // regular third of 5 s.
+    assert!(b.members.iter().all(|m| m.probes.outcomes() >= 5), "{:?}", b.members.iter().map(|m| m.probes.outcomes()).collect::<Vec<_>>());
+    // Rewritten only on a change: a second quiet stretch writes nothing.
+    let n = b.io.schedules.len();
+    b.probe_for(3_000 * MS, 6_000 * MS, &[]);
+    assert_eq!(b.io.schedules.len(), n);
 }
 
 #[test]

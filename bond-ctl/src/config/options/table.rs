@@ -362,7 +362,7 @@ pub const BALANCE: Opt = Opt {
     default: "`flow-dynamic`",
     modes: BUCKET_MODES,
     live: true,
-    doc: "balance-aware: flows follow buckets that may move, stay put, or every packet is placed",
+    doc: "balance-aware: flows follow buckets that may move, stay put, or every packet is placed (where it arrives first when the links' rates are known)",
     ..BASE
 };
 pub const FAILOVER_INTERVAL: Opt = Opt {
@@ -486,7 +486,7 @@ pub const LINK_SPEED: Opt = Opt {
     zerotier: Some("speed"),
     scope: Scope::Link,
     values: count(0, u32::MAX as u64),
-    doc: "relative capacity (links without one count as the mean)",
+    doc: "relative capacity (links without one count as the mean); balance-aware `packet` reads it as Mbit/s",
     ..BASE
 };
 pub const LINK_MODE: Opt = Opt {
