@@ -49,11 +49,11 @@ pub const ANSWER_RATE: &str = "answer_rate";
 /// `Array<ProbeKey, 1>`: the key of the probe replies' keyed hash (`probeKey`).
 pub const PROBE_KEY: &str = "probe_key";
 
-/// `Array<MemberSchedule, MAX_MEMBERS>`: each member's rate and one-way delay, for
+/// `Array<[MemberSchedule; MAX_MEMBERS], 1>`: each member's rate and one-way delay, for
 /// balance-aware `packet` (written by the controller).
 pub const SCHEDULE: &str = "schedule";
-/// `Array<u64, MAX_MEMBERS>`: when each member's modelled queue empties (ns, kernel clock),
-/// kept by `bond_egress` for balance-aware `packet`.
+/// `Array<[u64; MAX_MEMBERS], 1>`: when each member's modelled queue empties (ns, kernel
+/// clock), kept by `bond_egress` for balance-aware `packet`.
 pub const BUSY_UNTIL: &str = "busy_until";
 
 /// Every map, for pinning and adoption.

@@ -107,8 +107,8 @@ pub enum Command {
         /// Serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9469) at /metrics.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<String>,
-        /// Log the data plane's rare diagnostics (no configuration in force, a failed redirect,
-        /// the parser giving up on a frame) with target bond_ebpf (BONDCTL_LOG=bond_ebpf=debug
+        /// Log the data plane's rare diagnostics (no configuration in force, a failed redirect
+        /// or copy, a source address not rewritten) with target bond_ebpf (BONDCTL_LOG=bond_ebpf=debug
         /// shows the debug ones). Off, the programs carry no logging code at all.
         #[arg(long)]
         ebpf_log: bool,

@@ -51,7 +51,7 @@ pub struct Maps {
     bucket_bytes: PerCpuArray<MapData, u64>,
     class_stats: PerCpuArray<MapData, ClassStats>,
     probe_key: Array<MapData, bond_common::probe::ProbeKey>,
-    schedule: Array<MapData, bond_common::schedule::MemberSchedule>,
+    schedule: Array<MapData, [bond_common::schedule::MemberSchedule; MAX_MEMBERS]>,
     probe_events: Option<RingBuf<MapData>>,
     /// Bank in force.
     bank: u32,
@@ -206,13 +206,14 @@ impl Maps {
         Ok(())
     }
 
-    /// balance-aware `packet`'s rate and delay of every slot (each entry is read on its own by
-    /// the data plane: a packet placed meanwhile sees old and new entries, both sane).
+    /// balance-aware `packet`'s rate and delay of every slot, in one write (a packet placed
+    /// meanwhile sees old or new entries, both sane).
     pub fn set_schedule(&mut self, schedule: &[bond_common::schedule::MemberSchedule]) -> anyhow::Result<()> {
-        for (slot, s) in schedule.iter().enumerate().take(MAX_MEMBERS) {
-            self.schedule.set(slot as u32, s, 0).context("writing schedule")?;
+        let mut all = [bond_common::schedule::MemberSchedule::default(); MAX_MEMBERS];
+        for (a, s) in all.iter_mut().zip(schedule) {
+            *a = *s;
         }
-        Ok(())
+        self.schedule.set(0, all, 0).context("writing schedule")
     }
 
     /// Zeroes the counters and sightings of slot `slot`, for a member that takes it.

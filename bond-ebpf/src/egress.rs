@@ -66,9 +66,6 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
     if !by_headers && policy.reads_headers() {
         parse_headers(&pkt, h);
     }
-    if parsed && !h.has_eth {
-        debug!(ctx, "bond_egress: the parser gave up on a {}-byte frame: it goes where active-backup would send it", len);
-    }
 
     // balance-alb: the bond's unicast ARP names the member its target is to send to.
     let steered =
@@ -347,15 +344,19 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
 /// queue then holds it; None when a usable member's rate is unknown.
 #[inline(always)]
 fn scheduled(policy: &PolicyConfig, usable: u32, pkt: &Skb) -> Option<u8> {
+    let schedule = SCHEDULE.get(0)?;
+    let busy = BUSY_UNTIL.get_ptr_mut(0)?;
     // SAFETY: a BPF helper without arguments that only returns a number.
     let now = unsafe { bpf_ktime_get_ns() };
-    let busy = |slot: u8| BUSY_UNTIL.get(u32::from(slot)).copied().unwrap_or(0);
-    let placed = earliest_arrival(policy, usable, now, u64::from(pkt.len()), |slot| SCHEDULE.get(u32::from(slot)).copied(), busy)?;
-    if let Some(b) = BUSY_UNTIL.get_ptr_mut(u32::from(placed.slot)) {
-        // SAFETY: an array entry, valid while the program runs. Not atomic: two CPUs placing
-        // packets at once may both see the member free, which makes the model briefly
-        // optimistic, never wrong for long (see bond_common::schedule).
-        unsafe { *b = placed.busy_until };
+    // SAFETY: the map's one value, valid while the program runs. Not atomic: two CPUs placing
+    // packets at once may both see a member free, which makes the model briefly optimistic,
+    // never wrong for long (see bond_common::schedule).
+    let busy = unsafe { &mut *busy };
+    let placed = earliest_arrival(policy, usable, now, u64::from(pkt.len()), |slot| schedule.get(usize::from(slot)).copied(), |slot| {
+        busy.get(usize::from(slot)).copied().unwrap_or(0)
+    })?;
+    if let Some(b) = busy.get_mut(usize::from(placed.slot)) {
+        *b = placed.busy_until;
     }
     Some(placed.slot)
 }

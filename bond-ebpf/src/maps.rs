@@ -71,11 +71,13 @@ pub static BUCKET_BYTES: PerCpuArray<u64, { MAX_POLICIES * BUCKETS }> = PerCpuAr
 #[btf_map(name = "probe_sent")]
 pub static PROBE_SENT: Array<ProbeSent, { MAX_MEMBERS * PROBE_SENT_SLOTS as usize }> = Array::new();
 
+/// One value for every member: one lookup per packet, not one per member (the verifier walks
+/// the members' loop with fewer branches).
 #[btf_map(name = "schedule")]
-pub static SCHEDULE: Array<MemberSchedule, MAX_MEMBERS> = Array::new();
+pub static SCHEDULE: Array<[MemberSchedule; MAX_MEMBERS], 1> = Array::new();
 
 #[btf_map(name = "busy_until")]
-pub static BUSY_UNTIL: Array<u64, MAX_MEMBERS> = Array::new();
+pub static BUSY_UNTIL: Array<[u64; MAX_MEMBERS], 1> = Array::new();
 
 #[btf_map(name = "probe_key")]
 pub static PROBE_KEY: Array<ProbeKey, 1> = Array::new();

@@ -335,12 +335,13 @@ fn ebpf_log_cost(lab: &mut Lab, rounds: usize, round_time: Duration) -> anyhow::
             let (e, _) = program_cost(lab, || blast(lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time).map(drop))?;
             ns[i].push(e);
             if round == 0 {
-                let size = |link: &str| -> anyhow::Result<u64> {
+                let info = |link: &str, key: &str| -> anyhow::Result<u64> {
                     let out = cmd::run("bpftool", &["-j", "prog", "show", "id", &prog_id(&lab.a, link)?.to_string()])?;
                     let v: serde_json::Value = serde_json::from_str(&out)?;
-                    v["bytes_xlated"].as_u64().context("no bytes_xlated")
+                    v[key].as_u64().with_context(|| format!("no {key}"))
                 };
-                bytes[i] = (size(&format!("link_egress_{}", lab.a.bond))?, size("link_ingress_eth0")?);
+                let egress = format!("link_egress_{}", lab.a.bond);
+                bytes[i] = (info(&egress, "bytes_xlated")?, info("link_ingress_eth0", "bytes_xlated")?);
             }
         }
     }
@@ -350,10 +351,12 @@ fn ebpf_log_cost(lab: &mut Lab, rounds: usize, round_time: Duration) -> anyhow::
         "   programs as loaded: bond_egress {} bytes off, {} on; member_ingress {} off, {} on (off: the log statements are not in the program)",
         bytes[0].0, bytes[1].0, bytes[0].1, bytes[1].1
     );
+
     Ok(serde_json::json!({
         "bond_egress_ns_off": ns[0], "bond_egress_ns_on": ns[1],
         "bond_egress_bytes_off": bytes[0].0, "bond_egress_bytes_on": bytes[1].0,
         "member_ingress_bytes_off": bytes[0].1, "member_ingress_bytes_on": bytes[1].1,
+
     }))
 }
 
