@@ -13,8 +13,8 @@
 //! only makes the model briefly optimistic).
 
 use crate::{
-    config::{MAX_MEMBERS, NO_MEMBER, PolicyConfig},
-    select::is_usable,
+    config::{NO_MEMBER, PolicyConfig},
+    select::each_usable,
 };
 
 /// What the scheduler knows of one member (the `schedule` map, written by the controller).
@@ -59,20 +59,12 @@ pub fn earliest_arrival(
 ) -> Option<Placed> {
     let mut best = Placed { slot: NO_MEMBER, busy_until: 0 };
     let mut best_arrival = u64::MAX;
-    let mut i = 0usize;
-    while i < MAX_MEMBERS {
-        if i as u32 >= p.n_members {
-            break;
-        }
-        let slot = p.members[i];
-        i += 1;
-        if !is_usable(p, usable, u32::from(slot)) {
-            continue;
-        }
-        let s = sched(slot)?;
-        if s.ps_per_byte == 0 {
-            return None;
-        }
+    let mut unknown = false;
+    each_usable(p, usable, |slot| {
+        let Some(s) = sched(slot).filter(|s| s.ps_per_byte != 0) else {
+            unknown = true;
+            return false;
+        };
         let b = busy(slot);
         let start = if b > now { b } else { now };
         // Saturating: a clock (or a busy time) near the end of u64 stays there, never wraps
@@ -83,8 +75,9 @@ pub fn earliest_arrival(
             best_arrival = arrival;
             best = Placed { slot, busy_until: done };
         }
-    }
-    (best.slot != NO_MEMBER).then_some(best)
+        true
+    });
+    (best.slot != NO_MEMBER && !unknown).then_some(best)
 }
 
 #[cfg(test)]

@@ -123,6 +123,20 @@ fn mix32(mut x: u32) -> u32 {
 pub fn rx_member(p: &PolicyConfig, usable: u32, peer: u32) -> Option<u8> {
     let mut best = None;
     let mut best_score = 0u32;
+    each_usable(p, usable, |slot| {
+        let score = mix32(peer ^ mix32(u32::from(slot).wrapping_add(1).wrapping_mul(0x9e37_79b9)));
+        if best.is_none() || score > best_score {
+            best = Some(slot);
+            best_score = score;
+        }
+        true
+    });
+    best
+}
+
+/// Calls `f` with each usable member of `p`, in the policy's order, until it returns false.
+#[inline(always)]
+pub fn each_usable(p: &PolicyConfig, usable: u32, mut f: impl FnMut(u8) -> bool) {
     let mut i = 0usize;
     while i < MAX_MEMBERS {
         if i as u32 >= p.n_members {
@@ -130,16 +144,10 @@ pub fn rx_member(p: &PolicyConfig, usable: u32, peer: u32) -> Option<u8> {
         }
         let slot = p.members[i];
         i += 1;
-        if !is_usable(p, usable, u32::from(slot)) {
-            continue;
-        }
-        let score = mix32(peer ^ mix32(u32::from(slot).wrapping_add(1).wrapping_mul(0x9e37_79b9)));
-        if best.is_none() || score > best_score {
-            best = Some(slot);
-            best_score = score;
+        if is_usable(p, usable, u32::from(slot)) && !f(slot) {
+            break;
         }
     }
-    best
 }
 
 /// balance-aware: the flow's current member if it is to stay there (`sticky`, flow-static),
