@@ -30,6 +30,9 @@ use crate::{
 /// What `choose` decided: a member slot (0..MAX_MEMBERS), or one of these.
 const CHOICE_BROADCAST: u32 = 0x100;
 const CHOICE_NOTHING: u32 = 0x200;
+/// Set on a member slot by `choose` when it has brought the flow's entry up to date itself
+/// (flow-static: one lookup of the flow table per packet, not two).
+const CHOICE_RECORDED: u32 = 0x400;
 
 #[inline(always)]
 pub fn bond_egress(ctx: &TcContext) -> i32 {
@@ -77,7 +80,9 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
     };
 
     let sticky = policy.sticky_flows();
-    if sticky || flow_sample_due() {
+    let recorded = choice & CHOICE_RECORDED != 0;
+    let choice = choice & !CHOICE_RECORDED;
+    if if sticky { !recorded } else { flow_sample_due() } {
         if !parsed {
             parse_headers(&pkt, h);
         }
@@ -182,21 +187,36 @@ fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
     // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     match FLOWS.get_ptr_mut(id) {
-        // SAFETY: a pointer into the flow table from the lookup just above. Counters race
-        // between CPUs sending the same flow at once; the flow table is for observation and
-        // stickiness, not accounting (member_stats is exact).
-        Some(f) => unsafe {
-            (*f).packets += weight;
-            (*f).bytes += len * weight;
-            (*f).last_seen_ns = now;
-            // Written only when changed: flow-static rewrites every packet's entry otherwise.
-            if (*f).member != member || (*f).policy != policy {
-                (*f).member = member;
-                (*f).policy = policy;
-            }
+        Some(f) => {
+            // SAFETY: a pointer into the flow table from the lookup just above.
+            unsafe { record_in_place(f, member, policy, len, weight) };
             0
-        },
+        }
         None => FLOWS.insert(id, FlowEntry::new(h, member, policy, weight, len * weight, now), 0).map_or(1, |_| 0),
+    }
+}
+
+/// Brings a flow's entry up to date: `weight` packets of `len` bytes, sent on `member` by
+/// `policy`, now.
+///
+/// # Safety
+/// `f` points into the flow table (a lookup of this program run). Counters race between CPUs
+/// sending the same flow at once; the flow table is for observation and stickiness, not
+/// accounting (member_stats is exact).
+#[inline(always)]
+unsafe fn record_in_place(f: *mut FlowEntry, member: u8, policy: u8, len: u64, weight: u64) {
+    // SAFETY: a BPF helper without arguments that only reads the clock.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // SAFETY: see the function's contract.
+    unsafe {
+        (*f).packets += weight;
+        (*f).bytes += len * weight;
+        (*f).last_seen_ns = now;
+        // Written only when changed: flow-static rewrites every packet's entry otherwise.
+        if (*f).member != member || (*f).policy != policy {
+            (*f).member = member;
+            (*f).policy = policy;
+        }
     }
 }
 
@@ -208,13 +228,6 @@ fn count_bucket(policy_index: u32, hash: u32, len: u64) {
         // SAFETY: per-CPU counter.
         unsafe { *b += len };
     }
-}
-
-/// The member a flow-static flow is on, or NO_MEMBER.
-#[inline(never)]
-fn flow_member(id: u64) -> u32 {
-    // SAFETY: a plain byte read from the flow table entry.
-    FLOWS.get_ptr(id).map_or(u32::from(NO_MEMBER), |f| u32::from(unsafe { (*f).member }))
 }
 
 /// The policy for this packet: its traffic class's (counted), else a peer entry's for its
@@ -326,7 +339,18 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
             let id = flow_id(h);
             let hash = bucket_hash(id);
             let sticky_member = if policy.sticky_flows() {
-                flow_member(id) as u8
+                // A flow seen before: its member and its record from the one lookup (in a
+                // table of a million flows each lookup is a cache miss, most of the cost).
+                if let Some(f) = FLOWS.get_ptr_mut(id) {
+                    // SAFETY: a pointer into the flow table from the lookup just above.
+                    let member = aware_member(policy, usable, hash, unsafe { (*f).member });
+                    if let Some(slot) = member {
+                        // SAFETY: as above; counters race between CPUs as in record_flow.
+                        unsafe { record_in_place(f, slot, policy_index as u8, u64::from(pkt.len()), 1) };
+                    }
+                    return member.map_or(CHOICE_NOTHING, |s| u32::from(s) | CHOICE_RECORDED);
+                }
+                NO_MEMBER
             } else {
                 // Only flow-dynamic rebalancing reads the per-bucket traffic.
                 count_bucket(policy_index, hash, u64::from(pkt.len()));
