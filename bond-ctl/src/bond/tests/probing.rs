@@ -1,0 +1,173 @@
+//! Peer probes on a running bond: discovery, the peer bond, silence and flapping, the packet
+//! schedule's delays from the probes' round trips.
+
+use super::*;
+
+/// Peer probes fit for a shared segment: broadcast until a peer bond answers, then unicast
+/// to the address it answered from (back to broadcast when it stops answering); with no peer
+/// for 30 s, one discovery frame per member every 10 s.
+#[test]
+fn probes_discover_a_peer_by_broadcast_then_go_unicast_and_quieten_without_one() {
+    let settings = "settings:\n  policies:\n    zt: { basePolicy: active-backup, failoverInterval: 300 }\n";
+    let mut b = bond(1, &format!("    policy: zt\n    miimon: 5\n{settings}"));
+    let dsts = |b: &Bond<Fake>| b.io.probe_dsts.borrow().clone();
+    // No peer for 30 s: a probe every 100 ms, then one every 10 s.
+    b.run(0, 29_999 * MS, 10 * MS);
+    let early = dsts(&b).len();
+    assert!((250..=310).contains(&early), "{early}");
+    assert!(dsts(&b).iter().all(|d| *d == [0xff; 6]), "discovery is broadcast");
+    assert!(b.probing_status(29_999 * MS).unwrap().starts_with("discovering: broadcast"));
+    b.io.probe_dsts.borrow_mut().clear();
+    b.run(30_000 * MS, 60_000 * MS, 10 * MS);
+    assert_eq!(dsts(&b).len(), 3, "one per 10 s");
+    assert!(b.probing_status(60_000 * MS).unwrap().contains("one broadcast per member every 10 s"));
+    // A peer answers: unicast to the address it answered from.
+    b.io.probe_dsts.borrow_mut().clear();
+    let t = b.probe_for(60_001 * MS, 71_000 * MS, &[]);
+    let peer = bond_common::probe::member_probe_mac(9, 0);
+    assert_eq!(dsts(&b).last(), Some(&peer), "unicast to the peer's member");
+    assert_eq!(b.members[0].probe_peer, Some(peer));
+    assert!(b.event_texts().iter().any(|e| e.starts_with("eth0: a peer bond answers probes")));
+    assert_eq!(b.probing_status(t).as_deref(), Some("to the peer bond, by unicast"));
+    // It stops answering: after three unanswered requests, broadcast again.
+    b.io.probe_dsts.borrow_mut().clear();
+    b.probe_for(t, t + 200 * MS, &[0]);
+    let d = dsts(&b);
+    assert_eq!(d[..3], [peer; 3]);
+    assert_eq!(d.last(), Some(&[0xff; 6]), "{d:?}");
+}
+
+/// On a segment with several bonds of ours, every member probes the same peer bond (the first
+/// to answer): replies of another are not taken for its.
+#[test]
+fn every_member_probes_the_same_peer_bond() {
+    let settings = "settings:\n  policies:\n    zt: { basePolicy: active-backup, failoverInterval: 300 }\n";
+    let mut b = bond(2, &format!("    policy: zt\n    miimon: 5\n{settings}"));
+    let t = b.probe_for(0, 200 * MS, &[]);
+    let peer = |slot| bond_common::probe::member_probe_mac(9, slot);
+    assert_eq!((b.members[0].probe_peer, b.members[1].probe_peer), (Some(peer(0)), Some(peer(1))));
+    // Another bond (probe id 8) answers eth1's next request.
+    b.io.sent.borrow_mut().clear();
+    b.run(t, t + 150 * MS, MS);
+    let other = ProbeEvent {
+        member: 1,
+        flags: 0,
+        rx_member: 1,
+        pad: 0,
+        seq: b.members[1].probe_seq,
+        t1: t,
+        t2: 0,
+        t4: t + 150 * MS,
+        peer: bond_common::probe::member_probe_mac(8, 0),
+        pad2: [0; 2],
+    };
+    let replies = b.members[1].probes.last_reply;
+    b.on_probe_events(&[other], t + 150 * MS).unwrap();
+    assert_eq!(b.members[1].probe_peer, Some(peer(1)), "still the peer bond's member");
+    assert_eq!(b.members[1].probes.last_reply, replies, "not taken as a reply");
+}
+
+/// The peer's daemon restarts with a new probe id just after this bond started (only one link
+/// had an answer from the old one): the bond stays up meanwhile, the new peer's replies count
+/// once the old one has been silent for a failover interval, and nobody is punished for it.
+#[test]
+fn a_peer_bond_restarted_with_a_new_probe_id_is_taken_as_the_peer() {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: active-backup, failoverInterval: 30 }\n";
+    let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    let t = b.probe_for(0, 20 * MS, &[0, 2]);
+    let t = b.probe_for(t, t + 500 * MS, &[0, 1, 2]);
+    b.io.peer_probe_id = 12;
+    let t = b.probe_for(t, t + 300 * MS, &[]);
+    assert_eq!(b.usable_now(), 0b111, "{:?}", b.event_texts());
+    assert_eq!(b.members[2].probe_peer, Some(bond_common::probe::member_probe_mac(12, 2)));
+    assert!(!b.event_texts().iter().any(|e| e.contains("misbehaves")), "probes lost while the peer was away are no loss");
+    assert!(b.members.iter().all(|m| m.probes.last_reply.is_some_and(|r| t - r < 20 * MS)));
+}
+
+/// balance-aware `packet` over links of given speeds and the default failoverInterval: the
+/// data plane gets each member's rate at once and its one-way delay (half the 1 ms round trip
+/// the fake peer answers in) within seconds, from probes sent quicker while the links are new.
+#[test]
+fn a_packet_schedule_gets_rates_at_once_and_delays_within_seconds() {
+    let settings = "settings:\n  policies:\n    pk:\n      basePolicy: balance-aware\n      balancePolicy: packet\n      links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } }\n";
+    let mut b = bond(3, &format!("    policy: pk\n{settings}"));
+    b.probe_for(0, 10 * MS, &[]);
+    let first = b.io.schedules.first().cloned().expect("a schedule written with the config");
+    assert_eq!(first.iter().take(3).map(|s| s.ps_per_byte).collect::<Vec<_>>(), [444_444, 888_888, 1_777_777]);
+    b.probe_for(10 * MS, 3_000 * MS, &[]);
+    let last = b.io.schedules.last().unwrap();
+    assert!(last.iter().take(3).all(|s| s.delay_ns == 500_000), "{last:?}");
+    // Quicker probes while learning: several outcomes per link by then, not the 2 of the
+    // regular third of 5 s.
+    assert!(b.members.iter().all(|m| m.probes.outcomes() >= 5), "{:?}", b.members.iter().map(|m| m.probes.outcomes()).collect::<Vec<_>>());
+    // Rewritten only on a change: a second quiet stretch writes nothing.
+    let n = b.io.schedules.len();
+    b.probe_for(3_000 * MS, 6_000 * MS, &[]);
+    assert_eq!(b.io.schedules.len(), n);
+}
+
+#[test]
+fn a_silent_link_fails_within_its_failover_interval() {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: active-backup, failoverInterval: 30 }\n";
+    let mut b = bond(2, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    // The peer answers on every link for a while: probes judge from then on.
+    let mut t = b.probe_for(0, 200 * MS, &[]);
+    assert_eq!(b.usable_now(), 0b11);
+    // eth0 goes silent (carrier stays up).
+    let silent_from = t;
+    let mut failed_at = None;
+    while t <= silent_from + 100 * MS && failed_at.is_none() {
+        b.tick(t).unwrap();
+        b.answer_probes(t, &[0]);
+        if b.usable_now() == 0b10 {
+            failed_at = Some(t);
+        }
+        t += MS;
+    }
+    let after = failed_at.expect("eth0 failed") - silent_from;
+    // Silence counts from the last reply (up to a probe interval, 10 ms, before the fault).
+    assert!(after <= 31 * MS, "failed {} ms after going silent", after / MS);
+    assert_eq!(b.active_now(), 1);
+    assert!(b.event_texts().iter().any(|e| e.starts_with("eth0 failed: silent")), "{:?}", b.event_texts());
+}
+
+#[test]
+fn a_flapping_link_is_punished_then_readmitted() {
+    let settings = "settings:\n  policies:\n    p: { basePolicy: balance-xor, punishment: { base: 1000, window: 60000 } }\n";
+    let mut b = bond(2, &format!("    policy: p\n    miimon: 5\n{settings}"));
+    let mut t = 0;
+    for _ in 0..3 {
+        b.cut(1);
+        b.run(t, t + 10 * MS, 5 * MS);
+        b.restore(1);
+        b.run(t + 15 * MS, t + 25 * MS, 5 * MS);
+        t += 30 * MS;
+    }
+    assert_eq!(b.usable_now(), 0b01, "held out while its carrier is up");
+    assert_eq!(b.members[1].link_failures, 3, "three failures of the link; being held out is not one");
+    assert!(crate::bond::monitor::why_not_usable(&b.members[1], None).starts_with("punished"));
+    assert!(b.event_texts().iter().any(|e| e.contains("punished for flapping")), "{:?}", b.event_texts());
+    b.run(t, t + 20_000 * MS, 100 * MS);
+    assert_eq!(b.usable_now(), 0b11, "readmitted once the punishment faded");
+    assert!(b.event_texts().iter().any(|e| e.contains("readmitted")), "{:?}", b.event_texts());
+}
+
+#[test]
+fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_bond() {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: balance-xor, failoverInterval: 30 }\n";
+    let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    // The peer answers on every link for a while: probes judge from then on.
+    let mut t = b.probe_for(0, 200 * MS, &[]);
+    // The peer (or a stall on either host) answers on no link for 100 ms.
+    let silent_until = t + 100 * MS;
+    while t <= silent_until {
+        b.tick(t).unwrap();
+        b.answer_probes(t, &[0, 1, 2]);
+        assert_eq!(b.usable_now(), 0b111, "no link failed at {} ms of silence", (t + 100 * MS - silent_until) / MS);
+        t += MS;
+    }
+    assert!(b.event_texts().iter().any(|e| e.starts_with("the peer answers probes on no link")), "{:?}", b.event_texts());
+    // One link silent alone is still found.
+    b.probe_for(t, silent_until + 300 * MS, &[2]);
+    assert_eq!(b.usable_now(), 0b011, "eth2 alone silent: failed");
+}
