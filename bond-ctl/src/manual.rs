@@ -56,7 +56,11 @@ fn pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
 
 fn render(cmd: &clap::Command) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).section("8").manual("System Manager's Manual").source(concat!("bondctl ", env!("CARGO_PKG_VERSION"))).render(&mut out)?;
+    clap_mangen::Man::new(cmd.clone())
+        .section("8")
+        .manual("System Manager's Manual")
+        .source(concat!("bondctl ", env!("CARGO_PKG_VERSION")))
+        .render(&mut out)?;
     Ok(out)
 }
 
@@ -68,7 +72,9 @@ mod tests {
     fn a_page_for_the_command_and_each_subcommand_naming_its_options() {
         let pages = pages().unwrap();
         let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
-        for expected in ["bondctl.8", "bondctl-up.8", "bondctl-status.8", "bondctl-set-policy.8", "bondctl-check.8", "bondctl-completions.8"] {
+        for expected in
+            ["bondctl.8", "bondctl-up.8", "bondctl-status.8", "bondctl-set-policy.8", "bondctl-check.8", "bondctl-completions.8"]
+        {
             assert!(names.contains(&expected), "{names:?}");
         }
         assert!(!names.contains(&"bondctl-man-pages.8"), "hidden");

@@ -20,8 +20,8 @@ use bond_common::{
 
 use crate::{
     maps::{
-        BUCKET_BYTES, BUSY_UNTIL, CLASS_STATS, SCHEDULE, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCRATCH, bond_stats, current_config, flow_sample_due,
-        member_stats, member_usable, skb_protocol,
+        BUCKET_BYTES, BUSY_UNTIL, CLASS_STATS, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCHEDULE, SCRATCH, bond_stats, current_config,
+        flow_sample_due, member_stats, member_usable, skb_protocol,
     },
     probe,
     skb::Skb,
@@ -376,9 +376,14 @@ fn scheduled(policy: &PolicyConfig, usable: u32, pkt: &Skb) -> Option<u8> {
     // packets at once may both see a member free, which makes the model briefly optimistic,
     // never wrong for long (see bond_common::schedule).
     let busy = unsafe { &mut *busy };
-    let placed = earliest_arrival(policy, usable, now, u64::from(pkt.len()), |slot| schedule.get(usize::from(slot)).copied(), |slot| {
-        busy.get(usize::from(slot)).copied().unwrap_or(0)
-    })?;
+    let placed = earliest_arrival(
+        policy,
+        usable,
+        now,
+        u64::from(pkt.len()),
+        |slot| schedule.get(usize::from(slot)).copied(),
+        |slot| busy.get(usize::from(slot)).copied().unwrap_or(0),
+    )?;
     if let Some(b) = busy.get_mut(usize::from(placed.slot)) {
         *b = placed.busy_until;
     }

@@ -13,7 +13,8 @@ const SETTINGS: &str = "policies:
 
 /// A lab whose three links carry 20, 10 and 5 Mbit/s with `delays_ms` one way.
 fn lab(delays_ms: [u64; 3]) -> Lab {
-    let mut lab = Lab::start(LabOptions::default().policy("sched").settings(SETTINGS)).unwrap_or_else(|e| panic!("starting the lab: {e:#}"));
+    let mut lab =
+        Lab::start(LabOptions::default().policy("sched").settings(SETTINGS)).unwrap_or_else(|e| panic!("starting the lab: {e:#}"));
     for (i, (mbps, ms)) in [20u64, 10, 5].iter().zip(delays_ms).enumerate() {
         let imp = Impairment { delay: Duration::from_millis(ms), rate: Some(mbps * 1_000_000), ..Impairment::default() };
         lab.emulate(i).unwrap().set_both(imp);
@@ -76,7 +77,9 @@ fn a_path_cut_mid_flow_loses_its_share_within_a_failover_interval() {
         (out_after, after - before, flow.join().unwrap())
     });
     let (out_after, sent_on_cut, rate) = flow;
-    println!("eth0 cut mid-flow: out of the schedule {out_after:.0} ms later; {sent_on_cut} packets on it after; the flow {rate:.1} Mbit/s");
+    println!(
+        "eth0 cut mid-flow: out of the schedule {out_after:.0} ms later; {sent_on_cut} packets on it after; the flow {rate:.1} Mbit/s"
+    );
     assert!(out_after <= 300.0 + 60.0, "{out_after:.0} ms");
     assert_eq!(sent_on_cut, 0, "nothing scheduled on a failed path");
     // The flow goes on over the others (10 + 5 Mbit/s for most of the run).

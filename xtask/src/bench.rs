@@ -276,7 +276,11 @@ impl RedirectFloor {
             let p: &mut SchedClassifier = ebpf.program_mut(prog).with_context(|| format!("no {prog} program"))?.try_into()?;
             p.load().with_context(|| format!("loading {prog}"))?;
             let id = u64::from(p.info()?.id());
-            if dir == TcAttachType::Egress { ids.0 = id } else { ids.1 = id }
+            if dir == TcAttachType::Egress {
+                ids.0 = id
+            } else {
+                ids.1 = id
+            }
             ns.enter(|| p.attach_with_options(dev, dir, TcAttachOptions::TcxOrder(LinkOrder::first())))?
                 .with_context(|| format!("attaching {prog}"))?;
         }
@@ -322,7 +326,9 @@ pub fn program_cost(lab: &Lab, traffic: impl FnOnce() -> anyhow::Result<()>) -> 
 /// the size of the programs the kernel runs (off, the verifier removes every log statement:
 /// the level is a read-only global it knows).
 fn ebpf_log_cost(lab: &mut Lab, rounds: usize, round_time: Duration) -> anyhow::Result<serde_json::Value> {
-    println!("== the data plane's diagnostics (aya-log): bondctl up without and with --ebpf-log, {rounds} interleaved rounds, active-backup");
+    println!(
+        "== the data plane's diagnostics (aya-log): bondctl up without and with --ebpf-log, {rounds} interleaved rounds, active-backup"
+    );
     let (path, dir) = (lab.config_path(&lab.a), lab.dir().to_path_buf());
     let mut ns = [Vec::new(), Vec::new()];
     let mut bytes = [(0, 0); 2];

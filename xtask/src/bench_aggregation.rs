@@ -41,12 +41,30 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
         "links (Mbit/s)", "one way (ms)", "policy", "flows", "cc", "Mbit/s", "share", "out-of-order", "retrans"
     );
     let cases: [Case; 3] = [
-        ("3 x 10", [10, 10, 10], [1, 1, 1], &[("xor-l34", 16, "cubic"), ("aware", 16, "cubic"), ("balance-rr", 1, "cubic"), ("rr-1", 1, "cubic"), ("aware-packet", 1, "cubic")]),
+        (
+            "3 x 10",
+            [10, 10, 10],
+            [1, 1, 1],
+            &[
+                ("xor-l34", 16, "cubic"),
+                ("aware", 16, "cubic"),
+                ("balance-rr", 1, "cubic"),
+                ("rr-1", 1, "cubic"),
+                ("aware-packet", 1, "cubic"),
+            ],
+        ),
         (
             "20 / 10 / 5",
             [20, 10, 5],
             [1, 1, 1],
-            &[("xor-l34", 16, "cubic"), ("aware-u", 16, "cubic"), ("balance-rr", 1, "cubic"), ("rr-1", 1, "cubic"), ("aware-packet-u", 1, "cubic"), ("aware-packet-u", 1, "bbr")],
+            &[
+                ("xor-l34", 16, "cubic"),
+                ("aware-u", 16, "cubic"),
+                ("balance-rr", 1, "cubic"),
+                ("rr-1", 1, "cubic"),
+                ("aware-packet-u", 1, "cubic"),
+                ("aware-packet-u", 1, "bbr"),
+            ],
         ),
         // Paths that differ in delay too (fibre, DSL, LTE): the fastest path alone beside the
         // bond, with both congestion controls.

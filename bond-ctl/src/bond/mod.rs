@@ -299,8 +299,8 @@ impl Core {
         let next = plan::schedules(&self.policy, &views, base).to_vec();
         let old = &self.monitor.schedule;
         let moved = |a: u32, b: u32| a.abs_diff(b) > b / 10;
-        let changed = old.len() != next.len()
-            || old.iter().zip(&next).any(|(o, n)| o.ps_per_byte != n.ps_per_byte || moved(o.delay_ns, n.delay_ns));
+        let changed =
+            old.len() != next.len() || old.iter().zip(&next).any(|(o, n)| o.ps_per_byte != n.ps_per_byte || moved(o.delay_ns, n.delay_ns));
         if changed {
             self.monitor.schedule = next.clone();
             self.act(Action::SetSchedule(next));

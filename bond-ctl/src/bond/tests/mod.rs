@@ -581,4 +581,3 @@ fn the_bonds_mtu_reaches_every_member_or_is_put_back() {
     assert_eq!(b.device.as_ref().unwrap().mtu, 9000);
     assert!(b.event_texts().iter().any(|e| e.starts_with("eth1 refused MTU 9600")), "{:?}", b.event_texts());
 }
-
