@@ -7,7 +7,8 @@
 //!
 //! Both read one config bank per packet (see `bond_common::config`) and keep per-CPU counters.
 //! `floor` does nothing: the benchmark's baseline for what running a TC program costs;
-//! `floor_redirect` and `floor_redirect_ingress` only redirect, the least a bond's programs do.
+//! `floor_redirect` and `floor_redirect_ingress` only redirect, the least a bond's programs do;
+//! the `stage_*` programs are `bond_egress` cut short after each stage (`stages`).
 #![no_std]
 #![no_main]
 
@@ -16,6 +17,7 @@ mod ingress;
 mod maps;
 mod probe;
 mod skb;
+mod stages;
 
 use aya_ebpf::{macros::classifier, programs::TcContext};
 
@@ -60,6 +62,32 @@ pub fn floor_redirect(_ctx: TcContext) -> i32 {
 pub fn floor_redirect_ingress(_ctx: TcContext) -> i32 {
     // SAFETY: as above.
     unsafe { aya_ebpf::helpers::bpf_redirect(FLOOR_INGRESS_TO.load(), u64::from(aya_ebpf::bindings::BPF_F_INGRESS)) as i32 }
+}
+
+// `bond_egress` cut short after each of its stages (see `stages`), for the bench's breakdown.
+#[classifier]
+pub fn stage_config(ctx: TcContext) -> i32 {
+    stages::upto::<{ stages::CONFIG }>(&ctx)
+}
+#[classifier]
+pub fn stage_usable(ctx: TcContext) -> i32 {
+    stages::upto::<{ stages::USABLE }>(&ctx)
+}
+#[classifier]
+pub fn stage_parse(ctx: TcContext) -> i32 {
+    stages::upto::<{ stages::PARSE }>(&ctx)
+}
+#[classifier]
+pub fn stage_hash(ctx: TcContext) -> i32 {
+    stages::upto::<{ stages::HASH }>(&ctx)
+}
+#[classifier]
+pub fn stage_sample(ctx: TcContext) -> i32 {
+    stages::upto::<{ stages::SAMPLE }>(&ctx)
+}
+#[classifier]
+pub fn stage_counters(ctx: TcContext) -> i32 {
+    stages::upto::<{ stages::COUNTERS }>(&ctx)
 }
 
 #[cfg(not(test))]

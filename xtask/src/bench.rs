@@ -53,24 +53,7 @@ const BATCH: usize = 64;
 
 pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     let Plan { rounds, round: round_time, table_rounds, table_round } = plan;
-    // SAFETY: set_var races only with other threads reading or writing the environment, and
-    // none exist yet: xtask is single-threaded until the lab starts below.
-    unsafe { std::env::set_var("BONDCTL", bondctl) };
-    let mut lab = Lab::start(
-        LabOptions::default()
-            .policy("active-backup")
-            .direct()
-            .settings("policies:\n  xor-l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }"),
-    )
-    .context("starting the lab")?;
-    lab.a.ns.ip(&["link", "add", "plain", "type", "veth", "peer", "name", "plain", "netns", lab.b.ns.name()])?;
-    lab.a.ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "plain"])?;
-    lab.b.ns.ip(&["addr", "add", "198.51.100.2/24", "dev", "plain"])?;
-    lab.a.ns.ip(&["link", "set", "plain", "up"])?;
-    lab.b.ns.ip(&["link", "set", "plain", "up"])?;
-    bond_tests::net::ping(&lab, 2)?;
-    lab.a.ns.exec("ping", &["-q", "-c", "2", "-i", "0.1", "198.51.100.2"])?;
-
+    let mut lab = lab(bondctl)?;
     println!("== packet rate, {PAYLOAD}-byte UDP payloads, one flow, {rounds} interleaved rounds of {round_time:?}");
     let (mut plain, mut bond) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
@@ -98,9 +81,7 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     let floor_ns = (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64;
     drop(floor);
     println!("   floor (an empty TC program)   {floor_ns:>6.1} ns per run");
-    let redirect = RedirectFloor::attach(&lab)?;
-    let (re, ri) = redirect.cost(&lab, || blast(&lab, lab.a.addr, lab.b.addr, Load::SMALL, round_time).map(drop))?;
-    drop(redirect);
+    let (re, ri) = crate::bench_stages::redirect_floor(&lab, round_time)?;
     println!("   redirect floor (a TC program that only redirects): egress to a member {re:>6.1} ns, ingress into the bond {ri:>6.1} ns");
     let mut costs = Vec::new();
     for policy in ["active-backup", "xor-l34", "balance-aware"] {
@@ -115,19 +96,45 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
         );
         costs.push(serde_json::json!({ "policy": policy, "bond_egress_ns": e, "member_ingress_ns": i }));
     }
+    lab.a.daemon().set_policy("xor-l34")?;
+    let stages = crate::bench_stages::breakdown(&lab, table_rounds, round_time)?;
     let ebpf_log = ebpf_log_cost(&mut lab, rounds, round_time)?;
     crate::util::write_bench_json(
         "rate",
         &serde_json::json!({
             "payload": PAYLOAD, "round_s": round_time.as_secs_f64(),
             "plain_pps": plain, "bond_pps": bond, "median_plain_pps": mp, "median_bond_pps": mb,
-            "floor_ns": floor_ns, "redirect_floor_ns": { "egress": re, "ingress": ri }, "program_cost": costs, "device_kinds": kinds, "ebpf_log": ebpf_log,
+            "floor_ns": floor_ns, "redirect_floor_ns": { "egress": re, "ingress": ri }, "program_cost": costs, "bond_egress_stages": stages, "device_kinds": kinds, "ebpf_log": ebpf_log,
         }),
     )?;
     crate::bench_table::run(&lab, ("198.51.100.1", "198.51.100.2"), (lab.a.addr, lab.b.addr), table_rounds, table_round)
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The rate bench's lab: A and B bonded directly (active-backup, and a balance-xor layer3+4
+/// policy `xor-l34`), and a plain veth pair `plain` between the same namespaces (198.51.100.1
+/// on A, .2 on B), both paths pinged.
+pub fn lab(bondctl: &Path) -> anyhow::Result<Lab> {
+    // SAFETY: set_var races only with other threads reading or writing the environment, and
+    // none exist yet: xtask is single-threaded until the lab starts below.
+    unsafe { std::env::set_var("BONDCTL", bondctl) };
+    let lab = Lab::start(
+        LabOptions::default()
+            .policy("active-backup")
+            .direct()
+            .settings("policies:\n  xor-l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }"),
+    )
+    .context("starting the lab")?;
+    lab.a.ns.ip(&["link", "add", "plain", "type", "veth", "peer", "name", "plain", "netns", lab.b.ns.name()])?;
+    lab.a.ns.ip(&["addr", "add", "198.51.100.1/24", "dev", "plain"])?;
+    lab.b.ns.ip(&["addr", "add", "198.51.100.2/24", "dev", "plain"])?;
+    lab.a.ns.ip(&["link", "set", "plain", "up"])?;
+    lab.b.ns.ip(&["link", "set", "plain", "up"])?;
+    bond_tests::net::ping(&lab, 2)?;
+    lab.a.ns.exec("ping", &["-q", "-c", "2", "-i", "0.1", "198.51.100.2"])?;
+    Ok(lab)
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v[v.len() / 2]
 }
@@ -249,57 +256,6 @@ impl Floor {
     }
 }
 
-/// `floor_redirect` first on A's bond device (to A's eth0) and `floor_redirect_ingress` first
-/// on B's eth0 (into B's bond): the bond's own programs after them do not run, and the traffic
-/// still crosses. Detached when dropped.
-struct RedirectFloor {
-    _ebpf: aya::Ebpf,
-    ids: (u64, u64),
-}
-
-impl RedirectFloor {
-    fn attach(lab: &Lab) -> anyhow::Result<RedirectFloor> {
-        use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, tc::TcAttachOptions};
-        let index = |ns: &bond_tests::Netns, dev: &str| -> anyhow::Result<u32> { Ok(ns.enter(|| nix::net::if_::if_nametoindex(dev))??) };
-        let (to_member, to_bond) = (index(&lab.a.ns, "eth0")?, index(&lab.b.ns, &lab.b.bond)?);
-        let obj = crate::util::root().join("target/ebpf/bpfel-unknown-none/release/bond");
-        let mut ebpf = aya::EbpfLoader::new()
-            .override_global("FLOOR_EGRESS_TO", &to_member, true)
-            .override_global("FLOOR_INGRESS_TO", &to_bond, true)
-            .load_file(&obj)
-            .with_context(|| format!("loading {}", obj.display()))?;
-        let mut ids = (0, 0);
-        for (prog, ns, dev, dir) in [
-            ("floor_redirect", &lab.a.ns, lab.a.bond.as_str(), TcAttachType::Egress),
-            ("floor_redirect_ingress", &lab.b.ns, "eth0", TcAttachType::Ingress),
-        ] {
-            let p: &mut SchedClassifier = ebpf.program_mut(prog).with_context(|| format!("no {prog} program"))?.try_into()?;
-            p.load().with_context(|| format!("loading {prog}"))?;
-            let id = u64::from(p.info()?.id());
-            if dir == TcAttachType::Egress {
-                ids.0 = id
-            } else {
-                ids.1 = id
-            }
-            ns.enter(|| p.attach_with_options(dev, dir, TcAttachOptions::TcxOrder(LinkOrder::first())))?
-                .with_context(|| format!("attaching {prog}"))?;
-        }
-        Ok(RedirectFloor { _ebpf: ebpf, ids })
-    }
-
-    /// Nanoseconds per run of each while `traffic` runs.
-    fn cost(&self, _lab: &Lab, traffic: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
-        cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=1"])?;
-        let before = (prog_stats(self.ids.0)?, prog_stats(self.ids.1)?);
-        let r = traffic();
-        let after = (prog_stats(self.ids.0)?, prog_stats(self.ids.1)?);
-        cmd::run("sysctl", &["-qw", "kernel.bpf_stats_enabled=0"])?;
-        r?;
-        let per_run = |(t0, n0): (u64, u64), (t1, n1): (u64, u64)| (t1 - t0) as f64 / n1.saturating_sub(n0).max(1) as f64;
-        Ok((per_run(before.0, after.0), per_run(before.1, after.1)))
-    }
-}
-
 /// Nanoseconds per run of A's `bond_egress` and B's `member_ingress` (one program for every
 /// member) while `traffic` runs, from the kernel's BPF statistics.
 pub fn program_cost(lab: &Lab, traffic: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<(f64, f64)> {
@@ -375,7 +331,7 @@ fn prog_id(side: &bond_tests::lab::Side, link: &str) -> anyhow::Result<u64> {
 }
 
 /// (run_time_ns, run_cnt) of a program.
-fn prog_stats(id: u64) -> anyhow::Result<(u64, u64)> {
+pub fn prog_stats(id: u64) -> anyhow::Result<(u64, u64)> {
     let out = cmd::run("bpftool", &["-j", "prog", "show", "id", &id.to_string()])?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
     Ok((v["run_time_ns"].as_u64().unwrap_or(0), v["run_cnt"].as_u64().unwrap_or(0)))

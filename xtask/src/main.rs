@@ -9,6 +9,7 @@ mod bench_emulator;
 mod bench_failover;
 mod bench_ovs;
 mod bench_scale;
+mod bench_stages;
 mod bench_table;
 mod book;
 mod build;
@@ -84,10 +85,11 @@ enum Command {
     Bench {
         /// Only this part: `rate` (packet rate, program cost, the table per policy and Open
         /// vSwitch's bond), `aggregation` (goodput over rate-limited members), `scale` (by
-        /// members and flows),
-        /// `controller` (CPU and memory of the daemon), `failover`, or `emulator` (the lab's
-        /// link emulator: what rate it carries faithfully; not part of a full run).
-        #[arg(value_parser = ["rate", "aggregation", "scale", "controller", "failover", "emulator"])]
+        /// members and flows), `controller` (CPU and memory of the daemon), `failover`,
+        /// `stages` (what each stage of the transmit program costs; part of `rate`), or
+        /// `emulator` (the lab's link emulator: what rate it carries faithfully; not part of a
+        /// full run).
+        #[arg(value_parser = ["rate", "aggregation", "scale", "controller", "failover", "stages", "emulator"])]
         only: Option<String>,
         /// One short round of each (checks that the bench works; `cargo xtask test` runs it).
         #[arg(long)]
@@ -153,6 +155,7 @@ fn main() -> anyhow::Result<()> {
             match only.as_deref() {
                 Some("emulator") => bench_emulator::run(&bondctl),
                 Some("rate") => bench::run(&bondctl, plan),
+                Some("stages") => bench_stages::run(&bondctl, plan),
                 Some("controller") => bench_controller::run(quick),
                 Some("aggregation") => bench_aggregation::run(quick),
                 Some("scale") => bench_scale::run(quick),
