@@ -165,13 +165,13 @@ fn arp_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, usable: 
 /// Returns whether the frame had an Ethernet header. (A subprogram must leave a scalar in R0:
 /// the verifier rejects one that returns with a stack pointer there.)
 #[inline(never)]
-fn parse_headers(pkt: &Skb, h: &mut Headers) -> bool {
+pub(crate) fn parse_headers(pkt: &Skb, h: &mut Headers) -> bool {
     parse_into(pkt, h);
     h.has_eth
 }
 
 #[inline(never)]
-fn xmit_hash(policy: XmitHash, pkt: &Skb, h: &Headers) -> u32 {
+pub(crate) fn xmit_hash(policy: XmitHash, pkt: &Skb, h: &Headers) -> u32 {
     kernel_hash(policy, pkt, h)
 }
 
@@ -179,7 +179,7 @@ fn xmit_hash(policy: XmitHash, pkt: &Skb, h: &Headers) -> u32 {
 /// policy index from bit 16; sampled packets stand for FLOW_SAMPLE_EVERY packets, flow-static
 /// policies count every packet.
 #[inline(never)]
-fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
+pub(crate) fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
     let id = flow_id(h);
     let member = if placed & 0xffff < MAX_MEMBERS as u32 { placed as u8 } else { NO_MEMBER };
     let policy = (placed >> 16) as u8;
@@ -189,7 +189,7 @@ fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
     match FLOWS.get_ptr_mut(id) {
         Some(f) => {
             // SAFETY: a pointer into the flow table from the lookup just above.
-            unsafe { record_in_place(f, member, policy, len, weight) };
+            unsafe { record_in_place(f, member, policy, len, weight, now) };
             0
         }
         None => FLOWS.insert(id, FlowEntry::new(h, member, policy, weight, len * weight, now), 0).map_or(1, |_| 0),
@@ -197,16 +197,14 @@ fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
 }
 
 /// Brings a flow's entry up to date: `weight` packets of `len` bytes, sent on `member` by
-/// `policy`, now.
+/// `policy`, at `now` (the coarse clock).
 ///
 /// # Safety
 /// `f` points into the flow table (a lookup of this program run). Counters race between CPUs
 /// sending the same flow at once; the flow table is for observation and stickiness, not
 /// accounting (member_stats is exact).
 #[inline(always)]
-unsafe fn record_in_place(f: *mut FlowEntry, member: u8, policy: u8, len: u64, weight: u64) {
-    // SAFETY: a BPF helper without arguments that only reads the clock.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+unsafe fn record_in_place(f: *mut FlowEntry, member: u8, policy: u8, len: u64, weight: u64, now: u64) {
     // SAFETY: see the function's contract.
     unsafe {
         (*f).packets += weight;
@@ -345,8 +343,9 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
                     // SAFETY: a pointer into the flow table from the lookup just above.
                     let member = aware_member(policy, usable, hash, unsafe { (*f).member });
                     if let Some(slot) = member {
-                        // SAFETY: as above; counters race between CPUs as in record_flow.
-                        unsafe { record_in_place(f, slot, policy_index as u8, u64::from(pkt.len()), 1) };
+                        // SAFETY: as above (counters race between CPUs as in record_flow), and
+                        // a BPF helper without arguments that only reads the clock.
+                        unsafe { record_in_place(f, slot, policy_index as u8, u64::from(pkt.len()), 1, bpf_ktime_get_coarse_ns()) };
                     }
                     return member.map_or(CHOICE_NOTHING, |s| u32::from(s) | CHOICE_RECORDED);
                 }
