@@ -3,6 +3,7 @@
 //! Loading is all-or-nothing: a file is parsed and validated completely before anything uses
 //! it, and any problem is a [`ConfigError`] naming the file, the key and the reason.
 
+mod classes;
 pub mod file;
 #[cfg(test)]
 mod fixtures;
