@@ -124,6 +124,11 @@ impl Side {
         self.daemon.as_ref().expect("this side runs no daemon")
     }
 
+    /// Where this side's bond keeps its pins.
+    pub fn pins(&self) -> PathBuf {
+        pin_dir(self.ns.name(), &self.bond).expect("the namespace's pin directory")
+    }
+
     /// Member names.
     pub fn members(&self, links: usize) -> Vec<String> {
         (0..links).map(|i| format!("eth{i}")).collect()

@@ -330,6 +330,13 @@ impl Stream {
         self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Waits (up to `timeout`, else panics naming `what`) until `n` more datagrams have
+    /// arrived at B: traffic flowed through whatever state the bond is in now.
+    pub fn flowed(&self, n: u64, timeout: Duration, what: &str) {
+        let from = self.received();
+        crate::wait_until(timeout, &format!("{n} datagrams arrive at B {what}"), || self.received() >= from + n);
+    }
+
     /// Stops sending; returns (datagrams sent, (seq, arrival) received).
     pub fn finish(mut self) -> anyhow::Result<(u64, Vec<(u64, Instant)>)> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);

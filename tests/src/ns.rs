@@ -13,6 +13,17 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// The MAC address of each of the links eth0..eth`links - 1` in this namespace.
+    pub fn link_macs(&self, links: usize) -> Vec<String> {
+        (0..links)
+            .map(|i| {
+                let out = self.ip(&["-j", "link", "show", &format!("eth{i}")]).expect("ip link show");
+                let v: serde_json::Value = serde_json::from_str(&out).expect("ip's JSON");
+                v[0]["address"].as_str().expect("an address").to_string()
+            })
+            .collect()
+    }
+
     /// A new namespace with a unique name starting with `prefix`, loopback up.
     pub fn new(prefix: &str) -> anyhow::Result<Netns> {
         let name = crate::unique_name(prefix);
