@@ -330,11 +330,11 @@ impl Stream {
         self.received.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Waits (up to `timeout`, else panics naming `what`) until `n` more datagrams have
-    /// arrived at B: traffic flowed through whatever state the bond is in now.
-    pub fn flowed(&self, n: u64, timeout: Duration, what: &str) {
+    /// Waits until `n` more datagrams have arrived at B (panics naming `what` after 10 s):
+    /// traffic flowed through whatever state the bond is in now.
+    pub fn flowed(&self, n: u64, what: &str) {
         let from = self.received();
-        crate::wait_until(timeout, &format!("{n} datagrams arrive at B {what}"), || self.received() >= from + n);
+        crate::wait_until(Duration::from_secs(10), &format!("{n} datagrams arrive at B {what}"), || self.received() >= from + n);
     }
 
     /// Stops sending; returns (datagrams sent, (seq, arrival) received).

@@ -38,7 +38,7 @@ fn fault_time() -> Duration {
 fn stream(lab: &Lab) -> Stream {
     let max = (fault_time().as_secs_f64() / INTERVAL.as_secs_f64()) as u64 + 20_000;
     let stream = Stream::start(lab, INTERVAL, max).unwrap();
-    stream.flowed(200, Duration::from_secs(10), "before the faults");
+    stream.flowed(200, "before the faults");
     stream
 }
 
@@ -112,7 +112,7 @@ fn counted_drops(lab: &Lab) -> u64 {
 
 /// Ends the stream and checks its loss against what was counted dropped plus `allowance`.
 fn check_loss(lab: &Lab, stream: Stream, drops_before: u64, allowance: u64, what: &str) {
-    stream.flowed(600, Duration::from_secs(10), &format!("after {what}"));
+    stream.flowed(600, &format!("after {what}"));
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = losses(sent, &got);
     let dropped = counted_drops(lab).saturating_sub(drops_before);
@@ -170,7 +170,7 @@ fn every_member_down_then_back() {
         }
         outage += cut.elapsed();
         let back = Instant::now();
-        stream.flowed(20, Duration::from_secs(10), "once the members are back");
+        stream.flowed(20, "once the members are back");
         println!("traffic back {:.1} ms after the last member", back.elapsed().as_secs_f64() * 1000.0);
         std::thread::sleep(Duration::from_millis(400));
     }
@@ -201,7 +201,7 @@ fn random_loss_of_1_to_50_percent_on_one_member() {
     lab.repair(1).unwrap();
     assert_alive(&mut lab);
     assert!(worst > 0.0, "the controller measured the loss on eth1");
-    stream.flowed(600, Duration::from_secs(10), "after the loss stopped");
+    stream.flowed(600, "after the loss stopped");
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = losses(sent, &got);
     // The stream's one flow is on eth1 or not; either way the loss is at most what eth1 was
@@ -264,7 +264,7 @@ fn daemon_killed_at_random_points_of_operations_and_restarted() {
         let _ = client.wait();
         kills += 1;
         lab.restart_a().unwrap_or_else(|e| panic!("restart after a kill during {op:?}: {e:#}"));
-        stream.flowed(100, Duration::from_secs(10), &format!("after a kill during {op:?}"));
+        stream.flowed(100, &format!("after a kill during {op:?}"));
         let members = lab.a.daemon().status().unwrap()["members"].as_array().unwrap().len();
         assert_eq!(members, 3, "the restarted daemon runs the configured members");
     }

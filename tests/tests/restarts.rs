@@ -10,9 +10,6 @@ use bond_tests::{
     wait_until,
 };
 
-/// How long a step waits for the stream's datagrams to get through.
-const FLOWED_WITHIN: Duration = Duration::from_secs(5);
-
 fn lab(opts: LabOptions) -> Lab {
     Lab::start(opts).unwrap_or_else(|e| panic!("starting the lab: {e:#}"))
 }
@@ -50,12 +47,12 @@ fn killed_daemon_leaves_a_working_bond_and_a_new_one_adopts_it() {
     let before = lab.a.daemon().status().unwrap();
     let old_links = link_ids(&lab);
     let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
-    stream.flowed(600, FLOWED_WITHIN, "before the kill");
+    stream.flowed(600, "before the kill");
     lab.kill_a().unwrap();
     // Nobody runs the bond now: the kernel still does (700 ms worth of traffic arrives).
-    stream.flowed(1400, FLOWED_WITHIN, "with no daemon");
+    stream.flowed(1400, "with no daemon");
     lab.restart_a().unwrap();
-    stream.flowed(1000, FLOWED_WITHIN, "after the restart");
+    stream.flowed(1000, "after the restart");
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = losses(sent, &got);
     println!("kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");
@@ -91,11 +88,11 @@ fn a_daemon_started_under_ip_netns_exec_pins_on_the_host_and_survives_sigkill() 
     ping(&lab, 2).unwrap();
     assert!(lab.a.pins().join("config").exists(), "the bond pins into the host's BPF filesystem: {}", lab.a.pins().display());
     let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
-    stream.flowed(600, FLOWED_WITHIN, "before the kill");
+    stream.flowed(600, "before the kill");
     lab.kill_a().unwrap();
-    stream.flowed(1400, FLOWED_WITHIN, "with no daemon");
+    stream.flowed(1400, "with no daemon");
     lab.restart_a().unwrap();
-    stream.flowed(600, FLOWED_WITHIN, "after the restart");
+    stream.flowed(600, "after the restart");
     let (sent, got) = stream.finish().unwrap();
     let (lost, longest) = losses(sent, &got);
     println!("ip netns exec, kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");
@@ -134,11 +131,11 @@ fn persist_leaves_the_bond_running_on_sigterm() {
     lab.a.daemon = Some(Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, &["--persist"]).unwrap());
     ping(&lab, 1).unwrap();
     let stream = Stream::start(&lab, Duration::from_micros(500), 10_000).unwrap();
-    stream.flowed(400, FLOWED_WITHIN, "before the stop");
+    stream.flowed(400, "before the stop");
     lab.a.daemon.as_mut().unwrap().stop().unwrap();
-    stream.flowed(600, FLOWED_WITHIN, "with the daemon stopped");
+    stream.flowed(600, "with the daemon stopped");
     lab.a.daemon = Some(Daemon::start_with(&lab.a.ns, &path, &lab.a.bond, &dir, &["--persist"]).unwrap());
-    stream.flowed(600, FLOWED_WITHIN, "after the restart");
+    stream.flowed(600, "after the restart");
     let (sent, got) = stream.finish().unwrap();
     let (lost, _) = losses(sent, &got);
     assert_eq!(lost, 0, "service restart with --persist loses nothing ({sent} sent); log:\n{}", lab.a.daemon().log());
@@ -231,7 +228,7 @@ fn the_flow_table_size_is_a_setting_and_a_restart_resizes_it_without_loss() {
     // A restart that leaves the bond running (SIGKILL here; `--persist`, as the service runs
     // it, does the same on SIGTERM) is adopted with the table resized; traffic goes on.
     let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
-    stream.flowed(600, FLOWED_WITHIN, "before the restart");
+    stream.flowed(600, "before the restart");
     lab.kill_a().unwrap();
     lab.restart_a().unwrap();
     let from = stream.received();
@@ -399,13 +396,13 @@ fn a_bond_an_earlier_version_left_under_the_inode_is_taken_over() {
     let legacy = format!("netns:{}", netns_inode(&lab.a.ns));
     let _cleanup = RemoveOnDrop(vec![bpffs.join(&legacy), run.join(&legacy)]);
     let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
-    stream.flowed(600, FLOWED_WITHIN, "before the kill");
+    stream.flowed(600, "before the kill");
     lab.kill_a().unwrap();
     // As the earlier version named them (whole directories: the links stay attached).
     fs::rename(bpffs.join(&part), bpffs.join(&legacy)).unwrap();
     fs::rename(run.join(&part), run.join(&legacy)).unwrap();
     lab.restart_a().unwrap();
-    stream.flowed(1000, FLOWED_WITHIN, "after the restart");
+    stream.flowed(1000, "after the restart");
     let (sent, got) = stream.finish().unwrap();
     let (lost, _) = losses(sent, &got);
     let log = lab.a.daemon().log();
