@@ -57,8 +57,14 @@ pub const OFF_T2: usize = OFF_HEADER + 24;
 pub const OFF_PATTERN: usize = OFF_HEADER + core::mem::size_of::<ProbeHeader>();
 /// Where a reply carries its keyed hash (see [`reply_tag`]); zero in requests.
 pub const OFF_TAG: usize = OFF_PATTERN + PATTERN_LEN;
+/// Where a reply carries the bytes the answering member had received (all CPUs' counts, as
+/// its `member_stats` has them), little-endian: with two replies, what the link delivered in
+/// between, as the far end counted it. Zero in requests, and in the replies of earlier
+/// versions (whose requests were 8 bytes shorter and whose replies leave it as it came).
+/// Not covered by the keyed hash: a rate hint, not a proof of anything.
+pub const OFF_RX_BYTES: usize = OFF_TAG + 8;
 /// Length of a probe frame.
-pub const PROBE_FRAME_LEN: usize = OFF_TAG + 8;
+pub const PROBE_FRAME_LEN: usize = OFF_RX_BYTES + 8;
 
 /// The pattern byte `i` of probe `seq`.
 #[inline(always)]
@@ -239,14 +245,18 @@ pub struct ProbeEvent {
     /// The reply's source: the probe address of the peer's member that answered.
     pub peer: [u8; 6],
     pub pad2: [u8; 2],
+    /// Bytes the peer's answering member had received by `t2` (see [`OFF_RX_BYTES`]; 0 when
+    /// the peer does not say).
+    pub peer_rx_bytes: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ProbeEvent>() == 40);
+const _: () = assert!(core::mem::size_of::<ProbeEvent>() == 48);
 
 impl ProbeEvent {
     /// A ring buffer record as the kernel wrote it (this host's byte order); records shorter
-    /// than an event are not events, but for the 32-byte ones of earlier versions' programs
-    /// (no peer address), which a new daemon reads until it has replaced them.
+    /// than an event are not events, but for the 32- and 40-byte ones of earlier versions'
+    /// programs (no peer address; no peer byte count), which a new daemon reads until it has
+    /// replaced them.
     pub fn from_record(r: &[u8]) -> Option<ProbeEvent> {
         let b: &[u8; 32] = r.get(..32)?.try_into().ok()?;
         let peer = match r.len() {
@@ -254,6 +264,7 @@ impl ProbeEvent {
             n if n >= 40 => [r[32], r[33], r[34], r[35], r[36], r[37]],
             _ => return None,
         };
+        let peer_rx_bytes = r.get(40..48).map_or(0, |w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
         let u32_at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let u64_at = |o: usize| u64::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5], b[o + 6], b[o + 7]]);
         Some(ProbeEvent {
@@ -267,6 +278,7 @@ impl ProbeEvent {
             t4: u64_at(24),
             peer,
             pad2: [0; 2],
+            peer_rx_bytes,
         })
     }
 }
@@ -288,11 +300,13 @@ mod tests {
             t4: 1 << 40,
             peer: [6, 1, 2, 3, 4, 5],
             pad2: [0; 2],
+            peer_rx_bytes: 1 << 33,
         };
-        // SAFETY: ProbeEvent is repr(C), integers only, 40 bytes without padding (asserted above).
-        let bytes: [u8; 40] = unsafe { core::mem::transmute(e) };
+        // SAFETY: ProbeEvent is repr(C), integers only, 48 bytes without padding (asserted above).
+        let bytes: [u8; 48] = unsafe { core::mem::transmute(e) };
         assert_eq!(ProbeEvent::from_record(&bytes), Some(e));
-        assert_eq!(ProbeEvent::from_record(&bytes[..32]), Some(ProbeEvent { peer: [0; 6], ..e }), "an earlier version's record");
+        assert_eq!(ProbeEvent::from_record(&bytes[..40]), Some(ProbeEvent { peer_rx_bytes: 0, ..e }), "an earlier version's record");
+        assert_eq!(ProbeEvent::from_record(&bytes[..32]), Some(ProbeEvent { peer: [0; 6], peer_rx_bytes: 0, ..e }), "an earlier one's");
         assert_eq!(ProbeEvent::from_record(&bytes[..31]), None, "short records are not events");
         assert_eq!(ProbeEvent::from_record(&bytes[..36]), None);
     }
@@ -301,7 +315,7 @@ mod tests {
     fn request_round_trips_and_checks_out() {
         let f = request_frame([0xff; 6], 3, 77, 0xabcd, 0x1122);
         assert_eq!(f[..6], [0xff; 6], "discovery: broadcast");
-        assert_eq!(f[OFF_TAG..], [0; 8], "no tag in a request");
+        assert_eq!(f[OFF_TAG..], [0; 16], "no tag and no byte count in a request");
         assert_eq!(f[6..12], member_probe_mac(0xabcd, 3), "from the member's own probe address");
         assert_eq!(f[6] & 3, 2, "locally administered, unicast");
         assert_eq!(f.len(), PROBE_FRAME_LEN);

@@ -7,7 +7,7 @@ use crate::{
     config::model::{ArpMonitor, MonitorStrategy},
     health::{
         liveness::{Liveness, Observations},
-        metrics::{Availability, LinkMetrics, MS, Nanos, ProbeWindow},
+        metrics::{Availability, Delivery, LinkMetrics, MS, Nanos, ProbeWindow},
         punish::Punishment,
     },
     netdev::Link,
@@ -99,6 +99,8 @@ pub struct Member {
     pub gone: bool,
     /// A device of its name that could not be taken back (its ifindex): not tried again.
     pub retake_refused: Option<u32>,
+    /// What the link delivered, as the peer counted it (from probe replies).
+    pub delivery: Delivery,
 }
 
 impl Member {
@@ -132,6 +134,7 @@ impl Member {
             usable: up,
             gone: false,
             retake_refused: None,
+            delivery: Delivery::default(),
         }
     }
 

@@ -201,6 +201,10 @@ pub struct MemberStatus {
     pub score: f64,
     /// Link speed the driver reports (Mb/s).
     pub speed_mbps: Option<u32>,
+    /// What the link delivered between the last two probe replies, as the peer's answering
+    /// member counted it (bit/s; absent until two replies, or when the peer does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_bps: Option<f64>,
     pub tx_probes: u64,
     pub rx_probes: u64,
     pub probes_answered: u64,
@@ -340,6 +344,9 @@ impl BondStatus {
                 q.per * 100.0,
                 q.avl * 100.0
             );
+        }
+        if let Some(bps) = m.delivered_bps {
+            let _ = writeln!(s, "Delivered: {:.3} Mbit/s between the last two probe replies, as the peer counted", bps / 1e6);
         }
         let _ = writeln!(
             s,

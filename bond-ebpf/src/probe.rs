@@ -3,20 +3,22 @@
 
 use aya_ebpf::{
     bindings::TC_ACT_SHOT,
-    helpers::{bpf_ktime_get_ns, bpf_redirect},
+    helpers::{bpf_ktime_get_ns, bpf_map_lookup_percpu_elem, bpf_redirect},
     programs::TcContext,
 };
 use bond_common::{
     config::{BondConfig, bond_flags},
     packet::PacketBytes,
     probe::{
-        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_PATTERN, OFF_T2, OFF_TAG, PATTERN_LEN, PROBE_MAGIC,
-        PROBE_SENT_SLOTS, PROBE_VERSION, ProbeEvent, ProbeHeader, ProbeKey, ProbeSent, frame_intact, member_probe_mac, reply_tag,
+        FLAG_CORRUPT, KIND_REPLY, KIND_REQUEST, OFF_FLAGS, OFF_HEADER, OFF_KIND, OFF_PATTERN, OFF_RX_BYTES, OFF_T2, OFF_TAG, PATTERN_LEN,
+        PROBE_MAGIC, PROBE_SENT_SLOTS, PROBE_VERSION, ProbeEvent, ProbeHeader, ProbeKey, ProbeSent, frame_intact, member_probe_mac,
+        reply_tag,
     },
+    stats::MemberStats,
 };
 
 use crate::{
-    maps::{ANSWER_RATE, PROBE_EVENTS, PROBE_KEY, PROBE_SENT, member_stats},
+    maps::{ANSWER_RATE, MEMBER_STATS, PROBE_EVENTS, PROBE_KEY, PROBE_SENT, member_stats},
     skb::Skb,
 };
 
@@ -112,6 +114,8 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
                 t4: now,
                 peer: src,
                 pad2: [0; 2],
+                // An earlier version's reply (a shorter frame) does not say: 0.
+                peer_rx_bytes: pkt.bytes::<8>(OFF_RX_BYTES).map_or(0, u64::from_le_bytes),
             };
             // A full ring buffer loses the event: the controller then counts the probe lost.
             let _ = PROBE_EVENTS.output(event, 0);
@@ -149,6 +153,31 @@ fn sent_time(slot: u8, h: &ProbeHeader) -> Sent {
     let t1 = sent.t1;
     sent.t1 = 0;
     Sent::Waiting(t1)
+}
+
+/// CPUs whose counts `rx_bytes_all_cpus` adds up at most (a bound the verifier can see).
+const MAX_CPUS: u32 = 256;
+
+/// Bytes member `slot` has handed to the bond, every CPU's count added up: what a reply tells
+/// the peer (`OFF_RX_BYTES`). A lookup per CPU, on the reply path only; the per-packet path
+/// keeps its per-CPU counters without contention.
+#[inline(never)]
+fn rx_bytes_all_cpus(slot: u32) -> u64 {
+    let map = core::ptr::from_ref(&MEMBER_STATS).cast_mut().cast();
+    let mut total = 0u64;
+    let mut cpu = 0u32;
+    while cpu < MAX_CPUS {
+        // SAFETY: the map is this program's (the loader puts its descriptor in place of the
+        // static's address, as aya's own lookups do); the key is a u32 on this stack frame.
+        let p = unsafe { bpf_map_lookup_percpu_elem(map, core::ptr::from_ref(&slot).cast(), cpu) };
+        if p.is_null() {
+            break;
+        }
+        // SAFETY: a value of the map (a MemberStats) the kernel just returned.
+        total = total.wrapping_add(unsafe { (*p.cast::<MemberStats>()).rx_bytes });
+        cpu += 1;
+    }
+    total
 }
 
 /// Requests answered per member and window at most (per CPU): a flood of requests cannot turn
@@ -208,6 +237,8 @@ fn answer(
     if let Some(k) = key {
         let _ = ctx.store(OFF_TAG, &reply_tag(k, h).to_le_bytes(), 0);
     }
+    // And no room for the byte count either.
+    let _ = ctx.store(OFF_RX_BYTES, &rx_bytes_all_cpus(u32::from(slot)).to_le_bytes(), 0);
     member_stats(u32::from(slot), |s| s.probes_answered += 1);
     // SAFETY: the skb pointer is valid for the whole program run.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };

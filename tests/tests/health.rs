@@ -349,6 +349,28 @@ fn probes_measure_each_link() {
 }
 
 #[test]
+fn probe_replies_say_what_each_link_delivered() {
+    // 2,000 datagrams/s of 64 bytes (106-byte frames) spread packet by packet over three links:
+    // about 0.57 Mbit/s arrive on each of B's members, which B's replies report.
+    let lab = lab(LabOptions::default()
+        .policy("m")
+        .settings("policies:\n  m: { basePolicy: balance-rr, packetsPerLink: 1, failoverInterval: 300 }"));
+    let stream = Stream::start(&lab, Duration::from_micros(500), 20_000).unwrap();
+    stream.flowed(2_000, "before measuring");
+    std::thread::sleep(Duration::from_millis(500));
+    let s = lab.a.daemon().status().unwrap();
+    stream.finish().unwrap();
+    let delivered: Vec<f64> = (0..3).map(|i| member(&s, &format!("eth{i}"))["delivered_bps"].as_f64().unwrap_or(0.0)).collect();
+    let sent = 2_000.0 * 106.0 * 8.0;
+    let total: f64 = delivered.iter().sum();
+    println!("delivered per link {delivered:.0?} bit/s, {total:.0} in all; {sent:.0} sent");
+    assert!((0.7 * sent..1.5 * sent).contains(&total), "{total:.0} bit/s delivered in all, {sent:.0} sent: {delivered:?}");
+    assert!(delivered.iter().all(|d| *d > 0.2 * sent / 3.0), "every link delivered its part: {delivered:?}");
+    let text = lab.a.daemon().ctl(&["status", &lab.a.bond]).unwrap();
+    assert!(text.contains("Delivered: "), "{text}");
+}
+
+#[test]
 fn the_dynamic_strategy_probes_only_quiet_links() {
     // A sends a constant stream over all three links; B's members receive a packet every
     // 3 ms, which proves them alive, so B stops probing until the stream ends.

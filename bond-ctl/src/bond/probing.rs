@@ -46,6 +46,9 @@ impl Core {
                 self.monitor.peer_id = Some(id);
             }
             m.probes.replied_event(e, now);
+            if e.flags & bond_common::probe::FLAG_CORRUPT == 0 {
+                m.delivery.record(e.t2, e.peer_rx_bytes);
+            }
             m.probes_unanswered = 0;
             // The peer's member that answered: requests go to it by unicast from now on.
             m.rediscover = false;

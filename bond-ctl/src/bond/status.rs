@@ -97,6 +97,7 @@ impl<I: BondIo> Bond<I> {
             quality: m.metrics,
             score: m.score,
             speed_mbps: m.speed,
+            delivered_bps: m.delivery.bps,
             tx_probes: s.tx_probes,
             rx_probes: s.rx_probes,
             probes_answered: s.probes_answered,

@@ -317,6 +317,47 @@ impl Availability {
     }
 }
 
+/// Replies at least this far apart (on the peer's clock) make a delivery rate: closer ones
+/// would measure the burst in between rather than the link.
+const DELIVERY_MIN_GAP: Nanos = 200 * MS;
+
+/// What a link delivered, as the peer counts it: probe replies carry the bytes the peer's
+/// answering member had received (`ProbeEvent::peer_rx_bytes`) and when (`t2`, the peer's
+/// clock), so two replies give the bits per second that arrived in between. The bond's own
+/// counters say what it sent; this says what got there.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Delivery {
+    /// (peer time, peer's byte count) the next rate runs from.
+    from: Option<(Nanos, u64)>,
+    /// Bits per second between the last two replies far enough apart; None until then, or
+    /// when the peer does not say.
+    pub bps: Option<f64>,
+}
+
+impl Delivery {
+    /// A reply's count `rx_bytes` at the peer's time `t2`. A count of 0 says nothing (an
+    /// earlier version's reply, or nothing received yet); a count or time that went back (the
+    /// peer's bond made anew) starts again from it.
+    pub fn record(&mut self, t2: Nanos, rx_bytes: u64) {
+        if rx_bytes == 0 {
+            return;
+        }
+        match self.from {
+            Some((t, b)) if t2 >= t && rx_bytes >= b => {
+                let gap = t2 - t;
+                if gap >= DELIVERY_MIN_GAP {
+                    self.bps = Some((rx_bytes - b) as f64 * 8.0 * 1e9 / gap as f64);
+                    self.from = Some((t2, rx_bytes));
+                }
+            }
+            _ => {
+                self.from = Some((t2, rx_bytes));
+                self.bps = None;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,5 +558,23 @@ mod tests {
         assert_eq!(w.metrics(1.0).plr, 0.0);
         assert_eq!(w.last_reply, Some(MS), "silence is still measured from the last reply");
         assert!(w.peer_seen);
+    }
+
+    #[test]
+    fn delivery_is_the_peers_count_over_the_peers_time() {
+        let mut d = Delivery::default();
+        d.record(1_000 * MS, 0);
+        assert_eq!(d.bps, None, "a count of 0 says nothing");
+        d.record(1_000 * MS, 1_000_000);
+        assert_eq!(d.bps, None, "one reply: no rate yet");
+        d.record(1_100 * MS, 1_100_000);
+        assert_eq!(d.bps, None, "too close to the first: still accumulating");
+        d.record(2_000 * MS, 2_250_000);
+        assert_eq!(d.bps, Some(10e6), "1.25 MB in 1 s");
+        // The peer's bond made anew: its count starts over, and so does the rate.
+        d.record(2_500 * MS, 1_000);
+        assert_eq!(d.bps, None);
+        d.record(3_500 * MS, 126_000);
+        assert_eq!(d.bps, Some(1e6));
     }
 }

@@ -199,6 +199,12 @@ const MEMBER_FAMILIES: &[MemberFamily] = &[
     ("bondctl_member_speed_bytes", Kind::Gauge, "Link speed the driver reports, in bytes per second.", |m| {
         m.speed_mbps.map(|s| Value::Int(u64::from(s) * 125_000))
     }),
+    (
+        "bondctl_member_delivered_bytes_per_second",
+        Kind::Gauge,
+        "What the link delivered between the last two probe replies, as the peer counted it.",
+        |m| m.delivered_bps.map(|b| Value::Float(b / 8.0)),
+    ),
     ("bondctl_member_quality_samples", Kind::Gauge, "Probe round trips the latency figures rest on.", |m| Some(m.quality.samples.into())),
     ("bondctl_member_latency_seconds", Kind::Gauge, "Mean probe round-trip time over the window.", |m| {
         (m.quality.samples > 0).then(|| ms(m.quality.lat))

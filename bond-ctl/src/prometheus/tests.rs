@@ -31,6 +31,7 @@ fn member(name: &str) -> MemberStatus {
         quality: LinkMetrics::default(),
         score: 1.0,
         speed_mbps: None,
+        delivered_bps: None,
         tx_probes: 0,
         rx_probes: 0,
         probes_answered: 0,
