@@ -20,7 +20,7 @@ use std::{
 use anyhow::{Context, bail};
 use bond_tests::{Lab, LabOptions, cmd, net::pin_to_cpu};
 
-const PAYLOAD: usize = 64;
+pub const PAYLOAD: usize = 64;
 /// The largest payload sent (1400-byte datagrams fit a 1500-byte MTU).
 pub const MAX_PAYLOAD: usize = 1400;
 

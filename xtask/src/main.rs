@@ -86,10 +86,11 @@ enum Command {
         /// Only this part: `rate` (packet rate, program cost, the table per policy and Open
         /// vSwitch's bond), `aggregation` (goodput over rate-limited members), `scale` (by
         /// members and flows), `controller` (CPU and memory of the daemon), `failover`,
-        /// `stages` (what each stage of the transmit program costs; part of `rate`), or
+        /// `stages` (what each stage of the transmit program costs; part of `rate`), `loop`
+        /// (the programs in the kernel's test runner, in seconds: part of `stages`), or
         /// `emulator` (the lab's link emulator: what rate it carries faithfully; not part of a
         /// full run).
-        #[arg(value_parser = ["rate", "aggregation", "scale", "controller", "failover", "stages", "emulator"])]
+        #[arg(value_parser = ["rate", "aggregation", "scale", "controller", "failover", "stages", "loop", "emulator"])]
         only: Option<String>,
         /// One short round of each (checks that the bench works; `cargo xtask test` runs it).
         #[arg(long)]
@@ -156,6 +157,7 @@ fn main() -> anyhow::Result<()> {
                 Some("emulator") => bench_emulator::run(&bondctl),
                 Some("rate") => bench::run(&bondctl, plan),
                 Some("stages") => bench_stages::run(&bondctl, plan),
+                Some("loop") => bench_stages::run_loop(&bondctl, 3 * plan.rounds),
                 Some("controller") => bench_controller::run(quick),
                 Some("aggregation") => bench_aggregation::run(quick),
                 Some("scale") => bench_scale::run(quick),
