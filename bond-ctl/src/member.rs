@@ -9,6 +9,7 @@ use crate::{
         liveness::{Liveness, Observations},
         metrics::{Availability, Delivery, LinkMetrics, MS, Nanos, ProbeWindow},
         punish::Punishment,
+        rates::RateEstimate,
     },
     netdev::Link,
 };
@@ -101,6 +102,8 @@ pub struct Member {
     pub retake_refused: Option<u32>,
     /// What the link delivered, as the peer counted it (from probe replies).
     pub delivery: Delivery,
+    /// Its rate as measured, for balance-aware `packet` without `speed`.
+    pub rate: RateEstimate,
 }
 
 impl Member {
@@ -135,6 +138,7 @@ impl Member {
             gone: false,
             retake_refused: None,
             delivery: Delivery::default(),
+            rate: RateEstimate::default(),
         }
     }
 
@@ -179,13 +183,14 @@ impl Member {
     /// When the next probe is due: a third of the failover interval after the last one, or a
     /// ninth while that one is unanswered (but not before twice the longest round trip seen).
     /// Random loss then has to take about six probes in a row to look like a dead link, while a
-    /// dead link is still found within the interval.
-    pub fn next_probe(&self, failover_interval: Nanos) -> Nanos {
+    /// dead link is still found within the interval. `measuring`: its rate is being measured
+    /// from the replies (`health::rates`), which then come as quickly as while learning.
+    pub fn next_probe(&self, failover_interval: Nanos, measuring: bool) -> Nanos {
         let answered = !self.probe_outstanding || self.probes.last_reply.is_some_and(|r| r >= self.last_probe);
         // A peer answers but the link's round trip rests on a few probes: quicker, so the
         // delays balance-aware places packets by (and the first scores) are known within
         // seconds of a link coming up, not after minutes at the default interval.
-        let learning = self.probes.peer_seen && self.probes.outcomes() < LEARNING_PROBES;
+        let learning = self.probes.peer_seen && (measuring || self.probes.outcomes() < LEARNING_PROBES);
         let regular = if learning { (failover_interval / 3).min(LEARNING_INTERVAL) } else { failover_interval / 3 };
         let interval = if answered || self.last_probe == 0 {
             regular
@@ -267,19 +272,19 @@ mod tests {
     #[test]
     fn probing_speeds_up_while_unanswered() {
         let mut m = member(0);
-        assert_eq!(m.next_probe(30 * MS), 10 * MS, "first probe after a third");
+        assert_eq!(m.next_probe(30 * MS, false), 10 * MS, "first probe after a third");
         m.last_probe = 100 * MS;
         m.probe_outstanding = true;
-        assert_eq!(m.next_probe(30 * MS), 100 * MS + 10 * MS / 3, "unanswered: a ninth");
+        assert_eq!(m.next_probe(30 * MS, false), 100 * MS + 10 * MS / 3, "unanswered: a ninth");
         m.metrics.ltm = 4.0;
-        assert_eq!(m.next_probe(30 * MS), 108 * MS, "but not before twice the longest round trip");
+        assert_eq!(m.next_probe(30 * MS, false), 108 * MS, "but not before twice the longest round trip");
         m.metrics.ltm = 0.0;
         m.probes.sent(1, 100 * MS);
         m.probes.replied(1, MS, false, 101 * MS);
-        assert_eq!(m.next_probe(30 * MS), 110 * MS, "answered: a third");
+        assert_eq!(m.next_probe(30 * MS, false), 110 * MS, "answered: a third");
         m.last_probe = 200 * MS;
         m.probe_outstanding = false;
-        assert_eq!(m.next_probe(30 * MS), 210 * MS, "skipped (dynamic): not unanswered");
+        assert_eq!(m.next_probe(30 * MS, false), 210 * MS, "skipped (dynamic): not unanswered");
     }
 
     #[test]

@@ -133,11 +133,17 @@ pub fn weights(policy: &PolicySpec, members: &[MemberView]) -> Vec<(u8, f64)> {
 pub const RATE_MARGIN: f64 = 0.9;
 
 /// balance-aware `packet`'s view of each member (see `bond_common::schedule`): its rate, from
-/// the configured `speed` read as Mbit/s (links without one at the mean of those with one), a
-/// tenth off ([`RATE_MARGIN`]); and its one-way delay, half its base round trip
-/// (`base_rtt_ns`, none measured yet: 0). Every entry unknown (the kernel then walks the bucket
-/// table) unless the policy is packet-based balance-aware and every member it uses has a rate.
-pub fn schedules(policy: &PolicySpec, members: &[MemberView], base_rtt_ns: impl Fn(u8) -> Option<u64>) -> [MemberSchedule; MAX_MEMBERS] {
+/// the configured `speed` read as Mbit/s (links without one at the mean of those with one),
+/// or, with no `speed` given at all, as measured (`measured_bps`, `health::rates`), a tenth off
+/// ([`RATE_MARGIN`]); and its one-way delay, half its base round trip (`base_rtt_ns`, none
+/// measured yet: 0). Every entry unknown (the kernel then walks the bucket table) unless the
+/// policy is packet-based balance-aware and every member it uses has a rate.
+pub fn schedules(
+    policy: &PolicySpec,
+    members: &[MemberView],
+    base_rtt_ns: impl Fn(u8) -> Option<u64>,
+    measured_bps: impl Fn(u8) -> Option<f64>,
+) -> [MemberSchedule; MAX_MEMBERS] {
     let mut out = [MemberSchedule::default(); MAX_MEMBERS];
     if policy.mode != Mode::BalanceAware || policy.balance != Balance::Packet {
         return out;
@@ -147,8 +153,11 @@ pub fn schedules(policy: &PolicySpec, members: &[MemberView], base_rtt_ns: impl 
     let mean = (!speeds.is_empty()).then(|| speeds.iter().sum::<f64>() / speeds.len() as f64);
     // Not the drivers' speeds: a veth says 10 Gbit/s, a NIC its line rate, neither what the
     // path beyond carries.
-    let Some(mean) = mean else { return out };
-    let rate = |m: &MemberView| Some(policy.links.get(&m.name).and_then(|l| l.speed).map_or(mean, f64::from));
+    let rate = |m: &MemberView| match mean {
+        Some(mean) => Some(policy.links.get(&m.name).and_then(|l| l.speed).map_or(mean, f64::from)),
+        None if policy.measures_rates() => measured_bps(m.slot).map(|bps| bps / 1e6),
+        None => None,
+    };
     if used.iter().any(|m| rate(m).is_none_or(|r| r <= 0.0)) {
         return out;
     }
@@ -337,7 +346,7 @@ mod tests {
         let p = with_link(with_link(with_link(p, "eth0", |l| l.speed = Some(20)), "eth1", |l| l.speed = Some(10)), "eth2", |_| {});
         let m = members(&[true, true, false]);
         let rtt = |slot: u8| (slot == 1).then_some(20_000_000);
-        let s = schedules(&p, &m, rtt);
+        let s = schedules(&p, &m, rtt, |_| None);
         // 20 Mbit/s, counted as 18 (RATE_MARGIN): 0.44 µs a byte; eth2 has no speed: the mean
         // of the others (15); a member not usable keeps its entry (the usable mask decides).
         assert_eq!(s[0], MemberSchedule { ps_per_byte: 444_444, delay_ns: 0 });
@@ -350,13 +359,33 @@ mod tests {
         let mut m = members(&[true, true]);
         m[0].speed = Some(1000);
         m[1].speed = Some(100);
-        assert_eq!(schedules(&q, &m, |_| None), [MemberSchedule::default(); MAX_MEMBERS]);
+        assert_eq!(schedules(&q, &m, |_| None, |_| None), [MemberSchedule::default(); MAX_MEMBERS]);
         let q = with_link(with_link(q, "eth0", |l| l.speed = Some(100)), "eth1", |l| l.speed = Some(0));
-        assert_eq!(schedules(&q, &m, |_| None)[0].ps_per_byte, 0, "a link of speed 0: not scheduled");
+        assert_eq!(schedules(&q, &m, |_| None, |_| None)[0].ps_per_byte, 0, "a link of speed 0: not scheduled");
         // Flow-based balance-aware, or another mode: not scheduled.
         let mut q = with_link(policy(Mode::BalanceAware), "eth0", |l| l.speed = Some(100));
         q.balance = Balance::FlowDynamic;
-        assert_eq!(schedules(&q, &m, |_| None), [MemberSchedule::default(); MAX_MEMBERS]);
+        assert_eq!(schedules(&q, &m, |_| None, |_| None), [MemberSchedule::default(); MAX_MEMBERS]);
+    }
+
+    #[test]
+    fn without_speeds_packet_schedules_take_the_measured_rates_once_every_link_has_one() {
+        let mut p = policy(Mode::BalanceAware);
+        p.balance = Balance::Packet;
+        let m = members(&[true, true, true]);
+        let rates = [Some(20e6), Some(10e6), Some(5e6)];
+        let s = schedules(&p, &m, |_| None, |slot| rates[usize::from(slot)]);
+        // Measured 20 Mbit/s, counted as 18 (RATE_MARGIN), as a configured speed would be.
+        assert_eq!(s[0].ps_per_byte, 444_444);
+        assert_eq!(s[1].ps_per_byte, 888_888);
+        assert_eq!(s[2].ps_per_byte, 1_777_777);
+        // A link not measured yet: nobody is scheduled (the stride places packets meanwhile).
+        let s = schedules(&p, &m, |_| None, |slot| if slot == 2 { None } else { rates[usize::from(slot)] });
+        assert_eq!(s, [MemberSchedule::default(); MAX_MEMBERS]);
+        // A configured speed anywhere: the speeds, not the measurements.
+        let p = with_link(with_link(with_link(p, "eth0", |l| l.speed = Some(100)), "eth1", |_| {}), "eth2", |_| {});
+        let s = schedules(&p, &m, |_| None, |slot| rates[usize::from(slot)]);
+        assert_eq!(s[1].ps_per_byte, s[0].ps_per_byte, "eth1 at the mean of the speeds given");
     }
 
     #[test]

@@ -205,6 +205,10 @@ pub struct MemberStatus {
     /// member counted it (bit/s; absent until two replies, or when the peer does not say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_bps: Option<f64>,
+    /// The rate balance-aware `packet` without `speed` counts on for the link, as measured
+    /// (bit/s; absent under other policies and until measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_rate_bps: Option<f64>,
     pub tx_probes: u64,
     pub rx_probes: u64,
     pub probes_answered: u64,
@@ -347,6 +351,9 @@ impl BondStatus {
         }
         if let Some(bps) = m.delivered_bps {
             let _ = writeln!(s, "Delivered: {:.3} Mbit/s between the last two probe replies, as the peer counted", bps / 1e6);
+        }
+        if let Some(bps) = m.measured_rate_bps {
+            let _ = writeln!(s, "Measured rate: {:.3} Mbit/s (what balance-aware packet placement counts on)", bps / 1e6);
         }
         let _ = writeln!(
             s,

@@ -9,6 +9,7 @@ use bond_tests::{Daemon, Lab, LabOptions, emu::Impairment, net::tcp_rate_with, w
 
 const SETTINGS: &str = "policies:
   sched: { basePolicy: balance-aware, balancePolicy: packet, failoverInterval: 300, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }
+  measured: { basePolicy: balance-aware, balancePolicy: packet }
   fastest-alone: { basePolicy: active-backup, links: { eth0: {} } }";
 
 /// A lab whose three links carry 20, 10 and 5 Mbit/s with `delays_ms` one way.
@@ -84,4 +85,25 @@ fn a_path_cut_mid_flow_loses_its_share_within_a_failover_interval() {
     assert_eq!(sent_on_cut, 0, "nothing scheduled on a failed path");
     // The flow goes on over the others (10 + 5 Mbit/s for most of the run).
     assert!(rate >= 8.0, "{rate:.1} Mbit/s");
+}
+
+#[test]
+fn without_speeds_the_bond_measures_each_paths_rate_and_schedules_by_it() {
+    let lab = lab([1, 1, 1]);
+    lab.a.daemon().set_policy("measured").unwrap();
+    let before = tx(&lab);
+    let bonded = mbps(&lab, 6);
+    let tx: Vec<u64> = tx(&lab).iter().zip(before).map(|(a, b)| a - b).collect();
+    let s = lab.a.daemon().status().unwrap();
+    let rates: Vec<f64> =
+        (0..3).map(|i| Daemon::member(&s, &format!("eth{i}"))["measured_rate_bps"].as_f64().unwrap_or(0.0) / 1e6).collect();
+    println!("20/10/5 Mbit/s, no speed given: bonded {bonded:.1} Mbit/s; measured {rates:.1?} Mbit/s; packets per member {tx:?}");
+    // Measured within a quarter of each path's rate (it probes a little above the rate it
+    // found, and the emulator's rate is its own approximation).
+    for (measured, real) in rates.iter().zip([20.0, 10.0, 5.0]) {
+        assert!((measured - real).abs() <= 0.35 * real, "measured {rates:.1?} Mbit/s, the paths carry 20/10/5");
+    }
+    // The stride without rates gets about 10 of the 35 (the slowest path's share decides).
+    assert!(bonded >= 0.5 * 35.0, "{bonded:.1} Mbit/s");
+    assert!(tx[0] > tx[1] && tx[1] > tx[2], "shares follow the rates: {tx:?}");
 }

@@ -98,13 +98,14 @@ pub fn run(bondctl: &Path, plan: Plan) -> anyhow::Result<()> {
     }
     lab.a.daemon().set_policy("xor-l34")?;
     let stages = crate::bench_stages::breakdown(&lab, table_rounds, round_time)?;
+    let test_runner = crate::bench_stages::in_a_loop(&lab, 3 * rounds)?;
     let ebpf_log = ebpf_log_cost(&mut lab, rounds, round_time)?;
     crate::util::write_bench_json(
         "rate",
         &serde_json::json!({
             "payload": PAYLOAD, "round_s": round_time.as_secs_f64(),
             "plain_pps": plain, "bond_pps": bond, "median_plain_pps": mp, "median_bond_pps": mb,
-            "floor_ns": floor_ns, "redirect_floor_ns": { "egress": re, "ingress": ri }, "program_cost": costs, "bond_egress_stages": stages, "device_kinds": kinds, "ebpf_log": ebpf_log,
+            "floor_ns": floor_ns, "redirect_floor_ns": { "egress": re, "ingress": ri }, "program_cost": costs, "bond_egress_stages": stages, "test_runner": test_runner, "device_kinds": kinds, "ebpf_log": ebpf_log,
         }),
     )?;
     crate::bench_table::run(&lab, ("198.51.100.1", "198.51.100.2"), (lab.a.addr, lab.b.addr), table_rounds, table_round)

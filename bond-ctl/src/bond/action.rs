@@ -162,6 +162,8 @@ pub struct Wants {
     pub carrier: bool,
     /// Received-packet counters.
     pub rx_packets: bool,
+    /// Transmitted-byte counters (measured rates, `health::rates`).
+    pub tx_bytes: bool,
     /// What the ARP / NS monitor saw.
     pub seen: bool,
     pub lacpdus: bool,
@@ -179,6 +181,7 @@ pub struct Sample {
     /// Link speed per member slot (Mb/s), read when its carrier last came up.
     pub speed: BTreeMap<u8, u32>,
     pub rx_packets: BTreeMap<u8, u64>,
+    pub tx_bytes: BTreeMap<u8, u64>,
     pub seen: BTreeMap<u8, MemberSeen>,
     pub lacpdus: BTreeMap<u8, Vec<Vec<u8>>>,
     pub bucket_bytes: Option<[u64; BUCKETS]>,

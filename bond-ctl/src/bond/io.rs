@@ -100,10 +100,15 @@ pub fn sample<I: BondIo>(io: &mut I, wants: Wants, slots: &[(u8, &str)], bond: &
                 s.speed.insert(slot, speed);
             }
         }
-        if wants.rx_packets
+        if (wants.rx_packets || wants.tx_bytes)
             && let Ok(st) = io.member_stats(slot)
         {
-            s.rx_packets.insert(slot, st.rx_packets);
+            if wants.rx_packets {
+                s.rx_packets.insert(slot, st.rx_packets);
+            }
+            if wants.tx_bytes {
+                s.tx_bytes.insert(slot, st.tx_bytes);
+            }
         }
         if wants.seen
             && let Ok(seen) = io.member_seen(slot)

@@ -226,6 +226,7 @@ impl Core {
         Wants {
             carrier: self.spec.monitor.miimon > 0 && now >= self.monitor.next_carrier,
             rx_packets: self.policy.monitor == MonitorStrategy::Dynamic || arp,
+            tx_bytes: self.policy.measures_rates(),
             seen: arp,
             lacpdus: self.policy.mode == Mode::Lacp,
             bucket_bytes: now >= self.monitor.next_rebalance && self.policy.uses_buckets() && self.policy.balance == Balance::FlowDynamic,
@@ -247,6 +248,11 @@ impl Core {
             self.poll_carrier(sample, now);
         }
         self.read_rx_counters(sample, now);
+        for m in &mut self.members {
+            if let Some(&tx) = sample.tx_bytes.get(&m.slot) {
+                m.rate.counted(now, tx);
+            }
+        }
         self.announce_due(now);
         self.rejoin_due(now);
         self.own_macs_tick(sample, now);

@@ -16,11 +16,15 @@ use crate::{
 const DISCOVERY_QUIET_AFTER: Nanos = 30_000 * MS;
 /// ...one per member this far apart.
 const DISCOVERY_INTERVAL: Nanos = 10_000 * MS;
+/// A member given traffic within this long carries traffic (its rate is measured meanwhile).
+const CARRYING_WITHIN: Nanos = 1_000 * MS;
 
 impl Core {
     /// Probe replies from the data plane.
     pub fn on_probe_replies(&mut self, events: &[ProbeEvent], now: Nanos) {
         let mut found = None;
+        let measures_rates = self.policy.measures_rates();
+        let mut rates_moved = false;
         // The peer bond no member has heard within its failover interval has gone (its daemon
         // restarted with a new probe id, or it left the segment): the next bond to answer is
         // the peer. Held to it for ever, the members would stay failed while the new one answers.
@@ -46,8 +50,12 @@ impl Core {
                 self.monitor.peer_id = Some(id);
             }
             m.probes.replied_event(e, now);
-            if e.flags & bond_common::probe::FLAG_CORRUPT == 0 {
-                m.delivery.record(e.t2, e.peer_rx_bytes);
+            if e.flags & bond_common::probe::FLAG_CORRUPT == 0
+                && let Some(delivered) = m.delivery.record(e.t2, e.peer_rx_bytes)
+                && measures_rates
+            {
+                let queue = m.probes.base_rtt().map(|base| e.t4.saturating_sub(e.t1).saturating_sub(base));
+                rates_moved |= m.rate.delivered(delivered, queue);
             }
             m.probes_unanswered = 0;
             // The peer's member that answered: requests go to it by unicast from now on.
@@ -66,6 +74,9 @@ impl Core {
                 EventKind::Health,
                 format!("{name}: a peer bond answers probes ({}): probing it by unicast", crate::mac::format_mac(&peer)),
             );
+        }
+        if rates_moved {
+            self.update_schedule();
         }
         self.evaluate(now);
     }
@@ -92,8 +103,14 @@ impl Core {
         match self.monitor.no_peer_since {
             // Nobody to hear a quicker retry: the regular third of the failover interval.
             Some(_) => m.last_probe + (failover / 3).max(MS),
-            None => m.next_probe(failover),
+            None => m.next_probe(failover, self.measuring_rate(m, now)),
         }
+    }
+
+    /// Whether member `m`'s rate is being measured (`health::rates`): balance-aware `packet`
+    /// without `speed`, while the member carries traffic.
+    pub(super) fn measuring_rate(&self, m: &crate::member::Member, now: Nanos) -> bool {
+        self.policy.measures_rates() && m.rate.carrying(now, CARRYING_WITHIN)
     }
 
     /// How the bond's probes go out now, for status (None: it sends none).

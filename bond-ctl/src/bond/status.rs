@@ -98,6 +98,7 @@ impl<I: BondIo> Bond<I> {
             score: m.score,
             speed_mbps: m.speed,
             delivered_bps: m.delivery.bps,
+            measured_rate_bps: if self.policy.measures_rates() { m.rate.bps } else { None },
             tx_probes: s.tx_probes,
             rx_probes: s.rx_probes,
             probes_answered: s.probes_answered,

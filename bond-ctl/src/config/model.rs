@@ -468,6 +468,12 @@ impl PolicySpec {
         }
     }
 
+    /// balance-aware `packet` with no `speed` given for any link: the bond measures each link's
+    /// rate (`health::rates`) to schedule packets by.
+    pub fn measures_rates(&self) -> bool {
+        self.mode == Mode::BalanceAware && self.balance == Balance::Packet && self.links.values().all(|l| l.speed.is_none())
+    }
+
     /// Whether `link` carries this policy's traffic.
     pub fn uses_link(&self, link: &str) -> bool {
         if self.links.is_empty() {

@@ -205,6 +205,12 @@ const MEMBER_FAMILIES: &[MemberFamily] = &[
         "What the link delivered between the last two probe replies, as the peer counted it.",
         |m| m.delivered_bps.map(|b| Value::Float(b / 8.0)),
     ),
+    (
+        "bondctl_member_measured_rate_bytes_per_second",
+        Kind::Gauge,
+        "The link's rate as measured, which balance-aware packet placement without speed counts on.",
+        |m| m.measured_rate_bps.map(|b| Value::Float(b / 8.0)),
+    ),
     ("bondctl_member_quality_samples", Kind::Gauge, "Probe round trips the latency figures rest on.", |m| Some(m.quality.samples.into())),
     ("bondctl_member_latency_seconds", Kind::Gauge, "Mean probe round-trip time over the window.", |m| {
         (m.quality.samples > 0).then(|| ms(m.quality.lat))

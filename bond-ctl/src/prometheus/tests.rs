@@ -32,6 +32,7 @@ fn member(name: &str) -> MemberStatus {
         score: 1.0,
         speed_mbps: None,
         delivered_bps: None,
+        measured_rate_bps: None,
         tx_probes: 0,
         rx_probes: 0,
         probes_answered: 0,
