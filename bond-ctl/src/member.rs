@@ -288,6 +288,22 @@ mod tests {
     }
 
     #[test]
+    fn probing_is_quick_while_learning_and_while_a_rate_is_measured() {
+        let mut m = member(0);
+        let failover = 5_000 * MS;
+        m.probes.sent(1, 0);
+        m.probes.replied(1, MS, false, MS);
+        m.last_probe = 1_000 * MS;
+        assert_eq!(m.next_probe(failover, false), 1_000 * MS + LEARNING_INTERVAL, "a few outcomes: learning");
+        for seq in 2..=LEARNING_PROBES as u32 {
+            m.probes.sent(seq, 0);
+            m.probes.replied(seq, MS, false, MS);
+        }
+        assert_eq!(m.next_probe(failover, false), 1_000 * MS + failover / 3, "learnt: a third of the interval");
+        assert_eq!(m.next_probe(failover, true), 1_000 * MS + LEARNING_INTERVAL, "its rate measured: quick again");
+    }
+
+    #[test]
     fn arp_validation_rules() {
         let mut m = member(0);
         let now = 1_000 * MS;

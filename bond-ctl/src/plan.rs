@@ -129,6 +129,10 @@ pub fn weights(policy: &PolicySpec, members: &[MemberView]) -> Vec<(u8, f64)> {
     if w.iter().map(|(_, w)| w).sum::<f64>() > 0.0 { w } else { w.into_iter().map(|(s, _)| (s, 1.0)).collect() }
 }
 
+/// The rate balance-aware `packet` without `speed` counts on for a link not measured yet whose
+/// device says nothing (Mbit/s).
+pub const UNMEASURED_MBPS: u32 = 1_000;
+
 /// The share of a link's given rate balance-aware `packet` counts on (see `schedules`).
 pub const RATE_MARGIN: f64 = 0.9;
 
@@ -155,7 +159,11 @@ pub fn schedules(
     // path beyond carries.
     let rate = |m: &MemberView| match mean {
         Some(mean) => Some(policy.links.get(&m.name).and_then(|l| l.speed).map_or(mean, f64::from)),
-        None if policy.measures_rates() => measured_bps(m.slot).map(|bps| bps / 1e6),
+        // Not measured yet (never found full): as fast as its device, so it is given traffic
+        // until it fills (packets go where they arrive first: the quickest path first).
+        None if policy.measures_rates() => {
+            Some(measured_bps(m.slot).map_or(f64::from(m.speed.unwrap_or(UNMEASURED_MBPS)), |bps| bps / 1e6))
+        }
         None => None,
     };
     if used.iter().any(|m| rate(m).is_none_or(|r| r <= 0.0)) {
@@ -353,13 +361,11 @@ mod tests {
         assert_eq!(s[1], MemberSchedule { ps_per_byte: 888_888, delay_ns: 10_000_000 });
         assert_eq!(s[2].ps_per_byte, 592_592);
         assert_eq!(s[3], MemberSchedule::default());
-        // Without speeds: not scheduled, whatever the drivers say (a veth says 10 Gbit/s).
         let mut q = policy(Mode::BalanceAware);
         q.balance = Balance::Packet;
         let mut m = members(&[true, true]);
         m[0].speed = Some(1000);
         m[1].speed = Some(100);
-        assert_eq!(schedules(&q, &m, |_| None, |_| None), [MemberSchedule::default(); MAX_MEMBERS]);
         let q = with_link(with_link(q, "eth0", |l| l.speed = Some(100)), "eth1", |l| l.speed = Some(0));
         assert_eq!(schedules(&q, &m, |_| None, |_| None)[0].ps_per_byte, 0, "a link of speed 0: not scheduled");
         // Flow-based balance-aware, or another mode: not scheduled.
@@ -369,7 +375,7 @@ mod tests {
     }
 
     #[test]
-    fn without_speeds_packet_schedules_take_the_measured_rates_once_every_link_has_one() {
+    fn without_speeds_packet_schedules_take_the_measured_rates_and_the_devices_until_measured() {
         let mut p = policy(Mode::BalanceAware);
         p.balance = Balance::Packet;
         let m = members(&[true, true, true]);
@@ -379,9 +385,13 @@ mod tests {
         assert_eq!(s[0].ps_per_byte, 444_444);
         assert_eq!(s[1].ps_per_byte, 888_888);
         assert_eq!(s[2].ps_per_byte, 1_777_777);
-        // A link not measured yet: nobody is scheduled (the stride places packets meanwhile).
-        let s = schedules(&p, &m, |_| None, |slot| if slot == 2 { None } else { rates[usize::from(slot)] });
-        assert_eq!(s, [MemberSchedule::default(); MAX_MEMBERS]);
+        // A link not measured yet: as fast as its device says, else 1 Gbit/s.
+        let mut m = m;
+        m[1].speed = Some(10_000);
+        let s = schedules(&p, &m, |_| None, |slot| if slot == 0 { rates[0] } else { None });
+        assert_eq!(s[0].ps_per_byte, 444_444);
+        assert_eq!(s[1].ps_per_byte, 888, "10 Gbit/s, counted as 9");
+        assert_eq!(s[2].ps_per_byte, 8_888, "1 Gbit/s, counted as 0.9");
         // A configured speed anywhere: the speeds, not the measurements.
         let p = with_link(with_link(with_link(p, "eth0", |l| l.speed = Some(100)), "eth1", |_| {}), "eth2", |_| {});
         let s = schedules(&p, &m, |_| None, |slot| rates[usize::from(slot)]);

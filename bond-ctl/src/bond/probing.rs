@@ -8,7 +8,10 @@ use bond_common::probe::{self, ETH_P_PROBE, ProbeEvent};
 use super::{Action, Core, Port, SendKind};
 use crate::{
     config::model::MonitorStrategy,
-    health::metrics::{MS, Nanos},
+    health::{
+        metrics::{MS, Nanos},
+        rates::Reply,
+    },
     status::EventKind,
 };
 
@@ -50,12 +53,13 @@ impl Core {
                 self.monitor.peer_id = Some(id);
             }
             m.probes.replied_event(e, now);
-            if e.flags & bond_common::probe::FLAG_CORRUPT == 0
-                && let Some(delivered) = m.delivery.record(e.t2, e.peer_rx_bytes)
-                && measures_rates
-            {
-                let queue = m.probes.base_rtt().map(|base| e.t4.saturating_sub(e.t1).saturating_sub(base));
-                rates_moved |= m.rate.delivered(delivered, queue);
+            if e.flags & bond_common::probe::FLAG_CORRUPT == 0 {
+                m.delivery.record(e.t2, e.peer_rx_bytes);
+                if measures_rates {
+                    let queue = m.probes.base_rtt().map(|base| e.t4.saturating_sub(e.t1).saturating_sub(base));
+                    let reply = Reply { seq: e.seq, t1: e.t1, t2: e.t2, rx_bytes: e.peer_rx_bytes, queue };
+                    rates_moved |= m.rate.replied(reply);
+                }
             }
             m.probes_unanswered = 0;
             // The peer's member that answered: requests go to it by unicast from now on.
@@ -159,6 +163,7 @@ impl Core {
             let to = m.probe_peer.filter(|_| !m.rediscover).unwrap_or([0xff; 6]);
             let frame = probe::request_frame(to, m.slot, m.probe_seq, self.settings.probe_id, nonce);
             m.probes.sent(m.probe_seq, now);
+            m.rate.probe_sent(m.probe_seq);
             let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
             self.actions.push(Action::Send { port: Port::Bond, frame: frame.to_vec(), ether_type: ETH_P_PROBE, kind });
         }

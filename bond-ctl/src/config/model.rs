@@ -468,10 +468,15 @@ impl PolicySpec {
         }
     }
 
-    /// balance-aware `packet` with no `speed` given for any link: the bond measures each link's
-    /// rate (`health::rates`) to schedule packets by.
+    /// balance-aware `packet` told nothing of how to split: no link's `speed` or `alloc`, and
+    /// the `quality` weights left as they are. The bond then measures each link's rate
+    /// (`health::rates`) to schedule packets by. (Given `alloc` or `quality`, packets follow the
+    /// allocation, ZeroTier's way; given `speed`, the speeds.)
     pub fn measures_rates(&self) -> bool {
-        self.mode == Mode::BalanceAware && self.balance == Balance::Packet && self.links.values().all(|l| l.speed.is_none())
+        self.mode == Mode::BalanceAware
+            && self.balance == Balance::Packet
+            && self.links.values().all(|l| l.speed.is_none() && l.alloc.is_none())
+            && self.weights == Weights::default()
     }
 
     /// Whether `link` carries this policy's traffic.

@@ -1,68 +1,104 @@
-//! balance-aware `packet` without `speed`: each link's rate, measured. What the bond gave a link
-//! (its transmit counter) is compared with what the link delivered (the peer's receive count,
-//! from probe replies, [`super::metrics::Delivery`]) over the same stretch of time:
+//! balance-aware `packet` without `speed`: each link's rate, measured. Each probe request goes
+//! out with the bond's transmit byte count for its link noted; its reply brings the peer's
+//! receive count for that link when the request arrived (`Delivery`'s figure). A request waits
+//! behind the frames sent on its link before it, so between two requests the bond gave the link
+//! what the two transmit counts differ by, and the link delivered what the two receive counts
+//! differ by, over the same frames: given over the requests' send times, delivered over their
+//! arrival times. Over each window of at least [`MIN_WINDOW`]:
 //!
-//! - delivered clearly less than given (its queue grew or dropped), or the probe reply that
-//!   brought the figure waited in a queue ([`QUEUED_FROM`] above the base round trip: a queue
-//!   that stands, neither growing nor draining, delivers all it is given): the link is full,
-//!   and what it delivered is its rate;
-//! - delivered all it was given while the schedule kept it busy (given near the rate the
-//!   schedule counted on): it may carry more, so its rate grows by [`GROWTH`] a window, and by
-//!   [`GROWTH_NEAR_FULL`] once it was found full at about that rate (it is probed for more,
-//!   gently, so a path that got faster is found without filling the queue every window);
-//! - delivered all it was given, but the traffic gave it less than its rate: nothing learned,
-//!   the rate stays.
+//! - until a link is found full it has no measured rate, and the schedule counts it as fast as
+//!   its device (`plan::schedules`): packets go where they arrive first, so the quickest path
+//!   takes the traffic until it fills, then the next one, and so on;
+//! - delivered clearly less than given (frames dropped, or a queue grew, which stretches the
+//!   arrivals), or the replies at both ends of the window waited in a queue ([`QUEUED_FROM`]
+//!   above the base round trip: backlogged all along; one flow's sender slows to the link it
+//!   fills, which then delivers all it is given): the link is full, and what it delivered is
+//!   its rate (down by at most [`MOST_DOWN`] a window: a link the traffic left idle for part of
+//!   a window delivered less than it can);
+//! - delivered all it was given, the schedule kept it busy (given near the rate it counts on)
+//!   and the reply found no queue: it may carry more, so its rate grows by [`GROWTH`];
+//! - otherwise (the traffic gave it less than its rate, or a queue stands at one end): the
+//!   rate stays.
 //!
-//! A window is the time between two delivery figures (a probe reply at least 200 ms after the
-//! previous one); probes go every 250 ms while a link carries traffic under such a policy, so a
-//! rate that halves is followed within one window, one that doubles within about three.
+//! Probes go every 250 ms while a link carries traffic under such a policy: a rate that halves
+//! is followed in about 1.6 s (a tenth a window), one that doubles in about 6 s (3% a window).
+//! A link that fails or is punished leaves the schedule at once (the usable mask), whatever its
+//! rate.
+
+use std::collections::VecDeque;
 
 use super::metrics::Nanos;
 
 /// Delivered below this share of what was given: the link is full.
 const FULL_BELOW: f64 = 0.9;
-/// A round trip this far above the base: the reply waited in a standing queue.
+/// A full link's rate goes down to what it delivered, but to no less than this share of its
+/// rate a window.
+pub const MOST_DOWN: f64 = 0.9;
+/// A round trip this far above the base: the reply waited in a queue.
 pub const QUEUED_FROM: Nanos = 3_000_000;
 /// Given at least this share of the rate counted on: the schedule kept the link busy.
 const BUSY_FROM: f64 = 0.7;
-/// A window's growth for a link not yet found full...
-pub const GROWTH: f64 = 1.25;
-/// ...and for one found full at about its rate (within [`NEAR_FULL`]).
-pub const GROWTH_NEAR_FULL: f64 = 1.05;
-const NEAR_FULL: f64 = 1.2;
-/// Windows shorter than this (on this side's clock) are too noisy to compare.
-const MIN_WINDOW: Nanos = 100_000_000;
+/// A window's growth for a busy link that delivered all it was given: small, so probing for
+/// more fills its queue a little, not by a burst that reorders the flow.
+pub const GROWTH: f64 = 1.03;
+/// Windows shorter than this (between the requests' arrivals) are too noisy to compare.
+pub const MIN_WINDOW: Nanos = 200_000_000;
 /// Less than this given in a window (bit/s) says nothing about the link.
 const MIN_GIVEN_BPS: f64 = 100_000.0;
+/// Requests whose transmit counts are kept while their replies are awaited.
+const NOTED: usize = 16;
+
+/// Where a window begins: a request's send time and transmit count, its arrival time at the
+/// peer and the peer's receive count then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Mark {
+    sent_at: Nanos,
+    tx_bytes: u64,
+    arrived_at: Nanos,
+    rx_bytes: u64,
+    /// Its reply waited in a queue ([`QUEUED_FROM`]).
+    queued: bool,
+}
 
 /// One link's measured rate.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RateEstimate {
-    /// (time, transmit byte count) where the current window began.
-    window_from: Option<(Nanos, u64)>,
-    /// The latest transmit byte count, and when it was read.
-    latest: Option<(Nanos, u64)>,
+    /// The latest transmit byte count.
+    latest_tx: Option<u64>,
     /// When the count last moved.
-    pub last_sent: Option<Nanos>,
-    /// The rate the schedule counts on (bit/s); None until the first window.
+    last_sent: Option<Nanos>,
+    /// (sequence, transmit count) of requests sent, awaiting their replies.
+    noted: VecDeque<(u32, u64)>,
+    window_from: Option<Mark>,
+    /// The rate the schedule counts on (bit/s); None until the link was first found full.
     pub bps: Option<f64>,
-    /// The rate at which the link was last found full.
-    full_at: Option<f64>,
+}
+
+/// A probe reply, as the estimate reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply {
+    pub seq: u32,
+    /// The request's send time and its arrival at the peer (the peer's clock).
+    pub t1: Nanos,
+    pub t2: Nanos,
+    /// The peer's receive count for the link when the request arrived (0: it does not say).
+    pub rx_bytes: u64,
+    /// The round trip less the link's base round trip, when known.
+    pub queue: Option<Nanos>,
 }
 
 impl RateEstimate {
-    /// The bond's transmit byte count for the link, read at `now`. A count that went back (the
-    /// counters were reset) starts a new window.
+    /// The bond's transmit byte count for the link, read at `now`.
     pub fn counted(&mut self, now: Nanos, tx_bytes: u64) {
-        match self.latest {
-            Some((_, b)) if tx_bytes < b => self.window_from = None,
-            Some((_, b)) if tx_bytes == b => {}
-            _ => self.last_sent = Some(now),
+        if self.latest_tx != Some(tx_bytes) {
+            self.last_sent = Some(now);
         }
-        self.latest = Some((now, tx_bytes));
-        if self.window_from.is_none() {
-            self.window_from = self.latest;
+        if self.latest_tx.is_some_and(|b| tx_bytes < b) {
+            // Counters reset (the bond made anew): nothing before compares with what follows.
+            self.noted.clear();
+            self.window_from = None;
         }
+        self.latest_tx = Some(tx_bytes);
     }
 
     /// Whether the link was given traffic within `within` of `now`.
@@ -70,32 +106,48 @@ impl RateEstimate {
         self.last_sent.is_some_and(|t| now.saturating_sub(t) <= within)
     }
 
-    /// A new figure of what the link delivered (bit/s over the last window), brought by a reply
-    /// that waited `queue` (its round trip less the base, when known): the rate moves as the
-    /// module says, and a new window begins. Returns whether the rate changed.
-    pub fn delivered(&mut self, delivered_bps: f64, queue: Option<Nanos>) -> bool {
-        let (Some((t0, b0)), Some((t1, b1))) = (self.window_from, self.latest) else { return false };
-        if t1.saturating_sub(t0) < MIN_WINDOW {
+    /// Request `seq` goes out now, behind everything counted so far.
+    pub fn probe_sent(&mut self, seq: u32) {
+        let Some(tx) = self.latest_tx else { return };
+        if self.noted.len() == NOTED {
+            self.noted.pop_front();
+        }
+        self.noted.push_back((seq, tx));
+    }
+
+    /// A reply: once a window is complete, the rate moves as the module says and a new window
+    /// begins. Returns whether the rate changed.
+    pub fn replied(&mut self, r: Reply) -> bool {
+        let Some(i) = self.noted.iter().position(|(s, _)| *s == r.seq) else { return false };
+        let (_, tx_bytes) = self.noted[i];
+        self.noted.drain(..=i);
+        if r.rx_bytes == 0 {
             return false;
         }
-        self.window_from = self.latest;
-        let given = (b1 - b0) as f64 * 8.0 * 1e9 / (t1 - t0) as f64;
+        let queued = r.queue.is_some_and(|q| q >= QUEUED_FROM);
+        let mark = Mark { sent_at: r.t1, tx_bytes, arrived_at: r.t2, rx_bytes: r.rx_bytes, queued };
+        let Some(from) = self.window_from.filter(|f| mark.arrived_at >= f.arrived_at && mark.rx_bytes >= f.rx_bytes) else {
+            self.window_from = Some(mark);
+            return false;
+        };
+        if mark.arrived_at - from.arrived_at < MIN_WINDOW || mark.sent_at <= from.sent_at || mark.tx_bytes < from.tx_bytes {
+            return false;
+        }
+        self.window_from = Some(mark);
+        let bps = |bytes: u64, ns: Nanos| bytes as f64 * 8.0 * 1e9 / ns as f64;
+        let given = bps(mark.tx_bytes - from.tx_bytes, mark.sent_at - from.sent_at);
+        let delivered = bps(mark.rx_bytes - from.rx_bytes, mark.arrived_at - from.arrived_at);
         if given < MIN_GIVEN_BPS {
             return false;
         }
         let before = self.bps;
-        let next = if delivered_bps < FULL_BELOW * given || queue.is_some_and(|q| q >= QUEUED_FROM) {
-            self.full_at = Some(delivered_bps);
-            delivered_bps
-        } else {
-            let known = self.bps.unwrap_or(0.0).max(delivered_bps);
-            let busy = self.bps.is_none_or(|r| given >= BUSY_FROM * r);
-            let near_full = self.full_at.is_some_and(|f| known <= NEAR_FULL * f);
-            match (busy, near_full) {
-                (false, _) => known,
-                (true, true) => known * GROWTH_NEAR_FULL,
-                (true, false) => known * GROWTH,
-            }
+        let full = delivered < FULL_BELOW * given || (mark.queued && from.queued);
+        let next = match self.bps {
+            None if !full => return false,
+            None => delivered,
+            Some(rate) if full => delivered.max(rate * MOST_DOWN),
+            Some(rate) if given >= BUSY_FROM * rate && !mark.queued => rate.max(delivered) * GROWTH,
+            Some(rate) => rate.max(delivered),
         };
         self.bps = Some(next);
         before != self.bps
@@ -107,102 +159,108 @@ mod tests {
     use super::*;
     use crate::health::metrics::MS;
 
-    /// `given` and `delivered` in Mbit/s over windows of 250 ms, starting at `t` ms with the
-    /// counter at `bytes`: (the new time, the new count).
-    fn window(r: &mut RateEstimate, (t, bytes): (u64, u64), given: f64, delivered: f64) -> (u64, u64) {
-        let bytes = bytes + (given * 1e6 / 8.0 * 0.25) as u64;
-        let t = t + 250;
-        r.counted(t * MS, bytes);
-        r.delivered(delivered * 1e6, None);
-        (t, bytes)
+    /// A link under test: requests every 250 ms, `given` and `delivered` Mbit/s between them.
+    struct Link {
+        r: RateEstimate,
+        seq: u32,
+        t: Nanos,
+        tx: u64,
+        rx: u64,
     }
 
-    fn mbit(r: &RateEstimate) -> f64 {
-        r.bps.unwrap_or(0.0) / 1e6
-    }
-
-    #[test]
-    fn a_full_link_is_worth_what_it_delivered() {
-        let mut r = RateEstimate::default();
-        r.counted(0, 0);
-        window(&mut r, (0, 0), 12.0, 5.0);
-        assert!((mbit(&r) - 5.0).abs() < 1e-9, "{r:?}");
-    }
-
-    #[test]
-    fn a_link_whose_queue_stands_is_full_though_it_delivered_all_it_was_given() {
-        let mut r = RateEstimate::default();
-        r.counted(0, 0);
-        r.counted(250 * MS, 10_000_000 / 8 / 4);
-        assert!(r.delivered(10e6, Some(QUEUED_FROM + MS)));
-        assert!((mbit(&r) - 10.0).abs() < 1e-9, "{r:?}");
-        r.counted(500 * MS, 2 * 10_000_000 / 8 / 4);
-        r.delivered(10e6, Some(QUEUED_FROM / 2));
-        assert!((mbit(&r) - 10.5).abs() < 1e-9, "no queue: probed 5% higher, {r:?}");
-    }
-
-    #[test]
-    fn a_busy_link_that_delivered_everything_grows_until_it_is_full() {
-        let capacity = 20.0;
-        let mut r = RateEstimate::default();
-        r.counted(0, 0);
-        let mut at = (0, 0);
-        // The schedule gives a link about the rate it counts on (3 Mbit/s to begin with).
-        let mut windows = 0;
-        let mut given = 3.0_f64;
-        while windows < 20 {
-            at = window(&mut r, at, given, given.min(capacity));
-            given = mbit(&r);
-            windows += 1;
-            if r.full_at.is_some() {
-                break;
-            }
+    impl Link {
+        fn new() -> Link {
+            let mut l = Link { r: RateEstimate::default(), seq: 0, t: 0, tx: 0, rx: 0 };
+            l.window(0.0, 0.0, None);
+            l
         }
-        assert!(windows <= 10, "from 3 to 20 Mbit/s in {windows} windows of 250 ms");
-        assert!((mbit(&r) - capacity).abs() < 1e-9, "found full at its capacity: {r:?}");
-        // From then on it is probed gently: 5% a window, not 25%.
-        window(&mut r, at, capacity * 0.9, capacity * 0.9);
-        assert!((mbit(&r) - capacity * 1.05).abs() < 1e-6, "{r:?}");
+
+        /// One window: the request goes out after `given` Mbit/s for 250 ms, arrives after
+        /// `delivered` Mbit/s did, its reply having waited `queue`.
+        fn window(&mut self, given: f64, delivered: f64, queue: Option<Nanos>) -> bool {
+            let bytes = |mbit: f64| (mbit * 1e6 / 8.0 * 0.25) as u64;
+            self.t += 250 * MS;
+            self.tx += bytes(given);
+            self.rx += bytes(delivered);
+            self.seq += 1;
+            self.r.counted(self.t, self.tx);
+            self.r.probe_sent(self.seq);
+            self.r.replied(Reply { seq: self.seq, t1: self.t, t2: self.t + MS, rx_bytes: self.rx.max(1), queue })
+        }
+
+        fn mbit(&self) -> f64 {
+            self.r.bps.unwrap_or(0.0) / 1e6
+        }
+    }
+
+    #[test]
+    fn a_link_that_delivers_less_than_it_is_given_is_worth_what_it_delivered() {
+        let mut l = Link::new();
+        l.window(12.0, 5.0, None);
+        assert!((l.mbit() - 5.0).abs() < 1e-3, "{:?}", l.r);
+        // Down by a tenth at most a window (it may have been idle part of it).
+        l.window(5.0, 2.0, None);
+        assert!((l.mbit() - 5.0 * MOST_DOWN).abs() < 1e-3, "{:?}", l.r);
+    }
+
+    #[test]
+    fn a_link_is_as_fast_as_its_device_until_found_full_then_probed_gently() {
+        let mut l = Link::new();
+        // Delivering all it is given: not measured (the schedule counts it as fast as its
+        // device, so it is given more until it fills).
+        assert!(!l.window(8.0, 8.0, None));
+        assert_eq!(l.r.bps, None);
+        l.window(30.0, 20.0, None);
+        assert!((l.mbit() - 20.0).abs() < 1e-3, "found full: {:?}", l.r);
+        // Busy without a queue: probed a little higher.
+        l.window(18.0, 18.0, None);
+        assert!((l.mbit() - 20.0 * GROWTH).abs() < 1e-3, "{:?}", l.r);
+        // A queue at one end of a window only: held.
+        let held = l.mbit();
+        l.window(20.0, 20.0, Some(QUEUED_FROM));
+        assert!((l.mbit() - held).abs() < 1e-3, "{:?}", l.r);
+        // Queued at both ends: backlogged all along, so what it delivered is its rate (one
+        // flow's sender slows to the link it fills, which then delivers all it is given).
+        l.window(20.0, 20.0, Some(QUEUED_FROM));
+        assert!((l.mbit() - 20.0).abs() < 1e-3, "{:?}", l.r);
     }
 
     #[test]
     fn a_link_the_traffic_does_not_fill_keeps_its_rate() {
-        let mut r = RateEstimate::default();
-        r.counted(0, 0);
-        let at = window(&mut r, (0, 0), 10.0, 10.0);
-        assert!((mbit(&r) - 12.5).abs() < 1e-9, "busy before any rate was known: grows");
-        window(&mut r, at, 1.0, 1.0);
-        assert!((mbit(&r) - 12.5).abs() < 1e-9, "given 1 of 12.5: nothing learned");
+        let mut l = Link::new();
+        l.window(12.0, 8.0, None);
+        assert!((l.mbit() - 8.0).abs() < 1e-3);
+        l.window(1.0, 1.0, None);
+        assert!((l.mbit() - 8.0).abs() < 1e-3, "given 1 of 8: nothing learned, {:?}", l.r);
+        l.window(8.0, 8.0, None);
+        assert!((l.mbit() - 8.0 * GROWTH).abs() < 1e-3, "busy again: probed higher, {:?}", l.r);
     }
 
     #[test]
-    fn a_rate_that_halves_is_followed_in_one_window() {
-        let mut r = RateEstimate::default();
-        r.counted(0, 0);
-        let at = window(&mut r, (0, 0), 20.0, 10.0);
-        assert!((mbit(&r) - 10.0).abs() < 1e-9);
-        window(&mut r, at, 9.0, 4.5);
-        assert!((mbit(&r) - 4.5).abs() < 1e-9, "{r:?}");
-    }
-
-    #[test]
-    fn short_windows_idle_links_and_reset_counters_say_nothing() {
-        let mut r = RateEstimate::default();
-        r.counted(0, 0);
-        r.counted(50 * MS, 100_000);
-        assert!(!r.delivered(1e6, None), "50 ms: too short to compare");
-        let mut idle = RateEstimate::default();
-        idle.counted(0, 0);
-        idle.counted(300 * MS, 100);
-        assert!(!idle.delivered(1e6, None), "a few bytes given: nothing learned");
-        assert_eq!(idle.bps, None);
-        assert!(idle.carrying(300 * MS, 100 * MS));
-        assert!(!idle.carrying(600 * MS, 100 * MS));
-        // Counters reset (the bond made anew): the window starts again from the new count.
-        r.counted(400 * MS, 10);
-        assert!(!r.delivered(1e6, None));
-        r.counted(650 * MS, 10 + 1_250_000 / 4);
-        assert!(r.delivered(5e6, None));
-        assert!((mbit(&r) - 5.0).abs() < 1e-9, "given 10 Mbit/s, delivered 5: {r:?}");
+    fn short_windows_idle_links_replies_without_a_count_and_reset_counters_say_nothing() {
+        let mut l = Link::new();
+        l.t += 0;
+        l.seq += 1;
+        l.r.probe_sent(l.seq);
+        assert!(!l.r.replied(Reply { seq: l.seq, t1: 50 * MS, t2: 51 * MS, rx_bytes: 100_000, queue: None }), "50 ms: too short");
+        assert!(!l.window(0.001, 0.001, None), "a few bytes given: nothing learned");
+        assert_eq!(l.r.bps, None);
+        assert!(l.r.carrying(l.t, 100 * MS));
+        assert!(!l.r.carrying(l.t + 2_000 * MS, 100 * MS));
+        assert!(!l.r.replied(Reply { seq: 999, t1: 0, t2: 0, rx_bytes: 1, queue: None }), "a request not noted");
+        // The peer says nothing (an earlier version): nothing learned.
+        l.seq += 1;
+        l.t += 250 * MS;
+        l.tx += 1_000_000;
+        l.r.counted(l.t, l.tx);
+        l.r.probe_sent(l.seq);
+        assert!(!l.r.replied(Reply { seq: l.seq, t1: l.t, t2: l.t, rx_bytes: 0, queue: None }));
+        // Counters reset (the bond made anew): the windows start again.
+        l.tx = 10;
+        l.rx = 10;
+        l.r.counted(l.t, l.tx);
+        assert!(!l.window(10.0, 5.0, None), "the first window after the reset only marks its start");
+        assert!(l.window(10.0, 5.0, None));
+        assert!((l.mbit() - 5.0).abs() < 1e-3, "{:?}", l.r);
     }
 }
