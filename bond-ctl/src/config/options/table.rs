@@ -362,7 +362,7 @@ pub const BALANCE: Opt = Opt {
     default: "`flow-dynamic`",
     modes: BUCKET_MODES,
     live: true,
-    doc: "balance-aware: flows follow buckets that may move, stay put, or every packet is placed (where it arrives first when the links' rates are known)",
+    doc: "balance-aware: flows follow buckets that may move, stay put, or every packet is placed where it arrives first (by the links' `speed`, else by their rates as measured), or, given `alloc` or `quality`, by the allocation",
     ..BASE
 };
 pub const FAILOVER_INTERVAL: Opt = Opt {
