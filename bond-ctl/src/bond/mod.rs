@@ -296,7 +296,7 @@ impl Core {
     fn update_schedule(&mut self) {
         let views = self.views();
         let base = |slot: u8| self.member(slot).and_then(|m| m.probes.base_rtt());
-        let measured = |slot: u8| self.member(slot).and_then(|m| m.rate.bps);
+        let measured = |slot: u8| self.member(slot).map_or(crate::health::rates::Measured::Unmeasurable, |m| m.rate.measured());
         let next = plan::schedules(&self.policy, &views, base, measured).to_vec();
         let old = &self.monitor.schedule;
         let moved = |a: u32, b: u32| a.abs_diff(b) > b / 10;

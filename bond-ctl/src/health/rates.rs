@@ -60,6 +60,18 @@ struct Mark {
     queued: bool,
 }
 
+/// What the schedule can count on for a link.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Measured {
+    /// The peer's replies say nothing of what it received (no peer bond answers, or one of an
+    /// earlier version): no rate can be measured.
+    Unmeasurable,
+    /// Measurable, not found full yet.
+    NotYet,
+    /// Bits per second.
+    Bps(f64),
+}
+
 /// One link's measured rate.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RateEstimate {
@@ -72,6 +84,8 @@ pub struct RateEstimate {
     window_from: Option<Mark>,
     /// The rate the schedule counts on (bit/s); None until the link was first found full.
     pub bps: Option<f64>,
+    /// A reply said what the peer received: the rate can be measured.
+    counts_seen: bool,
 }
 
 /// A probe reply, as the estimate reads it.
@@ -101,6 +115,15 @@ impl RateEstimate {
         self.latest_tx = Some(tx_bytes);
     }
 
+    /// What the schedule can count on.
+    pub fn measured(&self) -> Measured {
+        match self.bps {
+            Some(bps) => Measured::Bps(bps),
+            None if self.counts_seen => Measured::NotYet,
+            None => Measured::Unmeasurable,
+        }
+    }
+
     /// Whether the link was given traffic within `within` of `now`.
     pub fn carrying(&self, now: Nanos, within: Nanos) -> bool {
         self.last_sent.is_some_and(|t| now.saturating_sub(t) <= within)
@@ -116,41 +139,47 @@ impl RateEstimate {
     }
 
     /// A reply: once a window is complete, the rate moves as the module says and a new window
-    /// begins. Returns whether the rate changed.
+    /// begins. Returns whether what the schedule counts on changed (the rate, or the first
+    /// reply that says what the peer received).
     pub fn replied(&mut self, r: Reply) -> bool {
-        let Some(i) = self.noted.iter().position(|(s, _)| *s == r.seq) else { return false };
+        let before = self.measured();
+        self.window_ends(r);
+        self.measured() != before
+    }
+
+    fn window_ends(&mut self, r: Reply) {
+        let Some(i) = self.noted.iter().position(|(s, _)| *s == r.seq) else { return };
         let (_, tx_bytes) = self.noted[i];
         self.noted.drain(..=i);
         if r.rx_bytes == 0 {
-            return false;
+            return;
         }
+        self.counts_seen = true;
         let queued = r.queue.is_some_and(|q| q >= QUEUED_FROM);
         let mark = Mark { sent_at: r.t1, tx_bytes, arrived_at: r.t2, rx_bytes: r.rx_bytes, queued };
         let Some(from) = self.window_from.filter(|f| mark.arrived_at >= f.arrived_at && mark.rx_bytes >= f.rx_bytes) else {
             self.window_from = Some(mark);
-            return false;
+            return;
         };
         if mark.arrived_at - from.arrived_at < MIN_WINDOW || mark.sent_at <= from.sent_at || mark.tx_bytes < from.tx_bytes {
-            return false;
+            return;
         }
         self.window_from = Some(mark);
         let bps = |bytes: u64, ns: Nanos| bytes as f64 * 8.0 * 1e9 / ns as f64;
         let given = bps(mark.tx_bytes - from.tx_bytes, mark.sent_at - from.sent_at);
         let delivered = bps(mark.rx_bytes - from.rx_bytes, mark.arrived_at - from.arrived_at);
         if given < MIN_GIVEN_BPS {
-            return false;
+            return;
         }
-        let before = self.bps;
         let full = delivered < FULL_BELOW * given || (mark.queued && from.queued);
         let next = match self.bps {
-            None if !full => return false,
+            None if !full => return,
             None => delivered,
             Some(rate) if full => delivered.max(rate * MOST_DOWN),
             Some(rate) if given >= BUSY_FROM * rate && !mark.queued => rate.max(delivered) * GROWTH,
             Some(rate) => rate.max(delivered),
         };
         self.bps = Some(next);
-        before != self.bps
     }
 }
 
@@ -205,12 +234,14 @@ mod tests {
 
     #[test]
     fn a_link_is_as_fast_as_its_device_until_found_full_then_probed_gently() {
+        assert_eq!(RateEstimate::default().measured(), Measured::Unmeasurable, "no reply has said what the peer received");
         let mut l = Link::new();
+        assert_eq!(l.r.measured(), Measured::NotYet);
         // Delivering all it is given: not measured (the schedule counts it as fast as its
         // device, so it is given more until it fills).
         assert!(!l.window(8.0, 8.0, None));
         assert_eq!(l.r.bps, None);
-        l.window(30.0, 20.0, None);
+        assert!(l.window(30.0, 20.0, None));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "found full: {:?}", l.r);
         // Busy without a queue: probed a little higher.
         l.window(18.0, 18.0, None);
