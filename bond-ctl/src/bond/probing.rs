@@ -112,7 +112,8 @@ impl Core {
     }
 
     /// Whether member `m`'s rate is being measured (`health::rates`): balance-aware `packet`
-    /// without `speed`, while the member carries traffic.
+    /// told nothing of how to split (`PolicySpec::measures_rates`), while the member carries
+    /// traffic.
     pub(super) fn measuring_rate(&self, m: &crate::member::Member, now: Nanos) -> bool {
         self.policy.measures_rates() && m.rate.carrying(now, CARRYING_WITHIN)
     }
