@@ -337,26 +337,22 @@ pub struct Delivery {
 impl Delivery {
     /// A reply's count `rx_bytes` at the peer's time `t2`. A count of 0 says nothing (an
     /// earlier version's reply, or nothing received yet); a count or time that went back (the
-    /// peer's bond made anew) starts again from it. Returns the new rate when this reply made
-    /// one.
-    pub fn record(&mut self, t2: Nanos, rx_bytes: u64) -> Option<f64> {
+    /// peer's bond made anew) starts again from it.
+    pub fn record(&mut self, t2: Nanos, rx_bytes: u64) {
         if rx_bytes == 0 {
-            return None;
+            return;
         }
         match self.from {
             Some((t, b)) if t2 >= t && rx_bytes >= b => {
                 let gap = t2 - t;
-                if gap < DELIVERY_MIN_GAP {
-                    return None;
+                if gap >= DELIVERY_MIN_GAP {
+                    self.bps = Some((rx_bytes - b) as f64 * 8.0 * 1e9 / gap as f64);
+                    self.from = Some((t2, rx_bytes));
                 }
-                self.bps = Some((rx_bytes - b) as f64 * 8.0 * 1e9 / gap as f64);
-                self.from = Some((t2, rx_bytes));
-                self.bps
             }
             _ => {
                 self.from = Some((t2, rx_bytes));
                 self.bps = None;
-                None
             }
         }
     }

@@ -33,16 +33,16 @@ use super::metrics::Nanos;
 const FULL_BELOW: f64 = 0.9;
 /// A full link's rate goes down to what it delivered, but to no less than this share of its
 /// rate a window.
-pub const MOST_DOWN: f64 = 0.9;
+const MOST_DOWN: f64 = 0.9;
 /// A round trip this far above the base: the reply waited in a queue.
-pub const QUEUED_FROM: Nanos = 3_000_000;
+const QUEUED_FROM: Nanos = 3_000_000;
 /// Given at least this share of the rate counted on: the schedule kept the link busy.
 const BUSY_FROM: f64 = 0.7;
 /// A window's growth for a busy link that delivered all it was given: small, so probing for
 /// more fills its queue a little, not by a burst that reorders the flow.
-pub const GROWTH: f64 = 1.03;
+const GROWTH: f64 = 1.03;
 /// Windows shorter than this (between the requests' arrivals) are too noisy to compare.
-pub const MIN_WINDOW: Nanos = 200_000_000;
+const MIN_WINDOW: Nanos = 200_000_000;
 /// Less than this given in a window (bit/s) says nothing about the link.
 const MIN_GIVEN_BPS: f64 = 100_000.0;
 /// Requests whose transmit counts are kept while their replies are awaited.
