@@ -147,6 +147,9 @@ pub struct PolicyConfig {
     pub v4_mask: u32,
     /// Members that may carry IPv6 traffic.
     pub v6_mask: u32,
+    /// balance-aware flow-static: ticks a flow may stay idle before it is forgotten
+    /// (`flowExpiry`, see [`crate::sticky`]).
+    pub flow_expiry_ticks: u32,
     /// Member slots in order of preference (active-backup failover order, round-robin order,
     /// balance-xor modulo order).
     pub members: [u8; MAX_MEMBERS],
@@ -154,7 +157,7 @@ pub struct PolicyConfig {
     pub buckets: [u8; BUCKETS],
 }
 
-const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 36 + MAX_MEMBERS + BUCKETS);
+const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 40 + MAX_MEMBERS + BUCKETS);
 
 impl PolicyConfig {
     pub const EMPTY: PolicyConfig = PolicyConfig {
@@ -167,6 +170,7 @@ impl PolicyConfig {
         member_mask: 0,
         v4_mask: 0,
         v6_mask: 0,
+        flow_expiry_ticks: 1,
         members: [NO_MEMBER; MAX_MEMBERS],
         buckets: [NO_MEMBER; BUCKETS],
     };
@@ -193,8 +197,8 @@ impl PolicyConfig {
         }
     }
 
-    /// Whether flows stay on the member they started on (balance-aware flow-static), so the
-    /// flow table is consulted for every packet rather than sampled.
+    /// Whether flows stay on the member they started on (balance-aware flow-static), so
+    /// `sticky_flows` is consulted for every packet.
     #[inline(always)]
     pub fn sticky_flows(&self) -> bool {
         Mode::from_u32(self.mode) == Some(Mode::BalanceAware) && Balance::from_u32(self.balance) == Some(Balance::FlowStatic)
@@ -330,7 +334,9 @@ pub struct BondConfig {
     pub policies: [PolicyConfig; MAX_POLICIES],
     /// Traffic classes with their own policy, most specific first; `n_classes` are in use.
     pub n_classes: u32,
-    pub pad: u32,
+    /// Sets of the `sticky_flows` table (see [`crate::sticky`]); 0: none, flow-static flows
+    /// are placed by their bucket.
+    pub sticky_sets: u32,
     pub classes: [ClassRule; MAX_CLASSES],
 }
 
@@ -353,7 +359,7 @@ impl BondConfig {
         member_mac: [[0; 8]; MAX_MEMBERS],
         policies: [PolicyConfig::EMPTY; MAX_POLICIES],
         n_classes: 0,
-        pad: 0,
+        sticky_sets: 0,
         classes: [ClassRule::EMPTY; MAX_CLASSES],
     };
 

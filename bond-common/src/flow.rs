@@ -1,10 +1,10 @@
 //! Flow identity and the flow table's records.
 //!
-//! The flow table observes traffic; forwarding does not depend on it (except balance-aware
-//! flow-static, whose flows stick to their member). So it is updated from one packet in
-//! [`FLOW_SAMPLE_EVERY`] per CPU, with packet and byte counts scaled up: an LRU lookup and
-//! update on every packet would cost more than everything else the bond does per packet.
-//! Flow-static policies consult and update it on every packet, exactly.
+//! The flow table observes traffic; forwarding does not depend on it (balance-aware
+//! flow-static keeps its flows' members in a table of its own, [`crate::sticky`]). So it is
+//! updated from one packet in [`FLOW_SAMPLE_EVERY`] per CPU, with packet and byte counts scaled
+//! up: an LRU lookup and update on every packet would cost more than everything else the bond
+//! does per packet.
 //!
 //! A flow is one direction of a conversation: IP family, addresses, transport protocol and ports
 //! (the echo identifier for ICMP echo). Non-IP traffic is a flow per (source MAC, destination

@@ -3,7 +3,7 @@
 //!
 //! Everything the data plane decides per packet lives here as plain functions over plain data:
 //! header parsing ([`packet`]), transmit hashes ([`hash`]), flow identity ([`flow`]) and member
-//! selection ([`select`]), balance-aware's packet scheduler ([`schedule`]). The eBPF program calls them with a packet reader over the skb; the unit
+//! selection ([`select`]), balance-aware's packet scheduler ([`schedule`]) and flow-static's table ([`sticky`]). The eBPF program calls them with a packet reader over the skb; the unit
 //! tests call them with byte slices, so the per-packet logic is tested without a kernel.
 //!
 //! Map values are `#[repr(C)]` with explicit padding and raw integers (no enums, bools or
@@ -20,6 +20,7 @@ pub mod schedule;
 pub mod select;
 pub mod siphash;
 pub mod stats;
+pub mod sticky;
 
 #[cfg(feature = "user")]
 mod pod {

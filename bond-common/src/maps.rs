@@ -20,6 +20,9 @@ pub const RR_CURSOR: &str = "rr_cursor";
 pub const SAMPLE_CURSOR: &str = "sample_cursor";
 /// `LruHashMap<u64, FlowEntry, FLOW_CAPACITY>`: flow id -> flow record.
 pub const FLOWS: &str = "flows";
+/// `Array<StickySet, flow_table_size / 4>`: balance-aware flow-static's record of each flow's
+/// member (see `sticky`).
+pub const STICKY_FLOWS: &str = "sticky_flows";
 /// `RingBuf`: `ProbeEvent`s for probe replies.
 pub const PROBE_EVENTS: &str = "probe_events";
 /// `PerCpuArray<MemberSeen, MAX_MEMBERS>`: ARP / neighbour-advertisement sightings per member.
@@ -57,7 +60,7 @@ pub const SCHEDULE: &str = "schedule";
 pub const BUSY_UNTIL: &str = "busy_until";
 
 /// Every map, for pinning and adoption.
-pub const ALL: [&str; 22] = [
+pub const ALL: [&str; 23] = [
     SCHEDULE,
     BUSY_UNTIL,
     PROBE_KEY,
@@ -69,6 +72,7 @@ pub const ALL: [&str; 22] = [
     RR_CURSOR,
     SAMPLE_CURSOR,
     FLOWS,
+    STICKY_FLOWS,
     PEER_V4,
     PEER_V6,
     PEER_MAC,

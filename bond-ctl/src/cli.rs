@@ -133,8 +133,8 @@ pub enum Command {
     },
     /// The busiest flows of the flow table, by bytes, with the member each was sent on.
     ///
-    /// Counts are estimated from a pseudo-random sample of one packet in 16 (exact for
-    /// balance-aware flow-static policies); flows idle for the policy's flowExpiry are forgotten.
+    /// Counts are estimated from a pseudo-random sample of one packet in 16; flows idle for the
+    /// policy's flowExpiry are forgotten.
     Flows {
         #[arg(value_parser = bond_name)]
         bond: String,

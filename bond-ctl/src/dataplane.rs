@@ -262,29 +262,52 @@ pub struct Dataplane {
     _log: Option<crate::ebpf_log::Reader>,
 }
 
+/// The maps whose size follows `flow_table_size`, with their entries.
+fn sized_maps(flow_table_size: u32) -> [(&'static str, u32); 2] {
+    [(maps::FLOWS, flow_table_size), (maps::STICKY_FLOWS, bond_common::sticky::sets_for(flow_table_size))]
+}
+
+/// Pins back the maps a failed load had unpinned to resize them.
+fn restore_pins(replaced: &[(MapData, PathBuf)]) {
+    for (old, pin) in replaced {
+        let _ = old.pin(pin);
+    }
+}
+
 impl Dataplane {
     /// Loads the object with every map pinned under `pin_dir`: maps pinned there already (a
     /// running bond being adopted) are reused with their contents, others are created. The
-    /// flow table holds `flow_table_size` entries: a pinned one of another size is replaced by
-    /// a new, empty one (the running programs keep the old until the new ones replace them).
+    /// flow tables (`flows` and flow-static's `sticky_flows`) hold `flow_table_size` flows: a
+    /// pinned one of another size is replaced by a new, empty one (the running programs keep
+    /// the old until the new ones replace them).
     pub fn load(pin_dir: &Path, flow_table_size: u32) -> anyhow::Result<Dataplane> {
         std::fs::create_dir_all(pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
-        let flows_pin = pin_dir.join(maps::FLOWS);
-        let pinned = flows_pin.exists().then(|| MapData::from_pin(&flows_pin)).transpose();
-        let pinned = pinned.with_context(|| format!("opening {}", flows_pin.display()))?;
-        let pinned_size = pinned.as_ref().map(|m| m.info().map(|i| i.max_entries())).transpose()?;
-        // Another size: unpinned, so the loader creates the table anew; held open meanwhile and
-        // pinned back if the load fails, which then leaves the running bond's pins as they were.
-        let replaced = pinned.filter(|_| pinned_size != Some(flow_table_size));
-        if replaced.is_some() {
-            std::fs::remove_file(&flows_pin).with_context(|| format!("removing {} to resize it", flows_pin.display()))?;
+        let mut replaced = Vec::new();
+        let mut flow_table_resized_from = None;
+        for (name, size) in sized_maps(flow_table_size) {
+            let pin = pin_dir.join(name);
+            let pinned = pin.exists().then(|| MapData::from_pin(&pin)).transpose();
+            let pinned = pinned.with_context(|| format!("opening {}", pin.display()))?;
+            let pinned_size = pinned.as_ref().map(|m| m.info().map(|i| i.max_entries())).transpose()?;
+            // Another size: unpinned, so the loader creates the table anew; held open meanwhile
+            // and pinned back if the load fails, which then leaves the running bond's pins as
+            // they were.
+            if let Some(old) = pinned.filter(|_| pinned_size != Some(size)) {
+                if let Err(e) = std::fs::remove_file(&pin) {
+                    restore_pins(&replaced);
+                    return Err(e).with_context(|| format!("removing {} to resize it", pin.display()));
+                }
+                if name == maps::FLOWS {
+                    flow_table_resized_from = pinned_size;
+                }
+                replaced.push((old, pin));
+            }
         }
         let loaded = Self::load_object(pin_dir, flow_table_size);
-        if let (Err(_), Some(old)) = (&loaded, &replaced) {
-            let _ = old.pin(&flows_pin);
+        if loaded.is_err() {
+            restore_pins(&replaced);
         }
         let (maps, mut ebpf) = loaded?;
-        let flow_table_resized_from = pinned_size.filter(|_| replaced.is_some());
         let _log = crate::ebpf_log::Reader::start(&mut ebpf).context("reading the data plane's log")?;
         Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new(), flow_table_resized_from, _log })
     }
@@ -292,7 +315,9 @@ impl Dataplane {
     fn load_object(pin_dir: &Path, flow_table_size: u32) -> anyhow::Result<(Maps, Ebpf)> {
         let paths: Vec<(&str, PathBuf)> = maps::ALL.iter().map(|m| (*m, pin_dir.join(m))).collect();
         let mut loader = EbpfLoader::new();
-        loader.map_max_entries(maps::FLOWS, flow_table_size);
+        for (name, size) in sized_maps(flow_table_size) {
+            loader.map_max_entries(name, size);
+        }
         crate::ebpf_log::configure(&mut loader);
         // The verifier's whole log on a rejected program (long): BOND_VERIFIER_LOG=1.
         if std::env::var_os("BOND_VERIFIER_LOG").is_some() {

@@ -194,6 +194,7 @@ pub fn policy_config(policy: &PolicySpec, members: &[MemberView], active: Option
     p.xmit_hash = policy.xmit_hash as u32;
     p.balance = policy.balance as u32;
     p.packets_per_link = policy.packets_per_link;
+    p.flow_expiry_ticks = bond_common::sticky::expiry_ticks(policy.flow_expiry);
     p.active = u32::from(active.unwrap_or(NO_MEMBER));
     p.n_members = order.len().min(MAX_MEMBERS) as u32;
     for (i, slot) in order.iter().take(MAX_MEMBERS).enumerate() {
@@ -226,6 +227,8 @@ pub struct BondSettings {
     /// Traffic classes with their own policy, most specific first (`n_classes` in use).
     pub classes: [ClassRule; MAX_CLASSES],
     pub n_classes: u32,
+    /// Sets of the `sticky_flows` table loaded (from `flow_table_size`).
+    pub sticky_sets: u32,
 }
 
 impl BondSettings {
@@ -272,6 +275,7 @@ pub fn bond_config(bond: &BondSettings, members: &[MemberView], policies: &[Poli
     c.peer_tables = bond.peer_tables;
     c.classes = bond.classes;
     c.n_classes = bond.n_classes;
+    c.sticky_sets = bond.sticky_sets;
     for m in members {
         if usize::from(m.slot) < MAX_MEMBERS {
             c.member_ifindex[usize::from(m.slot)] = m.ifindex;
@@ -524,9 +528,12 @@ mod tests {
             probe_id: 9,
             flags: bond_flags::RX_DEDUP,
             peer_tables: 0,
+            sticky_sets: 16_384,
             ..Default::default()
         };
-        let c = bond_config(&bond, &m, &[policy_config(&policy(Mode::BalanceRr), &m, None, &[NO_MEMBER; BUCKETS])], 3);
+        let mut rr = policy(Mode::BalanceRr);
+        rr.flow_expiry = 243_000;
+        let c = bond_config(&bond, &m, &[policy_config(&rr, &m, None, &[NO_MEMBER; BUCKETS])], 3);
         assert_eq!((c.bond_ifindex, c.n_slots, c.generation, c.probe_id, c.flags), (7, 3, 3, 9, bond_flags::RX_DEDUP));
         assert_eq!(&c.bond_mac[..6], &[2, 0, 0, 0, 0, 1]);
         assert_eq!(&c.member_ifindex[..3], &[10, 11, 12]);
@@ -534,6 +541,8 @@ mod tests {
         assert_eq!(usable_mask(&m), 0b101);
         assert_eq!(c.peer_tables, 0);
         assert_eq!(c.policies[1].n_members, 0, "no peer policy");
+        assert_eq!(c.sticky_sets, 16_384, "flow-static's table, as loaded");
+        assert_eq!(c.policies[0].flow_expiry_ticks, 227, "flowExpiry in the table's ticks");
     }
 
     #[test]

@@ -443,7 +443,7 @@ pub struct FlowStatus {
     pub proto: String,
     /// Member it was last sent on ("-": broadcast or none).
     pub member: String,
-    /// Estimated from a sample of the packets (see the manual's How it works); exact for flow-static policies.
+    /// Estimated from a sample of the packets (see the manual's How it works).
     pub packets: u64,
     pub bytes: u64,
     pub idle_ms: u64,

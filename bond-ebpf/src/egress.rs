@@ -16,12 +16,13 @@ use bond_common::{
     probe::ETH_P_PROBE,
     schedule::earliest_arrival,
     select::{active_member, aware_member, is_usable, packet_hash, round_robin_member, rx_member, usable_count, xor_member},
+    sticky,
 };
 
 use crate::{
     maps::{
-        BUCKET_BYTES, BUSY_UNTIL, CLASS_STATS, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCHEDULE, SCRATCH, bond_stats, current_config,
-        flow_sample_due, member_stats, member_usable, skb_protocol,
+        BUCKET_BYTES, BUSY_UNTIL, CLASS_STATS, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCHEDULE, SCRATCH, STICKY_FLOWS, bond_stats,
+        current_config, flow_sample_due, member_stats, member_usable, skb_protocol,
     },
     probe,
     skb::Skb,
@@ -30,9 +31,8 @@ use crate::{
 /// What `choose` decided: a member slot (0..MAX_MEMBERS), or one of these.
 const CHOICE_BROADCAST: u32 = 0x100;
 const CHOICE_NOTHING: u32 = 0x200;
-/// Set on a member slot by `choose` when it has brought the flow's entry up to date itself
-/// (flow-static: one lookup of the flow table per packet, not two).
-const CHOICE_RECORDED: u32 = 0x400;
+/// balance-aware flow-static: the flow's record decides (`sticky_choice`).
+const CHOICE_STICKY: u32 = 0x400;
 
 #[inline(always)]
 pub fn bond_egress(ctx: &TcContext) -> i32 {
@@ -82,14 +82,12 @@ pub fn bond_egress(ctx: &TcContext) -> i32 {
         steered.map_or_else(|| choose(policy, policy_index, usable, &pkt, h), u32::from)
     };
 
-    let sticky = policy.sticky_flows();
-    let recorded = choice & CHOICE_RECORDED != 0;
-    let choice = choice & !CHOICE_RECORDED;
-    if if sticky { !recorded } else { flow_sample_due() } {
+    let choice = if choice == CHOICE_STICKY { sticky_choice(cfg, policy, policy_index, usable, h) } else { choice };
+    if flow_sample_due() {
         if !parsed {
             parse_headers(&pkt, h);
         }
-        record_flow(h, choice | (policy_index & 0xff) << 16, u32::from(sticky), len);
+        record_flow(h, choice | (policy_index & 0xff) << 16, len);
     }
     match choice {
         CHOICE_BROADCAST => broadcast(ctx, cfg, policy, usable, len),
@@ -128,7 +126,7 @@ fn to_the_active_member(ctx: &TcContext, cfg: &BondConfig, ether_type: u16, len:
         // SAFETY: this CPU's scratch entry, used by this program run only.
         let h = unsafe { &mut *h };
         parse_headers(&Skb::new(ctx), h);
-        record_flow(h, choice.map_or(CHOICE_NOTHING, u32::from) | (cfg.default_policy & 0xff) << 16, 0, len);
+        record_flow(h, choice.map_or(CHOICE_NOTHING, u32::from) | (cfg.default_policy & 0xff) << 16, len);
     }
     Some(match choice {
         Some(slot) => send(ctx, cfg, slot, len),
@@ -215,11 +213,11 @@ pub(crate) fn xmit_hash(policy: XmitHash, pkt: &Skb, h: &Headers) -> u32 {
 /// policy index from bit 16; sampled packets stand for FLOW_SAMPLE_EVERY packets, flow-static
 /// policies count every packet.
 #[inline(never)]
-pub(crate) fn record_flow(h: &Headers, placed: u32, sticky: u32, len: u64) -> u32 {
+pub(crate) fn record_flow(h: &Headers, placed: u32, len: u64) -> u32 {
     let id = flow_id(h);
     let member = if placed & 0xffff < MAX_MEMBERS as u32 { placed as u8 } else { NO_MEMBER };
     let policy = (placed >> 16) as u8;
-    let weight = if sticky != 0 { 1 } else { u64::from(FLOW_SAMPLE_EVERY) };
+    let weight = u64::from(FLOW_SAMPLE_EVERY);
     // SAFETY: a BPF helper without arguments that only reads the clock.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     match FLOWS.get_ptr_mut(id) {
@@ -246,12 +244,46 @@ unsafe fn record_in_place(f: *mut FlowEntry, member: u8, policy: u8, len: u64, w
         (*f).packets += weight;
         (*f).bytes += len * weight;
         (*f).last_seen_ns = now;
-        // Written only when changed: flow-static rewrites every packet's entry otherwise.
+        // Written only when changed: the cache line stays shared between CPUs otherwise.
         if (*f).member != member || (*f).policy != policy {
             (*f).member = member;
             (*f).policy = policy;
         }
     }
+}
+
+/// balance-aware flow-static: the member the flow started on while it is usable, else its
+/// bucket's (the flow then stays there); recorded in `sticky_flows`, whose entry is rewritten
+/// only when the member or the tick changed (see `bond_common::sticky`). Without the table,
+/// the bucket's member.
+#[inline(always)]
+fn sticky_choice(cfg: &BondConfig, policy: &PolicyConfig, policy_index: u32, usable: u32, h: &Headers) -> u32 {
+    let id = flow_id(h);
+    let hash = bucket_hash(id);
+    let sets = cfg.sticky_sets;
+    let looked_up = if sets == 0 {
+        None
+    } else {
+        let (index, tag) = sticky::place(id, sets);
+        STICKY_FLOWS.get_ptr_mut(index).map(|set| (set, tag))
+    };
+    let Some((set, tag)) = looked_up else {
+        return aware_member(policy, usable, hash, NO_MEMBER).map_or(CHOICE_NOTHING, u32::from);
+    };
+    // SAFETY: a BPF helper without arguments that only reads the clock.
+    let now = sticky::tick(unsafe { bpf_ktime_get_coarse_ns() });
+    // SAFETY: a pointer into the table from the lookup above, valid while the program runs;
+    // entries are written whole (see bond_common::sticky).
+    let set = unsafe { &mut *set };
+    let found = sticky::find(set, tag, policy_index as u8, now, policy.flow_expiry_ticks);
+    let Some(slot) = aware_member(policy, usable, hash, found.member) else { return CHOICE_NOTHING };
+    let e = sticky::entry(tag, slot, policy_index as u8, now);
+    if let Some(old) = set.get_mut(found.way)
+        && *old != e
+    {
+        *old = e;
+    }
+    u32::from(slot)
 }
 
 /// Adds a packet's bytes to its balance-aware bucket (what rebalancing measures).
@@ -369,29 +401,13 @@ fn choose(policy: &PolicyConfig, policy_index: u32, usable: u32, pkt: &Skb, h: &
             aware_member(policy, usable, hash, NO_MEMBER)
         }
         Some(Mode::BalanceTlb | Mode::BalanceAlb) => xor_member(policy, usable, policy_hash(policy, pkt, h)),
+        // flow-static: the flow's record decides, read where the table's size is known.
+        Some(Mode::BalanceAware) if policy.sticky_flows() => return CHOICE_STICKY,
         Some(Mode::BalanceAware) => {
-            let id = flow_id(h);
-            let hash = bucket_hash(id);
-            let sticky_member = if policy.sticky_flows() {
-                // A flow seen before: its member and its record from the one lookup (in a
-                // table of a million flows each lookup is a cache miss, most of the cost).
-                if let Some(f) = FLOWS.get_ptr_mut(id) {
-                    // SAFETY: a pointer into the flow table from the lookup just above.
-                    let member = aware_member(policy, usable, hash, unsafe { (*f).member });
-                    if let Some(slot) = member {
-                        // SAFETY: as above (counters race between CPUs as in record_flow), and
-                        // a BPF helper without arguments that only reads the clock.
-                        unsafe { record_in_place(f, slot, policy_index as u8, u64::from(pkt.len()), 1, bpf_ktime_get_coarse_ns()) };
-                    }
-                    return member.map_or(CHOICE_NOTHING, |s| u32::from(s) | CHOICE_RECORDED);
-                }
-                NO_MEMBER
-            } else {
-                // Only flow-dynamic rebalancing reads the per-bucket traffic.
-                count_bucket(policy_index, hash, u64::from(pkt.len()));
-                NO_MEMBER
-            };
-            aware_member(policy, usable, hash, sticky_member)
+            let hash = bucket_hash(flow_id(h));
+            // Only flow-dynamic rebalancing reads the per-bucket traffic.
+            count_bucket(policy_index, hash, u64::from(pkt.len()));
+            aware_member(policy, usable, hash, NO_MEMBER)
         }
         // none and active-backup (and anything unknown): the active member.
         _ => active_member(policy, usable),

@@ -12,6 +12,7 @@ use bond_common::{
     probe::{PROBE_SENT_SLOTS, ProbeEvent, ProbeKey, ProbeSent},
     schedule::MemberSchedule,
     stats::{BondStats, ClassStats, MemberSeen, MemberStats},
+    sticky::{StickySet, WAYS},
 };
 
 #[btf_map(name = "config")]
@@ -43,6 +44,10 @@ pub static SCRATCH: PerCpuArray<Headers, 1> = PerCpuArray::new();
 
 #[btf_map(name = "flows")]
 pub static FLOWS: LruHashMap<u64, FlowEntry, FLOW_CAPACITY> = LruHashMap::new();
+
+/// Sized by the controller at load time, as `flows` (`flow_table_size`).
+#[btf_map(name = "sticky_flows")]
+pub static STICKY_FLOWS: Array<StickySet, { FLOW_CAPACITY / WAYS }> = Array::new();
 
 #[btf_map(name = "peer_v4")]
 pub static PEER_V4: LpmTrie<[u8; 4], u32, PEER_CAPACITY> = LpmTrie::new();

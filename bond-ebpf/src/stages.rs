@@ -51,7 +51,7 @@ pub fn upto<const N: u32>(ctx: &TcContext) -> i32 {
                     };
                     let len = u64::from(ctx.len());
                     if N >= SAMPLE && flow_sample_due() {
-                        record_flow(h, u32::from(slot), 0, len);
+                        record_flow(h, u32::from(slot), len);
                     }
                     if N >= COUNTERS {
                         member_stats(u32::from(slot), |s| {

@@ -187,7 +187,12 @@ fn a_corrupt_state_file_leaves_the_running_bond_alone() {
 
 /// `max_entries` and kernel memory of the flow table's pin, as bpftool shows them.
 fn flow_table_in_kernel(lab: &Lab) -> (u64, u64) {
-    let path = lab.a.pins().join("flows").to_string_lossy().to_string();
+    map_in_kernel(lab, "flows")
+}
+
+/// `max_entries` and kernel memory of pinned map `name`.
+fn map_in_kernel(lab: &Lab, name: &str) -> (u64, u64) {
+    let path = lab.a.pins().join(name).to_string_lossy().to_string();
     let out = bond_tests::cmd::run("bpftool", &["-j", "map", "show", "pinned", &path]).unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     (v["max_entries"].as_u64().unwrap(), v["bytes_memlock"].as_u64().unwrap_or(0))
@@ -200,21 +205,23 @@ fn the_flow_table_size_is_a_setting_and_a_restart_resizes_it_without_loss() {
     ping(&lab, 2).unwrap();
     let (entries, memlock) = flow_table_in_kernel(&lab);
     assert_eq!(entries, 2048, "bpftool shows the size asked for");
+    assert_eq!(map_in_kernel(&lab, "sticky_flows").0, 512, "flow-static's table: sets of 4 flows");
     let status = lab.a.daemon().status().unwrap();
     assert_eq!(status["counters"]["flow_table_size"], 2048);
-    // 3,000 flows (one socket to 3,000 ports; nothing listens, B's port-unreachable answers are
-    // flows of B's): flow-static records every packet's flow, and the table keeps at most 2,048.
+    // 48,000 flows (one socket to 48,000 ports; nothing listens, B's port-unreachable answers
+    // are flows of B's): the table samples one packet in 16, so about 3,000 flows are recorded,
+    // and it keeps at most 2,048.
     lab.a
         .ns
         .enter(|| {
             let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-            for port in 20_000..23_000u16 {
+            for port in 10_000..58_000u16 {
                 bond_tests::net::send_retrying(&s, &[0u8; 32], format!("{}:{port}", bond_tests::lab::ADDR_B).parse().unwrap()).unwrap();
             }
         })
         .unwrap();
     let flows = lab.a.daemon().status().unwrap()["counters"]["flows"].as_u64().unwrap();
-    println!("flow table of 2048: {flows} flows held of 3000 sent, {memlock} bytes of kernel memory");
+    println!("flow table of 2048: {flows} flows held of 48000 sent, {memlock} bytes of kernel memory");
     assert!((1024..=2048).contains(&flows), "the table is full and no fuller: {flows}");
 
     // A reload with another size says when it takes effect and changes nothing yet.
@@ -240,6 +247,7 @@ fn the_flow_table_size_is_a_setting_and_a_restart_resizes_it_without_loss() {
     println!("restarted with a table of 8192: {lost} of {sent} datagrams lost; {memlock} bytes of kernel memory");
     assert_eq!(lost, 0, "no datagram lost; log:\n{}", lab.a.daemon().log());
     assert_eq!(entries, 8192);
+    assert_eq!(map_in_kernel(&lab, "sticky_flows").0, 2048, "flow-static's table resized with it");
     let status = lab.a.daemon().status().unwrap();
     assert_eq!(status["counters"]["flow_table_size"], 8192);
     assert!(status["counters"]["flows"].as_u64().unwrap() >= 1, "the new table records the stream's flow");

@@ -152,6 +152,8 @@ struct PolicySwitch {
 
 impl Core {
     fn new(spec: BondSpec, policy: PolicySpec, settings: BondSettings, now: Nanos) -> Core {
+        // The table loaded with the data plane (a new size waits for a restart, as its maps).
+        let settings = BondSettings { sticky_sets: bond_common::sticky::sets_for(spec.flow_table_size), ..settings };
         Core {
             spec,
             policy,

@@ -582,3 +582,9 @@ fn the_bonds_mtu_reaches_every_member_or_is_put_back() {
     assert_eq!(b.device.as_ref().unwrap().mtu, 9000);
     assert!(b.event_texts().iter().any(|e| e.starts_with("eth1 refused MTU 9600")), "{:?}", b.event_texts());
 }
+
+#[test]
+fn the_config_names_the_size_of_flow_statics_table() {
+    let b = bond(2, "    flow_table_size: 8192\n    mode: balance-xor\n    miimon: 5\n");
+    assert_eq!(b.io.configs.last().unwrap().sticky_sets, 2048, "sets of four: 8,192 flows");
+}
