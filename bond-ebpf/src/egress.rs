@@ -210,8 +210,7 @@ pub(crate) fn xmit_hash(policy: XmitHash, pkt: &Skb, h: &Headers) -> u32 {
 }
 
 /// Updates (or creates) the flow's record. `placed` is the choice in the low bits and the
-/// policy index from bit 16; sampled packets stand for FLOW_SAMPLE_EVERY packets, flow-static
-/// policies count every packet.
+/// policy index from bit 16; a sampled packet stands for FLOW_SAMPLE_EVERY packets.
 #[inline(never)]
 pub(crate) fn record_flow(h: &Headers, placed: u32, len: u64) -> u32 {
     let id = flow_id(h);
