@@ -15,7 +15,8 @@ use std::time::Duration;
 use anyhow::Context;
 use bond_tests::{Lab, LabOptions, emu::Impairment};
 
-/// Policies on side A. The `-u` ones know the unequal links' capacities (`speed`).
+/// Policies on side A. The `-u` ones know the unequal links' capacities (`speed`), `-10` the
+/// equal ones'.
 const SETTINGS: &str = "policies:
   xor-l34: { basePolicy: balance-xor, xmitHashPolicy: layer3+4 }
   aware: { basePolicy: balance-aware }
@@ -23,6 +24,7 @@ const SETTINGS: &str = "policies:
   aware-packet: { basePolicy: balance-aware, balancePolicy: packet }
   aware-u: { basePolicy: balance-aware, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }
   aware-packet-u: { basePolicy: balance-aware, balancePolicy: packet, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }
+  aware-packet-10: { basePolicy: balance-aware, balancePolicy: packet, links: { eth0: { speed: 10 }, eth1: { speed: 10 }, eth2: { speed: 10 } } }
   fastest-alone: { basePolicy: active-backup, links: { eth0: {} } }";
 
 /// Links (label, Mbit/s and one-way ms of each member) and the (policy, TCP flows, congestion
@@ -51,6 +53,7 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
                 ("balance-rr", 1, "cubic"),
                 ("rr-1", 1, "cubic"),
                 ("aware-packet", 1, "cubic"),
+                ("aware-packet-10", 1, "cubic"),
             ],
         ),
         (
