@@ -327,22 +327,23 @@ pub struct BondConfig {
     pub probe_id: u32,
     /// The bond's MAC address (source of probe replies), padded to 8 bytes.
     pub bond_mac: [u8; 8],
+    /// Traffic classes in use in `classes`. Here, beside the fields every packet reads, not
+    /// beside the classes: one cache line fewer per packet.
+    pub n_classes: u32,
+    /// Sets of the `sticky_flows` table (see [`crate::sticky`]); 0: none, flow-static flows
+    /// are placed by their bucket.
+    pub sticky_sets: u32,
     /// Slot -> member ifindex (0 = empty slot).
     pub member_ifindex: [u32; MAX_MEMBERS],
     /// Slot -> the member's MAC address (padded to 8 bytes), for [`bond_flags::OWN_MACS`].
     pub member_mac: [[u8; 8]; MAX_MEMBERS],
     pub policies: [PolicyConfig; MAX_POLICIES],
     /// Traffic classes with their own policy, most specific first; `n_classes` are in use.
-    pub n_classes: u32,
-    /// Sets of the `sticky_flows` table (see [`crate::sticky`]); 0: none, flow-static flows
-    /// are placed by their bucket.
-    pub sticky_sets: u32,
     pub classes: [ClassRule; MAX_CLASSES],
 }
 
 const _: () = assert!(
-    core::mem::size_of::<BondConfig>()
-        == 40 + 12 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>() + 8 + 12 * MAX_CLASSES
+    core::mem::size_of::<BondConfig>() == 48 + 12 * MAX_MEMBERS + MAX_POLICIES * core::mem::size_of::<PolicyConfig>() + 12 * MAX_CLASSES
 );
 
 impl BondConfig {
@@ -355,11 +356,11 @@ impl BondConfig {
         flags: 0,
         probe_id: 0,
         bond_mac: [0; 8],
+        n_classes: 0,
+        sticky_sets: 0,
         member_ifindex: [0; MAX_MEMBERS],
         member_mac: [[0; 8]; MAX_MEMBERS],
         policies: [PolicyConfig::EMPTY; MAX_POLICIES],
-        n_classes: 0,
-        sticky_sets: 0,
         classes: [ClassRule::EMPTY; MAX_CLASSES],
     };
 
