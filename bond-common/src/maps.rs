@@ -20,8 +20,8 @@ pub const RR_CURSOR: &str = "rr_cursor";
 pub const SAMPLE_CURSOR: &str = "sample_cursor";
 /// `LruHashMap<u64, FlowEntry, FLOW_CAPACITY>`: flow id -> flow record.
 pub const FLOWS: &str = "flows";
-/// `Array<StickySet, flow_table_size / 4>`: balance-aware flow-static's record of each flow's
-/// member (see `sticky`).
+/// `Array<StickySet, sticky::sets_for(flow_table_size)>`, page-aligned: balance-aware
+/// flow-static's record of each flow's member (see `sticky`).
 pub const STICKY_FLOWS: &str = "sticky_flows";
 /// `RingBuf`: `ProbeEvent`s for probe replies.
 pub const PROBE_EVENTS: &str = "probe_events";

@@ -1,23 +1,30 @@
 //! balance-aware flow-static's memory of each flow's member: the `sticky_flows` table.
 //!
 //! Flow-static consults it on every packet, so its cost is the policy's cost. It is an array of
-//! sets of [`WAYS`] 8-byte entries, one cache line or less per set: a packet reads its flow's
-//! set, finds its entry by a tag taken from the flow id, and writes it back only when something
-//! changed (its member, or the coarse tick it was last seen in). A hash table keyed by flow
+//! sets of [`WAYS`] 8-byte entries, one 64-byte cache line per set (the map's values are
+//! page-aligned): a packet reads its flow's set, finds its entry by a tag taken from the flow
+//! id, and writes it back only when something changed (its member, or the coarse tick it was
+//! last seen in). It has twice as many entries as the flows it is sized for ([`sets_for`]): a
+//! flow can only go in its own set, and at half full one set in fifty holds more flows than it
+//! has ways, where a table of exactly as many entries would overflow one set in three. A hash table keyed by flow
 //! (the flow table, `flows`) costs a bucket head, an element and an LRU update per packet, each
 //! a cache miss once it holds a million flows, and an insertion that evicts another entry for
 //! every new flow past its size: twice what this costs.
 //!
 //! A set that is full gives its least recently seen entry to a new flow, as the LRU did; a flow
 //! idle for its policy's `flowExpiry` is forgotten (its entry is taken as absent and reused).
+//! An entry another CPU wrote with a later tick than this CPU's clock read is fresh, not old.
 //! Either way a forgotten flow is placed by its bucket again, which is where it was unless its
 //! bucket moved since. Entries are written whole (one 8-byte store), so two CPUs updating one
 //! entry leave one or the other's, never a mix.
 
 use crate::config::NO_MEMBER;
 
-/// Entries per set.
-pub const WAYS: usize = 4;
+/// The entries' format, part of the map layout a new daemon must match to adopt a bond.
+pub const FORMAT: u32 = 1;
+
+/// Entries per set: 64 bytes, one cache line.
+pub const WAYS: usize = 8;
 
 /// One set of the table (the map's value).
 pub type StickySet = [u64; WAYS];
@@ -36,18 +43,21 @@ const SEEN_SHIFT: u32 = 40;
 const SEEN_BITS: u32 = 23;
 /// Ticks wrap at this mask (about 97 days): ages are taken modulo it.
 const SEEN_MASK: u32 = (1 << SEEN_BITS) - 1;
+/// Ages past this (half the wrap, about 48 days) are an entry written by another CPU after
+/// this one read the clock: age 0. No expiry reaches it (`flowExpiry` is at most a day).
+const NEWEST: u32 = SEEN_MASK / 2;
 const VALID: u64 = 1 << 63;
 
-/// Sets of a table that holds `flows` flows.
+/// Sets of a table sized for `flows` flows: twice as many entries (see the module).
 pub const fn sets_for(flows: u32) -> u32 {
-    let sets = flows.div_ceil(WAYS as u32);
+    let sets = flows.div_ceil(WAYS as u32 / 2);
     if sets == 0 { 1 } else { sets }
 }
 
 /// `flowExpiry` (ms) in ticks, rounded up, at least one.
 pub const fn expiry_ticks(ms: u64) -> u32 {
     let ticks = ms.saturating_mul(1_000_000).saturating_add((1 << TICK_SHIFT) - 1) >> TICK_SHIFT;
-    let most = (SEEN_MASK - 1) as u64;
+    let most = NEWEST as u64;
     if ticks == 0 {
         1
     } else if ticks > most {
@@ -97,7 +107,12 @@ pub fn find(set: &StickySet, tag: u32, policy: u8, now: u32, expiry: u32) -> Fou
     let mut way = 0;
     while way < WAYS {
         let e = set[way];
-        let age = if e & VALID == 0 { u32::MAX } else { now.wrapping_sub((e >> SEEN_SHIFT) as u32) & SEEN_MASK };
+        let age = if e & VALID == 0 {
+            u32::MAX
+        } else {
+            let age = now.wrapping_sub((e >> SEEN_SHIFT) as u32) & SEEN_MASK;
+            if age > NEWEST { 0 } else { age }
+        };
         if e & VALID != 0 && (e & TAG_MASK) as u32 == tag {
             let alive = age <= expiry && (e >> POLICY_SHIFT) as u8 == policy;
             return Found { way, member: if alive { (e >> MEMBER_SHIFT) as u8 } else { NO_MEMBER } };
@@ -133,20 +148,23 @@ mod tests {
 
     #[test]
     fn a_full_set_gives_its_least_recently_seen_entry_to_a_new_flow() {
-        let set = [entry(1, 0, 0, 100), entry(2, 1, 0, 97), entry(3, 2, 0, 99), entry(4, 3, 0, 98)];
-        assert_eq!(find(&set, 5, 0, 100, EXPIRY), Found { way: 1, member: NO_MEMBER });
+        let mut set = [0u64; WAYS];
+        for (way, seen) in [100, 97, 99, 98, 100, 100, 99, 100].into_iter().enumerate() {
+            set[way] = entry(way as u32 + 1, 0, 0, seen);
+        }
+        assert_eq!(find(&set, 50, 0, 100, EXPIRY), Found { way: 1, member: NO_MEMBER });
     }
 
     #[test]
     fn a_flow_idle_past_its_expiry_is_forgotten_and_its_own_entry_reused() {
-        let set = [entry(1, 0, 0, 0), entry(7, 3, 0, 50), 0, 0];
+        let set = [entry(1, 0, 0, 0), entry(7, 3, 0, 50), 0, 0, 0, 0, 0, 0];
         assert_eq!(find(&set, 7, 0, 50 + EXPIRY, EXPIRY), Found { way: 1, member: 3 }, "idle exactly the expiry: kept");
         assert_eq!(find(&set, 7, 0, 51 + EXPIRY, EXPIRY), Found { way: 1, member: NO_MEMBER });
     }
 
     #[test]
     fn another_policys_record_is_not_this_policys() {
-        let set = [entry(7, 3, 1, 5), 0, 0, 0];
+        let set = [entry(7, 3, 1, 5), 0, 0, 0, 0, 0, 0, 0];
         assert_eq!(find(&set, 7, 1, 5, EXPIRY).member, 3);
         assert_eq!(find(&set, 7, 0, 5, EXPIRY), Found { way: 0, member: NO_MEMBER });
     }
@@ -154,7 +172,7 @@ mod tests {
     #[test]
     fn ages_survive_the_tick_counter_wrapping() {
         let last = SEEN_MASK - 2;
-        let set = [entry(7, 3, 0, last), 0, 0, 0];
+        let set = [entry(7, 3, 0, last), 0, 0, 0, 0, 0, 0, 0];
         let now = tick(((u64::from(last) + 5) & u64::from(SEEN_MASK)) << TICK_SHIFT);
         assert!(now < last, "the counter wrapped");
         assert_eq!(find(&set, 7, 0, now, EXPIRY).member, 3);
@@ -165,12 +183,12 @@ mod tests {
     fn an_entry_keeps_every_field_and_is_never_empty() {
         let e = entry(TAG_MASK as u32, 15, 7, SEEN_MASK);
         assert_ne!(entry(0, 0, 0, 0), 0, "a flow of tag 0 seen at tick 0 is still an entry");
-        assert_eq!(find(&[e, 0, 0, 0], TAG_MASK as u32, 7, SEEN_MASK, EXPIRY), Found { way: 0, member: 15 });
+        assert_eq!(find(&[e, 0, 0, 0, 0, 0, 0, 0], TAG_MASK as u32, 7, SEEN_MASK, EXPIRY), Found { way: 0, member: 15 });
     }
 
     #[test]
     fn sets_tags_and_expiry_in_range() {
-        assert_eq!(sets_for(65_536), 16_384);
+        assert_eq!(sets_for(65_536), 16_384, "131,072 entries for 65,536 flows");
         assert_eq!(sets_for(1_025), 257);
         assert_eq!(sets_for(0), 1);
         let (set, tag) = place(u64::MAX, 1_000);
@@ -179,6 +197,15 @@ mod tests {
         assert_eq!(expiry_ticks(1), 1);
         assert_eq!(expiry_ticks(243_000), 227, "flowExpiry's default, rounded up");
         assert_eq!(expiry_ticks(86_400_000), 80_467, "a day");
-        assert_eq!(expiry_ticks(u64::MAX), SEEN_MASK - 1);
+        assert_eq!(expiry_ticks(u64::MAX), NEWEST);
+    }
+
+    #[test]
+    fn an_entry_another_cpu_wrote_a_tick_later_is_fresh_not_forgotten() {
+        // This CPU read tick 40, then another wrote the flow's entry at tick 41.
+        let set = [entry(7, 3, 0, 41), entry(8, 2, 0, 30), 0, 0, 0, 0, 0, 0];
+        assert_eq!(find(&set, 7, 0, 40, EXPIRY), Found { way: 0, member: 3 });
+        let full = core::array::from_fn(|way| if way == 0 { entry(7, 3, 0, 41) } else { entry(way as u32 + 10, 0, 0, 39) });
+        assert_ne!(find(&full, 99, 0, 40, EXPIRY).way, 0, "nor the first to be taken by a new flow");
     }
 }

@@ -267,9 +267,11 @@ fn sized_maps(flow_table_size: u32) -> [(&'static str, u32); 2] {
     [(maps::FLOWS, flow_table_size), (maps::STICKY_FLOWS, bond_common::sticky::sets_for(flow_table_size))]
 }
 
-/// Pins back the maps a failed load had unpinned to resize them.
+/// Pins back the maps a failed load had unpinned to resize them, in place of any new one the
+/// loader pinned there before it failed (unused: no program of it runs).
 fn restore_pins(replaced: &[(MapData, PathBuf)]) {
     for (old, pin) in replaced {
+        let _ = std::fs::remove_file(pin);
         let _ = old.pin(pin);
     }
 }
@@ -282,33 +284,41 @@ impl Dataplane {
     /// the old until the new ones replace them).
     pub fn load(pin_dir: &Path, flow_table_size: u32) -> anyhow::Result<Dataplane> {
         std::fs::create_dir_all(pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
-        let mut replaced = Vec::new();
-        let mut flow_table_resized_from = None;
+        // Every pinned table is opened and measured before any is touched: a failure here
+        // leaves the running bond's pins as they were.
+        let mut pinned = Vec::new();
         for (name, size) in sized_maps(flow_table_size) {
             let pin = pin_dir.join(name);
-            let pinned = pin.exists().then(|| MapData::from_pin(&pin)).transpose();
-            let pinned = pinned.with_context(|| format!("opening {}", pin.display()))?;
-            let pinned_size = pinned.as_ref().map(|m| m.info().map(|i| i.max_entries())).transpose()?;
-            // Another size: unpinned, so the loader creates the table anew; held open meanwhile
-            // and pinned back if the load fails, which then leaves the running bond's pins as
-            // they were.
-            if let Some(old) = pinned.filter(|_| pinned_size != Some(size)) {
-                if let Err(e) = std::fs::remove_file(&pin) {
-                    restore_pins(&replaced);
-                    return Err(e).with_context(|| format!("removing {} to resize it", pin.display()));
-                }
-                if name == maps::FLOWS {
-                    flow_table_resized_from = pinned_size;
-                }
-                replaced.push((old, pin));
+            if !pin.exists() {
+                continue;
+            }
+            let map = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
+            let had = map.info().map(|i| i.max_entries()).with_context(|| format!("reading {}", pin.display()))?;
+            if had != size {
+                pinned.push((name, had, map, pin));
             }
         }
-        let loaded = Self::load_object(pin_dir, flow_table_size);
+        // Another size: unpinned, so the loader creates the table anew; held open meanwhile and
+        // pinned back if anything below fails.
+        let mut replaced = Vec::new();
+        let mut flow_table_resized_from = None;
+        for (name, had, map, pin) in pinned {
+            if let Err(e) = std::fs::remove_file(&pin) {
+                restore_pins(&replaced);
+                return Err(e).with_context(|| format!("removing {} to resize it", pin.display()));
+            }
+            if name == maps::FLOWS {
+                flow_table_resized_from = Some(had);
+            }
+            replaced.push((map, pin));
+        }
+        let loaded = Self::load_object(pin_dir, flow_table_size).and_then(|(maps, mut ebpf)| {
+            Ok((maps, crate::ebpf_log::Reader::start(&mut ebpf).context("reading the data plane's log")?, ebpf))
+        });
         if loaded.is_err() {
             restore_pins(&replaced);
         }
-        let (maps, mut ebpf) = loaded?;
-        let _log = crate::ebpf_log::Reader::start(&mut ebpf).context("reading the data plane's log")?;
+        let (maps, _log, ebpf) = loaded?;
         Ok(Dataplane { pin_dir: pin_dir.to_path_buf(), maps, ebpf, links: Vec::new(), flow_table_resized_from, _log })
     }
 

@@ -39,9 +39,11 @@ pub fn layout() -> String {
     };
     use std::mem::size_of;
     format!(
-        "config={}x{CONFIG_BANKS} flow={} member_stats={} bond_stats={} seen={}",
+        "config={}x{CONFIG_BANKS} flow={} sticky={}v{} member_stats={} bond_stats={} seen={}",
         size_of::<BondConfig>(),
         size_of::<FlowEntry>(),
+        size_of::<bond_common::sticky::StickySet>(),
+        bond_common::sticky::FORMAT,
         size_of::<MemberStats>(),
         size_of::<BondStats>(),
         size_of::<MemberSeen>()

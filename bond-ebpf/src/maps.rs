@@ -12,7 +12,7 @@ use bond_common::{
     probe::{PROBE_SENT_SLOTS, ProbeEvent, ProbeKey, ProbeSent},
     schedule::MemberSchedule,
     stats::{BondStats, ClassStats, MemberSeen, MemberStats},
-    sticky::{StickySet, WAYS},
+    sticky::{StickySet, sets_for},
 };
 
 #[btf_map(name = "config")]
@@ -45,9 +45,13 @@ pub static SCRATCH: PerCpuArray<Headers, 1> = PerCpuArray::new();
 #[btf_map(name = "flows")]
 pub static FLOWS: LruHashMap<u64, FlowEntry, FLOW_CAPACITY> = LruHashMap::new();
 
-/// Sized by the controller at load time, as `flows` (`flow_table_size`).
+/// `BPF_F_MMAPABLE`: the array's values start on a page, so each 64-byte set is one cache line
+/// (not mapped by anyone: the flag is for the alignment).
+const PAGE_ALIGNED: usize = 1 << 10;
+
+/// Sized by the controller at load time from `flow_table_size` (`sticky::sets_for`).
 #[btf_map(name = "sticky_flows")]
-pub static STICKY_FLOWS: Array<StickySet, { FLOW_CAPACITY / WAYS }> = Array::new();
+pub static STICKY_FLOWS: Array<StickySet, { sets_for(FLOW_CAPACITY as u32) as usize }, PAGE_ALIGNED> = Array::new();
 
 #[btf_map(name = "peer_v4")]
 pub static PEER_V4: LpmTrie<[u8; 4], u32, PEER_CAPACITY> = LpmTrie::new();

@@ -205,7 +205,7 @@ fn the_flow_table_size_is_a_setting_and_a_restart_resizes_it_without_loss() {
     ping(&lab, 2).unwrap();
     let (entries, memlock) = flow_table_in_kernel(&lab);
     assert_eq!(entries, 2048, "bpftool shows the size asked for");
-    assert_eq!(map_in_kernel(&lab, "sticky_flows").0, 512, "flow-static's table: sets of 4 flows");
+    assert_eq!(map_in_kernel(&lab, "sticky_flows").0, 512, "flow-static's table: sets of 8 entries, twice the flows");
     let status = lab.a.daemon().status().unwrap();
     assert_eq!(status["counters"]["flow_table_size"], 2048);
     // 48,000 flows (one socket to 48,000 ports; nothing listens, B's port-unreachable answers

@@ -308,7 +308,7 @@ pub const FLOW_TABLE_SIZE: Opt = Opt {
     values: count(1024, MAX_FLOW_TABLE),
     default: "65536",
     at_restart: true,
-    doc: "flows the flow table holds (about 150 bytes of kernel memory each), and flow-static balance-aware's table of members (8 bytes each); past it the least recently seen are forgotten, and flow-static places a forgotten flow by its bucket again; this project's own option, not bonding.ko's; a change takes effect when the daemon starts (a daemon that adopts the bond after `--persist` or SIGKILL resizes the table without a gap)",
+    doc: "flows the flow table holds (about 150 bytes of kernel memory each), and flow-static balance-aware's table of members (16 bytes each); past it the least recently seen are forgotten, and flow-static places a forgotten flow by its bucket again; this project's own option, not bonding.ko's; a change takes effect when the daemon starts (a daemon that adopts the bond after `--persist` or SIGKILL resizes the table without a gap)",
     ..BASE
 };
 pub const TLB_DYNAMIC_LB: Opt = Opt {
