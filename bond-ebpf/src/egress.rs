@@ -243,7 +243,7 @@ unsafe fn record_in_place(f: *mut FlowEntry, member: u8, policy: u8, len: u64, w
         (*f).packets += weight;
         (*f).bytes += len * weight;
         (*f).last_seen_ns = now;
-        // Written only when changed: the cache line stays shared between CPUs otherwise.
+        // Rarely changed: written only then.
         if (*f).member != member || (*f).policy != policy {
             (*f).member = member;
             (*f).policy = policy;
