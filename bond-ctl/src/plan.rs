@@ -136,13 +136,10 @@ pub fn weights(policy: &PolicySpec, members: &[MemberView]) -> Vec<(u8, f64)> {
 /// device says nothing (Mbit/s).
 pub const UNMEASURED_MBPS: u32 = 1_000;
 
-/// The share of a link's given rate balance-aware `packet` counts on (see `schedules`).
-pub const RATE_MARGIN: f64 = 0.9;
-
 /// balance-aware `packet`'s view of each member (see `bond_common::schedule`): its rate, from
 /// the configured `speed` read as Mbit/s (links without one at the mean of those with one),
-/// or, with no `speed` given at all, as measured (`measured_bps`, `health::rates`), a tenth off
-/// ([`RATE_MARGIN`]); and its one-way delay, half its base round trip (`base_rtt_ns`, none
+/// or, with no `speed` given at all, as measured (`measured_bps`, `health::rates`), taken as it
+/// is; and its one-way delay, half its base round trip (`base_rtt_ns`, none
 /// measured yet: 0). Every entry unknown (the kernel then walks the bucket table) unless the
 /// policy is packet-based balance-aware and every member it uses has a rate.
 pub fn schedules(
@@ -178,9 +175,13 @@ pub fn schedules(
     }
     for m in used {
         if let Some(e) = out.get_mut(usize::from(m.slot)) {
-            // A tenth below the rate given: a path a little slower than the model queues
-            // packets behind later ones sent elsewhere (reordering); a little faster, not.
-            *e = MemberSchedule::new(rate(m).unwrap_or(0.0) * RATE_MARGIN, base_rtt_ns(m.slot).unwrap_or(0) / 2);
+            // The rate as it is, no margin: a model slower than the path runs ahead of it
+            // whenever the sender offers more than the model's sum, and then splits by rate
+            // alone, the delays forgotten (over 2/10/25 ms, a slow path's packets arriving
+            // 23 ms behind the fast one's). The kernel counts a GSO packet's bytes as its
+            // segments leave (`schedule::wire_bytes`), so a path carrying what was said
+            // keeps to the model.
+            *e = MemberSchedule::new(rate(m).unwrap_or(0.0), base_rtt_ns(m.slot).unwrap_or(0) / 2);
         }
     }
     out
@@ -366,11 +367,11 @@ mod tests {
         let m = members(&[true, true, false]);
         let rtt = |slot: u8| (slot == 1).then_some(20_000_000);
         let s = schedules(&p, &m, rtt, |_| Measured::Unmeasurable);
-        // 20 Mbit/s, counted as 18 (RATE_MARGIN): 0.44 µs a byte; eth2 has no speed: the mean
-        // of the others (15); a member not usable keeps its entry (the usable mask decides).
-        assert_eq!(s[0], MemberSchedule { ps_per_byte: 444_444, delay_ns: 0 });
-        assert_eq!(s[1], MemberSchedule { ps_per_byte: 888_888, delay_ns: 10_000_000 });
-        assert_eq!(s[2].ps_per_byte, 592_592);
+        // 20 Mbit/s: 0.4 µs a byte; eth2 has no speed: the mean of the others (15); a member
+        // not usable keeps its entry (the usable mask decides).
+        assert_eq!(s[0], MemberSchedule { ps_per_byte: 400_000, delay_ns: 0 });
+        assert_eq!(s[1], MemberSchedule { ps_per_byte: 800_000, delay_ns: 10_000_000 });
+        assert_eq!(s[2].ps_per_byte, 533_333);
         assert_eq!(s[3], MemberSchedule::default());
         let mut q = policy(Mode::BalanceAware);
         q.balance = Balance::Packet;
@@ -392,17 +393,17 @@ mod tests {
         let m = members(&[true, true, true]);
         let rates = [Measured::Bps(20e6), Measured::Bps(10e6), Measured::Bps(5e6)];
         let s = schedules(&p, &m, |_| None, |slot| rates[usize::from(slot)]);
-        // Measured 20 Mbit/s, counted as 18 (RATE_MARGIN), as a configured speed would be.
-        assert_eq!(s[0].ps_per_byte, 444_444);
-        assert_eq!(s[1].ps_per_byte, 888_888);
-        assert_eq!(s[2].ps_per_byte, 1_777_777);
+        // Measured 20 Mbit/s, counted as a configured speed would be.
+        assert_eq!(s[0].ps_per_byte, 400_000);
+        assert_eq!(s[1].ps_per_byte, 800_000);
+        assert_eq!(s[2].ps_per_byte, 1_600_000);
         // A link not measured yet: as fast as its device says, else 1 Gbit/s.
         let mut m = m;
         m[1].speed = Some(10_000);
         let s = schedules(&p, &m, |_| None, |slot| if slot == 0 { rates[0] } else { Measured::NotYet });
-        assert_eq!(s[0].ps_per_byte, 444_444);
-        assert_eq!(s[1].ps_per_byte, 888, "10 Gbit/s, counted as 9");
-        assert_eq!(s[2].ps_per_byte, 8_888, "1 Gbit/s, counted as 0.9");
+        assert_eq!(s[0].ps_per_byte, 400_000);
+        assert_eq!(s[1].ps_per_byte, 800, "10 Gbit/s");
+        assert_eq!(s[2].ps_per_byte, 8_000, "1 Gbit/s");
         // A link whose peer does not say what it received: nobody is scheduled (the stride).
         let s = schedules(&p, &m, |_| None, |slot| if slot == 2 { Measured::Unmeasurable } else { rates[usize::from(slot)] });
         assert_eq!(s, [MemberSchedule::default(); MAX_MEMBERS]);

@@ -430,7 +430,7 @@ fn scheduled(policy: &PolicyConfig, usable: u32, pkt: &Skb) -> Option<u8> {
         policy,
         usable,
         now,
-        u64::from(pkt.len()),
+        pkt.wire_len(),
         |slot| schedule.get(usize::from(slot)).copied(),
         |slot| busy.get(usize::from(slot)).copied().unwrap_or(0),
     )?;

@@ -15,6 +15,15 @@ impl Skb<'_> {
         self.0.len()
     }
 
+    /// The bytes the packet puts on the wire: a GSO packet's segments each carry headers.
+    #[inline(always)]
+    pub fn wire_len(&self) -> u64 {
+        let skb = self.0.skb.skb;
+        // SAFETY: the context pointer is valid for the whole program run.
+        let (segs, size) = unsafe { ((*skb).gso_segs, (*skb).gso_size) };
+        bond_common::schedule::wire_bytes(u64::from(self.len()), u64::from(segs), u64::from(size))
+    }
+
     /// `skb->data` and `skb->data_end`. Volatile so LLVM cannot hoist the context loads out of a
     /// BPF subprogram into its arguments: the callee would then zero-extend the 32-bit field with
     /// shifts, which the verifier forbids on packet pointers.

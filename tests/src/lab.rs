@@ -484,6 +484,17 @@ impl Daemon {
         })
     }
 
+    /// The messages of the status's events of `kinds` logged at `since` or later, oldest first.
+    pub fn events_since(status: &serde_json::Value, kinds: &[&str], since: std::time::SystemTime) -> Vec<String> {
+        let Some(events) = status["events"].as_array() else { return Vec::new() };
+        events
+            .iter()
+            .filter(|e| kinds.contains(&e["kind"].as_str().unwrap_or("")))
+            .filter(|e| e["time"].as_str().and_then(|t| humantime::parse_rfc3339(t).ok()).is_some_and(|t| t >= since))
+            .filter_map(|e| e["message"].as_str().map(String::from))
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
