@@ -94,7 +94,7 @@ fn a_packet_schedule_gets_rates_at_once_and_delays_within_seconds() {
     let mut b = bond(3, &format!("    policy: pk\n{settings}"));
     b.probe_for(0, 10 * MS, &[]);
     let first = b.io.schedules.first().cloned().expect("a schedule written with the config");
-    assert_eq!(first.iter().take(3).map(|s| s.ps_per_byte).collect::<Vec<_>>(), [444_444, 888_888, 1_777_777]);
+    assert_eq!(first.iter().take(3).map(|s| s.ps_per_byte).collect::<Vec<_>>(), [400_000, 800_000, 1_600_000]);
     b.probe_for(10 * MS, 3_000 * MS, &[]);
     let last = b.io.schedules.last().unwrap();
     assert!(last.iter().take(3).all(|s| s.delay_ns == 500_000), "{last:?}");
