@@ -42,22 +42,36 @@ impl MemberSchedule {
 /// say: Ethernet, IPv4 and TCP with timestamps.
 const TYPICAL_HEADERS: u64 = 14 + 20 + 32;
 
+/// Fewest header bytes a GSO segment carries (Ethernet, IPv4 and UDP): a smaller remainder
+/// means the last segment was short, not that the headers are small.
+const LEAST_HEADERS: u64 = 14 + 20 + 8;
+
 /// The bytes a packet of `len` bytes puts on the wire: a GSO packet (`gso_segs` segments of
 /// `gso_size` payload bytes, the last possibly shorter) leaves as that many frames, each with
 /// its own headers, which `len` counts once. Counted as one frame's length, a bulk TCP flow's
-/// packets (three segments or more each) would be 4-5% longer on the link than the model
-/// thinks: a queue it does not see builds on the fastest path, and the flow stays there.
+/// packets (2-10 segments each) would be 2-4% longer on the link than the model thinks: a
+/// queue it does not see builds on the fastest path, and the flow stays there. A packet whose
+/// segments the kernel has not counted (`gso_segs` 0: one marked for checking, from a tap or
+/// a packet socket) is taken as full segments behind typical headers.
+///
+/// The arguments are the kernel's 32-bit fields, so no product below can overflow a u64 (the
+/// BPF target has no 128-bit multiply for checked arithmetic).
 #[inline(always)]
-pub fn wire_bytes(len: u64, gso_segs: u64, gso_size: u64) -> u64 {
-    if gso_segs <= 1 {
+pub fn wire_bytes(len: u32, gso_segs: u32, gso_size: u32) -> u64 {
+    let (len, gso_size) = (u64::from(len), u64::from(gso_size));
+    if gso_size == 0 {
+        return len;
+    }
+    let segs = if gso_segs == 0 { len.saturating_sub(TYPICAL_HEADERS).div_ceil(gso_size) } else { u64::from(gso_segs) };
+    if segs <= 1 {
         return len;
     }
     // All segments full (what a bulk sender makes): the headers are what is left over.
-    let headers = match len.checked_sub(gso_segs * gso_size) {
-        Some(h) if (14..=255).contains(&h) => h,
+    let headers = match len.checked_sub(segs * gso_size) {
+        Some(h) if (LEAST_HEADERS..=255).contains(&h) => h,
         _ => TYPICAL_HEADERS,
     };
-    len + (gso_segs - 1) * headers
+    len + (segs - 1) * headers
 }
 
 /// The member the packet goes to and the time that member is busy until afterwards.
@@ -90,8 +104,8 @@ pub fn earliest_arrival(
         let b = busy(slot);
         let start = if b > now { b } else { now };
         // Saturating: a clock (or a busy time) near the end of u64 stays there, never wraps
-        // to the past.
-        let done = start.saturating_add(len * u64::from(s.ps_per_byte) / 1000);
+        // to the past. No packet is 2 GB: bounded so, the product fits in a u64.
+        let done = start.saturating_add(len.min(1 << 31) * u64::from(s.ps_per_byte) / 1000);
         let arrival = done.saturating_add(u64::from(s.delay_ns));
         if arrival < best_arrival || best.slot == NO_MEMBER {
             best_arrival = arrival;
@@ -202,9 +216,19 @@ mod tests {
         assert_eq!(wire_bytes(66 + 2 * 1448 + 100, 3, 1448), 66 + 2 * 1448 + 100 + 2 * 66);
         // IPv6 (86 bytes of headers), full segments.
         assert_eq!(wire_bytes(86 + 2 * 1428, 2, 1428), 2 * (86 + 1428));
+        // The last segment short by a little: the remainder is too small for headers.
+        assert_eq!(wire_bytes(66 + 2 * 1448 + 1448 - 30, 3, 1448), 66 + 3 * 1448 - 30 + 2 * 66);
+        // Segments not counted by the kernel: reckoned from the payload.
+        assert_eq!(wire_bytes(66 + 3 * 1448, 0, 1448), 3 * 1514);
         // Not GSO.
         assert_eq!(wire_bytes(1514, 0, 0), 1514);
         assert_eq!(wire_bytes(1514, 1, 1448), 1514);
+        assert_eq!(wire_bytes(1514, 0, 1448), 1514);
+        // Whatever the fields hold, no overflow.
+        let most = u64::from(u32::MAX);
+        assert_eq!(wire_bytes(u32::MAX, u32::MAX, 1), most + (most - 1) * 66);
+        assert_eq!(wire_bytes(100, u32::MAX, u32::MAX), 100 + (most - 1) * 66);
+        assert_eq!(wire_bytes(u32::MAX, 0, 1), most + (most - 66 - 1) * 66);
     }
 
     #[test]

@@ -21,7 +21,7 @@ impl Skb<'_> {
         let skb = self.0.skb.skb;
         // SAFETY: the context pointer is valid for the whole program run.
         let (segs, size) = unsafe { ((*skb).gso_segs, (*skb).gso_size) };
-        bond_common::schedule::wire_bytes(u64::from(self.len()), u64::from(segs), u64::from(size))
+        bond_common::schedule::wire_bytes(self.len(), segs, size)
     }
 
     /// `skb->data` and `skb->data_end`. Volatile so LLVM cannot hoist the context loads out of a

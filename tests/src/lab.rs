@@ -485,6 +485,8 @@ impl Daemon {
     }
 
     /// The messages of the status's events of `kinds` logged at `since` or later, oldest first.
+    /// The status keeps the latest 32 events, stamped to the millisecond: one logged in the
+    /// same millisecond as `since`, or pushed out by 32 later ones, may be missed.
     pub fn events_since(status: &serde_json::Value, kinds: &[&str], since: std::time::SystemTime) -> Vec<String> {
         let Some(events) = status["events"].as_array() else { return Vec::new() };
         events
