@@ -506,7 +506,9 @@ fn links_kept_full_by_the_bonds_own_traffic_are_not_judged_lossy() {
     // Two 10 Mbit/s links with 50 ms queues, kept full by 8 TCP flows: each queue drops what
     // does not fit, probes too. That loss is congestion, TCP's signal to slow down, not a fault
     // of the link: the bond must not avoid a link (and then punish it for flapping) for it.
-    let settings = "policies:\n  aw: { basePolicy: balance-aware, failoverInterval: 500 }";
+    // A second's failover interval: with 500 ms, every probe of a link once fell in the same
+    // overflowing half second and the link was taken for silent.
+    let settings = "policies:\n  aw: { basePolicy: balance-aware, failoverInterval: 1000 }";
     let mut lab = lab(LabOptions::default().policy("aw").settings(settings).links(2));
     for i in 0..2 {
         let imp = Impairment { delay: Duration::from_millis(1), rate: Some(10_000_000), ..Impairment::default() };
