@@ -69,7 +69,7 @@ fn one_flow_over_paths_of_different_speed_and_delay_beats_the_fastest_path_alone
     // 10 s) on a quiet machine; here another test's emulators may share the two cores.
     // Both beat the fastest path alone. cubic's 6 s include its slow start over these delays
     // (the bench's 10 s runs gave 61% and 71% in two of nine); BBR's short queues may keep it
-    // on the 2 ms path most of a 4 s run (20.6 Mbit/s in one, 26.5-27.4 in five others).
+    // on the 2 ms path most of a 4 s run (20.6 Mbit/s in one, 26.5-27.4 in four others).
     for (cc, bonded) in [("cubic", cubic), ("BBR", bbr)] {
         assert!(bonded >= 0.5 * 35.0 && bonded > alone, "{cc}: bonded {bonded:.1} vs alone {alone:.1} Mbit/s");
     }
