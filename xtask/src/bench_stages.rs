@@ -28,9 +28,12 @@ const STAGES: [(&str, &str); 6] = [
     ("stage_usable", "usable mask (and the family's)"),
     ("stage_parse", "header parse"),
     ("stage_hash", "layer3+4 hash, member by xor"),
-    ("stage_sample", "flow-table sample (1 in 64)"),
+    ("stage_sample", "flow-table sample (1 in 16)"),
     ("stage_counters", "member counters"),
 ];
+
+// The sample stage's label says how often the flow table samples.
+const _: () = assert!(bond_common::flow::FLOW_SAMPLE_EVERY == 16);
 
 /// One place a program goes: (program, namespace, device, direction).
 type Place<'a> = (&'a str, &'a Netns, &'a str, TcAttachType);
