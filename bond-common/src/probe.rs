@@ -140,7 +140,9 @@ pub struct ProbeSent {
     pub nonce: u64,
     pub t1: u64,
     pub seq: u32,
-    pub pad: u32,
+    /// The queue the packet schedule counted on the member when the request left
+    /// (`busy_until` less the send time), in microseconds; 0 under other policies.
+    pub backlog_us: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<ProbeSent>() == 24);
@@ -248,15 +250,18 @@ pub struct ProbeEvent {
     /// Bytes the peer's answering member had received by `t2` (see [`OFF_RX_BYTES`]; 0 when
     /// the peer does not say).
     pub peer_rx_bytes: u64,
+    /// [`ProbeSent::backlog_us`] of the request (0 from earlier versions' programs).
+    pub backlog_us: u32,
+    pub pad3: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<ProbeEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<ProbeEvent>() == 56);
 
 impl ProbeEvent {
     /// A ring buffer record as the kernel wrote it (this host's byte order); records shorter
-    /// than an event are not events, but for the 32- and 40-byte ones of earlier versions'
-    /// programs (no peer address; no peer byte count), which a new daemon reads until it has
-    /// replaced them.
+    /// than an event are not events, but for the 32-, 40- and 48-byte ones of earlier
+    /// versions' programs (no peer address; no peer byte count; no backlog), which a new daemon
+    /// reads until it has replaced them.
     pub fn from_record(r: &[u8]) -> Option<ProbeEvent> {
         let b: &[u8; 32] = r.get(..32)?.try_into().ok()?;
         let peer = match r.len() {
@@ -265,6 +270,7 @@ impl ProbeEvent {
             _ => return None,
         };
         let peer_rx_bytes = r.get(40..48).map_or(0, |w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
+        let backlog_us = r.get(48..52).map_or(0, |w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
         let u32_at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let u64_at = |o: usize| u64::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5], b[o + 6], b[o + 7]]);
         Some(ProbeEvent {
@@ -279,6 +285,8 @@ impl ProbeEvent {
             peer,
             pad2: [0; 2],
             peer_rx_bytes,
+            backlog_us,
+            pad3: 0,
         })
     }
 }
@@ -301,12 +309,19 @@ mod tests {
             peer: [6, 1, 2, 3, 4, 5],
             pad2: [0; 2],
             peer_rx_bytes: 1 << 33,
+            backlog_us: 12_345,
+            pad3: 0,
         };
-        // SAFETY: ProbeEvent is repr(C), integers only, 48 bytes without padding (asserted above).
-        let bytes: [u8; 48] = unsafe { core::mem::transmute(e) };
+        // SAFETY: ProbeEvent is repr(C), integers only, 56 bytes without padding (asserted above).
+        let bytes: [u8; 56] = unsafe { core::mem::transmute(e) };
         assert_eq!(ProbeEvent::from_record(&bytes), Some(e));
-        assert_eq!(ProbeEvent::from_record(&bytes[..40]), Some(ProbeEvent { peer_rx_bytes: 0, ..e }), "an earlier version's record");
-        assert_eq!(ProbeEvent::from_record(&bytes[..32]), Some(ProbeEvent { peer: [0; 6], peer_rx_bytes: 0, ..e }), "an earlier one's");
+        assert_eq!(ProbeEvent::from_record(&bytes[..48]), Some(ProbeEvent { backlog_us: 0, ..e }), "an earlier version's record");
+        assert_eq!(ProbeEvent::from_record(&bytes[..40]), Some(ProbeEvent { peer_rx_bytes: 0, backlog_us: 0, ..e }), "an earlier one's");
+        assert_eq!(
+            ProbeEvent::from_record(&bytes[..32]),
+            Some(ProbeEvent { peer: [0; 6], peer_rx_bytes: 0, backlog_us: 0, ..e }),
+            "an earlier one's"
+        );
         assert_eq!(ProbeEvent::from_record(&bytes[..31]), None, "short records are not events");
         assert_eq!(ProbeEvent::from_record(&bytes[..36]), None);
     }

@@ -18,7 +18,7 @@ use bond_common::{
 };
 
 use crate::{
-    maps::{ANSWER_RATE, MEMBER_STATS, PROBE_EVENTS, PROBE_KEY, PROBE_SENT, member_stats},
+    maps::{ANSWER_RATE, BUSY_UNTIL, MEMBER_STATS, PROBE_EVENTS, PROBE_KEY, PROBE_SENT, member_stats},
     skb::Skb,
 };
 
@@ -44,12 +44,22 @@ pub fn send(ctx: &TcContext, cfg: &BondConfig) -> Option<i32> {
     if let Some(sent) = PROBE_SENT.get_ptr_mut(u32::from(slot) * PROBE_SENT_SLOTS + h.seq % PROBE_SENT_SLOTS) {
         // SAFETY: an entry of the array; a reply read racing this write fails the seq or nonce
         // check and is not counted, which is what a reply to an older request deserves.
-        unsafe { *sent = ProbeSent { nonce: h.t1, t1: now, seq: h.seq, pad: 0 } };
+        unsafe { *sent = ProbeSent { nonce: h.t1, t1: now, seq: h.seq, backlog_us: scheduled_backlog_us(slot, now) } };
     }
     member_stats(u32::from(slot), |s| s.tx_probes += 1);
     // SAFETY: bpf_redirect takes only integers (an ifindex, flags) and touches no memory of
     // ours; the kernel checks the ifindex when it redirects.
     Some(unsafe { bpf_redirect(ifindex, 0) as i32 })
+}
+
+/// The queue the packet schedule counts on member `slot` at `now` (see `schedule`), in
+/// microseconds: the request waits behind it if the schedule counts the member's rate right,
+/// and the controller compares it with the queue the reply found.
+#[inline(always)]
+fn scheduled_backlog_us(slot: u8, now: u64) -> u32 {
+    let busy = BUSY_UNTIL.get(0).and_then(|b| b.get(usize::from(slot)).copied()).unwrap_or(0);
+    let us = busy.saturating_sub(now) / 1000;
+    if us > u64::from(u32::MAX) { u32::MAX } else { us as u32 }
 }
 
 /// A frame of the probes' EtherType received on member `slot`: answer a request from the peer
@@ -92,8 +102,8 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
                 member_stats(u32::from(slot), |s| s.probe_errors += 1);
                 return Some(TC_ACT_SHOT);
             }
-            let t1 = match sent_time(slot, &h) {
-                Sent::Waiting(t1) => t1,
+            let (t1, backlog_us) = match sent_time(slot, &h) {
+                Sent::Waiting(t1, backlog_us) => (t1, backlog_us),
                 // A second answer to a request already answered: two members of the peer (or
                 // two peers) heard one broadcast discovery request. Not an error.
                 Sent::Answered => return Some(TC_ACT_SHOT),
@@ -116,6 +126,8 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
                 pad2: [0; 2],
                 // An earlier version's reply (a shorter frame) does not say: 0.
                 peer_rx_bytes: pkt.bytes::<8>(OFF_RX_BYTES).map_or(0, u64::from_le_bytes),
+                backlog_us,
+                pad3: 0,
             };
             // A full ring buffer loses the event: the controller then counts the probe lost.
             let _ = PROBE_EVENTS.output(event, 0);
@@ -129,8 +141,8 @@ pub fn receive(ctx: &TcContext, cfg: &BondConfig, slot: u8) -> Option<i32> {
 
 /// What a reply is to the requests sent on its member.
 enum Sent {
-    /// The one awaited: the request's send time.
-    Waiting(u64),
+    /// The one awaited: the request's send time and the schedule's backlog then.
+    Waiting(u64, u32),
     /// The request it echoes was answered already.
     Answered,
     /// No request of ours.
@@ -152,7 +164,7 @@ fn sent_time(slot: u8, h: &ProbeHeader) -> Sent {
     }
     let t1 = sent.t1;
     sent.t1 = 0;
-    Sent::Waiting(t1)
+    Sent::Waiting(t1, sent.backlog_us)
 }
 
 /// CPUs whose counts `rx_bytes_all_cpus` adds up at most (a bound the verifier can see).

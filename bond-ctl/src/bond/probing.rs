@@ -57,7 +57,14 @@ impl Core {
                 m.delivery.record(e.t2, e.peer_rx_bytes);
                 if measures_rates {
                     let queue = m.probes.base_rtt().map(|base| e.t4.saturating_sub(e.t1).saturating_sub(base));
-                    let reply = Reply { seq: e.seq, t1: e.t1, t2: e.t2, rx_bytes: e.peer_rx_bytes, queue };
+                    let reply = Reply {
+                        seq: e.seq,
+                        t1: e.t1,
+                        t2: e.t2,
+                        rx_bytes: e.peer_rx_bytes,
+                        queue,
+                        backlog: u64::from(e.backlog_us) * 1_000,
+                    };
                     rates_moved |= m.rate.replied(reply);
                 }
             }

@@ -273,6 +273,8 @@ impl Bond<Fake> {
                 peer: bond_common::probe::member_probe_mac(if self.io.peer_probe_id == 0 { 9 } else { self.io.peer_probe_id }, h.member),
                 pad2: [0; 2],
                 peer_rx_bytes: 0,
+                backlog_us: 0,
+                pad3: 0,
             })
             .collect();
         self.on_probe_events(&replies, now).unwrap();

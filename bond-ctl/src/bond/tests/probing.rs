@@ -61,6 +61,8 @@ fn every_member_probes_the_same_peer_bond() {
         peer: bond_common::probe::member_probe_mac(8, 0),
         pad2: [0; 2],
         peer_rx_bytes: 0,
+        backlog_us: 0,
+        pad3: 0,
     };
     let replies = b.members[1].probes.last_reply;
     b.on_probe_events(&[other], t + 150 * MS).unwrap();
