@@ -141,7 +141,9 @@ pub struct ProbeSent {
     pub t1: u64,
     pub seq: u32,
     /// The queue the packet schedule counted on the member when the request left
-    /// (`busy_until` less the send time), in microseconds; 0 under other policies.
+    /// (`busy_until` less the send time), in microseconds: 0 when it counts none (its queue
+    /// has emptied, or no policy in force schedules packets; the controller reads it only
+    /// under one that does).
     pub backlog_us: u32,
 }
 

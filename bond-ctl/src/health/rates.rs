@@ -13,21 +13,27 @@
 //!   arrivals), or the replies at both ends of the window waited in a queue ([`QUEUED_FROM`]
 //!   above the base round trip: backlogged all along; one flow's sender slows to the link it
 //!   fills, which then delivers all it is given): the link is full, and what it delivered is
-//!   its rate (down by at most [`MOST_DOWN`] a window: a link the traffic left idle for part of
-//!   a window delivered less than it can);
+//!   its rate (by this rule down by at most [`MOST_DOWN`] a window: a link the traffic left
+//!   idle for part of a window delivered less than it can);
 //! - delivered all it was given, the schedule kept it busy (given near the rate it counts on)
 //!   and the reply found no queue: it may carry more, so its rate grows by [`GROWTH`];
 //! - otherwise (the traffic gave it less than its rate, or a queue stands at one end): the
-//!   rate stays.
+//!   rate stays, but for the queue's rule below.
 //!
 //! Then the queue: each request also notes the queue the schedule counted on its link when it
 //! left (the data plane's `busy_until` less the send time), and its reply says the queue it
-//! found (its round trip less the base). A link the schedule counts too fast builds a queue it
-//! does not count, so its packets arrive late and one flow is reordered; one counted too slow
-//! empties its queue sooner than the schedule counts, and is given less than it carries. Where
-//! the two differ by [`QUEUED_FROM`] or more, the rate moves by the difference over the
-//! window's length (at most [`MOST_CORRECTION`] a window): 30 ms more than counted over 250 ms,
-//! 12% down.
+//! found (its round trip less the base: the queue ahead of the request, and any ahead of the
+//! reply on its way back). A link the schedule counts too fast builds a queue it does not
+//! count, so its packets arrive late and one flow is reordered; one counted too slow empties
+//! its queue sooner than the schedule counts, and is given less than it carries. Where the two
+//! differ by [`QUEUED_FROM`] or more, the rate moves by the difference over the window's length
+//! (at most [`MOST_CORRECTION`] a window): 30 ms more than counted over 250 ms, 12% down. The
+//! difference is a standing one, so it moves the rate again each window it stands; never more
+//! than [`MOST_DOWN`] below what the link delivered in the window (room to drain the queue,
+//! not to fall further), and never up for a link that delivered clearly less than it was
+//! given (a policer, or a buffer too shallow to queue, drops instead). The queue is read from
+//! the round trip, so a queue on the way back (the peer's own traffic filling its side of the
+//! link) reads as one on the way out.
 //!
 //! Probes go every 250 ms while a link carries traffic under such a policy: a rate that halves
 //! is followed in about 1.6 s (a tenth a window, or quicker by the queue it builds), one that
@@ -42,7 +48,7 @@ use super::metrics::Nanos;
 /// Delivered below this share of what was given: the link is full.
 const FULL_BELOW: f64 = 0.9;
 /// A full link's rate goes down to what it delivered, but to no less than this share of its
-/// rate a window.
+/// rate a window (by that rule; the queue's may take it further, see the module).
 const MOST_DOWN: f64 = 0.9;
 /// A round trip this far above the base: the reply waited in a queue.
 const QUEUED_FROM: Nanos = 3_000_000;
@@ -194,26 +200,45 @@ impl RateEstimate {
             Some(rate) => rate.max(delivered),
         };
         self.bps = Some(match (self.bps, r.queue) {
-            (Some(rate), Some(queue)) => follow_the_queue(rate, next, queue, r.backlog, mark.sent_at - from.sent_at),
+            (Some(rate), Some(queue)) => {
+                let window = Window { delivered, dropping: delivered < FULL_BELOW * given, length: mark.sent_at - from.sent_at };
+                follow_the_queue(rate, next, queue, r.backlog, window)
+            }
             _ => next,
         });
     }
 }
 
+/// What a window said, for [`follow_the_queue`].
+struct Window {
+    /// What the link delivered over it (bit/s).
+    delivered: f64,
+    /// It delivered clearly less than it was given.
+    dropping: bool,
+    length: Nanos,
+}
+
 /// The rate `next` (the window's verdict on `rate`), kept to what the link's queue says: the
-/// request waited `queue` where the schedule, counting `rate`, expected `backlog`. A queue
-/// longer than expected grew over the window because the link carries less than counted (or
-/// traffic from elsewhere shares it); a shorter one, because it carries more. The rate moves by
-/// the difference over the window's length, at most [`MOST_CORRECTION`] a window, and not for a
-/// difference within [`QUEUED_FROM`] (what a reply's timing varies by).
-fn follow_the_queue(rate: f64, next: f64, queue: Nanos, backlog: Nanos, window: Nanos) -> f64 {
+/// reply found `queue` (its round trip less the base) where the schedule, counting `rate`,
+/// counted `backlog` as the request left. More than counted: the link carries less than
+/// counted (or traffic from elsewhere shares it); less: it carries more. The rate moves by the
+/// difference over the window's length, at most [`MOST_CORRECTION`] a window, not for a
+/// difference within [`QUEUED_FROM`] (what a reply's timing varies by), never more than
+/// [`MOST_DOWN`] below what the link delivered, and never up for a link that delivered clearly
+/// less than it was given (a link that drops rather than queues finds no queue however fast it
+/// is counted).
+fn follow_the_queue(rate: f64, next: f64, queue: Nanos, backlog: Nanos, window: Window) -> f64 {
     let behind = queue as f64 - backlog as f64;
-    if behind.abs() < QUEUED_FROM as f64 || window == 0 {
+    if behind.abs() < QUEUED_FROM as f64 || window.length == 0 {
         return next;
     }
-    let step = (behind / window as f64).clamp(-MOST_CORRECTION, MOST_CORRECTION);
+    let step = (behind / window.length as f64).clamp(-MOST_CORRECTION, MOST_CORRECTION);
     let followed = rate * (1.0 - step);
-    if behind > 0.0 { next.min(followed) } else { next.max(followed) }
+    match behind > 0.0 {
+        true => next.min(followed.max(window.delivered * MOST_DOWN)),
+        false if window.dropping => next,
+        false => next.max(followed),
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +341,20 @@ mod tests {
         l.backlog = 5 * MS;
         l.window(20.0, 20.0, Some(15 * MS));
         assert!((l.mbit() - 20.0 * 0.96).abs() < 1e-3, "{:?}", l.r);
+        // Never more than a tenth below what the link delivered: 100 ms more than counted
+        // would take a quarter off, but it delivered 19 Mbit/s.
+        let mut l = Link::new();
+        found(&mut l);
+        l.backlog = 0;
+        l.window(20.0, 19.0, Some(100 * MS));
+        assert!((l.mbit() - 19.0 * MOST_DOWN).abs() < 1e-3, "{:?}", l.r);
+        // A link that drops what it is given finds no queue, however fast it is counted: not
+        // taken up by the queue the schedule counted.
+        let mut l = Link::new();
+        found(&mut l);
+        l.backlog = 30 * MS;
+        l.window(20.0, 15.0, Some(0));
+        assert!((l.mbit() - 20.0 * MOST_DOWN).abs() < 1e-3, "{:?}", l.r);
         // Within what a reply's timing varies by: the window's verdict alone (busy without a
         // queue worth the name: probed 3% higher).
         let mut l = Link::new();
