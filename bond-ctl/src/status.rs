@@ -209,6 +209,12 @@ pub struct MemberStatus {
     /// (bit/s; absent under other policies and until measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_rate_bps: Option<f64>,
+    /// Under the same policy: the queue the latest probe found on the link (its round trip
+    /// less the base), and the one the packet schedule counted there as it left (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_found_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_counted_ms: Option<f64>,
     pub tx_probes: u64,
     pub rx_probes: u64,
     pub probes_answered: u64,
@@ -354,6 +360,9 @@ impl BondStatus {
         }
         if let Some(bps) = m.measured_rate_bps {
             let _ = writeln!(s, "Measured rate: {:.3} Mbit/s (what balance-aware packet placement counts on)", bps / 1e6);
+        }
+        if let (Some(found), Some(counted)) = (m.queue_found_ms, m.queue_counted_ms) {
+            let _ = writeln!(s, "Queue: {found:.1} ms found by the latest probe, {counted:.1} ms counted by the packet schedule");
         }
         let _ = writeln!(
             s,

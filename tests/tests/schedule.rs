@@ -111,12 +111,29 @@ fn without_speeds_the_bond_measures_each_paths_rate_and_schedules_by_it() {
     let lab = lab([1, 1, 1]);
     lab.a.daemon().set_policy("measured").unwrap();
     let before = tx(&lab);
-    let bonded = mbps(&lab, 6);
+    // The queue the schedule counts on each link, as its probes report it (the rule that keeps
+    // a measured rate to the queue compares it with the one the probe found), watched while
+    // the flow runs.
+    let mut counted_ms = [0f64; 3];
+    let bonded = std::thread::scope(|scope| {
+        let flow = scope.spawn(|| mbps(&lab, 6));
+        while !flow.is_finished() {
+            let s = lab.a.daemon().status().unwrap();
+            for (i, most) in counted_ms.iter_mut().enumerate() {
+                *most = most.max(Daemon::member(&s, &format!("eth{i}"))["queue_counted_ms"].as_f64().unwrap_or(0.0));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        flow.join().unwrap()
+    });
     let tx: Vec<u64> = tx(&lab).iter().zip(before).map(|(a, b)| a - b).collect();
     let s = lab.a.daemon().status().unwrap();
     let rate = |i: usize| Daemon::member(&s, &format!("eth{i}"))["measured_rate_bps"].as_f64().map(|b| b / 1e6);
     let rates: Vec<Option<f64>> = (0..3).map(rate).collect();
-    println!("20/10/5 Mbit/s, no speed given: bonded {bonded:.1} Mbit/s; measured {rates:.1?} Mbit/s; packets per member {tx:?}");
+    println!(
+        "20/10/5 Mbit/s, no speed given: bonded {bonded:.1} Mbit/s; measured {rates:.1?} Mbit/s; packets per member {tx:?}; \
+         most queue counted {counted_ms:.1?} ms"
+    );
     // The two faster paths are found full and measured within a third of their rates (they
     // are probed a little above what they delivered; the emulator's rate is approximate). The
     // slowest may not fill within the run: it is then still counted as fast as its device.
@@ -127,4 +144,7 @@ fn without_speeds_the_bond_measures_each_paths_rate_and_schedules_by_it() {
     // Without rates (the stride) one flow gets about 10 of the 35 Mbit/s.
     assert!(bonded >= 0.5 * 35.0, "{bonded:.1} Mbit/s");
     assert!(tx[0] > tx[1] && tx[1] > tx[2], "shares follow the rates: {tx:?}");
+    // Once a link's rate is known the schedule counts the queue it builds there, and the
+    // probes carry that count back (a link counted as fast as its device never queues).
+    assert!(counted_ms.iter().any(|&q| q > 0.0), "no probe reported a queue the schedule counted: {counted_ms:?}");
 }

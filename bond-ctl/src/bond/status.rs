@@ -77,6 +77,7 @@ impl<I: BondIo> Bond<I> {
     fn member_status(&self, m: &Member, buckets: &[u8; BUCKETS]) -> anyhow::Result<MemberStatus> {
         let s = self.io.member_stats(m.slot)?;
         let aware = self.policy.uses_buckets();
+        let queue_seen = m.rate.last_queue.filter(|_| self.policy.measures_rates());
         let alb_peers = (self.policy.mode == Mode::BalanceAlb).then(|| self.alb_peers());
         let health = if m.liveness.up() { "up".to_string() } else { format!("down: {}", m.liveness.reason.clone().unwrap_or_default()) };
         Ok(MemberStatus {
@@ -99,6 +100,8 @@ impl<I: BondIo> Bond<I> {
             speed_mbps: m.speed,
             delivered_bps: m.delivery.bps,
             measured_rate_bps: if self.policy.measures_rates() { m.rate.bps } else { None },
+            queue_found_ms: queue_seen.map(|q| q.found as f64 / 1e6),
+            queue_counted_ms: queue_seen.map(|q| q.counted as f64 / 1e6),
             tx_probes: s.tx_probes,
             rx_probes: s.rx_probes,
             probes_answered: s.probes_answered,

@@ -104,6 +104,17 @@ pub struct RateEstimate {
     pub bps: Option<f64>,
     /// A reply said what the peer received: the rate can be measured.
     counts_seen: bool,
+    /// The queue the latest reply found, and the one the schedule counted as its request left.
+    pub last_queue: Option<QueueSeen>,
+}
+
+/// A reply's queue (its round trip less the base) beside the one the packet schedule counted
+/// on the link as the request left: shown in the status, to tell whether the schedule's model
+/// of the link holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueSeen {
+    pub found: Nanos,
+    pub counted: Nanos,
 }
 
 /// A probe reply, as the estimate reads it.
@@ -163,6 +174,9 @@ impl RateEstimate {
     /// reply that says what the peer received).
     pub fn replied(&mut self, r: Reply) -> bool {
         let before = self.measured();
+        if let Some(found) = r.queue {
+            self.last_queue = Some(QueueSeen { found, counted: r.backlog });
+        }
         self.window_ends(r);
         self.measured() != before
     }
@@ -330,6 +344,7 @@ mod tests {
         l.backlog = 30 * MS;
         l.window(20.0, 20.0, Some(0));
         assert!((l.mbit() - 20.0 * 1.12).abs() < 1e-3, "{:?}", l.r);
+        assert_eq!(l.r.last_queue, Some(QueueSeen { found: 0, counted: 30 * MS }), "both shown in the status");
         // By no more than a quarter a window, however far apart.
         l.backlog = 500 * MS;
         let before = l.mbit();

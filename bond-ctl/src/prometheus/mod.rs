@@ -211,6 +211,18 @@ const MEMBER_FAMILIES: &[MemberFamily] = &[
         "The link's rate as measured, which balance-aware packet placement without speed counts on.",
         |m| m.measured_rate_bps.map(|b| Value::Float(b / 8.0)),
     ),
+    (
+        "bondctl_member_queue_found_seconds",
+        Kind::Gauge,
+        "The queue the latest probe found on the link (its round trip less the base), under balance-aware packet without speed.",
+        |m| m.queue_found_ms.map(ms),
+    ),
+    (
+        "bondctl_member_queue_counted_seconds",
+        Kind::Gauge,
+        "The queue the packet schedule counted on the link as that probe left, under balance-aware packet without speed.",
+        |m| m.queue_counted_ms.map(ms),
+    ),
     ("bondctl_member_quality_samples", Kind::Gauge, "Probe round trips the latency figures rest on.", |m| Some(m.quality.samples.into())),
     ("bondctl_member_latency_seconds", Kind::Gauge, "Mean probe round-trip time over the window.", |m| {
         (m.quality.samples > 0).then(|| ms(m.quality.lat))

@@ -33,6 +33,8 @@ fn member(name: &str) -> MemberStatus {
         speed_mbps: None,
         delivered_bps: None,
         measured_rate_bps: None,
+        queue_found_ms: None,
+        queue_counted_ms: None,
         tx_probes: 0,
         rx_probes: 0,
         probes_answered: 0,
