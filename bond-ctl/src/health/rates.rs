@@ -248,10 +248,12 @@ fn follow_the_queue(rate: f64, next: f64, queue: Nanos, backlog: Nanos, window: 
     }
     let step = (behind / window.length as f64).clamp(-MOST_CORRECTION, MOST_CORRECTION);
     let followed = rate * (1.0 - step);
-    match behind > 0.0 {
-        true => next.min(followed.max(window.delivered * MOST_DOWN)),
-        false if window.dropping => next,
-        false => next.max(followed),
+    if behind > 0.0 {
+        next.min(followed.max(window.delivered * MOST_DOWN))
+    } else if window.dropping {
+        next
+    } else {
+        next.max(followed)
     }
 }
 
