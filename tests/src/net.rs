@@ -397,8 +397,19 @@ pub fn tcp_rate(lab: &Lab, dst: &str, flows: usize, round: Duration) -> anyhow::
 /// As [`tcp_rate`], the senders with congestion control `cc` (`cubic`, `bbr`; set on each
 /// socket: a namespace may only pick from the host's allowed list).
 pub fn tcp_rate_with(lab: &Lab, dst: &str, flows: usize, round: Duration, cc: Option<&str>) -> anyhow::Result<f64> {
+    tcp_rate_between(&lab.a.ns, &lab.b.ns, dst, flows, round, cc)
+}
+
+/// As [`tcp_rate_with`], from B to A's address: what A's bond then carries is the
+/// acknowledgements.
+pub fn tcp_rate_back(lab: &Lab, flows: usize, round: Duration, cc: Option<&str>) -> anyhow::Result<f64> {
+    tcp_rate_between(&lab.b.ns, &lab.a.ns, lab.a.addr, flows, round, cc)
+}
+
+/// TCP from namespace `from` to `dst` in namespace `to`, as [`tcp_rate_with`] says.
+fn tcp_rate_between(from: &Netns, to: &Netns, dst: &str, flows: usize, round: Duration, cc: Option<&str>) -> anyhow::Result<f64> {
     const PORT: u16 = 9100;
-    let listener = lab.b.ns.enter(|| TcpListener::bind((dst, PORT)))??;
+    let listener = to.enter(|| TcpListener::bind((dst, PORT)))??;
     let connect = || -> anyhow::Result<TcpStream> {
         use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt::TcpCongestion};
         let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
@@ -409,7 +420,7 @@ pub fn tcp_rate_with(lab: &Lab, dst: &str, flows: usize, round: Duration, cc: Op
         connect(fd.as_raw_fd(), &SockaddrIn::from(to))?;
         Ok(TcpStream::from(fd))
     };
-    let streams = lab.a.ns.enter(|| (0..flows).map(|_| connect()).collect::<anyhow::Result<Vec<_>>>())??;
+    let streams = from.enter(|| (0..flows).map(|_| connect()).collect::<anyhow::Result<Vec<_>>>())??;
     let accepted = (0..flows).map(|_| listener.accept().map(|(s, _)| s)).collect::<Result<Vec<_>, _>>().context("accepting")?;
     let received = Arc::new(AtomicU64::new(0));
     let sending = Arc::new(AtomicBool::new(true));

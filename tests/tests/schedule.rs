@@ -5,7 +5,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use bond_tests::{Daemon, Lab, LabOptions, emu::Impairment, net::tcp_rate_with, wait_until};
+use bond_tests::{
+    Daemon, Lab, LabOptions,
+    emu::Impairment,
+    net::{tcp_rate_back, tcp_rate_with},
+    wait_until,
+};
 
 const SETTINGS: &str = "policies:
   sched: { basePolicy: balance-aware, balancePolicy: packet, failoverInterval: 300, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }
@@ -147,4 +152,39 @@ fn without_speeds_the_bond_measures_each_paths_rate_and_schedules_by_it() {
     // Once a link's rate is known the schedule counts the queue it builds there, and the
     // probes carry that count back (a link counted as fast as its device never queues).
     assert!(counted_ms.iter().any(|&q| q > 0.0), "no probe reported a queue the schedule counted: {counted_ms:?}");
+}
+
+#[test]
+fn a_queue_on_the_way_back_is_not_taken_for_one_on_the_way_out() {
+    let lab = lab([1, 1, 1]);
+    lab.a.daemon().set_policy("measured").unwrap();
+    // B sends to A (one cubic flow, which fills queues): they build on B's side of each link,
+    // while A's side carries only the acknowledgements. A's probes wait in B's queues on their
+    // way back.
+    let (mut found_ms, mut round_trip_ms) = ([0f64; 3], [0f64; 3]);
+    let back = std::thread::scope(|scope| {
+        let flow = scope.spawn(|| tcp_rate_back(&lab, 1, Duration::from_secs(6), Some("cubic")).unwrap() * 8.0 / 1e6);
+        // The round trips are scored each quality round: watched a second past the flow (the
+        // probe window holds 16 s of them).
+        let until = std::time::Instant::now() + Duration::from_secs(7);
+        while std::time::Instant::now() < until {
+            let s = lab.a.daemon().status().unwrap();
+            for i in 0..3 {
+                let m = Daemon::member(&s, &format!("eth{i}"));
+                found_ms[i] = found_ms[i].max(m["queue_found_ms"].as_f64().unwrap_or(0.0));
+                round_trip_ms[i] = round_trip_ms[i].max(m["quality"]["ltm"].as_f64().unwrap_or(0.0));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        flow.join().unwrap()
+    });
+    println!(
+        "B to A over 20/10/5 Mbit/s: {back:.1} Mbit/s; A's probes: longest round trip {round_trip_ms:.1?} ms, most queue found on the way out {found_ms:.1?} ms"
+    );
+    // The way back queued (a 1 ms path's round trip is about 2 ms; the rule reads 3 ms above
+    // it as a queue)...
+    assert!(round_trip_ms.iter().any(|&r| r >= 6.0), "no queue on the way back: {round_trip_ms:.1?} ms");
+    // ...and A's links are not found queued for it: their rates are not taken down by B's
+    // traffic.
+    assert!(found_ms.iter().all(|&q| q < 3.0), "a queue on the way back taken for one on the way out: {found_ms:.1?} ms");
 }

@@ -56,7 +56,7 @@ impl Core {
             if e.flags & bond_common::probe::FLAG_CORRUPT == 0 {
                 m.delivery.record(e.t2, e.peer_rx_bytes);
                 if measures_rates {
-                    let queue = m.probes.base_rtt().map(|base| e.t4.saturating_sub(e.t1).saturating_sub(base));
+                    let queue = m.probes.queue_of(e);
                     let reply = Reply {
                         seq: e.seq,
                         t1: e.t1,

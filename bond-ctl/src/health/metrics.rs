@@ -56,6 +56,8 @@ pub struct ProbeWindow {
     pub peer_seen: bool,
     /// The link's round trip with empty queues, as the last minutes showed it (`BaseRtt`).
     base_rtt: BaseRtt,
+    /// The same of the way out alone (`one_way`), with the two hosts' clock offset in it.
+    base_one_way: BaseRtt,
 }
 
 /// How long the base round trip is remembered, in slots: long enough to span a transfer that
@@ -110,6 +112,14 @@ impl BaseRtt {
     }
 }
 
+/// The way out of reply `e`'s request, from our send stamp (t1) to the peer's arrival stamp
+/// (t2, the peer's clock): its delay plus the clocks' offset, which cancels out against the
+/// base of the same. Shifted by half the range so any offset orders right in a `u64`
+/// (differences are kept exactly).
+fn one_way(e: &ProbeEvent) -> Nanos {
+    e.t2.wrapping_sub(e.t1).wrapping_add(1 << 63)
+}
+
 /// Whether a round trip shows a full queue: queueing adds at least the base round trip again,
 /// and 5 ms, so a link's ordinary variation does not pass for it (a drop-tail queue of 50 ms
 /// on a 1 ms path stands 25-50 ms above its base when it drops). Queues shallower than that
@@ -159,7 +169,22 @@ impl ProbeWindow {
     /// plane kept (t1) to the reply's arrival (t4), both kernel stamps on CLOCK_MONOTONIC (as
     /// `now`): a reply that arrived before a silence deadline counts even if read after it.
     pub fn replied_event(&mut self, e: &ProbeEvent, now: Nanos) {
-        self.replied(e.seq, e.t4.saturating_sub(e.t1), e.flags & FLAG_CORRUPT != 0, e.t4.min(now));
+        let corrupt = e.flags & FLAG_CORRUPT != 0;
+        if !corrupt && self.outstanding.iter().any(|(s, _)| *s == e.seq) {
+            self.base_one_way.record(one_way(e), e.t4.min(now));
+        }
+        self.replied(e.seq, e.t4.saturating_sub(e.t1), corrupt, e.t4.min(now));
+    }
+
+    /// The queue reply `e`'s request waited in on its way out, once the link's bases are
+    /// known: its round trip above the base, or its way out above that way's base where that
+    /// is less. The way out alone leaves out a queue on the way back (the peer's own traffic
+    /// filling its side of the link), which the round trip holds; the round trip bounds it, so
+    /// a drift between the two hosts' clocks never makes the queue read longer.
+    pub fn queue_of(&self, e: &ProbeEvent) -> Option<Nanos> {
+        let round_trip = e.t4.saturating_sub(e.t1).saturating_sub(self.base_rtt.get()?);
+        let way_out = self.base_one_way.get().map(|base| one_way(e).saturating_sub(base));
+        Some(way_out.map_or(round_trip, |w| w.min(round_trip)))
     }
 
     /// Starts measuring afresh, for a link that has just recovered: what was lost while it was
@@ -558,6 +583,40 @@ mod tests {
         assert_eq!(w.metrics(1.0).plr, 0.0);
         assert_eq!(w.last_reply, Some(MS), "silence is still measured from the last reply");
         assert!(w.peer_seen);
+    }
+
+    #[test]
+    fn the_queue_is_the_way_outs_so_a_queue_on_the_way_back_is_not_counted() {
+        // The peer's clock is far behind ours (it booted later): its stamps are below ours.
+        let behind = 5_000_000 * MS;
+        let mut w = ProbeWindow::default();
+        let mut seq = 0;
+        // A reply to a request sent at `at` that waited `out` on the way out and `back` on the
+        // way back, over a path of 1 ms each way.
+        let mut reply = |w: &mut ProbeWindow, at: Nanos, out: Nanos, back: Nanos| {
+            seq += 1;
+            w.sent(seq, at);
+            let t2 = at + MS + out;
+            let e = ProbeEvent { seq, t1: at, t2: t2 - behind, t4: t2 + MS + back, ..ProbeEvent::default() };
+            w.replied_event(&e, e.t4);
+            e
+        };
+        let e = reply(&mut w, 0, 0, 0);
+        assert_eq!(w.queue_of(&e), Some(0));
+        for i in 1..20 {
+            reply(&mut w, i * 100 * MS, 0, 0);
+        }
+        let e = reply(&mut w, 2_000 * MS, 12 * MS, 0);
+        assert_eq!(w.queue_of(&e), Some(12 * MS), "waited 12 ms on the way out");
+        let e = reply(&mut w, 2_100 * MS, 0, 30 * MS);
+        assert_eq!(w.queue_of(&e), Some(0), "waited on the way back only: not the link's queue out");
+        let e = reply(&mut w, 2_200 * MS, 5 * MS, 30 * MS);
+        assert_eq!(w.queue_of(&e), Some(5 * MS));
+        // The clocks drift apart: the way out reads longer than the round trip allows, and the
+        // round trip bounds it.
+        let mut e = reply(&mut w, 2_300 * MS, 4 * MS, 0);
+        e.t2 += 20 * MS;
+        assert_eq!(w.queue_of(&e), Some(4 * MS));
     }
 
     #[test]

@@ -22,8 +22,11 @@
 //!
 //! Then the queue: each request also notes the queue the schedule counted on its link when it
 //! left (the data plane's `busy_until` less the send time), and its reply says the queue it
-//! found (its round trip less the base: the queue ahead of the request, and any ahead of the
-//! reply on its way back). A link the schedule counts too fast builds a queue it does not
+//! found on its way out (`ProbeWindow::queue_of`: the way out from our send stamp to the
+//! peer's arrival stamp, above the base of the same, the two hosts' clock offset cancelling;
+//! bounded by the round trip above its base, so a queue on the way back, the peer's own
+//! traffic filling its side of the link, is not counted, and a drift between the clocks never
+//! makes it read longer). A link the schedule counts too fast builds a queue it does not
 //! count, so its packets arrive late and one flow is reordered; one counted too slow empties
 //! its queue sooner than the schedule counts, and is given less than it carries. Where the two
 //! differ by [`QUEUED_FROM`] or more, the rate moves by the difference over the window's length
@@ -31,9 +34,7 @@
 //! difference is a standing one, so it moves the rate again each window it stands; never more
 //! than [`MOST_DOWN`] below what the link delivered in the window (room to drain the queue,
 //! not to fall further), and never up for a link that delivered clearly less than it was
-//! given (a policer, or a buffer too shallow to queue, drops instead). The queue is read from
-//! the round trip, so a queue on the way back (the peer's own traffic filling its side of the
-//! link) reads as one on the way out.
+//! given (a policer, or a buffer too shallow to queue, drops instead).
 //!
 //! Probes go every 250 ms while a link carries traffic under such a policy: a rate that halves
 //! is followed in about 1.6 s (a tenth a window, or quicker by the queue it builds), one that
@@ -108,7 +109,7 @@ pub struct RateEstimate {
     pub last_queue: Option<QueueSeen>,
 }
 
-/// A reply's queue (its round trip less the base) beside the one the packet schedule counted
+/// A reply's queue (on its way out, see the module) beside the one the packet schedule counted
 /// on the link as the request left: shown in the status, to tell whether the schedule's model
 /// of the link holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -126,7 +127,7 @@ pub struct Reply {
     pub t2: Nanos,
     /// The peer's receive count for the link when the request arrived (0: it does not say).
     pub rx_bytes: u64,
-    /// The round trip less the link's base round trip, when known.
+    /// The queue the request waited in on its way out (`ProbeWindow::queue_of`), when known.
     pub queue: Option<Nanos>,
     /// The queue the packet schedule counted on the link when the request left.
     pub backlog: Nanos,
@@ -233,7 +234,7 @@ struct Window {
 }
 
 /// The rate `next` (the window's verdict on `rate`), kept to what the link's queue says: the
-/// reply found `queue` (its round trip less the base) where the schedule, counting `rate`,
+/// reply found `queue` (on its request's way out) where the schedule, counting `rate`,
 /// counted `backlog` as the request left. More than counted: the link carries less than
 /// counted (or traffic from elsewhere shares it); less: it carries more. The rate moves by the
 /// difference over the window's length, at most [`MOST_CORRECTION`] a window, not for a

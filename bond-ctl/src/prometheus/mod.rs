@@ -214,7 +214,7 @@ const MEMBER_FAMILIES: &[MemberFamily] = &[
     (
         "bondctl_member_queue_found_seconds",
         Kind::Gauge,
-        "The queue the latest probe found on the link (its round trip less the base), under balance-aware packet without speed.",
+        "The queue the latest probe found on its way out over the link, under balance-aware packet without speed.",
         |m| m.queue_found_ms.map(ms),
     ),
     (
