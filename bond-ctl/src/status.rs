@@ -209,10 +209,11 @@ pub struct MemberStatus {
     /// (bit/s; absent under other policies and until measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_rate_bps: Option<f64>,
-    /// Under the same policy: the queue the latest probe found on its way out over the link,
-    /// and the one the packet schedule counted there as it left (ms).
+    /// Under the same policy, while the link is up: the queue the latest probe found on its way
+    /// out over the link (ms)...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_found_ms: Option<f64>,
+    /// ...and the one the packet schedule counted there as that probe left (ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_counted_ms: Option<f64>,
     pub tx_probes: u64,

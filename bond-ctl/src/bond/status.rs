@@ -77,7 +77,8 @@ impl<I: BondIo> Bond<I> {
     fn member_status(&self, m: &Member, buckets: &[u8; BUCKETS]) -> anyhow::Result<MemberStatus> {
         let s = self.io.member_stats(m.slot)?;
         let aware = self.policy.uses_buckets();
-        let queue_seen = m.rate.last_queue.filter(|_| self.policy.measures_rates());
+        // A failed link's latest probe is from before it failed.
+        let queue_seen = m.rate.last_queue.filter(|_| self.policy.measures_rates() && m.liveness.up());
         let alb_peers = (self.policy.mode == Mode::BalanceAlb).then(|| self.alb_peers());
         let health = if m.liveness.up() { "up".to_string() } else { format!("down: {}", m.liveness.reason.clone().unwrap_or_default()) };
         Ok(MemberStatus {

@@ -56,8 +56,10 @@ pub struct ProbeWindow {
     pub peer_seen: bool,
     /// The link's round trip with empty queues, as the last minutes showed it (`BaseRtt`).
     base_rtt: BaseRtt,
-    /// The same of the way out alone (`one_way`), with the two hosts' clock offset in it.
+    /// The same of the way out alone (`one_way`), with the two hosts' clock offset in it, and
+    /// the peer's probe address it was measured with (another peer has another clock).
     base_one_way: BaseRtt,
+    one_way_peer: [u8; 6],
 }
 
 /// How long the base round trip is remembered, in slots: long enough to span a transfer that
@@ -68,8 +70,8 @@ const BASE_SLOTS: usize = 10;
 /// that, the lowest 64 give a lower percentile, which errs towards a lower base).
 const SLOT_LOWEST: usize = 64;
 
-/// A link's base round trip: the least, over the last five minutes in 30 s slots, of each
-/// slot's 10th percentile. A percentile, not the minimum: on a jittery link the minimum of
+/// A link's base round trip (or way out): the least, over the last five minutes in 30 s
+/// slots, of each slot's 10th percentile. A percentile, not the minimum: on a jittery link the minimum of
 /// thousands of round trips lies far below what the link ordinarily takes.
 #[derive(Debug, Clone, Default)]
 struct BaseRtt {
@@ -171,6 +173,14 @@ impl ProbeWindow {
     pub fn replied_event(&mut self, e: &ProbeEvent, now: Nanos) {
         let corrupt = e.flags & FLAG_CORRUPT != 0;
         if !corrupt && self.outstanding.iter().any(|(s, _)| *s == e.seq) {
+            // Another peer (its clock has another offset), or the peer's clock stepped back
+            // (a way out shorter than its base by more than the whole round trip cannot be
+            // the path's): the offset in the base no longer holds.
+            let stepped_back = self.base_one_way.get().is_some_and(|base| one_way(e).saturating_add(e.t4.saturating_sub(e.t1)) < base);
+            if e.peer != self.one_way_peer || stepped_back {
+                self.base_one_way = BaseRtt::default();
+                self.one_way_peer = e.peer;
+            }
             self.base_one_way.record(one_way(e), e.t4.min(now));
         }
         self.replied(e.seq, e.t4.saturating_sub(e.t1), corrupt, e.t4.min(now));
@@ -179,8 +189,10 @@ impl ProbeWindow {
     /// The queue reply `e`'s request waited in on its way out, once the link's bases are
     /// known: its round trip above the base, or its way out above that way's base where that
     /// is less. The way out alone leaves out a queue on the way back (the peer's own traffic
-    /// filling its side of the link), which the round trip holds; the round trip bounds it, so
-    /// a drift between the two hosts' clocks never makes the queue read longer.
+    /// filling its side of the link), which the round trip holds. The two clocks' offset
+    /// cancels against the base, their drift does not: where the clocks are not disciplined
+    /// (NTP), a drift of 10 ppm adds up to 3 ms over the base's five minutes; the round trip
+    /// bounds it, so the queue never reads longer than the round trip says.
     pub fn queue_of(&self, e: &ProbeEvent) -> Option<Nanos> {
         let round_trip = e.t4.saturating_sub(e.t1).saturating_sub(self.base_rtt.get()?);
         let way_out = self.base_one_way.get().map(|base| one_way(e).saturating_sub(base));
@@ -597,7 +609,7 @@ mod tests {
             seq += 1;
             w.sent(seq, at);
             let t2 = at + MS + out;
-            let e = ProbeEvent { seq, t1: at, t2: t2 - behind, t4: t2 + MS + back, ..ProbeEvent::default() };
+            let e = ProbeEvent { seq, t1: at, t2: t2.wrapping_sub(behind), t4: t2 + MS + back, ..ProbeEvent::default() };
             w.replied_event(&e, e.t4);
             e
         };
@@ -617,6 +629,22 @@ mod tests {
         let mut e = reply(&mut w, 2_300 * MS, 4 * MS, 0);
         e.t2 += 20 * MS;
         assert_eq!(w.queue_of(&e), Some(4 * MS));
+        // The peer's clock steps back (another boot): the base starts again from the reply.
+        let mut e =
+            ProbeEvent { seq: 100, t1: 3_000 * MS, t2: (3_001 * MS).wrapping_sub(2 * behind), t4: 3_002 * MS, ..ProbeEvent::default() };
+        w.sent(100, e.t1);
+        w.replied_event(&e, e.t4);
+        assert_eq!(w.queue_of(&e), Some(0));
+        e.t2 += 6 * MS;
+        assert_eq!(w.queue_of(&e), Some(0), "bounded by the round trip (no queue)");
+        // Another peer answers (another clock): so does the base.
+        let e = ProbeEvent { seq: 101, t1: 3_100 * MS, t2: 1 << 62, t4: 3_102 * MS, peer: [2, 0, 0, 0, 0, 1], ..ProbeEvent::default() };
+        w.sent(101, e.t1);
+        w.replied_event(&e, e.t4);
+        let e = ProbeEvent { seq: 102, t1: 3_200 * MS, t2: (1 << 62) + 100 * MS + 2 * MS, t4: 3_206 * MS, ..e };
+        w.sent(102, e.t1);
+        w.replied_event(&e, e.t4);
+        assert_eq!(w.queue_of(&e), Some(2 * MS), "the new peer's way out, against its own base");
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //!   its device (`plan::schedules`): packets go where they arrive first, so the quickest path
 //!   takes the traffic until it fills, then the next one, and so on;
 //! - delivered clearly less than given (frames dropped, or a queue grew, which stretches the
-//!   arrivals), or the replies at both ends of the window waited in a queue ([`QUEUED_FROM`]
-//!   above the base round trip: backlogged all along; one flow's sender slows to the link it
+//!   arrivals), or the requests at both ends of the window waited in a queue on their way out
+//!   ([`QUEUED_FROM`] or more, see below: backlogged all along; one flow's sender slows to the link it
 //!   fills, which then delivers all it is given): the link is full, and what it delivered is
 //!   its rate (by this rule down by at most [`MOST_DOWN`] a window: a link the traffic left
 //!   idle for part of a window delivered less than it can);
@@ -51,7 +51,7 @@ const FULL_BELOW: f64 = 0.9;
 /// A full link's rate goes down to what it delivered, but to no less than this share of its
 /// rate a window (by that rule; the queue's may take it further, see the module).
 const MOST_DOWN: f64 = 0.9;
-/// A round trip this far above the base: the reply waited in a queue.
+/// A request that waited this long on its way out (see the module) met a queue.
 const QUEUED_FROM: Nanos = 3_000_000;
 /// Given at least this share of the rate counted on: the schedule kept the link busy.
 const BUSY_FROM: f64 = 0.7;
@@ -75,7 +75,7 @@ struct Mark {
     tx_bytes: u64,
     arrived_at: Nanos,
     rx_bytes: u64,
-    /// Its reply waited in a queue ([`QUEUED_FROM`]).
+    /// Its request waited in a queue on its way out ([`QUEUED_FROM`]).
     queued: bool,
 }
 
