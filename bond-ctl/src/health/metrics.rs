@@ -57,9 +57,10 @@ pub struct ProbeWindow {
     /// The link's round trip with empty queues, as the last minutes showed it (`BaseRtt`).
     base_rtt: BaseRtt,
     /// The same of the way out alone (`one_way`), with the two hosts' clock offset in it, and
-    /// the peer's probe address it was measured with (another peer has another clock).
+    /// the peer bond it was measured with (its probe id, bytes 1-4 of its probe address, the
+    /// same on all its members): another peer has another clock.
     base_one_way: BaseRtt,
-    one_way_peer: [u8; 6],
+    one_way_peer: [u8; 4],
 }
 
 /// How long the base round trip is remembered, in slots: long enough to span a transfer that
@@ -71,8 +72,8 @@ const BASE_SLOTS: usize = 10;
 const SLOT_LOWEST: usize = 64;
 
 /// A link's base round trip (or way out): the least, over the last five minutes in 30 s
-/// slots, of each slot's 10th percentile. A percentile, not the minimum: on a jittery link the minimum of
-/// thousands of round trips lies far below what the link ordinarily takes.
+/// slots, of each slot's 10th percentile. A percentile, not the minimum: on a jittery link the
+/// minimum of thousands of round trips lies far below what the link ordinarily takes.
 #[derive(Debug, Clone, Default)]
 struct BaseRtt {
     slots: VecDeque<Slot>,
@@ -177,9 +178,10 @@ impl ProbeWindow {
             // (a way out shorter than its base by more than the whole round trip cannot be
             // the path's): the offset in the base no longer holds.
             let stepped_back = self.base_one_way.get().is_some_and(|base| one_way(e).saturating_add(e.t4.saturating_sub(e.t1)) < base);
-            if e.peer != self.one_way_peer || stepped_back {
+            let peer = [e.peer[1], e.peer[2], e.peer[3], e.peer[4]];
+            if peer != self.one_way_peer || stepped_back {
                 self.base_one_way = BaseRtt::default();
-                self.one_way_peer = e.peer;
+                self.one_way_peer = peer;
             }
             self.base_one_way.record(one_way(e), e.t4.min(now));
         }
@@ -638,13 +640,26 @@ mod tests {
         e.t2 += 6 * MS;
         assert_eq!(w.queue_of(&e), Some(0), "bounded by the round trip (no queue)");
         // Another peer answers (another clock): so does the base.
-        let e = ProbeEvent { seq: 101, t1: 3_100 * MS, t2: 1 << 62, t4: 3_102 * MS, peer: [2, 0, 0, 0, 0, 1], ..ProbeEvent::default() };
+        let peer = bond_common::probe::member_probe_mac(7, 0);
+        let e = ProbeEvent { seq: 101, t1: 3_100 * MS, t2: 1 << 62, t4: 3_102 * MS, peer, ..ProbeEvent::default() };
         w.sent(101, e.t1);
         w.replied_event(&e, e.t4);
         let e = ProbeEvent { seq: 102, t1: 3_200 * MS, t2: (1 << 62) + 100 * MS + 2 * MS, t4: 3_206 * MS, ..e };
         w.sent(102, e.t1);
         w.replied_event(&e, e.t4);
         assert_eq!(w.queue_of(&e), Some(2 * MS), "the new peer's way out, against its own base");
+        // Another member of the same peer bond answers (the same clock): the base holds.
+        let e = ProbeEvent {
+            seq: 103,
+            t1: 3_300 * MS,
+            t2: (1 << 62) + 200 * MS + 3 * MS,
+            t4: 3_307 * MS,
+            peer: bond_common::probe::member_probe_mac(7, 1),
+            ..e
+        };
+        w.sent(103, e.t1);
+        w.replied_event(&e, e.t4);
+        assert_eq!(w.queue_of(&e), Some(3 * MS), "against the same base");
     }
 
     #[test]
