@@ -85,7 +85,10 @@ fn the_emulator_imposes_delay_loss_and_rate_and_changes_them_while_traffic_runs(
     // On the wire each datagram is 1042 bytes (UDP, IP and Ethernet headers).
     let mbps = (arrivals.len() - 1) as f64 * 1042.0 * 8.0 / last.duration_since(first).as_secs_f64() / 1e6;
     println!("emulator: rate 20 Mbit/s: {} datagrams at {mbps:.1} Mbit/s", arrivals.len());
-    assert!((17.0..22.0).contains(&mbps), "{mbps} Mbit/s");
+    // Arrivals are stamped in user space: a reader descheduled on a loaded machine takes a
+    // backlog at once, which shortens the span (22.7 Mbit/s in one CI run). Unlimited, the
+    // same datagrams cross the lab at hundreds of Mbit/s.
+    assert!((17.0..24.0).contains(&mbps), "{mbps} Mbit/s");
 
     // Loss one way only: 20% of A's datagrams.
     emu.set(0, Impairment { loss: 0.2, ..Default::default() });
