@@ -126,6 +126,12 @@ pub fn member_probe_mac(sender_id: u32, member: u8) -> [u8; 6] {
     [0x06, id[0], id[1], id[2], id[3], member]
 }
 
+/// The sending bond's probe id in a probe address `member_probe_mac` made: every member of
+/// one bond shares it, another bond (or the same daemon restarted) has another.
+pub fn probe_sender_of(mac: [u8; 6]) -> u32 {
+    u32::from_be_bytes([mac[1], mac[2], mac[3], mac[4]])
+}
+
 /// Requests remembered per member (by `seq % PROBE_SENT_SLOTS`) until their reply.
 pub const PROBE_SENT_SLOTS: u32 = 64;
 
@@ -334,6 +340,7 @@ mod tests {
         assert_eq!(f[..6], [0xff; 6], "discovery: broadcast");
         assert_eq!(f[OFF_TAG..], [0; 16], "no tag and no byte count in a request");
         assert_eq!(f[6..12], member_probe_mac(0xabcd, 3), "from the member's own probe address");
+        assert_eq!(probe_sender_of(member_probe_mac(0xabcd, 3)), 0xabcd, "the sender's id read back");
         assert_eq!(f[6] & 3, 2, "locally administered, unicast");
         assert_eq!(f.len(), PROBE_FRAME_LEN);
         let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_PATTERN].try_into().unwrap());

@@ -61,7 +61,7 @@ pub(super) struct State {
     /// `bond_common::probe::member_probe_mac`): the first to answer. On a segment with several
     /// bonds of ours, replies of others are not taken for the peer's, so every member
     /// measures its link to the same bond.
-    pub(super) peer_id: Option<[u8; 4]>,
+    pub(super) peer_id: Option<u32>,
     /// balance-aware's bucket byte counters at the last rebalancing, and each bucket's load.
     pub(super) bucket_totals: Option<[u64; BUCKETS]>,
     pub(super) bucket_load: [f64; BUCKETS],

@@ -3,7 +3,7 @@
 //! probes go out, for status. The arithmetic of the measurements is [`crate::health::metrics`];
 //! when they make a member fail is `Core::evaluate` (`monitor.rs`).
 
-use bond_common::probe::{self, ETH_P_PROBE, ProbeEvent};
+use bond_common::probe::{self, ETH_P_PROBE, ProbeEvent, probe_sender_of};
 
 use super::{Action, Core, Port, SendKind};
 use crate::{
@@ -36,7 +36,7 @@ impl Core {
         }
         for e in events {
             // Earlier versions' programs report no peer address (all zero): taken as the peer's.
-            let id: [u8; 4] = [e.peer[1], e.peer[2], e.peer[3], e.peer[4]];
+            let id = probe_sender_of(e.peer);
             if e.peer != [0; 6] && self.monitor.peer_id.is_some_and(|p| p != id) {
                 continue;
             }

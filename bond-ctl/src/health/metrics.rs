@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use bond_common::probe::{FLAG_CORRUPT, ProbeEvent};
+use bond_common::probe::{FLAG_CORRUPT, ProbeEvent, probe_sender_of};
 use serde::{Deserialize, Serialize};
 
 /// Nanoseconds on the kernel's monotonic clock (`CLOCK_MONOTONIC`, what eBPF stamps with).
@@ -60,7 +60,7 @@ pub struct ProbeWindow {
     /// the peer bond it was measured with (its probe id, bytes 1-4 of its probe address, the
     /// same on all its members): another peer has another clock.
     base_one_way: BaseRtt,
-    one_way_peer: [u8; 4],
+    one_way_peer: u32,
 }
 
 /// How long the base round trip is remembered, in slots: long enough to span a transfer that
@@ -178,7 +178,7 @@ impl ProbeWindow {
             // (a way out shorter than its base by more than the whole round trip cannot be
             // the path's): the offset in the base no longer holds.
             let stepped_back = self.base_one_way.get().is_some_and(|base| one_way(e).saturating_add(e.t4.saturating_sub(e.t1)) < base);
-            let peer = [e.peer[1], e.peer[2], e.peer[3], e.peer[4]];
+            let peer = probe_sender_of(e.peer);
             if peer != self.one_way_peer || stepped_back {
                 self.base_one_way = BaseRtt::default();
                 self.one_way_peer = peer;
