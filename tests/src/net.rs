@@ -122,6 +122,31 @@ pub fn set_rcvbuf(s: &impl AsFd, bytes: usize) {
     let _ = socket::setsockopt(s, sockopt::RcvBufForce, &bytes);
 }
 
+/// Datagrams received on `s` until it is quiet for its read timeout, each with the time the
+/// kernel took it in (SO_TIMESTAMPNS, CLOCK_REALTIME): a reader descheduled on a loaded
+/// machine reads a backlog at once, but each datagram keeps the time it arrived.
+pub fn recv_stamped(s: &UdpSocket) -> anyhow::Result<Vec<(Vec<u8>, Duration)>> {
+    socket::setsockopt(s, sockopt::ReceiveTimestampns, &true).context("SO_TIMESTAMPNS")?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = match socket::recvmsg::<()>(s.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+            Ok(msg) => msg,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(got),
+            Err(e) => return Err(e).context("recvmsg"),
+        };
+        let stamp = msg.cmsgs()?.find_map(|c| match c {
+            socket::ControlMessageOwned::ScmTimestampns(t) => Some(Duration::from(t)),
+            _ => None,
+        });
+        let len = msg.bytes;
+        let stamp = stamp.context("a datagram without its kernel stamp")?;
+        got.push((buf[..len].to_vec(), stamp));
+    }
+}
+
 /// Packet capture on one interface (AF_PACKET), for frames arriving on it.
 pub struct Capture {
     fd: OwnedFd,

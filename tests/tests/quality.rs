@@ -74,21 +74,14 @@ fn the_emulator_imposes_delay_loss_and_rate_and_changes_them_while_traffic_runs(
     for seq in 0..400 {
         bond_tests::net::send_retrying(&tx, &payload(seq, 0, 1000), std::net::SocketAddr::new(ADDR_B.parse().unwrap(), 47200)).unwrap();
     }
-    let mut arrivals = Vec::new();
-    let mut buf = [0u8; 2048];
-    while let Ok(n) = rx.recv(&mut buf) {
-        if parse_payload(&buf[..n]).is_some() {
-            arrivals.push(Instant::now());
-        }
-    }
+    let arrivals: Vec<Duration> =
+        bond_tests::net::recv_stamped(&rx).unwrap().into_iter().filter(|(p, _)| parse_payload(p).is_some()).map(|(_, at)| at).collect();
     let (first, last) = (arrivals[0], *arrivals.last().unwrap());
-    // On the wire each datagram is 1042 bytes (UDP, IP and Ethernet headers).
-    let mbps = (arrivals.len() - 1) as f64 * 1042.0 * 8.0 / last.duration_since(first).as_secs_f64() / 1e6;
+    // On the wire each datagram is 1042 bytes (UDP, IP and Ethernet headers). Arrivals are
+    // stamped by the kernel, so a reader descheduled on a loaded machine does not read fast.
+    let mbps = (arrivals.len() - 1) as f64 * 1042.0 * 8.0 / (last - first).as_secs_f64() / 1e6;
     println!("emulator: rate 20 Mbit/s: {} datagrams at {mbps:.1} Mbit/s", arrivals.len());
-    // Arrivals are stamped in user space: a reader descheduled on a loaded machine takes a
-    // backlog at once, which shortens the span (22.7 Mbit/s in one CI run). Unlimited, the
-    // same datagrams cross the lab at hundreds of Mbit/s.
-    assert!((17.0..24.0).contains(&mbps), "{mbps} Mbit/s");
+    assert!((17.0..22.0).contains(&mbps), "{mbps} Mbit/s");
 
     // Loss one way only: 20% of A's datagrams.
     emu.set(0, Impairment { loss: 0.2, ..Default::default() });
