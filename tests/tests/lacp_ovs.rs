@@ -120,9 +120,10 @@ fn a_removed_member_is_given_up_by_open_vswitch_at_once_and_a_restart_loses_noth
     reachable(&lab, Duration::from_secs(10));
     let wire = lab.wire().expect("wire namespace");
     // Before: Open vSwitch sends some of the 16 flows on link 2 (once it has enabled the link
-    // for the bond: reachable over the aggregate does not say every member is in it yet; and
-    // it may keep new flows on one member until its rebalancing, every 10 s by default, moves
-    // some: 5 s was not always enough).
+    // for the bond: reachable over the aggregate does not say every member is in it yet). Flows
+    // it placed before then stay on the other members until it rebalances, every 10 s by
+    // default: every second here, so the wait is short.
+    ovs.vsctl(&["set", "port", "lag", "other_config:bond-rebalance-interval=1000"]).unwrap();
     let capture = bond_tests::net::Capture::open(wire, "b2").unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut before = 0;
