@@ -155,6 +155,13 @@ pub fn schedules(
     let used: Vec<&MemberView> = members.iter().filter(|m| policy.uses_link(&m.name)).collect();
     let speeds: Vec<f64> = used.iter().filter_map(|m| policy.links.get(&m.name).and_then(|l| l.speed)).map(f64::from).collect();
     let mean = (!speeds.is_empty()).then(|| speeds.iter().sum::<f64>() / speeds.len() as f64);
+    let fastest_measured = used
+        .iter()
+        .filter_map(|m| match measured(m.slot) {
+            Measured::Bps(bps) => Some(bps / 1e6),
+            _ => None,
+        })
+        .reduce(f64::max);
     // Not the drivers' speeds: a veth says 10 Gbit/s, a NIC its line rate, neither what the
     // path beyond carries.
     let rate = |m: &MemberView| match mean {
@@ -162,8 +169,13 @@ pub fn schedules(
         None if policy.measures_rates() => match measured(m.slot) {
             Measured::Bps(bps) => Some(bps / 1e6),
             // Not found full yet: as fast as its device, so it is given traffic until it fills
-            // (packets go where they arrive first: the quickest path first).
-            Measured::NotYet => Some(f64::from(m.speed.unwrap_or(UNMEASURED_MBPS))),
+            // (packets go where they arrive first: the quickest path first). Beside measured
+            // links, as fast as the fastest, doubled each window it was found faster than that
+            // (`health::rates`): counted as fast as its device, it would take the whole flow.
+            Measured::NotYet { found_faster } => {
+                let device = f64::from(m.speed.unwrap_or(UNMEASURED_MBPS));
+                Some(fastest_measured.map_or(device, |f| (f * 2f64.powi(found_faster as i32)).min(device)))
+            }
             // Nothing to measure with (the peer's replies do not say what it received): the
             // stride, or the quickest path would take everything for ever.
             Measured::Unmeasurable => None,
@@ -387,7 +399,7 @@ mod tests {
     }
 
     #[test]
-    fn without_speeds_packet_schedules_take_the_measured_rates_and_the_devices_until_measured() {
+    fn without_speeds_packet_schedules_take_the_measured_rates_and_until_measured_the_devices_or_the_fastest() {
         let mut p = policy(Mode::BalanceAware);
         p.balance = Balance::Packet;
         let m = members(&[true, true, true]);
@@ -397,13 +409,22 @@ mod tests {
         assert_eq!(s[0].ps_per_byte, 400_000);
         assert_eq!(s[1].ps_per_byte, 800_000);
         assert_eq!(s[2].ps_per_byte, 1_600_000);
-        // A link not measured yet: as fast as its device says, else 1 Gbit/s.
+        // Links not measured yet, none measured: as fast as its device says, else 1 Gbit/s.
         let mut m = m;
         m[1].speed = Some(10_000);
-        let s = schedules(&p, &m, |_| None, |slot| if slot == 0 { rates[0] } else { Measured::NotYet });
-        assert_eq!(s[0].ps_per_byte, 400_000);
+        let s = schedules(&p, &m, |_| None, |_| Measured::NotYet { found_faster: 0 });
         assert_eq!(s[1].ps_per_byte, 800, "10 Gbit/s");
         assert_eq!(s[2].ps_per_byte, 8_000, "1 Gbit/s");
+        // Beside a measured link: as fast as the fastest measured, doubled each window found
+        // faster than counted, never past the device.
+        let not_yet = |found_faster| move |slot| if slot == 0 { rates[0] } else { Measured::NotYet { found_faster } };
+        let s = schedules(&p, &m, |_| None, not_yet(0));
+        assert_eq!(s[0].ps_per_byte, 400_000);
+        assert_eq!(s[1].ps_per_byte, 400_000, "20 Mbit/s");
+        assert_eq!(s[2].ps_per_byte, 400_000, "20 Mbit/s");
+        assert_eq!(schedules(&p, &m, |_| None, not_yet(2))[1].ps_per_byte, 100_000, "80 Mbit/s");
+        assert_eq!(schedules(&p, &m, |_| None, not_yet(16))[1].ps_per_byte, 800, "the device's 10 Gbit/s");
+        assert_eq!(schedules(&p, &m, |_| None, not_yet(16))[2].ps_per_byte, 8_000, "1 Gbit/s: the device says nothing");
         // A link whose peer does not say what it received: nobody is scheduled (the stride).
         let s = schedules(&p, &m, |_| None, |slot| if slot == 2 { Measured::Unmeasurable } else { rates[usize::from(slot)] });
         assert_eq!(s, [MemberSchedule::default(); MAX_MEMBERS]);

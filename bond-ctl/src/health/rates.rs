@@ -6,9 +6,14 @@
 //! differ by, over the same frames: given over the requests' send times, delivered over their
 //! arrival times. Over each window of at least [`MIN_WINDOW`]:
 //!
-//! - until a link is found full it has no measured rate, and the schedule counts it as fast as
-//!   its device (`plan::schedules`): packets go where they arrive first, so the quickest path
-//!   takes the traffic until it fills, then the next one, and so on;
+//! - until a link is found full it has no measured rate. Until another link is measured, the
+//!   schedule counts it as fast as its device (`plan::schedules`): packets go where they
+//!   arrive first, so the quickest path takes the traffic until it fills. Once another is, it
+//!   is counted as fast as the fastest measured, doubled for each window in which the
+//!   schedule counted a queue on it ([`QUEUED_FROM`] or more) where its probe found none
+//!   (`Measured::NotYet`'s `found_faster`): counted as fast as a device, a link not measured
+//!   yet beside measured ones would take the whole flow, overflow and cost one flow a
+//!   congestion backoff per link (a fresh bond's first 1.5 s at a third of 3 x 10 Mbit/s);
 //! - delivered clearly less than given (frames dropped, or a queue grew, which stretches the
 //!   arrivals), or the requests at both ends of the window waited in a queue on their way out
 //!   ([`QUEUED_FROM`] or more, see below: backlogged all along; one flow's sender slows to the link it
@@ -64,6 +69,8 @@ const MIN_WINDOW: Nanos = 200_000_000;
 const MIN_GIVEN_BPS: f64 = 100_000.0;
 /// The most a window's difference between the queue found and the one counted moves a rate.
 const MOST_CORRECTION: f64 = 0.25;
+/// The most doublings a link not measured yet is counted faster by (see the module).
+const MOST_FOUND_FASTER: u32 = 16;
 /// Requests whose transmit counts are kept while their replies are awaited.
 const NOTED: usize = 16;
 
@@ -85,8 +92,10 @@ pub enum Measured {
     /// The peer's replies say nothing of what it received (no peer bond answers, or one of an
     /// earlier version): no rate can be measured.
     Unmeasurable,
-    /// Measurable, not found full yet.
-    NotYet,
+    /// Measurable, not found full yet; in `found_faster` windows it carried all it was given
+    /// and its probe found no queue where the schedule counted one (each doubles the rate the
+    /// schedule counts on, see the module).
+    NotYet { found_faster: u32 },
     /// Bits per second.
     Bps(f64),
 }
@@ -105,6 +114,8 @@ pub struct RateEstimate {
     pub bps: Option<f64>,
     /// A reply said what the peer received: the rate can be measured.
     counts_seen: bool,
+    /// Not measured yet: windows found faster than counted (`Measured::NotYet`).
+    found_faster: u32,
     /// The queue the latest reply found, and the one the schedule counted as its request left.
     pub last_queue: Option<QueueSeen>,
 }
@@ -151,7 +162,7 @@ impl RateEstimate {
     pub fn measured(&self) -> Measured {
         match self.bps {
             Some(bps) => Measured::Bps(bps),
-            None if self.counts_seen => Measured::NotYet,
+            None if self.counts_seen => Measured::NotYet { found_faster: self.found_faster },
             None => Measured::Unmeasurable,
         }
     }
@@ -208,7 +219,16 @@ impl RateEstimate {
         }
         let full = delivered < FULL_BELOW * given || (mark.queued && from.queued);
         let next = match self.bps {
-            None if !full => return,
+            None if !full => {
+                // Counted a queue where its probe found none: it carries more than counted.
+                // (Found some, even less than counted: the schedule may be off on every link
+                // alike, as while a flow recovers from a loss; counted faster, this one would
+                // take the traffic and overflow.)
+                if r.queue.is_some_and(|q| q < QUEUED_FROM && q.saturating_add(QUEUED_FROM) <= r.backlog) {
+                    self.found_faster = (self.found_faster + 1).min(MOST_FOUND_FASTER);
+                }
+                return;
+            }
             None => delivered,
             Some(rate) if full => delivered.max(rate * MOST_DOWN),
             Some(rate) if given >= BUSY_FROM * rate && !mark.queued => rate.max(delivered) * GROWTH,
@@ -313,11 +333,20 @@ mod tests {
     fn a_link_is_as_fast_as_its_device_until_found_full_then_probed_gently() {
         assert_eq!(RateEstimate::default().measured(), Measured::Unmeasurable, "no reply has said what the peer received");
         let mut l = Link::new();
-        assert_eq!(l.r.measured(), Measured::NotYet);
+        assert_eq!(l.r.measured(), Measured::NotYet { found_faster: 0 });
         // Delivering all it is given: not measured (the schedule counts it as fast as its
         // device, so it is given more until it fills).
         assert!(!l.window(8.0, 8.0, None));
         assert_eq!(l.r.bps, None);
+        // The schedule counted a queue where its probe found none: faster than counted, each
+        // such window once; a queue found, even less than counted, or none counted, says
+        // nothing.
+        l.backlog = 3 * QUEUED_FROM;
+        assert!(l.window(8.0, 8.0, Some(0)), "what the schedule counts on changed");
+        assert!(!l.window(8.0, 8.0, Some(QUEUED_FROM)));
+        l.backlog = 0;
+        assert!(!l.window(8.0, 8.0, Some(0)));
+        assert_eq!(l.r.measured(), Measured::NotYet { found_faster: 1 });
         assert!(l.window(30.0, 20.0, None));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "found full: {:?}", l.r);
         // Busy without a queue: probed a little higher.
