@@ -97,13 +97,14 @@ fn interoperates_with_open_vswitch() {
 }
 
 /// Datagrams from B (Open vSwitch's br0) to A over 16 flows, which balance-tcp spreads over
-/// its members.
+/// its members: 1,400 bytes each, so a rebalancing has load to move (Open vSwitch moves a flow
+/// only where its members' loads differ by 100,000 bytes or more).
 fn send_from_b(lab: &Lab, per_flow: u64) {
     let sockets: Vec<std::net::UdpSocket> =
         lab.b.ns.enter(|| (0..16).map(|i| std::net::UdpSocket::bind(("192.0.2.2", 41000 + i)).unwrap()).collect()).unwrap();
     for _ in 0..per_flow {
         for s in &sockets {
-            let _ = s.send_to(b"from open vswitch", ("192.0.2.1", 9));
+            let _ = s.send_to(&[0x5a; 1400], ("192.0.2.1", 9));
         }
     }
 }

@@ -9,11 +9,14 @@
 //! - until a link is found full it has no measured rate. Until another link is measured, the
 //!   schedule counts it as fast as its device (`plan::schedules`): packets go where they
 //!   arrive first, so the quickest path takes the traffic until it fills. Once another is, it
-//!   is counted as fast as the fastest measured, doubled for each window in which the
-//!   schedule counted a queue on it ([`QUEUED_FROM`] or more) where its probe found none
-//!   (`Measured::NotYet`'s `found_faster`): counted as fast as a device, a link not measured
-//!   yet beside measured ones would take the whole flow, overflow and cost one flow a
-//!   congestion backoff per link (a fresh bond's first 1.5 s at a third of 3 x 10 Mbit/s);
+//!   is counted as fast as the fastest usable one, doubled for each window that ended with
+//!   its probe finding no queue (under [`QUEUED_FROM`]) where the schedule counted one at
+//!   least [`QUEUED_FROM`] longer (`Measured::NotYet`'s `doublings`), never past the speed its
+//!   device reports: counted as fast as a device, a link not measured yet beside measured
+//!   ones would take the whole flow, overflow and cost one flow a congestion backoff per link
+//!   (a fresh bond's first 1.5 s at a third of 3 x 10 Mbit/s). A bad first measurement
+//!   (slow start can find a link full at a fraction of its rate) holds the others down with
+//!   it, for a window per halving;
 //! - delivered clearly less than given (frames dropped, or a queue grew, which stretches the
 //!   arrivals), or the requests at both ends of the window waited in a queue on their way out
 //!   ([`QUEUED_FROM`] or more, see below: backlogged all along; one flow's sender slows to the link it
@@ -70,7 +73,7 @@ const MIN_GIVEN_BPS: f64 = 100_000.0;
 /// The most a window's difference between the queue found and the one counted moves a rate.
 const MOST_CORRECTION: f64 = 0.25;
 /// The most doublings a link not measured yet is counted faster by (see the module).
-const MOST_FOUND_FASTER: u32 = 16;
+const MOST_DOUBLINGS: u32 = 16;
 /// Requests whose transmit counts are kept while their replies are awaited.
 const NOTED: usize = 16;
 
@@ -92,10 +95,10 @@ pub enum Measured {
     /// The peer's replies say nothing of what it received (no peer bond answers, or one of an
     /// earlier version): no rate can be measured.
     Unmeasurable,
-    /// Measurable, not found full yet; in `found_faster` windows it carried all it was given
-    /// and its probe found no queue where the schedule counted one (each doubles the rate the
+    /// Measurable, not found full yet; `doublings` windows ended with it not full and its
+    /// probe finding no queue where the schedule counted one (each doubles the rate the
     /// schedule counts on, see the module).
-    NotYet { found_faster: u32 },
+    NotYet { doublings: u32 },
     /// Bits per second.
     Bps(f64),
 }
@@ -115,7 +118,7 @@ pub struct RateEstimate {
     /// A reply said what the peer received: the rate can be measured.
     counts_seen: bool,
     /// Not measured yet: windows found faster than counted (`Measured::NotYet`).
-    found_faster: u32,
+    doublings: u32,
     /// The queue the latest reply found, and the one the schedule counted as its request left.
     pub last_queue: Option<QueueSeen>,
 }
@@ -152,8 +155,7 @@ impl RateEstimate {
         }
         if self.latest_tx.is_some_and(|b| tx_bytes < b) {
             // Counters reset (the bond made anew): nothing before compares with what follows.
-            self.noted.clear();
-            self.window_from = None;
+            self.restart();
         }
         self.latest_tx = Some(tx_bytes);
     }
@@ -162,7 +164,7 @@ impl RateEstimate {
     pub fn measured(&self) -> Measured {
         match self.bps {
             Some(bps) => Measured::Bps(bps),
-            None if self.counts_seen => Measured::NotYet { found_faster: self.found_faster },
+            None if self.counts_seen => Measured::NotYet { doublings: self.doublings },
             None => Measured::Unmeasurable,
         }
     }
@@ -170,6 +172,14 @@ impl RateEstimate {
     /// Whether the link was given traffic within `within` of `now`.
     pub fn carrying(&self, now: Nanos, within: Nanos) -> bool {
         self.last_sent.is_some_and(|t| now.saturating_sub(t) <= within)
+    }
+
+    /// The link came up again (or its counters were reset): what it was found faster than
+    /// before says nothing now.
+    pub fn restart(&mut self) {
+        self.noted.clear();
+        self.window_from = None;
+        self.doublings = 0;
     }
 
     /// Request `seq` goes out now, behind everything counted so far.
@@ -225,7 +235,7 @@ impl RateEstimate {
                 // alike, as while a flow recovers from a loss; counted faster, this one would
                 // take the traffic and overflow.)
                 if r.queue.is_some_and(|q| q < QUEUED_FROM && q.saturating_add(QUEUED_FROM) <= r.backlog) {
-                    self.found_faster = (self.found_faster + 1).min(MOST_FOUND_FASTER);
+                    self.doublings = (self.doublings + 1).min(MOST_DOUBLINGS);
                 }
                 return;
             }
@@ -330,12 +340,13 @@ mod tests {
     }
 
     #[test]
-    fn a_link_is_as_fast_as_its_device_until_found_full_then_probed_gently() {
+    fn a_link_not_measured_until_found_full_is_counted_faster_when_found_faster_then_probed_gently() {
         assert_eq!(RateEstimate::default().measured(), Measured::Unmeasurable, "no reply has said what the peer received");
         let mut l = Link::new();
-        assert_eq!(l.r.measured(), Measured::NotYet { found_faster: 0 });
+        assert_eq!(l.r.measured(), Measured::NotYet { doublings: 0 });
         // Delivering all it is given: not measured (the schedule counts it as fast as its
-        // device, so it is given more until it fills).
+        // device, or beside measured links as the fastest of them, so it is given more until
+        // it fills).
         assert!(!l.window(8.0, 8.0, None));
         assert_eq!(l.r.bps, None);
         // The schedule counted a queue where its probe found none: faster than counted, each
@@ -346,7 +357,17 @@ mod tests {
         assert!(!l.window(8.0, 8.0, Some(QUEUED_FROM)));
         l.backlog = 0;
         assert!(!l.window(8.0, 8.0, Some(0)));
-        assert_eq!(l.r.measured(), Measured::NotYet { found_faster: 1 });
+        assert_eq!(l.r.measured(), Measured::NotYet { doublings: 1 });
+        // At most MOST_DOUBLINGS; started again when the link comes back.
+        l.backlog = 3 * QUEUED_FROM;
+        for _ in 0..2 * MOST_DOUBLINGS {
+            l.window(8.0, 8.0, Some(0));
+        }
+        assert_eq!(l.r.measured(), Measured::NotYet { doublings: MOST_DOUBLINGS });
+        l.r.restart();
+        assert_eq!(l.r.measured(), Measured::NotYet { doublings: 0 });
+        l.window(8.0, 8.0, Some(0));
+        l.backlog = 0;
         assert!(l.window(30.0, 20.0, None));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "found full: {:?}", l.r);
         // Busy without a queue: probed a little higher.
