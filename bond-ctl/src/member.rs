@@ -146,7 +146,6 @@ impl Member {
     /// has been measured again (see `quality_round`).
     pub fn came_up(&mut self) {
         self.probes.restart();
-        self.rate.restart();
         self.judged = false;
         self.score = 1.0;
     }

@@ -138,9 +138,8 @@ pub const UNMEASURED_MBPS: u32 = 1_000;
 
 /// balance-aware `packet`'s view of each member (see `bond_common::schedule`): its rate, from
 /// the configured `speed` read as Mbit/s (links without one at the mean of those with one),
-/// or, with no `speed` given at all, as measured (`measured`, `health::rates`), taken as it
-/// is (a link not measured yet: as fast as its device while no usable link is measured, else
-/// as the fastest usable one, doubled as `health::rates` says); and its one-way delay, half its base round trip (`base_rtt_ns`, none
+/// or, with no `speed` given at all, as measured (`measured_bps`, `health::rates`), taken as it
+/// is; and its one-way delay, half its base round trip (`base_rtt_ns`, none
 /// measured yet: 0). Every entry unknown (the kernel then walks the bucket table) unless the
 /// policy is packet-based balance-aware and every member it uses has a rate.
 pub fn schedules(
@@ -156,15 +155,6 @@ pub fn schedules(
     let used: Vec<&MemberView> = members.iter().filter(|m| policy.uses_link(&m.name)).collect();
     let speeds: Vec<f64> = used.iter().filter_map(|m| policy.links.get(&m.name).and_then(|l| l.speed)).map(f64::from).collect();
     let mean = (!speeds.is_empty()).then(|| speeds.iter().sum::<f64>() / speeds.len() as f64);
-    // Usable links only: a failed link's last rate says nothing of the others.
-    let fastest_measured = used
-        .iter()
-        .filter(|m| m.usable)
-        .filter_map(|m| match measured(m.slot) {
-            Measured::Bps(bps) => Some(bps / 1e6),
-            _ => None,
-        })
-        .reduce(f64::max);
     // Not the drivers' speeds: a veth says 10 Gbit/s, a NIC its line rate, neither what the
     // path beyond carries.
     let rate = |m: &MemberView| match mean {
@@ -172,17 +162,8 @@ pub fn schedules(
         None if policy.measures_rates() => match measured(m.slot) {
             Measured::Bps(bps) => Some(bps / 1e6),
             // Not found full yet: as fast as its device, so it is given traffic until it fills
-            // (packets go where they arrive first: the quickest path first). Beside measured
-            // links, as fast as the fastest, doubled each window it was found faster than that
-            // (`health::rates`): counted as fast as its device, it would take the whole flow.
-            Measured::NotYet { doublings } => {
-                let device = f64::from(m.speed.unwrap_or(UNMEASURED_MBPS));
-                // Past the speed its device reports it cannot go; where it reports none, the
-                // 1 Gbit/s guess is no bound (it would hold a link slower than the fastest,
-                // and never filled, never measured).
-                let bound = m.speed.map_or(f64::INFINITY, f64::from);
-                Some(fastest_measured.map_or(device, |f| (f * 2f64.powi(doublings as i32)).min(bound)))
-            }
+            // (packets go where they arrive first: the quickest path first).
+            Measured::NotYet => Some(f64::from(m.speed.unwrap_or(UNMEASURED_MBPS))),
             // Nothing to measure with (the peer's replies do not say what it received): the
             // stride, or the quickest path would take everything for ever.
             Measured::Unmeasurable => None,
@@ -406,7 +387,7 @@ mod tests {
     }
 
     #[test]
-    fn without_speeds_packet_schedules_take_the_measured_rates_and_until_measured_the_devices_or_the_fastest() {
+    fn without_speeds_packet_schedules_take_the_measured_rates_and_the_devices_until_measured() {
         let mut p = policy(Mode::BalanceAware);
         p.balance = Balance::Packet;
         let m = members(&[true, true, true]);
@@ -416,30 +397,13 @@ mod tests {
         assert_eq!(s[0].ps_per_byte, 400_000);
         assert_eq!(s[1].ps_per_byte, 800_000);
         assert_eq!(s[2].ps_per_byte, 1_600_000);
-        // Links not measured yet, none measured: as fast as its device says, else 1 Gbit/s.
+        // A link not measured yet: as fast as its device says, else 1 Gbit/s.
         let mut m = m;
         m[1].speed = Some(10_000);
-        let s = schedules(&p, &m, |_| None, |_| Measured::NotYet { doublings: 0 });
+        let s = schedules(&p, &m, |_| None, |slot| if slot == 0 { rates[0] } else { Measured::NotYet });
+        assert_eq!(s[0].ps_per_byte, 400_000);
         assert_eq!(s[1].ps_per_byte, 800, "10 Gbit/s");
         assert_eq!(s[2].ps_per_byte, 8_000, "1 Gbit/s");
-        // Beside a measured link: as fast as the fastest measured, doubled each window found
-        // faster than counted, never past the device.
-        let not_yet = |doublings| move |slot| if slot == 0 { rates[0] } else { Measured::NotYet { doublings } };
-        let s = schedules(&p, &m, |_| None, not_yet(0));
-        assert_eq!(s[0].ps_per_byte, 400_000);
-        assert_eq!(s[1].ps_per_byte, 400_000, "20 Mbit/s");
-        assert_eq!(s[2].ps_per_byte, 400_000, "20 Mbit/s");
-        assert_eq!(schedules(&p, &m, |_| None, not_yet(2))[1].ps_per_byte, 100_000, "80 Mbit/s");
-        assert_eq!(schedules(&p, &m, |_| None, not_yet(16))[1].ps_per_byte, 800, "the device's 10 Gbit/s");
-        // A device that reports no speed bounds nothing: 20 Mbit/s doubled 16 times.
-        assert_eq!(schedules(&p, &m, |_| None, not_yet(16))[2].ps_per_byte, 6);
-        let faster_than_a_guess = |slot| if slot == 0 { Measured::Bps(5e9) } else { Measured::NotYet { doublings: 0 } };
-        assert_eq!(schedules(&p, &m, |_| None, faster_than_a_guess)[2].ps_per_byte, 1_600, "5 Gbit/s, not 1");
-        // The measured link failed: its last rate says nothing of the others (their devices').
-        let mut failed = m.clone();
-        failed[0].usable = false;
-        let s = schedules(&p, &failed, |_| None, not_yet(0));
-        assert_eq!((s[1].ps_per_byte, s[2].ps_per_byte), (800, 8_000));
         // A link whose peer does not say what it received: nobody is scheduled (the stride).
         let s = schedules(&p, &m, |_| None, |slot| if slot == 2 { Measured::Unmeasurable } else { rates[usize::from(slot)] });
         assert_eq!(s, [MemberSchedule::default(); MAX_MEMBERS]);

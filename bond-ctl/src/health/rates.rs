@@ -6,17 +6,9 @@
 //! differ by, over the same frames: given over the requests' send times, delivered over their
 //! arrival times. Over each window of at least [`MIN_WINDOW`]:
 //!
-//! - until a link is found full it has no measured rate. Until another link is measured, the
-//!   schedule counts it as fast as its device (`plan::schedules`): packets go where they
-//!   arrive first, so the quickest path takes the traffic until it fills. Once another is, it
-//!   is counted as fast as the fastest usable one, doubled for each window that ended with
-//!   its probe finding no queue (under [`QUEUED_FROM`]) where the schedule counted one at
-//!   least [`QUEUED_FROM`] longer (`Measured::NotYet`'s `doublings`), never past the speed its
-//!   device reports: counted as fast as a device, a link not measured yet beside measured
-//!   ones would take the whole flow, overflow and cost one flow a congestion backoff per link
-//!   (a fresh bond's first 1.5 s at a third of 3 x 10 Mbit/s). A bad first measurement
-//!   (slow start can find a link full at a fraction of its rate) holds the others down with
-//!   it, for a window per halving;
+//! - until a link is found full it has no measured rate, and the schedule counts it as fast as
+//!   its device (`plan::schedules`): packets go where they arrive first, so the quickest path
+//!   takes the traffic until it fills, then the next one, and so on;
 //! - delivered clearly less than given (frames dropped, or a queue grew, which stretches the
 //!   arrivals), or the requests at both ends of the window waited in a queue on their way out
 //!   ([`QUEUED_FROM`] or more, see below: backlogged all along; one flow's sender slows to the link it
@@ -72,8 +64,6 @@ const MIN_WINDOW: Nanos = 200_000_000;
 const MIN_GIVEN_BPS: f64 = 100_000.0;
 /// The most a window's difference between the queue found and the one counted moves a rate.
 const MOST_CORRECTION: f64 = 0.25;
-/// The most doublings a link not measured yet is counted faster by (see the module).
-const MOST_DOUBLINGS: u32 = 16;
 /// Requests whose transmit counts are kept while their replies are awaited.
 const NOTED: usize = 16;
 
@@ -95,10 +85,8 @@ pub enum Measured {
     /// The peer's replies say nothing of what it received (no peer bond answers, or one of an
     /// earlier version): no rate can be measured.
     Unmeasurable,
-    /// Measurable, not found full yet; `doublings` windows ended with it not full and its
-    /// probe finding no queue where the schedule counted one (each doubles the rate the
-    /// schedule counts on, see the module).
-    NotYet { doublings: u32 },
+    /// Measurable, not found full yet.
+    NotYet,
     /// Bits per second.
     Bps(f64),
 }
@@ -117,8 +105,6 @@ pub struct RateEstimate {
     pub bps: Option<f64>,
     /// A reply said what the peer received: the rate can be measured.
     counts_seen: bool,
-    /// Not measured yet: windows found faster than counted (`Measured::NotYet`).
-    doublings: u32,
     /// The queue the latest reply found, and the one the schedule counted as its request left.
     pub last_queue: Option<QueueSeen>,
 }
@@ -155,7 +141,8 @@ impl RateEstimate {
         }
         if self.latest_tx.is_some_and(|b| tx_bytes < b) {
             // Counters reset (the bond made anew): nothing before compares with what follows.
-            self.restart();
+            self.noted.clear();
+            self.window_from = None;
         }
         self.latest_tx = Some(tx_bytes);
     }
@@ -164,7 +151,7 @@ impl RateEstimate {
     pub fn measured(&self) -> Measured {
         match self.bps {
             Some(bps) => Measured::Bps(bps),
-            None if self.counts_seen => Measured::NotYet { doublings: self.doublings },
+            None if self.counts_seen => Measured::NotYet,
             None => Measured::Unmeasurable,
         }
     }
@@ -172,14 +159,6 @@ impl RateEstimate {
     /// Whether the link was given traffic within `within` of `now`.
     pub fn carrying(&self, now: Nanos, within: Nanos) -> bool {
         self.last_sent.is_some_and(|t| now.saturating_sub(t) <= within)
-    }
-
-    /// The link came up again (or its counters were reset): what it was found faster than
-    /// before says nothing now.
-    pub fn restart(&mut self) {
-        self.noted.clear();
-        self.window_from = None;
-        self.doublings = 0;
     }
 
     /// Request `seq` goes out now, behind everything counted so far.
@@ -229,16 +208,7 @@ impl RateEstimate {
         }
         let full = delivered < FULL_BELOW * given || (mark.queued && from.queued);
         let next = match self.bps {
-            None if !full => {
-                // Counted a queue where its probe found none: it carries more than counted.
-                // (Found some, even less than counted: the schedule may be off on every link
-                // alike, as while a flow recovers from a loss; counted faster, this one would
-                // take the traffic and overflow.)
-                if r.queue.is_some_and(|q| q < QUEUED_FROM && q.saturating_add(QUEUED_FROM) <= r.backlog) {
-                    self.doublings = (self.doublings + 1).min(MOST_DOUBLINGS);
-                }
-                return;
-            }
+            None if !full => return,
             None => delivered,
             Some(rate) if full => delivered.max(rate * MOST_DOWN),
             Some(rate) if given >= BUSY_FROM * rate && !mark.queued => rate.max(delivered) * GROWTH,
@@ -340,34 +310,14 @@ mod tests {
     }
 
     #[test]
-    fn a_link_not_measured_until_found_full_is_counted_faster_when_found_faster_then_probed_gently() {
+    fn a_link_is_as_fast_as_its_device_until_found_full_then_probed_gently() {
         assert_eq!(RateEstimate::default().measured(), Measured::Unmeasurable, "no reply has said what the peer received");
         let mut l = Link::new();
-        assert_eq!(l.r.measured(), Measured::NotYet { doublings: 0 });
+        assert_eq!(l.r.measured(), Measured::NotYet);
         // Delivering all it is given: not measured (the schedule counts it as fast as its
-        // device, or beside measured links as the fastest of them, so it is given more until
-        // it fills).
+        // device, so it is given more until it fills).
         assert!(!l.window(8.0, 8.0, None));
         assert_eq!(l.r.bps, None);
-        // The schedule counted a queue where its probe found none: faster than counted, each
-        // such window once; a queue found, even less than counted, or none counted, says
-        // nothing.
-        l.backlog = 3 * QUEUED_FROM;
-        assert!(l.window(8.0, 8.0, Some(0)), "what the schedule counts on changed");
-        assert!(!l.window(8.0, 8.0, Some(QUEUED_FROM)));
-        l.backlog = 0;
-        assert!(!l.window(8.0, 8.0, Some(0)));
-        assert_eq!(l.r.measured(), Measured::NotYet { doublings: 1 });
-        // At most MOST_DOUBLINGS; started again when the link comes back.
-        l.backlog = 3 * QUEUED_FROM;
-        for _ in 0..2 * MOST_DOUBLINGS {
-            l.window(8.0, 8.0, Some(0));
-        }
-        assert_eq!(l.r.measured(), Measured::NotYet { doublings: MOST_DOUBLINGS });
-        l.r.restart();
-        assert_eq!(l.r.measured(), Measured::NotYet { doublings: 0 });
-        l.window(8.0, 8.0, Some(0));
-        l.backlog = 0;
         assert!(l.window(30.0, 20.0, None));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "found full: {:?}", l.r);
         // Busy without a queue: probed a little higher.
