@@ -57,8 +57,8 @@ pub struct ProbeWindow {
     /// The link's round trip with empty queues, as the last minutes showed it (`BaseRtt`).
     base_rtt: BaseRtt,
     /// The same of the way out alone (`one_way`), with the two hosts' clock offset in it, and
-    /// the peer bond it was measured with (its probe id, bytes 1-4 of its probe address, the
-    /// same on all its members): another peer has another clock.
+    /// the peer bond it was measured with (its probe id, `probe_sender_of` its probe address,
+    /// the same on all its members): another peer has another clock.
     base_one_way: BaseRtt,
     one_way_peer: u32,
 }
