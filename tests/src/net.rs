@@ -286,7 +286,8 @@ pub fn pin_to_cpu(cpu: usize) -> anyhow::Result<()> {
 /// A constant-rate sequenced stream from A to B over one flow, in a background thread, and its
 /// receiver. Used to measure how much traffic a fault costs.
 pub struct Stream {
-    sender: Option<std::thread::JoinHandle<anyhow::Result<u64>>>,
+    /// Returns when each datagram was sent.
+    sender: Option<std::thread::JoinHandle<anyhow::Result<Vec<Instant>>>>,
     receiver: Option<std::thread::JoinHandle<Vec<(u64, Instant)>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     received: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -305,8 +306,9 @@ impl Stream {
         let UdpFlows { mut senders, receiver, dst } = flows;
         let sender = senders.pop().context("no sender")?;
         let st = stop.clone();
-        let sender = std::thread::spawn(move || -> anyhow::Result<u64> {
+        let sender = std::thread::spawn(move || -> anyhow::Result<Vec<Instant>> {
             let start = Instant::now();
+            let mut sent_at = Vec::new();
             let mut seq = 0;
             while seq < max && !st.load(Ordering::Relaxed) {
                 let due = start + Duration::from_nanos(interval.as_nanos() as u64 * seq);
@@ -314,9 +316,10 @@ impl Stream {
                     std::thread::sleep(wait);
                 }
                 send_retrying(&sender, &payload(seq, 0, 64), dst)?;
+                sent_at.push(Instant::now());
                 seq += 1;
             }
-            Ok(seq)
+            Ok(sent_at)
         });
         let st = stop.clone();
         let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -363,11 +366,19 @@ impl Stream {
     }
 
     /// Stops sending; returns (datagrams sent, (seq, arrival) received).
-    pub fn finish(mut self) -> anyhow::Result<(u64, Vec<(u64, Instant)>)> {
+    pub fn finish(self) -> anyhow::Result<(u64, Vec<(u64, Instant)>)> {
+        let (sent_at, got) = self.finish_timed()?;
+        Ok((sent_at.len() as u64, got))
+    }
+
+    /// Stops sending; returns when each datagram was sent (indexed by sequence number) and
+    /// (seq, arrival) received. A sender that was descheduled catches up in a burst, so a loss
+    /// is measured in the time its datagrams were sent over, not in their count.
+    pub fn finish_timed(mut self) -> anyhow::Result<(Vec<Instant>, Vec<(u64, Instant)>)> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let sent = self.sender.take().context("finished twice")?.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
+        let sent_at = self.sender.take().context("finished twice")?.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
         let got = self.receiver.take().context("finished twice")?.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;
-        Ok((sent, got))
+        Ok((sent_at, got))
     }
 }
 
@@ -377,14 +388,20 @@ impl Drop for Stream {
     }
 }
 
-/// Loss summary of a sequenced stream: (datagrams lost, longest run of consecutive lost ones).
-pub fn losses(sent: u64, got: &[(u64, Instant)]) -> (u64, u64) {
+/// Which of `sent` sequenced datagrams arrived.
+fn arrived(sent: u64, got: &[(u64, Instant)]) -> Vec<bool> {
     let mut seen = vec![false; sent as usize];
     for (s, _) in got {
         if let Some(x) = seen.get_mut(*s as usize) {
             *x = true;
         }
     }
+    seen
+}
+
+/// Loss summary of a sequenced stream: (datagrams lost, longest run of consecutive lost ones).
+pub fn losses(sent: u64, got: &[(u64, Instant)]) -> (u64, u64) {
+    let seen = arrived(sent, got);
     let lost = seen.iter().filter(|s| !**s).count() as u64;
     let mut longest = 0;
     let mut run = 0;
@@ -397,6 +414,17 @@ pub fn losses(sent: u64, got: &[(u64, Instant)]) -> (u64, u64) {
         }
     }
     (lost, longest)
+}
+
+/// The time over which the lost datagrams of a sequenced stream were sent: from the first lost
+/// one's sending to the last's (zero when none or one was lost).
+pub fn loss_span(sent_at: &[Instant], got: &[(u64, Instant)]) -> Duration {
+    let seen = arrived(sent_at.len() as u64, got);
+    let mut lost = seen.iter().zip(sent_at).filter(|(s, _)| !**s).map(|(_, t)| *t);
+    match (lost.next(), lost.last()) {
+        (Some(first), Some(last)) => last.duration_since(first),
+        _ => Duration::ZERO,
+    }
 }
 
 /// Under a 2,000 datagram/s stream from A to B: kills A's daemon, starts a new one 300 ms later,
@@ -486,4 +514,21 @@ fn tcp_rate_between(from: &Netns, to: &Netns, dst: &str, flows: usize, round: Du
         let _ = r.join();
     }
     Ok(bytes as f64 / elapsed.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loss_spans_the_time_its_datagrams_were_sent_over() {
+        let t0 = Instant::now();
+        let sent_at: Vec<Instant> = (0..10u64).map(|i| t0 + Duration::from_millis(i)).collect();
+        let all: Vec<(u64, Instant)> = (0..10).map(|s| (s, t0)).collect();
+        assert_eq!(loss_span(&sent_at, &all), Duration::ZERO, "nothing lost");
+        let without = |lost: &[u64]| all.iter().copied().filter(|(s, _)| !lost.contains(s)).collect::<Vec<_>>();
+        assert_eq!(loss_span(&sent_at, &without(&[4])), Duration::ZERO, "one lost");
+        assert_eq!(loss_span(&sent_at, &without(&[2, 3, 7])), Duration::from_millis(5), "first to last lost");
+        assert_eq!(losses(10, &without(&[2, 3, 7])), (3, 2));
+    }
 }

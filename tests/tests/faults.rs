@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bond_tests::{
     Daemon, Lab, LabOptions,
-    net::{Capture, RawSender, Stream, losses, ping},
+    net::{Capture, RawSender, Stream, loss_span, losses, ping},
     wait_until,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -118,6 +118,32 @@ fn check_loss(lab: &Lab, stream: Stream, drops_before: u64, allowance: u64, what
     let dropped = counted_drops(lab).saturating_sub(drops_before);
     println!("{what}: {lost} of {sent} datagrams lost (longest run {longest}), {dropped} counted dropped, allowance {allowance}");
     assert!(lost <= dropped + allowance, "{what}: {lost} lost, only {dropped} counted dropped (+{allowance} allowed)");
+}
+
+/// The longest a member's deletion may keep traffic from the bond: the daemon reads the event
+/// that the device went down (waiting up to 2 ms for the device's state) and moves its traffic;
+/// 2.5 ms idle, a few scheduler delays more on a loaded two-CPU machine.
+const DELETION_OUTAGE: Duration = Duration::from_millis(25);
+
+/// Ends the stream and checks that what a member's deletion lost beyond what was counted
+/// dropped was sent within `DELETION_OUTAGE` (a redirect to a deleted device, or one going, is
+/// counted nowhere). Time, not a count: a sender descheduled for a while catches up in a burst,
+/// which a short outage can swallow whole.
+fn check_deletion_outage(lab: &Lab, stream: Stream, drops_before: u64, what: &str) {
+    stream.flowed(600, &format!("after {what}"));
+    let (sent_at, got) = stream.finish_timed().unwrap();
+    let (lost, longest) = losses(sent_at.len() as u64, &got);
+    let dropped = counted_drops(lab).saturating_sub(drops_before);
+    let span = loss_span(&sent_at, &got);
+    println!(
+        "{what}: {lost} of {} datagrams lost (longest run {longest}), sent over {:.1} ms, {dropped} counted dropped",
+        sent_at.len(),
+        span.as_secs_f64() * 1e3
+    );
+    assert!(
+        lost <= dropped + IN_FLIGHT || span <= DELETION_OUTAGE,
+        "{what}: {lost} lost ({dropped} counted dropped), sent over {span:?}, more than {DELETION_OUTAGE:?}"
+    );
 }
 
 fn flapping_links(policy: &str) {
@@ -229,9 +255,7 @@ fn a_member_deleted_under_traffic() {
             Daemon::member(&s, &busy)["not_usable"].as_str().is_some_and(|r| r.contains("deleted"))
         });
         assert_alive(&mut lab);
-        // The frames on their way into the device as it went (a redirect to a deleted device
-        // is counted nowhere): a few milliseconds' worth.
-        check_loss(&lab, stream, drops, 4 * IN_FLIGHT, &format!("{busy} deleted under {policy}"));
+        check_deletion_outage(&lab, stream, drops, &format!("{busy} deleted under {policy}"));
         let kept: Vec<Own> = own.iter().filter(|(name, ..)| *name != busy).cloned().collect();
         stop_and_check_restored(&mut lab, &kept);
     }
