@@ -283,11 +283,13 @@ pub fn pin_to_cpu(cpu: usize) -> anyhow::Result<()> {
     nix::sched::sched_setaffinity(Pid::from_raw(0), &set).context("sched_setaffinity")
 }
 
+/// When each datagram of a stream was sent, by sequence number.
+pub type SentAt = Vec<Instant>;
+
 /// A constant-rate sequenced stream from A to B over one flow, in a background thread, and its
 /// receiver. Used to measure how much traffic a fault costs.
 pub struct Stream {
-    /// Returns when each datagram was sent.
-    sender: Option<std::thread::JoinHandle<anyhow::Result<Vec<Instant>>>>,
+    sender: Option<std::thread::JoinHandle<anyhow::Result<SentAt>>>,
     receiver: Option<std::thread::JoinHandle<Vec<(u64, Instant)>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     received: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -374,7 +376,7 @@ impl Stream {
     /// Stops sending; returns when each datagram was sent (indexed by sequence number) and
     /// (seq, arrival) received. A sender that was descheduled catches up in a burst, so a loss
     /// is measured in the time its datagrams were sent over, not in their count.
-    pub fn finish_timed(mut self) -> anyhow::Result<(Vec<Instant>, Vec<(u64, Instant)>)> {
+    pub fn finish_timed(mut self) -> anyhow::Result<(SentAt, Vec<(u64, Instant)>)> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let sent_at = self.sender.take().context("finished twice")?.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
         let got = self.receiver.take().context("finished twice")?.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;
@@ -421,7 +423,7 @@ pub fn losses(sent: u64, got: &[(u64, Instant)]) -> (u64, u64) {
 pub fn loss_span(sent_at: &[Instant], got: &[(u64, Instant)]) -> Duration {
     let seen = arrived(sent_at.len() as u64, got);
     let mut lost = seen.iter().zip(sent_at).filter(|(s, _)| !**s).map(|(_, t)| *t);
-    match (lost.next(), lost.last()) {
+    match (lost.next(), lost.next_back()) {
         (Some(first), Some(last)) => last.duration_since(first),
         _ => Duration::ZERO,
     }
