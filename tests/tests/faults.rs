@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bond_tests::{
     Daemon, Lab, LabOptions,
-    net::{Capture, RawSender, Stream, loss_span, losses, ping},
+    net::{Capture, RawSender, SentAt, Stream, loss_span, losses, ping},
     wait_until,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -111,18 +111,34 @@ fn counted_drops(lab: &Lab) -> u64 {
 }
 
 /// Ends the stream and checks its loss against what was counted dropped plus `allowance`.
-fn check_loss(lab: &Lab, stream: Stream, drops_before: u64, allowance: u64, what: &str) {
+/// What a stream lost once the fault is over: it must have flowed again, then it is ended.
+struct Ended {
+    sent_at: SentAt,
+    got: Vec<(u64, Instant)>,
+    lost: u64,
+    longest: u64,
+    /// Drops the bond counted since the fault began.
+    dropped: u64,
+}
+
+fn end_stream(lab: &Lab, stream: Stream, drops_before: u64, what: &str) -> Ended {
     stream.flowed(600, &format!("after {what}"));
-    let (sent, got) = stream.finish().unwrap();
-    let (lost, longest) = losses(sent, &got);
+    let (sent_at, got) = stream.finish_timed().unwrap();
+    let (lost, longest) = losses(sent_at.len() as u64, &got);
     let dropped = counted_drops(lab).saturating_sub(drops_before);
+    Ended { sent_at, got, lost, longest, dropped }
+}
+
+fn check_loss(lab: &Lab, stream: Stream, drops_before: u64, allowance: u64, what: &str) {
+    let Ended { sent_at, lost, longest, dropped, .. } = end_stream(lab, stream, drops_before, what);
+    let sent = sent_at.len();
     println!("{what}: {lost} of {sent} datagrams lost (longest run {longest}), {dropped} counted dropped, allowance {allowance}");
     assert!(lost <= dropped + allowance, "{what}: {lost} lost, only {dropped} counted dropped (+{allowance} allowed)");
 }
 
 /// The longest a member's deletion may keep traffic from the bond: the daemon reads the event
 /// that the device went down (waiting up to 2 ms for the device's state) and moves its traffic;
-/// 2.5 ms idle, a few scheduler delays more on a loaded two-CPU machine.
+/// 1.5-2 ms measured idle, a few scheduler delays more on a loaded two-CPU machine.
 const DELETION_OUTAGE: Duration = Duration::from_millis(25);
 
 /// Ends the stream and checks that what a member's deletion lost beyond what was counted
@@ -130,10 +146,7 @@ const DELETION_OUTAGE: Duration = Duration::from_millis(25);
 /// counted nowhere). Time, not a count: a sender descheduled for a while catches up in a burst,
 /// which a short outage can swallow whole.
 fn check_deletion_outage(lab: &Lab, stream: Stream, drops_before: u64, what: &str) {
-    stream.flowed(600, &format!("after {what}"));
-    let (sent_at, got) = stream.finish_timed().unwrap();
-    let (lost, longest) = losses(sent_at.len() as u64, &got);
-    let dropped = counted_drops(lab).saturating_sub(drops_before);
+    let Ended { sent_at, got, lost, longest, dropped } = end_stream(lab, stream, drops_before, what);
     let span = loss_span(&sent_at, &got);
     println!(
         "{what}: {lost} of {} datagrams lost (longest run {longest}), sent over {:.1} ms, {dropped} counted dropped",
