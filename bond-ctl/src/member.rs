@@ -184,14 +184,16 @@ impl Member {
     /// ninth while that one is unanswered (but not before twice the longest round trip seen).
     /// Random loss then has to take about six probes in a row to look like a dead link, while a
     /// dead link is still found within the interval. `measuring`: its rate is being measured
-    /// from the replies (`health::rates`), which then come as quickly as while learning.
-    pub fn next_probe(&self, failover_interval: Nanos, measuring: bool) -> Nanos {
+    /// from the replies (`health::rates`), which want a probe that often: they then come at
+    /// least as often as while learning.
+    pub fn next_probe(&self, failover_interval: Nanos, measuring: Option<Nanos>) -> Nanos {
         let answered = !self.probe_outstanding || self.probes.last_reply.is_some_and(|r| r >= self.last_probe);
         // A peer answers but the link's round trip rests on a few probes: quicker, so the
         // delays balance-aware places packets by (and the first scores) are known within
         // seconds of a link coming up, not after minutes at the default interval.
-        let learning = self.probes.peer_seen && (measuring || self.probes.outcomes() < LEARNING_PROBES);
-        let regular = if learning { (failover_interval / 3).min(LEARNING_INTERVAL) } else { failover_interval / 3 };
+        let learning = self.probes.peer_seen && (measuring.is_some() || self.probes.outcomes() < LEARNING_PROBES);
+        let quick = measuring.map_or(LEARNING_INTERVAL, |m| m.min(LEARNING_INTERVAL));
+        let regular = if learning { (failover_interval / 3).min(quick) } else { failover_interval / 3 };
         let interval = if answered || self.last_probe == 0 {
             regular
         } else {
@@ -272,19 +274,19 @@ mod tests {
     #[test]
     fn probing_speeds_up_while_unanswered() {
         let mut m = member(0);
-        assert_eq!(m.next_probe(30 * MS, false), 10 * MS, "first probe after a third");
+        assert_eq!(m.next_probe(30 * MS, None), 10 * MS, "first probe after a third");
         m.last_probe = 100 * MS;
         m.probe_outstanding = true;
-        assert_eq!(m.next_probe(30 * MS, false), 100 * MS + 10 * MS / 3, "unanswered: a ninth");
+        assert_eq!(m.next_probe(30 * MS, None), 100 * MS + 10 * MS / 3, "unanswered: a ninth");
         m.metrics.ltm = 4.0;
-        assert_eq!(m.next_probe(30 * MS, false), 108 * MS, "but not before twice the longest round trip");
+        assert_eq!(m.next_probe(30 * MS, None), 108 * MS, "but not before twice the longest round trip");
         m.metrics.ltm = 0.0;
         m.probes.sent(1, 100 * MS);
         m.probes.replied(1, MS, false, 101 * MS);
-        assert_eq!(m.next_probe(30 * MS, false), 110 * MS, "answered: a third");
+        assert_eq!(m.next_probe(30 * MS, None), 110 * MS, "answered: a third");
         m.last_probe = 200 * MS;
         m.probe_outstanding = false;
-        assert_eq!(m.next_probe(30 * MS, false), 210 * MS, "skipped (dynamic): not unanswered");
+        assert_eq!(m.next_probe(30 * MS, None), 210 * MS, "skipped (dynamic): not unanswered");
     }
 
     #[test]
@@ -294,13 +296,14 @@ mod tests {
         m.probes.sent(1, 0);
         m.probes.replied(1, MS, false, MS);
         m.last_probe = 1_000 * MS;
-        assert_eq!(m.next_probe(failover, false), 1_000 * MS + LEARNING_INTERVAL, "a few outcomes: learning");
+        assert_eq!(m.next_probe(failover, None), 1_000 * MS + LEARNING_INTERVAL, "a few outcomes: learning");
         for seq in 2..=LEARNING_PROBES as u32 {
             m.probes.sent(seq, 0);
             m.probes.replied(seq, MS, false, MS);
         }
-        assert_eq!(m.next_probe(failover, false), 1_000 * MS + failover / 3, "learnt: a third of the interval");
-        assert_eq!(m.next_probe(failover, true), 1_000 * MS + LEARNING_INTERVAL, "its rate measured: quick again");
+        assert_eq!(m.next_probe(failover, None), 1_000 * MS + failover / 3, "learnt: a third of the interval");
+        assert_eq!(m.next_probe(failover, Some(LEARNING_INTERVAL)), 1_000 * MS + LEARNING_INTERVAL, "its rate measured: quick again");
+        assert_eq!(m.next_probe(failover, Some(LEARNING_INTERVAL / 2)), 1_000 * MS + LEARNING_INTERVAL / 2, "as quick as the rate asks");
     }
 
     #[test]

@@ -120,9 +120,9 @@ impl Core {
 
     /// Whether member `m`'s rate is being measured (`health::rates`): balance-aware `packet`
     /// told nothing of how to split (`PolicySpec::measures_rates`), while the member carries
-    /// traffic.
-    pub(super) fn measuring_rate(&self, m: &crate::member::Member, now: Nanos) -> bool {
-        self.policy.measures_rates() && m.rate.carrying(now, CARRYING_WITHIN)
+    /// traffic. Then how often its probes should go.
+    pub(super) fn measuring_rate(&self, m: &crate::member::Member, now: Nanos) -> Option<Nanos> {
+        (self.policy.measures_rates() && m.rate.carrying(now, CARRYING_WITHIN)).then(|| m.rate.probe_interval())
     }
 
     /// How the bond's probes go out now, for status (None: it sends none).

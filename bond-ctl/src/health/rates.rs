@@ -8,7 +8,11 @@
 //!
 //! - until a link is found full it has no measured rate, and the schedule counts it as fast as
 //!   its device (`plan::schedules`): packets go where they arrive first, so the quickest path
-//!   takes the traffic until it fills, then the next one, and so on;
+//!   takes the traffic until it fills, then the next one, and so on. Its probes go twice as
+//!   often meanwhile ([`FINDING_INTERVAL`], windows from [`MIN_FIRST_WINDOW`]), so each is found
+//!   in about 250 ms, and it is found only by a window it was full all through (a queue at both
+//!   ends) or one where it dropped with no queue at either: a queue at one end only means it
+//!   filled partway, and a share of its rate was delivered (a fresh flow's slow start);
 //! - delivered clearly less than given (frames dropped, or a queue grew, which stretches the
 //!   arrivals), or the requests at both ends of the window waited in a queue on their way out
 //!   ([`QUEUED_FROM`] or more, see below: backlogged all along; one flow's sender slows to the link it
@@ -36,7 +40,7 @@
 //! not to fall further), and never up for a link that delivered clearly less than it was
 //! given (a policer, or a buffer too shallow to queue, drops instead).
 //!
-//! Probes go every 250 ms while a link carries traffic under such a policy: a rate that halves
+//! Probes go every 250 ms while a measured link carries traffic under such a policy: a rate that halves
 //! is followed in about 1.6 s (a tenth a window, or quicker by the queue it builds), one that
 //! doubles in about 6 s (3% a window) or as quickly as the queue the schedule counts on it says.
 //! A link that fails or is punished leaves the schedule at once (the usable mask), whatever its
@@ -58,8 +62,16 @@ const BUSY_FROM: f64 = 0.7;
 /// A window's growth for a busy link that delivered all it was given: small, so probing for
 /// more fills its queue a little, not by a burst that reorders the flow.
 const GROWTH: f64 = 1.03;
-/// Windows shorter than this (between the requests' arrivals) are too noisy to compare.
+/// Windows shorter than this (between the requests' arrivals) are too noisy to compare...
 const MIN_WINDOW: Nanos = 200_000_000;
+/// ...but for the one that first finds a link full: what it delivered is the link's rate as
+/// well as a window of 100 ms can say (the queue's rule mends a few percent), and a link
+/// found in 250 ms, not 500, lets the next one be filled that much sooner.
+const MIN_FIRST_WINDOW: Nanos = 100_000_000;
+/// How often a link carrying traffic is probed while its rate is followed...
+const FOLLOWING_INTERVAL: Nanos = 250_000_000;
+/// ...and until it is first found full (two requests to each shortest window).
+const FINDING_INTERVAL: Nanos = 125_000_000;
 /// Less than this given in a window (bit/s) says nothing about the link.
 const MIN_GIVEN_BPS: f64 = 100_000.0;
 /// The most a window's difference between the queue found and the one counted moves a rate.
@@ -156,6 +168,13 @@ impl RateEstimate {
         }
     }
 
+    /// How often the link's probes should go while it carries traffic: quicker until it is
+    /// first found full (packets go where they arrive first, so the links fill one after the
+    /// other, each waiting for the one before it to be found).
+    pub fn probe_interval(&self) -> Nanos {
+        if self.bps.is_none() { FINDING_INTERVAL } else { FOLLOWING_INTERVAL }
+    }
+
     /// Whether the link was given traffic within `within` of `now`.
     pub fn carrying(&self, now: Nanos, within: Nanos) -> bool {
         self.last_sent.is_some_and(|t| now.saturating_sub(t) <= within)
@@ -196,7 +215,8 @@ impl RateEstimate {
             self.window_from = Some(mark);
             return;
         };
-        if mark.arrived_at - from.arrived_at < MIN_WINDOW || mark.sent_at <= from.sent_at || mark.tx_bytes < from.tx_bytes {
+        let shortest = if self.bps.is_none() { MIN_FIRST_WINDOW } else { MIN_WINDOW };
+        if mark.arrived_at - from.arrived_at < shortest || mark.sent_at <= from.sent_at || mark.tx_bytes < from.tx_bytes {
             return;
         }
         self.window_from = Some(mark);
@@ -209,6 +229,9 @@ impl RateEstimate {
         let full = delivered < FULL_BELOW * given || (mark.queued && from.queued);
         let next = match self.bps {
             None if !full => return,
+            // A queue at one end only: the link filled partway through the window, and what it
+            // delivered is a share of its rate (a flow's slow start fills it so).
+            None if mark.queued != from.queued => return,
             None => delivered,
             Some(rate) if full => delivered.max(rate * MOST_DOWN),
             Some(rate) if given >= BUSY_FROM * rate && !mark.queued => rate.max(delivered) * GROWTH,
@@ -284,8 +307,13 @@ mod tests {
         /// One window: the request goes out after `given` Mbit/s for 250 ms, arrives after
         /// `delivered` Mbit/s did, its reply having waited `queue`.
         fn window(&mut self, given: f64, delivered: f64, queue: Option<Nanos>) -> bool {
-            let bytes = |mbit: f64| (mbit * 1e6 / 8.0 * 0.25) as u64;
-            self.t += 250 * MS;
+            self.window_of(250 * MS, given, delivered, queue)
+        }
+
+        /// The same over `length`.
+        fn window_of(&mut self, length: Nanos, given: f64, delivered: f64, queue: Option<Nanos>) -> bool {
+            let bytes = |mbit: f64| (mbit * 1e6 / 8.0 * length as f64 / 1e9) as u64;
+            self.t += length;
             self.tx += bytes(given);
             self.rx += bytes(delivered);
             self.seq += 1;
@@ -331,6 +359,26 @@ mod tests {
         // Queued at both ends: backlogged all along, so what it delivered is its rate (one
         // flow's sender slows to the link it fills, which then delivers all it is given).
         l.window(20.0, 20.0, Some(QUEUED_FROM));
+        assert!((l.mbit() - 20.0).abs() < 1e-3, "{:?}", l.r);
+    }
+
+    #[test]
+    fn a_link_is_found_full_by_a_window_it_was_full_all_through_and_probed_quicker_until_then() {
+        let mut l = Link::new();
+        assert_eq!(l.r.probe_interval(), FINDING_INTERVAL);
+        // A flow's slow start fills the link partway through the window (a queue at its end
+        // only): what it delivered is a share of its rate, so nothing is learned.
+        assert!(!l.window_of(FINDING_INTERVAL, 30.0, 12.0, Some(20 * MS)));
+        assert_eq!(l.r.bps, None);
+        // Queued at both ends of the next, as short: full all through, and that is its rate.
+        assert!(l.window_of(FINDING_INTERVAL, 30.0, 20.0, Some(20 * MS)));
+        assert!((l.mbit() - 20.0).abs() < 1e-3, "{:?}", l.r);
+        assert_eq!(l.r.probe_interval(), FOLLOWING_INTERVAL);
+        // Once found, a window that short is too noisy to follow the rate by.
+        assert!(!l.window_of(FINDING_INTERVAL, 30.0, 10.0, Some(20 * MS)));
+        // A link that drops rather than queues is found full without a queue at either end.
+        let mut l = Link::new();
+        assert!(l.window_of(FINDING_INTERVAL, 30.0, 20.0, None));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "{:?}", l.r);
     }
 
