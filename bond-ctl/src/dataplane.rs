@@ -52,6 +52,7 @@ pub struct Maps {
     class_stats: PerCpuArray<MapData, ClassStats>,
     probe_key: Array<MapData, bond_common::probe::ProbeKey>,
     schedule: Array<MapData, [bond_common::schedule::MemberSchedule; MAX_MEMBERS]>,
+    busy_until: Array<MapData, [u64; MAX_MEMBERS]>,
     probe_events: Option<RingBuf<MapData>>,
     /// Bank in force.
     bank: u32,
@@ -88,6 +89,7 @@ impl Maps {
             class_stats: take(ebpf, maps::CLASS_STATS)?,
             probe_key: take(ebpf, maps::PROBE_KEY)?,
             schedule: take(ebpf, maps::SCHEDULE)?,
+            busy_until: take(ebpf, maps::BUSY_UNTIL)?,
             probe_events: Some(take(ebpf, maps::PROBE_EVENTS)?),
             bank,
             graces: VecDeque::new(),
@@ -214,6 +216,18 @@ impl Maps {
             *a = *s;
         }
         self.schedule.set(0, all, 0).context("writing schedule")
+    }
+
+    /// balance-aware `packet`: the schedule counts member `slot` busy until at least `until`
+    /// (monotonic ns, the data plane's clock). The entry holds every member, so this reads,
+    /// raises and writes back all of them: a packet placed on another member in between loses
+    /// its update, which only makes the model optimistic about that member by one packet.
+    pub fn count_busy_until(&mut self, slot: u8, until: u64) -> anyhow::Result<()> {
+        let mut all = self.busy_until.get(&0, 0).context("reading busy_until")?;
+        if let Some(b) = all.get_mut(usize::from(slot)) {
+            *b = (*b).max(until);
+        }
+        self.busy_until.set(0, all, 0).context("writing busy_until")
     }
 
     /// Zeroes the counters and sightings of slot `slot`, for a member that takes it.

@@ -29,6 +29,12 @@ pub enum Action {
     SetMonitorTargets(Vec<([u8; 16], u32)>),
     /// balance-aware `packet`'s rates and delays, one per slot.
     SetSchedule(Vec<bond_common::schedule::MemberSchedule>),
+    /// balance-aware `packet`: the schedule counts member `slot` busy until at least `until`
+    /// (a queue it did not count, found on the link).
+    CountBusyUntil {
+        slot: u8,
+        until: u64,
+    },
     /// The destination tables of peer-specific policies.
     SetPeers(Vec<(Peer, u32)>),
     Send {

@@ -104,6 +104,10 @@ impl Core {
                 tracing::warn!(bond = %name, "writing balance-aware's packet schedule: {why}; again shortly");
                 self.monitor.schedule.clear();
             }
+            // The queue rule (`health::rates`) follows the queue the schedule missed instead.
+            Action::CountBusyUntil { .. } => {
+                tracing::warn!(bond = %name, "counting a queue found in balance-aware's packet schedule: {why}");
+            }
             Action::Send { kind: SendKind::Probe { slot, seq }, .. } => {
                 if let Some(m) = self.members.iter_mut().find(|m| m.slot == *slot) {
                     m.probes.unsent(*seq);

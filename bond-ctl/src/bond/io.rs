@@ -41,6 +41,7 @@ pub fn perform<I: BondIo>(io: &mut I, actions: Vec<Action>) -> Outcome {
             Action::WriteConfig(cfg) => io.write_config(cfg).map_err(|e| format!("{e:#}")),
             Action::SetMonitorTargets(targets) => io.set_monitor_targets(targets).map_err(|e| format!("{e:#}")),
             Action::SetSchedule(s) => io.set_schedule(s).map_err(|e| format!("{e:#}")),
+            Action::CountBusyUntil { slot, until } => io.count_busy_until(*slot, *until).map_err(|e| format!("{e:#}")),
             Action::SetPeers(entries) => io.set_peers(entries).map_err(|e| format!("{e:#}")),
             Action::Send { port, frame, ether_type, .. } => {
                 if io.send(*port, frame, *ether_type) {
@@ -157,6 +158,8 @@ pub trait BondIo {
     fn set_monitor_targets(&mut self, targets: &[([u8; 16], u32)]) -> anyhow::Result<()>;
     /// balance-aware `packet`'s rates and delays, one per slot.
     fn set_schedule(&mut self, schedule: &[bond_common::schedule::MemberSchedule]) -> anyhow::Result<()>;
+    /// The schedule counts member `slot` busy until at least `until` (monotonic ns).
+    fn count_busy_until(&mut self, slot: u8, until: u64) -> anyhow::Result<()>;
     /// Replaces the destination tables.
     fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<()>;
     /// The configuration in force.
@@ -329,6 +332,10 @@ impl BondIo for Kernel {
 
     fn set_schedule(&mut self, schedule: &[bond_common::schedule::MemberSchedule]) -> anyhow::Result<()> {
         self.dataplane()?.maps.set_schedule(schedule)
+    }
+
+    fn count_busy_until(&mut self, slot: u8, until: u64) -> anyhow::Result<()> {
+        self.dataplane()?.maps.count_busy_until(slot, until)
     }
 
     fn set_peers(&mut self, entries: &[(Peer, u32)]) -> anyhow::Result<()> {

@@ -28,6 +28,7 @@ impl Core {
         let mut found = None;
         let measures_rates = self.policy.measures_rates();
         let mut rates_moved = false;
+        let mut uncounted = Vec::new();
         // The peer bond no member has heard within its failover interval has gone (its daemon
         // restarted with a new probe id, or it left the segment): the next bond to answer is
         // the peer. Held to it for ever, the members would stay failed while the new one answers.
@@ -65,7 +66,12 @@ impl Core {
                         queue,
                         backlog: u64::from(e.backlog_us) * 1_000,
                     };
-                    rates_moved |= m.rate.replied(reply);
+                    let replied = m.rate.replied(reply);
+                    rates_moved |= replied.moved;
+                    // A queue the schedule did not count: counted from now on.
+                    if let Some(q) = replied.uncounted_queue {
+                        uncounted.push((m.slot, now + q));
+                    }
                 }
             }
             m.probes_unanswered = 0;
@@ -85,6 +91,9 @@ impl Core {
                 EventKind::Health,
                 format!("{name}: a peer bond answers probes ({}): probing it by unicast", crate::mac::format_mac(&peer)),
             );
+        }
+        for (slot, until) in uncounted {
+            self.act(Action::CountBusyUntil { slot, until });
         }
         if rates_moved {
             self.update_schedule();

@@ -11,8 +11,13 @@
 //!   takes the traffic until it fills, then the next one, and so on. Its probes go twice as
 //!   often meanwhile ([`FINDING_INTERVAL`], windows from [`MIN_FIRST_WINDOW`]), so each is found
 //!   in about 250 ms, and it is found only by a window it was full all through (a queue at both
-//!   ends) or one where it dropped with no queue at either: a queue at one end only means it
-//!   filled partway, and a share of its rate was delivered (a fresh flow's slow start);
+//!   ends) or by [`FIRST_DROPPING_WINDOWS`] in a row where it dropped with no queue at either
+//!   (a policer): a queue at one end only means it filled partway, and a single dropping
+//!   window may be a burst overflowing a short buffer between idle spells (both a fresh flow's
+//!   slow start), either having delivered a share of the rate. The queue it is found with was
+//!   not counted (the schedule counted it as fast as its device): it is counted from then on
+//!   ([`Replied::uncounted_queue`], the data plane's `busy_until`), so the link drains it by
+//!   the packets sent elsewhere, and the queue's rule below does not cut a rate that is right;
 //! - delivered clearly less than given (frames dropped, or a queue grew, which stretches the
 //!   arrivals), or the requests at both ends of the window waited in a queue on their way out
 //!   ([`QUEUED_FROM`] or more, see below: backlogged all along; one flow's sender slows to the link it
@@ -23,6 +28,10 @@
 //!   and the reply found no queue: it may carry more, so its rate grows by [`GROWTH`];
 //! - otherwise (the traffic gave it less than its rate, or a queue stands at one end): the
 //!   rate stays, but for the queue's rule below.
+//!
+//! A request's queue counts as one (for "at both ends") only when the bond gave the link
+//! traffic since the request before: on a link given nothing, it is a reply's timing noise or
+//! other traffic's.
 //!
 //! Then the queue: each request also notes the queue the schedule counted on its link when it
 //! left (the data plane's `busy_until` less the send time), and its reply says the queue it
@@ -68,6 +77,9 @@ const MIN_WINDOW: Nanos = 200_000_000;
 /// well as a window of 100 ms can say (the queue's rule mends a few percent), and a link
 /// found in 250 ms, not 500, lets the next one be filled that much sooner.
 const MIN_FIRST_WINDOW: Nanos = 100_000_000;
+/// Windows in a row that must find a link dropping without a queue for its first rate to come
+/// from one.
+const FIRST_DROPPING_WINDOWS: u32 = 3;
 /// How often a link carrying traffic is probed while its rate is followed...
 const FOLLOWING_INTERVAL: Nanos = 250_000_000;
 /// ...and until it is first found full (two requests to each shortest window).
@@ -113,6 +125,10 @@ pub struct RateEstimate {
     /// (sequence, transmit count) of requests sent, awaiting their replies.
     noted: VecDeque<(u32, u64)>,
     window_from: Option<Mark>,
+    /// The send time and transmit count of the latest request replied to.
+    last_request: Option<(Nanos, u64)>,
+    /// Windows in a row that found the link dropping with no queue at either end.
+    dropping_windows: u32,
     /// The rate the schedule counts on (bit/s); None until the link was first found full.
     pub bps: Option<f64>,
     /// A reply said what the peer received: the rate can be measured.
@@ -128,6 +144,18 @@ pub struct RateEstimate {
 pub struct QueueSeen {
     pub found: Nanos,
     pub counted: Nanos,
+}
+
+/// What a reply changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replied {
+    /// What the schedule counts on (the rate, or the first reply that says what the peer
+    /// received).
+    pub moved: bool,
+    /// The link was found full for the first time, with this much queue the schedule did not
+    /// count (it counted the link as fast as its device): to be counted from now on, so that
+    /// it drains by packets sent elsewhere, not by the queue rule cutting a rate that is right.
+    pub uncounted_queue: Option<Nanos>,
 }
 
 /// A probe reply, as the estimate reads it.
@@ -155,6 +183,8 @@ impl RateEstimate {
             // Counters reset (the bond made anew): nothing before compares with what follows.
             self.noted.clear();
             self.window_from = None;
+            self.last_request = None;
+            self.dropping_windows = 0;
         }
         self.latest_tx = Some(tx_bytes);
     }
@@ -190,26 +220,32 @@ impl RateEstimate {
     }
 
     /// A reply: once a window is complete, the rate moves as the module says and a new window
-    /// begins. Returns whether what the schedule counts on changed (the rate, or the first
-    /// reply that says what the peer received).
-    pub fn replied(&mut self, r: Reply) -> bool {
+    /// begins.
+    pub fn replied(&mut self, r: Reply) -> Replied {
         let before = self.measured();
         if let Some(found) = r.queue {
             self.last_queue = Some(QueueSeen { found, counted: r.backlog });
         }
         self.window_ends(r);
-        self.measured() != before
+        let first = matches!(before, Measured::NotYet) && self.bps.is_some();
+        Replied { moved: self.measured() != before, uncounted_queue: r.queue.filter(|_| first).map(|q| q.saturating_sub(r.backlog)) }
     }
 
     fn window_ends(&mut self, r: Reply) {
         let Some(i) = self.noted.iter().position(|(s, _)| *s == r.seq) else { return };
         let (_, tx_bytes) = self.noted[i];
         self.noted.drain(..=i);
+        // A queue on a link the bond gave (next to) nothing since the request before is a
+        // reply's timing noise (a base of a few samples, a busy host) or other traffic's: it
+        // says nothing of whether the bond fills the link (a window "queued" at both ends so
+        // once read a first rate of 0.7 Mbit/s for a 10 Mbit/s path).
+        let given_before = self.last_request.is_some_and(|(t, tx)| r.t1 > t && bps(tx_bytes.saturating_sub(tx), r.t1 - t) >= MIN_GIVEN_BPS);
+        self.last_request = Some((r.t1, tx_bytes));
         if r.rx_bytes == 0 {
             return;
         }
         self.counts_seen = true;
-        let queued = r.queue.is_some_and(|q| q >= QUEUED_FROM);
+        let queued = given_before && r.queue.is_some_and(|q| q >= QUEUED_FROM);
         let mark = Mark { sent_at: r.t1, tx_bytes, arrived_at: r.t2, rx_bytes: r.rx_bytes, queued };
         let Some(from) = self.window_from.filter(|f| mark.arrived_at >= f.arrived_at && mark.rx_bytes >= f.rx_bytes) else {
             self.window_from = Some(mark);
@@ -220,18 +256,23 @@ impl RateEstimate {
             return;
         }
         self.window_from = Some(mark);
-        let bps = |bytes: u64, ns: Nanos| bytes as f64 * 8.0 * 1e9 / ns as f64;
         let given = bps(mark.tx_bytes - from.tx_bytes, mark.sent_at - from.sent_at);
         let delivered = bps(mark.rx_bytes - from.rx_bytes, mark.arrived_at - from.arrived_at);
         if given < MIN_GIVEN_BPS {
             return;
         }
         let full = delivered < FULL_BELOW * given || (mark.queued && from.queued);
+        let dropping_only = full && !mark.queued && !from.queued;
+        self.dropping_windows = if dropping_only { self.dropping_windows + 1 } else { 0 };
         let next = match self.bps {
             None if !full => return,
             // A queue at one end only: the link filled partway through the window, and what it
             // delivered is a share of its rate (a flow's slow start fills it so).
             None if mark.queued != from.queued => return,
+            // Dropping with no queue at either end: a policer, which drops window after window,
+            // or a burst overflowing a short buffer while the link idles between bursts (a
+            // flow's slow start), which delivered a share of the rate.
+            None if dropping_only && self.dropping_windows < FIRST_DROPPING_WINDOWS => return,
             None => delivered,
             Some(rate) if full => delivered.max(rate * MOST_DOWN),
             Some(rate) if given >= BUSY_FROM * rate && !mark.queued => rate.max(delivered) * GROWTH,
@@ -245,6 +286,11 @@ impl RateEstimate {
             _ => next,
         });
     }
+}
+
+/// `bytes` over `ns` in bit/s.
+fn bps(bytes: u64, ns: Nanos) -> f64 {
+    bytes as f64 * 8.0 * 1e9 / ns as f64
 }
 
 /// What a window said, for [`follow_the_queue`].
@@ -295,11 +341,14 @@ mod tests {
         rx: u64,
         /// The queue the schedule counts when each request leaves.
         backlog: Nanos,
+        /// What the latest reply changed.
+        last: Replied,
     }
 
     impl Link {
         fn new() -> Link {
-            let mut l = Link { r: RateEstimate::default(), seq: 0, t: 0, tx: 0, rx: 0, backlog: 0 };
+            let last = Replied { moved: false, uncounted_queue: None };
+            let mut l = Link { r: RateEstimate::default(), seq: 0, t: 0, tx: 0, rx: 0, backlog: 0, last };
             l.window(0.0, 0.0, None);
             l
         }
@@ -308,6 +357,12 @@ mod tests {
         /// `delivered` Mbit/s did, its reply having waited `queue`.
         fn window(&mut self, given: f64, delivered: f64, queue: Option<Nanos>) -> bool {
             self.window_of(250 * MS, given, delivered, queue)
+        }
+
+        /// Windows dropping without a queue, enough of them in a row to find the link full
+        /// (once); whether the last changed what the schedule counts on.
+        fn dropping(&mut self, given: f64, delivered: f64) -> bool {
+            (0..FIRST_DROPPING_WINDOWS).map(|_| self.window(given, delivered, None)).last().unwrap_or(false)
         }
 
         /// The same over `length`.
@@ -319,7 +374,15 @@ mod tests {
             self.seq += 1;
             self.r.counted(self.t, self.tx);
             self.r.probe_sent(self.seq);
-            self.r.replied(Reply { seq: self.seq, t1: self.t, t2: self.t + MS, rx_bytes: self.rx.max(1), queue, backlog: self.backlog })
+            self.last = self.r.replied(Reply {
+                seq: self.seq,
+                t1: self.t,
+                t2: self.t + MS,
+                rx_bytes: self.rx.max(1),
+                queue,
+                backlog: self.backlog,
+            });
+            self.last.moved
         }
 
         fn mbit(&self) -> f64 {
@@ -330,7 +393,7 @@ mod tests {
     #[test]
     fn a_link_that_delivers_less_than_it_is_given_is_worth_what_it_delivered() {
         let mut l = Link::new();
-        l.window(12.0, 5.0, None);
+        l.dropping(12.0, 5.0);
         assert!((l.mbit() - 5.0).abs() < 1e-3, "{:?}", l.r);
         // Down by a tenth at most a window (it may have been idle part of it).
         l.window(5.0, 2.0, None);
@@ -346,7 +409,7 @@ mod tests {
         // device, so it is given more until it fills).
         assert!(!l.window(8.0, 8.0, None));
         assert_eq!(l.r.bps, None);
-        assert!(l.window(30.0, 20.0, None));
+        assert!(l.dropping(30.0, 20.0));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "found full: {:?}", l.r);
         // Busy without a queue: probed a little higher.
         l.window(18.0, 18.0, None);
@@ -371,13 +434,29 @@ mod tests {
         assert!(!l.window_of(FINDING_INTERVAL, 30.0, 12.0, Some(20 * MS)));
         assert_eq!(l.r.bps, None);
         // Queued at both ends of the next, as short: full all through, and that is its rate.
+        // The 20 ms of queue it was found with went uncounted (the schedule counted 2 ms on a
+        // link as fast as its device): counted from now on.
+        l.backlog = 2 * MS;
         assert!(l.window_of(FINDING_INTERVAL, 30.0, 20.0, Some(20 * MS)));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "{:?}", l.r);
+        assert_eq!(l.last.uncounted_queue, Some(18 * MS));
         assert_eq!(l.r.probe_interval(), FOLLOWING_INTERVAL);
-        // Once found, a window that short is too noisy to follow the rate by.
+        // Once found, a window that short is too noisy to follow the rate by, and a queue
+        // found is the queue rule's.
         assert!(!l.window_of(FINDING_INTERVAL, 30.0, 10.0, Some(20 * MS)));
-        // A link that drops rather than queues is found full without a queue at either end.
+        assert_eq!(l.last.uncounted_queue, None);
+        // A queue read on a link given nothing before its request is no queue: it does not
+        // make the next window one full all through.
         let mut l = Link::new();
+        l.window(0.0, 0.0, Some(10 * MS));
+        assert!(!l.window_of(FINDING_INTERVAL, 0.7, 0.7, Some(20 * MS)));
+        assert_eq!(l.r.bps, None);
+        // A link that drops rather than queues is found full without a queue at either end,
+        // by the third window in a row that says so (one, as a burst of a flow's slow start
+        // overflowing a short buffer, can say so of a link it left idle in between).
+        let mut l = Link::new();
+        assert!(!l.window_of(FINDING_INTERVAL, 30.0, 8.0, None));
+        assert!(!l.window_of(FINDING_INTERVAL, 30.0, 20.0, None));
         assert!(l.window_of(FINDING_INTERVAL, 30.0, 20.0, None));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "{:?}", l.r);
     }
@@ -385,7 +464,7 @@ mod tests {
     #[test]
     fn a_rate_follows_the_difference_between_the_queue_found_and_the_one_counted() {
         let found = |l: &mut Link| {
-            l.window(30.0, 20.0, None);
+            l.dropping(30.0, 20.0);
             assert!((l.mbit() - 20.0).abs() < 1e-3, "{:?}", l.r);
         };
         // The schedule counted 30 ms of queue; the request found none: the link carries more
@@ -433,7 +512,7 @@ mod tests {
     #[test]
     fn a_link_the_traffic_does_not_fill_keeps_its_rate() {
         let mut l = Link::new();
-        l.window(12.0, 8.0, None);
+        l.dropping(12.0, 8.0);
         assert!((l.mbit() - 8.0).abs() < 1e-3);
         l.window(1.0, 1.0, None);
         assert!((l.mbit() - 8.0).abs() < 1e-3, "given 1 of 8: nothing learned, {:?}", l.r);
@@ -448,27 +527,27 @@ mod tests {
         l.seq += 1;
         l.r.probe_sent(l.seq);
         assert!(
-            !l.r.replied(Reply { seq: l.seq, t1: 50 * MS, t2: 51 * MS, rx_bytes: 100_000, queue: None, backlog: 0 }),
+            !l.r.replied(Reply { seq: l.seq, t1: 50 * MS, t2: 51 * MS, rx_bytes: 100_000, queue: None, backlog: 0 }).moved,
             "50 ms: too short"
         );
         assert!(!l.window(0.001, 0.001, None), "a few bytes given: nothing learned");
         assert_eq!(l.r.bps, None);
         assert!(l.r.carrying(l.t, 100 * MS));
         assert!(!l.r.carrying(l.t + 2_000 * MS, 100 * MS));
-        assert!(!l.r.replied(Reply { seq: 999, t1: 0, t2: 0, rx_bytes: 1, queue: None, backlog: 0 }), "a request not noted");
+        assert!(!l.r.replied(Reply { seq: 999, t1: 0, t2: 0, rx_bytes: 1, queue: None, backlog: 0 }).moved, "a request not noted");
         // The peer says nothing (an earlier version): nothing learned.
         l.seq += 1;
         l.t += 250 * MS;
         l.tx += 1_000_000;
         l.r.counted(l.t, l.tx);
         l.r.probe_sent(l.seq);
-        assert!(!l.r.replied(Reply { seq: l.seq, t1: l.t, t2: l.t, rx_bytes: 0, queue: None, backlog: 0 }));
+        assert!(!l.r.replied(Reply { seq: l.seq, t1: l.t, t2: l.t, rx_bytes: 0, queue: None, backlog: 0 }).moved);
         // Counters reset (the bond made anew): the windows start again.
         l.tx = 10;
         l.rx = 10;
         l.r.counted(l.t, l.tx);
         assert!(!l.window(10.0, 5.0, None), "the first window after the reset only marks its start");
-        assert!(l.window(10.0, 5.0, None));
+        assert!(l.dropping(10.0, 5.0));
         assert!((l.mbit() - 5.0).abs() < 1e-3, "{:?}", l.r);
     }
 }

@@ -49,6 +49,8 @@ struct Fake {
     probe_dsts: RefCell<Vec<[u8; 6]>>,
     /// balance-aware `packet`'s schedules written.
     schedules: Vec<Vec<bond_common::schedule::MemberSchedule>>,
+    /// Queues counted on members (`count_busy_until`).
+    busy_until: Vec<(u8, u64)>,
     /// The probe id the peer's replies come from (`member_probe_mac`); 0 taken as 9.
     peer_probe_id: u32,
     /// Link speeds read when carrier came up.
@@ -85,6 +87,10 @@ impl BondIo for Fake {
     }
     fn set_schedule(&mut self, s: &[bond_common::schedule::MemberSchedule]) -> anyhow::Result<()> {
         self.schedules.push(s.to_vec());
+        Ok(())
+    }
+    fn count_busy_until(&mut self, slot: u8, until: u64) -> anyhow::Result<()> {
+        self.busy_until.push((slot, until));
         Ok(())
     }
 
