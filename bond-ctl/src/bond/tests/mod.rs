@@ -51,6 +51,8 @@ struct Fake {
     schedules: Vec<Vec<bond_common::schedule::MemberSchedule>>,
     /// Queues counted on members (`count_busy_until`).
     busy_until: Vec<(u8, u64)>,
+    /// Bytes the data plane gave each member.
+    tx_bytes: RefCell<BTreeMap<u8, u64>>,
     /// The probe id the peer's replies come from (`member_probe_mac`); 0 taken as 9.
     peer_probe_id: u32,
     /// Link speeds read when carrier came up.
@@ -103,8 +105,8 @@ impl BondIo for Fake {
     fn config(&self) -> anyhow::Result<BondConfig> {
         self.configs.last().copied().ok_or_else(|| anyhow::anyhow!("no config"))
     }
-    fn member_stats(&self, _: u8) -> anyhow::Result<MemberStats> {
-        Ok(MemberStats::default())
+    fn member_stats(&self, slot: u8) -> anyhow::Result<MemberStats> {
+        Ok(MemberStats { tx_bytes: self.tx_bytes.borrow().get(&slot).copied().unwrap_or(0), ..MemberStats::default() })
     }
     fn bond_stats(&self) -> anyhow::Result<BondStats> {
         Ok(BondStats::default())

@@ -174,3 +174,63 @@ fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_b
     b.probe_for(t, silent_until + 300 * MS, &[2]);
     assert_eq!(b.usable_now(), 0b011, "eth2 alone silent: failed");
 }
+
+/// balance-aware `packet` without speeds, one link of 20 Mbit/s given 22 by a sender until it is
+/// found full: the peer's replies say what it received and how long each request waited. The
+/// link's rate is measured, and the queue it was found with, which the schedule did not count
+/// (it counted the link as fast as its device), is counted from then on (`busy_until`).
+#[test]
+fn a_link_found_full_has_its_rate_measured_and_its_uncounted_queue_counted() {
+    let settings = "settings:\n  policies:\n    pk: { basePolicy: balance-aware, balancePolicy: packet }\n";
+    let mut b = bond(1, &format!("    policy: pk\n{settings}"));
+    const HALF_RTT: Nanos = MS / 2;
+    let (given, rate) = (2_750u64, 2_500u64); // bytes per ms: 22 and 20 Mbit/s
+    let (mut tx, mut backlog) = (0u64, 0u64);
+    let mut pending: Vec<ProbeEvent> = Vec::new();
+    let mut found = None;
+    let mut t = 0;
+    // Idle for the first probes (the base of the way out), then the sender.
+    const TRAFFIC_FROM: Nanos = 2_500 * MS;
+    while t <= 4_500 * MS && found.is_none() {
+        if t >= TRAFFIC_FROM {
+            tx += given;
+            backlog = (backlog + given).saturating_sub(rate);
+        }
+        b.io.tx_bytes.borrow_mut().insert(0, tx);
+        b.io.now.set(t);
+        b.tick(t).unwrap();
+        // Each request waits behind the bytes given before it, so it arrives when they have.
+        let sent = std::mem::take(&mut *b.io.sent.borrow_mut());
+        for (_, f, _) in sent.iter().filter(|(port, _, et)| *port == Port::Bond && *et == ETH_P_PROBE) {
+            let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_HEADER + 32].try_into().unwrap());
+            let t2 = t + HALF_RTT + backlog * MS / rate;
+            pending.push(ProbeEvent {
+                member: h.member,
+                flags: 0,
+                rx_member: h.member,
+                pad: 0,
+                seq: h.seq,
+                t1: t,
+                t2,
+                t4: t2 + HALF_RTT,
+                peer: bond_common::probe::member_probe_mac(9, h.member),
+                pad2: [0; 2],
+                peer_rx_bytes: tx.max(1),
+                backlog_us: 0,
+                pad3: 0,
+            });
+        }
+        let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|e| e.t4 <= t);
+        pending = later;
+        b.on_probe_events(&due, t).unwrap();
+        found = b.io.busy_until.first().map(|&(slot, until)| (slot, until - t, backlog * MS / rate));
+        t += MS;
+    }
+    let (slot, counted, standing) = found.expect("the link found full within 2 s of traffic");
+    let measured = b.members[0].rate.bps.unwrap() / 1e6;
+    assert!((measured - 20.0).abs() < 0.5, "{measured} Mbit/s");
+    // The queue found by the latest reply (it left a round trip before the queue now standing).
+    assert_eq!(slot, 0);
+    assert!(counted >= 3 * MS && counted <= standing, "counted {counted} ns of the {standing} standing");
+    assert!(t <= TRAFFIC_FROM + 700 * MS, "found {} ms into the traffic", (t - TRAFFIC_FROM) / MS);
+}
