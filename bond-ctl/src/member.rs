@@ -7,7 +7,7 @@ use crate::{
     config::model::{ArpMonitor, MonitorStrategy},
     health::{
         liveness::{Liveness, Observations},
-        metrics::{Availability, Delivery, LinkMetrics, MS, Nanos, ProbeWindow},
+        metrics::{Availability, Delivery, LinkMetrics, MS, Nanos, ProbeWindow, QUICK_PROBE_INTERVAL},
         punish::Punishment,
         rates::RateEstimate,
     },
@@ -16,10 +16,9 @@ use crate::{
 
 /// Unanswered requests in a row after which a member's peer is discovered again by broadcast.
 pub const REDISCOVER_AFTER: u32 = 3;
-/// Probe outcomes a link collects quickly, once a peer answers, one per [`LEARNING_INTERVAL`]
+/// Probe outcomes a link collects quickly, once a peer answers, one per [`QUICK_PROBE_INTERVAL`]
 /// at most (see `Member::next_probe`).
 const LEARNING_PROBES: usize = 8;
-const LEARNING_INTERVAL: Nanos = 250 * MS;
 
 /// How long availability is measured over.
 const AVAILABILITY_PERIOD: Nanos = 60_000 * MS;
@@ -192,7 +191,7 @@ impl Member {
         // delays balance-aware places packets by (and the first scores) are known within
         // seconds of a link coming up, not after minutes at the default interval.
         let learning = self.probes.peer_seen && (measuring.is_some() || self.probes.outcomes() < LEARNING_PROBES);
-        let quick = measuring.map_or(LEARNING_INTERVAL, |m| m.min(LEARNING_INTERVAL));
+        let quick = measuring.map_or(QUICK_PROBE_INTERVAL, |m| m.min(QUICK_PROBE_INTERVAL));
         let regular = if learning { (failover_interval / 3).min(quick) } else { failover_interval / 3 };
         let interval = if answered || self.last_probe == 0 {
             regular
@@ -296,14 +295,18 @@ mod tests {
         m.probes.sent(1, 0);
         m.probes.replied(1, MS, false, MS);
         m.last_probe = 1_000 * MS;
-        assert_eq!(m.next_probe(failover, None), 1_000 * MS + LEARNING_INTERVAL, "a few outcomes: learning");
+        assert_eq!(m.next_probe(failover, None), 1_000 * MS + QUICK_PROBE_INTERVAL, "a few outcomes: learning");
         for seq in 2..=LEARNING_PROBES as u32 {
             m.probes.sent(seq, 0);
             m.probes.replied(seq, MS, false, MS);
         }
         assert_eq!(m.next_probe(failover, None), 1_000 * MS + failover / 3, "learnt: a third of the interval");
-        assert_eq!(m.next_probe(failover, Some(LEARNING_INTERVAL)), 1_000 * MS + LEARNING_INTERVAL, "its rate measured: quick again");
-        assert_eq!(m.next_probe(failover, Some(LEARNING_INTERVAL / 2)), 1_000 * MS + LEARNING_INTERVAL / 2, "as quick as the rate asks");
+        assert_eq!(m.next_probe(failover, Some(QUICK_PROBE_INTERVAL)), 1_000 * MS + QUICK_PROBE_INTERVAL, "its rate measured: quick again");
+        assert_eq!(
+            m.next_probe(failover, Some(QUICK_PROBE_INTERVAL / 2)),
+            1_000 * MS + QUICK_PROBE_INTERVAL / 2,
+            "as quick as the rate asks"
+        );
     }
 
     #[test]

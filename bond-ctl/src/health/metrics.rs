@@ -14,6 +14,10 @@ pub const MS: Nanos = 1_000_000;
 /// Probes the metrics are computed over (ZeroTier uses 64-sample windows too).
 pub const WINDOW: usize = 64;
 
+/// How often a link is probed while it is quick to learn from: its round trip rests on a few
+/// probes yet (`Member::next_probe`), or its rate is followed (`rates`).
+pub const QUICK_PROBE_INTERVAL: Nanos = 250 * MS;
+
 /// The six quality metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinkMetrics {

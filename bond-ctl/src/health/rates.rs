@@ -57,7 +57,7 @@
 
 use std::collections::VecDeque;
 
-use super::metrics::Nanos;
+use super::metrics::{Nanos, QUICK_PROBE_INTERVAL};
 
 /// Delivered below this share of what was given: the link is full.
 const FULL_BELOW: f64 = 0.9;
@@ -80,9 +80,8 @@ const MIN_FIRST_WINDOW: Nanos = 100_000_000;
 /// Windows in a row that must find a link dropping without a queue for its first rate to come
 /// from one.
 const FIRST_DROPPING_WINDOWS: u32 = 3;
-/// How often a link carrying traffic is probed while its rate is followed...
-const FOLLOWING_INTERVAL: Nanos = 250_000_000;
-/// ...and until it is first found full (two requests to each shortest window).
+/// How often a link carrying traffic is probed until it is first found full (two requests to
+/// each shortest window); after that, [`QUICK_PROBE_INTERVAL`].
 const FINDING_INTERVAL: Nanos = 125_000_000;
 /// Less than this given in a window (bit/s) says nothing about the link.
 const MIN_GIVEN_BPS: f64 = 100_000.0;
@@ -202,7 +201,7 @@ impl RateEstimate {
     /// first found full (packets go where they arrive first, so the links fill one after the
     /// other, each waiting for the one before it to be found).
     pub fn probe_interval(&self) -> Nanos {
-        if self.bps.is_none() { FINDING_INTERVAL } else { FOLLOWING_INTERVAL }
+        if self.bps.is_none() { FINDING_INTERVAL } else { QUICK_PROBE_INTERVAL }
     }
 
     /// Whether the link was given traffic within `within` of `now`.
@@ -263,7 +262,8 @@ impl RateEstimate {
         }
         let full = delivered < FULL_BELOW * given || (mark.queued && from.queued);
         let dropping_only = full && !mark.queued && !from.queued;
-        self.dropping_windows = if dropping_only { self.dropping_windows + 1 } else { 0 };
+        // Counted only until the first rate: a measured link's rate follows every window.
+        self.dropping_windows = if dropping_only && self.bps.is_none() { self.dropping_windows + 1 } else { 0 };
         let next = match self.bps {
             None if !full => return,
             // A queue at one end only: the link filled partway through the window, and what it
@@ -440,7 +440,7 @@ mod tests {
         assert!(l.window_of(FINDING_INTERVAL, 30.0, 20.0, Some(20 * MS)));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "{:?}", l.r);
         assert_eq!(l.last.uncounted_queue, Some(18 * MS));
-        assert_eq!(l.r.probe_interval(), FOLLOWING_INTERVAL);
+        assert_eq!(l.r.probe_interval(), QUICK_PROBE_INTERVAL);
         // Once found, a window that short is too noisy to follow the rate by, and a queue
         // found is the queue rule's.
         assert!(!l.window_of(FINDING_INTERVAL, 30.0, 10.0, Some(20 * MS)));
