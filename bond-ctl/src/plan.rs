@@ -161,9 +161,13 @@ pub fn schedules(
         Some(mean) => Some(policy.links.get(&m.name).and_then(|l| l.speed).map_or(mean, f64::from)),
         None if policy.measures_rates() => match measured(m.slot) {
             Measured::Bps(bps) => Some(bps / 1e6),
-            // Not found full yet: as fast as its device, so it is given traffic until it fills
-            // (packets go where they arrive first: the quickest path first).
-            Measured::NotYet => Some(f64::from(m.speed.unwrap_or(UNMEASURED_MBPS))),
+            // Not found full yet: as fast as a packet train found it, else as its device, so
+            // it is given traffic until it fills (packets go where they arrive first: the
+            // quickest path first).
+            Measured::NotYet(capacity) => {
+                let device = f64::from(m.speed.unwrap_or(UNMEASURED_MBPS));
+                Some(capacity.map_or(device, |bps| (bps / 1e6).min(device)))
+            }
             // Nothing to measure with (the peer's replies do not say what it received): the
             // stride, or the quickest path would take everything for ever.
             Measured::Unmeasurable => None,
@@ -400,10 +404,14 @@ mod tests {
         // A link not measured yet: as fast as its device says, else 1 Gbit/s.
         let mut m = m;
         m[1].speed = Some(10_000);
-        let s = schedules(&p, &m, |_| None, |slot| if slot == 0 { rates[0] } else { Measured::NotYet });
+        let s = schedules(&p, &m, |_| None, |slot| if slot == 0 { rates[0] } else { Measured::NotYet(None) });
         assert_eq!(s[0].ps_per_byte, 400_000);
         assert_eq!(s[1].ps_per_byte, 800, "10 Gbit/s");
         assert_eq!(s[2].ps_per_byte, 8_000, "1 Gbit/s");
+        // A packet train's capacity, until found full; never above the device's.
+        let s = schedules(&p, &m, |_| None, |slot| if slot == 1 { Measured::NotYet(Some(10e6)) } else { Measured::NotYet(Some(5e9)) });
+        assert_eq!(s[1].ps_per_byte, 800_000, "10 Mbit/s by its train");
+        assert_eq!(s[2].ps_per_byte, 8_000, "1 Gbit/s: the train said more");
         // A link whose peer does not say what it received: nobody is scheduled (the stride).
         let s = schedules(&p, &m, |_| None, |slot| if slot == 2 { Measured::Unmeasurable } else { rates[usize::from(slot)] });
         assert_eq!(s, [MemberSchedule::default(); MAX_MEMBERS]);

@@ -209,6 +209,10 @@ pub struct MemberStatus {
     /// (bit/s; absent under other policies and until measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_rate_bps: Option<f64>,
+    /// Under the same policy, until the link is first found full: its capacity as the latest
+    /// packet trains found it (bit/s; `health::capacity`), counted on meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_capacity_bps: Option<f64>,
     /// Under the same policy, while the link is up: the queue the latest probe found on its way
     /// out over the link (ms)...
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -361,6 +365,9 @@ impl BondStatus {
         }
         if let Some(bps) = m.measured_rate_bps {
             let _ = writeln!(s, "Measured rate: {:.3} Mbit/s (what balance-aware packet placement counts on)", bps / 1e6);
+        }
+        if let Some(bps) = m.train_capacity_bps {
+            let _ = writeln!(s, "Train capacity: {:.3} Mbit/s (counted on until the link is first found full)", bps / 1e6);
         }
         if let (Some(found), Some(counted)) = (m.queue_found_ms, m.queue_counted_ms) {
             let _ = writeln!(s, "Queue: {found:.1} ms found by the latest probe, {counted:.1} ms counted by the packet schedule");

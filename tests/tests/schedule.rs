@@ -1,6 +1,7 @@
 //! One TCP flow over paths of different speed and delay (the lab's link emulator), under
 //! balance-aware `packet`: each packet goes where it arrives first (`bond_common::schedule`),
-//! by the links' speeds given, or by their rates as measured (`health::rates`). Bounds are looser than the bench's goals (`cargo xtask bench
+//! by the links' speeds given, or by their rates as measured (`health::rates`, and packet
+//! trains' capacities until then, `health::capacity`). Bounds are looser than the bench's goals (`cargo xtask bench
 //! aggregation` holds those): these runs are short, on a loaded two-core machine.
 
 use std::time::{Duration, SystemTime};
@@ -134,15 +135,19 @@ fn without_speeds_the_bond_measures_each_paths_rate_and_schedules_by_it() {
     });
     let tx: Vec<u64> = tx(&lab).iter().zip(before).map(|(a, b)| a - b).collect();
     let s = lab.a.daemon().status().unwrap();
-    let rate = |i: usize| Daemon::member(&s, &format!("eth{i}"))["measured_rate_bps"].as_f64().map(|b| b / 1e6);
+    // Measured once found full; until then, as its packet trains found it.
+    let rate = |i: usize| {
+        let m = Daemon::member(&s, &format!("eth{i}"));
+        m["measured_rate_bps"].as_f64().or(m["train_capacity_bps"].as_f64()).map(|b| b / 1e6)
+    };
     let rates: Vec<Option<f64>> = (0..3).map(rate).collect();
     println!(
         "20/10/5 Mbit/s, no speed given: bonded {bonded:.1} Mbit/s; measured {rates:.1?} Mbit/s; packets per member {tx:?}; \
          most queue counted {counted_ms:.1?} ms"
     );
-    // The two faster paths are found full and measured within a third of their rates (they
-    // are probed a little above what they delivered; the emulator's rate is approximate). The
-    // slowest may not fill within the run: it is then still counted as fast as its device.
+    // The two faster paths are measured within a third of their rates (they are probed a
+    // little above what they delivered; the emulator's rate is approximate), or known by
+    // their trains. The slowest may have neither: it is then counted as fast as its device.
     for (i, real) in [(0, 20.0), (1, 10.0)] {
         let measured = rates[i].unwrap_or_else(|| panic!("eth{i} not measured: {rates:.1?}"));
         assert!((measured - real).abs() <= real / 3.0, "eth{i} measured {measured:.1} Mbit/s, the path carries {real}");
@@ -153,6 +158,26 @@ fn without_speeds_the_bond_measures_each_paths_rate_and_schedules_by_it() {
     // Once a link's rate is known the schedule counts the queue it builds there, and the
     // probes carry that count back (a link counted as fast as its device never queues).
     assert!(counted_ms.iter().any(|&q| q > 0.0), "no probe reported a queue the schedule counted: {counted_ms:?}");
+}
+
+#[test]
+fn packet_trains_find_each_paths_capacity_before_any_traffic() {
+    let lab = lab([1, 10, 25]);
+    lab.a.daemon().set_policy("measured").unwrap();
+    let capacity = |i: usize| {
+        let s = lab.a.daemon().status().unwrap();
+        Daemon::member(&s, &format!("eth{i}"))["train_capacity_bps"].as_f64().map(|b| b / 1e6)
+    };
+    // A train goes as soon as a link's peer answers by unicast, then every 5 s.
+    wait_until(Duration::from_secs(8), "a train capacity for every link", || (0..3).all(|i| capacity(i).is_some()));
+    let found: Vec<f64> = (0..3).map(|i| capacity(i).unwrap()).collect();
+    let sent = tx(&lab);
+    println!("20/10/5 Mbit/s, 1/10/25 ms, idle: trains found {found:.2?} Mbit/s; packets per member {sent:?}");
+    for (i, real) in [20.0, 10.0, 5.0].into_iter().enumerate() {
+        assert!((found[i] - real).abs() <= real / 5.0, "eth{i}: train found {:.2} Mbit/s, the path carries {real}", found[i]);
+    }
+    // Found with no traffic of the bond's to fill the links (the lab's pings only).
+    assert!(sent.iter().all(|&n| n < 100), "the bond carried traffic meanwhile: {sent:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use super::{Action, Core, Port, SendKind};
 use crate::{
     config::model::MonitorStrategy,
     health::{
+        capacity::{TRAIN_FRAME_LEN, TRAIN_FRAMES},
         metrics::{MS, Nanos},
         rates::Reply,
     },
@@ -53,6 +54,14 @@ impl Core {
             if e.peer != [0; 6] {
                 self.monitor.peer_id = Some(id);
             }
+            // A train's frame waited behind the ones before it: its capacity, not a round trip.
+            if m.rate.capacity.is_train(e.seq) {
+                if e.flags & bond_common::probe::FLAG_CORRUPT == 0 && m.rate.capacity.replied(e.seq, e.t1, e.t2) {
+                    rates_moved |= measures_rates && m.rate.bps.is_none();
+                }
+                continue;
+            }
+            rates_moved |= m.rate.capacity.later_reply(e.seq) && measures_rates && m.rate.bps.is_none();
             m.probes.replied_event(e, now);
             if e.flags & bond_common::probe::FLAG_CORRUPT == 0 {
                 m.delivery.record(e.t2, e.peer_rx_bytes);
@@ -157,6 +166,7 @@ impl Core {
             return;
         }
         let due: Vec<Nanos> = self.members.iter().map(|m| self.probe_due(m, now)).collect();
+        let measures_rates = self.policy.measures_rates();
         for (m, due) in self.members.iter_mut().zip(due) {
             let failover = self.policy.link_timing(&m.name).0 * MS;
             if now < due || !m.link.usable() {
@@ -183,6 +193,19 @@ impl Core {
             m.rate.probe_sent(m.probe_seq);
             let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
             self.actions.push(Action::Send { port: Port::Bond, frame: frame.to_vec(), ether_type: ETH_P_PROBE, kind });
+            // A link whose rate is measured and not found full yet: a packet train says its
+            // capacity meanwhile (`health::capacity`), to the peer's member by unicast.
+            if measures_rates && m.rate.bps.is_none() && m.probe_peer.is_some() && !m.rediscover && m.rate.capacity.due(now) {
+                m.rate.capacity.sent(m.probe_seq.wrapping_add(1), now);
+                for _ in 0..TRAIN_FRAMES {
+                    m.probe_seq = m.probe_seq.wrapping_add(1);
+                    let nonce = rand::Rng::random::<u64>(&mut self.monitor.nonce);
+                    let mut frame = probe::request_frame(to, m.slot, m.probe_seq, self.settings.probe_id, nonce).to_vec();
+                    frame.resize(TRAIN_FRAME_LEN, 0);
+                    let kind = SendKind::Probe { slot: m.slot, seq: m.probe_seq };
+                    self.actions.push(Action::Send { port: Port::Bond, frame, ether_type: ETH_P_PROBE, kind });
+                }
+            }
         }
     }
 }

@@ -101,6 +101,7 @@ impl<I: BondIo> Bond<I> {
             speed_mbps: m.speed,
             delivered_bps: m.delivery.bps,
             measured_rate_bps: if self.policy.measures_rates() { m.rate.bps } else { None },
+            train_capacity_bps: if self.policy.measures_rates() && m.rate.bps.is_none() { m.rate.capacity.bps() } else { None },
             queue_found_ms: queue_seen.map(|q| q.found as f64 / 1e6),
             queue_counted_ms: queue_seen.map(|q| q.counted as f64 / 1e6),
             tx_probes: s.tx_probes,

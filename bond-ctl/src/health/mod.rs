@@ -3,6 +3,7 @@
 //! ([`liveness`]), the active member ([`reselect`]), load rebalancing ([`rebalance`]) and
 //! balance-aware `packet`'s measured link rates ([`rates`]).
 
+pub mod capacity;
 pub mod liveness;
 pub mod metrics;
 pub mod punish;

@@ -57,7 +57,10 @@
 
 use std::collections::VecDeque;
 
-use super::metrics::{Nanos, QUICK_PROBE_INTERVAL};
+use super::{
+    capacity::Capacity,
+    metrics::{Nanos, QUICK_PROBE_INTERVAL},
+};
 
 /// Delivered below this share of what was given: the link is full.
 const FULL_BELOW: f64 = 0.9;
@@ -108,8 +111,9 @@ pub enum Measured {
     /// The peer's replies say nothing of what it received (no peer bond answers, or one of an
     /// earlier version): no rate can be measured.
     Unmeasurable,
-    /// Measurable, not found full yet.
-    NotYet,
+    /// Measurable, not found full yet; what a packet train said of its capacity (bit/s), if
+    /// one did (`health::capacity`).
+    NotYet(Option<f64>),
     /// Bits per second.
     Bps(f64),
 }
@@ -134,6 +138,8 @@ pub struct RateEstimate {
     counts_seen: bool,
     /// The queue the latest reply found, and the one the schedule counted as its request left.
     pub last_queue: Option<QueueSeen>,
+    /// Its capacity by packet trains, counted on until it is found full.
+    pub capacity: Capacity,
 }
 
 /// A reply's queue (on its way out, see the module) beside the one the packet schedule counted
@@ -192,7 +198,7 @@ impl RateEstimate {
     pub fn measured(&self) -> Measured {
         match self.bps {
             Some(bps) => Measured::Bps(bps),
-            None if self.counts_seen => Measured::NotYet,
+            None if self.counts_seen => Measured::NotYet(self.capacity.bps()),
             None => Measured::Unmeasurable,
         }
     }
@@ -226,7 +232,7 @@ impl RateEstimate {
             self.last_queue = Some(QueueSeen { found, counted: r.backlog });
         }
         self.window_ends(r);
-        let first = matches!(before, Measured::NotYet) && self.bps.is_some();
+        let first = matches!(before, Measured::NotYet(_)) && self.bps.is_some();
         Replied { moved: self.measured() != before, uncounted_queue: r.queue.filter(|_| first).map(|q| q.saturating_sub(r.backlog)) }
     }
 
@@ -404,7 +410,7 @@ mod tests {
     fn a_link_is_as_fast_as_its_device_until_found_full_then_probed_gently() {
         assert_eq!(RateEstimate::default().measured(), Measured::Unmeasurable, "no reply has said what the peer received");
         let mut l = Link::new();
-        assert_eq!(l.r.measured(), Measured::NotYet);
+        assert_eq!(l.r.measured(), Measured::NotYet(None));
         // Delivering all it is given: not measured (the schedule counts it as fast as its
         // device, so it is given more until it fills).
         assert!(!l.window(8.0, 8.0, None));

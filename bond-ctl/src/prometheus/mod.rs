@@ -212,6 +212,12 @@ const MEMBER_FAMILIES: &[MemberFamily] = &[
         |m| m.measured_rate_bps.map(|b| Value::Float(b / 8.0)),
     ),
     (
+        "bondctl_member_train_capacity_bytes_per_second",
+        Kind::Gauge,
+        "The link's capacity as packet trains found it, counted on by balance-aware packet without speed until the link is first found full.",
+        |m| m.train_capacity_bps.map(|b| Value::Float(b / 8.0)),
+    ),
+    (
         "bondctl_member_queue_found_seconds",
         Kind::Gauge,
         "The queue the latest probe found on its way out over the link, under balance-aware packet without speed.",

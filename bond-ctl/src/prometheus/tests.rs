@@ -33,6 +33,7 @@ fn member(name: &str) -> MemberStatus {
         speed_mbps: None,
         delivered_bps: None,
         measured_rate_bps: None,
+        train_capacity_bps: None,
         queue_found_ms: None,
         queue_counted_ms: None,
         tx_probes: 0,

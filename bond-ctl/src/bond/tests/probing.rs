@@ -234,3 +234,62 @@ fn a_link_found_full_has_its_rate_measured_and_its_uncounted_queue_counted() {
     assert!(counted >= 3 * MS && counted <= standing, "counted {counted} ns of the {standing} standing");
     assert!(t <= TRAFFIC_FROM + 700 * MS, "found {} ms into the traffic", (t - TRAFFIC_FROM) / MS);
 }
+
+#[test]
+fn a_packet_train_gives_a_link_not_found_full_its_capacity() {
+    use crate::health::capacity::{TRAIN_FRAME_LEN, TRAIN_FRAMES};
+    let settings = "settings:\n  policies:\n    pk: { basePolicy: balance-aware, balancePolicy: packet }\n";
+    let mut b = bond(1, &format!("    policy: pk\n{settings}"));
+    const HALF_RTT: Nanos = MS / 2;
+    // A 10 Mbit/s bottleneck: a train's frames leave it this far apart.
+    let spacing = TRAIN_FRAME_LEN as Nanos * 8 * 1_000 / 10;
+    let (mut pending, mut trains, mut free) = (Vec::<ProbeEvent>::new(), 0, 0);
+    let mut t = 0;
+    while t <= 3_000 * MS {
+        b.io.tx_bytes.borrow_mut().insert(0, 1_000);
+        b.io.now.set(t);
+        b.tick(t).unwrap();
+        let sent = std::mem::take(&mut *b.io.sent.borrow_mut());
+        let probes: Vec<&Vec<u8>> =
+            sent.iter().filter(|(port, _, et)| *port == Port::Bond && *et == ETH_P_PROBE).map(|(_, f, _)| f).collect();
+        let in_train = probes.iter().filter(|f| f.len() == TRAIN_FRAME_LEN).count();
+        assert!(in_train == 0 || in_train == TRAIN_FRAMES as usize, "{in_train} frames of a train");
+        trains += usize::from(in_train > 0);
+        for f in probes {
+            let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_HEADER + 32].try_into().unwrap());
+            // Each frame leaves the bottleneck a transmission after the one before it.
+            free = free.max(t) + if f.len() == TRAIN_FRAME_LEN { spacing } else { 0 };
+            let t2 = free + HALF_RTT;
+            pending.push(ProbeEvent {
+                member: h.member,
+                flags: 0,
+                rx_member: h.member,
+                pad: 0,
+                seq: h.seq,
+                t1: t,
+                t2,
+                t4: t2 + HALF_RTT,
+                peer: bond_common::probe::member_probe_mac(9, h.member),
+                pad2: [0; 2],
+                peer_rx_bytes: 1_000,
+                backlog_us: 0,
+                pad3: 0,
+            });
+        }
+        let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|e| e.t4 <= t);
+        pending = later;
+        b.on_probe_events(&due, t).unwrap();
+        t += MS;
+    }
+    // One train in 3 s (then one every 5 s), once the peer answered by unicast.
+    assert_eq!(trains, 1);
+    let capacity = b.members[0].rate.capacity.bps().expect("a capacity") / 1e6;
+    assert!((capacity - 10.0).abs() < 0.1, "{capacity} Mbit/s");
+    // The schedule counts on it (the link not found full: no measured rate).
+    assert_eq!(b.members[0].rate.bps, None);
+    let schedule = b.io.schedules.last().expect("a schedule written");
+    assert!(schedule[0].ps_per_byte.abs_diff(800_000) < 10_000, "{:?}", schedule[0]);
+    // The train's replies are not round trips: the link's latency is the probes' alone.
+    let latency = b.members[0].metrics.lat;
+    assert!(latency < 1.5, "{latency} ms");
+}
