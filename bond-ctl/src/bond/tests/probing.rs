@@ -179,6 +179,26 @@ fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_b
 /// found full: the peer's replies say what it received and how long each request waited. The
 /// link's rate is measured, and the queue it was found with, which the schedule did not count
 /// (it counted the link as fast as its device), is counted from then on (`busy_until`).
+/// The peer's reply to request `h`, sent at `t1`, arrived at `t2`, its reply back at `t4`,
+/// saying the peer had received `rx_bytes` on the link.
+fn peer_reply(h: &ProbeHeader, t1: Nanos, t2: Nanos, t4: Nanos, rx_bytes: u64) -> ProbeEvent {
+    ProbeEvent {
+        member: h.member,
+        flags: 0,
+        rx_member: h.member,
+        pad: 0,
+        seq: h.seq,
+        t1,
+        t2,
+        t4,
+        peer: bond_common::probe::member_probe_mac(9, h.member),
+        pad2: [0; 2],
+        peer_rx_bytes: rx_bytes,
+        backlog_us: 0,
+        pad3: 0,
+    }
+}
+
 #[test]
 fn a_link_found_full_has_its_rate_measured_and_its_uncounted_queue_counted() {
     let settings = "settings:\n  policies:\n    pk: { basePolicy: balance-aware, balancePolicy: packet }\n";
@@ -204,21 +224,7 @@ fn a_link_found_full_has_its_rate_measured_and_its_uncounted_queue_counted() {
         for (_, f, _) in sent.iter().filter(|(port, _, et)| *port == Port::Bond && *et == ETH_P_PROBE) {
             let h = ProbeHeader::from_bytes(f[OFF_HEADER..OFF_HEADER + 32].try_into().unwrap());
             let t2 = t + HALF_RTT + backlog * MS / rate;
-            pending.push(ProbeEvent {
-                member: h.member,
-                flags: 0,
-                rx_member: h.member,
-                pad: 0,
-                seq: h.seq,
-                t1: t,
-                t2,
-                t4: t2 + HALF_RTT,
-                peer: bond_common::probe::member_probe_mac(9, h.member),
-                pad2: [0; 2],
-                peer_rx_bytes: tx.max(1),
-                backlog_us: 0,
-                pad3: 0,
-            });
+            pending.push(peer_reply(&h, t, t2, t2 + HALF_RTT, tx.max(1)));
         }
         let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|e| e.t4 <= t);
         pending = later;
@@ -260,21 +266,7 @@ fn a_packet_train_gives_a_link_not_found_full_its_capacity() {
             // Each frame leaves the bottleneck a transmission after the one before it.
             free = free.max(t) + if f.len() == TRAIN_FRAME_LEN { spacing } else { 0 };
             let t2 = free + HALF_RTT;
-            pending.push(ProbeEvent {
-                member: h.member,
-                flags: 0,
-                rx_member: h.member,
-                pad: 0,
-                seq: h.seq,
-                t1: t,
-                t2,
-                t4: t2 + HALF_RTT,
-                peer: bond_common::probe::member_probe_mac(9, h.member),
-                pad2: [0; 2],
-                peer_rx_bytes: 1_000,
-                backlog_us: 0,
-                pad3: 0,
-            });
+            pending.push(peer_reply(&h, t, t2, t2 + HALF_RTT, 1_000));
         }
         let (due, later): (Vec<_>, Vec<_>) = pending.into_iter().partition(|e| e.t4 <= t);
         pending = later;
