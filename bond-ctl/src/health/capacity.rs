@@ -12,7 +12,8 @@
 //! it builds (a fresh 3 x 10 Mbit/s bond carried a third of the sum for 0.25 s, two thirds for
 //! another 0.25 s), and a sender that never builds a queue (BBR) may keep to the quickest
 //! path for good. A train's capacity stands in for that until the link is found full: the
-//! schedule then shares the traffic by it from the first packet.
+//! schedule then shares the traffic by it from the first packet; and it bounds the first rate
+//! found (`rates`: a window full at both ends may have idled between slow start's bursts).
 //!
 //! What can mislead a train is counted against it. Other traffic queued with the frames
 //! spreads them further (a capacity too low): the highest of the last [`TRAINS_KEPT`] trains

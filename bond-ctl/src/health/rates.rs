@@ -279,7 +279,15 @@ impl RateEstimate {
             // or a burst overflowing a short buffer while the link idles between bursts (a
             // flow's slow start), which delivered a share of the rate.
             None if dropping_only && self.dropping_windows < FIRST_DROPPING_WINDOWS => return,
-            None => delivered,
+            // Its packet train's capacity, if one said, bounds how far below it the first
+            // window takes the rate (as a measured rate's would be): a window full at both
+            // ends may have idled between slow start's bursts (a 10 Mbit/s path, counted
+            // right by its train, was once found full at 5.7). Less than half of it says the
+            // train read high (a policer's burst allowance): what it delivered is the rate.
+            None => match self.capacity.bps() {
+                Some(c) if delivered >= c / 2.0 => delivered.max(c * MOST_DOWN),
+                _ => delivered,
+            },
             Some(rate) if full => delivered.max(rate * MOST_DOWN),
             Some(rate) if given >= BUSY_FROM * rate && !mark.queued => rate.max(delivered) * GROWTH,
             Some(rate) => rate.max(delivered),
@@ -429,6 +437,38 @@ mod tests {
         // flow's sender slows to the link it fills, which then delivers all it is given).
         l.window(20.0, 20.0, Some(QUEUED_FROM));
         assert!((l.mbit() - 20.0).abs() < 1e-3, "{:?}", l.r);
+    }
+
+    /// A link whose packet train found `mbps`.
+    fn with_train(mbps: f64) -> Link {
+        let mut l = Link::new();
+        let spacing = (crate::health::capacity::TRAIN_FRAME_LEN as f64 * 8.0 / mbps * 1e3) as Nanos;
+        l.r.capacity.sent(1_000, 0);
+        let frames = crate::health::capacity::TRAIN_FRAMES;
+        assert!((0..frames).map(|i| l.r.capacity.replied(1_000 + i, 0, Nanos::from(i) * spacing)).any(|moved| moved));
+        assert_eq!(l.r.measured(), Measured::NotYet(l.r.capacity.bps()));
+        l
+    }
+
+    #[test]
+    fn a_train_bounds_how_low_the_first_window_takes_the_rate() {
+        // Found full (a queue at both ends) at 5.7 by a window slow start left partly idle: the
+        // train's 10 Mbit/s holds it to a tenth below.
+        let mut l = with_train(10.0);
+        l.window(0.0, 0.0, Some(10 * MS));
+        l.window_of(FINDING_INTERVAL, 10.0, 5.7, Some(5 * MS));
+        assert!(l.window_of(FINDING_INTERVAL, 10.0, 5.7, Some(5 * MS)));
+        assert!((l.mbit() - 9.0).abs() < 0.01, "{:?}", l.r);
+        // Delivering more than the train said: that is the rate.
+        let mut l = with_train(10.0);
+        l.window_of(FINDING_INTERVAL, 14.0, 12.0, Some(5 * MS));
+        assert!(l.window_of(FINDING_INTERVAL, 14.0, 12.0, Some(5 * MS)));
+        assert!((l.mbit() - 12.0).abs() < 0.01, "{:?}", l.r);
+        // Less than half of it: the train read high (a policer's burst), the window is right.
+        let mut l = with_train(100.0);
+        l.window_of(FINDING_INTERVAL, 30.0, 10.0, Some(5 * MS));
+        assert!(l.window_of(FINDING_INTERVAL, 30.0, 10.0, Some(5 * MS)));
+        assert!((l.mbit() - 10.0).abs() < 0.01, "{:?}", l.r);
     }
 
     #[test]
