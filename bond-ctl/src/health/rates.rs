@@ -445,7 +445,8 @@ mod tests {
         let spacing = (crate::health::capacity::TRAIN_FRAME_LEN as f64 * 8.0 / mbps * 1e3) as Nanos;
         l.r.capacity.sent(1_000, 0);
         let frames = crate::health::capacity::TRAIN_FRAMES;
-        assert!((0..frames).map(|i| l.r.capacity.replied(1_000 + i, 0, Nanos::from(i) * spacing)).any(|moved| moved));
+        let moved: Vec<bool> = (0..frames).map(|i| l.r.capacity.replied(1_000 + i, 0, Nanos::from(i) * spacing)).collect();
+        assert_eq!(moved.last(), Some(&true), "the last reply completes the train");
         assert_eq!(l.r.measured(), Measured::NotYet(l.r.capacity.bps()));
         l
     }
