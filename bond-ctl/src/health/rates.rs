@@ -6,16 +6,19 @@
 //! differ by, over the same frames: given over the requests' send times, delivered over their
 //! arrival times. Over each window of at least [`MIN_WINDOW`]:
 //!
-//! - until a link is found full it has no measured rate, and the schedule counts it as fast as
-//!   its device (`plan::schedules`): packets go where they arrive first, so the quickest path
+//! - until a link is found full it has no measured rate, and the schedule counts it at the
+//!   capacity its packet trains found (`health::capacity`), or, with none, as fast as its
+//!   device (`plan::schedules`): packets go where they arrive first, so the quickest path
 //!   takes the traffic until it fills, then the next one, and so on. Its probes go twice as
 //!   often meanwhile ([`FINDING_INTERVAL`], windows from [`MIN_FIRST_WINDOW`]), so each is found
 //!   in about 250 ms, and it is found only by a window it was full all through (a queue at both
 //!   ends) or by [`FIRST_DROPPING_WINDOWS`] in a row where it dropped with no queue at either
 //!   (a policer): a queue at one end only means it filled partway, and a single dropping
 //!   window may be a burst overflowing a short buffer between idle spells (both a fresh flow's
-//!   slow start), either having delivered a share of the rate. The queue it is found with was
-//!   not counted (the schedule counted it as fast as its device): it is counted from then on
+//!   slow start), either having delivered a share of the rate; its first rate is no more than
+//!   a tenth below its train's capacity unless it delivered less than half of that (the train
+//!   read high). The queue it is found with, where not counted (the schedule counted it as
+//!   fast as its device, or a train read high), is counted from then on
 //!   ([`Replied::uncounted_queue`], the data plane's `busy_until`), so the link drains it by
 //!   the packets sent elsewhere, and the queue's rule below does not cut a rate that is right;
 //! - delivered clearly less than given (frames dropped, or a queue grew, which stretches the
