@@ -151,8 +151,10 @@ fn probes_measure_the_latency_jitter_and_loss_each_link_imposes() {
     assert!(q("eth0", "lat") < 3.0);
     assert!((20.0..23.0).contains(&q("eth1", "lat")), "eth1 lat {}", q("eth1", "lat"));
     assert!((36.0..46.0).contains(&q("eth2", "lat")), "eth2 lat {}", q("eth2", "lat"));
-    // Jitter: a round trip's spread is sqrt(2) x 5 ms = 7.1 ms.
-    assert!(q("eth1", "pdv") < 2.0 && (4.5..10.0).contains(&q("eth2", "pdv")), "pdv {} / {}", q("eth1", "pdv"), q("eth2", "pdv"));
+    // Jitter: a round trip's spread is sqrt(2) x 5 ms = 7.1 ms. The link without jitter reads
+    // 0.1 ms on a quiet host, and was seen at 2.4 ms while a CI run loaded both cores (the
+    // emulator's and the probes' timing).
+    assert!(q("eth1", "pdv") < 3.0 && (4.5..10.0).contains(&q("eth2", "pdv")), "pdv {} / {}", q("eth1", "pdv"), q("eth2", "pdv"));
     // Loss: 1 - 0.95 x 0.95 = 9.75% of round trips, over about 55 probes (±4% one sigma).
     assert_eq!(q("eth0", "plr"), 0.0);
     assert!((0.01..0.22).contains(&q("eth2", "plr")), "eth2 plr {}", q("eth2", "plr"));
