@@ -1,6 +1,7 @@
 //! The daemon stopping and starting around a running bond: killed (the data plane runs on
 //! without it), restarted and adopting the bond, `--persist`, `down` without a daemon, a corrupt
-//! state file, a restart that resizes the flow table, and what a dead namespace left behind.
+//! state file, a restart that resizes the flow table, what a dead namespace left behind, and
+//! the peer's bond made anew.
 
 use std::{fs, time::Duration};
 
@@ -420,4 +421,47 @@ fn a_bond_an_earlier_version_left_under_the_inode_is_taken_over() {
     assert!(log.contains(&format!("took over the bond the previous version left under {legacy}")), "{log}");
     assert!(lab.a.pins().join("link_egress_bond0").exists() && state_file(&lab).exists(), "under the cookie's paths now");
     assert!(!bpffs.join(&legacy).exists() && !run.join(&legacy).exists(), "the inode's directories are gone");
+}
+
+/// The peer's bond made anew (its daemon stopped, which removes the bond, and started again,
+/// with a new probe id): its replies stop on every link at once, though one link's last reply
+/// came at another point of the probe interval than the others'. No link here fails or is punished for the peer's
+/// absence, and the new peer bond is probed by unicast within seconds.
+#[test]
+fn a_peer_bond_made_anew_fails_no_link_of_this_one() {
+    let mut lab = lab(LabOptions::default().policy("balance-xor"));
+    ping(&lab, 2).unwrap();
+    let peers = |lab: &Lab| -> Vec<Option<String>> {
+        let s = lab.a.daemon().status().unwrap();
+        (0..lab.links).map(|i| Daemon::member(&s, &format!("eth{i}"))["probe_peer"].as_str().map(String::from)).collect()
+    };
+    wait_until(Duration::from_secs(10), "the peer bond probed on every link", || peers(&lab).iter().all(Option::is_some));
+    // Past the quick probes of new links: each link on its regular interval, a third of 5 s.
+    std::thread::sleep(Duration::from_secs(3));
+    // eth1 misses a reply (its carrier stays), so its requests go at their own point of the
+    // interval from then on, as a loaded link's do: the links' last replies will be apart.
+    lab.impair(1, 100).unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    lab.repair(1).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let old = peers(&lab);
+    let since = std::time::SystemTime::now();
+    let config = lab.config_path(&lab.b);
+    lab.b.daemon.as_mut().unwrap().stop().unwrap();
+    lab.b.daemon = Some(Daemon::start_with(&lab.b.ns, &config, &lab.b.bond, lab.dir(), &[]).unwrap());
+    wait_until(Duration::from_secs(15), "the new peer bond probed on every link", || {
+        peers(&lab).iter().zip(&old).all(|(new, old)| new.is_some() && new != old)
+    });
+    // And on past the failover interval from the stop, had no link failed yet.
+    let waited = since.elapsed().unwrap();
+    std::thread::sleep(Duration::from_secs(7).saturating_sub(waited));
+    let status = lab.a.daemon().status().unwrap();
+    let judged = Daemon::events_since(&status, &["health", "punishment", "usable"], since);
+    println!("after the peer bond was made anew: {judged:?}");
+    assert!(
+        !judged.iter().any(|e| e.contains(" failed") || e.contains("punished") || e.contains("not usable")),
+        "no link failed for the peer's absence: {judged:?}"
+    );
+    assert!(status["events"].to_string().contains("the peer answers probes on no link"), "the peer's absence was seen as its own");
+    ping(&lab, 2).unwrap();
 }

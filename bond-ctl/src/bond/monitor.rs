@@ -575,19 +575,28 @@ impl Core {
         Some(format!("{} used at once, {} ms before its upDelay ends: no other member is healthy", m.name, early / MS))
     }
 
-    /// Whether every member with carrier, each of which the peer once answered on, has been
-    /// silent for longer than its failover interval.
+    /// Whether the peer went silent on every member with carrier that it once answered on:
+    /// one of them has been silent for longer than its failover interval, and every other for
+    /// at least half of its own. Each member is probed on its own schedule, up to a third of
+    /// the failover interval after another, so a peer gone from every link at once leaves
+    /// their last replies that far apart: judged by the last one alone, the first members to
+    /// pass their interval would fail for the peer's absence before the last one did (a peer
+    /// bond made anew failed two of three links and punished them for flapping). A member
+    /// answered within half its interval is heard: the others' silence is theirs.
     fn silent_everywhere(&self, now: Nanos) -> bool {
         let Some(peer) = self.monitor.peer_probes_since else { return false };
         // Members never answered have nothing to say about the peer (their links may never
         // have worked): the others decide.
-        let mut answered = self.members.iter().filter(|m| m.link.usable() && m.probes.last_reply.is_some()).peekable();
-        answered.peek().is_some()
-            && answered.all(|m| {
+        let silences: Vec<(Nanos, Nanos)> = self
+            .members
+            .iter()
+            .filter(|m| m.link.usable() && m.probes.last_reply.is_some())
+            .filter_map(|m| {
                 let fi = self.policy.link_timing(&m.name).0 * MS;
-                let silent_since = m.alive_at(self.policy.monitor, Some(peer));
-                silent_since.is_some_and(|t| now.saturating_sub(t) > fi)
+                m.alive_at(self.policy.monitor, Some(peer)).map(|t| (now.saturating_sub(t), fi))
             })
+            .collect();
+        silences.iter().any(|&(silent, fi)| silent > fi) && silences.iter().all(|&(silent, fi)| silent >= fi / 2)
     }
 
     /// What follows a change of the members' standing: the active member, the bucket table,

@@ -175,6 +175,29 @@ fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_b
     assert_eq!(b.usable_now(), 0b011, "eth2 alone silent: failed");
 }
 
+/// The peer goes away from every link at once (its bond made anew), but the members' last
+/// replies came up to a probe interval apart: the first member to pass its failover interval
+/// does not fail for it while the others are as silent.
+#[test]
+fn a_peer_gone_from_every_link_fails_none_though_their_last_replies_were_staggered() {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: balance-xor, failoverInterval: 30 }\n";
+    let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    let t = b.probe_for(0, 200 * MS, &[]);
+    // eth0's replies stop 9 ms before the others' (most of a 10 ms probe interval).
+    let t = b.probe_for(t, t + 9 * MS, &[0]);
+    let last: Vec<Nanos> = b.members.iter().map(|m| m.probes.last_reply.unwrap()).collect();
+    assert!(last[1].min(last[2]) > last[0] + 5 * MS, "staggered: {last:?}");
+    let mut t = t;
+    while t <= last[0] + 100 * MS {
+        b.tick(t).unwrap();
+        b.answer_probes(t, &[0, 1, 2]);
+        assert_eq!(b.usable_now(), 0b111, "no link failed {} ms after eth0's last reply: {:?}", (t - last[0]) / MS, b.event_texts());
+        t += MS;
+    }
+    assert!(b.event_texts().iter().any(|e| e.starts_with("the peer answers probes on no link")), "{:?}", b.event_texts());
+    assert!(!b.event_texts().iter().any(|e| e.contains("punished")), "{:?}", b.event_texts());
+}
+
 /// balance-aware `packet` without speeds, one link of 20 Mbit/s given 22 by a sender until it is
 /// found full: the peer's replies say what it received and how long each request waited. The
 /// link's rate is measured, and the queue it was found with, which the schedule did not count
