@@ -20,7 +20,12 @@
 //!   read high). The queue it is found with, where not counted (the schedule counted it as
 //!   fast as its device, or a train read high), is counted from then on
 //!   ([`Replied::uncounted_queue`], the data plane's `busy_until`), so the link drains it by
-//!   the packets sent elsewhere, and the queue's rule below does not cut a rate that is right;
+//!   the packets sent elsewhere, and the queue's rule below does not cut a rate that is right.
+//!   A link counted by its train, kept busy, whose probes find clearly less queue than the
+//!   schedule counts ([`QUEUED_FROM`] or more) is counted too slow: the train read low (traffic
+//!   queued among its frames), and given less than it carries, it would never fill to be found.
+//!   The queue's rule moves the train's figure as it moves a measured rate, and the result is
+//!   the link's first rate;
 //! - delivered clearly less than given (frames dropped, or a queue grew, which stretches the
 //!   arrivals), or the requests at both ends of the window waited in a queue on their way out
 //!   ([`QUEUED_FROM`] or more, see below: backlogged all along; one flow's sender slows to the link it
@@ -236,7 +241,8 @@ impl RateEstimate {
         }
         self.window_ends(r);
         let first = matches!(before, Measured::NotYet(_)) && self.bps.is_some();
-        Replied { moved: self.measured() != before, uncounted_queue: r.queue.filter(|_| first).map(|q| q.saturating_sub(r.backlog)) }
+        let uncounted = r.queue.filter(|_| first).map(|q| q.saturating_sub(r.backlog)).filter(|&q| q > 0);
+        Replied { moved: self.measured() != before, uncounted_queue: uncounted }
     }
 
     fn window_ends(&mut self, r: Reply) {
@@ -274,7 +280,17 @@ impl RateEstimate {
         // Counted only until the first rate: a measured link's rate follows every window.
         self.dropping_windows = if dropping_only && self.bps.is_none() { self.dropping_windows + 1 } else { 0 };
         let next = match self.bps {
-            None if !full => return,
+            // Counted by its train, kept busy, and its probes find clearly less queue than the
+            // schedule counts: the train read low (traffic queued among its frames), and a
+            // link given less than it carries never fills to be found full. The queue's rule
+            // moves the train's capacity as it would a measured rate, which then is the link's.
+            None if !full => match (self.capacity.bps(), r.queue) {
+                (Some(c), Some(queue)) if given >= BUSY_FROM * c && r.backlog >= queue + QUEUED_FROM => {
+                    let window = Window { delivered, dropping: false, length: mark.sent_at - from.sent_at };
+                    follow_the_queue(c, c.max(delivered), queue, r.backlog, window)
+                }
+                _ => return,
+            },
             // A queue at one end only: the link filled partway through the window, and what it
             // delivered is a share of its rate (a flow's slow start fills it so).
             None if mark.queued != from.queued => return,
@@ -473,6 +489,28 @@ mod tests {
         l.window_of(FINDING_INTERVAL, 30.0, 10.0, Some(5 * MS));
         assert!(l.window_of(FINDING_INTERVAL, 30.0, 10.0, Some(5 * MS)));
         assert!((l.mbit() - 10.0).abs() < 0.01, "{:?}", l.r);
+    }
+
+    #[test]
+    fn a_train_that_read_low_is_corrected_by_the_queue_the_probes_do_not_find() {
+        // The train said 16 where the link carries 20: kept busy at 16, it never fills, and
+        // the schedule counts 12 ms of queue where the probes find 1.
+        let mut l = with_train(16.0);
+        l.window(0.0, 0.0, None);
+        l.backlog = 12 * MS;
+        assert!(l.window(16.0, 16.0, Some(MS)));
+        // Up by the 11 ms over the 250 ms window, and measured from now on.
+        assert!((l.mbit() - 16.0 * (1.0 + 11.0 / 250.0)).abs() < 0.01, "{:?}", l.r);
+        assert_eq!(l.last.uncounted_queue, None, "no queue left uncounted");
+        // Counted right (a queue found as long as the one counted), or not kept busy: the
+        // train's figure stands.
+        for (given, found) in [(16.0, Some(11 * MS)), (8.0, Some(MS)), (16.0, None)] {
+            let mut l = with_train(16.0);
+            l.window(0.0, 0.0, None);
+            l.backlog = 12 * MS;
+            assert!(!l.window(given, given, found), "{given} {found:?}");
+            assert_eq!(l.r.measured(), Measured::NotYet(l.r.capacity.bps()));
+        }
     }
 
     #[test]
