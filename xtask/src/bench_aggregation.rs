@@ -8,7 +8,8 @@
 //! the reordering each causes: out-of-order segments the receiver queued and segments the
 //! sender retransmitted. Probes lost in the links' own full queues count as congestion, not
 //! as the links' loss, so no link is avoided for the load these runs put on it (each run says
-//! which links were out of use at its end, and why). Written as `target/bench/aggregation.json` too.
+//! which links were out of use at its end, and why; a one-flow run, which link B sent its
+//! acknowledgements back by). Written as `target/bench/aggregation.json` too.
 
 use std::time::Duration;
 
@@ -121,8 +122,20 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(if quick { 200 } else { 1500 }));
             let started = std::time::SystemTime::now();
             let before = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
+            let b_sent_before = b_sent(&lab)?;
             let bytes_per_s = bond_tests::net::tcp_rate_with(&lab, lab.b.addr, flows, round, Some(cc))?;
             let after = (netstat(&lab.b.ns, "TcpExt", "TCPOFOQueue")?, netstat(&lab.a.ns, "Tcp", "RetransSegs")?);
+            // The link B sent most by: one flow's acknowledgements (B places them by its own
+            // policy, by the flow's hash under balance-xor), whose delay a sender's round trip
+            // includes (BBR's share over unequal delays depends on it, see Policies).
+            let acks_by = b_sent(&lab)?
+                .iter()
+                .zip(&b_sent_before)
+                .map(|(after, before)| after.saturating_sub(*before))
+                .enumerate()
+                .max_by_key(|&(_, bytes)| bytes)
+                .filter(|_| flows == 1)
+                .map(|(i, _)| format!("eth{i}"));
             // Links the bond stopped using meanwhile (failed, punished or judged below its limits)
             // carry nothing: said beside the figure, which is then not the policy's aggregation.
             let status = lab.a.daemon().status()?;
@@ -154,8 +167,9 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
                 Some(a) if flows == 1 => format!("{:.2}x the fastest path alone  ", mbps / a),
                 _ => String::new(),
             };
+            let acks = acks_by.as_ref().map(|m| format!("acknowledgements back by {m}  ")).unwrap_or_default();
             println!(
-                "   {label:<22} {one_way:<16} {policy:<15} {flows:>5} {cc:>6} {mbps:>8.1} {:>6.0}% {:>12} {:>8}  {versus}{}{}",
+                "   {label:<22} {one_way:<16} {policy:<15} {flows:>5} {cc:>6} {mbps:>8.1} {:>6.0}% {:>12} {:>8}  {versus}{acks}{}{}",
                 100.0 * mbps / sum as f64,
                 after.0 - before.0,
                 after.1 - before.1,
@@ -166,11 +180,18 @@ pub fn run(quick: bool) -> anyhow::Result<()> {
                 "links_mbps": rates, "one_way_ms": delays, "policy": policy, "flows": flows, "congestion_control": cc,
                 "goodput_mbps": mbps, "share": mbps / sum as f64,
                 "out_of_order": after.0 - before.0, "retransmissions": after.1 - before.1, "not_in_use_at_end": out,
+                "acknowledgements_by": acks_by,
                 "judged_during_run": meanwhile,
             }));
         }
     }
     crate::util::write_bench_json("aggregation", &serde_json::json!({ "round_s": round.as_secs_f64(), "rows": rows }))
+}
+
+/// Bytes B's bond has sent by each member.
+fn b_sent(lab: &Lab) -> anyhow::Result<Vec<u64>> {
+    let status = lab.b.daemon().status()?;
+    Ok((0..lab.links).map(|i| bond_tests::Daemon::member(&status, &format!("eth{i}"))["tx_bytes"].as_u64().unwrap_or(0)).collect())
 }
 
 /// A counter of `/proc/net/snmp` (`Tcp`) or `/proc/net/netstat` (`TcpExt`) in a namespace.
