@@ -5,7 +5,8 @@
 
 use bond_common::config::BUCKETS;
 
-/// Rebalance only when a member's traffic is this far (share of the total) from its target.
+/// Rebalance only when a member's traffic is this far (share of the total) from its target,
+/// above or below it.
 pub const HYSTERESIS: f64 = 0.10;
 /// Buckets moved per round at most: flows move a few at a time.
 pub const MAX_MOVES: usize = 8;
@@ -35,7 +36,10 @@ pub fn moves(buckets: &[u8; BUCKETS], load: &[f64; BUCKETS], targets: &[(u8, f64
         else {
             break;
         };
-        if over / total <= HYSTERESIS {
+        // Either side counts: links each full carry shares set by their capacities, so a
+        // member left idle (no busy bucket hashed to it) may leave every other within the
+        // margin of its target while it is a whole share below its own.
+        if over.max(-under) / total <= HYSTERESIS {
             break;
         }
         // The bucket whose move leaves the two members closest to their targets.
@@ -88,6 +92,29 @@ mod tests {
         let mut load = [1.0; BUCKETS];
         load[0] = 20.0; // member 0 at ~53%: under 10 points off
         assert!(moves(&b, &load, &[(0, 0.5), (1, 0.5)]).is_empty());
+    }
+
+    #[test]
+    fn a_member_no_busy_bucket_hashed_to_gets_one_though_the_others_are_near_their_shares() {
+        // 20/10/5 Mbit/s: 16 flows, none in the third member's buckets. The other two, full,
+        // carry 20 and 10: 67% and 33% against targets of 57% and 29%, each within 10 points,
+        // while the third is 14 points below its share.
+        let b = table(|i| match i % 7 {
+            0..=3 => 0,
+            4 | 5 => 1,
+            _ => 2,
+        });
+        let mut load = [0.0; BUCKETS];
+        for bucket in (0..BUCKETS).filter(|&i| b[i] == 0).take(10) {
+            load[bucket] = 2.0;
+        }
+        for bucket in (0..BUCKETS).filter(|&i| b[i] == 1).take(5) {
+            load[bucket] = 2.0;
+        }
+        let targets = [(0, 20.0 / 35.0), (1, 10.0 / 35.0), (2, 5.0 / 35.0)];
+        let m = moves(&b, &load, &targets);
+        assert_eq!(m.len(), 1, "one busy bucket is enough: {m:?}");
+        assert_eq!((b[m[0].0], m[0].1), (0, 2), "from the member most over its share to the idle one");
     }
 
     #[test]

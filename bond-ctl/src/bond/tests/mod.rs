@@ -53,6 +53,8 @@ struct Fake {
     busy_until: Vec<(u8, u64)>,
     /// Bytes the data plane gave each member.
     tx_bytes: RefCell<BTreeMap<u8, u64>>,
+    /// Bytes sent per balance-aware bucket (running totals).
+    bucket_bytes: RefCell<Vec<u64>>,
     /// The probe id the peer's replies come from (`member_probe_mac`); 0 taken as 9.
     peer_probe_id: u32,
     /// Link speeds read when carrier came up.
@@ -119,7 +121,9 @@ impl BondIo for Fake {
         Ok(seen)
     }
     fn bucket_bytes(&self) -> anyhow::Result<[u64; BUCKETS]> {
-        Ok([0; BUCKETS])
+        let mut totals = [0; BUCKETS];
+        totals.iter_mut().zip(self.bucket_bytes.borrow().iter()).for_each(|(t, b)| *t = *b);
+        Ok(totals)
     }
     fn can_send(&self, _: Port) -> bool {
         true
@@ -597,4 +601,31 @@ fn the_bonds_mtu_reaches_every_member_or_is_put_back() {
 fn the_config_names_the_size_of_flow_statics_table() {
     let b = bond(2, "    flow_table_size: 8192\n    mode: balance-xor\n    miimon: 5\n");
     assert_eq!(b.io.configs.last().unwrap().sticky_sets, 2048, "sets of four: 8,192 flows");
+}
+
+/// balance-aware flow-dynamic over 20/10/5 Mbit/s: the busy flows all hashed into the first two
+/// links' buckets, which carry 20 and 10 (each within 10 points of its share), and none into
+/// the third's. A rebalancing round moves a busy bucket to it.
+#[test]
+fn a_link_no_busy_flow_hashed_to_is_given_one_by_rebalancing() {
+    let settings = "settings:\n  policies:\n    aw: { basePolicy: balance-aware, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }\n";
+    let mut b = bond(3, &format!("    policy: aw\n    miimon: 5\n{settings}"));
+    b.run(0, 100 * MS, 10 * MS);
+    let buckets = b.main.buckets;
+    let of = |slot: u8| (0..BUCKETS).filter(|&i| buckets[i] == slot).collect::<Vec<_>>();
+    assert!(!of(2).is_empty(), "the third link has buckets: {buckets:?}");
+    let busy: Vec<(usize, u64)> = of(0).into_iter().take(10).map(|i| (i, 2)).chain(of(1).into_iter().take(5).map(|i| (i, 2))).collect();
+    // 1 MB/s per Mbit/s of the flows' rates, every 100 ms, for 25 s.
+    let mut t = 100 * MS;
+    while t <= 25_000 * MS {
+        for &(i, mbit) in &busy {
+            b.io.bucket_bytes.borrow_mut().resize(BUCKETS, 0);
+            b.io.bucket_bytes.borrow_mut()[i] += mbit * 100_000 / 8;
+        }
+        b.run(t, t + 90 * MS, 10 * MS);
+        t += 100 * MS;
+    }
+    assert!(b.event_texts().iter().any(|e| e.starts_with("rebalanced")), "{:?}", b.event_texts());
+    let moved: Vec<usize> = busy.iter().map(|&(i, _)| i).filter(|&i| b.main.buckets[i] == 2).collect();
+    assert_eq!(moved.len(), 1, "one busy bucket to the third link: {moved:?}");
 }
