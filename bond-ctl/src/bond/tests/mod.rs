@@ -616,10 +616,10 @@ fn a_link_no_busy_flow_hashed_to_is_given_one_by_rebalancing() {
     assert!(!of(2).is_empty(), "the third link has buckets: {buckets:?}");
     let busy: Vec<(usize, u64)> = of(0).into_iter().take(10).map(|i| (i, 2)).chain(of(1).into_iter().take(5).map(|i| (i, 2))).collect();
     // 1 MB/s per Mbit/s of the flows' rates, every 100 ms, for 25 s.
+    b.io.bucket_bytes.borrow_mut().resize(BUCKETS, 0);
     let mut t = 100 * MS;
     while t <= 25_000 * MS {
         for &(i, mbit) in &busy {
-            b.io.bucket_bytes.borrow_mut().resize(BUCKETS, 0);
             b.io.bucket_bytes.borrow_mut()[i] += mbit * 100_000 / 8;
         }
         b.run(t, t + 90 * MS, 10 * MS);
