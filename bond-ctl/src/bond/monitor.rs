@@ -590,7 +590,10 @@ impl Core {
         let silences: Vec<(Nanos, Nanos)> = self
             .members
             .iter()
-            .filter(|m| m.link.usable() && m.probes.last_reply.is_some())
+            // A member already failed says nothing of the peer now: its silence only grows,
+            // and counted, the others' ordinary lateness (half an interval) would pass for the
+            // peer's absence and bring it back.
+            .filter(|m| m.link.usable() && m.probes.last_reply.is_some() && m.liveness.up())
             .filter_map(|m| {
                 let fi = self.policy.link_timing(&m.name).0 * MS;
                 m.alive_at(self.policy.monitor, Some(peer)).map(|t| (now.saturating_sub(t), fi))

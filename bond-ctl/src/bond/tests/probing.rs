@@ -198,6 +198,22 @@ fn a_peer_gone_from_every_link_fails_none_though_their_last_replies_were_stagger
     assert!(!b.event_texts().iter().any(|e| e.contains("punished")), "{:?}", b.event_texts());
 }
 
+/// One link dead and failed, and the others' replies late by more than half the interval (a
+/// busy host): the dead link's silence is not the peer's absence, so it stays failed.
+#[test]
+fn a_failed_link_stays_failed_while_the_others_replies_run_late() {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: balance-xor, failoverInterval: 30 }\n";
+    let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    let t = b.probe_for(0, 200 * MS, &[]);
+    let t = b.probe_for(t, t + 100 * MS, &[0]);
+    assert_eq!(b.usable_now(), 0b110, "eth0 failed: {:?}", b.event_texts());
+    // eth1 and eth2 go 20 ms without a reply, then answer again.
+    let t = b.probe_for(t, t + 20 * MS, &[0, 1, 2]);
+    b.probe_for(t, t + 100 * MS, &[0]);
+    assert!(!b.event_texts().iter().any(|e| e.starts_with("the peer answers probes on no link")), "{:?}", b.event_texts());
+    assert_eq!(b.usable_now(), 0b110, "eth0 still failed: {:?}", b.event_texts());
+}
+
 /// balance-aware `packet` without speeds, one link of 20 Mbit/s given 22 by a sender until it is
 /// found full: the peer's replies say what it received and how long each request waited. The
 /// link's rate is measured, and the queue it was found with, which the schedule did not count
