@@ -206,11 +206,19 @@ impl Lab {
     /// Starts a new daemon for A's bond in place of the killed one; it adopts what that one
     /// left (the old one's guard no longer removes it).
     pub fn restart_a(&mut self) -> anyhow::Result<()> {
+        self.restart_a_slowly(Duration::ZERO)
+    }
+
+    /// As [`Lab::restart_a`], the new daemon held up for `delay` before it loads the programs
+    /// over the running bond: what a busy host's verifier can take.
+    pub fn restart_a_slowly(&mut self, delay: Duration) -> anyhow::Result<()> {
         if let Some(old) = self.a.daemon.take() {
             old.hand_over();
         }
         let (config, dir) = (self.config_path(&self.a), self.dir.path().to_path_buf());
-        self.a.daemon = Some(Daemon::start(&self.a.ns, &config, &self.a.bond, &dir)?);
+        let mut command = Command::new(bondctl());
+        command.args(["--netns", self.a.ns.name()]).env("BONDCTL_TEST_ADOPT_DELAY_MS", delay.as_millis().to_string());
+        self.a.daemon = Some(Daemon::spawn(command, &self.a.ns, &config, &self.a.bond, &dir, &[])?);
         Ok(())
     }
 

@@ -429,15 +429,24 @@ pub fn loss_span(sent_at: &[Instant], got: &[(u64, Instant)]) -> Duration {
     }
 }
 
-/// Under a 2,000 datagram/s stream from A to B: kills A's daemon, starts a new one 300 ms later,
-/// and lets 4 s more pass (past the 2 s a new LACP negotiation takes and a fast partner's 3 s
+/// Under a 2,000 datagram/s stream from A to B: kills A's daemon, starts a new one 300 ms later
+/// (held up for `slow_start` before it loads its programs, see [`Lab::restart_a_slowly`]), and
+/// lets 4 s more pass (past the 2 s a new LACP negotiation takes and a fast partner's 3 s
 /// timeout). Returns (datagrams sent, lost, longest run lost).
-pub fn kill_and_restart_under_stream(lab: &mut Lab) -> anyhow::Result<(u64, u64, u64)> {
+pub fn kill_and_restart_under_stream(lab: &mut Lab, slow_start: Duration) -> anyhow::Result<(u64, u64, u64)> {
     let stream = Stream::start(lab, Duration::from_micros(500), 20_000)?;
     crate::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
+    let killed = std::time::SystemTime::now();
     lab.kill_a()?;
     std::thread::sleep(Duration::from_millis(300));
-    lab.restart_a()?;
+    lab.restart_a_slowly(slow_start)?;
+    // When, to set against the logs of the peer (a partner's LACP timeout counts from the last
+    // LACPDU the killed daemon sent).
+    println!(
+        "killed at {}, the new daemon ready {:?} later",
+        humantime::format_rfc3339_millis(killed),
+        killed.elapsed().unwrap_or_default()
+    );
     std::thread::sleep(Duration::from_secs(4));
     let (sent, got) = stream.finish()?;
     let (lost, longest) = losses(sent, &got);

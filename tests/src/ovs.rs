@@ -69,6 +69,14 @@ impl Ovs {
         self.exec("ovs-vsctl", &a)
     }
 
+    /// The last `lines` lines of ovs-vswitchd's log (for failure messages: it says when Open
+    /// vSwitch enabled or disabled each member, and why).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.join("vswitchd.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     pub fn appctl(&self, args: &[&str]) -> anyhow::Result<String> {
         let target = format!("--target={}", s(&self.dir.join("vswitchd.ctl")));
         let mut a = vec![target.as_str()];

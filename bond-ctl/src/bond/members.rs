@@ -8,9 +8,9 @@
 //! still be sent on it.
 
 use anyhow::{Context, bail};
-use bond_common::config::{MAX_MEMBERS, NO_MEMBER};
+use bond_common::config::{MAX_MEMBERS, Mode, NO_MEMBER};
 
-use super::{Action, Bond, BondIo, Core};
+use super::{Action, Bond, BondIo, Core, keepalive};
 use crate::{
     dataplane::{self, Dataplane},
     member::{Member, Saved},
@@ -341,6 +341,17 @@ impl Bond {
         // What can fail without touching the running bond comes first: a failure here leaves
         // it (and its state file) as it was.
         let saved = state.members.iter().map(|sm| Ok((sm, sm.saved()?))).collect::<anyhow::Result<Vec<_>>>()?;
+        // A fast-rate partner disables a port after 3 s without a LACPDU, and loading the
+        // programs can take that long on a busy host: the saved LACPDUs go out meanwhile.
+        let _keepalive = state
+            .lacp
+            .as_ref()
+            .filter(|_| self.policy.mode == Mode::Lacp)
+            .map(|snapshot| keepalive::LacpKeepalive::start(snapshot, &state.members));
+        if let Some(ms) = std::env::var("BONDCTL_TEST_ADOPT_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+            // Tests stand in for a busy host's slow verifier with this.
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let dp = Dataplane::load(&pin_dir, self.spec.flow_table_size).context("loading the data plane over the running bond's maps")?;
         let cfg = dp.maps.config()?;
         let resized = dp.flow_table_resized_from.map(|from| {

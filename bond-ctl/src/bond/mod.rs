@@ -12,6 +12,7 @@ mod aggregation;
 mod announce;
 mod feedback;
 pub mod io;
+mod keepalive;
 mod lifecycle;
 mod members;
 mod monitor;

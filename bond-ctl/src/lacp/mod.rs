@@ -106,7 +106,25 @@ pub struct LacpSnapshot {
     active: Option<u16>,
 }
 
+/// One port's LACPDU repeated while the aggregate has no controller (see
+/// [`LacpSnapshot::keepalive`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Keepalive {
+    pub slot: u8,
+    pub frame: Vec<u8>,
+    /// How often the partner expects one: the fast period when it asked for short timeouts.
+    pub period: Nanos,
+}
+
 impl LacpSnapshot {
+    /// What keeps the partner's view of the aggregate while a new controller takes it over:
+    /// loading the programs can take seconds on a busy host, longer than the 3 s a fast-rate
+    /// partner waits for a LACPDU before it disables the port. For each enabled port that sends
+    /// LACPDUs, the frame saying what it says now (nothing new to the partner) and its period.
+    pub fn keepalive(&self) -> Vec<Keepalive> {
+        self.ports.iter().filter_map(|p| p.standing_pdu().map(|(frame, period)| Keepalive { slot: p.slot, frame, period })).collect()
+    }
+
     /// Whether it is the same aggregate as `other` but for timers and counters: what is worth
     /// writing down again.
     pub fn same_state(&self, other: &LacpSnapshot) -> bool {

@@ -3,7 +3,7 @@
 
 use super::pdu::{self, Lacpdu};
 use super::select::LagKey;
-use super::tx::Transmitter;
+use super::tx::{self, Transmitter};
 use super::{LacpSettings, PortInfo, state};
 use crate::health::metrics::{MS, Nanos};
 use crate::mac::format_mac;
@@ -394,6 +394,17 @@ impl Port {
         let lacpdu = self.tx.poll(now, &self.actor, &self.partner)?;
         self.counters.pdus_sent += 1;
         Some(pdu::encode_lacpdu(self.mac, &lacpdu))
+    }
+
+    /// The LACPDU that repeats what this port says now, and how often the partner expects one,
+    /// for an enabled port that sends LACPDUs (see [`super::LacpSnapshot::keepalive`]).
+    pub fn standing_pdu(&self) -> Option<(Vec<u8>, Nanos)> {
+        if !self.enabled || !tx::lacp_active(&self.actor, &self.partner) {
+            return None;
+        }
+        let period = if self.partner.state & state::TIMEOUT != 0 { tx::FAST_PERIODIC } else { tx::SLOW_PERIODIC };
+        let lacpdu = Lacpdu { actor: self.actor, partner: self.partner, collector_max_delay: 0 };
+        Some((pdu::encode_lacpdu(self.mac, &lacpdu), period))
     }
 
     /// When this port next needs `tick`; `now` is the latest time the caller saw.

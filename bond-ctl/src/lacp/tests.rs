@@ -418,3 +418,41 @@ fn a_new_controller_takes_the_aggregate_over_and_the_partner_sees_no_change() {
     }
     assert!(net.nodes[1].take_events().iter().all(|e| !e.contains("detached") && !e.contains("expired")), "nothing new for the partner");
 }
+
+#[test]
+fn the_saved_lacpdus_keep_a_fast_partner_distributing_while_no_controller_runs() {
+    let mut net = Net::pair(settings(1, true, true), settings(2, true, true), 2);
+    assert!(net.run_until(5 * SEC, |n| n.mask(0) == 0b11 && n.mask(1) == 0b11), "aggregates");
+    let keepalive = net.nodes[0].snapshot().keepalive();
+    assert_eq!(keepalive.iter().map(|k| (k.slot, k.period)).collect::<Vec<_>>(), [(0, tx::FAST_PERIODIC), (1, tx::FAST_PERIODIC)]);
+    // Node 0's controller is gone for 6 s (a new one loading its programs on a busy host): only
+    // its keepalive frames reach the partner, or nothing at all.
+    let partner_alone = |with_keepalive: bool| {
+        let mut partner = net.nodes[1].clone();
+        let (start, mut now, mut kept) = (net.now, net.now, true);
+        while now < start + 6 * SEC {
+            now += STEP;
+            if with_keepalive && (now - start) % tx::FAST_PERIODIC == 0 {
+                for k in &keepalive {
+                    partner.receive(k.slot, &k.frame, now);
+                }
+            }
+            partner.tick(now);
+            kept &= partner.distributing() == 0b11;
+        }
+        (kept, partner.take_events())
+    };
+    let (kept, events) = partner_alone(true);
+    assert!(kept, "the partner kept distributing on both links: {events:?}");
+    assert!(events.iter().all(|e| !e.contains("expired") && !e.contains("detached")), "and saw nothing new: {events:?}");
+    assert!(!partner_alone(false).0, "without them, its short timeout takes both links out");
+
+    // A disabled port says nothing; a partner on long timeouts is sent one every 30 s.
+    let now = net.now;
+    net.nodes[0].set_enabled(1, false, now);
+    net.nodes[0].tick(now);
+    assert_eq!(net.nodes[0].snapshot().keepalive().iter().map(|k| k.slot).collect::<Vec<_>>(), [0]);
+    let mut slow = Net::pair(settings(1, false, true), settings(2, false, true), 1);
+    assert!(slow.run_until(5 * SEC, |n| n.mask(0) == 0b1), "aggregates");
+    assert_eq!(slow.nodes[0].snapshot().keepalive()[0].period, tx::SLOW_PERIODIC);
+}
