@@ -99,7 +99,8 @@ wire_enum! {
         Encap23 = 3 => "encap2+3",
         Encap34 = 4 => "encap3+4",
         VlanSrcMac = 5 => "vlan+srcmac",
-        /// ZeroTier's `src_port ^ dst_port ^ proto`; traffic without ports goes to a random member.
+        /// ZeroTier's flow id `src_port ^ dst_port ^ proto`, mixed (see `hash::zerotier_hash`); traffic
+        /// without ports goes to a random member.
         ZeroTier = 6 => "zerotier",
     }
 }

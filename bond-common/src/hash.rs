@@ -371,16 +371,31 @@ pub fn kernel_hash<P: PacketBytes + ?Sized>(policy: XmitHash, p: &P, h: &Headers
     ip_hash(base, &f, l34)
 }
 
-/// ZeroTier's flow hash `src_port ^ dst_port ^ proto` for TCP, UDP and SCTP; `None` for other
-/// traffic, which ZeroTier sends on a random link.
+/// ZeroTier's flow id `src_port ^ dst_port ^ proto` for TCP, UDP and SCTP, mixed (see below);
+/// `None` for other traffic, which ZeroTier sends on a random link.
+///
+/// ZeroTier takes the bare id modulo the number of links. Its low bit is the ports' parity, and
+/// Linux connects from even ports: over two links every flow between one server port and Linux
+/// clients would take the same link (over four, two of them). Mixed first, every bit of the
+/// ports and protocol counts in every bit of the hash, so flows spread whatever the member count.
 #[inline(always)]
 pub fn zerotier_hash(h: &Headers) -> Option<u32> {
     match h.l4.proto {
         IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP if h.l4.has_ports => {
-            Some(u32::from(h.l4.src_port ^ h.l4.dst_port) ^ u32::from(h.l4.proto))
+            Some(mix32(u32::from(h.l4.src_port ^ h.l4.dst_port) ^ u32::from(h.l4.proto)))
         }
         _ => None,
     }
+}
+
+/// A 32-bit mix (murmur3's finalizer): every input bit moves every output bit.
+#[inline(always)]
+pub fn mix32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x85eb_ca6b);
+    x ^= x >> 13;
+    x = x.wrapping_mul(0xc2b2_ae35);
+    x ^ (x >> 16)
 }
 
 #[cfg(test)]
@@ -537,11 +552,29 @@ mod tests {
     }
 
     #[test]
-    fn zerotier_hash_is_ports_and_proto() {
+    fn zerotier_hash_is_ports_and_proto_mixed() {
         let h = parse(&eth_ipv4_udp([192, 0, 2, 1], [192, 0, 2, 2], 1000, 2000)[..]);
-        assert_eq!(zerotier_hash(&h), Some((1000 ^ 2000) ^ 17));
+        assert_eq!(zerotier_hash(&h), Some(mix32((1000 ^ 2000) ^ 17)));
         let icmp = parse(&eth_ipv4_icmp([192, 0, 2, 1], [192, 0, 2, 2], 8, 0, 1)[..]);
         assert_eq!(zerotier_hash(&icmp), None);
+    }
+
+    #[test]
+    fn zerotier_flows_from_even_client_ports_spread_over_two_and_four_members() {
+        // Linux clients connect from even ports: 64 flows to one server port (443, odd).
+        let hashes: std::vec::Vec<u32> = (0..64u16)
+            .map(|i| zerotier_hash(&parse(&eth_ipv4_udp([192, 0, 2, 1], [192, 0, 2, 2], 40_000 + 2 * i, 443)[..])).unwrap())
+            .collect();
+        for members in [2u32, 4] {
+            let mut per = [0u32; 4];
+            for h in &hashes {
+                per[(h % members) as usize] += 1;
+            }
+            let fair = 64 / members;
+            assert!(per[..members as usize].iter().all(|&n| n >= fair / 2), "{members} members: {per:?}");
+        }
+        // ZeroTier's bare id puts every one of them on the same member of two.
+        assert!((0..64u32).all(|i| ((40_000 + 2 * i) ^ 443 ^ 17) % 2 == 0));
     }
 
     #[test]

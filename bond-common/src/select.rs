@@ -9,6 +9,7 @@
 //! that was on it moves, and it moves at once, before the controller rewrites anything.
 
 use crate::config::{MAX_MEMBERS, NO_MEMBER, PolicyConfig};
+use crate::hash::mix32;
 
 /// `i`, hidden from the optimizer. LLVM can prove `hash % n < n <= MAX_MEMBERS` and drop the
 /// bounds check of the array access that follows; the eBPF verifier cannot prove it and rejects
@@ -103,16 +104,6 @@ pub fn xor_member(p: &PolicyConfig, usable: u32, hash: u32) -> Option<u8> {
         return Some(slot);
     }
     fallback(p, usable, hash)
-}
-
-/// A 32-bit mix (murmur3's finalizer): every input bit moves every output bit.
-#[inline(always)]
-fn mix32(mut x: u32) -> u32 {
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x85eb_ca6b);
-    x ^= x >> 13;
-    x = x.wrapping_mul(0xc2b2_ae35);
-    x ^ (x >> 16)
 }
 
 /// balance-alb: the member that receives from the peer with IPv4 address `peer` (as a

@@ -12,7 +12,7 @@ use std::{
 };
 
 use bond_tests::{
-    Lab, LabOptions,
+    Daemon, Lab, LabOptions,
     net::{Capture, MAGIC, RawSender},
     poll_until,
 };
@@ -371,8 +371,17 @@ fn balance_xor_hashes_match_the_kernel_formulas() {
     assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
 }
 
+/// murmur3's 32-bit finalizer, as published: what the bond mixes ZeroTier's flow id with.
+fn murmur3_fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
 #[test]
-fn zerotier_hash_is_ports_xor_protocol() {
+fn zerotier_hash_is_ports_xor_protocol_mixed() {
     let lab = Lab::start(LabOptions::default().policy("balance-xor")).expect("lab");
     let sender = RawSender::open(&lab.a.ns, &lab.a.bond).unwrap();
     let caps: Vec<Capture> = (0..3).map(|i| Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
@@ -381,7 +390,7 @@ fn zerotier_hash_is_ports_xor_protocol() {
         let (sport, dport, proto) = (1000 + i * 13, 80 + i % 4, if i % 2 == 0 { 17u8 } else { 6 });
         let seq = u64::from(i) + 1;
         sender.send(&eth(1, 2, 0x0800, &ipv4([192, 0, 2, 1], [192, 0, 2, 2], proto, 0, &l4_ports(sport, dport, seq)))).unwrap();
-        want.insert(seq, (u32::from(sport ^ dport) ^ u32::from(proto)) % 3);
+        want.insert(seq, murmur3_fmix32(u32::from(sport ^ dport) ^ u32::from(proto)) % 3);
     }
     let sent: BTreeSet<u64> = want.keys().copied().collect();
     let arrived = arrivals(&caps, &sent);
@@ -392,4 +401,19 @@ fn zerotier_hash_is_ports_xor_protocol() {
         assert_eq!(members.len(), 1, "frame {seq} arrived once, not on members {members:?}");
         assert_eq!(want[seq] as usize, members[0], "frame {seq}");
     }
+}
+
+#[test]
+fn zerotier_balance_xor_spreads_tcp_flows_from_linux_clients_over_two_members() {
+    // Linux connects from even ports, so ZeroTier's bare flow id (ports ^ protocol) has the same
+    // parity for every flow to one server port: modulo two members, all on one.
+    let lab = Lab::start(LabOptions::default().links(2).policy("balance-xor")).expect("lab");
+    let tx = |name: &str| Daemon::member(&lab.a.daemon().status().unwrap(), name)["tx_bytes"].as_u64().unwrap();
+    let before = [tx("eth0"), tx("eth1")];
+    bond_tests::net::tcp_rate(&lab, lab.b.addr, 16, Duration::from_secs(2)).unwrap();
+    let sent = [tx("eth0") - before[0], tx("eth1") - before[1]];
+    let total = (sent[0] + sent[1]).max(1);
+    println!("16 TCP flows over two members: {sent:?} bytes");
+    // Binomial: one member with one flow or none of 16 is 1 run in 2,000.
+    assert!(sent.iter().all(|&n| n * 10 >= total), "each member carries at least a tenth: {sent:?}");
 }
