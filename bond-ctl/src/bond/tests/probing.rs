@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// Three members under balance-xor, failing a link after 30 ms without a reply (probes every
+/// 10 ms).
+fn three_links_probed_every_10_ms() -> Bond<Fake> {
+    let settings = "settings:\n  policies:\n    fast: { basePolicy: balance-xor, failoverInterval: 30 }\n";
+    bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"))
+}
+
 /// Peer probes fit for a shared segment: broadcast until a peer bond answers, then unicast
 /// to the address it answered from (back to broadcast when it stops answering); with no peer
 /// for 30 s, one discovery frame per member every 10 s.
@@ -157,8 +164,7 @@ fn a_flapping_link_is_punished_then_readmitted() {
 
 #[test]
 fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_bond() {
-    let settings = "settings:\n  policies:\n    fast: { basePolicy: balance-xor, failoverInterval: 30 }\n";
-    let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    let mut b = three_links_probed_every_10_ms();
     // The peer answers on every link for a while: probes judge from then on.
     let mut t = b.probe_for(0, 200 * MS, &[]);
     // The peer (or a stall on either host) answers on no link for 100 ms.
@@ -180,8 +186,7 @@ fn silence_on_every_link_at_once_stops_probes_judging_instead_of_darkening_the_b
 /// does not fail for it while the others are as silent.
 #[test]
 fn a_peer_gone_from_every_link_fails_none_though_their_last_replies_were_staggered() {
-    let settings = "settings:\n  policies:\n    fast: { basePolicy: balance-xor, failoverInterval: 30 }\n";
-    let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    let mut b = three_links_probed_every_10_ms();
     let t = b.probe_for(0, 200 * MS, &[]);
     // eth0's replies stop 9 ms before the others' (most of a 10 ms probe interval).
     let t = b.probe_for(t, t + 9 * MS, &[0]);
@@ -202,8 +207,7 @@ fn a_peer_gone_from_every_link_fails_none_though_their_last_replies_were_stagger
 /// busy host): the dead link's silence is not the peer's absence, so it stays failed.
 #[test]
 fn a_failed_link_stays_failed_while_the_others_replies_run_late() {
-    let settings = "settings:\n  policies:\n    fast: { basePolicy: balance-xor, failoverInterval: 30 }\n";
-    let mut b = bond(3, &format!("    policy: fast\n    miimon: 5\n{settings}"));
+    let mut b = three_links_probed_every_10_ms();
     let t = b.probe_for(0, 200 * MS, &[]);
     let t = b.probe_for(t, t + 100 * MS, &[0]);
     assert_eq!(b.usable_now(), 0b110, "eth0 failed: {:?}", b.event_texts());
