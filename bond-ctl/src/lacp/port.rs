@@ -402,7 +402,7 @@ impl Port {
         if !self.enabled || !tx::lacp_active(&self.actor, &self.partner) {
             return None;
         }
-        let period = if self.partner.state & state::TIMEOUT != 0 { tx::FAST_PERIODIC } else { tx::SLOW_PERIODIC };
+        let period = tx::period_for(&self.partner);
         let lacpdu = Lacpdu { actor: self.actor, partner: self.partner, collector_max_delay: 0 };
         Some((pdu::encode_lacpdu(self.mac, &lacpdu), period))
     }

@@ -12,6 +12,11 @@ pub const SLOW_PERIODIC: Nanos = 30_000 * MS;
 /// At most this many LACPDUs per FAST_PERIODIC on a port.
 const TX_LIMIT: usize = 3;
 
+/// How often the partner expects a LACPDU: what it asked for with its TIMEOUT bit.
+pub fn period_for(partner: &PortInfo) -> Nanos {
+    if partner.state & state::TIMEOUT != 0 { FAST_PERIODIC } else { SLOW_PERIODIC }
+}
+
 /// LACPDUs flow unless both sides are passive.
 pub fn lacp_active(actor: &PortInfo, partner: &PortInfo) -> bool {
     (actor.state | partner.state) & state::ACTIVITY != 0
@@ -54,12 +59,12 @@ impl Transmitter {
         }
         // The period is what the partner asked for with its TIMEOUT bit; a partner turning to
         // short timeouts is answered at once rather than after the slow period.
-        let partner_fast = partner.state & state::TIMEOUT != 0;
+        let period = period_for(partner);
         match self.periodic_due {
             None => self.periodic_due = Some(now + FAST_PERIODIC),
-            Some(due) if due <= now || (partner_fast && due > now + FAST_PERIODIC) => {
+            Some(due) if due <= now || due > now + period => {
                 self.ntt = true;
-                self.periodic_due = Some(now + if partner_fast { FAST_PERIODIC } else { SLOW_PERIODIC });
+                self.periodic_due = Some(now + period);
             }
             Some(_) => {}
         }
