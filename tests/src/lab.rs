@@ -216,8 +216,8 @@ impl Lab {
             old.hand_over();
         }
         let (config, dir) = (self.config_path(&self.a), self.dir.path().to_path_buf());
-        let mut command = Command::new(bondctl());
-        command.args(["--netns", self.a.ns.name()]).env("BONDCTL_TEST_ADOPT_DELAY_MS", delay.as_millis().to_string());
+        let mut command = Daemon::bondctl_in(&self.a.ns);
+        command.env("BONDCTL_TEST_ADOPT_DELAY_MS", delay.as_millis().to_string());
         self.a.daemon = Some(Daemon::spawn(command, &self.a.ns, &config, &self.a.bond, &dir, &[])?);
         Ok(())
     }
@@ -406,9 +406,14 @@ impl Daemon {
     /// `bondctl up --config CONFIG ARGS`; the log goes to `dir/<netns>-<bond>.log` (appended
     /// to, so a restarted daemon's log follows the first one's).
     pub fn start_with(ns: &Netns, config: &Path, bond: &str, dir: &Path, args: &[&str]) -> anyhow::Result<Daemon> {
+        Daemon::spawn(Daemon::bondctl_in(ns), ns, config, bond, dir, args)
+    }
+
+    /// `bondctl --netns NS`, to be given a command.
+    fn bondctl_in(ns: &Netns) -> Command {
         let mut command = Command::new(bondctl());
         command.args(["--netns", ns.name()]);
-        Daemon::spawn(command, ns, config, bond, dir, args)
+        command
     }
 
     /// `ip netns exec NS bondctl up --config CONFIG ARGS`: the daemon in `ip`'s private mount
