@@ -578,6 +578,16 @@ mod tests {
     }
 
     #[test]
+    fn layer34_over_three_members_alternates_consecutive_even_ports_between_two() {
+        // What Benchmarks says of bonding.ko's formula and Linux's even source ports: with the
+        // lowest bit dropped, ports two apart still differ by a step that takes turns between
+        // two residues of three.
+        let members: std::collections::BTreeSet<u32> =
+            (0..16u16).map(|i| hash(XmitHash::Layer34, &eth_ipv4_udp([192, 0, 2, 1], [192, 0, 2, 2], 40_000 + 2 * i, 9100)) % 3).collect();
+        assert_eq!(members.len(), 2, "{members:?}");
+    }
+
+    #[test]
     fn truncated_frames_hash_without_panicking() {
         let pkt = eth_ipv4_udp([192, 0, 2, 1], [192, 0, 2, 2], 1000, 2000);
         for len in 0..pkt.len() {
