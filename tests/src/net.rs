@@ -429,16 +429,35 @@ pub fn loss_span(sent_at: &[Instant], got: &[(u64, Instant)]) -> Duration {
     }
 }
 
+/// What a restart under a stream cost: datagrams sent, lost on the way, and where.
+#[derive(Debug)]
+pub struct RestartLoss {
+    pub sent: u64,
+    /// Lost end to end.
+    pub lost: u64,
+    /// The longest run of consecutive lost datagrams.
+    pub longest: u64,
+    /// Lost before the wire: A's bond never sent them on any link (the restarted side's
+    /// own loss; what the wire saw and B did not get, the partner lost).
+    pub lost_by_a: u64,
+}
+
 /// Under a 2,000 datagram/s stream from A to B: kills A's daemon, starts a new one 300 ms later
 /// (held up for `slow_start` before it loads its programs, see [`Lab::restart_a_slowly`]), and
 /// lets 4 s more pass (past the 2 s a new LACP negotiation takes and a fast partner's 3 s
-/// timeout). Returns (datagrams sent, lost, longest run lost).
-pub fn kill_and_restart_under_stream(lab: &mut Lab, slow_start: Duration) -> anyhow::Result<(u64, u64, u64)> {
+/// timeout). Counts what crossed the wire too, to say which side lost what.
+pub fn kill_and_restart_under_stream(lab: &mut Lab, slow_start: Duration) -> anyhow::Result<RestartLoss> {
+    let wire = lab.wire().context("the wire namespace, to see what A sent")?;
+    let captures = (0..lab.links).map(|i| Capture::open(wire, &format!("a{i}"))).collect::<anyhow::Result<Vec<_>>>()?;
     let stream = Stream::start(lab, Duration::from_micros(500), 20_000)?;
     crate::wait_until(Duration::from_secs(5), "traffic flows", || stream.received() > 400);
-    let killed = std::time::SystemTime::now();
+    let (killed, kill_instant) = (std::time::SystemTime::now(), Instant::now());
     lab.kill_a()?;
     std::thread::sleep(Duration::from_millis(300));
+    // Read as it goes, so no capture's buffer fills.
+    let mut on_wire: Vec<(u64, Instant)> = Vec::new();
+    let mut read_wire = || on_wire.extend(captures.iter().flat_map(|c| c.test_datagrams()).map(|(seq, _)| (seq, kill_instant)));
+    read_wire();
     lab.restart_a_slowly(slow_start)?;
     // When, to set against the logs of the peer (a partner's LACP timeout counts from the last
     // LACPDU the killed daemon sent).
@@ -447,10 +466,24 @@ pub fn kill_and_restart_under_stream(lab: &mut Lab, slow_start: Duration) -> any
         humantime::format_rfc3339_millis(killed),
         killed.elapsed().unwrap_or_default()
     );
+    read_wire();
     std::thread::sleep(Duration::from_secs(4));
-    let (sent, got) = stream.finish()?;
+    let (sent_at, got) = stream.finish_timed()?;
+    read_wire();
+    let sent = sent_at.len() as u64;
     let (lost, longest) = losses(sent, &got);
-    Ok((sent, lost, longest))
+    let (lost_by_a, _) = losses(sent, &on_wire);
+    // When the lost ones were sent, against the kill and the logs: what ran then says why.
+    let seen = arrived(sent, &got);
+    let lost_at: Vec<&Instant> = seen.iter().zip(&sent_at).filter(|(s, _)| !**s).map(|(_, t)| t).collect();
+    if let (Some(first), Some(last)) = (lost_at.first(), lost_at.last()) {
+        let at = |t: &Instant| match t.checked_duration_since(kill_instant) {
+            Some(after) => format!("+{:.3} s ({})", after.as_secs_f64(), humantime::format_rfc3339_millis(killed + after)),
+            None => format!("-{:.3} s", (kill_instant - *t).as_secs_f64()),
+        };
+        println!("lost datagrams sent from {} to {} after the kill; {lost_by_a} of them never left A", at(first), at(last));
+    }
+    Ok(RestartLoss { sent, lost, longest, lost_by_a })
 }
 
 /// Bytes per second B receives over `flows` TCP connections from A to `dst` for one round.

@@ -77,6 +77,18 @@ impl Ovs {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// Frames the kernel dropped at ovs-vswitchd's packet sockets (its user-space datapath's
+    /// ports) because they were full: what a stalled ovs-vswitchd loses, as `ss` counts it.
+    pub fn receive_drops(&self) -> anyhow::Result<u64> {
+        let out = self.exec("ss", &["-H", "-f", "link", "-m", "-p"])?;
+        let drops = out
+            .lines()
+            .filter(|l| l.contains("\"ovs-vswitchd\""))
+            .filter_map(|l| l.split("skmem:(").nth(1)?.split(')').next()?.split(',').find_map(|f| f.strip_prefix('d')?.parse::<u64>().ok()))
+            .sum();
+        Ok(drops)
+    }
+
     pub fn appctl(&self, args: &[&str]) -> anyhow::Result<String> {
         let target = format!("--target={}", s(&self.dir.join("vswitchd.ctl")));
         let mut a = vec![target.as_str()];

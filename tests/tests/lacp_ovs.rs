@@ -138,15 +138,24 @@ fn a_removed_member_is_given_up_by_open_vswitch_at_once_and_a_restart_loses_noth
     // Hitless restart: SIGKILL under a stream, a new daemon takes the aggregate over. It takes
     // 3.5 s to load its programs, as on a busy host: longer than Open vSwitch's fast-rate
     // timeout, so the old daemon's LACPDUs must go on meanwhile.
-    let (sent, lost, longest) = bond_tests::net::kill_and_restart_under_stream(&mut lab, Duration::from_millis(3500)).unwrap();
-    println!("802.3ad against Open vSwitch, kill and restart: {lost} of {sent} datagrams lost (longest run {longest})");
+    let dropped_before = ovs.receive_drops().unwrap();
+    let restart = bond_tests::net::kill_and_restart_under_stream(&mut lab, Duration::from_millis(3500)).unwrap();
+    let dropped = ovs.receive_drops().unwrap() - dropped_before;
+    println!("802.3ad against Open vSwitch, kill and restart: {restart:?}; Open vSwitch's sockets dropped {dropped} frames");
     let show = ovs.appctl(&["lacp/show", "lag"]).unwrap();
-    assert_eq!(
-        lost,
-        0,
-        "no datagram lost across the restart; Open vSwitch:\n{show}\nits log:\n{}\nour log:\n{}",
-        ovs.log_tail(40),
-        lab.a.daemon().log()
+    let context = || format!("Open vSwitch:\n{show}\nits log:\n{}\nour log:\n{}", ovs.log_tail(40), lab.a.daemon().log());
+    // Our side: every datagram went out on a link, through the kill and the takeover.
+    assert_eq!(restart.lost_by_a, 0, "A's bond sent every datagram across the restart; {}", context());
+    // Open vSwitch's side: had it timed our links out (no LACPDU for 3 s), it would have
+    // dropped the stream for seconds. What it may lose instead is its own: its user-space
+    // datapath reads each port by a packet socket with a 208 KiB buffer (about 130 ms of this
+    // stream), which a busy host's stall of ovs-vswitchd overflows. Those drops are counted.
+    assert!(
+        restart.lost <= dropped,
+        "Open vSwitch lost {} of {} datagrams, only {dropped} of them by its full sockets; {}",
+        restart.lost,
+        restart.sent,
+        context()
     );
 
     // Clean exit: after remove-link, Open vSwitch stops sending on that link within a second.
