@@ -315,7 +315,12 @@ impl Core {
     /// or their weights changed (`force`: whatever the change).
     fn reallocate(&mut self, force: bool) {
         let views = self.views();
+        let before = self.main.buckets;
         self.main.reallocate(&self.policy, &views, force);
+        if self.main.buckets != before {
+            // Flows moved: how they now fall on the members is judged again soon.
+            self.monitor.rebalance_settled = false;
+        }
         for p in &mut self.peers {
             p.place.reallocate(&p.spec, &views, force);
         }

@@ -39,7 +39,11 @@ pub(super) struct State {
     next_schedule: Nanos,
     /// balance-aware `packet`'s rates and delays as last written to the data plane.
     pub(super) schedule: Vec<bond_common::schedule::MemberSchedule>,
-    next_rebalance: Nanos,
+    /// The last rebalancing round (None: none yet, one is due).
+    last_rebalance: Option<Nanos>,
+    /// Whether the last round, with traffic to judge, found nothing to move: rounds then come
+    /// every period, else four times as often (see [`Core::rebalance_due`]).
+    pub(super) rebalance_settled: bool,
     next_expiry: Nanos,
     /// The ARP monitor gives members the benefit of the doubt for a window from here.
     arp_epoch: Nanos,
@@ -83,7 +87,8 @@ impl State {
             next_quality: now,
             next_schedule: now,
             schedule: Vec::new(),
-            next_rebalance: now,
+            last_rebalance: None,
+            rebalance_settled: false,
             next_expiry: now,
             arp_epoch: now,
             arp_rounds: 0,
@@ -229,9 +234,19 @@ impl Core {
             tx_bytes: self.policy.measures_rates(),
             seen: arp,
             lacpdus: self.policy.mode == Mode::Lacp,
-            bucket_bytes: now >= self.monitor.next_rebalance && self.policy.uses_buckets() && self.policy.balance == Balance::FlowDynamic,
+            bucket_bytes: self.rebalance_due(now) && self.policy.uses_buckets() && self.policy.balance == Balance::FlowDynamic,
             neighbours: self.alb_round_due(now),
         }
+    }
+
+    /// Whether a rebalancing round is due. Rounds come every 2 x `failoverInterval` (1-10 s)
+    /// once the split is settled; until then (a fresh bond, members that changed, a round that
+    /// moved buckets or had no traffic to judge) four times as often, at least 1 s apart: a
+    /// link no busy flow hashed to gets one within seconds, not after two full periods.
+    pub(super) fn rebalance_due(&self, now: Nanos) -> bool {
+        let period = clamp_ms(2 * self.policy.failover_interval, 1_000, 10_000);
+        let period = if self.monitor.rebalance_settled { period } else { (period / 4).max(1_000 * MS) };
+        self.monitor.last_rebalance.is_none_or(|last| now >= last + period)
     }
 
     /// Periodic work, on what the executor read (`sample`).
@@ -288,8 +303,8 @@ impl Core {
             self.monitor.next_schedule = now + SCHEDULE_EVERY;
             self.update_schedule();
         }
-        if now >= self.monitor.next_rebalance {
-            self.monitor.next_rebalance = now + clamp_ms(2 * self.policy.failover_interval, 1_000, 10_000);
+        if self.rebalance_due(now) {
+            self.monitor.last_rebalance = Some(now);
             self.rebalance_round(sample);
         }
         if now >= self.monitor.next_expiry {

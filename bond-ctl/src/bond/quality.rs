@@ -59,9 +59,12 @@ impl Core {
             return;
         }
         let Some(totals) = sample.bucket_bytes else { return };
+        let mut fresh = 0;
         if let Some(prev) = self.monitor.bucket_totals {
             for (b, load) in self.monitor.bucket_load.iter_mut().enumerate() {
-                *load = *load * rebalance::DECAY + totals[b].saturating_sub(prev[b]) as f64;
+                let bytes = totals[b].saturating_sub(prev[b]);
+                fresh += bytes;
+                *load = *load * rebalance::DECAY + bytes as f64;
             }
         }
         self.monitor.bucket_totals = Some(totals);
@@ -71,6 +74,8 @@ impl Core {
         }
         let targets: Vec<(u8, f64)> = self.main.weights.iter().map(|&(m, w)| (m, w / total)).collect();
         let moves = rebalance::moves(&self.main.buckets, &self.monitor.bucket_load, &targets);
+        // Settled once a round that had traffic to judge leaves the table as it is.
+        self.monitor.rebalance_settled = moves.is_empty() && fresh > 0;
         if moves.is_empty() {
             return;
         }

@@ -629,3 +629,41 @@ fn a_link_no_busy_flow_hashed_to_is_given_one_by_rebalancing() {
     let moved: Vec<usize> = busy.iter().map(|&(i, _)| i).filter(|&i| b.main.buckets[i] == 2).collect();
     assert_eq!(moved.len(), 1, "one busy bucket to the third link: {moved:?}");
 }
+
+/// The same bond fresh, its traffic starting 1 s after it came up: the idle link gets a busy
+/// bucket within seconds (rounds come four times as often until the split is settled), and
+/// once a round finds nothing to move they come every 2 x `failoverInterval` (10 s).
+#[test]
+fn a_fresh_bond_rebalances_within_seconds_and_then_every_period() {
+    let settings = "settings:\n  policies:\n    aw: { basePolicy: balance-aware, links: { eth0: { speed: 20 }, eth1: { speed: 10 }, eth2: { speed: 5 } } }\n";
+    let mut b = bond(3, &format!("    policy: aw\n    miimon: 5\n{settings}"));
+    b.run(0, 100 * MS, 10 * MS);
+    let buckets = b.main.buckets;
+    let of = |slot: u8| (0..BUCKETS).filter(|&i| buckets[i] == slot).collect::<Vec<_>>();
+    let busy: Vec<(usize, u64)> = of(0).into_iter().take(10).map(|i| (i, 2)).chain(of(1).into_iter().take(5).map(|i| (i, 2))).collect();
+    b.io.bucket_bytes.borrow_mut().resize(BUCKETS, 0);
+    let on_third = |b: &Bond<Fake>| busy.iter().filter(|&&(i, _)| b.main.buckets[i] == 2).count();
+    let (mut t, mut moved_at, mut rounds_settled) = (100 * MS, None, Vec::new());
+    while t <= 40_000 * MS {
+        if t >= 1_000 * MS {
+            for &(i, mbit) in &busy {
+                b.io.bucket_bytes.borrow_mut()[i] += mbit * 100_000 / 8;
+            }
+        }
+        if t >= 15_000 * MS && b.wants(t).bucket_bytes {
+            rounds_settled.push(t / MS);
+        }
+        b.run(t, t + 90 * MS, 10 * MS);
+        if moved_at.is_none() && on_third(&b) > 0 {
+            moved_at = Some(t / MS);
+        }
+        t += 100 * MS;
+    }
+    let moved_at = moved_at.expect("a busy bucket moved to the third link");
+    assert!(moved_at <= 5_100, "within two quick rounds of the traffic's start: at {moved_at} ms");
+    assert_eq!(on_third(&b), 1, "one busy bucket is enough");
+    assert!(
+        rounds_settled.len() <= 3 && rounds_settled.windows(2).all(|w| w[1] - w[0] >= 10_000),
+        "settled: every 10 s: {rounds_settled:?}"
+    );
+}
