@@ -431,6 +431,7 @@ impl Core {
     fn switch_policy(&mut self, policy: PolicySpec, now: Nanos) -> PolicySwitch {
         let old = std::mem::replace(&mut self.policy, policy);
         let switch = PolicySwitch { old, old_main: self.main.clone() };
+        self.monitor.restart_rebalancing();
         self.own.applied = Some(Vec::new());
         self.choose_active(now);
         self.reallocate(true);

@@ -80,6 +80,15 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Rebalancing starts over (a policy switch): a baseline of the bucket counters at the
+    /// next tick, then rounds at the unsettled pace, on this policy's traffic only.
+    pub(super) fn restart_rebalancing(&mut self) {
+        self.last_rebalance = None;
+        self.rebalance_settled = false;
+        self.bucket_totals = None;
+        self.bucket_load = [0.0; BUCKETS];
+    }
+
     pub(super) fn new(now: Nanos) -> State {
         State {
             next_carrier: now,

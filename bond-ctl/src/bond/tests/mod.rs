@@ -666,4 +666,23 @@ fn a_fresh_bond_rebalances_within_seconds_and_then_every_period() {
         rounds_settled.len() <= 3 && rounds_settled.windows(2).all(|w| w[1] - w[0] >= 10_000),
         "settled: every 10 s: {rounds_settled:?}"
     );
+    // Another policy, the links' speeds reversed: its rebalancing starts over, on its own
+    // traffic (a baseline at once, then the quick pace), not on what the buckets carried before.
+    let text = format!(
+        "bonds:\n  b:\n    links: [eth0, eth1, eth2]\n    policy: aw\n{settings}    aw2: {{ basePolicy: balance-aware, links: {{ eth0: {{ speed: 5 }}, eth1: {{ speed: 10 }}, eth2: {{ speed: 20 }} }} }}\n"
+    );
+    let cfg = config::parse(Path::new("t.yaml"), &text).unwrap();
+    b.set_policy(&cfg, "aw2", t).unwrap();
+    let rebalanced = |b: &Bond<Fake>| b.event_texts().iter().filter(|e| e.starts_with("rebalanced")).count();
+    let moves_before = rebalanced(&b);
+    let mut rounds = Vec::new();
+    for at in (1..=60).map(|i| t + i * 100 * MS) {
+        if b.wants(at).bucket_bytes {
+            rounds.push((at - t) / MS);
+        }
+        b.run(at, at + 10 * MS, 10 * MS);
+    }
+    assert_eq!(rounds.first(), Some(&100), "a baseline at the next tick: {rounds:?}");
+    assert!(rounds.windows(2).all(|w| w[1] - w[0] == 2_500), "then every 2.5 s: {rounds:?}");
+    assert_eq!(rebalanced(&b), moves_before, "no traffic since the switch: the old policy's does not count");
 }
