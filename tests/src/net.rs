@@ -182,6 +182,34 @@ impl Capture {
     }
 }
 
+/// Sends `per_flow` datagrams on every flow and captures them on B's members (`caps`, one per
+/// member) until every one has arrived, each exactly once (panics otherwise); returns the
+/// member each flow arrived on (its last datagram's).
+pub fn flows_by_member(flows: &UdpFlows, caps: &[Capture], per_flow: u64) -> std::collections::BTreeMap<u32, usize> {
+    use std::collections::BTreeMap;
+    let sent = flows.send(per_flow, 100).unwrap();
+    let mut seen: BTreeMap<u64, (u32, usize)> = BTreeMap::new();
+    let mut copies = 0u64;
+    let drain = |seen: &mut BTreeMap<u64, (u32, usize)>, copies: &mut u64| {
+        for (i, c) in caps.iter().enumerate() {
+            for (seq, flow) in c.test_datagrams() {
+                seen.insert(seq, (flow, i));
+                *copies += 1;
+            }
+        }
+    };
+    let waited = crate::poll_until(Duration::from_secs(2), || {
+        drain(&mut seen, &mut copies);
+        seen.len() as u64 >= sent
+    });
+    // A duplicate would travel with its original: one more look after a quiet moment.
+    std::thread::sleep(Duration::from_millis(20));
+    drain(&mut seen, &mut copies);
+    assert_eq!(seen.len() as u64, sent, "every datagram captured on some member of B (waited {waited:?})");
+    assert_eq!(copies, sent, "each datagram arrived exactly once");
+    seen.values().map(|&(flow, member)| (flow, member)).collect()
+}
+
 /// Sends raw Ethernet frames out of an interface (through its TC egress programs).
 pub struct RawSender {
     fd: OwnedFd,

@@ -1,15 +1,12 @@
 //! Losing a member: traffic continues, only what was on the lost member moves, and how long
 //! the interruption lasts.
 
-use std::{
-    collections::BTreeMap,
-    time::{Duration, Instant, SystemTime},
-};
+use std::time::{Duration, Instant, SystemTime};
 
 use bond_tests::{
     Daemon, Lab, LabOptions,
-    net::{Capture, Stream, UdpFlows, losses, ping},
-    poll_until, wait_until,
+    net::{Capture, Stream, UdpFlows, flows_by_member, losses, ping},
+    wait_until,
 };
 
 fn lab(opts: LabOptions) -> Lab {
@@ -57,47 +54,17 @@ fn carrier_loss_on_the_active_member_fails_over_within_milliseconds() {
     lab.restore(index).unwrap();
 }
 
-/// Sends `per_flow` datagrams on every flow and captures them on B's members until every one
-/// has arrived, each exactly once; returns the member each flow arrived on (its last datagram's).
-fn send_and_capture(flows: &UdpFlows, caps: &[Capture], per_flow: u64) -> BTreeMap<u32, usize> {
-    let sent = flows.send(per_flow, 100).unwrap();
-    let mut seen: BTreeMap<u64, (u32, usize)> = BTreeMap::new();
-    let mut copies = 0u64;
-    let drain = |seen: &mut BTreeMap<u64, (u32, usize)>, copies: &mut u64| {
-        for (i, c) in caps.iter().enumerate() {
-            for (seq, flow) in c.test_datagrams() {
-                seen.insert(seq, (flow, i));
-                *copies += 1;
-            }
-        }
-    };
-    let waited = poll_until(Duration::from_secs(2), || {
-        drain(&mut seen, &mut copies);
-        seen.len() as u64 >= sent
-    });
-    // A duplicate would travel with its original: one more look after a quiet moment.
-    std::thread::sleep(Duration::from_millis(20));
-    drain(&mut seen, &mut copies);
-    assert_eq!(seen.len() as u64, sent, "every datagram captured on some member of B (waited {waited:?})");
-    assert_eq!(copies, sent, "each datagram arrived exactly once");
-    let mut m = BTreeMap::new();
-    for (flow, member) in seen.values() {
-        m.insert(*flow, *member);
-    }
-    m
-}
-
 fn only_lost_members_flows_move(policy: &str, settings: &str) {
     let lab = lab(LabOptions::default().policy(policy).settings(settings));
     ping(&lab, 2).unwrap();
     let caps: Vec<Capture> = (0..3).map(|i| Capture::open(&lab.b.ns, &format!("eth{i}")).unwrap()).collect();
     let flows = UdpFlows::new(&lab, 96, 42000).unwrap();
-    let before = send_and_capture(&flows, &caps, 3);
+    let before = flows_by_member(&flows, &caps, 3);
     assert_eq!(before.len(), 96);
     lab.cut(1).unwrap();
     // Wait for the controller to see the carrier loss.
     wait_until(Duration::from_secs(5), "carrier loss seen", || lab.a.daemon().status().unwrap()["members"][1]["usable"] == false);
-    let after = send_and_capture(&flows, &caps, 3);
+    let after = flows_by_member(&flows, &caps, 3);
     assert_eq!(after.len(), 96, "every flow still arrives");
     let mut moved = 0;
     for (flow, was) in &before {
