@@ -252,9 +252,11 @@ impl Core {
     /// once the split is settled; until then (a fresh bond, members that changed, a round that
     /// moved buckets or had no traffic to judge) four times as often, at least 1 s apart: a
     /// link no busy flow hashed to gets one within seconds, not after two full periods.
+    /// balance-aware only: balance-tlb and balance-alb keep bonding's steady pace.
     pub(super) fn rebalance_due(&self, now: Nanos) -> bool {
         let period = clamp_ms(2 * self.policy.failover_interval, 1_000, 10_000);
-        let period = if self.monitor.rebalance_settled { period } else { (period / 4).max(1_000 * MS) };
+        let quick = !self.monitor.rebalance_settled && self.policy.mode == Mode::BalanceAware;
+        let period = if quick { (period / 4).max(1_000 * MS) } else { period };
         self.monitor.last_rebalance.is_none_or(|last| now >= last + period)
     }
 

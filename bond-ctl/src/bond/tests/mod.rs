@@ -665,3 +665,17 @@ fn a_link_no_busy_flow_hashed_to_is_given_one_within_seconds_then_rounds_slow_do
     assert!(rounds.windows(2).all(|w| w[1] - w[0] == 2_500), "then every 2.5 s: {rounds:?}");
     assert_eq!(rebalanced(&b), moves_before, "no traffic since the switch: the old policy's does not count");
 }
+
+/// balance-tlb rebalances at bonding's steady pace, never the quicker one of balance-aware.
+#[test]
+fn balance_tlb_rebalances_at_a_steady_pace() {
+    let mut b = bond(2, "    mode: balance-tlb\n    miimon: 5\n");
+    let mut rounds = Vec::new();
+    for at in (1..=300).map(|i| i * 100 * MS) {
+        if b.wants(at).bucket_bytes {
+            rounds.push(at / MS);
+        }
+        b.run(at, at + 10 * MS, 10 * MS);
+    }
+    assert!(rounds.len() >= 2 && rounds.windows(2).all(|w| w[1] - w[0] == 10_000), "every 10 s: {rounds:?}");
+}
