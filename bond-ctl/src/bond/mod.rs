@@ -10,6 +10,7 @@ pub mod action;
 mod address;
 mod aggregation;
 mod announce;
+mod devices;
 mod feedback;
 pub mod io;
 mod keepalive;
