@@ -1,9 +1,8 @@
 //! A bond's monitoring: carrier polling, peer probes, the ARP / NS monitor, and what follows from
 //! them (health, punishment, quality, allocation, rebalancing, flow expiry); what the devices
-//! themselves report is `devices`. The decisions are
-//! the pure functions of [`crate::health`]; this is where measurements go in and actions come out:
-//! [`Core::on_tick`] takes a [`Sample`] and the time, `Bond::tick` reads the sample and carries
-//! the actions out.
+//! themselves report is `devices`. The decisions are the pure functions of [`crate::health`];
+//! this is where measurements go in and actions come out: [`Core::on_tick`] takes a [`Sample`]
+//! and the time, `Bond::tick` reads the sample and carries the actions out.
 
 use std::{net::IpAddr, time::Duration};
 
