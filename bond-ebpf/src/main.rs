@@ -8,7 +8,8 @@
 //! Both read one config bank per packet (see `bond_common::config`) and keep per-CPU counters.
 //! `floor` does nothing: the benchmark's baseline for what running a TC program costs;
 //! `floor_redirect` and `floor_redirect_ingress` only redirect, the least a bond's programs do;
-//! the `stage_*` programs are `bond_egress` cut short after each stage (`stages`).
+//! the `stage_*` programs are `bond_egress` cut short after each stage (`stages`), and
+//! `stage_general` is `bond_egress` without its short paths.
 #![no_std]
 #![no_main]
 
@@ -23,7 +24,7 @@ use aya_ebpf::{macros::classifier, programs::TcContext};
 
 #[classifier]
 pub fn bond_egress(ctx: TcContext) -> i32 {
-    egress::bond_egress(&ctx)
+    egress::bond_egress::<true>(&ctx)
 }
 
 #[classifier]
@@ -88,6 +89,12 @@ pub fn stage_sample(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn stage_counters(ctx: TcContext) -> i32 {
     stages::upto::<{ stages::COUNTERS }>(&ctx)
+}
+
+/// `bond_egress` without its short paths: every packet by the general path (for the bench).
+#[classifier]
+pub fn stage_general(ctx: TcContext) -> i32 {
+    egress::bond_egress::<false>(&ctx)
 }
 
 #[cfg(not(test))]

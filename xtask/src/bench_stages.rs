@@ -113,7 +113,9 @@ pub fn redirect_floor(lab: &Lab, round: Duration) -> anyhow::Result<(f64, f64)> 
 pub fn breakdown(lab: &Lab, rounds: usize, round: Duration) -> anyhow::Result<serde_json::Value> {
     println!("== bond_egress stage by stage (balance-xor layer3+4; each row runs the stages above it too), {rounds} interleaved rounds");
     let egress = |prog| -> [Place; 1] { [(prog, &lab.a.ns, lab.a.bond.as_str(), TcAttachType::Egress)] };
-    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len() + 2];
+    // The redirect floor, each stage, the whole program, and the whole program by its general
+    // path only (`stage_general`: what the short paths save).
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len() + 3];
     for r in 0..rounds {
         // Every other round backwards: a drift within a round (the machine's other load) then
         // favours no stage.
@@ -122,7 +124,8 @@ pub fn breakdown(lab: &Lab, rounds: usize, round: Duration) -> anyhow::Result<se
             let ns = match i {
                 0 => Ahead::attach(lab, &egress("floor_redirect"), false)?.cost(small_round(lab, round))?[0],
                 i if i <= STAGES.len() => Ahead::attach(lab, &egress(STAGES[i - 1].0), true)?.cost(small_round(lab, round))?[0],
-                _ => program_cost(lab, small_round(lab, round))?.0,
+                i if i == STAGES.len() + 1 => program_cost(lab, small_round(lab, round))?.0,
+                _ => Ahead::attach(lab, &egress("stage_general"), true)?.cost(small_round(lab, round))?[0],
             };
             runs[i].push(ns);
         }
@@ -130,10 +133,14 @@ pub fn breakdown(lab: &Lab, rounds: usize, round: Duration) -> anyhow::Result<se
     let medians: Vec<f64> = runs.iter_mut().map(|r| median(r)).collect();
     let names = std::iter::once("redirect only (floor_redirect)")
         .chain(STAGES.iter().map(|(_, what)| *what))
-        .chain(std::iter::once("the rest: policy dispatch, flags, the redirect to the chosen member (bond_egress)"));
+        .chain(std::iter::once("the rest: the short path's checks, the redirect to the chosen member (bond_egress)"))
+        .chain(std::iter::once("bond_egress by its general path (stage_general; against the stages)"));
     let mut rows = Vec::new();
     for (i, name) in names.enumerate() {
-        let added = if i == 0 { 0.0 } else { medians[i] - medians[i - 1] };
+        // The general path is the whole program done another way: compared with the stages,
+        // as the whole program is.
+        let before = if i == STAGES.len() + 2 { STAGES.len() } else { i.saturating_sub(1) };
+        let added = if i == 0 { 0.0 } else { medians[i] - medians[before] };
         println!("   {name:<80} {:>6.1} ns   {added:+6.1}   ({:+.1} above the redirect)", medians[i], medians[i] - medians[0]);
         rows.push(serde_json::json!({ "stage": name, "ns": medians[i], "added_ns": added, "runs": runs[i] }));
     }
@@ -175,7 +182,7 @@ pub fn in_a_loop(lab: &Lab, rounds: usize) -> anyhow::Result<serde_json::Value> 
     const INGRESS: [&str; 2] = ["floor_redirect_ingress", "member_ingress"];
     let mut ebpf = fresh_object(lab, true)?;
     let stage_names = STAGES.iter().map(|(p, _)| *p);
-    let every: Vec<&str> = EGRESS_FLOORS.into_iter().chain(stage_names).chain(["bond_egress"]).chain(INGRESS).collect();
+    let every: Vec<&str> = EGRESS_FLOORS.into_iter().chain(stage_names).chain(["bond_egress", "stage_general"]).chain(INGRESS).collect();
     for name in &every {
         let p: &mut SchedClassifier = ebpf.program_mut(name).with_context(|| format!("no {name} program"))?.try_into()?;
         p.load().with_context(|| format!("loading {name}"))?;
@@ -200,7 +207,8 @@ pub fn in_a_loop(lab: &Lab, rounds: usize) -> anyhow::Result<serde_json::Value> 
     for policy in ["xor-l34", "active-backup", "balance-aware"] {
         lab.a.daemon().set_policy(policy)?;
         // The stage programs run balance-xor's stages whatever the policy: only its rows count.
-        let names: Vec<&str> = if policy == "xor-l34" { every.clone() } else { EGRESS_FLOORS.into_iter().chain(["bond_egress"]).collect() };
+        let names: Vec<&str> =
+            if policy == "xor-l34" { every.clone() } else { EGRESS_FLOORS.into_iter().chain(["bond_egress", "stage_general"]).collect() };
         let mut runs: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
         for r in 0..rounds {
             let order: Vec<usize> = if r % 2 == 0 { (0..names.len()).collect() } else { (0..names.len()).rev().collect() };
