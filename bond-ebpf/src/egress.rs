@@ -51,12 +51,18 @@ pub fn bond_egress<const SHORTCUTS: bool>(ctx: &TcContext) -> i32 {
         return verdict;
     }
     let len = u64::from(ctx.len());
+    // SAFETY: this CPU's scratch entry, used by this program run only.
+    let h = unsafe { &mut *h };
     if SHORTCUTS && let Some(policy) = plain_default_policy(cfg) {
         let verdict = match Mode::from_u32(policy.mode) {
-            Some(Mode::ActiveBackup | Mode::None) => Some(to_the_active_member(ctx, cfg, policy, ether_type, len)),
-            Some(Mode::BalanceXor | Mode::Lacp) => to_the_hashed_member(ctx, cfg, policy, ether_type, len),
+            Some(Mode::ActiveBackup | Mode::None) => {
+                let usable = member_usable() & policy.family_mask(ether_type);
+                Some(to_unparsed(ctx, cfg, h, active_member(policy, usable), len))
+            }
+            Some(Mode::BalanceRr) => Some(to_the_next_member(ctx, cfg, policy, h, ether_type, len)),
+            Some(Mode::BalanceXor | Mode::Lacp) => to_the_hashed_member(ctx, cfg, policy, h, ether_type, len),
             Some(Mode::BalanceAware) if Balance::from_u32(policy.balance) == Some(Balance::FlowDynamic) => {
-                to_the_hashed_member(ctx, cfg, policy, ether_type, len)
+                to_the_hashed_member(ctx, cfg, policy, h, ether_type, len)
             }
             _ => None,
         };
@@ -64,8 +70,6 @@ pub fn bond_egress<const SHORTCUTS: bool>(ctx: &TcContext) -> i32 {
             return verdict;
         }
     }
-    // SAFETY: this CPU's scratch entry, used by this program run only.
-    let h = unsafe { &mut *h };
     let pkt = Skb::new(ctx);
     // Headers are read only when something needs them: the destination table, the policy's
     // choice, or a flow-table sample. `h` is meaningful only after parse_headers.
@@ -119,7 +123,7 @@ pub fn bond_egress<const SHORTCUTS: bool>(ctx: &TcContext) -> i32 {
 
 /// The default policy, when it alone decides every packet: no traffic classes, no peer
 /// tables and no flag that reads or rewrites the packet. The common cases then take short paths
-/// of their own (`to_the_active_member`, `to_the_hashed_member`): the same decisions as the
+/// of their own (`to_unparsed`, `to_the_next_member`, `to_the_hashed_member`): the same decisions as the
 /// general path, in fewer steps and fewer instruction-cache lines. Under traffic the stack's
 /// own work evicts the program between packets, so every branch the general path walks
 /// through costs.
@@ -132,17 +136,22 @@ fn plain_default_policy(cfg: &BondConfig) -> Option<&PolicyConfig> {
     cfg.policies.get(cfg.default_policy as usize)
 }
 
-/// active-backup (and none) under a plain default policy: the active member, without parsing
-/// unless the flow table samples the packet. This is bonding's most common mode, and its cost
-/// per packet is nearly all the program's own.
+/// balance-rr under a plain default policy: the next member in turn (or a random one).
 #[inline(always)]
-fn to_the_active_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, ether_type: u16, len: u64) -> i32 {
-    let choice = active_member(policy, member_usable() & policy.family_mask(ether_type));
-    if flow_sample_due()
-        && let Some(h) = SCRATCH.get_ptr_mut(0)
-    {
-        // SAFETY: this CPU's scratch entry, used by this program run only.
-        let h = unsafe { &mut *h };
+fn to_the_next_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, h: &mut Headers, ether_type: u16, len: u64) -> i32 {
+    let counter = next_packet(cfg.default_policy);
+    // SAFETY: a BPF helper without arguments that only returns a number.
+    let random = if policy.packets_per_link == 0 { unsafe { bpf_get_prandom_u32() } } else { 0 };
+    let choice = round_robin_member(policy, member_usable() & policy.family_mask(ether_type), counter, random);
+    to_unparsed(ctx, cfg, h, choice, len)
+}
+
+/// Sends a packet whose member was chosen without reading it (active-backup, balance-rr),
+/// parsing it only when the flow table samples it. active-backup is bonding's most common
+/// mode, and its cost per packet is nearly all the program's own.
+#[inline(always)]
+fn to_unparsed(ctx: &TcContext, cfg: &BondConfig, h: &mut Headers, choice: Option<u8>, len: u64) -> i32 {
+    if flow_sample_due() {
         parse_headers(&Skb::new(ctx), h);
         record_flow(h, choice.map_or(CHOICE_NOTHING, u32::from) | (cfg.default_policy & 0xff) << 16, len);
     }
@@ -153,10 +162,14 @@ fn to_the_active_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig
 /// bucket's member) under a plain default policy. None for a frame without an Ethernet header
 /// (the general path counts it and sends it on the active member).
 #[inline(always)]
-fn to_the_hashed_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, ether_type: u16, len: u64) -> Option<i32> {
-    let h = SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: this CPU's scratch entry, used by this program run only.
-    let h = unsafe { &mut *h };
+fn to_the_hashed_member(
+    ctx: &TcContext,
+    cfg: &BondConfig,
+    policy: &PolicyConfig,
+    h: &mut Headers,
+    ether_type: u16,
+    len: u64,
+) -> Option<i32> {
     let pkt = Skb::new(ctx);
     if !parse_headers(&pkt, h) {
         return None;

@@ -174,7 +174,8 @@ const LOOP_RUNS: u32 = 1_000_000;
 /// Each program in the kernel's test runner on a frame of the bench's flow: nanoseconds per
 /// run, least and median of `rounds` interleaved calls of `LOOP_RUNS` runs, on one CPU. Under
 /// balance-xor layer3+4 every stage program and both directions' programs and floors; under
-/// active-backup and balance-aware the egress floors and `bond_egress`. Leaves A's bond on
+/// active-backup, balance-aware and balance-rr the egress floors, `bond_egress` and
+/// `stage_general`. Leaves A's bond on
 /// balance-xor layer3+4.
 pub fn in_a_loop(lab: &Lab, rounds: usize) -> anyhow::Result<serde_json::Value> {
     println!("== in the kernel's test runner: one frame, {LOOP_RUNS} runs a call, one CPU, {rounds} interleaved calls (least, median)");
@@ -204,7 +205,7 @@ pub fn in_a_loop(lab: &Lab, rounds: usize) -> anyhow::Result<serde_json::Value> 
     };
     let _pinned = PinnedToOneCpu::new()?;
     let mut results = Vec::new();
-    for policy in ["xor-l34", "active-backup", "balance-aware"] {
+    for policy in ["xor-l34", "active-backup", "balance-aware", "balance-rr"] {
         lab.a.daemon().set_policy(policy)?;
         // The stage programs run balance-xor's stages whatever the policy: only its rows count.
         let names: Vec<&str> =
