@@ -16,8 +16,6 @@ pub const MEMBER_STATS: &str = "member_stats";
 pub const BOND_STATS: &str = "bond_stats";
 /// `PerCpuArray<u32, MAX_POLICIES>`: balance-rr packet counter per policy and CPU.
 pub const RR_CURSOR: &str = "rr_cursor";
-/// `PerCpuArray<u32, 1>`: pseudo-random state that picks the packets the flow table samples.
-pub const SAMPLE_CURSOR: &str = "sample_cursor";
 /// `LruHashMap<u64, FlowEntry, FLOW_CAPACITY>`: flow id -> flow record.
 pub const FLOWS: &str = "flows";
 /// `Array<StickySet, sticky::sets_for(flow_table_size)>`, page-aligned: balance-aware
@@ -60,7 +58,7 @@ pub const SCHEDULE: &str = "schedule";
 pub const BUSY_UNTIL: &str = "busy_until";
 
 /// Every map, for pinning and adoption.
-pub const ALL: [&str; 23] = [
+pub const ALL: [&str; 22] = [
     SCHEDULE,
     BUSY_UNTIL,
     PROBE_KEY,
@@ -70,7 +68,6 @@ pub const ALL: [&str; 23] = [
     MEMBER_STATS,
     BOND_STATS,
     RR_CURSOR,
-    SAMPLE_CURSOR,
     FLOWS,
     STICKY_FLOWS,
     PEER_V4,

@@ -21,8 +21,8 @@ use bond_common::{
 
 use crate::{
     maps::{
-        BUCKET_BYTES, BUSY_UNTIL, CLASS_STATS, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCHEDULE, SCRATCH, STICKY_FLOWS, bond_stats,
-        current_config, flow_sample_due, member_stats, member_usable, skb_protocol,
+        BUCKET_BYTES, BUSY_UNTIL, CLASS_STATS, FLOWS, PEER_MAC, PEER_V4, PEER_V6, RR_CURSOR, SCHEDULE, STICKY_FLOWS, Scratch, bond_stats,
+        current_config, flow_sample_due, member_stats, member_usable, scratch, skb_protocol,
     },
     probe,
     skb::Skb,
@@ -39,7 +39,7 @@ const CHOICE_STICKY: u32 = 0x400;
 /// they save.
 #[inline(always)]
 pub fn bond_egress<const SHORTCUTS: bool>(ctx: &TcContext) -> i32 {
-    let (Some(cfg), Some(h)) = (current_config(), SCRATCH.get_ptr_mut(0)) else {
+    let (Some(cfg), Some(scratch)) = (current_config(), scratch()) else {
         bond_stats(|s| s.tx_no_config += 1);
         warn!(ctx, "bond_egress: no configuration in force: packet dropped");
         return TC_ACT_SHOT;
@@ -51,18 +51,16 @@ pub fn bond_egress<const SHORTCUTS: bool>(ctx: &TcContext) -> i32 {
         return verdict;
     }
     let len = u64::from(ctx.len());
-    // SAFETY: this CPU's scratch entry, used by this program run only.
-    let h = unsafe { &mut *h };
     if SHORTCUTS && let Some(policy) = plain_default_policy(cfg) {
         let verdict = match Mode::from_u32(policy.mode) {
             Some(Mode::ActiveBackup | Mode::None) => {
                 let usable = member_usable() & policy.family_mask(ether_type);
-                Some(to_unparsed(ctx, cfg, h, active_member(policy, usable), len))
+                Some(to_unparsed(ctx, cfg, scratch, active_member(policy, usable), len))
             }
-            Some(Mode::BalanceRr) => Some(to_the_next_member(ctx, cfg, policy, h, ether_type, len)),
-            Some(Mode::BalanceXor | Mode::Lacp) => to_the_hashed_member(ctx, cfg, policy, h, ether_type, len),
+            Some(Mode::BalanceRr) => Some(to_the_next_member(ctx, cfg, policy, scratch, ether_type, len)),
+            Some(Mode::BalanceXor | Mode::Lacp) => to_the_hashed_member(ctx, cfg, policy, scratch, ether_type, len),
             Some(Mode::BalanceAware) if Balance::from_u32(policy.balance) == Some(Balance::FlowDynamic) => {
-                to_the_hashed_member(ctx, cfg, policy, h, ether_type, len)
+                to_the_hashed_member(ctx, cfg, policy, scratch, ether_type, len)
             }
             _ => None,
         };
@@ -70,6 +68,7 @@ pub fn bond_egress<const SHORTCUTS: bool>(ctx: &TcContext) -> i32 {
             return verdict;
         }
     }
+    let Scratch { sample_cursor, headers: h } = scratch;
     let pkt = Skb::new(ctx);
     // Headers are read only when something needs them: the destination table, the policy's
     // choice, or a flow-table sample. `h` is meaningful only after parse_headers.
@@ -100,7 +99,7 @@ pub fn bond_egress<const SHORTCUTS: bool>(ctx: &TcContext) -> i32 {
     };
 
     let choice = if choice == CHOICE_STICKY { sticky_choice(cfg, policy, policy_index, usable, h) } else { choice };
-    if flow_sample_due() {
+    if flow_sample_due(sample_cursor) {
         if !parsed {
             parse_headers(&pkt, h);
         }
@@ -138,20 +137,21 @@ fn plain_default_policy(cfg: &BondConfig) -> Option<&PolicyConfig> {
 
 /// balance-rr under a plain default policy: the next member in turn (or a random one).
 #[inline(always)]
-fn to_the_next_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, h: &mut Headers, ether_type: u16, len: u64) -> i32 {
+fn to_the_next_member(ctx: &TcContext, cfg: &BondConfig, policy: &PolicyConfig, scratch: &mut Scratch, ether_type: u16, len: u64) -> i32 {
     let counter = next_packet(cfg.default_policy);
     // SAFETY: a BPF helper without arguments that only returns a number.
     let random = if policy.packets_per_link == 0 { unsafe { bpf_get_prandom_u32() } } else { 0 };
     let choice = round_robin_member(policy, member_usable() & policy.family_mask(ether_type), counter, random);
-    to_unparsed(ctx, cfg, h, choice, len)
+    to_unparsed(ctx, cfg, scratch, choice, len)
 }
 
 /// Sends a packet whose member was chosen without reading it (active-backup, balance-rr),
 /// parsing it only when the flow table samples it. active-backup is bonding's most common
 /// mode, and its cost per packet is nearly all the program's own.
 #[inline(always)]
-fn to_unparsed(ctx: &TcContext, cfg: &BondConfig, h: &mut Headers, choice: Option<u8>, len: u64) -> i32 {
-    if flow_sample_due() {
+fn to_unparsed(ctx: &TcContext, cfg: &BondConfig, scratch: &mut Scratch, choice: Option<u8>, len: u64) -> i32 {
+    if flow_sample_due(&mut scratch.sample_cursor) {
+        let h = &mut scratch.headers;
         parse_headers(&Skb::new(ctx), h);
         record_flow(h, choice.map_or(CHOICE_NOTHING, u32::from) | (cfg.default_policy & 0xff) << 16, len);
     }
@@ -166,10 +166,11 @@ fn to_the_hashed_member(
     ctx: &TcContext,
     cfg: &BondConfig,
     policy: &PolicyConfig,
-    h: &mut Headers,
+    scratch: &mut Scratch,
     ether_type: u16,
     len: u64,
 ) -> Option<i32> {
+    let Scratch { sample_cursor, headers: h } = scratch;
     let pkt = Skb::new(ctx);
     if !parse_headers(&pkt, h) {
         return None;
@@ -182,7 +183,7 @@ fn to_the_hashed_member(
     } else {
         xor_member(policy, usable, policy_hash(policy, &pkt, h))
     };
-    if flow_sample_due() {
+    if flow_sample_due(sample_cursor) {
         record_flow(h, choice.map_or(CHOICE_NOTHING, u32::from) | (cfg.default_policy & 0xff) << 16, len);
     }
     Some(to(ctx, cfg, choice, len))

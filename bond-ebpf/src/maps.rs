@@ -33,14 +33,29 @@ pub static BOND_STATS: PerCpuArray<BondStats, 1> = PerCpuArray::new();
 #[btf_map(name = "rr_cursor")]
 pub static RR_CURSOR: PerCpuArray<u32, MAX_POLICIES> = PerCpuArray::new();
 
-#[btf_map(name = "sample_cursor")]
-pub static SAMPLE_CURSOR: PerCpuArray<u32, 1> = PerCpuArray::new();
+/// What one CPU's program runs keep between and during packets: the pseudo-random state that
+/// picks the packets the flow table samples, and room for the packet's parsed headers. One
+/// value, so a packet pays one lookup and the neighbouring cache lines for both.
+///
+/// The headers are in a map rather than on the stack: the verifier tracks stack bytes
+/// exactly, so a parsed and an unparsed packet would be different states for everything that
+/// follows, doubling what it has to verify at every such branch.
+#[repr(C)]
+pub struct Scratch {
+    pub sample_cursor: u32,
+    pub headers: Headers,
+}
 
-/// Per-CPU room for the packet's parsed headers. Kept in a map rather than on the stack: the
-/// verifier tracks stack bytes exactly, so a parsed and an unparsed packet would be different
-/// states for everything that follows, doubling what it has to verify at every such branch.
 #[btf_map(name = "scratch")]
-pub static SCRATCH: PerCpuArray<Headers, 1> = PerCpuArray::new();
+pub static SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
+
+/// This CPU's scratch value.
+#[inline(always)]
+pub fn scratch() -> Option<&'static mut Scratch> {
+    // SAFETY: this CPU's entry, used by one program run at a time (TC programs run with
+    // preemption disabled and do not nest on a CPU).
+    SCRATCH.get_ptr_mut(0).map(|s| unsafe { &mut *s })
+}
 
 #[btf_map(name = "flows")]
 pub static FLOWS: LruHashMap<u64, FlowEntry, FLOW_CAPACITY> = LruHashMap::new();
@@ -106,16 +121,10 @@ pub fn current_config() -> Option<&'static BondConfig> {
 
 /// Whether the flow table samples this packet (see `bond_common::flow::sample_step`).
 #[inline(always)]
-pub fn flow_sample_due() -> bool {
-    match SAMPLE_CURSOR.get_ptr_mut(0) {
-        // SAFETY: per-CPU state.
-        Some(c) => unsafe {
-            let (next, due) = sample_step(*c);
-            *c = next;
-            due
-        },
-        None => true,
-    }
+pub fn flow_sample_due(cursor: &mut u32) -> bool {
+    let (next, due) = sample_step(*cursor);
+    *cursor = next;
+    due
 }
 
 /// Bit mask of usable member slots.

@@ -12,7 +12,7 @@ use bond_common::select::xor_member;
 use crate::{
     FLOOR_EGRESS_TO,
     egress::{parse_headers, record_flow, xmit_hash},
-    maps::{SCRATCH, current_config, flow_sample_due, member_stats, member_usable, skb_protocol},
+    maps::{Scratch, current_config, flow_sample_due, member_stats, member_usable, scratch, skb_protocol},
     skb::Skb,
 };
 
@@ -31,7 +31,7 @@ pub const COUNTERS: u32 = 6;
 pub fn upto<const N: u32>(ctx: &TcContext) -> i32 {
     let to = FLOOR_EGRESS_TO.load();
     if N >= CONFIG {
-        let (Some(cfg), Some(h)) = (current_config(), SCRATCH.get_ptr_mut(0)) else { return TC_ACT_SHOT as i32 };
+        let (Some(cfg), Some(Scratch { sample_cursor, headers: h })) = (current_config(), scratch()) else { return TC_ACT_SHOT as i32 };
         let Some(policy) = cfg.policies.get(cfg.default_policy as usize) else { return TC_ACT_SHOT as i32 };
         if N >= USABLE {
             let usable = member_usable() & policy.family_mask(skb_protocol(ctx));
@@ -39,8 +39,6 @@ pub fn upto<const N: u32>(ctx: &TcContext) -> i32 {
                 return TC_ACT_SHOT as i32;
             }
             if N >= PARSE {
-                // SAFETY: this CPU's scratch entry, used by this program run only.
-                let h = unsafe { &mut *h };
                 let pkt = Skb::new(ctx);
                 if !parse_headers(&pkt, h) {
                     return TC_ACT_SHOT as i32;
@@ -50,7 +48,7 @@ pub fn upto<const N: u32>(ctx: &TcContext) -> i32 {
                         return TC_ACT_SHOT as i32;
                     };
                     let len = u64::from(ctx.len());
-                    if N >= SAMPLE && flow_sample_due() {
+                    if N >= SAMPLE && flow_sample_due(sample_cursor) {
                         record_flow(h, u32::from(slot), len);
                     }
                     if N >= COUNTERS {
