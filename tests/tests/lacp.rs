@@ -132,11 +132,18 @@ fn mismatched_keys_form_separate_aggregators() {
         .unwrap();
         daemons.push(Daemon::start(&lab.b.ns, &cfg, &bond, dir.path()).unwrap());
     }
-    let (s, _) = wait_for(lab.a.daemon(), Duration::from_secs(12), "one aggregator distributing", |s| {
-        s["lacp"]["distributing"].as_u64().unwrap_or(0).count_ones() == 2
+    // B's two bonds start one after the other: A may distribute on the first before it has
+    // heard the second, so wait for both keys, each on both its links.
+    let of_b = |s: &Value| -> Vec<Value> {
+        let aggs = s["lacp"]["aggregators"].as_array().cloned().unwrap_or_default();
+        aggs.into_iter().filter(|g| g["partner_system"] == "02:00:00:00:be:ef").collect()
+    };
+    let (s, _) = wait_for(lab.a.daemon(), Duration::from_secs(12), "one aggregator distributing, both of B's keys heard", |s| {
+        let both_keys = of_b(s);
+        let whole = both_keys.iter().all(|g| g["ports"].as_array().map_or(0, Vec::len) == 2);
+        s["lacp"]["distributing"].as_u64().unwrap_or(0).count_ones() == 2 && both_keys.len() == 2 && whole
     });
-    let aggs: Vec<&Value> =
-        s["lacp"]["aggregators"].as_array().unwrap().iter().filter(|g| g["partner_system"] == "02:00:00:00:be:ef").collect();
+    let aggs = of_b(&s);
     assert_eq!(aggs.len(), 2, "two aggregators for one partner with two keys:\n{s:#}");
     assert_ne!(aggs[0]["partner_key"], aggs[1]["partner_key"]);
     assert_eq!(aggs.iter().filter(|g| g["selected"] == true).count(), 1, "one is selected");
