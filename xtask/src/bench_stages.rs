@@ -175,8 +175,7 @@ const LOOP_RUNS: u32 = 1_000_000;
 /// run, least and median of `rounds` interleaved calls of `LOOP_RUNS` runs, on one CPU. Under
 /// balance-xor layer3+4 every stage program and both directions' programs and floors; under
 /// active-backup, balance-aware and balance-rr the egress floors, `bond_egress` and
-/// `stage_general`. Leaves A's bond on
-/// balance-xor layer3+4.
+/// `stage_general`. Leaves A's bond on balance-xor layer3+4.
 pub fn in_a_loop(lab: &Lab, rounds: usize) -> anyhow::Result<serde_json::Value> {
     println!("== in the kernel's test runner: one frame, {LOOP_RUNS} runs a call, one CPU, {rounds} interleaved calls (least, median)");
     const EGRESS_FLOORS: [&str; 2] = ["floor", "floor_redirect"];
