@@ -58,9 +58,9 @@ pub fn bond_egress<const SHORTCUTS: bool>(ctx: &TcContext) -> i32 {
                 Some(to_unparsed(ctx, cfg, scratch, active_member(policy, usable), len))
             }
             Some(Mode::BalanceRr) => Some(to_the_next_member(ctx, cfg, policy, scratch, ether_type, len)),
-            Some(Mode::BalanceXor | Mode::Lacp) => to_the_hashed_member(ctx, cfg, policy, scratch, ether_type, len),
+            Some(Mode::BalanceXor | Mode::Lacp) => to_the_hashed_member(ctx, cfg, policy, scratch, false, ether_type, len),
             Some(Mode::BalanceAware) if Balance::from_u32(policy.balance) == Some(Balance::FlowDynamic) => {
-                to_the_hashed_member(ctx, cfg, policy, scratch, ether_type, len)
+                to_the_hashed_member(ctx, cfg, policy, scratch, true, ether_type, len)
             }
             _ => None,
         };
@@ -158,14 +158,15 @@ fn to_unparsed(ctx: &TcContext, cfg: &BondConfig, scratch: &mut Scratch, choice:
 }
 
 /// balance-xor and 802.3ad (the transmit hash's member) and flow-dynamic balance-aware (its
-/// bucket's member) under a plain default policy. None for a frame without an Ethernet header
-/// (the general path counts it and sends it on the active member).
+/// bucket's member, `by_bucket`) under a plain default policy. None for a frame without an
+/// Ethernet header (the general path counts it and sends it on the active member).
 #[inline(always)]
 fn to_the_hashed_member(
     ctx: &TcContext,
     cfg: &BondConfig,
     policy: &PolicyConfig,
     scratch: &mut Scratch,
+    by_bucket: bool,
     ether_type: u16,
     len: u64,
 ) -> Option<i32> {
@@ -175,7 +176,7 @@ fn to_the_hashed_member(
         return None;
     }
     let usable = member_usable() & policy.family_mask(ether_type);
-    let choice = if policy.mode == Mode::BalanceAware as u32 {
+    let choice = if by_bucket {
         let hash = bucket_hash(flow_id(h));
         count_bucket(cfg.default_policy, hash, len);
         aware_member(policy, usable, hash, NO_MEMBER)
